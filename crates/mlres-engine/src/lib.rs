@@ -1,1 +1,25 @@
-//! placeholder
+//! The mlres engine: one API used by every front end (CLI, agent-driven commands, MCP).
+//!
+//! It ties the pure policy (`mlres-policy`), the transactional ledger (`mlres-ledger`) and the
+//! job backends (`mlres-backends`) together: load and check `program.md` against the human
+//! approval, reserve budget atomically, submit experiments, reconcile finished jobs, parse
+//! metrics from the jobs' own logs, keep or discard, decide when to stop, and regenerate the
+//! human-readable exports in `runs/`. It emits [`LoopEvent`]s instead of printing, never reads
+//! environment variables (the binary hands it a snapshot of what it may pass to jobs) and never
+//! chooses exit codes. It must not know SQL, HTTP routes or terminal styling.
+
+mod error;
+mod evaluate;
+mod export;
+mod project;
+mod run;
+pub mod time;
+
+pub use error::EngineError;
+pub use evaluate::{Evaluation, evaluate_logs};
+pub use export::{ExportPaths, export};
+pub use project::{ApprovalStatus, Project, approval_status, require_approval};
+pub use run::{
+    CampaignStart, Engine, EngineConfig, LoopEvent, LoopOptions, LoopSummary, StatusReport,
+    SubmitRequest,
+};

@@ -1,1 +1,147 @@
-//! placeholder
+//! The `mlres` binary: the only place that reads the environment, talks to the terminal and
+//! chooses exit codes. Everything else is delegated to the engine (`mlres-engine`), the pure
+//! policy (`mlres-policy`), the ledger (`mlres-ledger`), the backends (`mlres-backends`) and the
+//! built-in trainer (`mlres-train`). It must not contain budget rules or SQL.
+
+mod cli;
+mod commands;
+mod demo;
+mod print;
+mod train;
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mlres_engine::{EngineConfig, EngineError};
+
+pub use cli::Cli;
+
+/// Exit codes (documented in `mlres --help`).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const REFUSED: u8 = 3;
+    pub const TAMPERED: u8 = 4;
+    pub const JOB_FAILED: u8 = 5;
+}
+
+/// An error that already knows its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let error: anyhow::Error = e.into();
+        let code = match error.downcast_ref::<EngineError>() {
+            Some(e) if e.is_refusal() => exit::REFUSED,
+            _ => exit::ERROR,
+        };
+        Failure { code, error }
+    }
+}
+
+pub(crate) fn fail(code: u8, error: anyhow::Error) -> Failure {
+    Failure { code, error }
+}
+
+/// Entry point used by `main`.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Resolves the state directory: `--state-dir`, `$MLRES_STATE_DIR`, `$XDG_STATE_HOME/mlres`,
+/// `~/.local/state/mlres`.
+pub(crate) fn state_dir(flag: &Option<PathBuf>) -> Result<PathBuf, Failure> {
+    if let Some(p) = flag {
+        return Ok(p.clone());
+    }
+    if let Some(p) = std::env::var_os("MLRES_STATE_DIR").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    if let Some(p) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(p).join("mlres"));
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".local/state/mlres")),
+        None => Err(fail(
+            exit::ERROR,
+            anyhow::anyhow!("cannot find a state directory: set MLRES_STATE_DIR or HOME"),
+        )),
+    }
+}
+
+pub(crate) fn engine_config(cli: &Cli) -> Result<EngineConfig, Failure> {
+    let exe = std::env::current_exe()
+        .map_err(|e| fail(exit::ERROR, anyhow::anyhow!("cannot locate the mlres executable: {e}")))?;
+    let parent_env: BTreeMap<String, String> = std::env::vars().collect();
+    Ok(EngineConfig {
+        state_dir: state_dir(&cli.state_dir)?,
+        exe,
+        parent_env,
+    })
+}
+
+pub(crate) fn stdio_is_tty() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+pub(crate) fn user_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| format!("uid {}", uid_from_proc()))
+}
+
+fn uid_from_proc() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    use cli::{Command, ExpCmd, LedgerCmd, LoopCmd, TrainCmd};
+    match &cli.command {
+        Command::Supervise { dir } => commands::supervise(dir),
+        Command::Train(TrainCmd::Sft(a)) => train::sft(a),
+        Command::Doctor(a) => commands::doctor(a.json),
+        Command::Demo(a) => demo::run(&cli, a),
+        Command::Init(a) => commands::init(&cli, a.force),
+        Command::Check(a) => commands::check(&cli, a.json),
+        Command::Approve(a) => commands::approve(&cli, a),
+        Command::Loop(LoopCmd::Run(a)) => commands::loop_run(&cli, a),
+        Command::Loop(LoopCmd::Status(a)) => commands::loop_status(&cli, a.json),
+        Command::Loop(LoopCmd::Stop(a)) => commands::loop_stop(&cli, a),
+        Command::Exp(ExpCmd::Submit(a)) => commands::exp_submit(&cli, a),
+        Command::Exp(ExpCmd::Status(a)) => commands::exp_status(&cli, a.id, a.json),
+        Command::Exp(ExpCmd::Wait(a)) => commands::exp_wait(&cli, a),
+        Command::Exp(ExpCmd::Evaluate(a)) => commands::exp_evaluate(&cli, a.id, a.json),
+        Command::Exp(ExpCmd::Logs(a)) => commands::exp_logs(&cli, a),
+        Command::Ledger(LedgerCmd::Verify(a)) => commands::ledger_verify(&cli, a.json),
+        Command::Ledger(LedgerCmd::Events(a)) => commands::ledger_events(&cli, a),
+        Command::Ledger(LedgerCmd::Export(a)) => commands::ledger_export(&cli, a.json),
+    }
+}

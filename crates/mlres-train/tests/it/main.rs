@@ -1,1 +1,3 @@
+//! Integration tests of mlres-train.
 
+mod gradcheck;

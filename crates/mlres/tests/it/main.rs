@@ -1,1 +1,10 @@
+//! End-to-end tests of the `mlres` binary: approval pinning, the loop, crash safety,
+//! concurrency, the sandbox as seen through the ledger, and the demo.
 
+mod approval;
+mod cli;
+mod concurrency;
+mod crash;
+mod demo;
+mod sandbox;
+mod support;

@@ -1,0 +1,63 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the engine, typed so the binary can choose exit codes.
+#[derive(thiserror::Error, Debug)]
+pub enum EngineError {
+    #[error("no program.md in {0}: run `mlres init` or write one (see `mlres check --help`)")]
+    NoProgram(PathBuf),
+    #[error("{path}:{err}")]
+    Program {
+        path: PathBuf,
+        err: mlres_policy::ProgramError,
+    },
+    #[error("program.md has no `## {0}` section; the loop needs it")]
+    MissingSection(&'static str),
+    #[error(
+        "this campaign has never been approved.\nA human must run `mlres approve` (in a terminal) before anything is spent."
+    )]
+    NotApproved,
+    #[error(
+        "the approved campaign has changed since it was approved; nothing will be spent until a human runs `mlres approve` again.\n{diff}"
+    )]
+    ApprovalChanged { diff: String },
+    #[error("refused ({code}): {message}")]
+    Refused { code: String, message: String },
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("no experiment {0} in this campaign")]
+    UnknownExperiment(i64),
+    #[error("no campaign yet for {0}: run `mlres loop run` or `mlres exp submit` first")]
+    NoCampaign(PathBuf),
+    #[error("another `mlres loop run` holds the loop lock for this campaign ({0})")]
+    LoopBusy(String),
+    #[error("timed out waiting for experiment {0}")]
+    WaitTimeout(i64),
+    #[error(transparent)]
+    Ledger(#[from] mlres_ledger::LedgerError),
+    #[error(transparent)]
+    Backend(#[from] mlres_backends::BackendError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
+        let context = context.into();
+        move |source| EngineError::Io { context, source }
+    }
+
+    /// True when the error is a policy decision (refusal, approval) rather than a fault.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            EngineError::NotApproved
+                | EngineError::ApprovalChanged { .. }
+                | EngineError::Refused { .. }
+                | EngineError::InvalidConfig(_)
+        ) || matches!(self, EngineError::Ledger(mlres_ledger::LedgerError::Refused { .. }))
+    }
+}

@@ -1,0 +1,102 @@
+//! Reading a finished job's own logs and turning them into a keep/discard decision.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use mlres_policy::{Decision, MetricScan, Objective};
+
+/// The metrics mlres parsed itself from a job's output, and the decision taken on them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub metric: Option<f64>,
+    pub metrics: BTreeMap<String, f64>,
+    pub decision: Decision,
+    pub reason: String,
+    /// Number of lines that carried at least one metric.
+    pub metric_lines: usize,
+}
+
+/// Scans log files (missing files are skipped) in order; later values win.
+pub fn scan_logs(paths: &[&Path]) -> MetricScan {
+    let mut scan = MetricScan::default();
+    for p in paths {
+        let Ok(f) = std::fs::File::open(p) else {
+            continue;
+        };
+        let mut reader = BufReader::new(f);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    // Lines longer than 64 KiB cannot be metric lines; skip them cheaply.
+                    if buf.len() <= 65_536 {
+                        scan.push_line(&String::from_utf8_lossy(&buf));
+                    }
+                }
+            }
+        }
+    }
+    scan
+}
+
+/// Decides on a finished job. `completed` is false for failed, timed-out or cancelled jobs.
+pub fn evaluate_logs(
+    objective: &Objective,
+    completed: bool,
+    failure: &str,
+    scan: &MetricScan,
+    best: Option<f64>,
+) -> Evaluation {
+    let metrics = scan.all();
+    let metric = scan.last(&objective.metric);
+    let metric_lines = scan.lines();
+    if !completed {
+        return Evaluation {
+            metric: metric.filter(|m| m.is_finite()),
+            metrics,
+            decision: Decision::Discard,
+            reason: format!("job did not complete: {failure}"),
+            metric_lines,
+        };
+    }
+    if let Some(m) = metric {
+        if let Some(why) = anomaly(&objective.metric, m) {
+            return Evaluation {
+                metric: None,
+                metrics,
+                decision: Decision::Anomalous,
+                reason: why,
+                metric_lines,
+            };
+        }
+    }
+    let (decision, reason) = mlres_policy::decide(objective, metric, best);
+    Evaluation {
+        metric: metric.filter(|m| m.is_finite()),
+        metrics,
+        decision,
+        reason,
+        metric_lines,
+    }
+}
+
+/// Values no honest job can report for a metric of this name.
+fn anomaly(name: &str, value: f64) -> Option<String> {
+    if !value.is_finite() {
+        return None; // policy::decide reports non-finite values itself
+    }
+    let lower = name.to_ascii_lowercase();
+    let bounded = ["accuracy", "acc", "f1", "precision", "recall", "exact_match", "em"]
+        .iter()
+        .any(|k| lower.ends_with(k));
+    if bounded && !(0.0..=1.0).contains(&value) {
+        return Some(format!("{name}={value} is outside [0, 1]"));
+    }
+    if lower.ends_with("loss") && value < 0.0 {
+        return Some(format!("{name}={value} is negative"));
+    }
+    None
+}

@@ -1,0 +1,1126 @@
+//! Submitting, reconciling and the autonomous loop.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mlres_backends::{AttemptState, LocalJobSpec, NetworkPolicy, Outcome};
+use mlres_ledger::{Campaign, EvalRecord, Experiment, FinishRecord, Ledger, ReserveRequest};
+use mlres_policy::{
+    Backend, Decision, Goal, JobTemplate, LoopFacts, Objective, SearchSpace, SpendRequest,
+    StopReason,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::evaluate::{evaluate_logs, scan_logs};
+use crate::project::{Project, require_approval};
+use crate::time::now_ms;
+use crate::{EngineError, export};
+
+/// An attempt that was marked submitted but never claimed by a supervisor is voided after this.
+const UNCLAIMED_GRACE_MS: u64 = 15_000;
+
+/// What the binary hands the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The mlres state directory (ledger, key, job attempt directories).
+    pub state_dir: PathBuf,
+    /// The `mlres` executable: used as the job supervisor and for the `{mlres}` placeholder.
+    pub exe: PathBuf,
+    /// Snapshot of the parent environment; only names listed in the job's `pass_env` or
+    /// `secrets` ever reach a job.
+    pub parent_env: BTreeMap<String, String>,
+}
+
+/// Everything needed to act on one project.
+pub struct Engine {
+    pub cfg: EngineConfig,
+    pub ledger: Ledger,
+    pub project: Project,
+    launched_here: HashSet<(i64, u32)>,
+    log_offsets: BTreeMap<i64, u64>,
+}
+
+/// An experiment submitted by an agent (or the loop's proposer).
+#[derive(Debug, Clone)]
+pub struct SubmitRequest {
+    pub config: Value,
+    pub hypothesis: String,
+    pub source: &'static str,
+    pub proposal_index: Option<u64>,
+}
+
+/// Whether a run continued an unfinished campaign or opened a new one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CampaignStart {
+    Fresh,
+    Resumed { done: u32, in_flight: u32 },
+    AfterFinished { previous: String, reason: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct LoopOptions {
+    /// Start a new campaign generation (needs an approval newer than the current campaign).
+    pub fresh: bool,
+    /// Poll interval cap while waiting for jobs.
+    pub max_poll: Duration,
+}
+
+impl Default for LoopOptions {
+    fn default() -> Self {
+        LoopOptions {
+            fresh: false,
+            max_poll: Duration::from_millis(200),
+        }
+    }
+}
+
+/// What the loop reports as it goes; front ends render these.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LoopEvent {
+    Started {
+        campaign: String,
+        start: CampaignStart,
+        max_jobs: u32,
+    },
+    Voided {
+        exp: i64,
+        attempt: u32,
+    },
+    Submitted {
+        exp: i64,
+        iter: u32,
+        hypothesis: String,
+        config: Value,
+    },
+    Progress {
+        exp: i64,
+        metrics: BTreeMap<String, f64>,
+    },
+    Finished {
+        exp: i64,
+        status: String,
+    },
+    Evaluated {
+        exp: i64,
+        iter: u32,
+        metric: Option<f64>,
+        decision: String,
+        reason: String,
+        best: Option<f64>,
+    },
+    Refused {
+        code: String,
+        message: String,
+    },
+    Stopping {
+        reason: String,
+    },
+}
+
+/// The result of `mlres loop run`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoopSummary {
+    pub campaign: String,
+    pub start: CampaignStart,
+    pub stop_reason: String,
+    pub experiments: u32,
+    pub best: Option<BestExperiment>,
+    pub median_metric: Option<f64>,
+    pub ledger_jsonl: PathBuf,
+    pub summary_md: PathBuf,
+    pub state_db: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BestExperiment {
+    pub id: i64,
+    pub iter: u32,
+    pub metric: f64,
+    pub config: Value,
+    pub hypothesis: String,
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// `mlres loop status` as data.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub project: PathBuf,
+    pub approval: String,
+    pub campaign: Option<Campaign>,
+    pub metric: Option<String>,
+    pub goal: Option<String>,
+    pub target: Option<f64>,
+    pub budget: Value,
+    pub best: Option<BestExperiment>,
+    pub in_flight: Vec<i64>,
+    pub experiments: Vec<ExperimentRow>,
+    pub stop_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentRow {
+    pub id: i64,
+    pub iter: u32,
+    pub state: String,
+    pub status: Option<String>,
+    pub metric: Option<f64>,
+    pub decision: Option<String>,
+    pub hypothesis: String,
+    pub config: Value,
+}
+
+impl Engine {
+    pub fn open(cfg: EngineConfig, project_root: &Path) -> Result<Engine, EngineError> {
+        let project = Project::load(project_root)?;
+        let ledger = Ledger::open(&cfg.state_dir)?;
+        Ok(Engine {
+            cfg,
+            ledger,
+            project,
+            launched_here: HashSet::new(),
+            log_offsets: BTreeMap::new(),
+        })
+    }
+
+    fn objective(&self) -> Result<&Objective, EngineError> {
+        self.project
+            .program
+            .objective
+            .as_ref()
+            .ok_or(EngineError::MissingSection("Objective"))
+    }
+
+    fn job(&self) -> Result<&JobTemplate, EngineError> {
+        self.project
+            .program
+            .job
+            .as_ref()
+            .ok_or(EngineError::MissingSection("Job"))
+    }
+
+    fn space(&self) -> Result<&SearchSpace, EngineError> {
+        self.project
+            .program
+            .search_space
+            .as_ref()
+            .ok_or(EngineError::MissingSection("Search space"))
+    }
+
+    /// Records a human approval of the current program.
+    pub fn approve(&mut self, approver: &str) -> Result<mlres_ledger::Approval, EngineError> {
+        let root = self.project.root_str();
+        let a = self.ledger.record_approval(
+            &root,
+            &self.project.hash,
+            &self.project.document,
+            approver,
+        )?;
+        Ok(a)
+    }
+
+    pub fn current_campaign(&self) -> Result<Option<Campaign>, EngineError> {
+        Ok(self.ledger.current_campaign(&self.project.root_str())?)
+    }
+
+    /// The campaign new spending goes to. Opening a new generation needs an approval newer
+    /// than the previous campaign: a budget is authorised once, never refilled by an agent.
+    pub fn open_campaign(&mut self, fresh: bool) -> Result<(Campaign, CampaignStart), EngineError> {
+        let approval = require_approval(&self.ledger, &self.project)?;
+        let root = self.project.root_str();
+        match self.ledger.current_campaign(&root)? {
+            Some(c) if c.status == "active" && !fresh => {
+                let exps = self.ledger.experiments(&c.id)?;
+                let done = exps
+                    .iter()
+                    .filter(|e| e.state == "evaluated" || e.state == "finished")
+                    .count() as u32;
+                let in_flight = exps
+                    .iter()
+                    .filter(|e| e.state == "reserved" || e.state == "submitted")
+                    .count() as u32;
+                Ok((c, CampaignStart::Resumed { done, in_flight }))
+            }
+            Some(c) => {
+                if approval.created_ms <= c.created_ms {
+                    return Err(EngineError::Refused {
+                        code: "campaign_finished".into(),
+                        message: format!(
+                            "campaign {} is {} ({}); a new campaign needs a new human approval: run `mlres approve`",
+                            c.id,
+                            if c.status == "active" { "still active" } else { c.status.as_str() },
+                            c.stop_reason.clone().unwrap_or_default()
+                        ),
+                    });
+                }
+                if c.status == "active" {
+                    self.ledger
+                        .finish_campaign(&c.id, "stopped", "superseded by a fresh campaign")?;
+                }
+                let reason = c.stop_reason.clone().unwrap_or_else(|| "superseded".into());
+                let new = self.ledger.create_campaign(&root, &self.project.hash)?;
+                Ok((
+                    new,
+                    CampaignStart::AfterFinished {
+                        previous: c.id,
+                        reason,
+                    },
+                ))
+            }
+            None => {
+                let new = self.ledger.create_campaign(&root, &self.project.hash)?;
+                Ok((new, CampaignStart::Fresh))
+            }
+        }
+    }
+
+    /// The active campaign for agent-driven commands (created on first use).
+    pub fn active_campaign(&mut self) -> Result<Campaign, EngineError> {
+        let root = self.project.root_str();
+        match self.ledger.current_campaign(&root)? {
+            Some(c) if c.status == "active" => Ok(c),
+            Some(c) => Err(EngineError::Refused {
+                code: "campaign_finished".into(),
+                message: format!(
+                    "campaign {} is {}: {}. A human must approve a new campaign (`mlres approve`) before more is spent",
+                    c.id,
+                    c.status,
+                    c.stop_reason.unwrap_or_default()
+                ),
+            }),
+            None => Ok(self.open_campaign(false)?.0),
+        }
+    }
+
+    fn attempt_dir(&self, campaign: &str, exp: i64, attempt: u32) -> PathBuf {
+        self.cfg
+            .state_dir
+            .join("jobs")
+            .join(campaign)
+            .join(format!("e{exp}-a{attempt}"))
+    }
+
+    /// Validate, reserve atomically, and launch one experiment.
+    pub fn submit(&mut self, campaign: &Campaign, req: SubmitRequest) -> Result<Experiment, EngineError> {
+        require_approval(&self.ledger, &self.project)?;
+        if let Some(c) = self.ledger.campaign(&campaign.id)? {
+            if c.stop_requested || c.status != "active" {
+                return Err(EngineError::Refused {
+                    code: "campaign_stopped".into(),
+                    message: format!(
+                        "campaign {} is {}{}; nothing more will be submitted to it",
+                        c.id,
+                        if c.stop_requested { "stopping" } else { c.status.as_str() },
+                        c.stop_reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        let space = self.space()?.clone();
+        let job = self.job()?.clone();
+        let config = mlres_policy::validate_config(&space, &req.config)
+            .map_err(EngineError::InvalidConfig)?;
+        // Render once up front so a bad template is refused before anything is reserved.
+        let builtins = self.builtins(campaign, 0, 0);
+        mlres_policy::render_command(&job.command, &config, &builtins)
+            .map_err(EngineError::InvalidConfig)?;
+        if req.hypothesis.trim().is_empty() {
+            return Err(EngineError::InvalidConfig("the hypothesis must not be empty".into()));
+        }
+        let envelope = self.project.program.envelope.clone();
+        let spend = SpendRequest {
+            backend: job.backend,
+            flavor: job.flavor.clone(),
+            timeout_secs: job.timeout_secs,
+            cost_micro_usd: 0,
+        };
+        let rr = ReserveRequest {
+            hypothesis: req.hypothesis.clone(),
+            config: Value::Object(config.clone()),
+            source: req.source.to_string(),
+            proposal_index: req.proposal_index,
+            backend: backend_name(job.backend).to_string(),
+            flavor: job.flavor.clone(),
+            timeout_secs: job.timeout_secs,
+            cost_micro: 0,
+        };
+        let exp = self.ledger.reserve(&campaign.id, &rr, |u| {
+            let usage = mlres_policy::Usage {
+                jobs: u.jobs,
+                walltime_secs: u.walltime_secs,
+                cost_micro_usd: u.cost_micro,
+                in_flight: u.in_flight,
+            };
+            mlres_policy::check_spend(&envelope, &usage, &spend)
+                .map_err(|r| (r.code.to_string(), r.message))
+        });
+        let exp = match exp {
+            Ok(e) => e,
+            Err(mlres_ledger::LedgerError::Refused { code, message }) => {
+                return Err(EngineError::Refused { code, message });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.launch(campaign, &exp, 1)?;
+        Ok(self.ledger.experiment(exp.id)?.unwrap_or(exp))
+    }
+
+    fn builtins(&self, campaign: &Campaign, exp: i64, iter: u32) -> BTreeMap<String, String> {
+        let mut b = BTreeMap::new();
+        b.insert("mlres".into(), self.cfg.exe.to_string_lossy().into_owned());
+        b.insert("exp_id".into(), exp.to_string());
+        b.insert("iter".into(), iter.to_string());
+        b.insert(
+            "workdir".into(),
+            self.attempt_dir(&campaign.id, exp, 0)
+                .with_file_name("work")
+                .to_string_lossy()
+                .into_owned(),
+        );
+        b.insert("seed".into(), (exp.max(0) as u64).to_string());
+        b
+    }
+
+    /// Marks attempt `attempt` submitted (a compare-and-set in the ledger), prepares its
+    /// directory and starts a detached supervisor.
+    fn launch(&mut self, campaign: &Campaign, exp: &Experiment, attempt: u32) -> Result<(), EngineError> {
+        let job = self.job()?.clone();
+        let dir = self.attempt_dir(&campaign.id, exp.id, attempt);
+        let config = exp.config.as_object().cloned().unwrap_or_default();
+        let mut builtins = self.builtins(campaign, exp.id, exp.iter);
+        builtins.insert("workdir".into(), dir.join("work").to_string_lossy().into_owned());
+        let argv = mlres_policy::render_command(&job.command, &config, &builtins)
+            .map_err(EngineError::InvalidConfig)?;
+        let spec = LocalJobSpec {
+            argv,
+            env: self.job_env(&job, campaign, exp),
+            timeout_secs: job.timeout_secs,
+            kill_grace_secs: 5,
+            limits: mlres_backends::Limits {
+                memory_bytes: Some(job.limits.memory_bytes),
+                cpu_secs: job.limits.cpu_secs,
+                file_size_bytes: Some(job.limits.file_size_bytes),
+                processes: Some(job.limits.processes),
+                open_files: Some(1024),
+            },
+            log_cap_bytes: job.limits.log_bytes,
+            network: if job.network {
+                NetworkPolicy::Host
+            } else {
+                NetworkPolicy::BestEffort
+            },
+        };
+        self.ledger
+            .mark_submitted(exp.id, attempt, &dir.to_string_lossy())?;
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(EngineError::io(format!("cannot create {}", parent.display())))?;
+        }
+        mlres_backends::prepare_attempt(&dir, &spec)?;
+        let mut cmd = std::process::Command::new(&self.cfg.exe);
+        cmd.arg("__supervise").arg(&dir);
+        mlres_backends::launch(&dir, &cmd)?;
+        self.launched_here.insert((exp.id, attempt));
+        Ok(())
+    }
+
+    fn job_env(&self, job: &JobTemplate, campaign: &Campaign, exp: &Experiment) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        env.insert("PATH".to_string(), "/usr/local/bin:/usr/bin:/bin".to_string());
+        env.insert("LANG".to_string(), "C.UTF-8".to_string());
+        env.insert("PYTHONUNBUFFERED".to_string(), "1".to_string());
+        for name in job.pass_env.iter().chain(job.secrets.iter()) {
+            if let Some(v) = self.cfg.parent_env.get(name) {
+                env.insert(name.clone(), v.clone());
+            }
+        }
+        for (k, v) in &job.env {
+            env.insert(k.clone(), v.clone());
+        }
+        env.insert("MLRES_CAMPAIGN".to_string(), campaign.id.clone());
+        env.insert("MLRES_EXP_ID".to_string(), exp.id.to_string());
+        env.insert("MLRES_ITER".to_string(), exp.iter.to_string());
+        env
+    }
+
+    /// Brings the ledger up to date with the backends: settles finished jobs, evaluates them,
+    /// voids attempts that never started and relaunches reserved experiments.
+    /// `resuming` is set by a loop that holds the loop lock, so loop-sourced attempts it did not
+    /// launch itself cannot be mid-launch.
+    pub fn reconcile(
+        &mut self,
+        campaign: &Campaign,
+        resuming: bool,
+        may_launch: bool,
+        on_event: &mut dyn FnMut(LoopEvent),
+    ) -> Result<(), EngineError> {
+        let exps = self.ledger.experiments(&campaign.id)?;
+        let now = now_ms();
+        for exp in exps {
+            match exp.state.as_str() {
+                "submitted" => {
+                    let Some(handle) = exp.handle.clone() else { continue };
+                    let dir = PathBuf::from(&handle);
+                    match mlres_backends::poll(&dir)? {
+                        AttemptState::Finished(status) => {
+                            self.finish(&exp, &status, on_event)?;
+                        }
+                        AttemptState::Lost => {
+                            let fin = FinishRecord {
+                                status: "lost".into(),
+                                exit_code: None,
+                                duration_ms: 0,
+                                spent_cost_micro: 0,
+                                error: Some("the job supervisor died without recording an outcome".into()),
+                            };
+                            if self.ledger.mark_finished(exp.id, &fin)? {
+                                on_event(LoopEvent::Finished { exp: exp.id, status: "lost".into() });
+                            }
+                            self.evaluate(exp.id, on_event)?;
+                        }
+                        AttemptState::Voided => {
+                            self.ledger.void_attempt(exp.id, exp.attempt, "attempt voided")?;
+                        }
+                        AttemptState::NotClaimed => {
+                            let ours = self.launched_here.contains(&(exp.id, exp.attempt));
+                            let old = exp.submitted_ms.map(|t| now.saturating_sub(t) > UNCLAIMED_GRACE_MS).unwrap_or(true);
+                            let safe = !ours && ((resuming && exp.source == "loop") || old);
+                            if safe && mlres_backends::claim_void(&dir).unwrap_or(false) {
+                                self.ledger.void_attempt(exp.id, exp.attempt, "never started; will be relaunched")?;
+                                on_event(LoopEvent::Voided { exp: exp.id, attempt: exp.attempt });
+                            }
+                        }
+                        AttemptState::Running { .. } => {
+                            self.progress(&exp, on_event);
+                        }
+                    }
+                }
+                "finished" => {
+                    self.evaluate(exp.id, on_event)?;
+                }
+                _ => {}
+            }
+        }
+        if may_launch {
+            // Reserved experiments that have no live attempt (crash between reserve and launch,
+            // or a voided attempt) are launched again under a new attempt number.
+            for exp in self.ledger.experiments(&campaign.id)? {
+                if exp.state != "reserved" {
+                    continue;
+                }
+                let stale = now.saturating_sub(exp.created_ms) > UNCLAIMED_GRACE_MS;
+                if (resuming && exp.source == "loop") || stale || exp.attempt > 0 {
+                    match self.launch(campaign, &exp, exp.attempt + 1) {
+                        Ok(()) => {}
+                        Err(EngineError::Ledger(mlres_ledger::LedgerError::InvalidTransition { .. })) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, exp: &Experiment, on_event: &mut dyn FnMut(LoopEvent)) {
+        let Some(handle) = &exp.handle else { return };
+        let paths = mlres_backends::log_paths(Path::new(handle));
+        let offset = self.log_offsets.get(&exp.id).copied().unwrap_or(0);
+        let Ok(mut f) = File::open(&paths.stdout) else { return };
+        if f.seek(SeekFrom::Start(offset)).is_err() {
+            return;
+        }
+        let mut buf = Vec::new();
+        if f.take(1 << 20).read_to_end(&mut buf).is_err() {
+            return;
+        }
+        let Some(last_nl) = buf.iter().rposition(|b| *b == b'\n') else { return };
+        self.log_offsets.insert(exp.id, offset + last_nl as u64 + 1);
+        let mut scan = mlres_policy::MetricScan::default();
+        for line in String::from_utf8_lossy(&buf[..last_nl]).lines() {
+            scan.push_line(line);
+        }
+        let metrics = scan.all();
+        if !metrics.is_empty() {
+            on_event(LoopEvent::Progress { exp: exp.id, metrics });
+        }
+    }
+
+    fn finish(
+        &mut self,
+        exp: &Experiment,
+        status: &mlres_backends::Status,
+        on_event: &mut dyn FnMut(LoopEvent),
+    ) -> Result<(), EngineError> {
+        let name = outcome_name(&status.outcome);
+        let fin = FinishRecord {
+            status: name.to_string(),
+            exit_code: status.exit_code,
+            duration_ms: status.duration_ms,
+            spent_cost_micro: 0,
+            error: if matches!(status.outcome, Outcome::Completed) {
+                None
+            } else {
+                Some(status.detail.clone())
+            },
+        };
+        if self.ledger.mark_finished(exp.id, &fin)? {
+            on_event(LoopEvent::Finished { exp: exp.id, status: name.to_string() });
+        }
+        self.log_offsets.remove(&exp.id);
+        self.evaluate(exp.id, on_event)?;
+        Ok(())
+    }
+
+    fn best_metric(&self, campaign: &str) -> Result<Option<f64>, EngineError> {
+        let goal = self.objective()?.goal;
+        let mut best: Option<f64> = None;
+        for e in self.ledger.experiments(campaign)? {
+            if e.decision.as_deref() != Some("keep") {
+                continue;
+            }
+            if let Some(m) = e.metric {
+                best = Some(match (best, goal) {
+                    (None, _) => m,
+                    (Some(b), Goal::Maximize) => b.max(m),
+                    (Some(b), Goal::Minimize) => b.min(m),
+                });
+            }
+        }
+        Ok(best)
+    }
+
+    /// Parses the finished job's logs and records keep/discard/anomalous. Idempotent.
+    pub fn evaluate(&mut self, exp_id: i64, on_event: &mut dyn FnMut(LoopEvent)) -> Result<Experiment, EngineError> {
+        let exp = self
+            .ledger
+            .experiment(exp_id)?
+            .ok_or(EngineError::UnknownExperiment(exp_id))?;
+        if exp.state != "finished" {
+            return Ok(exp);
+        }
+        let objective = self.objective()?.clone();
+        let best = self.best_metric(&exp.campaign)?;
+        let status = exp.status.clone().unwrap_or_default();
+        let ev = match &exp.handle {
+            Some(h) => {
+                let p = mlres_backends::log_paths(Path::new(h));
+                let scan = scan_logs(&[&p.stderr, &p.stderr_tail, &p.stdout, &p.stdout_tail]);
+                let failure = exp.error.clone().unwrap_or_else(|| status.clone());
+                evaluate_logs(&objective, status == "completed", &format!("{status}: {failure}"), &scan, best)
+            }
+            None => evaluate_logs(&objective, false, "no job handle", &Default::default(), best),
+        };
+        let new_best = match (ev.decision, ev.metric) {
+            (Decision::Keep, Some(m)) => Some(m),
+            _ => best,
+        };
+        let metrics: serde_json::Map<String, Value> = ev
+            .metrics
+            .iter()
+            .map(|(k, v)| {
+                let val = if v.is_finite() { json!(v) } else { json!(v.to_string()) };
+                (k.clone(), val)
+            })
+            .collect();
+        let rec = EvalRecord {
+            metric: ev.metric,
+            metrics: Value::Object(metrics),
+            decision: decision_name(ev.decision).to_string(),
+            reason: ev.reason.clone(),
+            best_so_far: new_best,
+        };
+        if self.ledger.mark_evaluated(exp_id, &rec)? {
+            on_event(LoopEvent::Evaluated {
+                exp: exp_id,
+                iter: exp.iter,
+                metric: ev.metric,
+                decision: rec.decision.clone(),
+                reason: ev.reason,
+                best: new_best,
+            });
+        }
+        Ok(self.ledger.experiment(exp_id)?.unwrap_or(exp))
+    }
+
+    /// Loop facts for the stop rules, derived from the ledger alone.
+    fn facts(&self, campaign: &Campaign, exhausted: bool) -> Result<LoopFacts, EngineError> {
+        let u = self.ledger.usage(&campaign.id)?;
+        let mut exps = self.ledger.experiments(&campaign.id)?;
+        let best = self.best_metric(&campaign.id)?;
+        exps.retain(|e| e.state == "evaluated");
+        exps.sort_by_key(|e| (e.evaluated_ms.unwrap_or(0), e.id));
+        let mut since_improvement = 0;
+        for e in exps.iter().rev() {
+            if e.decision.as_deref() == Some("keep") {
+                break;
+            }
+            since_improvement += 1;
+        }
+        let mut consecutive_failures = 0;
+        for e in exps.iter().rev() {
+            let failed = e.status.as_deref() != Some("completed") || e.decision.as_deref() == Some("anomalous");
+            if !failed {
+                break;
+            }
+            consecutive_failures += 1;
+        }
+        let stop_requested = self
+            .ledger
+            .campaign(&campaign.id)?
+            .map(|c| c.stop_requested)
+            .unwrap_or(false);
+        Ok(LoopFacts {
+            usage: mlres_policy::Usage {
+                jobs: u.jobs,
+                walltime_secs: u.walltime_secs,
+                cost_micro_usd: u.cost_micro,
+                in_flight: u.in_flight,
+            },
+            best,
+            since_improvement,
+            consecutive_failures,
+            stop_requested,
+            proposals_exhausted: exhausted,
+            next_timeout_secs: self.job()?.timeout_secs,
+        })
+    }
+
+    fn next_proposal_index(&self, campaign: &Campaign) -> Result<u64, EngineError> {
+        Ok(self
+            .ledger
+            .experiments(&campaign.id)?
+            .iter()
+            .filter_map(|e| e.proposal_index)
+            .max()
+            .map(|m| m + 1)
+            .unwrap_or(0))
+    }
+
+    /// The standalone autonomous loop.
+    pub fn run_loop(
+        &mut self,
+        opts: &LoopOptions,
+        on_event: &mut dyn FnMut(LoopEvent),
+    ) -> Result<LoopSummary, EngineError> {
+        require_approval(&self.ledger, &self.project)?;
+        let objective = self.objective()?.clone();
+        let space = self.space()?.clone();
+        self.job()?;
+        let (campaign, start) = self.open_campaign(opts.fresh)?;
+        let _lock = self.loop_lock(&campaign.id)?;
+        self.ledger.append_event(
+            Some(&campaign.id),
+            "loop_started",
+            &json!({"start": start, "pid": std::process::id()}),
+        )?;
+        on_event(LoopEvent::Started {
+            campaign: campaign.id.clone(),
+            start: start.clone(),
+            max_jobs: self.project.program.envelope.max_jobs,
+        });
+        let envelope = self.project.program.envelope.clone();
+        let mut resuming = true;
+        let mut exhausted = false;
+        let mut stop: Option<StopReason> = None;
+        let mut refused_stop: Option<String> = None;
+        let mut poll = Duration::from_millis(5);
+        let mut last_export = Instant::now();
+        loop {
+            self.reconcile(&campaign, resuming, stop.is_none(), on_event)?;
+            resuming = false;
+            let facts = self.facts(&campaign, exhausted)?;
+            // Budget that looks exhausted while jobs are in flight may come back when they
+            // settle to their actual duration: wait for them instead of stopping.
+            let mut blocked = false;
+            if stop.is_none() {
+                if let Some(r) = mlres_policy::stop_reason(&objective, &envelope, &facts) {
+                    if matches!(r, StopReason::BudgetExhausted { .. }) && facts.usage.in_flight > 0 {
+                        blocked = true;
+                    } else {
+                        // On an operator stop, `mlres loop stop` has already cancelled the jobs
+                        // in flight (or asked to drain them); the loop just waits for them.
+                        on_event(LoopEvent::Stopping { reason: r.to_string() });
+                        stop = Some(r);
+                    }
+                }
+            }
+            let mut progressed = false;
+            if stop.is_none() && !blocked && facts.usage.in_flight < envelope.max_concurrent {
+                let idx = self.next_proposal_index(&campaign)?;
+                match mlres_policy::propose(&space, idx) {
+                    None => exhausted = true,
+                    Some(config) => {
+                        let hypothesis = hypothesis_for(&space, idx, &config);
+                        let req = SubmitRequest {
+                            config: Value::Object(config.clone()),
+                            hypothesis: hypothesis.clone(),
+                            source: "loop",
+                            proposal_index: Some(idx),
+                        };
+                        match self.submit(&campaign, req) {
+                            Ok(exp) => {
+                                progressed = true;
+                                on_event(LoopEvent::Submitted {
+                                    exp: exp.id,
+                                    iter: exp.iter,
+                                    hypothesis,
+                                    config: Value::Object(config),
+                                });
+                            }
+                            Err(EngineError::Refused { code, message }) => {
+                                if facts.usage.in_flight == 0 {
+                                    on_event(LoopEvent::Refused { code, message: message.clone() });
+                                    let reason = format!("the envelope refused the next experiment: {message}");
+                                    on_event(LoopEvent::Stopping { reason: reason.clone() });
+                                    refused_stop = Some(reason);
+                                    stop = Some(StopReason::OperatorStop);
+                                }
+                            }
+                            Err(EngineError::Ledger(mlres_ledger::LedgerError::DuplicateProposal { .. })) => {
+                                progressed = true;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            }
+            let in_flight = self.ledger.usage(&campaign.id)?.in_flight;
+            if stop.is_some() && in_flight == 0 {
+                // Settle anything finished in the last round, then end.
+                self.reconcile(&campaign, false, false, on_event)?;
+                if self.ledger.usage(&campaign.id)?.in_flight == 0 {
+                    break;
+                }
+            }
+            if last_export.elapsed() > Duration::from_secs(1) {
+                export(&self.ledger, &self.project, &campaign.id)?;
+                last_export = Instant::now();
+            }
+            if progressed {
+                poll = Duration::from_millis(5);
+            } else {
+                std::thread::sleep(poll);
+                poll = (poll * 2).min(opts.max_poll);
+            }
+        }
+        let status = match (&stop, &refused_stop) {
+            (Some(StopReason::OperatorStop), None) => "stopped",
+            _ => "finished",
+        };
+        let reason = refused_stop
+            .or_else(|| stop.map(|r| r.to_string()))
+            .unwrap_or_else(|| "stopped".into());
+        self.ledger.finish_campaign(&campaign.id, status, &reason)?;
+        self.ledger
+            .append_event(Some(&campaign.id), "loop_stopped", &json!({"reason": reason}))?;
+        let paths = export(&self.ledger, &self.project, &campaign.id)?;
+        let exps = self.ledger.experiments(&campaign.id)?;
+        Ok(LoopSummary {
+            campaign: campaign.id.clone(),
+            start,
+            stop_reason: reason,
+            experiments: exps.len() as u32,
+            best: best_experiment(&exps, objective.goal),
+            median_metric: median(exps.iter().filter_map(|e| e.metric).collect()),
+            ledger_jsonl: paths.ledger_jsonl,
+            summary_md: paths.summary_md,
+            state_db: self.ledger.db_path(),
+        })
+    }
+
+    fn loop_lock(&self, campaign: &str) -> Result<File, EngineError> {
+        let dir = self.cfg.state_dir.join("locks");
+        std::fs::create_dir_all(&dir).map_err(EngineError::io("cannot create the locks directory"))?;
+        let path = dir.join(format!("{campaign}.loop"));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(EngineError::io(format!("cannot open {}", path.display())))?;
+        match f.try_lock() {
+            Ok(()) => Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::LoopBusy(campaign.to_string())),
+            Err(std::fs::TryLockError::Error(e)) => Err(EngineError::Io {
+                context: format!("cannot lock {}", path.display()),
+                source: e,
+            }),
+        }
+    }
+
+    fn cancel_in_flight(&mut self, campaign: &Campaign) -> Result<u32, EngineError> {
+        let mut n = 0;
+        for e in self.ledger.experiments(&campaign.id)? {
+            match e.state.as_str() {
+                "submitted" => {
+                    if let Some(h) = &e.handle {
+                        let dir = Path::new(h);
+                        // An attempt nobody claimed yet is voided so it can never start.
+                        if mlres_backends::claim_void(dir).unwrap_or(false) {
+                            self.ledger.void_attempt(e.id, e.attempt, "cancelled before start")?;
+                            self.ledger.release(e.id, "operator stop")?;
+                        } else {
+                            mlres_backends::cancel(dir)?;
+                        }
+                        n += 1;
+                    }
+                }
+                "reserved" => {
+                    self.ledger.release(e.id, "operator stop")?;
+                    n += 1;
+                }
+                _ => {}
+            }
+        }
+        Ok(n)
+    }
+
+    /// `mlres loop stop`: asks the running loop to stop; unless `drain`, cancels jobs in flight.
+    pub fn stop(&mut self, reason: &str, drain: bool) -> Result<(Campaign, u32), EngineError> {
+        let c = self
+            .current_campaign()?
+            .ok_or_else(|| EngineError::NoCampaign(self.project.root.clone()))?;
+        self.ledger.request_stop(&c.id, reason)?;
+        let n = if drain { 0 } else { self.cancel_in_flight(&c)? };
+        // If no loop is running, settle now so the campaign does not stay active forever.
+        let mut sink = |_e: LoopEvent| {};
+        self.reconcile(&c, false, false, &mut sink)?;
+        self.settle_if_stopped(&c.id)?;
+        Ok((c, n))
+    }
+
+    /// A campaign whose stop was requested ends once nothing is in flight, unless a loop is
+    /// running (the loop ends it itself).
+    fn settle_if_stopped(&mut self, campaign: &str) -> Result<(), EngineError> {
+        let Some(c) = self.ledger.campaign(campaign)? else { return Ok(()) };
+        if c.status != "active" || !c.stop_requested {
+            return Ok(());
+        }
+        if self.ledger.usage(campaign)?.in_flight > 0 {
+            return Ok(());
+        }
+        if let Ok(_lock) = self.loop_lock(campaign) {
+            let reason = c.stop_reason.clone().unwrap_or_else(|| "operator stop".into());
+            self.ledger.finish_campaign(campaign, "stopped", &reason)?;
+            export(&self.ledger, &self.project, campaign)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for one experiment to finish and be evaluated.
+    pub fn wait(&mut self, exp_id: i64, timeout: Duration) -> Result<Experiment, EngineError> {
+        let start = Instant::now();
+        let mut poll = Duration::from_millis(5);
+        let mut sink = |_e: LoopEvent| {};
+        loop {
+            let exp = self
+                .ledger
+                .experiment(exp_id)?
+                .ok_or(EngineError::UnknownExperiment(exp_id))?;
+            if exp.state == "evaluated" || exp.state == "released" {
+                return Ok(exp);
+            }
+            let c = self
+                .ledger
+                .campaign(&exp.campaign)?
+                .ok_or(EngineError::UnknownExperiment(exp_id))?;
+            self.reconcile(&c, false, true, &mut sink)?;
+            let exp = self.ledger.experiment(exp_id)?.ok_or(EngineError::UnknownExperiment(exp_id))?;
+            if exp.state == "evaluated" || exp.state == "released" {
+                self.settle_if_stopped(&c.id)?;
+                let _ = export(&self.ledger, &self.project, &c.id);
+                return Ok(exp);
+            }
+            if start.elapsed() >= timeout {
+                return Err(EngineError::WaitTimeout(exp_id));
+            }
+            std::thread::sleep(poll);
+            poll = (poll * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// One experiment, reconciled first.
+    pub fn experiment_status(&mut self, exp_id: i64) -> Result<Experiment, EngineError> {
+        let exp = self
+            .ledger
+            .experiment(exp_id)?
+            .ok_or(EngineError::UnknownExperiment(exp_id))?;
+        if let Some(c) = self.ledger.campaign(&exp.campaign)? {
+            if c.project_root != self.project.root_str() {
+                return Err(EngineError::UnknownExperiment(exp_id));
+            }
+            let mut sink = |_e: LoopEvent| {};
+            self.reconcile(&c, false, false, &mut sink)?;
+        }
+        Ok(self.ledger.experiment(exp_id)?.unwrap_or(exp))
+    }
+
+    /// `mlres loop status` as data (reconciles first so numbers are current).
+    pub fn status(&mut self) -> Result<StatusReport, EngineError> {
+        let approval = crate::project::approval_status(&self.ledger, &self.project)?;
+        let campaign = self.current_campaign()?;
+        let env = &self.project.program.envelope;
+        let objective = self.project.program.objective.clone();
+        let mut report = StatusReport {
+            project: self.project.root.clone(),
+            approval: approval.label().to_string(),
+            campaign: campaign.clone(),
+            metric: objective.as_ref().map(|o| o.metric.clone()),
+            goal: objective.as_ref().map(|o| match o.goal {
+                Goal::Maximize => "maximize".to_string(),
+                Goal::Minimize => "minimize".to_string(),
+            }),
+            target: objective.as_ref().and_then(|o| o.target),
+            budget: json!({}),
+            best: None,
+            in_flight: vec![],
+            experiments: vec![],
+            stop_reason: None,
+        };
+        let Some(c) = campaign else {
+            report.budget = budget_json(env, &mlres_ledger::Usage::default());
+            return Ok(report);
+        };
+        if c.status == "active" {
+            let mut sink = |_e: LoopEvent| {};
+            self.reconcile(&c, false, false, &mut sink)?;
+            self.settle_if_stopped(&c.id)?;
+        }
+        let usage = self.ledger.usage(&c.id)?;
+        report.budget = budget_json(env, &usage);
+        let exps = self.ledger.experiments(&c.id)?;
+        if let Some(o) = &objective {
+            report.best = best_experiment(&exps, o.goal);
+        }
+        report.in_flight = exps
+            .iter()
+            .filter(|e| e.state == "reserved" || e.state == "submitted")
+            .map(|e| e.id)
+            .collect();
+        report.experiments = exps
+            .iter()
+            .map(|e| ExperimentRow {
+                id: e.id,
+                iter: e.iter,
+                state: e.state.clone(),
+                status: e.status.clone(),
+                metric: e.metric,
+                decision: e.decision.clone(),
+                hypothesis: e.hypothesis.clone(),
+                config: e.config.clone(),
+            })
+            .collect();
+        let fresh = self.ledger.campaign(&c.id)?.unwrap_or(c);
+        report.stop_reason = if fresh.status == "active" {
+            match (&objective, self.job()) {
+                (Some(o), Ok(_)) => {
+                    let facts = self.facts(&fresh, false)?;
+                    mlres_policy::stop_reason(o, env, &facts).map(|r| r.to_string())
+                }
+                _ => None,
+            }
+        } else {
+            fresh.stop_reason.clone()
+        };
+        report.campaign = Some(fresh);
+        Ok(report)
+    }
+}
+
+fn budget_json(env: &mlres_policy::Envelope, u: &mlres_ledger::Usage) -> Value {
+    json!({
+        "jobs": {"used": u.jobs, "max": env.max_jobs},
+        "walltime_secs": {"used": u.walltime_secs, "max": env.max_walltime_secs, "final_reserve": env.final_reserve_secs},
+        "cost_usd": {"used": u.cost_micro as f64 / 1e6, "max": env.max_cost_usd.as_ref().map(|m| m.micro_usd as f64 / 1e6)},
+        "in_flight": {"now": u.in_flight, "max": env.max_concurrent},
+    })
+}
+
+pub(crate) fn best_experiment(exps: &[Experiment], goal: Goal) -> Option<BestExperiment> {
+    let mut best: Option<&Experiment> = None;
+    for e in exps {
+        let Some(m) = e.metric else { continue };
+        if e.decision.as_deref() == Some("anomalous") || e.status.as_deref() != Some("completed") {
+            continue;
+        }
+        let better = match best.and_then(|b| b.metric) {
+            None => true,
+            Some(b) => match goal {
+                Goal::Maximize => m > b,
+                Goal::Minimize => m < b,
+            },
+        };
+        if better {
+            best = Some(e);
+        }
+    }
+    best.map(|e| {
+        let checkpoint = e.handle.as_ref().and_then(|h| {
+            let dir = Path::new(h).join("work");
+            std::fs::read_dir(&dir).ok()?.flatten().map(|d| d.path()).find(|p| {
+                p.extension().and_then(|x| x.to_str()) == Some("safetensors")
+            })
+        });
+        BestExperiment {
+            id: e.id,
+            iter: e.iter,
+            metric: e.metric.unwrap_or(f64::NAN),
+            config: e.config.clone(),
+            hypothesis: e.hypothesis.clone(),
+            checkpoint,
+        }
+    })
+}
+
+pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+fn hypothesis_for(space: &SearchSpace, idx: u64, config: &mlres_policy::Config) -> String {
+    let settings: Vec<String> = config.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    match (space.method, mlres_policy::grid_size(space)) {
+        (mlres_policy::Method::Grid, Some(n)) => {
+            format!("grid point {}/{}: {}", idx + 1, n, settings.join(", "))
+        }
+        _ => format!("random sample #{} (seed {}): {}", idx + 1, space.seed, settings.join(", ")),
+    }
+}
+
+pub(crate) fn backend_name(b: Backend) -> &'static str {
+    match b {
+        Backend::Local => "local",
+        Backend::HfJobs => "hf-jobs",
+        Backend::Slurm => "slurm",
+    }
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Completed => "completed",
+        Outcome::Failed => "failed",
+        Outcome::TimedOut => "timed_out",
+        Outcome::Cancelled => "cancelled",
+        Outcome::MemoryExceeded => "memory_exceeded",
+        Outcome::StartFailed => "start_failed",
+    }
+}
+
+fn decision_name(d: Decision) -> &'static str {
+    match d {
+        Decision::Keep => "keep",
+        Decision::Discard => "discard",
+        Decision::Anomalous => "anomalous",
+    }
+}

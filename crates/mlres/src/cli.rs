@@ -1,0 +1,267 @@
+//! Command-line definitions (clap derive types only).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Quick start:
+  mlres demo                      sweep the built-in trainer locally (no GPU, no network)
+  mlres check                     parse program.md strictly and print the resolved campaign
+  mlres approve                   a human pins the envelope (by hash) before anything is spent
+  mlres loop run                  run the autonomous sweep until target, budget or patience
+  mlres loop status --json        what an orchestrating agent reads
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 refused by policy (approval, envelope, scope),
+4 ledger verification failed, 5 the experiment's job did not complete.
+
+State (ledger, approvals, HMAC key, job directories) lives in $MLRES_STATE_DIR, else
+$XDG_STATE_HOME/mlres, else ~/.local/state/mlres: outside the project, where agents cannot write.";
+
+/// mlres: an autonomous, budget-bounded ML research broker.
+#[derive(Parser, Debug)]
+#[command(name = "mlres", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Project directory (holds program.md and runs/).
+    #[arg(short = 'C', long = "project", global = true, default_value = ".", value_name = "DIR")]
+    pub project: PathBuf,
+    /// mlres state directory [env: MLRES_STATE_DIR] (default $XDG_STATE_HOME/mlres).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a demo campaign, approve it as you, and sweep the built-in trainer locally.
+    Demo(DemoArgs),
+    /// Write a starter program.md (the demo campaign) into the project directory.
+    Init(InitArgs),
+    /// Parse program.md strictly and print the resolved campaign (spends nothing).
+    Check(JsonArg),
+    /// Show what will be authorised and pin it (by hash, HMAC-keyed) as a human approval.
+    Approve(ApproveArgs),
+    /// The autonomous loop: run, status, stop.
+    #[command(subcommand)]
+    Loop(LoopCmd),
+    /// Agent-driven experiments: submit one, then status/wait/evaluate it.
+    #[command(subcommand)]
+    Exp(ExpCmd),
+    /// The tamper-evident ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCmd),
+    /// The built-in CPU trainer.
+    #[command(subcommand)]
+    Train(TrainCmd),
+    /// Report which sandbox protections are active on this machine.
+    Doctor(JsonArg),
+    /// Internal: the detached job supervisor (started by mlres itself).
+    #[command(name = "__supervise", hide = true)]
+    Supervise { dir: PathBuf },
+}
+
+#[derive(Args, Debug)]
+pub struct JsonArg {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where to create the demo project.
+    #[arg(long, default_value = "mlres-demo", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Start a fresh campaign even if an unfinished one exists.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Print the final summary as JSON (progress still goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Overwrite an existing program.md.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ApproveArgs {
+    /// Approve without a terminal prompt. Only for a human operator (scripts, CI); agents must
+    /// never pass it, and mlres' guard denies it to them.
+    #[arg(long)]
+    pub operator: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LoopCmd {
+    /// Propose, reserve, submit, watch, evaluate until a stop condition.
+    Run(LoopRunArgs),
+    /// Campaign state: approval, budget used, best, experiments, stop condition.
+    Status(JsonArg),
+    /// Stop the campaign: cancel jobs in flight (or let them finish with --drain).
+    Stop(LoopStopArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LoopRunArgs {
+    /// Start a new campaign generation (needs an approval newer than the current campaign).
+    #[arg(long)]
+    pub fresh: bool,
+    /// Print the final summary as JSON (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LoopStopArgs {
+    /// Let jobs in flight finish instead of cancelling them.
+    #[arg(long)]
+    pub drain: bool,
+    /// Why (recorded in the ledger).
+    #[arg(long, default_value = "operator request")]
+    pub reason: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExpCmd {
+    /// Validate a config against the approved search space, reserve budget and launch it.
+    Submit(ExpSubmitArgs),
+    /// One experiment's state (reconciled with its job first).
+    Status(ExpIdArgs),
+    /// Wait until the experiment is finished and evaluated.
+    Wait(ExpWaitArgs),
+    /// Evaluate a finished experiment (metric parsed by mlres from the job's own logs).
+    Evaluate(ExpIdArgs),
+    /// Print an experiment's captured output.
+    Logs(ExpLogsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExpSubmitArgs {
+    /// The configuration as a JSON object with exactly the search-space parameters,
+    /// e.g. '{"lr": 0.001, "d_model": 64}'.
+    #[arg(long, value_name = "JSON")]
+    pub config: String,
+    /// Why this experiment (recorded in the ledger).
+    #[arg(long, value_name = "TEXT")]
+    pub hypothesis: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExpIdArgs {
+    pub id: i64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExpWaitArgs {
+    pub id: i64,
+    /// Give up after this long (e.g. 30m).
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub timeout: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExpLogsArgs {
+    pub id: i64,
+    /// Show stderr instead of stdout.
+    #[arg(long)]
+    pub stderr: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LedgerCmd {
+    /// Walk the hash chain and HMACs; report any edited, deleted, reordered or truncated event.
+    Verify(JsonArg),
+    /// Print the latest events.
+    Events(LedgerEventsArgs),
+    /// Regenerate runs/ledger.jsonl and runs/summary.md for the current campaign.
+    Export(JsonArg),
+}
+
+#[derive(Args, Debug)]
+pub struct LedgerEventsArgs {
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TrainCmd {
+    /// Supervised fine-tuning of a small decoder-only transformer on CPU.
+    Sft(SftArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SftArgs {
+    /// Built-in task: `addN` (N-digit addition), `subN`, `mulN`, or e.g. `arith2:+-`.
+    #[arg(long, default_value = "add2", conflicts_with = "train_file")]
+    pub task: String,
+    /// JSONL training data (`prompt`/`completion`, `messages` or `text` rows).
+    #[arg(long, value_name = "FILE")]
+    pub train_file: Option<PathBuf>,
+    /// JSONL held-out data (default: the last 10% of --train-file).
+    #[arg(long, value_name = "FILE", requires = "train_file")]
+    pub eval_file: Option<PathBuf>,
+    /// Peak learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Model width.
+    #[arg(long)]
+    pub d_model: Option<usize>,
+    /// Transformer blocks.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Attention heads.
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// MLP width (default 4 x d_model).
+    #[arg(long)]
+    pub d_ff: Option<usize>,
+    /// Optimiser steps.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Linear warmup steps.
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    #[arg(long)]
+    pub grad_clip: Option<f64>,
+    /// Initialisation and batching seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print a `step=` line every N steps.
+    #[arg(long)]
+    pub log_every: Option<usize>,
+    #[arg(long)]
+    pub max_seq_len: Option<usize>,
+    /// Training problems generated for a built-in task.
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// Held-out problems for a built-in task.
+    #[arg(long)]
+    pub eval_size: Option<usize>,
+    /// Seed of the built-in task's train/held-out split (keep it fixed across a sweep).
+    #[arg(long)]
+    pub data_seed: Option<u64>,
+    /// Save a safetensors checkpoint here.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}

@@ -1,0 +1,312 @@
+//! One function per subcommand: parse flags into engine calls, print results, pick exit codes.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use mlres_engine::{ApprovalStatus, Engine, LoopOptions, SubmitRequest};
+use serde_json::json;
+
+use crate::cli::{ApproveArgs, Cli, ExpLogsArgs, ExpSubmitArgs, ExpWaitArgs, LedgerEventsArgs, LoopRunArgs, LoopStopArgs};
+use crate::print::{self, Progress};
+use crate::{Failure, engine_config, exit, fail};
+
+pub fn open_engine(cli: &Cli) -> Result<Engine, Failure> {
+    let cfg = engine_config(cli)?;
+    Ok(Engine::open(cfg, &cli.project)?)
+}
+
+pub fn supervise(dir: &Path) -> Result<u8, Failure> {
+    match mlres_backends::supervise(dir) {
+        Ok(_) => Ok(exit::OK),
+        Err(e) => Err(fail(exit::ERROR, anyhow!(e))),
+    }
+}
+
+pub fn doctor(json_out: bool) -> Result<u8, Failure> {
+    let checks = mlres_backends::doctor();
+    if json_out {
+        let v: Vec<_> = checks
+            .iter()
+            .map(|p| json!({"name": p.name, "active": p.active, "detail": p.detail}))
+            .collect();
+        print::json(&json!({"protections": v}));
+    } else {
+        println!("Local backend protections on this machine:");
+        for p in &checks {
+            println!("  [{}] {:<28} {}", if p.active { "on " } else { "off" }, p.name, p.detail);
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn init(cli: &Cli, force: bool) -> Result<u8, Failure> {
+    let path = cli.project.join("program.md");
+    if path.exists() && !force {
+        return Err(fail(
+            exit::ERROR,
+            anyhow!("{} exists; pass --force to overwrite it", path.display()),
+        ));
+    }
+    std::fs::create_dir_all(&cli.project).with_context(|| format!("cannot create {}", cli.project.display()))?;
+    std::fs::write(&path, crate::demo::PROGRAM).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}\nnext: edit it, run `mlres check`, then a human runs `mlres approve`", path.display());
+    Ok(exit::OK)
+}
+
+pub fn check(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
+    let project = mlres_engine::Project::load(&cli.project)?;
+    if json_out {
+        print::json(&json!({
+            "program": project.program_path,
+            "hash": project.hash,
+            "campaign": serde_json::from_str::<serde_json::Value>(&project.document).unwrap_or(json!(project.document)),
+            "grid_size": project.program.search_space.as_ref().and_then(mlres_policy::grid_size),
+        }));
+    } else {
+        println!("{} is valid.\n", project.program_path.display());
+        println!("Resolved campaign (what `mlres approve` pins, sha256 {}):", &project.hash[..16]);
+        println!("{}", project.document);
+    }
+    Ok(exit::OK)
+}
+
+pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
+    let mut engine = open_engine(cli)?;
+    let status = mlres_engine::approval_status(&engine.ledger, &engine.project)?;
+    if let ApprovalStatus::Approved(prev) = &status {
+        let current = engine.current_campaign()?;
+        let needs_new = current
+            .as_ref()
+            .map(|c| c.status != "active" && prev.created_ms <= c.created_ms)
+            .unwrap_or(false);
+        if !needs_new {
+            if a.json {
+                print::json(&json!({"approved": true, "hash": prev.hash, "unchanged": true}));
+            } else {
+                println!("Already approved (sha256 {}); nothing changed.", &prev.hash[..16]);
+            }
+            return Ok(exit::OK);
+        }
+    }
+    let mut err = std::io::stderr();
+    let _ = writeln!(err, "You are authorising this campaign ({}):\n", engine.project.program_path.display());
+    let _ = writeln!(err, "{}", engine.project.document);
+    if let ApprovalStatus::Changed { diff, .. } = &status {
+        let _ = writeln!(err, "\nChanges since the last approval:\n{diff}");
+    }
+    let approver = if a.operator {
+        format!("{} (--operator)", crate::user_name())
+    } else if crate::stdio_is_tty() {
+        let _ = write!(err, "\nType `approve` to authorise spending within this envelope: ");
+        let _ = err.flush();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the answer")?;
+        if line.trim() != "approve" {
+            return Err(fail(exit::REFUSED, anyhow!("not approved (you typed {:?})", line.trim())));
+        }
+        format!("{} (tty)", crate::user_name())
+    } else {
+        return Err(fail(
+            exit::REFUSED,
+            anyhow!(
+                "approval needs a human: run `mlres approve` in a terminal, or pass --operator if you are the operator (agents must not)"
+            ),
+        ));
+    };
+    let approval = engine.approve(&approver)?;
+    if a.json {
+        print::json(&json!({"approved": true, "hash": approval.hash, "approver": approval.approver}));
+    } else {
+        println!("Approved by {} (sha256 {}).", approval.approver, &approval.hash[..16]);
+    }
+    Ok(exit::OK)
+}
+
+pub fn loop_run(cli: &Cli, a: &LoopRunArgs) -> Result<u8, Failure> {
+    let mut engine = open_engine(cli)?;
+    let max_jobs = engine.project.program.envelope.max_jobs;
+    let mut progress = Progress::new(max_jobs as u64, a.json);
+    let summary = engine.run_loop(
+        &LoopOptions { fresh: a.fresh, ..Default::default() },
+        &mut |e| progress.event(&e),
+    );
+    progress.finish();
+    let summary = summary?;
+    if a.json {
+        print::json(&summary);
+    } else {
+        print::loop_summary(&summary, engine.project.program.objective.as_ref().map(|o| o.metric.as_str()));
+    }
+    Ok(exit::OK)
+}
+
+pub fn loop_status(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
+    let mut engine = open_engine(cli)?;
+    let report = engine.status()?;
+    if json_out {
+        print::json(&report);
+    } else {
+        print::status(&report);
+    }
+    Ok(exit::OK)
+}
+
+pub fn loop_stop(cli: &Cli, a: &LoopStopArgs) -> Result<u8, Failure> {
+    let mut engine = open_engine(cli)?;
+    let (c, n) = engine.stop(&a.reason, a.drain)?;
+    if a.json {
+        print::json(&json!({"campaign": c.id, "stop_requested": true, "cancelled": n}));
+    } else if a.drain {
+        println!("Stop requested for {}; jobs in flight will finish.", c.id);
+    } else {
+        println!("Stop requested for {}; {} job(s) cancelled.", c.id, n);
+    }
+    Ok(exit::OK)
+}
+
+pub fn exp_submit(cli: &Cli, a: &ExpSubmitArgs) -> Result<u8, Failure> {
+    let config: serde_json::Value = serde_json::from_str(&a.config)
+        .map_err(|e| fail(exit::REFUSED, anyhow!("--config is not valid JSON: {e}")))?;
+    let mut engine = open_engine(cli)?;
+    let campaign = engine.active_campaign()?;
+    let exp = engine.submit(
+        &campaign,
+        SubmitRequest {
+            config,
+            hypothesis: a.hypothesis.clone(),
+            source: "agent",
+            proposal_index: None,
+        },
+    )?;
+    if a.json {
+        print::json(&print::exp_json(&exp));
+    } else {
+        println!(
+            "Submitted experiment {} (iter {}, campaign {}). Next: `mlres exp wait {}`",
+            exp.id, exp.iter, exp.campaign, exp.id
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn exp_code(exp: &mlres_ledger::Experiment) -> u8 {
+    match exp.status.as_deref() {
+        Some("completed") | None => exit::OK,
+        Some(_) => exit::JOB_FAILED,
+    }
+}
+
+pub fn exp_status(cli: &Cli, id: i64, json_out: bool) -> Result<u8, Failure> {
+    let mut engine = open_engine(cli)?;
+    let exp = engine.experiment_status(id)?;
+    if json_out {
+        print::json(&print::exp_json(&exp));
+    } else {
+        print::experiment(&exp);
+    }
+    Ok(exit::OK)
+}
+
+pub fn exp_wait(cli: &Cli, a: &ExpWaitArgs) -> Result<u8, Failure> {
+    let secs = mlres_policy::parse_duration(&a.timeout)
+        .map_err(|e| fail(exit::USAGE, anyhow!("--timeout: {e}")))?;
+    let mut engine = open_engine(cli)?;
+    let exp = engine.wait(a.id, Duration::from_secs(secs))?;
+    if a.json {
+        print::json(&print::exp_json(&exp));
+    } else {
+        print::experiment(&exp);
+    }
+    Ok(exp_code(&exp))
+}
+
+pub fn exp_evaluate(cli: &Cli, id: i64, json_out: bool) -> Result<u8, Failure> {
+    let mut engine = open_engine(cli)?;
+    let exp = engine.experiment_status(id)?;
+    let exp = engine.evaluate(exp.id, &mut |_| {})?;
+    if exp.state != "evaluated" {
+        return Err(fail(
+            exit::ERROR,
+            anyhow!("experiment {} is {}; it can be evaluated once its job has finished (`mlres exp wait {}`)", exp.id, exp.state, exp.id),
+        ));
+    }
+    if json_out {
+        print::json(&print::exp_json(&exp));
+    } else {
+        print::experiment(&exp);
+    }
+    Ok(exp_code(&exp))
+}
+
+pub fn exp_logs(cli: &Cli, a: &ExpLogsArgs) -> Result<u8, Failure> {
+    let mut engine = open_engine(cli)?;
+    let exp = engine.experiment_status(a.id)?;
+    let Some(h) = &exp.handle else {
+        return Err(fail(exit::ERROR, anyhow!("experiment {} has not started", a.id)));
+    };
+    let p = mlres_backends::log_paths(Path::new(h));
+    let (main, tail) = if a.stderr { (p.stderr, p.stderr_tail) } else { (p.stdout, p.stdout_tail) };
+    let mut out = std::io::stdout().lock();
+    for f in [main, tail] {
+        if let Ok(bytes) = std::fs::read(&f) {
+            let _ = out.write_all(&bytes);
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn ledger_verify(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
+    let dir = crate::state_dir(&cli.state_dir)?;
+    let ledger = mlres_ledger::Ledger::open(&dir)?;
+    let report = ledger.verify()?;
+    if json_out {
+        print::json(&report);
+    } else if report.is_ok() {
+        println!("ledger OK: {} events, hash chain and HMACs verified ({})", report.events, ledger.db_path().display());
+    } else {
+        println!("ledger TAMPERED: {} problem(s) in {}", report.problems.len(), ledger.db_path().display());
+        for p in &report.problems {
+            println!("  {p}");
+        }
+    }
+    Ok(if report.is_ok() { exit::OK } else { exit::TAMPERED })
+}
+
+pub fn ledger_events(cli: &Cli, a: &LedgerEventsArgs) -> Result<u8, Failure> {
+    let dir = crate::state_dir(&cli.state_dir)?;
+    let ledger = mlres_ledger::Ledger::open(&dir)?;
+    let total = ledger.event_count()?;
+    let after = total.saturating_sub(a.limit as u64);
+    let events = ledger.events(None, after, a.limit)?;
+    if a.json {
+        print::json(&events);
+    } else {
+        for e in &events {
+            println!(
+                "{:>6}  {}  {:<18} {:<14} {}",
+                e.seq,
+                mlres_engine::time::iso8601(e.ts_ms),
+                e.kind,
+                e.campaign.clone().unwrap_or_default(),
+                e.payload
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn ledger_export(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
+    let engine = open_engine(cli)?;
+    let c = engine
+        .current_campaign()?
+        .ok_or_else(|| fail(exit::ERROR, anyhow!("no campaign yet in {}", engine.project.root.display())))?;
+    let paths = mlres_engine::export(&engine.ledger, &engine.project, &c.id)?;
+    if json_out {
+        print::json(&paths);
+    } else {
+        println!("wrote {} and {}", paths.ledger_jsonl.display(), paths.summary_md.display());
+    }
+    Ok(exit::OK)
+}

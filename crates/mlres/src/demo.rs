@@ -1,0 +1,67 @@
+//! `mlres demo`: the main job on a fresh machine (local backend, built-in trainer, no network).
+
+use anyhow::{Context, anyhow};
+use mlres_engine::{ApprovalStatus, Engine, LoopOptions};
+use serde_json::json;
+
+use crate::cli::{Cli, DemoArgs};
+use crate::print::{self, Progress};
+use crate::{Failure, engine_config, exit, fail};
+
+/// The demo campaign. `mlres init` writes the same file as a starting point.
+pub const PROGRAM: &str = include_str!("demo_program.md");
+
+pub fn run(cli: &Cli, a: &DemoArgs) -> Result<u8, Failure> {
+    let dir = &a.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("program.md");
+    match std::fs::read_to_string(&path) {
+        Ok(existing) if existing == PROGRAM => {}
+        Ok(_) => {
+            return Err(fail(
+                exit::REFUSED,
+                anyhow!(
+                    "{} differs from the built-in demo campaign, so `mlres demo` will not approve it for you.\n\
+                     For your own campaign run `mlres -C {} approve` (as a human) and `mlres -C {} loop run`; \
+                     or delete the file to get the demo back.",
+                    path.display(),
+                    dir.display(),
+                    dir.display()
+                ),
+            ));
+        }
+        Err(_) => std::fs::write(&path, PROGRAM).with_context(|| format!("cannot write {}", path.display()))?,
+    }
+    let cfg = engine_config(cli)?;
+    let state_dir = cfg.state_dir.clone();
+    let mut engine = Engine::open(cfg, dir)?;
+    // The person who typed `mlres demo` approves the built-in demo envelope (checked above to be
+    // byte-identical to the one compiled into this binary).
+    let status = mlres_engine::approval_status(&engine.ledger, &engine.project)?;
+    let current = engine.current_campaign()?;
+    let active = current.as_ref().map(|c| c.status == "active").unwrap_or(false);
+    let needs_approval = match &status {
+        ApprovalStatus::Approved(prev) => {
+            a.fresh || current.as_ref().map(|c| !active && prev.created_ms <= c.created_ms).unwrap_or(false)
+        }
+        _ => true,
+    };
+    if needs_approval {
+        engine.approve(&format!("{} (mlres demo)", crate::user_name()))?;
+    }
+    eprintln!("mlres demo: project {}  state {}", engine.project.root.display(), state_dir.display());
+    eprintln!("mlres demo: sweeping the built-in trainer on 2-digit addition (local backend, no network)");
+    let max_jobs = engine.project.program.envelope.max_jobs;
+    let mut progress = Progress::new(max_jobs as u64, a.json);
+    let summary = engine.run_loop(&LoopOptions { fresh: a.fresh, ..Default::default() }, &mut |e| progress.event(&e));
+    progress.finish();
+    let summary = summary?;
+    if a.json {
+        print::json(&json!({"summary": summary, "untrained_eval_accuracy": 0.0}));
+    } else {
+        print::loop_summary(&summary, Some("eval_accuracy"));
+        println!("An untrained model scores eval_accuracy 0.0000 on the same held-out problems.");
+        println!("Run `mlres demo` again to start a fresh campaign; `mlres -C {} loop status` shows this one.", a.dir.display());
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,160 @@
+//! Shared helpers: a temp project + state dir and a way to run the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mlres");
+
+pub struct Env {
+    pub tmp: tempfile::TempDir,
+    pub project: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let project = tmp.path().join("proj");
+        let state = tmp.path().join("state");
+        std::fs::create_dir_all(&project).unwrap();
+        Env { tmp, project, state }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn write_program(&self, text: &str) {
+        std::fs::write(self.project.join("program.md"), text).unwrap();
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env("MLRES_STATE_DIR", &self.state)
+            .env("HOME", self.tmp.path())
+            .env_remove("XDG_STATE_HOME")
+            .arg("-C")
+            .arg(&self.project);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run mlres")
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "mlres {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let s = self.ok(args);
+        serde_json::from_str(&s).unwrap_or_else(|e| panic!("mlres {args:?}: not JSON ({e}): {s}"))
+    }
+
+    pub fn approve(&self) {
+        self.ok(&["approve", "--operator"]);
+    }
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A campaign whose jobs are shell one-liners that print `score=<x>` quickly.
+pub struct Fast<'a> {
+    pub max_jobs: u32,
+    pub max_concurrent: u32,
+    pub max_walltime: &'a str,
+    pub timeout: &'a str,
+    pub values: &'a str,
+    pub script: &'a str,
+    pub method: &'a str,
+    pub extra_job: &'a str,
+}
+
+impl Default for Fast<'_> {
+    fn default() -> Self {
+        Fast {
+            max_jobs: 6,
+            max_concurrent: 1,
+            max_walltime: "1h",
+            timeout: "1m",
+            values: "[1, 2, 3, 4, 5, 6]",
+            script: "echo score={x}",
+            method: "grid",
+            extra_job: "",
+        }
+    }
+}
+
+impl Fast<'_> {
+    pub fn program(&self) -> String {
+        format!(
+            r#"# Fast test campaign
+
+## Goal
+Maximise score.
+
+## Scope
+Shell jobs only.
+
+## Budget envelope
+```yaml
+max_jobs: {max_jobs}
+max_walltime: {max_walltime}
+allowed_flavors: [cpu-basic]
+max_timeout: 10m
+allow_deletes: false
+output_repos: []
+max_concurrent: {max_concurrent}
+backends: [local]
+```
+
+## Objective
+```yaml
+metric: score
+goal: maximize
+```
+
+## Job
+```yaml
+backend: local
+command: ["/bin/sh", "-c", "{script}"]
+flavor: cpu-basic
+timeout: {timeout}
+{extra_job}
+```
+
+## Search space
+```yaml
+method: {method}
+parameters:
+  x:
+    values: {values}
+```
+"#,
+            max_jobs = self.max_jobs,
+            max_walltime = self.max_walltime,
+            max_concurrent = self.max_concurrent,
+            script = self.script,
+            timeout = self.timeout,
+            extra_job = self.extra_job,
+            method = self.method,
+            values = self.values,
+        )
+    }
+}
