@@ -1,1 +1,305 @@
-//! placeholder
+//! `mlres-backends`: the `local` backend of mlres, a sandboxed, crash-safe, detached job
+//! supervisor for experiments that run as local processes. It knows how to prepare an attempt
+//! directory, launch a detached supervisor process, run one job inside a sandbox (clean
+//! environment, fresh work directory, own process group, rlimits, optional network namespace,
+//! wall-clock timeout with TERM then KILL, capped logs) and record the outcome on disk so that a
+//! resumed loop can re-attach. It must NOT know about campaigns, budgets, the ledger, metric
+//! parsing or the CLI: it only sees a [`LocalJobSpec`] and an attempt directory.
+//!
+//! # Attempt directory layout
+//!
+//! Every file below lives directly in the attempt directory given to the functions here:
+//!
+//! | path | written by | meaning |
+//! |---|---|---|
+//! | `spec.json` | [`prepare_attempt`] | the [`LocalJobSpec`] (JSON) |
+//! | `work/` | [`prepare_attempt`] | fresh working directory of the job; also its `HOME` and `PWD` |
+//! | `work/tmp/` | [`prepare_attempt`] | the job's `TMPDIR` |
+//! | `lock` | [`prepare_attempt`] | the supervisor holds an exclusive `flock` on it for its whole life |
+//! | `claim` | supervisor or [`claim_void`] | created exclusively (atomic hard link of a complete temp file); `started <supervisor pid>` or `void` |
+//! | `supervisor.pid` | supervisor | pid of the supervisor process |
+//! | `supervisor.log` | [`launch`] | stdout/stderr of the supervisor process itself |
+//! | `job.pid` | supervisor | pid (= process group id) of the job, once spawned |
+//! | `stdout.log`, `stderr.log` | supervisor | the job's output, each capped at `log_cap_bytes` (the head is kept) |
+//! | `stdout.tail.log`, `stderr.tail.log` | supervisor | the last 64 KiB of each stream, written when the job ends |
+//! | `cancel` | [`cancel`] | cancellation request (the supervisor also gets SIGTERM) |
+//! | `status.json` | supervisor | the final [`Status`], written atomically (temp file, fsync, rename, fsync dir) |
+//!
+//! The claim protocol decides, exactly once, whether the job runs: a supervisor that finds
+//! `claim` already present exits without running the job ([`BackendError::AlreadyClaimed`]), so a
+//! resuming engine that wins the claim with [`claim_void`] knows the job never ran and never will.
+//! A supervisor takes the lock *before* claiming and releases it only after `status.json` is
+//! durable, so "claimed by a supervisor, lock free, no status" means the supervisor died
+//! ([`AttemptState::Lost`]).
+//!
+//! Linux only.
+
+#![cfg(target_os = "linux")]
+
+mod attempt;
+mod doctor;
+mod logcap;
+mod procs;
+mod sandbox;
+mod supervisor;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use attempt::{read_spec, read_status};
+pub use doctor::Protection;
+pub use logcap::TAIL_BYTES;
+
+/// What to run and under which restrictions.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LocalJobSpec {
+    /// Program and arguments. `argv[0]` is an absolute path, a path containing `/` (relative to
+    /// `work/`), or a bare name looked up in the `PATH` given in [`LocalJobSpec::env`].
+    pub argv: Vec<String>,
+    /// The COMPLETE environment of the job (the caller already applied its allowlist). Only
+    /// `HOME`, `TMPDIR` and `PWD` are added (pointing into `work/`) when absent.
+    pub env: BTreeMap<String, String>,
+    /// Wall-clock limit in seconds, counted from job start. Must be > 0.
+    pub timeout_secs: u64,
+    /// After SIGTERM to the process group, wait this long before SIGKILL.
+    pub kill_grace_secs: u64,
+    /// Resource limits (rlimits) applied to the job.
+    pub limits: Limits,
+    /// Per-stream cap of `stdout.log` / `stderr.log`; output beyond it is drained and only its
+    /// last [`TAIL_BYTES`] are kept (in the `*.tail.log` files).
+    pub log_cap_bytes: u64,
+    /// Network access of the job.
+    pub network: NetworkPolicy,
+}
+
+/// Resource limits, each applied as an rlimit (soft = hard) when `Some`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Limits {
+    /// Address-space limit (`RLIMIT_AS`) in bytes.
+    pub memory_bytes: Option<u64>,
+    /// CPU time limit (`RLIMIT_CPU`) in seconds; the hard limit is `kill_grace_secs` (min 1) later.
+    pub cpu_secs: Option<u64>,
+    /// Largest file the job may write (`RLIMIT_FSIZE`) in bytes.
+    pub file_size_bytes: Option<u64>,
+    /// Process count (`RLIMIT_NPROC`); NOT enforced by the kernel for root (see [`doctor`]).
+    pub processes: Option<u64>,
+    /// Open file descriptors (`RLIMIT_NOFILE`).
+    pub open_files: Option<u64>,
+}
+
+/// Network policy of the job.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkPolicy {
+    /// Share the host network.
+    Host,
+    /// New (empty) network namespace, loopback down; if the kernel refuses, the job fails to
+    /// start ([`Outcome::StartFailed`]): fail closed.
+    Isolated,
+    /// Isolate if possible; [`Status::network_isolated`] records whether it was.
+    BestEffort,
+}
+
+/// Final outcome of an attempt.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The job exited with code 0.
+    Completed,
+    /// The job exited non-zero or was killed by a signal (see `detail`).
+    Failed,
+    /// The wall-clock timeout fired and the job was killed.
+    TimedOut,
+    /// [`cancel`] was requested and the job was killed (or never started).
+    Cancelled,
+    /// The job failed with evidence of hitting its memory limit.
+    MemoryExceeded,
+    /// The job could not be started (bad argv[0], sandbox refused, ...); see `detail`.
+    StartFailed,
+}
+
+/// The content of `status.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    /// Classification of the run.
+    pub outcome: Outcome,
+    /// Exit code if the job exited normally.
+    pub exit_code: Option<i32>,
+    /// Terminating signal if the job was killed by one.
+    pub signal: Option<i32>,
+    /// Job start, milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    /// Job end, milliseconds since the Unix epoch.
+    pub ended_at_ms: u64,
+    /// Wall-clock duration of the job in milliseconds.
+    pub duration_ms: u64,
+    /// User + system CPU time of the job and all its reaped descendants.
+    pub cpu_ms: Option<u64>,
+    /// Largest resident set size among the job and its descendants, in KiB.
+    pub max_rss_kb: Option<u64>,
+    /// `stdout.log` hit `log_cap_bytes`.
+    pub stdout_truncated: bool,
+    /// `stderr.log` hit `log_cap_bytes`.
+    pub stderr_truncated: bool,
+    /// The job ran in its own network namespace.
+    pub network_isolated: bool,
+    /// Human-readable explanation (exit reason, start failure, limits hit, notes).
+    pub detail: String,
+}
+
+/// What a (possibly resumed) engine sees when it looks at an attempt directory.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttemptState {
+    /// Nobody has claimed the attempt yet (the supervisor has not started).
+    NotClaimed,
+    /// [`claim_void`] won: the job never ran and never will.
+    Voided,
+    /// A live supervisor holds the lock; `pid` is the job's pid (= process group) once spawned.
+    Running {
+        /// Job pid, `None` until the job is spawned.
+        pid: Option<u32>,
+    },
+    /// `status.json` exists.
+    Finished(Status),
+    /// Claimed by a supervisor, no `status.json`, and the lock is free: the supervisor died.
+    Lost,
+}
+
+/// Paths of the log files of an attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogPaths {
+    /// `stdout.log` (head, capped).
+    pub stdout: PathBuf,
+    /// `stderr.log` (head, capped).
+    pub stderr: PathBuf,
+    /// `stdout.tail.log` (last 64 KiB).
+    pub stdout_tail: PathBuf,
+    /// `stderr.tail.log` (last 64 KiB).
+    pub stderr_tail: PathBuf,
+}
+
+/// Errors of the local backend.
+#[derive(thiserror::Error, Debug)]
+pub enum BackendError {
+    /// An I/O operation on a path failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file could not be read or written.
+    #[error("JSON in {}: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The job spec is unusable.
+    #[error("invalid job spec: {0}")]
+    InvalidSpec(String),
+    /// [`prepare_attempt`] was given a directory that is not empty.
+    #[error("attempt directory {} exists and is not empty", .0.display())]
+    NotEmpty(PathBuf),
+    /// The directory is not a prepared attempt directory (no `spec.json`).
+    #[error("{} is not an attempt directory (no spec.json)", .0.display())]
+    NotAnAttempt(PathBuf),
+    /// A supervisor found the attempt already claimed and did not run the job.
+    #[error("attempt already claimed ({claim}); the job was not run")]
+    AlreadyClaimed {
+        /// Content of the existing `claim` file.
+        claim: String,
+    },
+    /// A file of the attempt has unexpected content.
+    #[error("corrupt attempt file {}: {detail}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The supervisor process could not be launched.
+    #[error("cannot launch supervisor: {0}")]
+    Launch(String),
+}
+
+/// Create the attempt layout (`work/`, `work/tmp/`, `lock`, `spec.json`) in `dir`, which must
+/// not exist or be empty. Validates the spec (non-empty argv, no NUL bytes, timeout > 0).
+pub fn prepare_attempt(dir: &Path, spec: &LocalJobSpec) -> Result<(), BackendError> {
+    attempt::prepare_attempt(dir, spec)
+}
+
+/// Spawn `supervisor` (e.g. `mlres __supervise <dir>`) DETACHED: double fork so the caller
+/// keeps no child (the intermediate process is reaped before returning), new session
+/// (`setsid`), stdin from `/dev/null`, stdout/stderr appended to `supervisor.log` in `dir`.
+/// The program, arguments, explicitly set/removed environment variables and current directory
+/// of `supervisor` are used; its stdio settings are ignored. Errors if `dir` has no `spec.json`
+/// or the program cannot be executed.
+pub fn launch(dir: &Path, supervisor: &std::process::Command) -> Result<(), BackendError> {
+    attempt::launch(dir, supervisor)
+}
+
+/// The body of the hidden supervisor subcommand: claim, lock, run the job in the sandbox, wait
+/// for exit/timeout/cancel, kill every leftover descendant, write `status.json`. Returns the
+/// written status, or [`BackendError::AlreadyClaimed`] without running anything.
+///
+/// Process-global side effects (this is meant to own its process): installs handlers for
+/// SIGTERM/SIGINT/SIGUSR1 (they request cancellation), becomes a child subreaper and reaps all
+/// children of the process. Call it from a thread that lives until it returns (the job's
+/// parent-death signal is tied to the spawning thread).
+pub fn supervise(dir: &Path) -> Result<Status, BackendError> {
+    supervisor::supervise(dir)
+}
+
+/// Resume path: try to create `claim` as `void`. `Ok(true)`: we won, the job never ran and a
+/// late supervisor will not run it. `Ok(false)`: a claim already exists (a supervisor started,
+/// or the attempt was already voided: check with [`poll`]).
+pub fn claim_void(dir: &Path) -> Result<bool, BackendError> {
+    attempt::claim_void(dir)
+}
+
+/// Look at an attempt directory without side effects (it briefly takes a shared lock on
+/// `lock` to tell a live supervisor from a dead one).
+pub fn poll(dir: &Path) -> Result<AttemptState, BackendError> {
+    attempt::poll(dir)
+}
+
+/// Request cancellation: create `cancel` and SIGTERM the supervisor if it is alive. The
+/// supervisor then kills the job group (TERM, grace, KILL) and records [`Outcome::Cancelled`]; a
+/// supervisor that has not started yet records `Cancelled` without running the job. Idempotent;
+/// fine if the attempt already finished.
+pub fn cancel(dir: &Path) -> Result<(), BackendError> {
+    attempt::cancel(dir)
+}
+
+/// [`poll`] with a backoff (5 ms doubling up to 100 ms) until the state is `Finished`, `Lost`
+/// or `Voided`, or `timeout` elapses; returns the last state seen.
+pub fn wait(dir: &Path, timeout: Duration) -> Result<AttemptState, BackendError> {
+    attempt::wait(dir, timeout)
+}
+
+/// Paths of the four log files of an attempt (they may not exist yet).
+pub fn log_paths(dir: &Path) -> LogPaths {
+    LogPaths {
+        stdout: dir.join("stdout.log"),
+        stderr: dir.join("stderr.log"),
+        stdout_tail: dir.join("stdout.tail.log"),
+        stderr_tail: dir.join("stderr.tail.log"),
+    }
+}
+
+/// Report which protections the local backend can apply on this machine. Every probe that
+/// changes process state runs in a short-lived forked child, never in the caller.
+pub fn doctor() -> Vec<Protection> {
+    doctor::doctor()
+}

@@ -52,7 +52,7 @@ pub fn evaluate_logs(
 ) -> Evaluation {
     let metrics = scan.all();
     let metric = scan.last(&objective.metric);
-    let metric_lines = scan.lines();
+    let metric_lines = scan.metric_lines() as usize;
     if !completed {
         return Evaluation {
             metric: metric.filter(|m| m.is_finite()),

@@ -466,7 +466,14 @@ impl Engine {
                 "submitted" => {
                     let Some(handle) = exp.handle.clone() else { continue };
                     let dir = PathBuf::from(&handle);
-                    match mlres_backends::poll(&dir)? {
+                    // A crash between "submitted" and preparing the directory leaves no
+                    // directory at all: that attempt certainly never started.
+                    let state = if dir.exists() {
+                        mlres_backends::poll(&dir)?
+                    } else {
+                        AttemptState::NotClaimed
+                    };
+                    match state {
                         AttemptState::Finished(status) => {
                             self.finish(&exp, &status, on_event)?;
                         }
@@ -490,7 +497,10 @@ impl Engine {
                             let ours = self.launched_here.contains(&(exp.id, exp.attempt));
                             let old = exp.submitted_ms.map(|t| now.saturating_sub(t) > UNCLAIMED_GRACE_MS).unwrap_or(true);
                             let safe = !ours && ((resuming && exp.source == "loop") || old);
-                            if safe && mlres_backends::claim_void(&dir).unwrap_or(false) {
+                            if safe
+                                && std::fs::create_dir_all(&dir).is_ok()
+                                && mlres_backends::claim_void(&dir).unwrap_or(false)
+                            {
                                 self.ledger.void_attempt(exp.id, exp.attempt, "never started; will be relaunched")?;
                                 on_event(LoopEvent::Voided { exp: exp.id, attempt: exp.attempt });
                             }
@@ -862,6 +872,7 @@ impl Engine {
                     if let Some(h) = &e.handle {
                         let dir = Path::new(h);
                         // An attempt nobody claimed yet is voided so it can never start.
+                        let _ = std::fs::create_dir_all(dir);
                         if mlres_backends::claim_void(dir).unwrap_or(false) {
                             self.ledger.void_attempt(e.id, e.attempt, "cancelled before start")?;
                             self.ledger.release(e.id, "operator stop")?;
@@ -965,7 +976,8 @@ impl Engine {
     pub fn status(&mut self) -> Result<StatusReport, EngineError> {
         let approval = crate::project::approval_status(&self.ledger, &self.project)?;
         let campaign = self.current_campaign()?;
-        let env = &self.project.program.envelope;
+        let env = self.project.program.envelope.clone();
+        let env = &env;
         let objective = self.project.program.objective.clone();
         let mut report = StatusReport {
             project: self.project.root.clone(),

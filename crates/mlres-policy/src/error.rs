@@ -63,7 +63,9 @@ pub enum DurationError {
     )]
     NoUnit(String),
     /// Anything else that does not follow `<decimal><s|m|h|d>` or `<integer seconds>`.
-    #[error("`{0}` is not a duration; expected <number><s|m|h|d> such as `30m`, `1.5h`, `0.25d`, or whole seconds such as `3600`{1}")]
+    #[error(
+        "`{0}` is not a duration; expected <number><s|m|h|d> such as `30m`, `1.5h`, `0.25d`, or whole seconds such as `3600`{1}"
+    )]
     Invalid(String, &'static str),
     /// The value is not a whole number of seconds, e.g. `0.3s`.
     #[error("duration `{0}` is not a whole number of seconds")]

@@ -1,1 +1,44 @@
-//! placeholder
+//! `mlres-policy`: the pure policy core of mlres.
+//!
+//! It parses `program.md` strictly (budget envelope, objective, job template, search
+//! space) with exact line/column errors; renders the canonical approval document and
+//! its hash; proposes and validates search configurations; reads metric lines from job
+//! output; and decides budget refusals, keep/discard and stop conditions.
+//!
+//! This crate must not know about IO of any kind: no files, environment, clock,
+//! network, processes, database or terminal. Everything takes strings or values and
+//! returns values, so every rule is testable as a plain function. It does not know how
+//! jobs run, where state is stored, or who calls it.
+//!
+//! `program.md` format, in short: level-2 headings `## Budget envelope` (required),
+//! `## Objective`, `## Job`, `## Search space`, each followed by exactly one fenced
+//! ```` ```yaml ```` block; other headings are prose kept as [`Section`]s. YAML is
+//! parsed into a strict typed tree: no anchors, aliases, tags, merge keys, duplicate
+//! or unknown keys; integers are `0|[1-9][0-9]*` (with `-` where signed); quoted
+//! numbers are strings; booleans are `true`/`false`; durations have one exact parser,
+//! [`parse_duration`]. Policy inside an HTML comment is an error.
+
+mod approval;
+mod budget;
+mod error;
+mod markdown;
+mod metrics;
+mod program;
+mod search;
+mod units;
+mod yaml;
+
+pub use approval::{approval_document, approval_hash, diff_documents};
+pub use budget::{
+    Decision, LoopFacts, Refusal, SpendRequest, StopReason, Usage, check_spend, decide, glob_match,
+    repo_allowed, stop_reason,
+};
+pub use error::{DurationError, ProgramError, SizeError};
+pub use metrics::{MAX_METRIC_KEYS, MetricScan, parse_metric_line};
+pub use program::{
+    BUILTIN_PLACEHOLDERS, Backend, Envelope, Goal, JobLimits, JobTemplate, Method, Objective,
+    Param, Program, Scalar, SearchSpace, Section, is_env_name, is_metric_key, is_param_name,
+    parse_program, split_command,
+};
+pub use search::{Config, grid_size, propose, render_command, validate_config};
+pub use units::{Money, format_duration, format_duration_exact, parse_duration, parse_size};

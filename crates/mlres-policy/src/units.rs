@@ -97,7 +97,9 @@ pub fn parse_duration(s: &str) -> Result<u64, DurationError> {
     let (num, unit) = s.split_at(split);
     if unit.is_empty() {
         if is_plain_uint(num) {
-            return num.parse::<u64>().map_err(|_| DurationError::Overflow(own()));
+            return num
+                .parse::<u64>()
+                .map_err(|_| DurationError::Overflow(own()));
         }
         if num.contains('.') && exact_decimal(num, 1) != Err(ExactError::Syntax) {
             return Err(DurationError::NoUnit(own()));

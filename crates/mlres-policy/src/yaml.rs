@@ -58,7 +58,8 @@ pub(crate) fn parse(src: &str, line_offset: usize) -> Result<Option<Node>, Progr
         })?;
         let line = line_offset + span.start.line();
         let col = span.start.col() + 1;
-        let refuse = |what: &str, help: &str| Err(ProgramError::new(line, col, what).with_help(help));
+        let refuse =
+            |what: &str, help: &str| Err(ProgramError::new(line, col, what).with_help(help));
         match event {
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
             Event::DocumentStart(_) => {
@@ -132,10 +133,17 @@ pub(crate) fn parse(src: &str, line_offset: usize) -> Result<Option<Node>, Progr
     Ok(root)
 }
 
-fn check_anchor_tag(anchor: usize, tagged: bool, line: usize, col: usize) -> Result<(), ProgramError> {
+fn check_anchor_tag(
+    anchor: usize,
+    tagged: bool,
+    line: usize,
+    col: usize,
+) -> Result<(), ProgramError> {
     if anchor > 0 {
-        return Err(ProgramError::new(line, col, "YAML anchors (`&name`) are not allowed")
-            .with_help("write every value out in full"));
+        return Err(
+            ProgramError::new(line, col, "YAML anchors (`&name`) are not allowed")
+                .with_help("write every value out in full"),
+        );
     }
     if tagged {
         return Err(ProgramError::new(line, col, "YAML tags (`!!str`, `!name`) are not allowed")
@@ -170,8 +178,12 @@ fn complete(stack: &mut [Frame], root: &mut Option<Node>, node: Node) -> Result<
                     ));
                 };
                 if *plain && value == "<<" {
-                    return Err(ProgramError::new(node.line, node.col, "YAML merge keys (`<<`) are not allowed")
-                        .with_help("write every key out in full"));
+                    return Err(ProgramError::new(
+                        node.line,
+                        node.col,
+                        "YAML merge keys (`<<`) are not allowed",
+                    )
+                    .with_help("write every key out in full"));
                 }
                 if let Some(first) = seen.get(value) {
                     return Err(ProgramError::new(
@@ -273,13 +285,18 @@ impl Node {
         match &self.kind {
             Kind::Seq(_) => "a list".to_string(),
             Kind::Map(_) => "a mapping".to_string(),
-            Kind::Scalar { value, plain: false } => format!("string {value:?}"),
+            Kind::Scalar {
+                value,
+                plain: false,
+            } => format!("string {value:?}"),
             Kind::Scalar { value, plain: true } => match classify(value) {
                 Plain::Null => "null (an empty value)".to_string(),
                 Plain::Bool(b) => format!("boolean {b}"),
                 Plain::Int => format!("integer {value}"),
                 Plain::Float => format!("float {value}"),
-                Plain::BadNumber => format!("`{value}`, which is not a number in the accepted format"),
+                Plain::BadNumber => {
+                    format!("`{value}`, which is not a number in the accepted format")
+                }
                 Plain::Str => format!("string {value:?}"),
             },
         }

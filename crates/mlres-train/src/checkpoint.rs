@@ -60,8 +60,8 @@ pub fn save_checkpoint(
     for (k, v) in extra_meta {
         meta.insert((*k).to_string(), v.clone());
     }
-    let bytes = safetensors::tensor::serialize(views, Some(meta))
-        .map_err(|e| cerr(path, e.to_string()))?;
+    let bytes =
+        safetensors::tensor::serialize(views, Some(meta)).map_err(|e| cerr(path, e.to_string()))?;
     std::fs::write(path, bytes).map_err(|e| cerr(path, e.to_string()))
 }
 
@@ -78,7 +78,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Model, TrainError> {
         serde_json::from_str(cfg_json).map_err(|e| cerr(path, format!("bad config: {e}")))?;
     if cfg.d_model == 0
         || cfg.n_heads == 0
-        || cfg.d_model % cfg.n_heads != 0
+        || !cfg.d_model.is_multiple_of(cfg.n_heads)
         || cfg.d_ff == 0
         || cfg.max_seq_len == 0
         || cfg.vocab_size != crate::model::VOCAB_SIZE

@@ -238,7 +238,11 @@ fn parse_record(text: &str, path: &Path, line: usize) -> Result<Example, TrainEr
                 ));
             };
             let role = get_str(mo, "role", path, line)?.ok_or_else(|| {
-                jerr(path, line, JsonlErrorKind::MissingField(format!("messages[{i}].role")))
+                jerr(
+                    path,
+                    line,
+                    JsonlErrorKind::MissingField(format!("messages[{i}].role")),
+                )
             })?;
             let content = get_str(mo, "content", path, line)?.ok_or_else(|| {
                 jerr(
@@ -278,7 +282,11 @@ fn parse_record(text: &str, path: &Path, line: usize) -> Result<Example, TrainEr
             ));
         }
         (None, Some(_)) => {
-            return Err(jerr(path, line, JsonlErrorKind::MissingField("prompt".into())));
+            return Err(jerr(
+                path,
+                line,
+                JsonlErrorKind::MissingField("prompt".into()),
+            ));
         }
         (None, None) => {}
     }

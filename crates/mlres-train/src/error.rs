@@ -33,7 +33,10 @@ impl std::fmt::Display for JsonlErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             JsonlErrorKind::NotUtf8 { byte_offset } => {
-                write!(f, "line is not valid UTF-8 (bad byte at offset {byte_offset})")
+                write!(
+                    f,
+                    "line is not valid UTF-8 (bad byte at offset {byte_offset})"
+                )
             }
             JsonlErrorKind::InvalidJson(m) => write!(f, "invalid JSON: {m}"),
             JsonlErrorKind::NotAnObject => write!(f, "record is not a JSON object"),

@@ -18,11 +18,10 @@ mod rng;
 
 pub use checkpoint::{FORMAT, META_CONFIG, META_FORMAT, load_checkpoint, save_checkpoint};
 pub use data::{
-    Dataset, Example, Problem, arithmetic_problems, load_jsonl, load_jsonl_dataset,
-    render_messages,
+    Dataset, Example, Problem, arithmetic_problems, load_jsonl, load_jsonl_dataset, render_messages,
 };
 pub use error::{JsonlErrorKind, TrainError};
-pub use model::{Batch, Model, ModelConfig, Seq, TensorSpec};
+pub use model::{Batch, Model, ModelConfig, Seq, TensorSpec, Workspace};
 pub use rng::Rng;
 
 use std::io::Write;
@@ -116,7 +115,7 @@ impl Default for SftConfig {
     fn default() -> Self {
         SftConfig {
             lr: 3e-3,
-            d_model: 64,
+            d_model: 48,
             n_layers: 2,
             n_heads: 4,
             d_ff: None,
@@ -149,7 +148,7 @@ impl SftConfig {
         if self.n_heads == 0 {
             return bad("n_heads must be > 0".into());
         }
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return bad(format!(
                 "d_model ({}) must be divisible by n_heads ({})",
                 self.d_model, self.n_heads
@@ -197,8 +196,7 @@ impl SftConfig {
         } = &self.data
         {
             // Reuse the generator's checks without generating (sizes 0 are caught there too).
-            if !(1..=9).contains(digits) || ops.is_empty() || *train_size == 0 || *eval_size == 0
-            {
+            if !(1..=9).contains(digits) || ops.is_empty() || *train_size == 0 || *eval_size == 0 {
                 return arithmetic_problems(*digits, ops, *train_size, *eval_size, 0).map(|_| ());
             }
         }
@@ -482,6 +480,7 @@ pub fn train(
     let mut cursor = 0usize;
     let mut opt = AdamW::new(&model);
     let mut grads = vec![0.0f32; model.param_count()];
+    let mut ws = model::Workspace::default();
     let mut recent: std::collections::VecDeque<f64> = std::collections::VecDeque::new();
     let (mut win_sum, mut win_n) = (0.0f64, 0usize);
     let mut done = 0usize;
@@ -500,7 +499,7 @@ pub fn train(
         }
         let batch = Batch::from_seqs(batch_idx.iter().map(|&i| &seqs[i]));
         grads.fill(0.0);
-        let loss = model.loss_and_grad(&batch, &mut grads);
+        let loss = model.loss_and_grad_with(&batch, &mut grads, &mut ws);
         let norm = grads
             .iter()
             .map(|&g| (g as f64) * (g as f64))
@@ -524,7 +523,7 @@ pub fn train(
         }
         win_sum += loss;
         win_n += 1;
-        if step % cfg.log_every == 0 {
+        if step.is_multiple_of(cfg.log_every) {
             emit(
                 out,
                 &format!("step={step} loss={:.4} lr={lr:.6}", win_sum / win_n as f64),

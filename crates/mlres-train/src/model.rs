@@ -4,7 +4,7 @@
 //! Sequences of different lengths are packed back to back (no padding); attention is computed
 //! per sequence, so tokens never attend across sequence boundaries.
 
-use crate::kernels::{add_scaled, dot, matmul, matmul_at, matmul_bt};
+use crate::kernels::{add_scaled, dot, fast_exp, gelu_bwd, gelu_fwd, matmul, matmul_at, matmul_bt};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -114,7 +114,9 @@ pub struct Batch {
 
 impl Batch {
     /// Builds a training batch; each sequence contributes inputs `tokens[..len-1]` and targets
-    /// at positions `loss_start..len`. Sequences must fit the model's `max_seq_len + 1`.
+    /// at positions `loss_start..len`. Sequences must have at most the model's
+    /// `max_seq_len + 1` tokens and ids below `vocab_size` (the model's forward pass asserts
+    /// this; [`crate::Example::encode`] guarantees it).
     pub fn from_seqs<'a>(seqs: impl IntoIterator<Item = &'a Seq>) -> Batch {
         let mut b = Batch::default();
         for s in seqs {
@@ -182,7 +184,38 @@ struct LayerActs {
     mean2: Vec<f32>,
     rstd2: Vec<f32>,
     f1: Vec<f32>,
+    t: Vec<f32>,
     g: Vec<f32>,
+}
+
+/// Reusable activation and gradient buffers for [`Model::loss_and_grad_with`].
+#[derive(Default)]
+pub struct Workspace {
+    acts: Acts,
+    bw: BackBufs,
+}
+
+#[derive(Default)]
+struct BackBufs {
+    scratch: Vec<f32>,
+    dp: Vec<f32>,
+    dlogits: Vec<f32>,
+    dhf: Vec<f32>,
+    dxf_rows: Vec<f32>,
+    dx: Vec<f32>,
+    df1: Vec<f32>,
+    dh2: Vec<f32>,
+    datt: Vec<f32>,
+    dq: Vec<f32>,
+    dk: Vec<f32>,
+    dv: Vec<f32>,
+    dh1: Vec<f32>,
+}
+
+/// Clears `v` and refills it with `len` zeros, keeping its allocation.
+fn zeroed(v: &mut Vec<f32>, len: usize) {
+    v.clear();
+    v.resize(len, 0.0);
 }
 
 #[derive(Default)]
@@ -256,19 +289,6 @@ fn ln_backward(
             dxr[j] += rs * (dxhat[j] - s1 - xhat * s2);
         }
     }
-}
-
-const GELU_C: f32 = 0.797_884_6; // sqrt(2/pi)
-
-#[inline]
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + (GELU_C * (x + 0.044715 * x * x * x)).tanh())
-}
-
-#[inline]
-fn gelu_grad(x: f32) -> f32 {
-    let t = (GELU_C * (x + 0.044715 * x * x * x)).tanh();
-    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * 0.044715 * x * x)
 }
 
 struct LayoutBuilder {
@@ -396,6 +416,7 @@ impl Model {
         Some(&mut self.params[s.offset..s.offset + s.len])
     }
 
+    #[allow(clippy::needless_range_loop)] // index-based attention loops mirror the math
     fn forward(&self, b: &Batch, a: &mut Acts) {
         let c = &self.cfg;
         let (d, f, v, h) = (c.d_model, c.d_ff, c.vocab_size, c.n_heads);
@@ -411,9 +432,21 @@ impl Model {
             off += h * t * t;
         }
         let prob_total = off;
+        // Batches built by this crate from `Example::encode` always satisfy these; they guard
+        // hand-built batches (a programming error, not bad data).
+        assert!(
+            b.pos.iter().all(|&p| p < c.max_seq_len),
+            "batch has a sequence longer than max_seq_len={}",
+            c.max_seq_len
+        );
+        assert!(
+            b.tokens.iter().chain(&b.targets).all(|&t| (t as usize) < v),
+            "batch has a token id >= vocab_size={v}"
+        );
 
         // Embeddings.
-        let mut x = vec![0.0f32; n * d];
+        let mut x = std::mem::take(&mut a.x_final);
+        zeroed(&mut x, n * d);
         for i in 0..n {
             let tok = b.tokens[i] as usize;
             let pos = b.pos[i];
@@ -427,10 +460,10 @@ impl Model {
 
         a.layers.resize_with(c.n_layers, LayerActs::default);
         for (bi, la) in self.blocks.iter().zip(a.layers.iter_mut()) {
-            la.x_in = x;
-            la.h1 = vec![0.0; n * d];
-            la.mean1 = vec![0.0; n];
-            la.rstd1 = vec![0.0; n];
+            std::mem::swap(&mut la.x_in, &mut x);
+            zeroed(&mut la.h1, n * d);
+            zeroed(&mut la.mean1, n);
+            zeroed(&mut la.rstd1, n);
             ln_forward(
                 &la.x_in,
                 &p[bi.ln1_w..bi.ln1_w + d],
@@ -440,15 +473,15 @@ impl Model {
                 &mut la.mean1,
                 &mut la.rstd1,
             );
-            la.q = vec![0.0; n * d];
-            la.k = vec![0.0; n * d];
-            la.v = vec![0.0; n * d];
+            zeroed(&mut la.q, n * d);
+            zeroed(&mut la.k, n * d);
+            zeroed(&mut la.v, n * d);
             matmul(&la.h1, &p[bi.wq..], &mut la.q, n, d, d, false);
             matmul(&la.h1, &p[bi.wk..], &mut la.k, n, d, d, false);
             matmul(&la.h1, &p[bi.wv..], &mut la.v, n, d, d, false);
 
-            la.probs = vec![0.0; prob_total];
-            la.att = vec![0.0; n * d];
+            zeroed(&mut la.probs, prob_total);
+            zeroed(&mut la.att, n * d);
             for (si, &(start, t_len)) in b.seqs.iter().enumerate() {
                 let poff = a.prob_offsets[si];
                 for hh in 0..h {
@@ -456,8 +489,7 @@ impl Model {
                     for t in 0..t_len {
                         let qi = (start + t) * d + hoff;
                         let q = &la.q[qi..qi + hd];
-                        let prow = &mut la.probs
-                            [poff + hh * t_len * t_len + t * t_len..][..t_len];
+                        let prow = &mut la.probs[poff + hh * t_len * t_len + t * t_len..][..t_len];
                         let mut mx = f32::NEG_INFINITY;
                         for u in 0..=t {
                             let ki = (start + u) * d + hoff;
@@ -469,7 +501,7 @@ impl Model {
                         }
                         let mut sum = 0.0f32;
                         for pu in prow.iter_mut().take(t + 1) {
-                            *pu = (*pu - mx).exp();
+                            *pu = fast_exp(*pu - mx);
                             sum += *pu;
                         }
                         let inv = 1.0 / sum;
@@ -484,12 +516,13 @@ impl Model {
                     }
                 }
             }
-            la.x_mid = la.x_in.clone();
+            la.x_mid.clear();
+            la.x_mid.extend_from_slice(&la.x_in);
             matmul(&la.att, &p[bi.wo..], &mut la.x_mid, n, d, d, true);
 
-            la.h2 = vec![0.0; n * d];
-            la.mean2 = vec![0.0; n];
-            la.rstd2 = vec![0.0; n];
+            zeroed(&mut la.h2, n * d);
+            zeroed(&mut la.mean2, n);
+            zeroed(&mut la.rstd2, n);
             ln_forward(
                 &la.x_mid,
                 &p[bi.ln2_w..bi.ln2_w + d],
@@ -499,32 +532,35 @@ impl Model {
                 &mut la.mean2,
                 &mut la.rstd2,
             );
-            la.f1 = vec![0.0; n * f];
+            zeroed(&mut la.f1, n * f);
             for r in la.f1.chunks_exact_mut(f) {
                 r.copy_from_slice(&p[bi.b1..bi.b1 + f]);
             }
             matmul(&la.h2, &p[bi.w1..], &mut la.f1, n, d, f, true);
-            la.g = la.f1.iter().map(|&z| gelu(z)).collect();
-            let mut xo = la.x_mid.clone();
+            zeroed(&mut la.g, n * f);
+            zeroed(&mut la.t, n * f);
+            gelu_fwd(&la.f1, &mut la.g, &mut la.t);
+            let xo = &mut x;
+            xo.clear();
+            xo.extend_from_slice(&la.x_mid);
             for r in xo.chunks_exact_mut(d) {
                 for (rv, bv) in r.iter_mut().zip(&p[bi.b2..bi.b2 + d]) {
                     *rv += bv;
                 }
             }
-            matmul(&la.g, &p[bi.w2..], &mut xo, n, f, d, true);
-            x = xo;
+            matmul(&la.g, &p[bi.w2..], xo, n, f, d, true);
         }
         a.x_final = x;
 
         // Final LayerNorm + head, only at the requested rows.
         let mrows = b.out_rows.len();
-        a.xf_rows = vec![0.0; mrows * d];
+        zeroed(&mut a.xf_rows, mrows * d);
         for (r, &row) in b.out_rows.iter().enumerate() {
             a.xf_rows[r * d..(r + 1) * d].copy_from_slice(&a.x_final[row * d..(row + 1) * d]);
         }
-        a.hf = vec![0.0; mrows * d];
-        a.meanf = vec![0.0; mrows];
-        a.rstdf = vec![0.0; mrows];
+        zeroed(&mut a.hf, mrows * d);
+        zeroed(&mut a.meanf, mrows);
+        zeroed(&mut a.rstdf, mrows);
         ln_forward(
             &a.xf_rows,
             &p[self.lnf_w..self.lnf_w + d],
@@ -534,7 +570,7 @@ impl Model {
             &mut a.meanf,
             &mut a.rstdf,
         );
-        a.logits = vec![0.0; mrows * v];
+        zeroed(&mut a.logits, mrows * v);
         matmul(&a.hf, &p[self.head..], &mut a.logits, mrows, d, v, false);
     }
 
@@ -565,6 +601,12 @@ impl Model {
     /// Mean cross-entropy over the batch targets; accumulates (adds) its gradient with respect
     /// to every parameter into `grads` (same layout as [`Model::params`]).
     pub fn loss_and_grad(&self, b: &Batch, grads: &mut [f32]) -> f64 {
+        self.loss_and_grad_with(b, grads, &mut Workspace::default())
+    }
+
+    /// [`Model::loss_and_grad`] reusing the buffers of `ws` (avoids allocating every step).
+    #[allow(clippy::needless_range_loop)] // index-based attention loops mirror the math
+    pub fn loss_and_grad_with(&self, b: &Batch, grads: &mut [f32], ws: &mut Workspace) -> f64 {
         assert_eq!(grads.len(), self.params.len(), "gradient buffer size");
         let c = &self.cfg;
         let (d, f, v, h) = (c.d_model, c.d_ff, c.vocab_size, c.n_heads);
@@ -574,15 +616,16 @@ impl Model {
         if mrows == 0 {
             return f64::NAN;
         }
-        let mut a = Acts::default();
-        self.forward(b, &mut a);
+        let Workspace { acts: a, bw } = ws;
+        self.forward(b, a);
         let p = &self.params;
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut scratch = Vec::new();
+        let scratch = &mut bw.scratch;
 
         // Loss and dlogits.
         let inv_m = 1.0 / mrows as f32;
-        let mut dlogits = vec![0.0f32; mrows * v];
+        let dlogits = &mut bw.dlogits;
+        zeroed(dlogits, mrows * v);
         let mut total = 0.0f64;
         for (r, &t) in b.targets.iter().enumerate() {
             total += row_ce(
@@ -594,25 +637,28 @@ impl Model {
         let loss = total / mrows as f64;
 
         // Head.
-        matmul_at(&a.hf, &dlogits, &mut grads[self.head..], mrows, d, v);
-        let mut dhf = vec![0.0f32; mrows * d];
-        matmul_bt(&dlogits, &p[self.head..], &mut dhf, mrows, d, v, false, &mut scratch);
-        let mut dxf_rows = vec![0.0f32; mrows * d];
+        matmul_at(&a.hf, dlogits, &mut grads[self.head..], mrows, d, v);
+        let dhf = &mut bw.dhf;
+        zeroed(dhf, mrows * d);
+        matmul_bt(dlogits, &p[self.head..], dhf, mrows, d, v, false, scratch);
+        let dxf_rows = &mut bw.dxf_rows;
+        zeroed(dxf_rows, mrows * d);
         {
             let (gw, gb) = two_mut(grads, self.lnf_w, self.lnf_b, d);
             ln_backward(
-                &dhf,
+                dhf,
                 &a.xf_rows,
                 &p[self.lnf_w..self.lnf_w + d],
                 &a.meanf,
                 &a.rstdf,
                 d,
-                &mut dxf_rows,
+                dxf_rows,
                 gw,
                 gb,
             );
         }
-        let mut dx = vec![0.0f32; n * d];
+        let dx = &mut bw.dx;
+        zeroed(dx, n * d);
         for (r, &row) in b.out_rows.iter().enumerate() {
             add_scaled(
                 1.0,
@@ -626,42 +672,46 @@ impl Model {
             for r in dx.chunks_exact(d) {
                 add_scaled(1.0, r, &mut grads[bi.b2..bi.b2 + d]);
             }
-            matmul_at(&la.g, &dx, &mut grads[bi.w2..], n, f, d);
-            let mut df1 = vec![0.0f32; n * f];
-            matmul_bt(&dx, &p[bi.w2..], &mut df1, n, f, d, false, &mut scratch);
-            for (g, &z) in df1.iter_mut().zip(&la.f1) {
-                *g *= gelu_grad(z);
-            }
+            matmul_at(&la.g, dx, &mut grads[bi.w2..], n, f, d);
+            let df1 = &mut bw.df1;
+            zeroed(df1, n * f);
+            matmul_bt(dx, &p[bi.w2..], df1, n, f, d, false, scratch);
+            gelu_bwd(&la.f1, &la.t, df1);
             for r in df1.chunks_exact(f) {
                 add_scaled(1.0, r, &mut grads[bi.b1..bi.b1 + f]);
             }
-            matmul_at(&la.h2, &df1, &mut grads[bi.w1..], n, d, f);
-            let mut dh2 = vec![0.0f32; n * d];
-            matmul_bt(&df1, &p[bi.w1..], &mut dh2, n, d, f, false, &mut scratch);
+            matmul_at(&la.h2, df1, &mut grads[bi.w1..], n, d, f);
+            let dh2 = &mut bw.dh2;
+            zeroed(dh2, n * d);
+            matmul_bt(df1, &p[bi.w1..], dh2, n, d, f, false, scratch);
             // dx now becomes d x_mid (residual path kept, LN2 path added).
             {
                 let (gw, gb) = two_mut(grads, bi.ln2_w, bi.ln2_b, d);
                 ln_backward(
-                    &dh2,
+                    dh2,
                     &la.x_mid,
                     &p[bi.ln2_w..bi.ln2_w + d],
                     &la.mean2,
                     &la.rstd2,
                     d,
-                    &mut dx,
+                    dx,
                     gw,
                     gb,
                 );
             }
 
             // Attention: x_mid = x_in + att·Wo.
-            matmul_at(&la.att, &dx, &mut grads[bi.wo..], n, d, d);
-            let mut datt = vec![0.0f32; n * d];
-            matmul_bt(&dx, &p[bi.wo..], &mut datt, n, d, d, false, &mut scratch);
-            let mut dq = vec![0.0f32; n * d];
-            let mut dk = vec![0.0f32; n * d];
-            let mut dv = vec![0.0f32; n * d];
-            let mut dp = Vec::new();
+            matmul_at(&la.att, dx, &mut grads[bi.wo..], n, d, d);
+            let datt = &mut bw.datt;
+            zeroed(datt, n * d);
+            matmul_bt(dx, &p[bi.wo..], datt, n, d, d, false, scratch);
+            let dq = &mut bw.dq;
+            zeroed(dq, n * d);
+            let dk = &mut bw.dk;
+            zeroed(dk, n * d);
+            let dv = &mut bw.dv;
+            zeroed(dv, n * d);
+            let dp = &mut bw.dp;
             for (si, &(start, t_len)) in b.seqs.iter().enumerate() {
                 let poff = a.prob_offsets[si];
                 for hh in 0..h {
@@ -688,23 +738,24 @@ impl Model {
                     }
                 }
             }
-            matmul_at(&la.h1, &dq, &mut grads[bi.wq..], n, d, d);
-            matmul_at(&la.h1, &dk, &mut grads[bi.wk..], n, d, d);
-            matmul_at(&la.h1, &dv, &mut grads[bi.wv..], n, d, d);
-            let mut dh1 = vec![0.0f32; n * d];
-            matmul_bt(&dq, &p[bi.wq..], &mut dh1, n, d, d, true, &mut scratch);
-            matmul_bt(&dk, &p[bi.wk..], &mut dh1, n, d, d, true, &mut scratch);
-            matmul_bt(&dv, &p[bi.wv..], &mut dh1, n, d, d, true, &mut scratch);
+            matmul_at(&la.h1, dq, &mut grads[bi.wq..], n, d, d);
+            matmul_at(&la.h1, dk, &mut grads[bi.wk..], n, d, d);
+            matmul_at(&la.h1, dv, &mut grads[bi.wv..], n, d, d);
+            let dh1 = &mut bw.dh1;
+            zeroed(dh1, n * d);
+            matmul_bt(dq, &p[bi.wq..], dh1, n, d, d, true, scratch);
+            matmul_bt(dk, &p[bi.wk..], dh1, n, d, d, true, scratch);
+            matmul_bt(dv, &p[bi.wv..], dh1, n, d, d, true, scratch);
             {
                 let (gw, gb) = two_mut(grads, bi.ln1_w, bi.ln1_b, d);
                 ln_backward(
-                    &dh1,
+                    dh1,
                     &la.x_in,
                     &p[bi.ln1_w..bi.ln1_w + d],
                     &la.mean1,
                     &la.rstd1,
                     d,
-                    &mut dx,
+                    dx,
                     gw,
                     gb,
                 );

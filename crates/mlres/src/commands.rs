@@ -268,7 +268,8 @@ pub fn ledger_verify(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
     } else {
         println!("ledger TAMPERED: {} problem(s) in {}", report.problems.len(), ledger.db_path().display());
         for p in &report.problems {
-            println!("  {p}");
+            let at = p.seq.map(|s| format!("event {s}")).unwrap_or_else(|| "ledger".into());
+            println!("  {at}: {:?}: {}", p.kind, p.detail);
         }
     }
     Ok(if report.is_ok() { exit::OK } else { exit::TAMPERED })

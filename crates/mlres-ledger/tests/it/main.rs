@@ -1,1 +1,8 @@
+//! Integration tests of mlres-ledger.
 
+mod approvals;
+mod common;
+mod concurrency;
+mod files;
+mod lifecycle;
+mod tamper;

@@ -1,0 +1,54 @@
+//! Test-only stand-in for the `mlres __supervise <dir>` hidden subcommand, used by the
+//! integration tests of `mlres-backends` (the real binary lives in the CLI crate).
+//!
+//! Usage:
+//! - `mlres-supervise-test supervise <dir>`: run the supervisor; exit 0 with a status, 3 if the
+//!   attempt was already claimed, 2 on any other error.
+//! - `mlres-supervise-test launch-and-die <dir>`: `launch` a detached supervisor for `dir`, then
+//!   SIGKILL ourselves (the supervisor must survive).
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1..) {
+        Some([mode, dir]) if mode == "supervise" => {
+            match mlres_backends::supervise(std::path::Path::new(dir)) {
+                Ok(s) => {
+                    println!("{:?}", s.outcome);
+                    ExitCode::SUCCESS
+                }
+                Err(e @ mlres_backends::BackendError::AlreadyClaimed { .. }) => {
+                    eprintln!("{e}");
+                    ExitCode::from(3)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some([mode, dir]) if mode == "launch-and-die" => {
+            let exe = match std::env::current_exe() {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut sup = Command::new(exe);
+            sup.args(["supervise", dir.as_str()]);
+            if let Err(e) = mlres_backends::launch(std::path::Path::new(dir), &sup) {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+            // SAFETY: raising SIGKILL on ourselves has no memory-safety preconditions.
+            unsafe { libc::raise(libc::SIGKILL) };
+            ExitCode::from(4)
+        }
+        _ => {
+            eprintln!("usage: mlres-supervise-test (supervise|launch-and-die) <dir>");
+            ExitCode::from(64)
+        }
+    }
+}

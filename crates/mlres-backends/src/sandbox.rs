@@ -1,0 +1,349 @@
+//! Sandbox setup that runs in the forked child before `exec` (and in doctor probes).
+//!
+//! Everything called from [`ChildSetup::apply`] and [`enter_isolated_netns`] must be
+//! async-signal-safe: the child of a multi-threaded process may only make raw system calls
+//! (no allocation, no locks, no stdio). All buffers and C strings are prepared in the parent.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::RawFd;
+
+use crate::{Limits, NetworkPolicy};
+
+#[cfg(target_env = "gnu")]
+pub(crate) type Resource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+pub(crate) type Resource = libc::c_int;
+
+/// Paths and contents for the user-namespace fallback (non-root network isolation).
+pub(crate) struct NetPrep {
+    setgroups_path: CString,
+    uid_map_path: CString,
+    gid_map_path: CString,
+    uid_map: Vec<u8>,
+    gid_map: Vec<u8>,
+}
+
+impl NetPrep {
+    pub(crate) fn new() -> Self {
+        // SAFETY: getuid/getgid cannot fail and have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let c = |s: &str| CString::new(s).unwrap_or_default();
+        Self {
+            setgroups_path: c("/proc/self/setgroups"),
+            uid_map_path: c("/proc/self/uid_map"),
+            gid_map_path: c("/proc/self/gid_map"),
+            // Map our own ids to themselves: the job keeps its identity inside the namespace.
+            uid_map: format!("{uid} {uid} 1\n").into_bytes(),
+            gid_map: format!("{gid} {gid} 1\n").into_bytes(),
+        }
+    }
+}
+
+/// How (or whether) the calling process got its own network namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NetResult {
+    /// `unshare(CLONE_NEWNET)` worked (root or CAP_SYS_ADMIN).
+    NetNs,
+    /// `unshare(CLONE_NEWUSER | CLONE_NEWNET)` worked; `maps_ok` tells whether the id maps
+    /// could be written.
+    UserNs { maps_ok: bool },
+    /// Both attempts failed with these errnos.
+    Refused { netns_errno: i32, userns_errno: i32 },
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Write `data` to the file at `path` (async-signal-safe).
+fn write_file(path: &CString, data: &[u8]) -> bool {
+    // SAFETY: `path` is a valid NUL-terminated string; open/write/close are async-signal-safe
+    // and `data` is a valid buffer of `data.len()` bytes.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let n = libc::write(fd, data.as_ptr().cast(), data.len());
+        libc::close(fd);
+        usize::try_from(n).is_ok_and(|n| n == data.len())
+    }
+}
+
+/// Move the calling (single-threaded) process into a new network namespace. Async-signal-safe.
+pub(crate) fn enter_isolated_netns(prep: &NetPrep) -> NetResult {
+    // SAFETY: unshare has no memory-safety preconditions; the caller is single-threaded (a
+    // freshly forked child), as CLONE_NEWUSER requires.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
+        return NetResult::NetNs;
+    }
+    let netns_errno = errno();
+    // SAFETY: as above.
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) } == 0 {
+        let maps_ok = write_file(&prep.setgroups_path, b"deny")
+            & write_file(&prep.uid_map_path, &prep.uid_map)
+            & write_file(&prep.gid_map_path, &prep.gid_map);
+        return NetResult::UserNs { maps_ok };
+    }
+    NetResult::Refused {
+        netns_errno,
+        userns_errno: errno(),
+    }
+}
+
+/// A fixed-size line buffer for reporting from the child without allocating.
+struct Line {
+    buf: [u8; 160],
+    len: usize,
+}
+
+impl Line {
+    fn new() -> Self {
+        Self {
+            buf: [0; 160],
+            len: 0,
+        }
+    }
+    fn s(&mut self, b: &[u8]) -> &mut Self {
+        let n = b.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&b[..n]);
+        self.len += n;
+        self
+    }
+    fn n(&mut self, v: i64) -> &mut Self {
+        if v < 0 {
+            self.s(b"-");
+        }
+        let mut v = v.unsigned_abs();
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.s(&digits[i..])
+    }
+    fn send(&mut self, fd: RawFd) {
+        self.s(b"\n");
+        // SAFETY: the buffer is valid for `len` bytes; write is async-signal-safe. A failed
+        // report only loses diagnostics.
+        unsafe { libc::write(fd, self.buf.as_ptr().cast(), self.len) };
+    }
+}
+
+/// One rlimit to apply: resource, its name for messages, soft and hard values.
+pub(crate) struct RlimitSetting {
+    pub(crate) resource: Resource,
+    pub(crate) name: &'static str,
+    pub(crate) soft: libc::rlim_t,
+    pub(crate) hard: libc::rlim_t,
+}
+
+/// Current hard limit of `resource` (infinity if unknown).
+fn current_hard(resource: Resource) -> libc::rlim_t {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `r` is a valid out-pointer.
+    if unsafe { libc::getrlimit(resource, &mut r) } == 0 {
+        r.rlim_max
+    } else {
+        libc::RLIM_INFINITY
+    }
+}
+
+/// The rlimits for `limits`, clamped to the current hard limits (lowering is always allowed;
+/// a request above the current hard limit is already enforced by the stricter hard limit).
+pub(crate) fn rlimit_settings(limits: &Limits, kill_grace_secs: u64) -> Vec<RlimitSetting> {
+    let mut out = Vec::new();
+    let mut add = |resource: Resource, name, soft: u64, hard: u64| {
+        let cap = current_hard(resource);
+        out.push(RlimitSetting {
+            resource,
+            name,
+            soft: soft.min(cap),
+            hard: hard.min(cap),
+        });
+    };
+    if let Some(v) = limits.memory_bytes {
+        add(libc::RLIMIT_AS, "RLIMIT_AS", v, v);
+    }
+    if let Some(v) = limits.cpu_secs {
+        add(
+            libc::RLIMIT_CPU,
+            "RLIMIT_CPU",
+            v,
+            v.saturating_add(kill_grace_secs.max(1)),
+        );
+    }
+    if let Some(v) = limits.file_size_bytes {
+        add(libc::RLIMIT_FSIZE, "RLIMIT_FSIZE", v, v);
+    }
+    if let Some(v) = limits.processes {
+        add(libc::RLIMIT_NPROC, "RLIMIT_NPROC", v, v);
+    }
+    if let Some(v) = limits.open_files {
+        add(libc::RLIMIT_NOFILE, "RLIMIT_NOFILE", v, v);
+    }
+    add(libc::RLIMIT_CORE, "RLIMIT_CORE", 0, 0);
+    out
+}
+
+/// Everything the child does between fork and exec, prepared in the parent.
+pub(crate) struct ChildSetup {
+    /// `Some((prep, required))` when isolation is requested.
+    pub(crate) net: Option<(NetPrep, bool)>,
+    pub(crate) rlimits: Vec<RlimitSetting>,
+    /// Write end of the report pipe (CLOEXEC).
+    pub(crate) report_fd: RawFd,
+    /// Pid of the supervisor, to detect that it died before PDEATHSIG was armed.
+    pub(crate) parent: libc::pid_t,
+}
+
+impl ChildSetup {
+    pub(crate) fn new(
+        policy: NetworkPolicy,
+        limits: &Limits,
+        grace: u64,
+        report_fd: RawFd,
+    ) -> Self {
+        let net = match policy {
+            NetworkPolicy::Host => None,
+            NetworkPolicy::Isolated => Some((NetPrep::new(), true)),
+            NetworkPolicy::BestEffort => Some((NetPrep::new(), false)),
+        };
+        Self {
+            net,
+            rlimits: rlimit_settings(limits, grace),
+            report_fd,
+            // SAFETY: getpid cannot fail.
+            parent: unsafe { libc::getpid() },
+        }
+    }
+
+    fn fail(&self, stage: &[u8], err: i32) -> io::Error {
+        Line::new()
+            .s(b"fail ")
+            .s(stage)
+            .s(b" ")
+            .n(i64::from(err))
+            .send(self.report_fd);
+        io::Error::from_raw_os_error(err)
+    }
+
+    /// Runs in the child after fork, before exec. Async-signal-safe: only raw system calls on
+    /// data prepared by the parent; reports go to `report_fd` as short text lines:
+    /// `net netns`, `net userns <maps_ok 0|1>`, `net none <errno> <errno>`, `fail <stage> <errno>`.
+    pub(crate) fn apply(&self) -> io::Result<()> {
+        // 1. Parent-death signal: the job dies with the supervisor.
+        // SAFETY: prctl with these integer arguments has no memory-safety preconditions.
+        if unsafe {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        } != 0
+        {
+            return Err(self.fail(b"pdeathsig", errno()));
+        }
+        // SAFETY: getppid cannot fail.
+        if unsafe { libc::getppid() } != self.parent {
+            return Err(self.fail(b"parent-died", libc::ESRCH));
+        }
+        // 2. Network namespace (before rlimits: it opens files, NOFILE could be tiny).
+        if let Some((prep, required)) = &self.net {
+            match enter_isolated_netns(prep) {
+                NetResult::NetNs => Line::new().s(b"net netns").send(self.report_fd),
+                NetResult::UserNs { maps_ok } => Line::new()
+                    .s(b"net userns ")
+                    .n(i64::from(maps_ok))
+                    .send(self.report_fd),
+                NetResult::Refused {
+                    netns_errno,
+                    userns_errno,
+                } => {
+                    Line::new()
+                        .s(b"net none ")
+                        .n(i64::from(netns_errno))
+                        .s(b" ")
+                        .n(i64::from(userns_errno))
+                        .send(self.report_fd);
+                    if *required {
+                        return Err(self.fail(b"netns", netns_errno));
+                    }
+                }
+            }
+        }
+        // 3. Resource limits, last.
+        for r in &self.rlimits {
+            let lim = libc::rlimit {
+                rlim_cur: r.soft,
+                rlim_max: r.hard,
+            };
+            // SAFETY: `lim` is a valid rlimit for the duration of the call.
+            if unsafe { libc::setrlimit(r.resource, &lim) } != 0 {
+                return Err(self.fail(r.name.as_bytes(), errno()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parsed reports from the child.
+#[derive(Debug, Default)]
+pub(crate) struct ChildReport {
+    pub(crate) isolated: bool,
+    pub(crate) net_note: Option<String>,
+    pub(crate) failure: Option<(String, i32)>,
+}
+
+pub(crate) fn parse_report(text: &str) -> ChildReport {
+    let mut r = ChildReport::default();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split_ascii_whitespace().collect();
+        match parts.as_slice() {
+            ["net", "netns"] => {
+                r.isolated = true;
+                r.net_note = Some("network namespace (CLONE_NEWNET)".into());
+            }
+            ["net", "userns", ok] => {
+                r.isolated = true;
+                r.net_note = Some(if *ok == "1" {
+                    "network namespace inside a user namespace".into()
+                } else {
+                    "network namespace inside a user namespace (id maps could not be written)"
+                        .into()
+                });
+            }
+            ["net", "none", a, b] => {
+                r.net_note = Some(format!(
+                    "network isolation refused by the kernel: unshare(CLONE_NEWNET): {}; \
+                     unshare(CLONE_NEWUSER|CLONE_NEWNET): {}",
+                    errno_text(a),
+                    errno_text(b)
+                ));
+            }
+            ["fail", stage, e] => {
+                r.failure = Some(((*stage).to_string(), e.parse().unwrap_or(0)));
+            }
+            _ => {}
+        }
+    }
+    r
+}
+
+fn errno_text(e: &str) -> String {
+    match e.parse::<i32>() {
+        Ok(n) => io::Error::from_raw_os_error(n).to_string(),
+        Err(_) => e.to_string(),
+    }
+}

@@ -1,0 +1,684 @@
+//! The supervisor: claim, lock, spawn the sandboxed job, watch it, clean up, record status.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Read};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::attempt::{
+    CANCEL, CLAIM, JOB_PID, LOCK, STATUS, SUPERVISOR_PID, WORK, create_exclusive, io_err, read_opt,
+    read_spec, validate_spec, write_atomic,
+};
+use crate::logcap::{self, Captured};
+use crate::sandbox::{ChildSetup, parse_report};
+use crate::{BackendError, LocalJobSpec, Outcome, Status, log_paths, procs};
+
+/// Set by SIGTERM/SIGINT/SIGUSR1: cancellation requested.
+static CANCEL_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_cancel_signal(_sig: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    CANCEL_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1] {
+        // SAFETY: `sa` is zero-initialised (a valid sigaction), then filled with a handler that
+        // only performs an atomic store; sigemptyset and sigaction get valid pointers.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_cancel_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+pub(crate) fn supervise(dir: &Path) -> Result<Status, BackendError> {
+    let dir = std::path::absolute(dir).map_err(io_err("resolve", dir))?;
+    if !dir.is_dir() {
+        return Err(BackendError::NotAnAttempt(dir));
+    }
+    // Lock first, then claim: a claimed attempt whose lock is free has a dead supervisor.
+    let lock_path = dir.join(LOCK);
+    let lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(io_err("open", &lock_path))?;
+    lock.lock().map_err(io_err("lock", &lock_path))?;
+    let me = std::process::id();
+    let claim_path = dir.join(CLAIM);
+    if !create_exclusive(&claim_path, format!("started {me}\n").as_bytes())? {
+        let claim = read_opt(&claim_path)?.unwrap_or_default();
+        return Err(BackendError::AlreadyClaimed {
+            claim: String::from_utf8_lossy(&claim).trim().to_string(),
+        });
+    }
+    write_atomic(&dir.join(SUPERVISOR_PID), format!("{me}\n").as_bytes())?;
+    install_signal_handlers();
+    // SAFETY: prctl with integer arguments has no memory-safety preconditions.
+    let subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0;
+
+    let mut status = run(&dir, subreaper);
+    if !subreaper {
+        status
+            .detail
+            .push_str("; note: PR_SET_CHILD_SUBREAPER failed, escaped descendants may survive");
+    }
+    let json = serde_json::to_vec_pretty(&status).map_err(|source| BackendError::Json {
+        path: dir.join(STATUS),
+        source,
+    })?;
+    write_atomic(&dir.join(STATUS), &json)?;
+    drop(lock);
+    Ok(status)
+}
+
+fn empty_status(outcome: Outcome, detail: String) -> Status {
+    let t = now_ms();
+    Status {
+        outcome,
+        exit_code: None,
+        signal: None,
+        started_at_ms: t,
+        ended_at_ms: t,
+        duration_ms: 0,
+        cpu_ms: None,
+        max_rss_kb: None,
+        stdout_truncated: false,
+        stderr_truncated: false,
+        network_isolated: false,
+        detail,
+    }
+}
+
+fn cancel_requested(dir: &Path) -> bool {
+    CANCEL_REQUESTED.load(Ordering::SeqCst) || dir.join(CANCEL).exists()
+}
+
+fn is_executable(p: &Path) -> bool {
+    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Resolve argv[0] the way the job would see it: paths relative to `work`, bare names through
+/// the job's own PATH (not the supervisor's).
+fn resolve_program(
+    argv0: &str,
+    env: &BTreeMap<String, String>,
+    work: &Path,
+) -> Result<PathBuf, String> {
+    if argv0.contains('/') {
+        let p = work.join(argv0); // absolute argv0 replaces `work`
+        if !p.exists() {
+            return Err(format!("argv[0] {argv0:?} does not exist"));
+        }
+        if !is_executable(&p) {
+            return Err(format!("argv[0] {argv0:?} is not an executable file"));
+        }
+        return Ok(p);
+    }
+    let Some(path) = env.get("PATH") else {
+        return Err(format!(
+            "argv[0] {argv0:?} is not a path and the job environment has no PATH"
+        ));
+    };
+    for d in path.split(':') {
+        let d = if d.is_empty() { "." } else { d };
+        let candidate = work.join(d).join(argv0);
+        if is_executable(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err(format!(
+        "argv[0] {argv0:?} not found in the job's PATH ({path})"
+    ))
+}
+
+/// Tracks the job's main process while all children are reaped.
+struct JobWait {
+    pid: i32,
+    status: Option<i32>,
+}
+
+impl JobWait {
+    fn reap(&mut self) {
+        for r in procs::reap_all() {
+            if r.pid == self.pid {
+                self.status = Some(r.status);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KillReason {
+    Timeout,
+    Cancel,
+}
+
+/// TERM the group and every descendant, wait up to `grace` for all of them, then KILL what is
+/// left until nothing remains. Returns how many leftover processes had to be SIGKILLed.
+fn terminate_tree(me: i32, job: &mut JobWait, grace: Duration) -> usize {
+    job.reap();
+    let live = procs::live_descendants(me);
+    if job.status.is_some() && live.is_empty() {
+        return 0;
+    }
+    procs::kill_group(job.pid, libc::SIGTERM);
+    procs::kill_each(&live, libc::SIGTERM);
+    let until = Instant::now().checked_add(grace);
+    loop {
+        job.reap();
+        if job.status.is_some() && procs::live_descendants(me).is_empty() {
+            return 0;
+        }
+        if until.is_none_or(|u| Instant::now() >= u) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut killed = std::collections::HashSet::new();
+    for _ in 0..1000 {
+        let live = procs::live_descendants(me);
+        if live.is_empty() && job.status.is_some() {
+            break;
+        }
+        procs::kill_group(job.pid, libc::SIGKILL);
+        procs::kill_each(&live, libc::SIGKILL);
+        killed.extend(live);
+        std::thread::sleep(Duration::from_millis(10));
+        job.reap();
+    }
+    job.reap();
+    killed.len()
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => "signal",
+    }
+}
+
+/// Strings in the stderr tail that show an allocation failure.
+const MEMORY_EVIDENCE: &[&str] = &[
+    "memoryerror",
+    "memory allocation of",
+    "cannot allocate memory",
+    "std::bad_alloc",
+    "cannot allocate",
+    "out of memory",
+];
+
+fn memory_evidence(stderr_tail: &[u8]) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(stderr_tail).to_lowercase();
+    MEMORY_EVIDENCE.iter().copied().find(|e| text.contains(e))
+}
+
+fn rusage_children() -> (Option<u64>, Option<u64>) {
+    // SAFETY: zeroed rusage is valid; getrusage writes into it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid out-pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return (None, None);
+    }
+    let ms = |t: libc::timeval| {
+        u64::try_from(t.tv_sec).unwrap_or(0) * 1000 + u64::try_from(t.tv_usec).unwrap_or(0) / 1000
+    };
+    (
+        Some(ms(ru.ru_utime) + ms(ru.ru_stime)),
+        u64::try_from(ru.ru_maxrss).ok(),
+    )
+}
+
+fn open_log(path: &Path) -> Result<File, String> {
+    File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
+}
+
+/// Run the job and produce its status. Never fails: problems become `StartFailed` or notes.
+fn run(dir: &Path, _subreaper: bool) -> Status {
+    let spec = match read_spec(dir) {
+        Ok(s) => s,
+        Err(e) => return empty_status(Outcome::StartFailed, format!("cannot read spec: {e}")),
+    };
+    if let Err(e) = validate_spec(&spec) {
+        return empty_status(Outcome::StartFailed, e.to_string());
+    }
+    if cancel_requested(dir) {
+        return empty_status(
+            Outcome::Cancelled,
+            "cancelled before the job started; it was not run".into(),
+        );
+    }
+    let work = dir.join(WORK);
+    if let Err(e) = fs::create_dir_all(work.join("tmp")) {
+        return empty_status(
+            Outcome::StartFailed,
+            format!("cannot create {}: {e}", work.display()),
+        );
+    }
+    let program = match resolve_program(&spec.argv[0], &spec.env, &work) {
+        Ok(p) => p,
+        Err(e) => return empty_status(Outcome::StartFailed, e),
+    };
+    let logs = log_paths(dir);
+    let (out_file, err_file) = match (open_log(&logs.stdout), open_log(&logs.stderr)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return empty_status(Outcome::StartFailed, e),
+    };
+    let (report_read, report_write) = match report_pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            return empty_status(
+                Outcome::StartFailed,
+                format!("cannot create report pipe: {e}"),
+            );
+        }
+    };
+
+    let mut cmd = build_command(&spec, &program, &work);
+    let setup = ChildSetup::new(
+        spec.network,
+        &spec.limits,
+        spec.kill_grace_secs,
+        std::os::fd::AsRawFd::as_raw_fd(&report_write),
+    );
+    // SAFETY: `ChildSetup::apply` runs between fork and exec and is async-signal-safe: it only
+    // makes raw system calls (prctl, getppid, unshare, open/write/close on paths and buffers
+    // prepared before the fork, setrlimit) on data owned by the closure; it does not allocate,
+    // take locks or touch stdio. Its error is a raw-OS `io::Error`, which does not allocate.
+    unsafe {
+        cmd.pre_exec(move || setup.apply());
+    }
+
+    let started_at_ms = now_ms();
+    let start = Instant::now();
+    let spawned = cmd.spawn();
+    drop(cmd); // drops the closure (and nothing of the child's)
+    drop(report_write);
+    let mut report_text = String::new();
+    let _ = File::from(report_read).read_to_string(&mut report_text);
+    let report = parse_report(&report_text);
+    let net_note = report.net_note.clone();
+
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let mut detail = match &report.failure {
+                Some((stage, _)) if stage == "netns" => format!(
+                    "network isolation was required (policy isolated) but is unavailable: {}",
+                    net_note.clone().unwrap_or_else(|| e.to_string())
+                ),
+                Some((stage, _)) => format!("sandbox setup failed at {stage}: {e}"),
+                None => format!(
+                    "cannot execute argv[0] {:?} ({}): {e}",
+                    spec.argv[0],
+                    program.display()
+                ),
+            };
+            if report.failure.as_ref().is_some_and(|(s, _)| s != "netns")
+                && let Some(n) = &net_note
+            {
+                detail.push_str(&format!("; network: {n}"));
+            }
+            let mut s = empty_status(Outcome::StartFailed, detail);
+            s.started_at_ms = started_at_ms;
+            s.ended_at_ms = now_ms();
+            s.network_isolated = report.isolated;
+            return s;
+        }
+    };
+    let job_pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    let _ = write_atomic(&dir.join(JOB_PID), format!("{job_pid}\n").as_bytes());
+
+    // Drain both pipes on threads.
+    let (tx, rx) = mpsc::channel::<(usize, Captured)>();
+    let cap = spec.log_cap_bytes;
+    let streams: [(Option<Box<dyn Read + Send>>, File); 2] = [
+        (
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            out_file,
+        ),
+        (
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            err_file,
+        ),
+    ];
+    let mut readers = 0;
+    for (i, (pipe, file)) in streams.into_iter().enumerate() {
+        let Some(pipe) = pipe else { continue };
+        let tx = tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("mlres-log-{i}"))
+            .spawn(move || {
+                let mut w = BufWriter::with_capacity(64 * 1024, &file);
+                let c = logcap::capture(pipe, &mut w, cap);
+                drop(w);
+                let _ = file.sync_data();
+                let _ = tx.send((i, c));
+            });
+        if spawned.is_ok() {
+            readers += 1;
+        }
+    }
+    drop(tx);
+    // The Child handle is not used for waiting: all children are reaped with waitpid(-1).
+    drop(child);
+
+    // Watch: exit, cancel, timeout.
+    let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+    let mut job = JobWait {
+        pid: job_pid,
+        status: None,
+    };
+    let deadline = start.checked_add(Duration::from_secs(spec.timeout_secs));
+    let mut reason = None;
+    loop {
+        job.reap();
+        if job.status.is_some() {
+            break;
+        }
+        if cancel_requested(dir) {
+            reason = Some(KillReason::Cancel);
+            break;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            reason = Some(KillReason::Timeout);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let leftovers = terminate_tree(me, &mut job, Duration::from_secs(spec.kill_grace_secs));
+    let ended_at_ms = now_ms();
+    let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+
+    // Collect the logs (the pipes close once every holder is gone).
+    let mut captured: [Option<Captured>; 2] = [None, None];
+    let collect_deadline = Instant::now() + Duration::from_secs(10);
+    for _ in 0..readers {
+        let left = collect_deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((i, c)) => captured[i] = Some(c),
+            Err(_) => break,
+        }
+    }
+    let mut notes: Vec<String> = Vec::new();
+    for (i, (c, tail_path)) in captured
+        .iter()
+        .zip([&logs.stdout_tail, &logs.stderr_tail])
+        .enumerate()
+    {
+        let name = ["stdout", "stderr"][i];
+        match c {
+            Some(c) => {
+                if let Err(e) = write_atomic(tail_path, c.tail.contents()) {
+                    notes.push(format!("{name} tail not written: {e}"));
+                }
+                if let Some(e) = &c.write_error {
+                    notes.push(format!("{name}.log write error: {e}"));
+                }
+            }
+            None => notes.push(format!(
+                "{name} reader did not finish; log may be incomplete"
+            )),
+        }
+    }
+    let stdout_truncated = captured[0].as_ref().is_some_and(|c| c.truncated);
+    let stderr_truncated = captured[1].as_ref().is_some_and(|c| c.truncated);
+    let stderr_tail: &[u8] = captured[1].as_ref().map_or(&[], |c| c.tail.contents());
+
+    let (cpu_ms, max_rss_kb) = rusage_children();
+    let ws = job.status.map(std::process::ExitStatus::from_raw);
+    let exit_code = ws.and_then(|s| s.code());
+    let signal = ws.and_then(|s| s.signal());
+    let grace = spec.kill_grace_secs;
+
+    let (outcome, mut detail) = match reason {
+        Some(KillReason::Cancel) => (
+            Outcome::Cancelled,
+            format!("cancelled; job process group sent SIGTERM (grace {grace} s), then SIGKILL"),
+        ),
+        Some(KillReason::Timeout) => (
+            Outcome::TimedOut,
+            format!(
+                "wall-clock timeout of {} s exceeded; job process group sent SIGTERM (grace {grace} s), then SIGKILL",
+                spec.timeout_secs
+            ),
+        ),
+        None => classify(&spec, exit_code, signal, stderr_tail, cpu_ms, max_rss_kb),
+    };
+    if leftovers > 0 {
+        detail.push_str(&format!("; {leftovers} leftover process(es) killed"));
+    }
+    if let Some(n) = &net_note {
+        detail.push_str(&format!("; network: {n}"));
+    }
+    for n in notes {
+        detail.push_str("; ");
+        detail.push_str(&n);
+    }
+    Status {
+        outcome,
+        exit_code,
+        signal,
+        started_at_ms,
+        ended_at_ms,
+        duration_ms,
+        cpu_ms,
+        max_rss_kb,
+        stdout_truncated,
+        stderr_truncated,
+        network_isolated: report.isolated,
+        detail,
+    }
+}
+
+fn classify(
+    spec: &LocalJobSpec,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    stderr_tail: &[u8],
+    cpu_ms: Option<u64>,
+    max_rss_kb: Option<u64>,
+) -> (Outcome, String) {
+    if exit_code == Some(0) {
+        return (Outcome::Completed, "exited with code 0".into());
+    }
+    let how = match (exit_code, signal) {
+        (Some(c), _) => format!("exited with code {c}"),
+        (None, Some(s)) => format!("killed by signal {s} ({})", signal_name(s)),
+        (None, None) => "ended with an unknown status".into(),
+    };
+    let mem = spec.limits.memory_bytes;
+    if let Some(ev) = memory_evidence(stderr_tail) {
+        let lim = mem.map_or(String::new(), |m| format!(" (limit {m} bytes)"));
+        return (
+            Outcome::MemoryExceeded,
+            format!("{how}; out of memory{lim}: stderr shows {ev:?}"),
+        );
+    }
+    if let (Some(limit), Some(s), Some(rss)) = (mem, signal, max_rss_kb)
+        && [libc::SIGKILL, libc::SIGSEGV, libc::SIGABRT].contains(&s)
+        && rss.saturating_mul(1024) >= limit / 2
+    {
+        return (
+            Outcome::MemoryExceeded,
+            format!("{how}; memory limit {limit} bytes likely exceeded (max RSS {rss} KiB)"),
+        );
+    }
+    let mut detail = how;
+    if let Some(cpu) = spec.limits.cpu_secs
+        && (signal == Some(libc::SIGXCPU)
+            || (signal == Some(libc::SIGKILL)
+                && cpu_ms.is_some_and(|c| c >= cpu.saturating_mul(1000))))
+    {
+        detail.push_str(&format!("; CPU time limit of {cpu} s exceeded"));
+    }
+    if signal == Some(libc::SIGXFSZ) {
+        detail.push_str("; file size limit exceeded");
+    }
+    (Outcome::Failed, detail)
+}
+
+fn report_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn build_command(spec: &LocalJobSpec, program: &Path, work: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.arg0(&spec.argv[0])
+        .args(&spec.argv[1..])
+        .env_clear()
+        .envs(&spec.env)
+        .current_dir(work)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let defaults = [
+        ("HOME", work.to_path_buf()),
+        ("TMPDIR", work.join("tmp")),
+        ("PWD", work.to_path_buf()),
+    ];
+    for (k, v) in defaults {
+        if !spec.env.contains_key(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_uses_job_path_only() {
+        let mut env = BTreeMap::new();
+        let work = Path::new("/");
+        assert!(resolve_program("sh", &env, work).is_err());
+        env.insert("PATH".into(), "/nonexistent:/bin:/usr/bin".into());
+        let p = resolve_program("sh", &env, work).expect("sh in /bin or /usr/bin");
+        assert!(p.ends_with("sh"));
+        let e = resolve_program("no-such-prog-xyz", &env, work).unwrap_err();
+        assert!(e.contains("not found in the job's PATH"), "{e}");
+        let e = resolve_program("/no/such/prog", &env, work).unwrap_err();
+        assert!(e.contains("does not exist"), "{e}");
+        let e = resolve_program("/etc/hostname", &env, work).unwrap_err();
+        assert!(e.contains("not an executable"), "{e}");
+    }
+
+    #[test]
+    fn memory_evidence_matches_known_messages() {
+        assert_eq!(
+            memory_evidence(b"Traceback...\nMemoryError\n"),
+            Some("memoryerror")
+        );
+        assert_eq!(
+            memory_evidence(b"memory allocation of 1024 bytes failed"),
+            Some("memory allocation of")
+        );
+        assert_eq!(
+            memory_evidence(b"terminate called after throwing an instance of 'std::bad_alloc'"),
+            Some("std::bad_alloc")
+        );
+        assert_eq!(memory_evidence(b"ValueError: bad\n"), None);
+    }
+
+    fn spec_with_mem(mem: Option<u64>) -> LocalJobSpec {
+        LocalJobSpec {
+            argv: vec!["x".into()],
+            env: BTreeMap::new(),
+            timeout_secs: 1,
+            kill_grace_secs: 1,
+            limits: crate::Limits {
+                memory_bytes: mem,
+                ..Default::default()
+            },
+            log_cap_bytes: 1,
+            network: crate::NetworkPolicy::Host,
+        }
+    }
+
+    #[test]
+    fn classify_outcomes() {
+        let s = spec_with_mem(Some(1 << 30));
+        assert_eq!(
+            classify(&s, Some(0), None, b"MemoryError", None, None).0,
+            Outcome::Completed
+        );
+        assert_eq!(
+            classify(&s, Some(1), None, b"oops", None, None).0,
+            Outcome::Failed
+        );
+        assert_eq!(
+            classify(&s, Some(1), None, b"MemoryError", None, None).0,
+            Outcome::MemoryExceeded
+        );
+        // SIGKILL near the limit counts as memory; far below it does not.
+        assert_eq!(
+            classify(&s, None, Some(libc::SIGKILL), b"", None, Some(900 * 1024)).0,
+            Outcome::MemoryExceeded
+        );
+        assert_eq!(
+            classify(&s, None, Some(libc::SIGKILL), b"", None, Some(1024)).0,
+            Outcome::Failed
+        );
+        let no_limit = spec_with_mem(None);
+        assert_eq!(
+            classify(
+                &no_limit,
+                None,
+                Some(libc::SIGKILL),
+                b"",
+                None,
+                Some(900 * 1024)
+            )
+            .0,
+            Outcome::Failed
+        );
+    }
+}

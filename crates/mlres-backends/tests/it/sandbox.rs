@@ -1,0 +1,196 @@
+//! Sandbox properties: clean environment, network isolation, memory limit, capped logs.
+
+use std::net::TcpListener;
+
+use mlres_backends::{NetworkPolicy, Outcome, log_paths};
+
+use crate::*;
+
+#[test]
+fn parent_secret_is_not_visible_but_spec_env_is() {
+    let (_t, dir) = attempt_dir();
+    let canary = format!("canary-{}-{:?}", std::process::id(), Instant::now());
+    let mut s = spec(&["/usr/bin/env"]);
+    s.env.insert("MLRES_VISIBLE".into(), "visible-value".into());
+    prepare_attempt(&dir, &s).unwrap();
+    let code = supervise_cmd(&dir)
+        .env("MLRES_CANARY_SECRET", &canary)
+        .status()
+        .unwrap()
+        .code();
+    assert_eq!(code, Some(0));
+    let AttemptState::Finished(st) = poll(&dir).unwrap() else {
+        panic!("not finished")
+    };
+    assert_eq!(st.outcome, Outcome::Completed, "{}", st.detail);
+    let out = read(&log_paths(&dir).stdout);
+    assert!(out.contains("MLRES_VISIBLE=visible-value"), "{out}");
+    assert!(!out.contains(&canary), "parent secret leaked: {out}");
+    assert!(!out.contains("MLRES_CANARY_SECRET"), "{out}");
+    let work = std::fs::canonicalize(dir.join("work")).unwrap();
+    assert!(out.contains(&format!("HOME={}", work.display())), "{out}");
+    assert!(
+        out.contains(&format!("TMPDIR={}", work.join("tmp").display())),
+        "{out}"
+    );
+    // Exactly PATH, MLRES_VISIBLE, HOME, TMPDIR, PWD.
+    assert_eq!(out.lines().count(), 5, "{out}");
+}
+
+#[test]
+fn spec_home_is_kept_and_cwd_is_work() {
+    let (_t, dir) = attempt_dir();
+    let mut s = sh("echo \"$HOME\"; pwd; touch made-here");
+    s.env.insert("HOME".into(), "/custom/home".into());
+    let st = run(&dir, &s);
+    assert_eq!(st.outcome, Outcome::Completed, "{}", st.detail);
+    let out = read(&log_paths(&dir).stdout);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("/custom/home"));
+    assert!(lines.next().unwrap().ends_with("/work"), "{out}");
+    assert!(dir.join("work/made-here").exists());
+}
+
+fn connect_job(port: u16, policy: NetworkPolicy) -> (Outcome, String, bool) {
+    let (_t, dir) = attempt_dir();
+    let mut s = spec(&[
+        "bash",
+        "-c",
+        &format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected"),
+    ]);
+    s.network = policy;
+    let st = run(&dir, &s);
+    (
+        st.outcome,
+        read(&log_paths(&dir).stdout),
+        st.network_isolated,
+    )
+}
+
+#[test]
+fn isolated_job_cannot_reach_host_loopback_but_host_job_can() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+
+    let (outcome, out, isolated) = connect_job(port, NetworkPolicy::Host);
+    assert_eq!(outcome, Outcome::Completed);
+    assert!(out.contains("connected"));
+    assert!(!isolated);
+
+    let (outcome, out, isolated) = connect_job(port, NetworkPolicy::Isolated);
+    assert_eq!(outcome, Outcome::Failed);
+    assert!(!out.contains("connected"), "{out}");
+    assert!(isolated);
+
+    let (outcome, out, isolated) = connect_job(port, NetworkPolicy::BestEffort);
+    // Root here and in CI: best effort does isolate.
+    assert!(isolated);
+    assert_eq!(outcome, Outcome::Failed);
+    assert!(!out.contains("connected"), "{out}");
+}
+
+#[test]
+fn isolated_job_sees_only_a_down_loopback() {
+    let (_t, dir) = attempt_dir();
+    let mut s = sh("cat /proc/net/dev");
+    s.network = NetworkPolicy::Isolated;
+    let st = run(&dir, &s);
+    assert_eq!(st.outcome, Outcome::Completed, "{}", st.detail);
+    let out = read(&log_paths(&dir).stdout);
+    let ifaces: Vec<&str> = out
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(ifaces, vec!["lo"], "{out}");
+}
+
+#[test]
+fn python_over_memory_limit_is_memory_exceeded() {
+    let (_t, dir) = attempt_dir();
+    let py = python3();
+    let mut s = spec(&[
+        &py,
+        "-c",
+        "b = bytearray(1 << 30); print('allocated', len(b))",
+    ]);
+    s.limits.memory_bytes = Some(256 << 20);
+    let st = run(&dir, &s);
+    assert_eq!(st.outcome, Outcome::MemoryExceeded, "{}", st.detail);
+    assert!(st.detail.contains("memory"), "{}", st.detail);
+    assert!(dir.join("status.json").is_file());
+    assert!(!read(&log_paths(&dir).stdout).contains("allocated"));
+    assert!(read(&log_paths(&dir).stderr_tail).contains("MemoryError"));
+}
+
+#[test]
+fn python_under_memory_limit_completes() {
+    let (_t, dir) = attempt_dir();
+    let py = python3();
+    let mut s = spec(&[
+        &py,
+        "-c",
+        "b = bytearray(16 << 20); print('allocated', len(b))",
+    ]);
+    s.limits.memory_bytes = Some(256 << 20);
+    let st = run(&dir, &s);
+    assert_eq!(st.outcome, Outcome::Completed, "{}", st.detail);
+    assert!(st.max_rss_kb.unwrap() >= 16 * 1024, "{st:?}");
+}
+
+#[test]
+fn shell_over_memory_limit_is_memory_exceeded() {
+    let (_t, dir) = attempt_dir();
+    let mut s = sh("x=$(head -c 600000000 /dev/zero | tr '\\0' a); echo survived");
+    s.limits.memory_bytes = Some(256 << 20);
+    let st = run(&dir, &s);
+    assert_eq!(st.outcome, Outcome::MemoryExceeded, "{st:?}");
+    assert!(!read(&log_paths(&dir).stdout).contains("survived"));
+}
+
+#[test]
+fn logs_are_capped_and_tail_is_kept() {
+    let (_t, dir) = attempt_dir();
+    let cap = 64 * 1024;
+    let mut s = sh("yes 0123456789abcdef | head -n 300000; echo END-MARKER; echo small >&2");
+    s.log_cap_bytes = cap;
+    let st = run(&dir, &s);
+    assert_eq!(st.outcome, Outcome::Completed, "{}", st.detail);
+    let logs = log_paths(&dir);
+    let head = std::fs::read(&logs.stdout).unwrap();
+    assert_eq!(head.len() as u64, cap);
+    assert!(head.starts_with(b"0123456789abcdef\n0123456789abcdef\n"));
+    assert!(st.stdout_truncated);
+    let tail = std::fs::read(&logs.stdout_tail).unwrap();
+    assert_eq!(tail.len(), mlres_backends::TAIL_BYTES);
+    assert!(tail.ends_with(b"0123456789abcdef\nEND-MARKER\n"));
+    assert!(!st.stderr_truncated);
+    assert_eq!(read(&logs.stderr), "small\n");
+    assert_eq!(read(&logs.stderr_tail), "small\n");
+}
+
+#[test]
+fn rlimits_are_applied() {
+    let (_t, dir) = attempt_dir();
+    let mut s = sh("ulimit -n; ulimit -f; ulimit -c; ulimit -t");
+    s.limits.open_files = Some(64);
+    s.limits.file_size_bytes = Some(1 << 20);
+    s.limits.cpu_secs = Some(30);
+    let st = run(&dir, &s);
+    assert_eq!(st.outcome, Outcome::Completed, "{}", st.detail);
+    // dash reports -f in 512-byte blocks.
+    assert_eq!(read(&log_paths(&dir).stdout), "64\n2048\n0\n30\n");
+}
+
+#[test]
+fn file_size_limit_stops_a_writer() {
+    let (_t, dir) = attempt_dir();
+    let mut s = sh("head -c 5000000 /dev/zero > big; echo rc=$?");
+    s.limits.file_size_bytes = Some(1 << 20);
+    let st = run(&dir, &s);
+    assert_eq!(st.outcome, Outcome::Completed, "{}", st.detail);
+    let size = std::fs::metadata(dir.join("work/big")).unwrap().len();
+    assert_eq!(size, 1 << 20);
+    assert!(!read(&log_paths(&dir).stdout).contains("rc=0"));
+}

@@ -1,0 +1,753 @@
+//! Campaigns, approvals and experiments: state derived transactionally alongside the events.
+
+use rusqlite::{Connection, OptionalExtension, Row};
+use serde_json::{Value, json};
+
+use crate::crypto::{self, TAG_APPROVAL_MAC};
+use crate::types::state::{EVALUATED, FINISHED, RELEASED, RESERVED, SUBMITTED};
+use crate::types::{DECISIONS, FINISH_STATUSES, SOURCES};
+use crate::{
+    Approval, Campaign, EvalRecord, Experiment, FinishRecord, Ledger, LedgerError, ReserveRequest,
+    Usage,
+};
+
+const CAMPAIGN_COLS: &str =
+    "id, project_root, program_hash, created_ms, status, stop_requested, stop_reason, generation";
+
+fn campaign_from_row(r: &Row<'_>) -> rusqlite::Result<Campaign> {
+    Ok(Campaign {
+        id: r.get(0)?,
+        project_root: r.get(1)?,
+        program_hash: r.get(2)?,
+        created_ms: r.get(3)?,
+        status: r.get(4)?,
+        stop_requested: r.get::<_, i64>(5)? != 0,
+        stop_reason: r.get(6)?,
+        generation: r.get(7)?,
+    })
+}
+
+pub(crate) fn get_campaign(conn: &Connection, id: &str) -> Result<Option<Campaign>, LedgerError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1"),
+            [id],
+            campaign_from_row,
+        )
+        .optional()?)
+}
+
+pub(crate) fn require_campaign(conn: &Connection, id: &str) -> Result<Campaign, LedgerError> {
+    get_campaign(conn, id)?.ok_or_else(|| LedgerError::NotFound(format!("campaign {id}")))
+}
+
+const EXP_COLS: &str = "id, campaign, iter, state, hypothesis, config, source, proposal_index, \
+    backend, flavor, timeout_secs, reserved_cost_micro, attempt, handle, status, exit_code, \
+    duration_ms, spent_walltime_secs, spent_cost_micro, metric, metric_nan, metrics, decision, \
+    decision_reason, best_so_far, best_so_far_nan, error, created_ms, submitted_ms, finished_ms, \
+    evaluated_ms";
+
+fn float_from(value: Option<f64>, nan: i64) -> Option<f64> {
+    if nan != 0 { Some(f64::NAN) } else { value }
+}
+
+/// Raw row with JSON columns still as text (parsed outside the rusqlite closure so that a
+/// JSON error surfaces as `LedgerError::Json`).
+struct ExpRow {
+    exp: Experiment,
+    config: String,
+    metrics: Option<String>,
+}
+
+fn exp_from_row(r: &Row<'_>) -> rusqlite::Result<ExpRow> {
+    Ok(ExpRow {
+        config: r.get(5)?,
+        metrics: r.get(21)?,
+        exp: Experiment {
+            id: r.get(0)?,
+            campaign: r.get(1)?,
+            iter: r.get(2)?,
+            state: r.get(3)?,
+            hypothesis: r.get(4)?,
+            config: Value::Null,
+            source: r.get(6)?,
+            proposal_index: r.get(7)?,
+            backend: r.get(8)?,
+            flavor: r.get(9)?,
+            timeout_secs: r.get(10)?,
+            reserved_cost_micro: r.get(11)?,
+            attempt: r.get(12)?,
+            handle: r.get(13)?,
+            status: r.get(14)?,
+            exit_code: r.get(15)?,
+            duration_ms: r.get(16)?,
+            spent_walltime_secs: r.get(17)?,
+            spent_cost_micro: r.get(18)?,
+            metric: float_from(r.get(19)?, r.get(20)?),
+            metrics: None,
+            decision: r.get(22)?,
+            decision_reason: r.get(23)?,
+            best_so_far: float_from(r.get(24)?, r.get(25)?),
+            error: r.get(26)?,
+            created_ms: r.get(27)?,
+            submitted_ms: r.get(28)?,
+            finished_ms: r.get(29)?,
+            evaluated_ms: r.get(30)?,
+        },
+    })
+}
+
+fn finish_exp(row: ExpRow) -> Result<Experiment, LedgerError> {
+    let mut exp = row.exp;
+    exp.config = serde_json::from_str(&row.config)?;
+    exp.metrics = row
+        .metrics
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()?;
+    Ok(exp)
+}
+
+fn get_exp(conn: &Connection, id: i64) -> Result<Option<Experiment>, LedgerError> {
+    conn.query_row(
+        &format!("SELECT {EXP_COLS} FROM experiments WHERE id = ?1"),
+        [id],
+        exp_from_row,
+    )
+    .optional()?
+    .map(finish_exp)
+    .transpose()
+}
+
+fn require_exp(conn: &Connection, id: i64) -> Result<Experiment, LedgerError> {
+    get_exp(conn, id)?.ok_or_else(|| LedgerError::NotFound(format!("experiment {id}")))
+}
+
+fn usage_of(conn: &Connection, campaign: &str) -> Result<Usage, LedgerError> {
+    Ok(conn.query_row(
+        "SELECT
+            COALESCE(SUM(state <> 'released'), 0),
+            COALESCE(SUM(CASE WHEN state IN ('finished', 'evaluated') THEN spent_walltime_secs
+                              WHEN state IN ('reserved', 'submitted') THEN timeout_secs
+                              ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN state IN ('finished', 'evaluated') THEN spent_cost_micro
+                              WHEN state IN ('reserved', 'submitted') THEN reserved_cost_micro
+                              ELSE 0 END), 0),
+            COALESCE(SUM(state IN ('reserved', 'submitted')), 0),
+            COALESCE(MAX(iter), 0) + 1
+         FROM experiments WHERE campaign = ?1",
+        [campaign],
+        |r| {
+            Ok(Usage {
+                jobs: r.get(0)?,
+                walltime_secs: r.get(1)?,
+                cost_micro: r.get(2)?,
+                in_flight: r.get(3)?,
+                next_iter: r.get(4)?,
+            })
+        },
+    )?)
+}
+
+/// A float for an event payload: finite numbers as numbers, others as strings.
+fn float_json(v: Option<f64>) -> Value {
+    match v {
+        None => Value::Null,
+        Some(x) if x.is_nan() => json!("NaN"),
+        Some(x) if x == f64::INFINITY => json!("inf"),
+        Some(x) if x == f64::NEG_INFINITY => json!("-inf"),
+        Some(x) => json!(x),
+    }
+}
+
+/// (REAL value, NaN flag) for storage.
+fn float_sql(v: Option<f64>) -> (Option<f64>, i64) {
+    match v {
+        Some(x) if x.is_nan() => (None, 1),
+        other => (other, 0),
+    }
+}
+
+fn one_of(what: &str, value: &str, allowed: &[&str]) -> Result<(), LedgerError> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(LedgerError::Invalid(format!(
+            "{what} {value:?} is not one of {}",
+            allowed.join(", ")
+        )))
+    }
+}
+
+fn non_empty(what: &str, value: &str) -> Result<(), LedgerError> {
+    if value.is_empty() {
+        Err(LedgerError::Invalid(format!("{what} must not be empty")))
+    } else {
+        Ok(())
+    }
+}
+
+fn i64_range(what: &str, value: u64) -> Result<(), LedgerError> {
+    if i64::try_from(value).is_err() {
+        return Err(LedgerError::Invalid(format!("{what} {value} is too large")));
+    }
+    Ok(())
+}
+
+fn approval_mac_input(
+    project_root: &str,
+    hash: &str,
+    document: &str,
+    approver: &str,
+    created_ms: u64,
+) -> Vec<u8> {
+    let mut buf = Vec::new();
+    crypto::put_lp(&mut buf, project_root.as_bytes());
+    crypto::put_lp(&mut buf, hash.as_bytes());
+    crypto::put_lp(&mut buf, document.as_bytes());
+    crypto::put_lp(&mut buf, approver.as_bytes());
+    buf.extend_from_slice(&created_ms.to_be_bytes());
+    buf
+}
+
+fn transition(exp: &Experiment, to: &str) -> LedgerError {
+    LedgerError::InvalidTransition {
+        exp_id: exp.id,
+        from: exp.state.clone(),
+        to: to.to_string(),
+    }
+}
+
+impl Ledger {
+    // ---------------------------------------------------------------- campaigns
+
+    /// Starts a new campaign for `project_root` with generation = previous max + 1 and id
+    /// `c-<first 8 hex of sha256(project_root)>-<generation>`. Older campaigns are left as
+    /// they are (finishing them is the caller's decision).
+    pub fn create_campaign(
+        &mut self,
+        project_root: &str,
+        program_hash: &str,
+    ) -> Result<Campaign, LedgerError> {
+        non_empty("project_root", project_root)?;
+        self.write(|w| {
+            let generation: u32 = w.conn.query_row(
+                "SELECT COALESCE(MAX(generation), 0) + 1 FROM campaigns WHERE project_root = ?1",
+                [project_root],
+                |r| r.get(0),
+            )?;
+            let root_hash = crypto::sha256_hex(project_root.as_bytes());
+            let id = format!("c-{}-{generation}", &root_hash[..8]);
+            w.conn.execute(
+                "INSERT INTO campaigns (id, project_root, program_hash, created_ms, status,
+                                        stop_requested, stop_reason, generation)
+                 VALUES (?1, ?2, ?3, ?4, 'active', 0, NULL, ?5)",
+                (&id, project_root, program_hash, w.now, generation),
+            )?;
+            w.append(
+                Some(&id),
+                "campaign_created",
+                &json!({
+                    "campaign": id,
+                    "project_root": project_root,
+                    "program_hash": program_hash,
+                    "generation": generation,
+                }),
+            )?;
+            Ok(Ok(require_campaign(w.conn, &id)?))
+        })
+    }
+
+    /// The latest-generation campaign of `project_root`, whatever its status.
+    pub fn current_campaign(&self, project_root: &str) -> Result<Option<Campaign>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE project_root = ?1
+                     ORDER BY generation DESC LIMIT 1"
+                ),
+                [project_root],
+                campaign_from_row,
+            )
+            .optional()?)
+    }
+
+    /// One campaign by id.
+    pub fn campaign(&self, id: &str) -> Result<Option<Campaign>, LedgerError> {
+        get_campaign(&self.conn, id)
+    }
+
+    /// Asks the campaign to stop: from now on [`Ledger::reserve`] refuses with code
+    /// `stop_requested`. Repeating it records another event and updates the reason.
+    pub fn request_stop(&mut self, campaign: &str, reason: &str) -> Result<(), LedgerError> {
+        self.write(|w| {
+            let c = require_campaign(w.conn, campaign)?;
+            w.conn.execute(
+                "UPDATE campaigns SET stop_requested = 1, stop_reason = ?2 WHERE id = ?1",
+                (campaign, reason),
+            )?;
+            w.append(
+                Some(campaign),
+                "stop_requested",
+                &json!({"reason": reason, "status": c.status}),
+            )?;
+            Ok(Ok(()))
+        })
+    }
+
+    /// Ends an active campaign with status `finished` or `stopped`; `reason` becomes its
+    /// `stop_reason`.
+    pub fn finish_campaign(
+        &mut self,
+        campaign: &str,
+        status: &str,
+        reason: &str,
+    ) -> Result<(), LedgerError> {
+        one_of("campaign status", status, &["finished", "stopped"])?;
+        self.write(|w| {
+            let c = require_campaign(w.conn, campaign)?;
+            if c.status != "active" {
+                return Err(LedgerError::InvalidCampaignTransition {
+                    campaign: campaign.to_string(),
+                    from: c.status,
+                    to: status.to_string(),
+                });
+            }
+            let usage = usage_of(w.conn, campaign)?;
+            w.conn.execute(
+                "UPDATE campaigns SET status = ?2, stop_reason = ?3 WHERE id = ?1",
+                (campaign, status, reason),
+            )?;
+            w.append(
+                Some(campaign),
+                "campaign_finished",
+                &json!({"status": status, "reason": reason, "usage": usage}),
+            )?;
+            Ok(Ok(()))
+        })
+    }
+
+    // ---------------------------------------------------------------- approvals
+
+    /// Records a human approval of `document` (pinned by `hash`) for `project_root`.
+    pub fn record_approval(
+        &mut self,
+        project_root: &str,
+        hash: &str,
+        document: &str,
+        approver: &str,
+    ) -> Result<Approval, LedgerError> {
+        non_empty("project_root", project_root)?;
+        non_empty("approval hash", hash)?;
+        self.write(|w| {
+            let mac = crypto::mac_hex(
+                w.key(),
+                TAG_APPROVAL_MAC,
+                &approval_mac_input(project_root, hash, document, approver, w.now),
+            );
+            w.conn.execute(
+                "INSERT INTO approvals (project_root, hash, mac, document, approver, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                (project_root, hash, &mac, document, approver, w.now),
+            )?;
+            let id = w.conn.last_insert_rowid();
+            w.append(
+                None,
+                "approval_recorded",
+                &json!({
+                    "approval_id": id,
+                    "project_root": project_root,
+                    "hash": hash,
+                    "approver": approver,
+                    "document_sha256": crypto::sha256_hex(document.as_bytes()),
+                }),
+            )?;
+            Ok(Ok(Approval {
+                project_root: project_root.to_string(),
+                hash: hash.to_string(),
+                document: document.to_string(),
+                approver: approver.to_string(),
+                created_ms: w.now,
+            }))
+        })
+    }
+
+    /// The latest approval of `project_root`, after re-verifying its MAC (over project root,
+    /// hash, document, approver and time) and that it is the one the latest
+    /// `approval_recorded` event names (so deleting the newest approval row to fall back to
+    /// an older one is caught too). Any mismatch is [`LedgerError::Tampered`].
+    pub fn latest_approval(&self, project_root: &str) -> Result<Option<Approval>, LedgerError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let row: Option<(i64, String, String, String, String, u64)> = tx
+            .query_row(
+                "SELECT id, hash, mac, document, approver, created_ms FROM approvals
+                 WHERE project_root = ?1 ORDER BY id DESC LIMIT 1",
+                [project_root],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let event: Option<(Option<i64>, Option<String>)> = tx
+            .query_row(
+                "SELECT json_extract(payload, '$.approval_id'), json_extract(payload, '$.hash')
+                 FROM events
+                 WHERE kind = 'approval_recorded'
+                   AND json_valid(payload)
+                   AND json_extract(payload, '$.project_root') = ?1
+                 ORDER BY seq DESC LIMIT 1",
+                [project_root],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        tx.finish()?;
+        let Some((id, hash, mac, document, approver, created_ms)) = row else {
+            return match event {
+                None => Ok(None),
+                Some(_) => Err(LedgerError::Tampered(format!(
+                    "the approval of {project_root} recorded in the event chain is missing"
+                ))),
+            };
+        };
+        let input = approval_mac_input(project_root, &hash, &document, &approver, created_ms);
+        if !crypto::mac_ok(&self.key, TAG_APPROVAL_MAC, &input, mac.as_bytes()) {
+            return Err(LedgerError::Tampered(format!(
+                "approval {id} of {project_root} does not match its MAC"
+            )));
+        }
+        if event != Some((Some(id), Some(hash.clone()))) {
+            return Err(LedgerError::Tampered(format!(
+                "approval {id} of {project_root} is not the latest approval in the event chain"
+            )));
+        }
+        Ok(Some(Approval {
+            project_root: project_root.to_string(),
+            hash,
+            document,
+            approver,
+            created_ms,
+        }))
+    }
+
+    // ---------------------------------------------------------------- experiments
+
+    /// Reserves budget for one experiment in one `BEGIN IMMEDIATE` transaction: computes the
+    /// campaign's [`Usage`], calls `check`, and either inserts the experiment (state
+    /// `reserved`, attempt 0, next iter) with a `reserved` event, or commits a
+    /// `spend_refused` event and returns [`LedgerError::Refused`].
+    ///
+    /// Before `check`: an unknown campaign is `NotFound`; a proposal index already used in
+    /// the campaign is `DuplicateProposal` (nothing recorded); a campaign that is not active
+    /// or has a stop request is refused (recorded) with code `campaign_not_active` or
+    /// `stop_requested`.
+    ///
+    /// `check` runs while the database write lock is held: keep it fast and free of I/O.
+    /// `req.config` is stored with the caller's key order; the event payload is canonical.
+    pub fn reserve<F>(
+        &mut self,
+        campaign: &str,
+        req: &ReserveRequest,
+        check: F,
+    ) -> Result<Experiment, LedgerError>
+    where
+        F: FnOnce(&Usage) -> Result<(), (String, String)>,
+    {
+        one_of("source", &req.source, SOURCES)?;
+        i64_range("timeout_secs", req.timeout_secs)?;
+        i64_range("cost_micro", req.cost_micro)?;
+        if let Some(p) = req.proposal_index {
+            i64_range("proposal_index", p)?;
+        }
+        let config = serde_json::to_string(&req.config)?;
+        self.write(|w| {
+            let c = require_campaign(w.conn, campaign)?;
+            if let Some(p) = req.proposal_index {
+                let existing: Option<i64> = w
+                    .conn
+                    .query_row(
+                        "SELECT id FROM experiments WHERE campaign = ?1 AND proposal_index = ?2",
+                        (campaign, p),
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(existing) = existing {
+                    return Err(LedgerError::DuplicateProposal { existing });
+                }
+            }
+            let usage = usage_of(w.conn, campaign)?;
+            let verdict = if c.status != "active" {
+                Err((
+                    "campaign_not_active".to_string(),
+                    format!("campaign {campaign} is {}", c.status),
+                ))
+            } else if c.stop_requested {
+                Err((
+                    "stop_requested".to_string(),
+                    format!(
+                        "a stop was requested for campaign {campaign}: {}",
+                        c.stop_reason.as_deref().unwrap_or("")
+                    ),
+                ))
+            } else {
+                check(&usage)
+            };
+            if let Err((code, message)) = verdict {
+                w.append(
+                    Some(campaign),
+                    "spend_refused",
+                    &json!({"code": code, "message": message, "request": req, "usage": usage}),
+                )?;
+                return Ok(Err(LedgerError::Refused { code, message }));
+            }
+            w.conn.execute(
+                "INSERT INTO experiments (campaign, iter, state, hypothesis, config, source,
+                    proposal_index, backend, flavor, timeout_secs, reserved_cost_micro, attempt,
+                    created_ms)
+                 VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11)",
+                rusqlite::params![
+                    campaign,
+                    usage.next_iter,
+                    req.hypothesis,
+                    config,
+                    req.source,
+                    req.proposal_index,
+                    req.backend,
+                    req.flavor,
+                    req.timeout_secs,
+                    req.cost_micro,
+                    w.now,
+                ],
+            )?;
+            let id = w.conn.last_insert_rowid();
+            w.append(
+                Some(campaign),
+                "reserved",
+                &json!({"exp_id": id, "iter": usage.next_iter, "request": req, "usage_before": usage}),
+            )?;
+            Ok(Ok(require_exp(w.conn, id)?))
+        })
+    }
+
+    /// `reserved` -> `submitted` with a job `handle`. `attempt` must be greater than the
+    /// experiment's current attempt (1 for the first submission; higher after
+    /// [`Ledger::void_attempt`]). Repeating the exact same call on a submitted experiment is
+    /// a no-op (no event).
+    pub fn mark_submitted(
+        &mut self,
+        exp_id: i64,
+        attempt: u32,
+        handle: &str,
+    ) -> Result<(), LedgerError> {
+        non_empty("handle", handle)?;
+        self.write(|w| {
+            let exp = require_exp(w.conn, exp_id)?;
+            match exp.state.as_str() {
+                RESERVED => {}
+                SUBMITTED if exp.attempt == attempt && exp.handle.as_deref() == Some(handle) => {
+                    return Ok(Ok(()));
+                }
+                _ => return Err(transition(&exp, SUBMITTED)),
+            }
+            if attempt <= exp.attempt {
+                return Err(LedgerError::StaleAttempt {
+                    exp_id,
+                    current: exp.attempt,
+                    given: attempt,
+                });
+            }
+            w.conn.execute(
+                "UPDATE experiments SET state = 'submitted', attempt = ?2, handle = ?3,
+                        submitted_ms = ?4 WHERE id = ?1",
+                (exp_id, attempt, handle, w.now),
+            )?;
+            w.append(
+                Some(&exp.campaign),
+                "submitted",
+                &json!({"exp_id": exp_id, "attempt": attempt, "handle": handle}),
+            )?;
+            Ok(Ok(()))
+        })
+    }
+
+    /// `submitted` -> `reserved`: the current attempt (which must equal `attempt`) never
+    /// started; the budget stays reserved and the next submission needs a higher attempt.
+    pub fn void_attempt(
+        &mut self,
+        exp_id: i64,
+        attempt: u32,
+        reason: &str,
+    ) -> Result<(), LedgerError> {
+        self.write(|w| {
+            let exp = require_exp(w.conn, exp_id)?;
+            if exp.state != SUBMITTED {
+                return Err(transition(&exp, RESERVED));
+            }
+            if exp.attempt != attempt {
+                return Err(LedgerError::StaleAttempt {
+                    exp_id,
+                    current: exp.attempt,
+                    given: attempt,
+                });
+            }
+            w.conn.execute(
+                "UPDATE experiments SET state = 'reserved', handle = NULL, submitted_ms = NULL
+                 WHERE id = ?1",
+                [exp_id],
+            )?;
+            w.append(
+                Some(&exp.campaign),
+                "attempt_voided",
+                &json!({"exp_id": exp_id, "attempt": attempt, "handle": exp.handle, "reason": reason}),
+            )?;
+            Ok(Ok(()))
+        })
+    }
+
+    /// `reserved` -> `released`: the reservation is returned and no longer counts as usage.
+    pub fn release(&mut self, exp_id: i64, reason: &str) -> Result<(), LedgerError> {
+        self.write(|w| {
+            let exp = require_exp(w.conn, exp_id)?;
+            if exp.state != RESERVED {
+                return Err(transition(&exp, RELEASED));
+            }
+            w.conn.execute(
+                "UPDATE experiments SET state = 'released' WHERE id = ?1",
+                [exp_id],
+            )?;
+            w.append(
+                Some(&exp.campaign),
+                "released",
+                &json!({"exp_id": exp_id, "reason": reason}),
+            )?;
+            Ok(Ok(()))
+        })
+    }
+
+    /// `submitted` -> `finished`, settling walltime as `ceil(duration_ms / 1000)` seconds and
+    /// cost as `fin.spent_cost_micro`. Returns `false` (no change, no event) if the experiment
+    /// is already finished or evaluated, so concurrent reconcilers can both call it.
+    pub fn mark_finished(&mut self, exp_id: i64, fin: &FinishRecord) -> Result<bool, LedgerError> {
+        one_of("finish status", &fin.status, FINISH_STATUSES)?;
+        i64_range("duration_ms", fin.duration_ms)?;
+        i64_range("spent_cost_micro", fin.spent_cost_micro)?;
+        let walltime = fin.duration_ms.div_ceil(1000);
+        self.write(|w| {
+            let exp = require_exp(w.conn, exp_id)?;
+            match exp.state.as_str() {
+                SUBMITTED => {}
+                FINISHED | EVALUATED => return Ok(Ok(false)),
+                _ => return Err(transition(&exp, FINISHED)),
+            }
+            w.conn.execute(
+                "UPDATE experiments SET state = 'finished', status = ?2, exit_code = ?3,
+                        duration_ms = ?4, spent_walltime_secs = ?5, spent_cost_micro = ?6,
+                        error = ?7, finished_ms = ?8
+                 WHERE id = ?1",
+                rusqlite::params![
+                    exp_id,
+                    fin.status,
+                    fin.exit_code,
+                    fin.duration_ms,
+                    walltime,
+                    fin.spent_cost_micro,
+                    fin.error,
+                    w.now,
+                ],
+            )?;
+            w.append(
+                Some(&exp.campaign),
+                "finished",
+                &json!({
+                    "exp_id": exp_id,
+                    "attempt": exp.attempt,
+                    "handle": exp.handle,
+                    "status": fin.status,
+                    "exit_code": fin.exit_code,
+                    "duration_ms": fin.duration_ms,
+                    "spent_walltime_secs": walltime,
+                    "spent_cost_micro": fin.spent_cost_micro,
+                    "error": fin.error,
+                }),
+            )?;
+            Ok(Ok(true))
+        })
+    }
+
+    /// `finished` -> `evaluated`. Returns `false` (no change, no event) if already evaluated.
+    pub fn mark_evaluated(&mut self, exp_id: i64, ev: &EvalRecord) -> Result<bool, LedgerError> {
+        one_of("decision", &ev.decision, DECISIONS)?;
+        let metrics = serde_json::to_string(&ev.metrics)?;
+        let (metric, metric_nan) = float_sql(ev.metric);
+        let (best, best_nan) = float_sql(ev.best_so_far);
+        self.write(|w| {
+            let exp = require_exp(w.conn, exp_id)?;
+            match exp.state.as_str() {
+                FINISHED => {}
+                EVALUATED => return Ok(Ok(false)),
+                _ => return Err(transition(&exp, EVALUATED)),
+            }
+            w.conn.execute(
+                "UPDATE experiments SET state = 'evaluated', metric = ?2, metric_nan = ?3,
+                        metrics = ?4, decision = ?5, decision_reason = ?6, best_so_far = ?7,
+                        best_so_far_nan = ?8, evaluated_ms = ?9
+                 WHERE id = ?1",
+                rusqlite::params![
+                    exp_id,
+                    metric,
+                    metric_nan,
+                    metrics,
+                    ev.decision,
+                    ev.reason,
+                    best,
+                    best_nan,
+                    w.now,
+                ],
+            )?;
+            w.append(
+                Some(&exp.campaign),
+                "evaluated",
+                &json!({
+                    "exp_id": exp_id,
+                    "metric": float_json(ev.metric),
+                    "metrics": ev.metrics,
+                    "decision": ev.decision,
+                    "reason": ev.reason,
+                    "best_so_far": float_json(ev.best_so_far),
+                }),
+            )?;
+            Ok(Ok(true))
+        })
+    }
+
+    /// One experiment by id.
+    pub fn experiment(&self, exp_id: i64) -> Result<Option<Experiment>, LedgerError> {
+        get_exp(&self.conn, exp_id)
+    }
+
+    /// All experiments of a campaign, ordered by iter (empty for an unknown campaign).
+    pub fn experiments(&self, campaign: &str) -> Result<Vec<Experiment>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {EXP_COLS} FROM experiments WHERE campaign = ?1 ORDER BY iter"
+        ))?;
+        let rows = stmt.query_map([campaign], exp_from_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(finish_exp(row?)?);
+        }
+        Ok(out)
+    }
+
+    /// Current usage of a campaign (see [`Usage`]).
+    pub fn usage(&self, campaign: &str) -> Result<Usage, LedgerError> {
+        require_campaign(&self.conn, campaign)?;
+        usage_of(&self.conn, campaign)
+    }
+}

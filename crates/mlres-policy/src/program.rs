@@ -1,0 +1,1641 @@
+//! `program.md`: types and the strict parser.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ProgramError;
+use crate::markdown::{self, Fence, MdSection};
+use crate::units::{Money, parse_duration, parse_size};
+use crate::yaml::{self, Kind, Node, Plain, classify};
+
+/// A parsed `program.md`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    /// Text of the first level-1 heading.
+    pub title: Option<String>,
+    /// Every level-1 and level-2 heading with its body, in file order (text before the
+    /// first heading, if any, is a section with an empty heading).
+    pub sections: Vec<Section>,
+    /// The budget envelope (`## Budget envelope`).
+    pub envelope: Envelope,
+    /// `## Objective`, if present.
+    pub objective: Option<Objective>,
+    /// `## Job`, if present.
+    pub job: Option<JobTemplate>,
+    /// `## Search space`, if present.
+    pub search_space: Option<SearchSpace>,
+}
+
+/// A heading and the Markdown under it (up to the next level-1 or level-2 heading).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    /// Heading text as written (trimmed, without `#`s).
+    pub heading: String,
+    /// 1-based line of the heading.
+    pub line: usize,
+    /// Body text with leading and trailing blank lines removed.
+    pub body: String,
+}
+
+impl Program {
+    /// The first section whose heading equals `heading`, ignoring case and surrounding space.
+    pub fn section(&self, heading: &str) -> Option<&Section> {
+        let want = heading.trim().to_lowercase();
+        self.sections
+            .iter()
+            .find(|s| s.heading.trim().to_lowercase() == want)
+    }
+
+    /// Body of `## Scope`, or `""`.
+    pub fn scope_text(&self) -> &str {
+        self.section("scope").map_or("", |s| s.body.as_str())
+    }
+}
+
+/// What a human authorised to be spent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Maximum number of experiments (jobs) in the campaign.
+    pub max_jobs: u32,
+    /// Maximum summed walltime (reserved timeouts, then actual durations), seconds.
+    pub max_walltime_secs: u64,
+    /// Flavors a job may use; never empty.
+    pub allowed_flavors: Vec<String>,
+    /// Maximum timeout of one job, seconds.
+    pub max_timeout_secs: u64,
+    /// Whether repository deletes are allowed (default false).
+    pub allow_deletes: bool,
+    /// Repository globs that may be written; empty means no repository may be written.
+    pub output_repos: Vec<String>,
+    /// Maximum spend in dollars, if set.
+    pub max_cost_usd: Option<Money>,
+    /// Maximum experiments in flight at once (default 1).
+    pub max_concurrent: u32,
+    /// Namespace (user or org) that may be billed, if set.
+    pub namespace: Option<String>,
+    /// Container images allowed; empty means none beyond the backend default.
+    pub images: Vec<String>,
+    /// Datasets in scope; empty means none declared.
+    pub datasets: Vec<String>,
+    /// Models in scope; empty means none declared.
+    pub models: Vec<String>,
+    /// Backends allowed (default `[local]`); never empty.
+    pub backends: Vec<Backend>,
+    /// Walltime kept back at the end of a campaign (`final_reserve`, default 0): the
+    /// loop stops proposing when it would eat into it.
+    pub final_reserve_secs: u64,
+}
+
+/// Where jobs run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// The embedded local sandbox (`local`).
+    Local,
+    /// Hugging Face Jobs (`hf-jobs`).
+    HfJobs,
+    /// Slurm (`slurm`).
+    Slurm,
+}
+
+impl Backend {
+    /// All backends.
+    pub const ALL: [Backend; 3] = [Backend::Local, Backend::HfJobs, Backend::Slurm];
+
+    /// The YAML name: `local`, `hf-jobs`, `slurm`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::HfJobs => "hf-jobs",
+            Backend::Slurm => "slurm",
+        }
+    }
+
+    /// Parses a YAML name.
+    pub fn from_name(s: &str) -> Option<Backend> {
+        Backend::ALL.into_iter().find(|b| b.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the loop optimises and when it stops on its own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    /// Metric key as printed by the job (e.g. `eval_accuracy`).
+    pub metric: String,
+    /// Direction.
+    pub goal: Goal,
+    /// Stop once the best metric reaches this.
+    pub target: Option<f64>,
+    /// Stop after this many evaluated experiments without improvement.
+    pub patience: Option<u32>,
+    /// Circuit breaker: stop after this many consecutive failures (default 3).
+    pub max_consecutive_failures: u32,
+}
+
+/// Direction of optimisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Goal {
+    /// Larger is better.
+    Maximize,
+    /// Smaller is better.
+    Minimize,
+}
+
+/// The approved shape of every job of the campaign.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTemplate {
+    /// Backend (default `local`).
+    pub backend: Backend,
+    /// argv template with `{placeholder}`s; never run through a shell.
+    pub command: Vec<String>,
+    /// Flavor (default `cpu-basic`).
+    pub flavor: String,
+    /// Per-job timeout, seconds.
+    pub timeout_secs: u64,
+    /// Literal environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Names of parent environment variables allowed through.
+    pub pass_env: Vec<String>,
+    /// Names of secrets granted to the job.
+    pub secrets: Vec<String>,
+    /// Resource limits.
+    pub limits: JobLimits,
+    /// Network access (default false: isolated).
+    pub network: bool,
+}
+
+/// Resource limits of a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLimits {
+    /// `memory` (default 2 GiB).
+    pub memory_bytes: u64,
+    /// `cpu_time`, if set.
+    pub cpu_secs: Option<u64>,
+    /// `file_size`: largest file the job may write (default 1 GiB).
+    pub file_size_bytes: u64,
+    /// `processes` (default 256).
+    pub processes: u64,
+    /// `log_size`: captured log cap (default 8 MiB).
+    pub log_bytes: u64,
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        JobLimits {
+            memory_bytes: 2 << 30,
+            cpu_secs: None,
+            file_size_bytes: 1 << 30,
+            processes: 256,
+            log_bytes: 8 << 20,
+        }
+    }
+}
+
+/// The approved search space (W&B sweep syntax).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchSpace {
+    /// Proposal method.
+    pub method: Method,
+    /// Parameters by name; never empty.
+    pub parameters: BTreeMap<String, Param>,
+    /// Seed of the random proposer (default 0).
+    pub seed: u64,
+}
+
+/// Proposal method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Cartesian product of `value`/`values`.
+    Grid,
+    /// Independent random draws.
+    Random,
+}
+
+/// One parameter's domain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Param {
+    /// `{value: x}` or `{distribution: constant, value: x}`.
+    Value(Scalar),
+    /// `{values: [...]}` or `{distribution: categorical, values: [...]}`.
+    Values(Vec<Scalar>),
+    /// `{distribution: uniform, min, max}`.
+    Uniform {
+        /// Lower bound (inclusive).
+        min: f64,
+        /// Upper bound (inclusive).
+        max: f64,
+    },
+    /// `{distribution: int_uniform, min, max}`, inclusive.
+    IntUniform {
+        /// Lower bound (inclusive).
+        min: i64,
+        /// Upper bound (inclusive).
+        max: i64,
+    },
+    /// `{distribution: log_uniform_values, min, max}` with `0 < min < max`.
+    LogUniformValues {
+        /// Lower bound (inclusive).
+        min: f64,
+        /// Upper bound (inclusive).
+        max: f64,
+    },
+    /// `{distribution: q_uniform, min, max, q}`: multiples of `q` in `[min, max]`.
+    QUniform {
+        /// Lower bound (inclusive).
+        min: f64,
+        /// Upper bound (inclusive).
+        max: f64,
+        /// Step (default 1).
+        q: f64,
+    },
+}
+
+/// A literal value of a parameter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    /// An integer.
+    Int(i64),
+    /// A finite float.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl Scalar {
+    /// The JSON value of this scalar.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Scalar::Int(i) => serde_json::Value::from(*i),
+            Scalar::Float(f) => serde_json::Number::from_f64(*f)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
+            Scalar::Str(s) => serde_json::Value::String(s.clone()),
+            Scalar::Bool(b) => serde_json::Value::Bool(*b),
+        }
+    }
+
+    /// Equality with numbers compared numerically (`1 == 1.0`).
+    pub fn same_value(&self, other: &Scalar) -> bool {
+        match (self.as_f64(), other.as_f64()) {
+            (Some(a), Some(b)) => a == b,
+            _ => self == other,
+        }
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        match self {
+            #[allow(clippy::cast_precision_loss)]
+            Scalar::Int(i) => Some(*i as f64),
+            Scalar::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+}
+
+/// Placeholders every job command may use besides search-space parameters.
+pub const BUILTIN_PLACEHOLDERS: &[&str] = &["mlres", "exp_id", "iter", "workdir", "seed"];
+
+const ENVELOPE_KEYS: &[&str] = &[
+    "max_jobs",
+    "max_walltime",
+    "allowed_flavors",
+    "max_timeout",
+    "allow_deletes",
+    "output_repos",
+    "max_cost_usd",
+    "max_concurrent",
+    "namespace",
+    "images",
+    "datasets",
+    "models",
+    "backends",
+    "final_reserve",
+];
+const ENVELOPE_MARKERS: &[&str] = &["max_jobs", "max_walltime", "allowed_flavors", "max_timeout"];
+const OBJECTIVE_KEYS: &[&str] = &[
+    "metric",
+    "goal",
+    "target",
+    "patience",
+    "max_consecutive_failures",
+];
+const JOB_KEYS: &[&str] = &[
+    "backend", "command", "flavor", "timeout", "env", "pass_env", "secrets", "limits", "network",
+];
+const LIMIT_KEYS: &[&str] = &["memory", "cpu_time", "file_size", "processes", "log_size"];
+const SEARCH_KEYS: &[&str] = &["method", "parameters", "seed"];
+const PARAM_KEYS: &[&str] = &["value", "values", "distribution", "min", "max", "q"];
+const DISTRIBUTIONS: &[&str] = &[
+    "constant",
+    "categorical",
+    "uniform",
+    "int_uniform",
+    "log_uniform_values",
+    "q_uniform",
+];
+
+/// W&B sweep distributions recognised but not supported.
+const UNSUPPORTED_WANDB: &[&str] = &[
+    "q_log_uniform",
+    "q_log_uniform_values",
+    "inv_log_uniform",
+    "inv_log_uniform_values",
+    "normal",
+    "q_normal",
+    "log_normal",
+    "q_log_normal",
+    "beta",
+    "q_beta",
+];
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+/// Levenshtein distance over chars.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate, if close enough to be a plausible typo.
+pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let lower = word.to_lowercase();
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&lower, c), *c))
+        .filter(|(d, c)| *d <= (c.chars().count() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn suggestion(word: &str, candidates: &[&str], noun: &str) -> String {
+    match closest(word, candidates) {
+        Some(c) => format!("did you mean `{c}`?"),
+        None => format!("valid {noun}: {}", candidates.join(", ")),
+    }
+}
+
+fn err(node: &Node, msg: impl Into<String>) -> ProgramError {
+    ProgramError::new(node.line, node.col, msg)
+}
+
+/// Is `s` a valid environment variable / secret name `[A-Z_][A-Z0-9_]*`?
+pub fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Is `s` a valid metric key `[A-Za-z_][A-Za-z0-9_./-]*`?
+pub fn is_metric_key(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_./-".contains(c))
+}
+
+/// Is `s` a valid parameter / placeholder name `[A-Za-z_][A-Za-z0-9_]*`?
+pub fn is_param_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+struct MapView<'a> {
+    node: &'a Node,
+    entries: &'a [(Node, Node)],
+    what: &'a str,
+}
+
+impl<'a> MapView<'a> {
+    fn new(node: &'a Node, what: &'a str) -> Result<Self, ProgramError> {
+        match &node.kind {
+            Kind::Map(entries) => Ok(MapView {
+                node,
+                entries,
+                what,
+            }),
+            _ => Err(err(
+                node,
+                format!(
+                    "{what} must be a mapping of `key: value` lines, found {}",
+                    node.describe()
+                ),
+            )),
+        }
+    }
+
+    fn check_keys(&self, allowed: &[&str]) -> Result<(), ProgramError> {
+        for (k, _) in self.entries {
+            let name = key_text(k);
+            if !allowed.contains(&name) {
+                return Err(err(k, format!("unknown key `{name}` in {}", self.what))
+                    .with_help(suggestion(name, allowed, "keys")));
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| key_text(k) == key)
+            .map(|(_, v)| v)
+    }
+
+    fn get_key(&self, key: &str) -> Option<&'a Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| key_text(k) == key)
+            .map(|(k, _)| k)
+    }
+
+    fn require(&self, key: &str) -> Result<&'a Node, ProgramError> {
+        self.get(key).ok_or_else(|| {
+            err(
+                self.node,
+                format!("missing required key `{key}` in {}", self.what),
+            )
+        })
+    }
+}
+
+fn key_text(node: &Node) -> &str {
+    match &node.kind {
+        Kind::Scalar { value, .. } => value,
+        _ => "",
+    }
+}
+
+fn plain_class(node: &Node) -> Option<(Plain, &str)> {
+    match &node.kind {
+        Kind::Scalar { value, plain: true } => Some((classify(value), value)),
+        _ => None,
+    }
+}
+
+fn get_u64(node: &Node, key: &str) -> Result<u64, ProgramError> {
+    if let Some((Plain::Int, v)) = plain_class(node)
+        && !v.starts_with('-')
+    {
+        return v
+            .parse::<u64>()
+            .map_err(|_| err(node, format!("`{key}` is too large")));
+    }
+    let mut e = err(
+        node,
+        format!(
+            "`{key}` must be a non-negative integer, found {}",
+            node.describe()
+        ),
+    );
+    match (&node.kind, plain_class(node)) {
+        (
+            Kind::Scalar {
+                value,
+                plain: false,
+            },
+            _,
+        ) if classify(value) == Plain::Int => {
+            e = e.with_help("remove the quotes: a quoted number is a string");
+        }
+        (_, Some((Plain::Float, _))) => {
+            e = e.with_help("write a whole number such as 12 (no decimal point or exponent)");
+        }
+        (_, Some((Plain::BadNumber, _))) => {
+            e = e.with_help(
+                "write digits only, without sign, `_`, leading zeros or a base prefix, e.g. 1000",
+            );
+        }
+        (_, Some((Plain::Int, _))) => e = e.with_help("the value must be 0 or more"),
+        _ => {}
+    }
+    Err(e)
+}
+
+fn get_u32(node: &Node, key: &str) -> Result<u32, ProgramError> {
+    let v = get_u64(node, key)?;
+    u32::try_from(v).map_err(|_| err(node, format!("`{key}` is too large (at most {})", u32::MAX)))
+}
+
+fn get_i64(node: &Node, key: &str) -> Result<i64, ProgramError> {
+    if let Some((Plain::Int, v)) = plain_class(node) {
+        return v
+            .parse::<i64>()
+            .map_err(|_| err(node, format!("`{key}` is out of range")));
+    }
+    let e = err(
+        node,
+        format!("`{key}` must be an integer, found {}", node.describe()),
+    );
+    Err(number_help(node, e))
+}
+
+fn number_help(node: &Node, e: ProgramError) -> ProgramError {
+    match (&node.kind, plain_class(node)) {
+        (Kind::Scalar { value, plain: false }, _)
+            if matches!(classify(value), Plain::Int | Plain::Float) =>
+        {
+            e.with_help("remove the quotes: a quoted number is a string")
+        }
+        (_, Some((Plain::BadNumber, _))) => {
+            e.with_help("write numbers like 3, -2, 0.5 or 1e-4 (no `+`, `_`, leading `.`, leading zeros, hex, inf or nan)")
+        }
+        _ => e,
+    }
+}
+
+fn get_f64(node: &Node, key: &str) -> Result<f64, ProgramError> {
+    if let Some((Plain::Int | Plain::Float, v)) = plain_class(node) {
+        let f: f64 = v
+            .parse()
+            .map_err(|_| err(node, format!("`{key}` is not a number")))?;
+        if !f.is_finite() {
+            return Err(err(node, format!("`{key}` is out of range (not finite)")));
+        }
+        return Ok(f);
+    }
+    let e = err(
+        node,
+        format!("`{key}` must be a number, found {}", node.describe()),
+    );
+    Err(number_help(node, e))
+}
+
+fn get_bool(node: &Node, key: &str) -> Result<bool, ProgramError> {
+    if let Some((Plain::Bool(b), _)) = plain_class(node) {
+        return Ok(b);
+    }
+    let e = err(
+        node,
+        format!("`{key}` must be true or false, found {}", node.describe()),
+    );
+    Err(match &node.kind {
+        Kind::Scalar { value, plain: true }
+            if matches!(
+                value.to_lowercase().as_str(),
+                "yes" | "no" | "on" | "off" | "y" | "n"
+            ) =>
+        {
+            e.with_help("YAML 1.2 booleans are only `true` and `false`")
+        }
+        Kind::Scalar {
+            value,
+            plain: false,
+        } if matches!(classify(value), Plain::Bool(_)) => {
+            e.with_help("remove the quotes: a quoted `true` is a string")
+        }
+        _ => e,
+    })
+}
+
+fn get_str(node: &Node, key: &str) -> Result<String, ProgramError> {
+    let s = match &node.kind {
+        Kind::Scalar {
+            value,
+            plain: false,
+        } => value.clone(),
+        Kind::Scalar { value, plain: true } if classify(value) == Plain::Str => value.clone(),
+        _ => {
+            return Err(err(
+                node,
+                format!("`{key}` must be a string, found {}", node.describe()),
+            )
+            .with_help("quote it if you mean the text"));
+        }
+    };
+    if s.trim().is_empty() {
+        return Err(err(node, format!("`{key}` must not be empty")));
+    }
+    Ok(s)
+}
+
+/// The literal text of any non-null scalar (env values, command words).
+fn get_text(node: &Node, key: &str) -> Result<String, ProgramError> {
+    match &node.kind {
+        Kind::Scalar { value, plain } if !(*plain && classify(value) == Plain::Null) => {
+            Ok(value.clone())
+        }
+        _ => Err(err(
+            node,
+            format!("`{key}` must be a string, found {}", node.describe()),
+        )),
+    }
+}
+
+fn get_list<'a>(node: &'a Node, key: &str) -> Result<&'a [Node], ProgramError> {
+    match &node.kind {
+        Kind::Seq(items) => Ok(items),
+        _ => Err(err(
+            node,
+            format!("`{key}` must be a list, found {}", node.describe()),
+        )
+        .with_help(format!("write `{key}: [a, b]` or one `- item` per line"))),
+    }
+}
+
+fn get_str_list(node: &Node, key: &str) -> Result<Vec<String>, ProgramError> {
+    let items = get_list(node, key)?;
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let s = get_str(item, &format!("{key} entry"))?;
+        if out.contains(&s) {
+            return Err(err(item, format!("`{s}` is listed twice in `{key}`")));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+fn get_name_list(node: &Node, key: &str) -> Result<Vec<String>, ProgramError> {
+    let names = get_str_list(node, key)?;
+    if let Kind::Seq(items) = &node.kind {
+        for (name, item) in names.iter().zip(items) {
+            if !is_env_name(name) {
+                return Err(
+                    err(item, format!("`{name}` in `{key}` is not a variable name"))
+                        .with_help("names are upper case letters, digits and `_`, e.g. HF_TOKEN"),
+                );
+            }
+        }
+    }
+    Ok(names)
+}
+
+fn get_duration(node: &Node, key: &str) -> Result<u64, ProgramError> {
+    let text = match &node.kind {
+        Kind::Scalar { value, plain }
+            if !*plain || !matches!(classify(value), Plain::Null | Plain::Bool(_)) =>
+        {
+            value
+        }
+        _ => {
+            return Err(err(
+                node,
+                format!(
+                    "`{key}` must be a duration such as `30m`, found {}",
+                    node.describe()
+                ),
+            ));
+        }
+    };
+    parse_duration(text).map_err(|e| err(node, format!("`{key}`: {e}")))
+}
+
+fn get_size(node: &Node, key: &str) -> Result<u64, ProgramError> {
+    let text = match &node.kind {
+        Kind::Scalar { value, plain }
+            if !*plain || !matches!(classify(value), Plain::Null | Plain::Bool(_)) =>
+        {
+            value
+        }
+        _ => {
+            return Err(err(
+                node,
+                format!(
+                    "`{key}` must be a size such as `2GiB`, found {}",
+                    node.describe()
+                ),
+            ));
+        }
+    };
+    parse_size(text).map_err(|e| err(node, format!("`{key}`: {e}")))
+}
+
+fn get_money(node: &Node, key: &str) -> Result<Money, ProgramError> {
+    match plain_class(node) {
+        Some((Plain::Int | Plain::Float | Plain::BadNumber, v)) => {
+            Money::parse(v).map_err(|e| err(node, format!("`{key}`: {e}")))
+        }
+        _ => {
+            let e = err(
+                node,
+                format!(
+                    "`{key}` must be a number of dollars such as 12.50, found {}",
+                    node.describe()
+                ),
+            );
+            Err(number_help(node, e))
+        }
+    }
+}
+
+fn get_backend(node: &Node, key: &str) -> Result<Backend, ProgramError> {
+    let s = get_str(node, key)?;
+    let names: Vec<&str> = Backend::ALL.iter().map(|b| b.as_str()).collect();
+    Backend::from_name(&s).ok_or_else(|| {
+        err(node, format!("unknown backend `{s}` in `{key}`"))
+            .with_help(suggestion(&s, &names, "backends"))
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Command template
+
+/// A piece of a command argument template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Piece {
+    Lit(String),
+    Var(String),
+}
+
+/// Splits an argument into literal text and `{name}` placeholders (`{{`/`}}` escape).
+pub(crate) fn parse_placeholders(arg: &str) -> Result<Vec<Piece>, String> {
+    let mut out = Vec::new();
+    let mut lit = String::new();
+    let mut chars = arg.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                lit.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                lit.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                let mut closed = false;
+                for n in chars.by_ref() {
+                    if n == '}' {
+                        closed = true;
+                        break;
+                    }
+                    name.push(n);
+                }
+                if !closed {
+                    return Err(format!(
+                        "unclosed `{{` in `{arg}`; write `{{{{` for a literal brace"
+                    ));
+                }
+                if !is_param_name(&name) {
+                    return Err(format!(
+                        "`{{{name}}}` in `{arg}` is not a valid placeholder; write `{{{{` for a literal brace"
+                    ));
+                }
+                if !lit.is_empty() {
+                    out.push(Piece::Lit(std::mem::take(&mut lit)));
+                }
+                out.push(Piece::Var(name));
+            }
+            '}' => {
+                return Err(format!(
+                    "stray `}}` in `{arg}`; write `}}}}` for a literal brace"
+                ));
+            }
+            _ => lit.push(c),
+        }
+    }
+    if !lit.is_empty() {
+        out.push(Piece::Lit(lit));
+    }
+    Ok(out)
+}
+
+/// Splits a one-line command into words: whitespace separates, `'…'` and `"…"` quote
+/// (no escapes), adjacent parts join. No shell: operators and `$` are refused unquoted.
+pub fn split_command(s: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                in_word = true;
+                let mut closed = false;
+                for n in chars.by_ref() {
+                    if n == c {
+                        closed = true;
+                        break;
+                    }
+                    cur.push(n);
+                }
+                if !closed {
+                    return Err(format!("unclosed {c} quote in the command"));
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '|' | '&' | ';' | '<' | '>' | '`' | '$' | '\\' => {
+                return Err(format!(
+                    "`{c}` in the command: commands are not run through a shell (no pipes, redirects, `&&`, variables or escapes)"
+                ));
+            }
+            _ => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+// ---------------------------------------------------------------------------
+// Sections
+
+struct JobPos {
+    backend: Option<Node>,
+    flavor: Option<Node>,
+    timeout: Node,
+    /// One node per command word (the whole string node when the command was a string).
+    command: Vec<Node>,
+    at: Node,
+}
+
+fn parse_envelope(root: &Node) -> Result<Envelope, ProgramError> {
+    let m = MapView::new(root, "the budget envelope")?;
+    m.check_keys(ENVELOPE_KEYS)?;
+    let max_jobs = get_u32(m.require("max_jobs")?, "max_jobs")?;
+    let max_walltime_secs = get_duration(m.require("max_walltime")?, "max_walltime")?;
+    let flavors_node = m.require("allowed_flavors")?;
+    let allowed_flavors = get_str_list(flavors_node, "allowed_flavors")?;
+    if allowed_flavors.is_empty() {
+        return Err(err(flavors_node, "`allowed_flavors` is empty").with_help(
+            "list the flavors jobs may use, e.g. [cpu-basic, t4-small]; an empty list does not mean \"any flavor\"",
+        ));
+    }
+    let max_timeout_secs = get_duration(m.require("max_timeout")?, "max_timeout")?;
+    let allow_deletes = m
+        .get("allow_deletes")
+        .map(|n| get_bool(n, "allow_deletes"))
+        .transpose()?
+        .unwrap_or(false);
+    let list = |key: &str| -> Result<Vec<String>, ProgramError> {
+        m.get(key)
+            .map(|n| get_str_list(n, key))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    let output_repos = list("output_repos")?;
+    let images = list("images")?;
+    let datasets = list("datasets")?;
+    let models = list("models")?;
+    let max_cost_usd = m
+        .get("max_cost_usd")
+        .map(|n| get_money(n, "max_cost_usd"))
+        .transpose()?;
+    let max_concurrent = match m.get("max_concurrent") {
+        Some(n) => {
+            let v = get_u32(n, "max_concurrent")?;
+            if v == 0 {
+                return Err(err(n, "`max_concurrent` must be at least 1"));
+            }
+            v
+        }
+        None => 1,
+    };
+    let namespace = m
+        .get("namespace")
+        .map(|n| get_str(n, "namespace"))
+        .transpose()?;
+    let backends = match m.get("backends") {
+        Some(n) => {
+            let items = get_list(n, "backends")?;
+            if items.is_empty() {
+                return Err(err(n, "`backends` is empty").with_help(
+                    "list the backends jobs may use, e.g. [local]; an empty list does not mean \"any backend\"",
+                ));
+            }
+            let mut out = Vec::new();
+            for item in items {
+                let b = get_backend(item, "backends")?;
+                if out.contains(&b) {
+                    return Err(err(item, format!("`{b}` is listed twice in `backends`")));
+                }
+                out.push(b);
+            }
+            out
+        }
+        None => vec![Backend::Local],
+    };
+    let final_reserve_secs = match m.get("final_reserve") {
+        Some(n) => {
+            let v = get_duration(n, "final_reserve")?;
+            if v > max_walltime_secs {
+                return Err(err(n, "`final_reserve` is larger than `max_walltime`"));
+            }
+            v
+        }
+        None => 0,
+    };
+    Ok(Envelope {
+        max_jobs,
+        max_walltime_secs,
+        allowed_flavors,
+        max_timeout_secs,
+        allow_deletes,
+        output_repos,
+        max_cost_usd,
+        max_concurrent,
+        namespace,
+        images,
+        datasets,
+        models,
+        backends,
+        final_reserve_secs,
+    })
+}
+
+fn parse_objective(root: &Node) -> Result<Objective, ProgramError> {
+    let m = MapView::new(root, "the objective")?;
+    m.check_keys(OBJECTIVE_KEYS)?;
+    let metric_node = m.require("metric")?;
+    let metric = get_str(metric_node, "metric")?;
+    if !is_metric_key(&metric) {
+        return Err(err(metric_node, format!("`{metric}` is not a metric name mlres can read from job output"))
+            .with_help("metric names are letters, digits and `_./-`, starting with a letter or `_`, e.g. eval_accuracy"));
+    }
+    let goal_node = m.require("goal")?;
+    let goal_s = get_str(goal_node, "goal")?;
+    let goal = match goal_s.as_str() {
+        "maximize" => Goal::Maximize,
+        "minimize" => Goal::Minimize,
+        other => {
+            return Err(err(
+                goal_node,
+                format!("`goal` must be maximize or minimize, found `{other}`"),
+            )
+            .with_help(suggestion(other, &["maximize", "minimize"], "goals")));
+        }
+    };
+    let target = m.get("target").map(|n| get_f64(n, "target")).transpose()?;
+    let patience = match m.get("patience") {
+        Some(n) => {
+            let v = get_u32(n, "patience")?;
+            if v == 0 {
+                return Err(err(n, "`patience` must be at least 1 (omit it to disable)"));
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    let max_consecutive_failures = match m.get("max_consecutive_failures") {
+        Some(n) => {
+            let v = get_u32(n, "max_consecutive_failures")?;
+            if v == 0 {
+                return Err(err(n, "`max_consecutive_failures` must be at least 1"));
+            }
+            v
+        }
+        None => 3,
+    };
+    Ok(Objective {
+        metric,
+        goal,
+        target,
+        patience,
+        max_consecutive_failures,
+    })
+}
+
+fn parse_limits(node: &Node) -> Result<JobLimits, ProgramError> {
+    let m = MapView::new(node, "`limits`")?;
+    m.check_keys(LIMIT_KEYS)?;
+    let mut limits = JobLimits::default();
+    let positive = |n: &Node, key: &str, v: u64| {
+        if v == 0 {
+            Err(err(n, format!("`{key}` must be greater than 0")))
+        } else {
+            Ok(v)
+        }
+    };
+    if let Some(n) = m.get("memory") {
+        limits.memory_bytes = positive(n, "memory", get_size(n, "memory")?)?;
+    }
+    if let Some(n) = m.get("cpu_time") {
+        limits.cpu_secs = Some(positive(n, "cpu_time", get_duration(n, "cpu_time")?)?);
+    }
+    if let Some(n) = m.get("file_size") {
+        limits.file_size_bytes = positive(n, "file_size", get_size(n, "file_size")?)?;
+    }
+    if let Some(n) = m.get("processes") {
+        limits.processes = positive(n, "processes", get_u64(n, "processes")?)?;
+    }
+    if let Some(n) = m.get("log_size") {
+        limits.log_bytes = positive(n, "log_size", get_size(n, "log_size")?)?;
+    }
+    Ok(limits)
+}
+
+fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
+    let m = MapView::new(root, "the job")?;
+    m.check_keys(JOB_KEYS)?;
+    let backend_node = m.get("backend");
+    let backend = backend_node
+        .map(|n| get_backend(n, "backend"))
+        .transpose()?
+        .unwrap_or(Backend::Local);
+    let cmd_node = m.require("command")?;
+    let (command, command_pos) = match &cmd_node.kind {
+        Kind::Seq(items) => {
+            let mut words = Vec::new();
+            for item in items {
+                words.push(get_text(item, "command word")?);
+            }
+            (words, items.clone())
+        }
+        Kind::Scalar { plain, value } if !(*plain && classify(value) == Plain::Null) => {
+            let words = split_command(value).map_err(|e| {
+                err(cmd_node, e).with_help(
+                    "write the command as a list of words, e.g. [python, train.py, --lr, \"{lr}\"]",
+                )
+            })?;
+            let pos = vec![cmd_node.clone(); words.len()];
+            (words, pos)
+        }
+        _ => {
+            return Err(err(
+                cmd_node,
+                format!(
+                    "`command` must be a list of words or one line, found {}",
+                    cmd_node.describe()
+                ),
+            ));
+        }
+    };
+    if command.is_empty() || command[0].is_empty() {
+        return Err(err(cmd_node, "`command` is empty"));
+    }
+    let flavor_node = m.get("flavor");
+    let flavor = flavor_node
+        .map(|n| get_str(n, "flavor"))
+        .transpose()?
+        .unwrap_or_else(|| "cpu-basic".to_string());
+    let timeout_node = m.require("timeout")?;
+    let timeout_secs = get_duration(timeout_node, "timeout")?;
+    if timeout_secs == 0 {
+        return Err(err(timeout_node, "`timeout` must be greater than 0"));
+    }
+    let mut env = BTreeMap::new();
+    if let Some(n) = m.get("env") {
+        let em = MapView::new(n, "`env`")?;
+        for (k, v) in em.entries {
+            let name = key_text(k);
+            if !is_env_name(name) {
+                return Err(
+                    err(k, format!("`{name}` is not a variable name")).with_help(
+                        "names are upper case letters, digits and `_`, e.g. OMP_NUM_THREADS",
+                    ),
+                );
+            }
+            env.insert(name.to_string(), get_text(v, name)?);
+        }
+    }
+    let pass_env = m
+        .get("pass_env")
+        .map(|n| get_name_list(n, "pass_env"))
+        .transpose()?
+        .unwrap_or_default();
+    let secrets = m
+        .get("secrets")
+        .map(|n| get_name_list(n, "secrets"))
+        .transpose()?
+        .unwrap_or_default();
+    let limits = m
+        .get("limits")
+        .map(parse_limits)
+        .transpose()?
+        .unwrap_or_default();
+    let network = m
+        .get("network")
+        .map(|n| get_bool(n, "network"))
+        .transpose()?
+        .unwrap_or(false);
+    let pos = JobPos {
+        backend: backend_node.cloned(),
+        flavor: flavor_node.cloned(),
+        timeout: timeout_node.clone(),
+        command: command_pos,
+        at: root.clone(),
+    };
+    Ok((
+        JobTemplate {
+            backend,
+            command,
+            flavor,
+            timeout_secs,
+            env,
+            pass_env,
+            secrets,
+            limits,
+            network,
+        },
+        pos,
+    ))
+}
+
+fn to_scalar(node: &Node) -> Result<Scalar, ProgramError> {
+    match &node.kind {
+        Kind::Scalar {
+            value,
+            plain: false,
+        } => Ok(Scalar::Str(value.clone())),
+        Kind::Scalar { value, plain: true } => match classify(value) {
+            Plain::Null => Err(err(node, "null is not allowed as a parameter value")),
+            Plain::Bool(b) => Ok(Scalar::Bool(b)),
+            Plain::Int => value
+                .parse::<i64>()
+                .map(Scalar::Int)
+                .map_err(|_| err(node, format!("integer `{value}` is out of range"))),
+            Plain::Float => match value.parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(Scalar::Float(f)),
+                _ => Err(err(node, format!("float `{value}` is out of range"))),
+            },
+            Plain::BadNumber => Err(err(
+                node,
+                format!("`{value}` is not a number in the accepted format"),
+            )
+            .with_help(
+                "write numbers like 3, -2, 0.5 or 1e-4, or quote the value to make it a string",
+            )),
+            Plain::Str => Ok(Scalar::Str(value.clone())),
+        },
+        _ => Err(err(
+            node,
+            format!(
+                "parameter values must be single values, found {}",
+                node.describe()
+            ),
+        )),
+    }
+}
+
+fn parse_param(name: &str, key: &Node, node: &Node) -> Result<Param, ProgramError> {
+    let what = format!("parameter `{name}`");
+    let m = MapView::new(node, &what).map_err(|e| {
+        e.with_help("write e.g. `{values: [1, 2]}`, `{value: 3}` or `{distribution: uniform, min: 0, max: 1}`")
+    })?;
+    m.check_keys(PARAM_KEYS)?;
+    let dist_node = m.get("distribution");
+    let dist = dist_node.map(|n| get_str(n, "distribution")).transpose()?;
+    let has = |k: &str| m.get(k).is_some();
+    let forbid = |keys: &[&str], d: &str| -> Result<(), ProgramError> {
+        for k in keys {
+            if let Some(kn) = m.get_key(k) {
+                return Err(err(
+                    kn,
+                    format!("`{k}` is not used with {d} (parameter `{name}`)"),
+                ));
+            }
+        }
+        Ok(())
+    };
+    let values = || -> Result<Vec<Scalar>, ProgramError> {
+        let vn = m.require("values")?;
+        let items = get_list(vn, "values")?;
+        if items.is_empty() {
+            return Err(err(vn, format!("`values` of parameter `{name}` is empty")));
+        }
+        let mut out: Vec<Scalar> = Vec::new();
+        for item in items {
+            let s = to_scalar(item)?;
+            if out.iter().any(|o| o.same_value(&s)) {
+                return Err(err(
+                    item,
+                    format!("this value is listed twice in parameter `{name}`"),
+                ));
+            }
+            out.push(s);
+        }
+        Ok(out)
+    };
+    let min_max_f = || -> Result<(f64, f64), ProgramError> {
+        let min_n = m.require("min")?;
+        let max_n = m.require("max")?;
+        let (min, max) = (get_f64(min_n, "min")?, get_f64(max_n, "max")?);
+        if min >= max {
+            return Err(err(
+                min_n,
+                format!("`min` ({min}) must be less than `max` ({max}) in parameter `{name}`"),
+            ));
+        }
+        Ok((min, max))
+    };
+    let Some(dist) = dist else {
+        return match (has("value"), has("values")) {
+            (true, false) => {
+                forbid(&["min", "max", "q"], "`value`")?;
+                Ok(Param::Value(to_scalar(m.require("value")?)?))
+            }
+            (false, true) => {
+                forbid(&["min", "max", "q"], "`values`")?;
+                Ok(Param::Values(values()?))
+            }
+            (true, true) => Err(err(
+                key,
+                format!("parameter `{name}` has both `value` and `values`"),
+            )),
+            (false, false) if has("min") || has("max") => Err(err(
+                key,
+                format!("parameter `{name}` has `min`/`max` but no `distribution`"),
+            )
+            .with_help(
+                "add e.g. `distribution: uniform` (or int_uniform, log_uniform_values, q_uniform)",
+            )),
+            (false, false) => Err(err(
+                key,
+                format!("parameter `{name}` needs `value`, `values` or `distribution`"),
+            )),
+        };
+    };
+    let dist_node = dist_node.unwrap_or(node);
+    match dist.as_str() {
+        "constant" => {
+            forbid(&["values", "min", "max", "q"], "distribution constant")?;
+            Ok(Param::Value(to_scalar(m.require("value")?)?))
+        }
+        "categorical" => {
+            forbid(&["value", "min", "max", "q"], "distribution categorical")?;
+            Ok(Param::Values(values()?))
+        }
+        "uniform" => {
+            forbid(&["value", "values", "q"], "distribution uniform")?;
+            let (min, max) = min_max_f()?;
+            Ok(Param::Uniform { min, max })
+        }
+        "log_uniform_values" => {
+            forbid(&["value", "values", "q"], "distribution log_uniform_values")?;
+            let (min, max) = min_max_f()?;
+            if min <= 0.0 {
+                return Err(err(
+                    m.require("min")?,
+                    format!(
+                        "`min` must be greater than 0 for log_uniform_values (parameter `{name}`)"
+                    ),
+                ));
+            }
+            Ok(Param::LogUniformValues { min, max })
+        }
+        "int_uniform" => {
+            forbid(&["value", "values", "q"], "distribution int_uniform")?;
+            let min_n = m.require("min")?;
+            let max_n = m.require("max")?;
+            let (min, max) = (get_i64(min_n, "min")?, get_i64(max_n, "max")?);
+            if min >= max {
+                return Err(err(
+                    min_n,
+                    format!("`min` ({min}) must be less than `max` ({max}) in parameter `{name}`"),
+                ));
+            }
+            Ok(Param::IntUniform { min, max })
+        }
+        "q_uniform" => {
+            forbid(&["value", "values"], "distribution q_uniform")?;
+            let (min, max) = min_max_f()?;
+            let q = match m.get("q") {
+                Some(qn) => {
+                    let q = get_f64(qn, "q")?;
+                    if q <= 0.0 {
+                        return Err(err(
+                            qn,
+                            format!("`q` must be greater than 0 (parameter `{name}`)"),
+                        ));
+                    }
+                    q
+                }
+                None => 1.0,
+            };
+            if crate::search::q_range(min, max, q).is_none() {
+                return Err(err(
+                    key,
+                    format!("parameter `{name}`: no multiple of q = {q} lies in [{min}, {max}]"),
+                ));
+            }
+            Ok(Param::QUniform { min, max, q })
+        }
+        "log_uniform" => Err(err(dist_node, format!("distribution `log_uniform` is not supported (parameter `{name}`)"))
+            .with_help("did you mean `log_uniform_values`? (in W&B, `log_uniform` takes exponents as min/max; `log_uniform_values` takes the values themselves)")),
+        other if UNSUPPORTED_WANDB.contains(&other) => Err(err(dist_node, format!("distribution `{other}` is not supported (parameter `{name}`)"))
+            .with_help(format!("supported: {}", DISTRIBUTIONS.join(", ")))),
+        other => {
+            let e = err(
+                dist_node,
+                format!("unknown distribution `{other}` in parameter `{name}`"),
+            );
+            Err(match closest(other, DISTRIBUTIONS) {
+                Some(c) => e.with_help(format!(
+                    "did you mean `{c}`? supported: {}",
+                    DISTRIBUTIONS.join(", ")
+                )),
+                None => e.with_help(format!("supported: {}", DISTRIBUTIONS.join(", "))),
+            })
+        }
+    }
+}
+
+fn parse_search_space(root: &Node) -> Result<SearchSpace, ProgramError> {
+    let m = MapView::new(root, "the search space")?;
+    m.check_keys(SEARCH_KEYS)?;
+    let method_node = m.require("method")?;
+    let method_s = get_str(method_node, "method")?;
+    let method = match method_s.as_str() {
+        "grid" => Method::Grid,
+        "random" => Method::Random,
+        other => {
+            let e = err(method_node, format!("unknown search method `{other}`"));
+            return Err(match closest(other, &["grid", "random"]) {
+                Some(c) => e.with_help(format!("did you mean `{c}`?")),
+                None => e.with_help("supported methods: grid, random"),
+            });
+        }
+    };
+    let seed = m
+        .get("seed")
+        .map(|n| get_u64(n, "seed"))
+        .transpose()?
+        .unwrap_or(0);
+    let params_node = m.require("parameters")?;
+    let pm = MapView::new(params_node, "`parameters`")?;
+    if pm.entries.is_empty() {
+        return Err(err(params_node, "`parameters` is empty"));
+    }
+    let mut parameters = BTreeMap::new();
+    for (k, v) in pm.entries {
+        let name = key_text(k);
+        if !is_param_name(name) {
+            return Err(err(k, format!("`{name}` is not a valid parameter name"))
+                .with_help("use letters, digits and `_`, starting with a letter or `_`"));
+        }
+        if BUILTIN_PLACEHOLDERS.contains(&name) {
+            return Err(err(
+                k,
+                format!("parameter `{name}` has the name of a builtin placeholder `{{{name}}}`"),
+            )
+            .with_help(format!("rename it, e.g. `train_{name}`")));
+        }
+        let p = parse_param(name, k, v)?;
+        if method == Method::Grid && !matches!(p, Param::Value(_) | Param::Values(_)) {
+            return Err(err(k, format!("grid search needs `value` or `values` for every parameter, but `{name}` has a distribution"))
+                .with_help("list the values to try, or use `method: random`"));
+        }
+        parameters.insert(name.to_string(), p);
+    }
+    let space = SearchSpace {
+        method,
+        parameters,
+        seed,
+    };
+    if method == Method::Grid && crate::search::grid_size(&space).is_none() {
+        return Err(err(params_node, "the grid has too many points to count"));
+    }
+    Ok(space)
+}
+
+// ---------------------------------------------------------------------------
+// The whole file
+
+const YAML_SECTIONS: [&str; 4] = ["budget envelope", "objective", "job", "search space"];
+
+fn is_yaml(f: &Fence) -> bool {
+    f.lang == "yaml" || f.lang == "yml"
+}
+
+fn pick_block(sec: &MdSection) -> Result<&Fence, ProgramError> {
+    let blocks: Vec<&Fence> = sec.fences.iter().filter(|f| is_yaml(f)).collect();
+    match blocks.as_slice() {
+        [] => Err(ProgramError::new(
+            sec.line,
+            1,
+            format!("the `## {}` section has no ```yaml block", sec.heading),
+        )
+        .with_help("add exactly one fenced ```yaml block under the heading")),
+        [one] => Ok(one),
+        [first, second, ..] => Err(ProgramError::new(
+            second.line,
+            1,
+            format!(
+                "a second ```yaml block in the `## {}` section (the first is on line {})",
+                sec.heading, first.line
+            ),
+        )
+        .with_help("keep exactly one ```yaml block per section")),
+    }
+}
+
+fn block_root(fence: &Fence, sec: &MdSection) -> Result<Node, ProgramError> {
+    yaml::parse(&fence.content, fence.line)?.ok_or_else(|| {
+        ProgramError::new(
+            fence.line,
+            1,
+            format!("the ```yaml block of `## {}` is empty", sec.heading),
+        )
+    })
+}
+
+/// Parses `program.md` strictly. See the crate documentation for the format.
+pub fn parse_program(src: &str) -> Result<Program, ProgramError> {
+    let src = src.strip_prefix('\u{feff}').unwrap_or(src);
+    let (md, headings) = markdown::scan(src)?;
+    for (level, text, line) in &headings {
+        if *level != 2 && text.trim().to_lowercase() == "budget envelope" {
+            return Err(ProgramError::new(
+                *line,
+                1,
+                format!("`{} {text}` must be a level-2 heading", "#".repeat(*level)),
+            )
+            .with_help("write `## Budget envelope`"));
+        }
+    }
+    let mut title = None;
+    let mut known: HashMap<&'static str, usize> = HashMap::new();
+    for (i, sec) in md.iter().enumerate() {
+        if sec.level == 1 && title.is_none() {
+            title = Some(sec.heading.clone());
+        }
+        let key = sec.heading.trim().to_lowercase();
+        if sec.level != 2 {
+            continue;
+        }
+        if let Some(name) = markdown::KNOWN_HEADINGS.iter().find(|k| **k == key) {
+            if let Some(first) = known.get(name) {
+                return Err(ProgramError::new(
+                    sec.line,
+                    1,
+                    format!(
+                        "the `## {}` heading appears twice (first on line {})",
+                        sec.heading, md[*first].line
+                    ),
+                )
+                .with_help("keep exactly one section per known heading"));
+            }
+            known.insert(name, i);
+        }
+    }
+    let mut blocks: [Option<(&MdSection, &Fence)>; 4] = [None; 4];
+    for (slot, name) in blocks.iter_mut().zip(YAML_SECTIONS) {
+        if let Some(&i) = known.get(name) {
+            *slot = Some((&md[i], pick_block(&md[i])?));
+        }
+    }
+    // Any other YAML-ish block that looks like an envelope is an error: humans and
+    // mlres must read the same limits.
+    for sec in &md {
+        for fence in &sec.fences {
+            let chosen = blocks
+                .iter()
+                .flatten()
+                .any(|(_, f)| std::ptr::eq(*f, fence));
+            if chosen || !(is_yaml(fence) || fence.lang.is_empty()) {
+                continue;
+            }
+            if ENVELOPE_MARKERS.iter().any(|k| fence.content.contains(k)) {
+                return Err(ProgramError::new(
+                    fence.line,
+                    1,
+                    "a code block with budget-envelope keys outside the one ```yaml block of `## Budget envelope`",
+                )
+                .with_help("mlres reads the envelope from exactly one place; remove this copy so the human and mlres read the same limits"));
+            }
+        }
+    }
+    let [env_b, obj_b, job_b, search_b] = blocks;
+    let Some((env_sec, env_fence)) = env_b else {
+        return Err(ProgramError::new(1, 1, "no `## Budget envelope` section")
+            .with_help("add a level-2 heading `## Budget envelope` followed by one ```yaml block with max_jobs, max_walltime, allowed_flavors and max_timeout"));
+    };
+    let envelope = parse_envelope(&block_root(env_fence, env_sec)?)?;
+    let objective = obj_b
+        .map(|(s, f)| block_root(f, s).and_then(|r| parse_objective(&r)))
+        .transpose()?;
+    let job = job_b
+        .map(|(s, f)| block_root(f, s).and_then(|r| parse_job(&r)))
+        .transpose()?;
+    let search_space = search_b
+        .map(|(s, f)| block_root(f, s).and_then(|r| parse_search_space(&r)))
+        .transpose()?;
+
+    let job = match job {
+        Some((job, pos)) => {
+            check_job(&job, &pos, &envelope, search_space.as_ref())?;
+            Some(job)
+        }
+        None => None,
+    };
+    let sections = md
+        .iter()
+        .map(|s| Section {
+            heading: s.heading.clone(),
+            line: s.line,
+            body: s.body.clone(),
+        })
+        .collect();
+    Ok(Program {
+        title,
+        sections,
+        envelope,
+        objective,
+        job,
+        search_space,
+    })
+}
+
+fn check_job(
+    job: &JobTemplate,
+    pos: &JobPos,
+    env: &Envelope,
+    space: Option<&SearchSpace>,
+) -> Result<(), ProgramError> {
+    if job.timeout_secs > env.max_timeout_secs {
+        return Err(err(
+            &pos.timeout,
+            format!(
+                "job timeout {} is over the envelope's max_timeout {}",
+                crate::format_duration(job.timeout_secs),
+                crate::format_duration(env.max_timeout_secs)
+            ),
+        )
+        .with_help("lower the job timeout or raise max_timeout (which needs a new approval)"));
+    }
+    if !env.allowed_flavors.contains(&job.flavor) {
+        let at = pos.flavor.as_ref().unwrap_or(&pos.at);
+        let default = if pos.flavor.is_none() {
+            " (the default)"
+        } else {
+            ""
+        };
+        return Err(err(
+            at,
+            format!(
+                "job flavor `{}`{default} is not in allowed_flavors [{}]",
+                job.flavor,
+                env.allowed_flavors.join(", ")
+            ),
+        ));
+    }
+    if !env.backends.contains(&job.backend) {
+        let at = pos.backend.as_ref().unwrap_or(&pos.at);
+        let names: Vec<&str> = env.backends.iter().map(|b| b.as_str()).collect();
+        return Err(err(
+            at,
+            format!(
+                "job backend `{}` is not in the envelope's backends [{}]",
+                job.backend,
+                names.join(", ")
+            ),
+        ));
+    }
+    let mut names: Vec<&str> = BUILTIN_PLACEHOLDERS.to_vec();
+    if let Some(s) = space {
+        names.extend(s.parameters.keys().map(String::as_str));
+    }
+    for (word, node) in job.command.iter().zip(&pos.command) {
+        let pieces = parse_placeholders(word).map_err(|e| err(node, e))?;
+        for p in pieces {
+            if let Piece::Var(v) = p
+                && !names.contains(&v.as_str())
+            {
+                let mut e = err(
+                    node,
+                    format!("unknown placeholder `{{{v}}}` in the job command"),
+                );
+                let known = format!(
+                    "placeholders are search-space parameters and the builtins {}",
+                    BUILTIN_PLACEHOLDERS.join(", ")
+                );
+                e = match closest(&v, &names) {
+                    Some(c) => e.with_help(format!("did you mean `{{{c}}}`? {known}")),
+                    None => e.with_help(known),
+                };
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}

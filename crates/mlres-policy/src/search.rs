@@ -1,0 +1,337 @@
+//! Proposers (grid, random), validation of agent-submitted configs, and command rendering.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::program::{Method, Param, Piece, Scalar, SearchSpace, parse_placeholders};
+
+/// One experiment configuration: parameter name → value, in parameter-name order.
+pub type Config = serde_json::Map<String, Value>;
+
+/// Number of grid points, or `None` for random search or when it overflows `u64`.
+pub fn grid_size(space: &SearchSpace) -> Option<u64> {
+    if space.method != Method::Grid {
+        return None;
+    }
+    space.parameters.values().try_fold(1u64, |acc, p| match p {
+        Param::Value(_) => Some(acc),
+        Param::Values(v) => acc.checked_mul(v.len() as u64),
+        _ => None,
+    })
+}
+
+/// The inclusive range of integers `k` with `k * q` in `[min, max]`.
+pub(crate) fn q_range(min: f64, max: f64, q: f64) -> Option<(i64, i64)> {
+    if !(q > 0.0 && min.is_finite() && max.is_finite() && q.is_finite()) {
+        return None;
+    }
+    let lo = (min / q).ceil();
+    let hi = (max / q).floor();
+    // Bounds chosen so that the i64 conversion below is exact and cannot saturate.
+    let limit = 9.0e15;
+    if lo > hi || lo.abs() > limit || hi.abs() > limit {
+        return None;
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    Some((lo as i64, hi as i64))
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A uniform float in [0, 1) from 64 random bits.
+fn unit(x: u64) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let v = (x >> 11) as f64;
+    v * (1.0 / (1u64 << 53) as f64)
+}
+
+/// A uniform integer in [0, n) (n > 0) from 64 random bits.
+fn below(x: u64, n: u128) -> u128 {
+    (u128::from(x) * n) >> 64
+}
+
+/// Number of decimals in the shortest representation of `q` (for clean multiples).
+fn decimals(q: f64) -> usize {
+    let s = format!("{q:?}");
+    if s.contains('e') {
+        return 17;
+    }
+    s.split_once('.')
+        .map_or(0, |(_, f)| f.trim_end_matches('0').len())
+}
+
+/// Draws one value of a parameter from 64 random bits.
+fn draw(p: &Param, x: u64) -> Value {
+    match p {
+        Param::Value(s) => s.to_json(),
+        Param::Values(v) => {
+            #[allow(clippy::cast_possible_truncation)]
+            let i = below(x, v.len() as u128) as usize;
+            v.get(i).map_or(Value::Null, Scalar::to_json)
+        }
+        Param::Uniform { min, max } => float((min + unit(x) * (max - min)).clamp(*min, *max)),
+        Param::LogUniformValues { min, max } => {
+            let (a, b) = (min.ln(), max.ln());
+            float((a + unit(x) * (b - a)).exp().clamp(*min, *max))
+        }
+        Param::IntUniform { min, max } => {
+            let span = (i128::from(*max) - i128::from(*min) + 1) as u128;
+            #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+            let v = (i128::from(*min) + below(x, span) as i128) as i64;
+            Value::from(v)
+        }
+        Param::QUniform { min, max, q } => {
+            let Some((lo, hi)) = q_range(*min, *max, *q) else {
+                return Value::Null;
+            };
+            let span = (i128::from(hi) - i128::from(lo) + 1) as u128;
+            #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+            let k = (i128::from(lo) + below(x, span) as i128) as i64;
+            #[allow(clippy::cast_precision_loss)]
+            let raw = k as f64 * q;
+            let d = decimals(*q);
+            let tidy = if d < 17 {
+                format!("{raw:.d$}").parse::<f64>().unwrap_or(raw)
+            } else {
+                raw
+            };
+            float(tidy.clamp(*min, *max))
+        }
+    }
+}
+
+fn float(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// The `index`-th proposal. Grid: the index-th point of the cartesian product
+/// (parameters in name order, the last varying fastest), `None` past the end.
+/// Random: a pure function of `(seed, index)`; never `None`.
+pub fn propose(space: &SearchSpace, index: u64) -> Option<Config> {
+    let mut out = Config::new();
+    match space.method {
+        Method::Grid => {
+            if index >= grid_size(space)? {
+                return None;
+            }
+            let mut rest = index;
+            let mut picks: Vec<(&String, Value)> = Vec::new();
+            for (name, p) in space.parameters.iter().rev() {
+                let v = match p {
+                    Param::Value(s) => s.to_json(),
+                    Param::Values(vals) => {
+                        let n = vals.len() as u64;
+                        #[allow(clippy::cast_possible_truncation)]
+                        let i = (rest % n) as usize;
+                        rest /= n;
+                        vals[i].to_json()
+                    }
+                    _ => return None,
+                };
+                picks.push((name, v));
+            }
+            for (name, v) in picks.into_iter().rev() {
+                out.insert(name.clone(), v);
+            }
+        }
+        Method::Random => {
+            let base = splitmix64(space.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            for (name, p) in &space.parameters {
+                let x = splitmix64(base ^ fnv1a(name));
+                out.insert(name.clone(), draw(p, x));
+            }
+        }
+    }
+    Some(out)
+}
+
+fn json_scalar(v: &Value) -> Option<Scalar> {
+    match v {
+        Value::Bool(b) => Some(Scalar::Bool(*b)),
+        Value::String(s) => Some(Scalar::Str(s.clone())),
+        Value::Number(n) => n
+            .as_i64()
+            .map(Scalar::Int)
+            .or_else(|| n.as_f64().map(Scalar::Float)),
+        _ => None,
+    }
+}
+
+fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 {
+        let cut: String = s.chars().take(57).collect();
+        format!("{cut}...")
+    } else {
+        s
+    }
+}
+
+fn number(name: &str, v: &Value) -> Result<f64, String> {
+    let f = v
+        .as_f64()
+        .ok_or_else(|| format!("`{name}` must be a number, found {}", show(v)))?;
+    if f.is_finite() {
+        Ok(f)
+    } else {
+        Err(format!("`{name}` must be finite"))
+    }
+}
+
+/// Checks a configuration submitted by an untrusted agent against the approved space:
+/// a JSON object with exactly the space's parameters, each value inside its domain.
+/// Returns the normalised config (in parameter-name order; listed values take the
+/// approved spelling, e.g. `1.0` becomes `1` when the space lists `1`).
+pub fn validate_config(space: &SearchSpace, config: &Value) -> Result<Config, String> {
+    let Value::Object(obj) = config else {
+        return Err(format!(
+            "the config must be a JSON object, found {}",
+            show(config)
+        ));
+    };
+    for key in obj.keys() {
+        if !space.parameters.contains_key(key) {
+            let names: Vec<&str> = space.parameters.keys().map(String::as_str).collect();
+            let hint = crate::program::closest(key, &names)
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "`{key}` is not a parameter of the approved search space{hint}; parameters: {}",
+                names.join(", ")
+            ));
+        }
+    }
+    let mut out = Config::new();
+    for (name, p) in &space.parameters {
+        let v = obj
+            .get(name)
+            .ok_or_else(|| format!("parameter `{name}` is missing"))?;
+        let norm = match p {
+            Param::Value(s) => {
+                let got = json_scalar(v);
+                if got.as_ref().is_some_and(|g| g.same_value(s)) {
+                    s.to_json()
+                } else {
+                    return Err(format!(
+                        "`{name}` must be {}, found {}",
+                        show(&s.to_json()),
+                        show(v)
+                    ));
+                }
+            }
+            Param::Values(vals) => {
+                let got = json_scalar(v);
+                match got.and_then(|g| vals.iter().find(|s| s.same_value(&g))) {
+                    Some(s) => s.to_json(),
+                    None => {
+                        let list: Vec<String> = vals.iter().map(|s| show(&s.to_json())).collect();
+                        return Err(format!(
+                            "`{name}` must be one of [{}], found {}",
+                            list.join(", "),
+                            show(v)
+                        ));
+                    }
+                }
+            }
+            Param::Uniform { min, max } | Param::LogUniformValues { min, max } => {
+                let f = number(name, v)?;
+                if f < *min || f > *max {
+                    return Err(format!("`{name}` = {f} is outside [{min}, {max}]"));
+                }
+                v.clone()
+            }
+            Param::IntUniform { min, max } => {
+                let i = match v.as_i64() {
+                    Some(i) => i,
+                    None => {
+                        let f = number(name, v)?;
+                        #[allow(clippy::cast_precision_loss)]
+                        let in_range =
+                            f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64;
+                        if !in_range {
+                            return Err(format!("`{name}` must be an integer, found {}", show(v)));
+                        }
+                        #[allow(clippy::cast_possible_truncation)]
+                        let i = f as i64;
+                        i
+                    }
+                };
+                if i < *min || i > *max {
+                    return Err(format!("`{name}` = {i} is outside [{min}, {max}]"));
+                }
+                Value::from(i)
+            }
+            Param::QUniform { min, max, q } => {
+                let f = number(name, v)?;
+                if f < *min || f > *max {
+                    return Err(format!("`{name}` = {f} is outside [{min}, {max}]"));
+                }
+                let k = f / q;
+                if (k - k.round()).abs() > 1e-9 * k.abs().max(1.0) {
+                    return Err(format!("`{name}` = {f} is not a multiple of {q}"));
+                }
+                v.clone()
+            }
+        };
+        out.insert(name.clone(), norm);
+    }
+    Ok(out)
+}
+
+/// Renders one value for a command line: strings as-is, integers without `.0`,
+/// floats in their shortest JSON form, booleans `true`/`false`.
+fn render_value(name: &str, v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err(format!(
+            "`{{{name}}}` has a value that cannot go on a command line: {}",
+            show(v)
+        )),
+    }
+}
+
+/// Substitutes `{name}` placeholders in each argument (`{{`/`}}` are literal braces).
+/// Names come from `config` or `builtins`; a name in both is an error. One template
+/// element stays one argv element: no splitting, no shell.
+pub fn render_command(
+    template: &[String],
+    config: &Config,
+    builtins: &BTreeMap<String, String>,
+) -> Result<Vec<String>, String> {
+    let mut argv = Vec::with_capacity(template.len());
+    for arg in template {
+        let mut out = String::new();
+        for piece in parse_placeholders(arg)? {
+            match piece {
+                Piece::Lit(s) => out.push_str(&s),
+                Piece::Var(name) => match (config.get(&name), builtins.get(&name)) {
+                    (Some(_), Some(_)) => {
+                        return Err(format!(
+                            "`{{{name}}}` is both a parameter and a builtin; rename the parameter"
+                        ));
+                    }
+                    (Some(v), None) => out.push_str(&render_value(&name, v)?),
+                    (None, Some(b)) => out.push_str(b),
+                    (None, None) => return Err(format!("no value for placeholder `{{{name}}}`")),
+                },
+            }
+        }
+        argv.push(out);
+    }
+    Ok(argv)
+}
