@@ -132,9 +132,10 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(48))]
         #[test]
         fn capture_head_and_tail(
-            data in proptest::collection::vec(proptest::num::u8::ANY, 0..300_000),
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..200_000),
             sizes in proptest::collection::vec(1usize..100_000, 0..20),
             cap in 0u64..200_000,
         ) {

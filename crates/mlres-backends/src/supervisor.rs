@@ -13,8 +13,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::attempt::{
-    CANCEL, CLAIM, JOB_PID, LOCK, STATUS, SUPERVISOR_PID, WORK, create_exclusive, io_err, read_opt,
-    read_spec, validate_spec, write_atomic,
+    CANCEL, CLAIM, JOB_PID, LOCK, SPEC, STATUS, SUPERVISOR_PID, WORK, create_exclusive, io_err,
+    read_opt, read_spec, validate_spec, write_atomic,
 };
 use crate::logcap::{self, Captured};
 use crate::sandbox::{ChildSetup, parse_report};
@@ -51,7 +51,7 @@ fn now_ms() -> u64 {
 
 pub(crate) fn supervise(dir: &Path) -> Result<Status, BackendError> {
     let dir = std::path::absolute(dir).map_err(io_err("resolve", dir))?;
-    if !dir.is_dir() {
+    if !dir.join(SPEC).is_file() {
         return Err(BackendError::NotAnAttempt(dir));
     }
     // Lock first, then claim: a claimed attempt whose lock is free has a dead supervisor.
@@ -175,27 +175,29 @@ enum KillReason {
 }
 
 /// TERM the group and every descendant, wait up to `grace` for all of them, then KILL what is
-/// left until nothing remains. Returns how many leftover processes had to be SIGKILLed.
+/// left until nothing remains. Returns how many processes other than the job's main process
+/// had to be signalled (leftovers).
 fn terminate_tree(me: i32, job: &mut JobWait, grace: Duration) -> usize {
     job.reap();
     let live = procs::live_descendants(me);
     if job.status.is_some() && live.is_empty() {
         return 0;
     }
+    let mut signalled: std::collections::HashSet<i32> = live.iter().copied().collect();
     procs::kill_group(job.pid, libc::SIGTERM);
     procs::kill_each(&live, libc::SIGTERM);
     let until = Instant::now().checked_add(grace);
     loop {
         job.reap();
         if job.status.is_some() && procs::live_descendants(me).is_empty() {
-            return 0;
+            signalled.remove(&job.pid);
+            return signalled.len();
         }
         if until.is_none_or(|u| Instant::now() >= u) {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut killed = std::collections::HashSet::new();
     for _ in 0..1000 {
         let live = procs::live_descendants(me);
         if live.is_empty() && job.status.is_some() {
@@ -203,12 +205,13 @@ fn terminate_tree(me: i32, job: &mut JobWait, grace: Duration) -> usize {
         }
         procs::kill_group(job.pid, libc::SIGKILL);
         procs::kill_each(&live, libc::SIGKILL);
-        killed.extend(live);
+        signalled.extend(live);
         std::thread::sleep(Duration::from_millis(10));
         job.reap();
     }
     job.reap();
-    killed.len()
+    signalled.remove(&job.pid);
+    signalled.len()
 }
 
 fn signal_name(sig: i32) -> &'static str {
@@ -485,7 +488,9 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
         None => classify(&spec, exit_code, signal, stderr_tail, cpu_ms, max_rss_kb),
     };
     if leftovers > 0 {
-        detail.push_str(&format!("; {leftovers} leftover process(es) killed"));
+        detail.push_str(&format!(
+            "; {leftovers} other process(es) of the job terminated"
+        ));
     }
     if let Some(n) = &net_note {
         detail.push_str(&format!("; network: {n}"));
@@ -607,7 +612,11 @@ mod tests {
         assert!(e.contains("not found in the job's PATH"), "{e}");
         let e = resolve_program("/no/such/prog", &env, work).unwrap_err();
         assert!(e.contains("does not exist"), "{e}");
-        let e = resolve_program("/etc/hostname", &env, work).unwrap_err();
+        let t = std::env::temp_dir().join(format!("mlres-noexec-{}", std::process::id()));
+        std::fs::write(&t, "data").unwrap();
+        std::fs::set_permissions(&t, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = resolve_program(t.to_str().unwrap(), &env, work).unwrap_err();
+        let _ = std::fs::remove_file(&t);
         assert!(e.contains("not an executable"), "{e}");
     }
 

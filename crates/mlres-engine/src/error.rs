@@ -58,6 +58,9 @@ impl EngineError {
                 | EngineError::ApprovalChanged { .. }
                 | EngineError::Refused { .. }
                 | EngineError::InvalidConfig(_)
-        ) || matches!(self, EngineError::Ledger(mlres_ledger::LedgerError::Refused { .. }))
+        ) || matches!(
+            self,
+            EngineError::Ledger(mlres_ledger::LedgerError::Refused { .. })
+        )
     }
 }

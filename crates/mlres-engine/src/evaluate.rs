@@ -89,9 +89,17 @@ fn anomaly(name: &str, value: f64) -> Option<String> {
         return None; // policy::decide reports non-finite values itself
     }
     let lower = name.to_ascii_lowercase();
-    let bounded = ["accuracy", "acc", "f1", "precision", "recall", "exact_match", "em"]
-        .iter()
-        .any(|k| lower.ends_with(k));
+    let bounded = [
+        "accuracy",
+        "acc",
+        "f1",
+        "precision",
+        "recall",
+        "exact_match",
+        "em",
+    ]
+    .iter()
+    .any(|k| lower.ends_with(k));
     if bounded && !(0.0..=1.0).contains(&value) {
         return Some(format!("{name}={value} is outside [0, 1]"));
     }

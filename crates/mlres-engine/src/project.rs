@@ -23,15 +23,18 @@ pub struct Project {
 impl Project {
     /// Reads and strictly parses `<root>/program.md`.
     pub fn load(root: &Path) -> Result<Project, EngineError> {
-        let root = root
-            .canonicalize()
-            .map_err(EngineError::io(format!("cannot open project {}", root.display())))?;
+        let root = root.canonicalize().map_err(EngineError::io(format!(
+            "cannot open project {}",
+            root.display()
+        )))?;
         let program_path = root.join("program.md");
         if !program_path.is_file() {
             return Err(EngineError::NoProgram(root));
         }
-        let src = std::fs::read_to_string(&program_path)
-            .map_err(EngineError::io(format!("cannot read {}", program_path.display())))?;
+        let src = std::fs::read_to_string(&program_path).map_err(EngineError::io(format!(
+            "cannot read {}",
+            program_path.display()
+        )))?;
         let program = mlres_policy::parse_program(&src).map_err(|err| EngineError::Program {
             path: program_path.clone(),
             err,

@@ -253,14 +253,21 @@ impl Engine {
                         message: format!(
                             "campaign {} is {} ({}); a new campaign needs a new human approval: run `mlres approve`",
                             c.id,
-                            if c.status == "active" { "still active" } else { c.status.as_str() },
+                            if c.status == "active" {
+                                "still active"
+                            } else {
+                                c.status.as_str()
+                            },
                             c.stop_reason.clone().unwrap_or_default()
                         ),
                     });
                 }
                 if c.status == "active" {
-                    self.ledger
-                        .finish_campaign(&c.id, "stopped", "superseded by a fresh campaign")?;
+                    self.ledger.finish_campaign(
+                        &c.id,
+                        "stopped",
+                        "superseded by a fresh campaign",
+                    )?;
                 }
                 let reason = c.stop_reason.clone().unwrap_or_else(|| "superseded".into());
                 let new = self.ledger.create_campaign(&root, &self.project.hash)?;
@@ -306,7 +313,11 @@ impl Engine {
     }
 
     /// Validate, reserve atomically, and launch one experiment.
-    pub fn submit(&mut self, campaign: &Campaign, req: SubmitRequest) -> Result<Experiment, EngineError> {
+    pub fn submit(
+        &mut self,
+        campaign: &Campaign,
+        req: SubmitRequest,
+    ) -> Result<Experiment, EngineError> {
         require_approval(&self.ledger, &self.project)?;
         if let Some(c) = self.ledger.campaign(&campaign.id)? {
             if c.stop_requested || c.status != "active" {
@@ -315,7 +326,11 @@ impl Engine {
                     message: format!(
                         "campaign {} is {}{}; nothing more will be submitted to it",
                         c.id,
-                        if c.stop_requested { "stopping" } else { c.status.as_str() },
+                        if c.stop_requested {
+                            "stopping"
+                        } else {
+                            c.status.as_str()
+                        },
                         c.stop_reason.map(|r| format!(" ({r})")).unwrap_or_default()
                     ),
                 });
@@ -330,7 +345,9 @@ impl Engine {
         mlres_policy::render_command(&job.command, &config, &builtins)
             .map_err(EngineError::InvalidConfig)?;
         if req.hypothesis.trim().is_empty() {
-            return Err(EngineError::InvalidConfig("the hypothesis must not be empty".into()));
+            return Err(EngineError::InvalidConfig(
+                "the hypothesis must not be empty".into(),
+            ));
         }
         let envelope = self.project.program.envelope.clone();
         let spend = SpendRequest {
@@ -388,12 +405,20 @@ impl Engine {
 
     /// Marks attempt `attempt` submitted (a compare-and-set in the ledger), prepares its
     /// directory and starts a detached supervisor.
-    fn launch(&mut self, campaign: &Campaign, exp: &Experiment, attempt: u32) -> Result<(), EngineError> {
+    fn launch(
+        &mut self,
+        campaign: &Campaign,
+        exp: &Experiment,
+        attempt: u32,
+    ) -> Result<(), EngineError> {
         let job = self.job()?.clone();
         let dir = self.attempt_dir(&campaign.id, exp.id, attempt);
         let config = exp.config.as_object().cloned().unwrap_or_default();
         let mut builtins = self.builtins(campaign, exp.id, exp.iter);
-        builtins.insert("workdir".into(), dir.join("work").to_string_lossy().into_owned());
+        builtins.insert(
+            "workdir".into(),
+            dir.join("work").to_string_lossy().into_owned(),
+        );
         let argv = mlres_policy::render_command(&job.command, &config, &builtins)
             .map_err(EngineError::InvalidConfig)?;
         let spec = LocalJobSpec {
@@ -418,8 +443,10 @@ impl Engine {
         self.ledger
             .mark_submitted(exp.id, attempt, &dir.to_string_lossy())?;
         if let Some(parent) = dir.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(EngineError::io(format!("cannot create {}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(EngineError::io(format!(
+                "cannot create {}",
+                parent.display()
+            )))?;
         }
         mlres_backends::prepare_attempt(&dir, &spec)?;
         let mut cmd = std::process::Command::new(&self.cfg.exe);
@@ -429,9 +456,17 @@ impl Engine {
         Ok(())
     }
 
-    fn job_env(&self, job: &JobTemplate, campaign: &Campaign, exp: &Experiment) -> BTreeMap<String, String> {
+    fn job_env(
+        &self,
+        job: &JobTemplate,
+        campaign: &Campaign,
+        exp: &Experiment,
+    ) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
-        env.insert("PATH".to_string(), "/usr/local/bin:/usr/bin:/bin".to_string());
+        env.insert(
+            "PATH".to_string(),
+            "/usr/local/bin:/usr/bin:/bin".to_string(),
+        );
         env.insert("LANG".to_string(), "C.UTF-8".to_string());
         env.insert("PYTHONUNBUFFERED".to_string(), "1".to_string());
         for name in job.pass_env.iter().chain(job.secrets.iter()) {
@@ -464,15 +499,13 @@ impl Engine {
         for exp in exps {
             match exp.state.as_str() {
                 "submitted" => {
-                    let Some(handle) = exp.handle.clone() else { continue };
+                    let Some(handle) = exp.handle.clone() else {
+                        continue;
+                    };
                     let dir = PathBuf::from(&handle);
                     // A crash between "submitted" and preparing the directory leaves no
                     // directory at all: that attempt certainly never started.
-                    let state = if dir.exists() {
-                        mlres_backends::poll(&dir)?
-                    } else {
-                        AttemptState::NotClaimed
-                    };
+                    let state = attempt_state(&dir)?;
                     match state {
                         AttemptState::Finished(status) => {
                             self.finish(&exp, &status, on_event)?;
@@ -483,26 +516,39 @@ impl Engine {
                                 exit_code: None,
                                 duration_ms: 0,
                                 spent_cost_micro: 0,
-                                error: Some("the job supervisor died without recording an outcome".into()),
+                                error: Some(
+                                    "the job supervisor died without recording an outcome".into(),
+                                ),
                             };
                             if self.ledger.mark_finished(exp.id, &fin)? {
-                                on_event(LoopEvent::Finished { exp: exp.id, status: "lost".into() });
+                                on_event(LoopEvent::Finished {
+                                    exp: exp.id,
+                                    status: "lost".into(),
+                                });
                             }
                             self.evaluate(exp.id, on_event)?;
                         }
                         AttemptState::Voided => {
-                            self.ledger.void_attempt(exp.id, exp.attempt, "attempt voided")?;
+                            self.ledger
+                                .void_attempt(exp.id, exp.attempt, "attempt voided")?;
                         }
                         AttemptState::NotClaimed => {
                             let ours = self.launched_here.contains(&(exp.id, exp.attempt));
-                            let old = exp.submitted_ms.map(|t| now.saturating_sub(t) > UNCLAIMED_GRACE_MS).unwrap_or(true);
+                            let old = exp
+                                .submitted_ms
+                                .map(|t| now.saturating_sub(t) > UNCLAIMED_GRACE_MS)
+                                .unwrap_or(true);
                             let safe = !ours && ((resuming && exp.source == "loop") || old);
-                            if safe
-                                && std::fs::create_dir_all(&dir).is_ok()
-                                && mlres_backends::claim_void(&dir).unwrap_or(false)
-                            {
-                                self.ledger.void_attempt(exp.id, exp.attempt, "never started; will be relaunched")?;
-                                on_event(LoopEvent::Voided { exp: exp.id, attempt: exp.attempt });
+                            if safe && void_attempt_dir(&dir)? {
+                                self.ledger.void_attempt(
+                                    exp.id,
+                                    exp.attempt,
+                                    "never started; will be relaunched",
+                                )?;
+                                on_event(LoopEvent::Voided {
+                                    exp: exp.id,
+                                    attempt: exp.attempt,
+                                });
                             }
                         }
                         AttemptState::Running { .. } => {
@@ -527,7 +573,9 @@ impl Engine {
                 if (resuming && exp.source == "loop") || stale || exp.attempt > 0 {
                     match self.launch(campaign, &exp, exp.attempt + 1) {
                         Ok(()) => {}
-                        Err(EngineError::Ledger(mlres_ledger::LedgerError::InvalidTransition { .. })) => {}
+                        Err(EngineError::Ledger(
+                            mlres_ledger::LedgerError::InvalidTransition { .. },
+                        )) => {}
                         Err(e) => return Err(e),
                     }
                 }
@@ -540,7 +588,9 @@ impl Engine {
         let Some(handle) = &exp.handle else { return };
         let paths = mlres_backends::log_paths(Path::new(handle));
         let offset = self.log_offsets.get(&exp.id).copied().unwrap_or(0);
-        let Ok(mut f) = File::open(&paths.stdout) else { return };
+        let Ok(mut f) = File::open(&paths.stdout) else {
+            return;
+        };
         if f.seek(SeekFrom::Start(offset)).is_err() {
             return;
         }
@@ -548,7 +598,9 @@ impl Engine {
         if f.take(1 << 20).read_to_end(&mut buf).is_err() {
             return;
         }
-        let Some(last_nl) = buf.iter().rposition(|b| *b == b'\n') else { return };
+        let Some(last_nl) = buf.iter().rposition(|b| *b == b'\n') else {
+            return;
+        };
         self.log_offsets.insert(exp.id, offset + last_nl as u64 + 1);
         let mut scan = mlres_policy::MetricScan::default();
         for line in String::from_utf8_lossy(&buf[..last_nl]).lines() {
@@ -556,7 +608,10 @@ impl Engine {
         }
         let metrics = scan.all();
         if !metrics.is_empty() {
-            on_event(LoopEvent::Progress { exp: exp.id, metrics });
+            on_event(LoopEvent::Progress {
+                exp: exp.id,
+                metrics,
+            });
         }
     }
 
@@ -579,7 +634,10 @@ impl Engine {
             },
         };
         if self.ledger.mark_finished(exp.id, &fin)? {
-            on_event(LoopEvent::Finished { exp: exp.id, status: name.to_string() });
+            on_event(LoopEvent::Finished {
+                exp: exp.id,
+                status: name.to_string(),
+            });
         }
         self.log_offsets.remove(&exp.id);
         self.evaluate(exp.id, on_event)?;
@@ -605,7 +663,11 @@ impl Engine {
     }
 
     /// Parses the finished job's logs and records keep/discard/anomalous. Idempotent.
-    pub fn evaluate(&mut self, exp_id: i64, on_event: &mut dyn FnMut(LoopEvent)) -> Result<Experiment, EngineError> {
+    pub fn evaluate(
+        &mut self,
+        exp_id: i64,
+        on_event: &mut dyn FnMut(LoopEvent),
+    ) -> Result<Experiment, EngineError> {
         let exp = self
             .ledger
             .experiment(exp_id)?
@@ -621,9 +683,21 @@ impl Engine {
                 let p = mlres_backends::log_paths(Path::new(h));
                 let scan = scan_logs(&[&p.stderr, &p.stderr_tail, &p.stdout, &p.stdout_tail]);
                 let failure = exp.error.clone().unwrap_or_else(|| status.clone());
-                evaluate_logs(&objective, status == "completed", &format!("{status}: {failure}"), &scan, best)
+                evaluate_logs(
+                    &objective,
+                    status == "completed",
+                    &format!("{status}: {failure}"),
+                    &scan,
+                    best,
+                )
             }
-            None => evaluate_logs(&objective, false, "no job handle", &Default::default(), best),
+            None => evaluate_logs(
+                &objective,
+                false,
+                "no job handle",
+                &Default::default(),
+                best,
+            ),
         };
         let new_best = match (ev.decision, ev.metric) {
             (Decision::Keep, Some(m)) => Some(m),
@@ -633,7 +707,11 @@ impl Engine {
             .metrics
             .iter()
             .map(|(k, v)| {
-                let val = if v.is_finite() { json!(v) } else { json!(v.to_string()) };
+                let val = if v.is_finite() {
+                    json!(v)
+                } else {
+                    json!(v.to_string())
+                };
                 (k.clone(), val)
             })
             .collect();
@@ -673,7 +751,8 @@ impl Engine {
         }
         let mut consecutive_failures = 0;
         for e in exps.iter().rev() {
-            let failed = e.status.as_deref() != Some("completed") || e.decision.as_deref() == Some("anomalous");
+            let failed = e.status.as_deref() != Some("completed")
+                || e.decision.as_deref() == Some("anomalous");
             if !failed {
                 break;
             }
@@ -749,12 +828,15 @@ impl Engine {
             let mut blocked = false;
             if stop.is_none() {
                 if let Some(r) = mlres_policy::stop_reason(&objective, &envelope, &facts) {
-                    if matches!(r, StopReason::BudgetExhausted { .. }) && facts.usage.in_flight > 0 {
+                    if matches!(r, StopReason::BudgetExhausted { .. }) && facts.usage.in_flight > 0
+                    {
                         blocked = true;
                     } else {
                         // On an operator stop, `mlres loop stop` has already cancelled the jobs
                         // in flight (or asked to drain them); the loop just waits for them.
-                        on_event(LoopEvent::Stopping { reason: r.to_string() });
+                        on_event(LoopEvent::Stopping {
+                            reason: r.to_string(),
+                        });
                         stop = Some(r);
                     }
                 }
@@ -784,14 +866,23 @@ impl Engine {
                             }
                             Err(EngineError::Refused { code, message }) => {
                                 if facts.usage.in_flight == 0 {
-                                    on_event(LoopEvent::Refused { code, message: message.clone() });
-                                    let reason = format!("the envelope refused the next experiment: {message}");
-                                    on_event(LoopEvent::Stopping { reason: reason.clone() });
+                                    on_event(LoopEvent::Refused {
+                                        code,
+                                        message: message.clone(),
+                                    });
+                                    let reason = format!(
+                                        "the envelope refused the next experiment: {message}"
+                                    );
+                                    on_event(LoopEvent::Stopping {
+                                        reason: reason.clone(),
+                                    });
                                     refused_stop = Some(reason);
                                     stop = Some(StopReason::OperatorStop);
                                 }
                             }
-                            Err(EngineError::Ledger(mlres_ledger::LedgerError::DuplicateProposal { .. })) => {
+                            Err(EngineError::Ledger(
+                                mlres_ledger::LedgerError::DuplicateProposal { .. },
+                            )) => {
                                 progressed = true;
                             }
                             Err(e) => return Err(e),
@@ -826,8 +917,11 @@ impl Engine {
             .or_else(|| stop.map(|r| r.to_string()))
             .unwrap_or_else(|| "stopped".into());
         self.ledger.finish_campaign(&campaign.id, status, &reason)?;
-        self.ledger
-            .append_event(Some(&campaign.id), "loop_stopped", &json!({"reason": reason}))?;
+        self.ledger.append_event(
+            Some(&campaign.id),
+            "loop_stopped",
+            &json!({"reason": reason}),
+        )?;
         let paths = export(&self.ledger, &self.project, &campaign.id)?;
         let exps = self.ledger.experiments(&campaign.id)?;
         Ok(LoopSummary {
@@ -845,7 +939,8 @@ impl Engine {
 
     fn loop_lock(&self, campaign: &str) -> Result<File, EngineError> {
         let dir = self.cfg.state_dir.join("locks");
-        std::fs::create_dir_all(&dir).map_err(EngineError::io("cannot create the locks directory"))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(EngineError::io("cannot create the locks directory"))?;
         let path = dir.join(format!("{campaign}.loop"));
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -856,7 +951,9 @@ impl Engine {
             .map_err(EngineError::io(format!("cannot open {}", path.display())))?;
         match f.try_lock() {
             Ok(()) => Ok(f),
-            Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::LoopBusy(campaign.to_string())),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(EngineError::LoopBusy(campaign.to_string()))
+            }
             Err(std::fs::TryLockError::Error(e)) => Err(EngineError::Io {
                 context: format!("cannot lock {}", path.display()),
                 source: e,
@@ -872,9 +969,9 @@ impl Engine {
                     if let Some(h) = &e.handle {
                         let dir = Path::new(h);
                         // An attempt nobody claimed yet is voided so it can never start.
-                        let _ = std::fs::create_dir_all(dir);
-                        if mlres_backends::claim_void(dir).unwrap_or(false) {
-                            self.ledger.void_attempt(e.id, e.attempt, "cancelled before start")?;
+                        if void_attempt_dir(dir)? {
+                            self.ledger
+                                .void_attempt(e.id, e.attempt, "cancelled before start")?;
                             self.ledger.release(e.id, "operator stop")?;
                         } else {
                             mlres_backends::cancel(dir)?;
@@ -909,7 +1006,9 @@ impl Engine {
     /// A campaign whose stop was requested ends once nothing is in flight, unless a loop is
     /// running (the loop ends it itself).
     fn settle_if_stopped(&mut self, campaign: &str) -> Result<(), EngineError> {
-        let Some(c) = self.ledger.campaign(campaign)? else { return Ok(()) };
+        let Some(c) = self.ledger.campaign(campaign)? else {
+            return Ok(());
+        };
         if c.status != "active" || !c.stop_requested {
             return Ok(());
         }
@@ -917,7 +1016,10 @@ impl Engine {
             return Ok(());
         }
         if let Ok(_lock) = self.loop_lock(campaign) {
-            let reason = c.stop_reason.clone().unwrap_or_else(|| "operator stop".into());
+            let reason = c
+                .stop_reason
+                .clone()
+                .unwrap_or_else(|| "operator stop".into());
             self.ledger.finish_campaign(campaign, "stopped", &reason)?;
             export(&self.ledger, &self.project, campaign)?;
         }
@@ -942,7 +1044,10 @@ impl Engine {
                 .campaign(&exp.campaign)?
                 .ok_or(EngineError::UnknownExperiment(exp_id))?;
             self.reconcile(&c, false, true, &mut sink)?;
-            let exp = self.ledger.experiment(exp_id)?.ok_or(EngineError::UnknownExperiment(exp_id))?;
+            let exp = self
+                .ledger
+                .experiment(exp_id)?
+                .ok_or(EngineError::UnknownExperiment(exp_id))?;
             if exp.state == "evaluated" || exp.state == "released" {
                 self.settle_if_stopped(&c.id)?;
                 let _ = export(&self.ledger, &self.project, &c.id);
@@ -1045,6 +1150,50 @@ impl Engine {
     }
 }
 
+/// The state of an attempt directory, including the ones a crash left half-prepared (the
+/// engine crashed after marking the attempt submitted but before its `spec.json` existed).
+fn attempt_state(dir: &Path) -> Result<AttemptState, EngineError> {
+    if dir.join("spec.json").exists() {
+        return Ok(mlres_backends::poll(dir)?);
+    }
+    match std::fs::read_to_string(dir.join("claim")) {
+        Ok(c) if c.trim() == "void" => Ok(AttemptState::Voided),
+        Ok(_) => Ok(mlres_backends::poll(dir)?),
+        Err(_) => Ok(AttemptState::NotClaimed),
+    }
+}
+
+/// Makes sure an attempt can never start: wins its `claim` as "void". `Ok(false)` means a
+/// supervisor claimed it first (the job is running or ran).
+fn void_attempt_dir(dir: &Path) -> Result<bool, EngineError> {
+    if dir.join("spec.json").exists() {
+        return Ok(mlres_backends::claim_void(dir)?);
+    }
+    // Half-prepared (or never created): claim it with the same exclusive, complete-file protocol
+    // the supervisor uses (hard link of a fully written temp file), so `prepare_attempt` or a
+    // late supervisor can never run it.
+    std::fs::create_dir_all(dir)
+        .map_err(EngineError::io(format!("cannot create {}", dir.display())))?;
+    let tmp = dir.join(format!(".claim.void.{}", std::process::id()));
+    std::fs::write(&tmp, b"void\n")
+        .map_err(EngineError::io(format!("cannot write {}", tmp.display())))?;
+    let won = match std::fs::hard_link(&tmp, dir.join("claim")) {
+        Ok(()) => true,
+        // Claimed already: by a supervisor (it runs) or by an earlier void (the next reconcile
+        // sees `Voided` and settles the ledger).
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(EngineError::Io {
+                context: format!("cannot claim {}", dir.display()),
+                source: e,
+            });
+        }
+    };
+    let _ = std::fs::remove_file(&tmp);
+    Ok(won)
+}
+
 fn budget_json(env: &mlres_policy::Envelope, u: &mlres_ledger::Usage) -> Value {
     json!({
         "jobs": {"used": u.jobs, "max": env.max_jobs},
@@ -1075,9 +1224,11 @@ pub(crate) fn best_experiment(exps: &[Experiment], goal: Goal) -> Option<BestExp
     best.map(|e| {
         let checkpoint = e.handle.as_ref().and_then(|h| {
             let dir = Path::new(h).join("work");
-            std::fs::read_dir(&dir).ok()?.flatten().map(|d| d.path()).find(|p| {
-                p.extension().and_then(|x| x.to_str()) == Some("safetensors")
-            })
+            std::fs::read_dir(&dir)
+                .ok()?
+                .flatten()
+                .map(|d| d.path())
+                .find(|p| p.extension().and_then(|x| x.to_str()) == Some("safetensors"))
         });
         BestExperiment {
             id: e.id,
@@ -1097,7 +1248,11 @@ pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 fn hypothesis_for(space: &SearchSpace, idx: u64, config: &mlres_policy::Config) -> String {
@@ -1106,7 +1261,12 @@ fn hypothesis_for(space: &SearchSpace, idx: u64, config: &mlres_policy::Config) 
         (mlres_policy::Method::Grid, Some(n)) => {
             format!("grid point {}/{}: {}", idx + 1, n, settings.join(", "))
         }
-        _ => format!("random sample #{} (seed {}): {}", idx + 1, space.seed, settings.join(", ")),
+        _ => format!(
+            "random sample #{} (seed {}): {}",
+            idx + 1,
+            space.seed,
+            settings.join(", ")
+        ),
     }
 }
 

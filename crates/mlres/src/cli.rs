@@ -23,7 +23,13 @@ $XDG_STATE_HOME/mlres, else ~/.local/state/mlres: outside the project, where age
 #[command(name = "mlres", version, about, after_help = AFTER_HELP, propagate_version = true)]
 pub struct Cli {
     /// Project directory (holds program.md and runs/).
-    #[arg(short = 'C', long = "project", global = true, default_value = ".", value_name = "DIR")]
+    #[arg(
+        short = 'C',
+        long = "project",
+        global = true,
+        default_value = ".",
+        value_name = "DIR"
+    )]
     pub project: PathBuf,
     /// mlres state directory [env: MLRES_STATE_DIR] (default $XDG_STATE_HOME/mlres).
     #[arg(long, global = true, value_name = "DIR")]

@@ -8,7 +8,10 @@ use anyhow::{Context, anyhow};
 use mlres_engine::{ApprovalStatus, Engine, LoopOptions, SubmitRequest};
 use serde_json::json;
 
-use crate::cli::{ApproveArgs, Cli, ExpLogsArgs, ExpSubmitArgs, ExpWaitArgs, LedgerEventsArgs, LoopRunArgs, LoopStopArgs};
+use crate::cli::{
+    ApproveArgs, Cli, ExpLogsArgs, ExpSubmitArgs, ExpWaitArgs, LedgerEventsArgs, LoopRunArgs,
+    LoopStopArgs,
+};
 use crate::print::{self, Progress};
 use crate::{Failure, engine_config, exit, fail};
 
@@ -35,7 +38,12 @@ pub fn doctor(json_out: bool) -> Result<u8, Failure> {
     } else {
         println!("Local backend protections on this machine:");
         for p in &checks {
-            println!("  [{}] {:<28} {}", if p.active { "on " } else { "off" }, p.name, p.detail);
+            println!(
+                "  [{}] {:<28} {}",
+                if p.active { "on " } else { "off" },
+                p.name,
+                p.detail
+            );
         }
     }
     Ok(exit::OK)
@@ -49,9 +57,14 @@ pub fn init(cli: &Cli, force: bool) -> Result<u8, Failure> {
             anyhow!("{} exists; pass --force to overwrite it", path.display()),
         ));
     }
-    std::fs::create_dir_all(&cli.project).with_context(|| format!("cannot create {}", cli.project.display()))?;
-    std::fs::write(&path, crate::demo::PROGRAM).with_context(|| format!("cannot write {}", path.display()))?;
-    println!("wrote {}\nnext: edit it, run `mlres check`, then a human runs `mlres approve`", path.display());
+    std::fs::create_dir_all(&cli.project)
+        .with_context(|| format!("cannot create {}", cli.project.display()))?;
+    std::fs::write(&path, crate::demo::PROGRAM)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "wrote {}\nnext: edit it, run `mlres check`, then a human runs `mlres approve`",
+        path.display()
+    );
     Ok(exit::OK)
 }
 
@@ -66,7 +79,10 @@ pub fn check(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
         }));
     } else {
         println!("{} is valid.\n", project.program_path.display());
-        println!("Resolved campaign (what `mlres approve` pins, sha256 {}):", &project.hash[..16]);
+        println!(
+            "Resolved campaign (what `mlres approve` pins, sha256 {}):",
+            &project.hash[..16]
+        );
         println!("{}", project.document);
     }
     Ok(exit::OK)
@@ -85,13 +101,20 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
             if a.json {
                 print::json(&json!({"approved": true, "hash": prev.hash, "unchanged": true}));
             } else {
-                println!("Already approved (sha256 {}); nothing changed.", &prev.hash[..16]);
+                println!(
+                    "Already approved (sha256 {}); nothing changed.",
+                    &prev.hash[..16]
+                );
             }
             return Ok(exit::OK);
         }
     }
     let mut err = std::io::stderr();
-    let _ = writeln!(err, "You are authorising this campaign ({}):\n", engine.project.program_path.display());
+    let _ = writeln!(
+        err,
+        "You are authorising this campaign ({}):\n",
+        engine.project.program_path.display()
+    );
     let _ = writeln!(err, "{}", engine.project.document);
     if let ApprovalStatus::Changed { diff, .. } = &status {
         let _ = writeln!(err, "\nChanges since the last approval:\n{diff}");
@@ -99,12 +122,21 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
     let approver = if a.operator {
         format!("{} (--operator)", crate::user_name())
     } else if crate::stdio_is_tty() {
-        let _ = write!(err, "\nType `approve` to authorise spending within this envelope: ");
+        let _ = write!(
+            err,
+            "\nType `approve` to authorise spending within this envelope: "
+        );
         let _ = err.flush();
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("cannot read the answer")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the answer")?;
         if line.trim() != "approve" {
-            return Err(fail(exit::REFUSED, anyhow!("not approved (you typed {:?})", line.trim())));
+            return Err(fail(
+                exit::REFUSED,
+                anyhow!("not approved (you typed {:?})", line.trim()),
+            ));
         }
         format!("{} (tty)", crate::user_name())
     } else {
@@ -117,9 +149,15 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
     };
     let approval = engine.approve(&approver)?;
     if a.json {
-        print::json(&json!({"approved": true, "hash": approval.hash, "approver": approval.approver}));
+        print::json(
+            &json!({"approved": true, "hash": approval.hash, "approver": approval.approver}),
+        );
     } else {
-        println!("Approved by {} (sha256 {}).", approval.approver, &approval.hash[..16]);
+        println!(
+            "Approved by {} (sha256 {}).",
+            approval.approver,
+            &approval.hash[..16]
+        );
     }
     Ok(exit::OK)
 }
@@ -129,7 +167,10 @@ pub fn loop_run(cli: &Cli, a: &LoopRunArgs) -> Result<u8, Failure> {
     let max_jobs = engine.project.program.envelope.max_jobs;
     let mut progress = Progress::new(max_jobs as u64, a.json);
     let summary = engine.run_loop(
-        &LoopOptions { fresh: a.fresh, ..Default::default() },
+        &LoopOptions {
+            fresh: a.fresh,
+            ..Default::default()
+        },
         &mut |e| progress.event(&e),
     );
     progress.finish();
@@ -137,7 +178,15 @@ pub fn loop_run(cli: &Cli, a: &LoopRunArgs) -> Result<u8, Failure> {
     if a.json {
         print::json(&summary);
     } else {
-        print::loop_summary(&summary, engine.project.program.objective.as_ref().map(|o| o.metric.as_str()));
+        print::loop_summary(
+            &summary,
+            engine
+                .project
+                .program
+                .objective
+                .as_ref()
+                .map(|o| o.metric.as_str()),
+        );
     }
     Ok(exit::OK)
 }
@@ -229,7 +278,12 @@ pub fn exp_evaluate(cli: &Cli, id: i64, json_out: bool) -> Result<u8, Failure> {
     if exp.state != "evaluated" {
         return Err(fail(
             exit::ERROR,
-            anyhow!("experiment {} is {}; it can be evaluated once its job has finished (`mlres exp wait {}`)", exp.id, exp.state, exp.id),
+            anyhow!(
+                "experiment {} is {}; it can be evaluated once its job has finished (`mlres exp wait {}`)",
+                exp.id,
+                exp.state,
+                exp.id
+            ),
         ));
     }
     if json_out {
@@ -244,10 +298,17 @@ pub fn exp_logs(cli: &Cli, a: &ExpLogsArgs) -> Result<u8, Failure> {
     let mut engine = open_engine(cli)?;
     let exp = engine.experiment_status(a.id)?;
     let Some(h) = &exp.handle else {
-        return Err(fail(exit::ERROR, anyhow!("experiment {} has not started", a.id)));
+        return Err(fail(
+            exit::ERROR,
+            anyhow!("experiment {} has not started", a.id),
+        ));
     };
     let p = mlres_backends::log_paths(Path::new(h));
-    let (main, tail) = if a.stderr { (p.stderr, p.stderr_tail) } else { (p.stdout, p.stdout_tail) };
+    let (main, tail) = if a.stderr {
+        (p.stderr, p.stderr_tail)
+    } else {
+        (p.stdout, p.stdout_tail)
+    };
     let mut out = std::io::stdout().lock();
     for f in [main, tail] {
         if let Ok(bytes) = std::fs::read(&f) {
@@ -264,15 +325,30 @@ pub fn ledger_verify(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
     if json_out {
         print::json(&report);
     } else if report.is_ok() {
-        println!("ledger OK: {} events, hash chain and HMACs verified ({})", report.events, ledger.db_path().display());
+        println!(
+            "ledger OK: {} events, hash chain and HMACs verified ({})",
+            report.events,
+            ledger.db_path().display()
+        );
     } else {
-        println!("ledger TAMPERED: {} problem(s) in {}", report.problems.len(), ledger.db_path().display());
+        println!(
+            "ledger TAMPERED: {} problem(s) in {}",
+            report.problems.len(),
+            ledger.db_path().display()
+        );
         for p in &report.problems {
-            let at = p.seq.map(|s| format!("event {s}")).unwrap_or_else(|| "ledger".into());
+            let at = p
+                .seq
+                .map(|s| format!("event {s}"))
+                .unwrap_or_else(|| "ledger".into());
             println!("  {at}: {:?}: {}", p.kind, p.detail);
         }
     }
-    Ok(if report.is_ok() { exit::OK } else { exit::TAMPERED })
+    Ok(if report.is_ok() {
+        exit::OK
+    } else {
+        exit::TAMPERED
+    })
 }
 
 pub fn ledger_events(cli: &Cli, a: &LedgerEventsArgs) -> Result<u8, Failure> {
@@ -300,14 +376,21 @@ pub fn ledger_events(cli: &Cli, a: &LedgerEventsArgs) -> Result<u8, Failure> {
 
 pub fn ledger_export(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
     let engine = open_engine(cli)?;
-    let c = engine
-        .current_campaign()?
-        .ok_or_else(|| fail(exit::ERROR, anyhow!("no campaign yet in {}", engine.project.root.display())))?;
+    let c = engine.current_campaign()?.ok_or_else(|| {
+        fail(
+            exit::ERROR,
+            anyhow!("no campaign yet in {}", engine.project.root.display()),
+        )
+    })?;
     let paths = mlres_engine::export(&engine.ledger, &engine.project, &c.id)?;
     if json_out {
         print::json(&paths);
     } else {
-        println!("wrote {} and {}", paths.ledger_jsonl.display(), paths.summary_md.display());
+        println!(
+            "wrote {} and {}",
+            paths.ledger_jsonl.display(),
+            paths.summary_md.display()
+        );
     }
     Ok(exit::OK)
 }

@@ -30,7 +30,8 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<u8, Failure> {
                 ),
             ));
         }
-        Err(_) => std::fs::write(&path, PROGRAM).with_context(|| format!("cannot write {}", path.display()))?,
+        Err(_) => std::fs::write(&path, PROGRAM)
+            .with_context(|| format!("cannot write {}", path.display()))?,
     }
     let cfg = engine_config(cli)?;
     let state_dir = cfg.state_dir.clone();
@@ -39,21 +40,40 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<u8, Failure> {
     // byte-identical to the one compiled into this binary).
     let status = mlres_engine::approval_status(&engine.ledger, &engine.project)?;
     let current = engine.current_campaign()?;
-    let active = current.as_ref().map(|c| c.status == "active").unwrap_or(false);
+    let active = current
+        .as_ref()
+        .map(|c| c.status == "active")
+        .unwrap_or(false);
     let needs_approval = match &status {
         ApprovalStatus::Approved(prev) => {
-            a.fresh || current.as_ref().map(|c| !active && prev.created_ms <= c.created_ms).unwrap_or(false)
+            a.fresh
+                || current
+                    .as_ref()
+                    .map(|c| !active && prev.created_ms <= c.created_ms)
+                    .unwrap_or(false)
         }
         _ => true,
     };
     if needs_approval {
         engine.approve(&format!("{} (mlres demo)", crate::user_name()))?;
     }
-    eprintln!("mlres demo: project {}  state {}", engine.project.root.display(), state_dir.display());
-    eprintln!("mlres demo: sweeping the built-in trainer on 2-digit addition (local backend, no network)");
+    eprintln!(
+        "mlres demo: project {}  state {}",
+        engine.project.root.display(),
+        state_dir.display()
+    );
+    eprintln!(
+        "mlres demo: sweeping the built-in trainer on 2-digit addition (local backend, no network)"
+    );
     let max_jobs = engine.project.program.envelope.max_jobs;
     let mut progress = Progress::new(max_jobs as u64, a.json);
-    let summary = engine.run_loop(&LoopOptions { fresh: a.fresh, ..Default::default() }, &mut |e| progress.event(&e));
+    let summary = engine.run_loop(
+        &LoopOptions {
+            fresh: a.fresh,
+            ..Default::default()
+        },
+        &mut |e| progress.event(&e),
+    );
     progress.finish();
     let summary = summary?;
     // Measured, not assumed: the same model, initialised but not trained, on the same held-out set.
@@ -62,8 +82,13 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<u8, Failure> {
         print::json(&json!({"summary": summary, "untrained_eval_accuracy": untrained}));
     } else {
         print::loop_summary(&summary, Some("eval_accuracy"));
-        println!("An untrained model scores eval_accuracy {untrained:.4} on the same held-out problems.");
-        println!("Run `mlres demo` again to start a fresh campaign; `mlres -C {} loop status` shows this one.", a.dir.display());
+        println!(
+            "An untrained model scores eval_accuracy {untrained:.4} on the same held-out problems."
+        );
+        println!(
+            "Run `mlres demo` again to start a fresh campaign; `mlres -C {} loop status` shows this one.",
+            a.dir.display()
+        );
     }
     Ok(exit::OK)
 }

@@ -57,7 +57,11 @@ pub fn run() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     match dispatch(cli) {
@@ -91,8 +95,12 @@ pub(crate) fn state_dir(flag: &Option<PathBuf>) -> Result<PathBuf, Failure> {
 }
 
 pub(crate) fn engine_config(cli: &Cli) -> Result<EngineConfig, Failure> {
-    let exe = std::env::current_exe()
-        .map_err(|e| fail(exit::ERROR, anyhow::anyhow!("cannot locate the mlres executable: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        fail(
+            exit::ERROR,
+            anyhow::anyhow!("cannot locate the mlres executable: {e}"),
+        )
+    })?;
     let parent_env: BTreeMap<String, String> = std::env::vars().collect();
     Ok(EngineConfig {
         state_dir: state_dir(&cli.state_dir)?,

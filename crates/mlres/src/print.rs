@@ -40,7 +40,10 @@ fn fmt_metric(m: Option<f64>) -> String {
 }
 
 pub fn experiment(e: &Experiment) {
-    println!("experiment {} (iter {}, campaign {})", e.id, e.iter, e.campaign);
+    println!(
+        "experiment {} (iter {}, campaign {})",
+        e.id, e.iter, e.campaign
+    );
     println!("  state:      {}", e.state);
     if let Some(s) = &e.status {
         println!("  outcome:    {s}");
@@ -69,14 +72,21 @@ pub fn status(r: &StatusReport) {
             "campaign:  {} ({}{})",
             c.id,
             c.status,
-            c.stop_reason.as_ref().map(|s| format!(": {s}")).unwrap_or_default()
+            c.stop_reason
+                .as_ref()
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default()
         ),
     }
     let b = &r.budget;
     println!(
         "budget:    jobs {}/{}, walltime {}s/{}s, in flight {}/{}",
-        b["jobs"]["used"], b["jobs"]["max"], b["walltime_secs"]["used"], b["walltime_secs"]["max"],
-        b["in_flight"]["now"], b["in_flight"]["max"]
+        b["jobs"]["used"],
+        b["jobs"]["max"],
+        b["walltime_secs"]["used"],
+        b["walltime_secs"]["max"],
+        b["in_flight"]["now"],
+        b["in_flight"]["max"]
     );
     if let Some(best) = &r.best {
         println!(
@@ -91,7 +101,10 @@ pub fn status(r: &StatusReport) {
         println!("stop:      {s}");
     }
     if !r.experiments.is_empty() {
-        println!("\n{:>4} {:>5} {:<10} {:<16} {:>8} {:<10} config", "iter", "exp", "state", "outcome", "metric", "decision");
+        println!(
+            "\n{:>4} {:>5} {:<10} {:<16} {:>8} {:<10} config",
+            "iter", "exp", "state", "outcome", "metric", "decision"
+        );
         for e in &r.experiments {
             println!(
                 "{:>4} {:>5} {:<10} {:<16} {:>8} {:<10} {}",
@@ -113,7 +126,10 @@ pub fn loop_summary(s: &LoopSummary, metric: Option<&str>) {
     println!("Experiments: {}", s.experiments);
     match &s.best {
         Some(b) => {
-            println!("Best configuration: {} (experiment {}, iter {})", b.config, b.id, b.iter);
+            println!(
+                "Best configuration: {} (experiment {}, iter {})",
+                b.config, b.id, b.iter
+            );
             println!("Best {metric}: {:.4}", b.metric);
             if let Some(m) = s.median_metric {
                 println!("Median {metric} of the sweep: {m:.4}");
@@ -125,7 +141,11 @@ pub fn loop_summary(s: &LoopSummary, metric: Option<&str>) {
         None => println!("No experiment produced a usable {metric}."),
     }
     println!("Summary: {}", s.summary_md.display());
-    println!("Ledger:  {} (authoritative, hash-chained: {})", s.ledger_jsonl.display(), s.state_db.display());
+    println!(
+        "Ledger:  {} (authoritative, hash-chained: {})",
+        s.ledger_jsonl.display(),
+        s.state_db.display()
+    );
 }
 
 /// Renders loop events: a progress bar on a terminal, one line per event otherwise.
@@ -141,15 +161,21 @@ impl Progress {
         let bar = if std::io::stderr().is_terminal() {
             let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             b.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} experiments  {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} experiments  {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             b.enable_steady_tick(std::time::Duration::from_millis(120));
             Some(b)
         } else {
             None
         };
-        Progress { bar, done: 0, latest: BTreeMap::new() }
+        Progress {
+            bar,
+            done: 0,
+            latest: BTreeMap::new(),
+        }
     }
 
     fn line(&self, s: String) {
@@ -161,7 +187,11 @@ impl Progress {
 
     pub fn event(&mut self, e: &LoopEvent) {
         match e {
-            LoopEvent::Started { campaign, start, max_jobs } => {
+            LoopEvent::Started {
+                campaign,
+                start,
+                max_jobs,
+            } => {
                 let how = match start {
                     mlres_engine::CampaignStart::Fresh => "starting a fresh campaign".to_string(),
                     mlres_engine::CampaignStart::Resumed { done, in_flight } => format!(
@@ -171,14 +201,19 @@ impl Progress {
                         "starting a fresh campaign (previous campaign {previous} ended: {reason})"
                     ),
                 };
-                self.line(format!("mlres: {campaign}: {how}; up to {max_jobs} experiments"));
+                self.line(format!(
+                    "mlres: {campaign}: {how}; up to {max_jobs} experiments"
+                ));
             }
-            LoopEvent::Voided { exp, attempt } => {
-                self.line(format!("  exp {exp}: attempt {attempt} never started; relaunching"))
-            }
-            LoopEvent::Submitted { exp, iter, hypothesis, .. } => {
-                self.line(format!("  exp {exp} (iter {iter}) submitted: {hypothesis}"))
-            }
+            LoopEvent::Voided { exp, attempt } => self.line(format!(
+                "  exp {exp}: attempt {attempt} never started; relaunching"
+            )),
+            LoopEvent::Submitted {
+                exp,
+                iter,
+                hypothesis,
+                ..
+            } => self.line(format!("  exp {exp} (iter {iter}) submitted: {hypothesis}")),
             LoopEvent::Progress { exp, metrics } => {
                 let s: Vec<String> = metrics
                     .iter()
@@ -187,7 +222,11 @@ impl Progress {
                     .collect();
                 self.latest.insert(*exp, s.join(" "));
                 if let Some(b) = &self.bar {
-                    let msg: Vec<String> = self.latest.iter().map(|(k, v)| format!("#{k} {v}")).collect();
+                    let msg: Vec<String> = self
+                        .latest
+                        .iter()
+                        .map(|(k, v)| format!("#{k} {v}"))
+                        .collect();
                     b.set_message(msg.join(" | "));
                 }
             }
@@ -197,7 +236,14 @@ impl Progress {
                     self.line(format!("  exp {exp} {status}"));
                 }
             }
-            LoopEvent::Evaluated { exp, iter, metric, decision, reason, best } => {
+            LoopEvent::Evaluated {
+                exp,
+                iter,
+                metric,
+                decision,
+                reason,
+                best,
+            } => {
                 self.done += 1;
                 if let Some(b) = &self.bar {
                     b.set_position(self.done);
@@ -208,7 +254,9 @@ impl Progress {
                     fmt_metric(*best)
                 ));
             }
-            LoopEvent::Refused { code, message } => self.line(format!("  refused ({code}): {message}")),
+            LoopEvent::Refused { code, message } => {
+                self.line(format!("  refused ({code}): {message}"))
+            }
             LoopEvent::Stopping { reason } => self.line(format!("mlres: stopping: {reason}")),
         }
     }

@@ -40,10 +40,20 @@ pub fn parse_task(s: &str) -> Result<(u32, Vec<char>), String> {
 pub fn sft(a: &SftArgs) -> Result<u8, Failure> {
     let mut cfg = SftConfig::default();
     if let Some(train) = &a.train_file {
-        cfg.data = DataSource::Jsonl { train: train.clone(), eval: a.eval_file.clone() };
+        cfg.data = DataSource::Jsonl {
+            train: train.clone(),
+            eval: a.eval_file.clone(),
+        };
     } else {
         let (digits, ops) = parse_task(&a.task).map_err(|e| fail(exit::USAGE, anyhow!(e)))?;
-        if let DataSource::Arithmetic { digits: d, ops: o, train_size, eval_size, data_seed } = &mut cfg.data {
+        if let DataSource::Arithmetic {
+            digits: d,
+            ops: o,
+            train_size,
+            eval_size,
+            data_seed,
+        } = &mut cfg.data
+        {
             *d = digits;
             *o = ops;
             if let Some(v) = a.train_size {
@@ -70,7 +80,8 @@ pub fn sft(a: &SftArgs) -> Result<u8, Failure> {
     let mut out = stdout.lock();
     // A diverged run is a result (it prints `diverged=1` and its eval metrics), not a crash, so
     // it exits 0 and the sweep discards it on its metric.
-    mlres_train::run_sft(&cfg, &mut out, a.out.as_deref()).map_err(|e| fail(exit::ERROR, anyhow!(e)))?;
+    mlres_train::run_sft(&cfg, &mut out, a.out.as_deref())
+        .map_err(|e| fail(exit::ERROR, anyhow!(e)))?;
     Ok(exit::OK)
 }
 

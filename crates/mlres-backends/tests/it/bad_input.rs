@@ -75,8 +75,12 @@ fn program_found_only_in_supervisor_path_is_not_used() {
 
 #[test]
 fn non_executable_file_is_start_failed() {
-    let (_t, dir) = attempt_dir();
-    let st = run(&dir, &spec(&["/etc/passwd"]));
+    use std::os::unix::fs::PermissionsExt;
+    let (t, dir) = attempt_dir();
+    let data = t.path().join("data.txt");
+    std::fs::write(&data, "not a program").unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let st = run(&dir, &spec(&[data.to_str().unwrap()]));
     assert_eq!(st.outcome, Outcome::StartFailed);
     assert!(st.detail.contains("not an executable"), "{}", st.detail);
 }

@@ -58,7 +58,7 @@ fn leftover_background_processes_are_killed_after_normal_exit() {
     let st = run(&dir, &sh("sleep 1000 & echo $! > child.pid; echo done"));
     assert_eq!(st.outcome, Outcome::Completed, "{}", st.detail);
     assert_eq!(st.exit_code, Some(0));
-    assert!(st.detail.contains("leftover"), "{}", st.detail);
+    assert!(st.detail.contains("1 other process(es)"), "{}", st.detail);
     assert!(!pid_alive(read_pid(&dir.join("work/child.pid"))));
     assert_eq!(read(&log_paths(&dir).stdout), "done\n");
 }

@@ -99,7 +99,7 @@ pub fn session_of(pid: i32) -> Option<i32> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     s[s.rfind(')')? + 1..]
         .split_ascii_whitespace()
-        .nth(4)?
+        .nth(3)?
         .parse()
         .ok()
 }

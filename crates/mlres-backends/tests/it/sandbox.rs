@@ -194,3 +194,67 @@ fn file_size_limit_stops_a_writer() {
     assert_eq!(size, 1 << 20);
     assert!(!read(&log_paths(&dir).stdout).contains("rc=0"));
 }
+
+/// Change ownership of `path` and everything below it.
+fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).unwrap() {
+            chown_tree(&e.unwrap().path(), uid, gid);
+        }
+    }
+}
+
+#[test]
+fn non_root_supervisor_isolates_via_user_namespace_or_fails_closed() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (t, dir) = attempt_dir();
+    let mut s = spec(&[
+        "bash",
+        "-c",
+        &format!(
+            "echo uid=$UID; \
+             if exec 3<>/dev/tcp/127.0.0.1/{port}; then echo connected; else echo noconnect; fi; \
+             exec /bin/sh -c '/bin/true && echo forked || echo nofork'"
+        ),
+    ]);
+    s.network = NetworkPolicy::Isolated;
+    s.limits.processes = Some(1);
+    prepare_attempt(&dir, &s).unwrap();
+    let mut cmd = supervise_cmd(&dir);
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        chown_tree(&dir, NOBODY, NOBODY);
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+    assert_eq!(cmd.status().unwrap().code(), Some(0));
+    let AttemptState::Finished(st) = poll(&dir).unwrap() else {
+        panic!("not finished")
+    };
+    let out = read(&log_paths(&dir).stdout);
+    assert!(!out.contains("connected"), "{out}");
+    if st.outcome == Outcome::StartFailed {
+        // The kernel refused user namespaces: fail closed with a clear reason.
+        assert!(!st.network_isolated);
+        assert!(st.detail.contains("network isolation"), "{}", st.detail);
+    } else {
+        assert!(st.network_isolated, "{}", st.detail);
+        assert!(out.contains("noconnect"), "{out}");
+        if root {
+            assert!(st.detail.contains("user namespace"), "{}", st.detail);
+            // The job keeps its own uid inside the namespace...
+            assert!(out.starts_with(&format!("uid={NOBODY}\n")), "{out}");
+            // ...and RLIMIT_NPROC is enforced for a non-root user.
+            assert!(!out.contains("forked"), "{out}");
+            assert_eq!(st.outcome, Outcome::Failed, "{}", st.detail);
+            let err = read(&log_paths(&dir).stderr);
+            assert!(err.to_lowercase().contains("fork"), "{err}");
+        }
+    }
+}

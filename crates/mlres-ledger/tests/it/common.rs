@@ -6,9 +6,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use mlres_ledger::{Ledger, ReserveRequest, Usage};
 use tempfile::TempDir;
 
+/// A temp dir on tmpfs when available: these tests are about logic, not durability, and
+/// every commit fsyncs several times.
+pub fn tmp_dir() -> TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(t) = TempDir::new_in(shm)
+    {
+        return t;
+    }
+    TempDir::new().unwrap()
+}
+
 /// A fresh ledger in a temp dir (the state dir is a subdirectory that `open` creates).
 pub fn fresh() -> (TempDir, Ledger) {
-    let tmp = TempDir::new().unwrap();
+    let tmp = tmp_dir();
     let ledger = Ledger::open(&tmp.path().join("state")).unwrap();
     (tmp, ledger)
 }

@@ -51,7 +51,7 @@ fn meta(c: &Connection) -> MetaRow {
 }
 
 fn build(ops: &[Op]) -> Built {
-    let tmp = TempDir::new().unwrap();
+    let tmp = crate::common::tmp_dir();
     let dir = tmp.path().join("state");
     let mut l = Ledger::open(&dir).unwrap();
     let c = raw(&l);
@@ -324,13 +324,13 @@ fn apply(b: &Built, m: &Mutation) {
     }
 }
 
-/// 64 cases by default (each builds a ledger with up to 41 fsynced commits); override with
+/// 128 cases by default (each builds a ledger with up to 41 fsynced commits); override with
 /// `PROPTEST_CASES`.
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(64)
+        .unwrap_or(128)
 }
 
 proptest! {

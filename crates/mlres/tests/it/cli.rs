@@ -24,16 +24,34 @@ fn check_prints_the_resolved_campaign_and_json() {
 fn malformed_programs_name_the_line_and_spend_nothing() {
     let good = Fast::default().program();
     let cases: Vec<(&str, String)> = vec![
-        ("duplicate key", good.replace("max_jobs: 6\n", "max_jobs: 6\nmax_jobs: 7\n")),
-        ("unknown key", good.replace("max_jobs: 6\n", "max_jobs: 6\nmax_jbos: 7\n")),
+        (
+            "duplicate key",
+            good.replace("max_jobs: 6\n", "max_jobs: 6\nmax_jobs: 7\n"),
+        ),
+        (
+            "unknown key",
+            good.replace("max_jobs: 6\n", "max_jobs: 6\nmax_jbos: 7\n"),
+        ),
         ("wrong type", good.replace("max_jobs: 6", "max_jobs: \"6\"")),
         ("decimal jobs", good.replace("max_jobs: 6", "max_jobs: 6.0")),
-        ("exponent duration", good.replace("max_walltime: 1h", "max_walltime: 1e5s")),
-        ("signed duration", good.replace("max_walltime: 1h", "max_walltime: +86400")),
-        ("underscore duration", good.replace("max_walltime: 1h", "max_walltime: 86_400")),
+        (
+            "exponent duration",
+            good.replace("max_walltime: 1h", "max_walltime: 1e5s"),
+        ),
+        (
+            "signed duration",
+            good.replace("max_walltime: 1h", "max_walltime: +86400"),
+        ),
+        (
+            "underscore duration",
+            good.replace("max_walltime: 1h", "max_walltime: 86_400"),
+        ),
         (
             "two envelopes",
-            good.replace("## Objective", "## Budget envelope\n```yaml\nmax_jobs: 1\n```\n\n## Objective"),
+            good.replace(
+                "## Objective",
+                "## Budget envelope\n```yaml\nmax_jobs: 1\n```\n\n## Objective",
+            ),
         ),
         (
             "hidden envelope",
@@ -50,7 +68,14 @@ fn malformed_programs_name_the_line_and_spend_nothing() {
         // And an operator cannot approve it either, so nothing can be spent.
         let out = env.run(&["approve", "--operator"]);
         assert_ne!(code(&out), 0, "{name}: approved");
-        let out = env.run(&["exp", "submit", "--config", r#"{"x": 1}"#, "--hypothesis", "h"]);
+        let out = env.run(&[
+            "exp",
+            "submit",
+            "--config",
+            r#"{"x": 1}"#,
+            "--hypothesis",
+            "h",
+        ]);
         assert_ne!(code(&out), 0, "{name}: submitted");
         assert!(!env.project.join("runs").exists(), "{name}: something ran");
     }
@@ -72,7 +97,14 @@ fn submitted_configs_must_lie_in_the_approved_search_space() {
         let out = env.run(&["exp", "submit", "--config", bad, "--hypothesis", "h"]);
         assert_eq!(code(&out), 3, "{bad}: {}", stderr(&out));
     }
-    let out = env.run(&["exp", "submit", "--config", r#"{"x": 1}"#, "--hypothesis", "  "]);
+    let out = env.run(&[
+        "exp",
+        "submit",
+        "--config",
+        r#"{"x": 1}"#,
+        "--hypothesis",
+        "  ",
+    ]);
     assert_eq!(code(&out), 3, "empty hypothesis: {}", stderr(&out));
     let status = env.json(&["loop", "status", "--json"]);
     assert_eq!(status["budget"]["jobs"]["used"], 0);
@@ -81,20 +113,45 @@ fn submitted_configs_must_lie_in_the_approved_search_space() {
 #[test]
 fn loop_runs_to_completion_and_exports_plugin_rows() {
     let env = Env::new();
-    env.write_program(&Fast { max_concurrent: 2, ..Default::default() }.program());
+    env.write_program(
+        &Fast {
+            max_concurrent: 2,
+            ..Default::default()
+        }
+        .program(),
+    );
     env.approve();
     let summary = env.json(&["loop", "run", "--json"]);
     assert_eq!(summary["experiments"], 6);
     assert_eq!(summary["best"]["metric"].as_f64(), Some(6.0));
     assert_eq!(summary["best"]["config"]["x"], 6);
     let jsonl = std::fs::read_to_string(env.project.join("runs/ledger.jsonl")).unwrap();
-    let rows: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 6);
-    for key in ["iter", "ts", "hypothesis", "config", "job_id", "status", "metric", "hub_url", "decision", "best_so_far", "timeout"] {
+    for key in [
+        "iter",
+        "ts",
+        "hypothesis",
+        "config",
+        "job_id",
+        "status",
+        "metric",
+        "hub_url",
+        "decision",
+        "best_so_far",
+        "timeout",
+    ] {
         assert!(rows.iter().all(|r| r.get(key).is_some()), "missing {key}");
     }
     assert!(rows.iter().all(|r| r["status"] == "completed"));
-    assert_eq!(rows.iter().filter(|r| r["decision"] == "keep").count(), 6, "grid ascending: every run improves");
+    assert_eq!(
+        rows.iter().filter(|r| r["decision"] == "keep").count(),
+        6,
+        "grid ascending: every run improves"
+    );
     let summary_md = std::fs::read_to_string(env.project.join("runs/summary.md")).unwrap();
     assert!(summary_md.contains("| 6 |"), "{summary_md}");
     let v = env.json(&["ledger", "verify", "--json"]);
@@ -104,7 +161,14 @@ fn loop_runs_to_completion_and_exports_plugin_rows() {
 #[test]
 fn three_consecutive_failures_trip_the_circuit_breaker() {
     let env = Env::new();
-    env.write_program(&Fast { max_jobs: 6, script: "exit 1", ..Default::default() }.program());
+    env.write_program(
+        &Fast {
+            max_jobs: 6,
+            script: "exit 1",
+            ..Default::default()
+        }
+        .program(),
+    );
     env.approve();
     let s = env.json(&["loop", "run", "--json"]);
     assert_eq!(s["experiments"], 3, "{s}");
@@ -115,17 +179,38 @@ fn three_consecutive_failures_trip_the_circuit_breaker() {
 fn in_flight_jobs_reserve_their_whole_timeout_and_settle_to_actual_duration() {
     let env = Env::new();
     env.write_program(
-        &Fast { max_walltime: "150s", timeout: "1m", max_concurrent: 5, script: "sleep 30; echo score={x}", ..Default::default() }
-            .program(),
+        &Fast {
+            max_walltime: "150s",
+            timeout: "1m",
+            max_concurrent: 5,
+            script: "sleep 30; echo score={x}",
+            ..Default::default()
+        }
+        .program(),
     );
     env.approve();
     let mut ids = vec![];
     for x in [1, 2] {
-        let e = env.json(&["exp", "submit", "--config", &format!(r#"{{"x": {x}}}"#), "--hypothesis", "h", "--json"]);
+        let e = env.json(&[
+            "exp",
+            "submit",
+            "--config",
+            &format!(r#"{{"x": {x}}}"#),
+            "--hypothesis",
+            "h",
+            "--json",
+        ]);
         ids.push(e["id"].as_i64().unwrap().to_string());
     }
     // 2 x 60 s reserved; a third would need 180 s > 150 s.
-    let out = env.run(&["exp", "submit", "--config", r#"{"x": 3}"#, "--hypothesis", "h"]);
+    let out = env.run(&[
+        "exp",
+        "submit",
+        "--config",
+        r#"{"x": 3}"#,
+        "--hypothesis",
+        "h",
+    ]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     assert!(stderr(&out).contains("max_walltime"), "{}", stderr(&out));
     let status = env.json(&["loop", "status", "--json"]);
@@ -139,15 +224,32 @@ fn in_flight_jobs_reserve_their_whole_timeout_and_settle_to_actual_duration() {
     }
     let status = env.json(&["loop", "status", "--json"]);
     let used = status["budget"]["walltime_secs"]["used"].as_u64().unwrap();
-    assert!(used < 120, "settled walltime should be the real duration, got {used}");
+    assert!(
+        used < 120,
+        "settled walltime should be the real duration, got {used}"
+    );
 }
 
 #[test]
 fn loop_stop_cancels_jobs_in_flight() {
     let env = Env::new();
-    env.write_program(&Fast { script: "sleep 600; echo score={x}", ..Default::default() }.program());
+    env.write_program(
+        &Fast {
+            script: "sleep 600; echo score={x}",
+            ..Default::default()
+        }
+        .program(),
+    );
     env.approve();
-    let e = env.json(&["exp", "submit", "--config", r#"{"x": 1}"#, "--hypothesis", "slow", "--json"]);
+    let e = env.json(&[
+        "exp",
+        "submit",
+        "--config",
+        r#"{"x": 1}"#,
+        "--hypothesis",
+        "slow",
+        "--json",
+    ]);
     let id = e["id"].as_i64().unwrap().to_string();
     let s = env.json(&["loop", "stop", "--json"]);
     assert_eq!(s["cancelled"], 1);

@@ -9,19 +9,39 @@ fn parallel_submits_never_exceed_the_envelope() {
     let values: Vec<String> = (1..=40).map(|i| i.to_string()).collect();
     let values = format!("[{}]", values.join(", "));
     env.write_program(
-        &Fast { max_jobs: 10, max_concurrent: 100, values: &values, script: "echo score={x}", ..Default::default() }
-            .program(),
+        &Fast {
+            max_jobs: 10,
+            max_concurrent: 100,
+            values: &values,
+            script: "echo score={x}",
+            ..Default::default()
+        }
+        .program(),
     );
     env.approve();
     // Spend most of the envelope first.
     for x in 1..=7 {
-        env.ok(&["exp", "submit", "--config", &format!(r#"{{"x": {x}}}"#), "--hypothesis", "warm-up"]);
+        env.ok(&[
+            "exp",
+            "submit",
+            "--config",
+            &format!(r#"{{"x": {x}}}"#),
+            "--hypothesis",
+            "warm-up",
+        ]);
     }
     // 24 racing submits for the last 3 slots.
     let children: Vec<_> = (8..32)
         .map(|x| {
             env.cmd()
-                .args(["exp", "submit", "--config", &format!(r#"{{"x": {x}}}"#), "--hypothesis", "race"])
+                .args([
+                    "exp",
+                    "submit",
+                    "--config",
+                    &format!(r#"{{"x": {x}}}"#),
+                    "--hypothesis",
+                    "race",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -38,7 +58,10 @@ fn parallel_submits_never_exceed_the_envelope() {
                 refused += 1;
                 assert!(String::from_utf8_lossy(&out.stderr).contains("max_jobs"));
             }
-            other => panic!("unexpected exit {other}: {}", String::from_utf8_lossy(&out.stderr)),
+            other => panic!(
+                "unexpected exit {other}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
         }
     }
     assert_eq!(ok, 3, "exactly the remaining budget may be spent");

@@ -17,11 +17,14 @@ fn rand_u64(state: &mut u64) -> u64 {
 #[test]
 fn sigkill_at_random_points_loses_nothing_and_runs_nothing_twice() {
     let env = Env::new();
-    let n = 16;
+    let n = 30;
     let values: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
     let values = format!("[{}]", values.join(", "));
     let runs_log = env.path().join("executions.log");
-    let script = format!("echo {{x}} >> {}; sleep 0.0{{x}}; echo score={{x}}", runs_log.display());
+    let script = format!(
+        "echo {{x}} >> {}; sleep 0.1{{x}}; echo score={{x}}",
+        runs_log.display()
+    );
     env.write_program(
         &Fast {
             max_jobs: n,
@@ -38,19 +41,24 @@ fn sigkill_at_random_points_loses_nothing_and_runs_nothing_twice() {
     let mut seed = 0x5eed_u64 ^ std::process::id() as u64;
     let mut kills = 0;
     let mut finished = false;
-    for _round in 0..200 {
+    let errlog = env.path().join("loop.err");
+    for round in 0..200 {
         let mut child = env
             .cmd()
             .args(["loop", "run", "--json"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&errlog).unwrap())
             .spawn()
             .unwrap();
-        let delay = 5 + rand_u64(&mut seed) % 400;
+        let delay = 5 + rand_u64(&mut seed) % 300;
         std::thread::sleep(Duration::from_millis(delay));
         match child.try_wait().unwrap() {
             Some(status) => {
-                assert!(status.success(), "loop failed: {status:?}");
+                let err = std::fs::read_to_string(&errlog).unwrap_or_default();
+                assert!(
+                    status.success(),
+                    "round {round}: loop failed: {status:?}\n{err}"
+                );
                 finished = true;
                 break;
             }
@@ -75,7 +83,11 @@ fn sigkill_at_random_points_loses_nothing_and_runs_nothing_twice() {
     if !finished {
         env.ok(&["loop", "run"]);
     }
-    assert!(kills >= 5, "the test must actually kill the loop several times (killed {kills})");
+    eprintln!("crash test: {kills} SIGKILLs");
+    assert!(
+        kills >= 10,
+        "the test must actually kill the loop several times (killed {kills})"
+    );
     let s = env.json(&["loop", "status", "--json"]);
     assert_eq!(s["campaign"]["status"], "finished", "{s}");
     let exps = s["experiments"].as_array().unwrap();
@@ -86,7 +98,11 @@ fn sigkill_at_random_points_loses_nothing_and_runs_nothing_twice() {
         assert_eq!(e["status"], "completed", "{e}");
         *seen.entry(e["config"]["x"].as_i64().unwrap()).or_insert(0) += 1;
     }
-    assert_eq!(seen.len(), n as usize, "every grid point exactly once: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        n as usize,
+        "every grid point exactly once: {seen:?}"
+    );
     // Each job executed exactly once (the jobs append to a log outside their sandbox dir).
     let log = std::fs::read_to_string(&runs_log).unwrap();
     let mut runs: BTreeMap<i64, u32> = BTreeMap::new();

@@ -20,13 +20,27 @@ fn the_demo_sweeps_the_builtin_trainer_and_finds_a_good_config() {
     let median = s["median_metric"].as_f64().unwrap();
     let untrained = v["untrained_eval_accuracy"].as_f64().unwrap();
     assert!(best > median, "best {best} must beat the median {median}");
-    assert!(best >= untrained + 0.5, "best {best} must be far above the untrained model {untrained}");
-    assert!(s["best"]["checkpoint"].as_str().unwrap().ends_with(".safetensors"));
+    assert!(
+        best >= untrained + 0.5,
+        "best {best} must be far above the untrained model {untrained}"
+    );
+    assert!(
+        s["best"]["checkpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with(".safetensors")
+    );
     assert!(dir.join("runs/ledger.jsonl").exists());
     assert!(dir.join("runs/summary.md").exists());
 
     // Running it again says clearly that it starts fresh after a finished campaign.
-    let again = env.cmd().args(["demo", "--dir"]).arg(&dir).arg("--json").output().unwrap();
+    let again = env
+        .cmd()
+        .args(["demo", "--dir"])
+        .arg(&dir)
+        .arg("--json")
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&again.stderr).into_owned();
     assert!(again.status.success(), "{err}");
     assert!(err.contains("previous campaign"), "{err}");

@@ -3,7 +3,15 @@
 use crate::support::{Env, Fast, code, stderr};
 
 fn submit_and_wait(env: &Env, x: i64) -> (i32, serde_json::Value) {
-    let e = env.json(&["exp", "submit", "--config", &format!(r#"{{"x": {x}}}"#), "--hypothesis", "probe", "--json"]);
+    let e = env.json(&[
+        "exp",
+        "submit",
+        "--config",
+        &format!(r#"{{"x": {x}}}"#),
+        "--hypothesis",
+        "probe",
+        "--json",
+    ]);
     let id = e["id"].as_i64().unwrap().to_string();
     let out = env.run(&["exp", "wait", &id, "--json", "--timeout", "3m"]);
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
@@ -31,7 +39,15 @@ fn a_job_cannot_see_the_parents_secrets_unless_granted() {
         .env("MLRES_TEST_CANARY", "canary-7f3a9c1e-not-granted")
         .env("HF_TOKEN", "hf_canaryCANARYcanary0000")
         .env("MLRES_GRANTED", "granted-value-42")
-        .args(["exp", "submit", "--config", r#"{"x": 1}"#, "--hypothesis", "env", "--json"])
+        .args([
+            "exp",
+            "submit",
+            "--config",
+            r#"{"x": 1}"#,
+            "--hypothesis",
+            "env",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(e.status.success(), "{}", stderr(&e));
@@ -41,8 +57,14 @@ fn a_job_cannot_see_the_parents_secrets_unless_granted() {
     let out = logs(&env, &v["id"]);
     assert!(out.contains("score=1"), "{out}");
     assert!(out.contains("PLAIN=visible"), "{out}");
-    assert!(out.contains("MLRES_GRANTED=granted-value-42"), "granted secret missing: {out}");
-    assert!(!out.contains("canary-7f3a9c1e"), "parent canary leaked: {out}");
+    assert!(
+        out.contains("MLRES_GRANTED=granted-value-42"),
+        "granted secret missing: {out}"
+    );
+    assert!(
+        !out.contains("canary-7f3a9c1e"),
+        "parent canary leaked: {out}"
+    );
     assert!(!out.contains("hf_canary"), "HF token leaked: {out}");
 }
 
@@ -50,15 +72,31 @@ fn a_job_cannot_see_the_parents_secrets_unless_granted() {
 fn a_job_past_its_timeout_is_killed_with_its_children_and_recorded() {
     let env = Env::new();
     let pidfile = env.path().join("child.pid");
-    let script = format!("sleep 1000 & echo $! > {}; sleep 1000; echo score={{x}}", pidfile.display());
-    env.write_program(&Fast { script: &script, timeout: "2s", ..Default::default() }.program());
+    let script = format!(
+        "sleep 1000 & echo $! > {}; sleep 1000; echo score={{x}}",
+        pidfile.display()
+    );
+    env.write_program(
+        &Fast {
+            script: &script,
+            timeout: "2s",
+            ..Default::default()
+        }
+        .program(),
+    );
     env.approve();
     let (c, v) = submit_and_wait(&env, 1);
     assert_eq!(c, 5, "{v}");
     assert_eq!(v["status"], "timed_out", "{v}");
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let alive = std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z");
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z");
     assert!(!alive, "the job's child {pid} survived the timeout");
     let s = env.json(&["loop", "status", "--json"]);
     assert!(s["budget"]["walltime_secs"]["used"].as_u64().unwrap() <= 60);
@@ -94,9 +132,19 @@ fn with_isolation_a_job_cannot_open_a_tcp_connection() {
         "python3 -c 'import socket; socket.create_connection((\\\"127.0.0.1\\\", {port}), timeout=3); print(\\\"connected\\\")' || echo blocked; echo score={{x}}"
     );
     // network: true is the control: the same probe connects.
-    for (network, expect) in [("network: false", "blocked"), ("network: true", "connected")] {
+    for (network, expect) in [
+        ("network: false", "blocked"),
+        ("network: true", "connected"),
+    ] {
         let env = Env::new();
-        env.write_program(&Fast { script: &probe, extra_job: network, ..Default::default() }.program());
+        env.write_program(
+            &Fast {
+                script: &probe,
+                extra_job: network,
+                ..Default::default()
+            }
+            .program(),
+        );
         env.approve();
         let (c, v) = submit_and_wait(&env, 1);
         assert_eq!(c, 0, "{v}");

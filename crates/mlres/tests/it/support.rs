@@ -19,7 +19,11 @@ impl Env {
         let project = tmp.path().join("proj");
         let state = tmp.path().join("state");
         std::fs::create_dir_all(&project).unwrap();
-        Env { tmp, project, state }
+        Env {
+            tmp,
+            project,
+            state,
+        }
     }
 
     pub fn path(&self) -> &Path {
