@@ -299,8 +299,8 @@ pub(crate) fn launch(dir: &Path, supervisor: &Command) -> Result<(), BackendErro
     cmd.stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log2));
-    // SAFETY: the closure runs in the forked child before exec and only calls fork, _exit and
-    // setsid, which are async-signal-safe; it allocates nothing and touches no locks. The
+    // SAFETY: the closure runs in the forked child before exec and only calls fork, _exit,
+    // setsid and close_range (raw system calls, async-signal-safe); it allocates nothing and touches no locks. The
     // intermediate process exits at once with _exit (no destructors, no atexit handlers), so
     // only the grandchild returns and goes on to exec. std's CLOEXEC error pipe is inherited
     // by the grandchild, so an exec failure there is still reported by `spawn`.
@@ -314,6 +314,7 @@ pub(crate) fn launch(dir: &Path, supervisor: &Command) -> Result<(), BackendErro
             if libc::setsid() == -1 {
                 return Err(io::Error::last_os_error());
             }
+            crate::sandbox::cloexec_from_3();
             Ok(())
         });
     }

@@ -136,6 +136,22 @@ impl Line {
     }
 }
 
+/// Mark every file descriptor from 3 up close-on-exec, so nothing the caller leaked without
+/// `O_CLOEXEC` (a database handle, a lock) crosses `exec`. Async-signal-safe; ignored on kernels
+/// without `close_range` (before 5.11).
+pub(crate) fn cloexec_from_3() {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors; it takes no
+    // pointers. The raw syscall wrapper is async-signal-safe.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+}
+
 /// One rlimit to apply: resource, its name for messages, soft and hard values.
 pub(crate) struct RlimitSetting {
     pub(crate) resource: Resource,
@@ -241,6 +257,8 @@ impl ChildSetup {
     /// data prepared by the parent; reports go to `report_fd` as short text lines:
     /// `net netns`, `net userns <maps_ok 0|1>`, `net none <errno> <errno>`, `fail <stage> <errno>`.
     pub(crate) fn apply(&self) -> io::Result<()> {
+        // 0. Nothing inherited without O_CLOEXEC reaches the job.
+        cloexec_from_3();
         // 1. Parent-death signal: the job dies with the supervisor.
         // SAFETY: prctl with these integer arguments has no memory-safety preconditions.
         if unsafe {

@@ -54,6 +54,8 @@ pub(crate) fn supervise(dir: &Path) -> Result<Status, BackendError> {
     if !dir.join(SPEC).is_file() {
         return Err(BackendError::NotAnAttempt(dir));
     }
+    // Handlers first: a cancel() that sees supervisor.pid must not kill us by default action.
+    install_signal_handlers();
     // Lock first, then claim: a claimed attempt whose lock is free has a dead supervisor.
     let lock_path = dir.join(LOCK);
     let lock = OpenOptions::new()
@@ -73,7 +75,6 @@ pub(crate) fn supervise(dir: &Path) -> Result<Status, BackendError> {
         });
     }
     write_atomic(&dir.join(SUPERVISOR_PID), format!("{me}\n").as_bytes())?;
-    install_signal_handlers();
     // SAFETY: prctl with integer arguments has no memory-safety preconditions.
     let subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0;
 

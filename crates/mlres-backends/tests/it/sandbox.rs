@@ -258,3 +258,35 @@ fn non_root_supervisor_isolates_via_user_namespace_or_fails_closed() {
         }
     }
 }
+
+#[test]
+fn leaked_descriptors_do_not_reach_the_job() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let (t, dir) = attempt_dir();
+    prepare_attempt(&dir, &sh("ls /proc/$$/fd")).unwrap();
+    let secret = std::fs::File::create(t.path().join("secret")).unwrap();
+    let raw = secret.as_raw_fd();
+    let mut cmd = supervise_cmd(&dir);
+    // SAFETY: dup2 is async-signal-safe; it gives the supervisor an fd 37 without CLOEXEC,
+    // like a careless launcher would.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 37) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    assert_eq!(cmd.status().unwrap().code(), Some(0));
+    let AttemptState::Finished(st) = poll(&dir).unwrap() else {
+        panic!()
+    };
+    assert_eq!(st.outcome, Outcome::Completed, "{}", st.detail);
+    let fds: Vec<String> = read(&log_paths(&dir).stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(fds.contains(&"1".to_string()), "{fds:?}");
+    assert!(!fds.contains(&"37".to_string()), "{fds:?}");
+}
