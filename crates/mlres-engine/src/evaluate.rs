@@ -62,16 +62,16 @@ pub fn evaluate_logs(
             metric_lines,
         };
     }
-    if let Some(m) = metric {
-        if let Some(why) = anomaly(&objective.metric, m) {
-            return Evaluation {
-                metric: None,
-                metrics,
-                decision: Decision::Anomalous,
-                reason: why,
-                metric_lines,
-            };
-        }
+    if let Some(m) = metric
+        && let Some(why) = anomaly(&objective.metric, m)
+    {
+        return Evaluation {
+            metric: None,
+            metrics,
+            decision: Decision::Anomalous,
+            reason: why,
+            metric_lines,
+        };
     }
     let (decision, reason) = mlres_policy::decide(objective, metric, best);
     Evaluation {

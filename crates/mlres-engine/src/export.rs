@@ -125,13 +125,13 @@ fn summary(
         mlres_policy::format_duration(u.walltime_secs),
         mlres_policy::format_duration(env.max_walltime_secs)
     ));
-    if let Some(o) = &project.program.objective {
-        if let Some(b) = crate::run::best_experiment(exps, o.goal) {
-            s.push_str(&format!(
-                "- Best: experiment {} (iter {}), {metric} = {:.4}, config `{}`\n",
-                b.id, b.iter, b.metric, b.config
-            ));
-        }
+    if let Some(o) = &project.program.objective
+        && let Some(b) = crate::run::best_experiment(exps, o.goal)
+    {
+        s.push_str(&format!(
+            "- Best: experiment {} (iter {}), {metric} = {:.4}, config `{}`\n",
+            b.id, b.iter, b.metric, b.config
+        ));
     }
     s.push_str(&format!(
         "\n| iter | exp | status | {metric} | decision | best so far | config | hypothesis |\n|---:|---:|---|---:|---|---:|---|---|\n"

@@ -16,7 +16,7 @@ mod run;
 pub mod time;
 
 pub use error::EngineError;
-pub use evaluate::{Evaluation, evaluate_logs};
+pub use evaluate::{Evaluation, evaluate_logs, scan_logs as scan_log_files};
 pub use export::{ExportPaths, export};
 pub use project::{ApprovalStatus, Project, approval_status, require_approval};
 pub use run::{

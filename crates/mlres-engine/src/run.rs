@@ -319,22 +319,22 @@ impl Engine {
         req: SubmitRequest,
     ) -> Result<Experiment, EngineError> {
         require_approval(&self.ledger, &self.project)?;
-        if let Some(c) = self.ledger.campaign(&campaign.id)? {
-            if c.stop_requested || c.status != "active" {
-                return Err(EngineError::Refused {
-                    code: "campaign_stopped".into(),
-                    message: format!(
-                        "campaign {} is {}{}; nothing more will be submitted to it",
-                        c.id,
-                        if c.stop_requested {
-                            "stopping"
-                        } else {
-                            c.status.as_str()
-                        },
-                        c.stop_reason.map(|r| format!(" ({r})")).unwrap_or_default()
-                    ),
-                });
-            }
+        if let Some(c) = self.ledger.campaign(&campaign.id)?
+            && (c.stop_requested || c.status != "active")
+        {
+            return Err(EngineError::Refused {
+                code: "campaign_stopped".into(),
+                message: format!(
+                    "campaign {} is {}{}; nothing more will be submitted to it",
+                    c.id,
+                    if c.stop_requested {
+                        "stopping"
+                    } else {
+                        c.status.as_str()
+                    },
+                    c.stop_reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                ),
+            });
         }
         let space = self.space()?.clone();
         let job = self.job()?.clone();
@@ -826,19 +826,18 @@ impl Engine {
             // Budget that looks exhausted while jobs are in flight may come back when they
             // settle to their actual duration: wait for them instead of stopping.
             let mut blocked = false;
-            if stop.is_none() {
-                if let Some(r) = mlres_policy::stop_reason(&objective, &envelope, &facts) {
-                    if matches!(r, StopReason::BudgetExhausted { .. }) && facts.usage.in_flight > 0
-                    {
-                        blocked = true;
-                    } else {
-                        // On an operator stop, `mlres loop stop` has already cancelled the jobs
-                        // in flight (or asked to drain them); the loop just waits for them.
-                        on_event(LoopEvent::Stopping {
-                            reason: r.to_string(),
-                        });
-                        stop = Some(r);
-                    }
+            if stop.is_none()
+                && let Some(r) = mlres_policy::stop_reason(&objective, &envelope, &facts)
+            {
+                if matches!(r, StopReason::BudgetExhausted { .. }) && facts.usage.in_flight > 0 {
+                    blocked = true;
+                } else {
+                    // On an operator stop, `mlres loop stop` has already cancelled the jobs
+                    // in flight (or asked to drain them); the loop just waits for them.
+                    on_event(LoopEvent::Stopping {
+                        reason: r.to_string(),
+                    });
+                    stop = Some(r);
                 }
             }
             let mut progressed = false;

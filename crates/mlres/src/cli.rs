@@ -209,7 +209,7 @@ pub struct LedgerEventsArgs {
 #[derive(Subcommand, Debug)]
 pub enum TrainCmd {
     /// Supervised fine-tuning of a small decoder-only transformer on CPU.
-    Sft(SftArgs),
+    Sft(Box<SftArgs>),
 }
 
 #[derive(Args, Debug)]

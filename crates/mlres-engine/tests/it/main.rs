@@ -1,1 +1,119 @@
+//! Engine tests that need no processes: evaluation of job logs (metric parsing, anomaly rules,
+//! keep/discard) and the loop's decisions on the ledger. End-to-end behaviour (submit, crash
+//! resume, concurrency) is tested through the real binary in `crates/mlres/tests/it`.
 
+use std::io::Write;
+
+use mlres_engine::evaluate_logs;
+use mlres_policy::{Decision, Goal, MetricScan, Objective};
+
+fn objective(metric: &str, goal: Goal) -> Objective {
+    Objective {
+        metric: metric.to_string(),
+        goal,
+        target: None,
+        patience: None,
+        max_consecutive_failures: 3,
+    }
+}
+
+fn scan(text: &str) -> MetricScan {
+    let mut s = MetricScan::default();
+    for l in text.lines() {
+        s.push_line(l);
+    }
+    s
+}
+
+#[test]
+fn the_last_reported_value_of_the_objective_metric_is_used() {
+    let o = objective("eval_accuracy", Goal::Maximize);
+    let logs = "step=100 loss=2.0\neval_accuracy=0.20\nstep=200 loss=1.0\neval_accuracy=0.75 eval_loss=0.3\n";
+    let ev = evaluate_logs(&o, true, "", &scan(logs), None);
+    assert_eq!(ev.metric, Some(0.75));
+    assert_eq!(ev.decision, Decision::Keep);
+    assert_eq!(ev.metrics.get("eval_loss"), Some(&0.3));
+}
+
+#[test]
+fn transformers_dict_lines_and_json_lines_are_read() {
+    let o = objective("eval_loss", Goal::Minimize);
+    let logs =
+        "{'loss': 2.1, 'epoch': 0.5}\n{\"eval_loss\": 0.9}\n{'eval_loss': 0.42, 'epoch': 1.0}\n";
+    let ev = evaluate_logs(&o, true, "", &scan(logs), Some(0.5));
+    assert_eq!(ev.metric, Some(0.42));
+    assert_eq!(
+        ev.decision,
+        Decision::Keep,
+        "0.42 < 0.5 improves a minimised loss"
+    );
+    let ev = evaluate_logs(&o, true, "", &scan(logs), Some(0.4));
+    assert_eq!(ev.decision, Decision::Discard);
+}
+
+#[test]
+fn a_completed_job_without_the_metric_is_anomalous() {
+    let o = objective("eval_accuracy", Goal::Maximize);
+    let ev = evaluate_logs(&o, true, "", &scan("training done\nloss=0.1\n"), None);
+    assert_eq!(ev.decision, Decision::Anomalous);
+    assert_eq!(ev.metric, None);
+}
+
+#[test]
+fn impossible_metric_values_are_flagged_not_kept() {
+    let o = objective("eval_accuracy", Goal::Maximize);
+    for bad in [
+        "eval_accuracy=1.5",
+        "eval_accuracy=-0.1",
+        "eval_accuracy=nan",
+        "eval_accuracy=inf",
+    ] {
+        let ev = evaluate_logs(&o, true, "", &scan(bad), Some(0.2));
+        assert_eq!(ev.decision, Decision::Anomalous, "{bad}");
+        assert_eq!(
+            ev.metric, None,
+            "{bad}: an anomalous value must never become the best"
+        );
+    }
+    let o = objective("eval_loss", Goal::Minimize);
+    let ev = evaluate_logs(&o, true, "", &scan("eval_loss=-3"), None);
+    assert_eq!(ev.decision, Decision::Anomalous);
+}
+
+#[test]
+fn a_failed_job_is_discarded_even_if_it_printed_a_great_metric() {
+    let o = objective("eval_accuracy", Goal::Maximize);
+    let ev = evaluate_logs(
+        &o,
+        false,
+        "timed_out: killed after 60s",
+        &scan("eval_accuracy=0.99"),
+        Some(0.5),
+    );
+    assert_eq!(ev.decision, Decision::Discard);
+    assert!(ev.reason.contains("timed_out"), "{}", ev.reason);
+}
+
+#[test]
+fn logs_are_scanned_from_files_and_oversized_lines_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("stdout.log");
+    let mut f = std::fs::File::create(&p).unwrap();
+    writeln!(f, "eval_accuracy=0.5").unwrap();
+    // A 1 MiB line that ends with a fake metric must not count.
+    let mut big = "x".repeat(1 << 20);
+    big.push_str(" eval_accuracy=0.99");
+    writeln!(f, "{big}").unwrap();
+    drop(f);
+    let s = mlres_engine::scan_log_files(&[p.as_path(), dir.path().join("missing.log").as_path()]);
+    assert_eq!(s.last("eval_accuracy"), Some(0.5));
+}
+
+#[test]
+fn timestamps_are_rfc3339_utc() {
+    assert_eq!(mlres_engine::time::iso8601(0), "1970-01-01T00:00:00Z");
+    assert_eq!(
+        mlres_engine::time::iso8601(1_795_472_413_999),
+        "2026-11-23T22:20:13Z"
+    );
+}
