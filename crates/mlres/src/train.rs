@@ -73,6 +73,11 @@ pub fn sft(a: &SftArgs) -> Result<u8, Failure> {
     set!(lr => lr, d_model => d_model, layers => n_layers, heads => n_heads, steps => steps,
          warmup => warmup, batch_size => batch_size, weight_decay => weight_decay,
          grad_clip => grad_clip, seed => seed, log_every => log_every, max_seq_len => max_seq_len);
+    // The default warmup is sized for the default step count; scale it down for short runs
+    // unless the user chose it.
+    if a.warmup.is_none() && cfg.warmup > cfg.steps {
+        cfg.warmup = cfg.steps / 10;
+    }
     if a.d_ff.is_some() {
         cfg.d_ff = a.d_ff;
     }

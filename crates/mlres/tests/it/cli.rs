@@ -260,3 +260,127 @@ fn loop_stop_cancels_jobs_in_flight() {
     let status = env.json(&["loop", "status", "--json"]);
     assert_eq!(status["campaign"]["status"], "stopped");
 }
+
+#[test]
+fn the_loop_stops_when_the_target_is_reached() {
+    let env = Env::new();
+    env.write_program(
+        &Fast {
+            extra_objective: "target: 3",
+            ..Default::default()
+        }
+        .program(),
+    );
+    env.approve();
+    let s = env.json(&["loop", "run", "--json"]);
+    assert_eq!(s["experiments"], 3, "{s}");
+    assert!(s["stop_reason"].as_str().unwrap().contains("target"), "{s}");
+}
+
+#[test]
+fn the_loop_stops_after_patience_runs_without_improvement() {
+    let env = Env::new();
+    env.write_program(
+        &Fast {
+            values: "[6, 5, 4, 3, 2, 1]",
+            extra_objective: "patience: 2",
+            ..Default::default()
+        }
+        .program(),
+    );
+    env.approve();
+    let s = env.json(&["loop", "run", "--json"]);
+    // 6 is kept, then 5 and 4 do not improve: patience 2 is exhausted.
+    assert_eq!(s["experiments"], 3, "{s}");
+    assert!(
+        s["stop_reason"].as_str().unwrap().contains("patience"),
+        "{s}"
+    );
+    assert_eq!(s["best"]["metric"].as_f64(), Some(6.0));
+}
+
+#[test]
+fn random_search_is_seeded_and_reproducible() {
+    let configs = |seed: u64| {
+        let env = Env::new();
+        let space = format!("seed: {seed}");
+        let mut p = Fast {
+            method: "random",
+            max_jobs: 4,
+            extra_space: &space,
+            ..Default::default()
+        }
+        .program();
+        p = p.replace(
+            "    values: [1, 2, 3, 4, 5, 6]",
+            "    distribution: uniform\n    min: 0\n    max: 1",
+        );
+        env.write_program(&p);
+        env.approve();
+        env.ok(&["loop", "run"]);
+        let s = env.json(&["loop", "status", "--json"]);
+        s["experiments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["config"]["x"].as_f64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let a = configs(7);
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, configs(7), "same seed, same proposals");
+    assert_ne!(a, configs(8), "another seed, other proposals");
+    assert!(a.iter().all(|x| (0.0..=1.0).contains(x)));
+}
+
+#[test]
+fn train_sft_reports_bad_data_with_the_line_and_trains_on_jsonl() {
+    let env = Env::new();
+    let data = env.path().join("train.jsonl");
+    let rows: Vec<String> = (0..40)
+        .map(|i| format!(r#"{{"prompt": "echo {i}:", "completion": "{i}"}}"#))
+        .collect();
+    std::fs::write(&data, rows.join("\n") + "\n").unwrap();
+    let out = env.ok(&[
+        "train",
+        "sft",
+        "--train-file",
+        data.to_str().unwrap(),
+        "--steps",
+        "20",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--layers",
+        "1",
+        "--log-every",
+        "10",
+        "--warmup",
+        "2",
+    ]);
+    assert!(out.contains("step=10"), "{out}");
+    assert!(
+        out.lines().last().unwrap().starts_with("eval_loss="),
+        "{out}"
+    );
+    std::fs::write(
+        &data,
+        "{\"prompt\": \"a\", \"completion\": \"b\"}\n{broken\n",
+    )
+    .unwrap();
+    let o = env.run(&[
+        "train",
+        "sft",
+        "--train-file",
+        data.to_str().unwrap(),
+        "--steps",
+        "5",
+    ]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("train.jsonl:2:"), "{}", stderr(&o));
+    let o = env.run(&["train", "sft", "--task", "div2"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let o = env.run(&["train", "sft", "--lr", "-1", "--steps", "5"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+}

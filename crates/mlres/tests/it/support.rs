@@ -88,6 +88,8 @@ pub struct Fast<'a> {
     pub script: &'a str,
     pub method: &'a str,
     pub extra_job: &'a str,
+    pub extra_objective: &'a str,
+    pub extra_space: &'a str,
 }
 
 impl Default for Fast<'_> {
@@ -101,6 +103,8 @@ impl Default for Fast<'_> {
             script: "echo score={x}",
             method: "grid",
             extra_job: "",
+            extra_objective: "",
+            extra_space: "",
         }
     }
 }
@@ -132,6 +136,7 @@ backends: [local]
 ```yaml
 metric: score
 goal: maximize
+{extra_objective}
 ```
 
 ## Job
@@ -146,6 +151,7 @@ timeout: {timeout}
 ## Search space
 ```yaml
 method: {method}
+{extra_space}
 parameters:
   x:
     values: {values}
@@ -159,6 +165,8 @@ parameters:
             extra_job = self.extra_job,
             method = self.method,
             values = self.values,
+            extra_objective = self.extra_objective,
+            extra_space = self.extra_space,
         )
     }
 }
