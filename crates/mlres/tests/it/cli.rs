@@ -381,6 +381,6 @@ fn train_sft_reports_bad_data_with_the_line_and_trains_on_jsonl() {
     assert!(stderr(&o).contains("train.jsonl:2:"), "{}", stderr(&o));
     let o = env.run(&["train", "sft", "--task", "div2"]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
-    let o = env.run(&["train", "sft", "--lr", "-1", "--steps", "5"]);
+    let o = env.run(&["train", "sft", "--lr=-1", "--steps", "5"]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
 }
