@@ -18,6 +18,7 @@ pub(crate) const LOCK: &str = "lock";
 pub(crate) const SUPERVISOR_PID: &str = "supervisor.pid";
 pub(crate) const SUPERVISOR_LOG: &str = "supervisor.log";
 pub(crate) const JOB_PID: &str = "job.pid";
+pub(crate) const JOB_START: &str = "job.start";
 pub(crate) const CANCEL: &str = "cancel";
 pub(crate) const STATUS: &str = "status.json";
 
@@ -231,6 +232,33 @@ pub(crate) fn poll(dir: &Path) -> Result<AttemptState, BackendError> {
             None => AttemptState::Lost,
         }),
     }
+}
+
+pub(crate) fn kill_lost(dir: &Path) -> Result<usize, BackendError> {
+    if poll(dir)? != AttemptState::Lost {
+        return Ok(0);
+    }
+    let Some(pgid) = read_pid(&dir.join(JOB_PID))?.and_then(|p| i32::try_from(p).ok()) else {
+        return Ok(0);
+    };
+    if pgid <= 1 {
+        return Ok(0);
+    }
+    // A pid stays reserved while it names a live process group, so the group is ours unless
+    // its leader is alive with a different start time (the pid was reused after the group
+    // emptied).
+    let recorded = read_opt(&dir.join(JOB_START))?
+        .and_then(|b| String::from_utf8_lossy(&b).trim().parse::<u64>().ok());
+    if let Some(now) = crate::procs::start_time(pgid)
+        && recorded != Some(now)
+    {
+        return Ok(0);
+    }
+    let members = crate::procs::group_members(pgid);
+    if !members.is_empty() {
+        crate::procs::kill_group(pgid, libc::SIGKILL);
+    }
+    Ok(members.len())
 }
 
 pub(crate) fn cancel(dir: &Path) -> Result<(), BackendError> {

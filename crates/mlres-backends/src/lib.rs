@@ -20,6 +20,7 @@
 //! | `supervisor.pid` | supervisor | pid of the supervisor process |
 //! | `supervisor.log` | [`launch`] | stdout/stderr of the supervisor process itself |
 //! | `job.pid` | supervisor | pid (= process group id) of the job, once spawned |
+//! | `job.start` | supervisor | start time of the job process (clock ticks since boot, /proc field 22), to detect pid reuse |
 //! | `stdout.log`, `stderr.log` | supervisor | the job's output, each capped at `log_cap_bytes` (the head is kept) |
 //! | `stdout.tail.log`, `stderr.tail.log` | supervisor | the last 64 KiB of each stream, written when the job ends |
 //! | `cancel` | [`cancel`] | cancellation request (the supervisor also gets SIGTERM) |
@@ -286,6 +287,15 @@ pub fn cancel(dir: &Path) -> Result<(), BackendError> {
 /// or `Voided`, or `timeout` elapses; returns the last state seen.
 pub fn wait(dir: &Path, timeout: Duration) -> Result<AttemptState, BackendError> {
     attempt::wait(dir, timeout)
+}
+
+/// Resume path for a [`AttemptState::Lost`] attempt: SIGKILL what is left of the job's process
+/// group (the job's main process dies with its supervisor through `PR_SET_PDEATHSIG`, but its
+/// children would survive). Returns how many processes were signalled; `Ok(0)` if the attempt is
+/// not `Lost`, the job never started, or the pid was reused. Descendants that left the group
+/// (`setsid`) cannot be found once the supervisor is gone.
+pub fn kill_lost(dir: &Path) -> Result<usize, BackendError> {
+    attempt::kill_lost(dir)
 }
 
 /// Paths of the four log files of an attempt (they may not exist yet).

@@ -23,6 +23,40 @@ fn read_proc(pid: i32) -> Option<ProcInfo> {
     })
 }
 
+/// Fields of /proc/<pid>/stat after the command name: index 0 is the state (field 3), so
+/// field N of proc(5) is at index N - 3.
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(
+        stat[stat.rfind(')')? + 1..]
+            .split_ascii_whitespace()
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// Start time of a process (field 22, clock ticks since boot).
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// Live members of process group `pgid`.
+pub(crate) fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            stat_fields(pid).is_some_and(|f| {
+                f.first().is_some_and(|s| s != "Z" && s != "X")
+                    && f.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid)
+            })
+        })
+        .collect()
+}
+
 /// Live (non-zombie) descendants of `root`, found by following parent links in /proc.
 pub(crate) fn live_descendants(root: i32) -> Vec<i32> {
     let Ok(entries) = fs::read_dir("/proc") else {

@@ -13,8 +13,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::attempt::{
-    CANCEL, CLAIM, JOB_PID, LOCK, SPEC, STATUS, SUPERVISOR_PID, WORK, create_exclusive, io_err,
-    read_opt, read_spec, validate_spec, write_atomic,
+    CANCEL, CLAIM, JOB_PID, JOB_START, LOCK, SPEC, STATUS, SUPERVISOR_PID, WORK, create_exclusive,
+    io_err, read_opt, read_spec, validate_spec, write_atomic,
 };
 use crate::logcap::{self, Captured};
 use crate::sandbox::{ChildSetup, parse_report};
@@ -364,6 +364,9 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
         }
     };
     let job_pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    if let Some(t) = procs::start_time(job_pid) {
+        let _ = write_atomic(&dir.join(JOB_START), format!("{t}\n").as_bytes());
+    }
     let _ = write_atomic(&dir.join(JOB_PID), format!("{job_pid}\n").as_bytes());
 
     // Drain both pipes on threads.

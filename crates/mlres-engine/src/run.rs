@@ -511,6 +511,8 @@ impl Engine {
                             self.finish(&exp, &status, on_event)?;
                         }
                         AttemptState::Lost => {
+                            // Whatever is left of the job's process group must not keep running.
+                            let _ = mlres_backends::kill_lost(&dir);
                             let fin = FinishRecord {
                                 status: "lost".into(),
                                 exit_code: None,

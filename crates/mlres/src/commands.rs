@@ -23,6 +23,11 @@ pub fn open_engine(cli: &Cli) -> Result<Engine, Failure> {
 pub fn supervise(dir: &Path) -> Result<u8, Failure> {
     match mlres_backends::supervise(dir) {
         Ok(_) => Ok(exit::OK),
+        // Someone else (another supervisor, or a resuming engine that voided the attempt)
+        // decided first: the job must not run here.
+        Err(e @ mlres_backends::BackendError::AlreadyClaimed { .. }) => {
+            Err(fail(exit::REFUSED, anyhow!(e)))
+        }
         Err(e) => Err(fail(exit::ERROR, anyhow!(e))),
     }
 }

@@ -220,7 +220,11 @@ fn poll_reports_lost_running_and_not_claimed() {
 #[test]
 fn killed_supervisor_is_lost_and_job_dies_with_it() {
     let (_t, dir) = attempt_dir();
-    prepare_attempt(&dir, &sh("echo $$ > main.pid; sleep 1000")).unwrap();
+    prepare_attempt(
+        &dir,
+        &sh("sleep 1000 & echo $! > child.pid; echo $$ > main.pid; sleep 1000"),
+    )
+    .unwrap();
     let mut sup = supervise_cmd(&dir).spawn().unwrap();
     assert!(wait_for_file(&dir.join("work/main.pid")));
     let job = read_pid(&dir.join("work/main.pid"));
@@ -233,6 +237,31 @@ fn killed_supervisor_is_lost_and_job_dies_with_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!pid_alive(job));
+    // Its children (background and foreground sleep) survived the supervisor; kill_lost
+    // finishes the group off.
+    let child = read_pid(&dir.join("work/child.pid"));
+    assert!(pid_alive(child));
+    assert_eq!(mlres_backends::kill_lost(&dir).unwrap(), 2);
+    let start = Instant::now();
+    while pid_alive(child) && start.elapsed() < LONG {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!pid_alive(child));
+    while mlres_backends::kill_lost(&dir).unwrap() != 0 && start.elapsed() < LONG {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(mlres_backends::kill_lost(&dir).unwrap(), 0);
+}
+
+#[test]
+fn kill_lost_ignores_attempts_that_are_not_lost() {
+    let (_t, dir) = attempt_dir();
+    prepare_attempt(&dir, &sh("true")).unwrap();
+    assert_eq!(mlres_backends::kill_lost(&dir).unwrap(), 0);
+    let (_t2, dir) = attempt_dir();
+    let st = run(&dir, &sh("true"));
+    assert_eq!(st.outcome, Outcome::Completed);
+    assert_eq!(mlres_backends::kill_lost(&dir).unwrap(), 0);
 }
 
 #[test]

@@ -61,7 +61,9 @@ pub fn supervise_sync(dir: &Path) -> i32 {
 
 pub fn supervise_cmd(dir: &Path) -> Command {
     let mut c = Command::new(SUP);
-    c.arg("supervise").arg(dir);
+    c.arg("supervise")
+        .arg(dir)
+        .stdout(std::process::Stdio::null());
     c
 }
 
