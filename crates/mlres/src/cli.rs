@@ -62,6 +62,8 @@ pub enum Command {
     Train(TrainCmd),
     /// Report which sandbox protections are active on this machine.
     Doctor(JsonArg),
+    /// Serve the Model Context Protocol over stdin/stdout for an agent (no approval tool).
+    Mcp,
     /// Internal: the detached job supervisor (started by mlres itself).
     #[command(name = "__supervise", hide = true)]
     Supervise { dir: PathBuf },

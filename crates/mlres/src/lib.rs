@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod demo;
+mod mcp;
 mod print;
 mod train;
 
@@ -136,6 +137,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Supervise { dir } => commands::supervise(dir),
         Command::Train(TrainCmd::Sft(a)) => train::sft(a),
         Command::Doctor(a) => commands::doctor(a.json),
+        Command::Mcp => mcp::run(&cli),
         Command::Demo(a) => demo::run(&cli, a),
         Command::Init(a) => commands::init(&cli, a.force),
         Command::Check(a) => commands::check(&cli, a.json),

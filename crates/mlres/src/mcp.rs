@@ -1,0 +1,13 @@
+//! `mlres mcp`: serve the Model Context Protocol over stdin/stdout (see `mlres-server`).
+
+use anyhow::anyhow;
+
+use crate::{Failure, engine_config, exit, fail};
+
+/// Runs the MCP server until the client disconnects. stdout carries the protocol, so nothing
+/// else may be printed to it; errors go to stderr through the usual `Failure` path.
+pub fn run(cli: &crate::cli::Cli) -> Result<u8, Failure> {
+    let cfg = engine_config(cli)?;
+    mlres_server::run_stdio(cfg, cli.project.clone()).map_err(|e| fail(exit::ERROR, anyhow!(e)))?;
+    Ok(exit::OK)
+}
