@@ -2,9 +2,11 @@
 //! concurrency, the sandbox as seen through the ledger, and the demo.
 
 mod approval;
+mod claude;
 mod cli;
 mod concurrency;
 mod crash;
 mod demo;
+mod mcp;
 mod sandbox;
 mod support;
