@@ -64,9 +64,18 @@ pub enum Command {
     Doctor(JsonArg),
     /// Serve the Model Context Protocol over stdin/stdout for an agent (no approval tool).
     Mcp,
+    /// Claude Code hook: read the hook JSON on stdin, allow or deny the tool call (fails closed).
+    Guard(GuardArgs),
     /// Internal: the detached job supervisor (started by mlres itself).
     #[command(name = "__supervise", hide = true)]
     Supervise { dir: PathBuf },
+}
+
+#[derive(Args, Debug)]
+pub struct GuardArgs {
+    /// PostToolUse mode: flag tool output that carries secrets.
+    #[arg(long)]
+    pub post: bool,
 }
 
 #[derive(Args, Debug)]

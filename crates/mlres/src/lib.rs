@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod demo;
+mod guard;
 mod mcp;
 mod print;
 mod train;
@@ -138,6 +139,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Train(TrainCmd::Sft(a)) => train::sft(a),
         Command::Doctor(a) => commands::doctor(a.json),
         Command::Mcp => mcp::run(&cli),
+        Command::Guard(a) => Ok(guard::run(&cli, a)),
         Command::Demo(a) => demo::run(&cli, a),
         Command::Init(a) => commands::init(&cli, a.force),
         Command::Check(a) => commands::check(&cli, a.json),
