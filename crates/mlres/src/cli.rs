@@ -66,9 +66,31 @@ pub enum Command {
     Mcp,
     /// Claude Code hook: read the hook JSON on stdin, allow or deny the tool call (fails closed).
     Guard(GuardArgs),
+    /// Write recommended settings for an agent client.
+    #[command(subcommand)]
+    Setup(SetupCmd),
     /// Internal: the detached job supervisor (started by mlres itself).
     #[command(name = "__supervise", hide = true)]
     Supervise { dir: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SetupCmd {
+    /// Add deny/allow permission rules to .claude/settings.json (and, with --user, the sandbox
+    /// and credential settings to ~/.claude/settings.json). Prints every change; never removes.
+    Claude(SetupClaudeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SetupClaudeArgs {
+    /// Also write the user-level sandbox and credential settings (~/.claude/settings.json).
+    #[arg(long)]
+    pub user: bool,
+    /// Show what would change without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -9,6 +9,7 @@ mod demo;
 mod guard;
 mod mcp;
 mod print;
+mod setup;
 mod train;
 
 use std::collections::BTreeMap;
@@ -140,6 +141,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Doctor(a) => commands::doctor(a.json),
         Command::Mcp => mcp::run(&cli),
         Command::Guard(a) => Ok(guard::run(&cli, a)),
+        Command::Setup(cli::SetupCmd::Claude(a)) => setup::claude(&cli, a),
         Command::Demo(a) => demo::run(&cli, a),
         Command::Init(a) => commands::init(&cli, a.force),
         Command::Check(a) => commands::check(&cli, a.json),

@@ -9,4 +9,5 @@ mod crash;
 mod demo;
 mod mcp;
 mod sandbox;
+mod setup;
 mod support;
