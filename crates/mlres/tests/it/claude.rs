@@ -458,8 +458,9 @@ fn plugin_installs_from_the_repository_marketplace() {
         "mlres:ml-research-loop",
         "mlres:researcher",
         "mlres:ml-worker",
-        "mlres guard",
-        "mlres guard --post",
+        "hooks/mlres-guard.sh",
+        "hooks/mlres-guard.sh\\\" --post",
+        "mlres [\"mcp\"]",
     ] {
         assert!(
             validated.contains(part),

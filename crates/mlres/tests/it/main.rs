@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod demo;
 mod mcp;
+mod plugin;
 mod sandbox;
 mod setup;
 mod support;
