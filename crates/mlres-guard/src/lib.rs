@@ -1,0 +1,224 @@
+//! `mlres-guard`: the Claude Code `PreToolUse`/`PostToolUse` guard of mlres, as a pure
+//! library.
+//!
+//! mlres is the broker: the only sanctioned path to Hugging Face spend and Hub writes is
+//! `mlres …`, which enforces the approved budget itself. This crate is the second layer:
+//! given a hook's stdin JSON it decides whether a tool call goes *around* the broker
+//! (Hub CLIs, SDK calls in inline code, raw HTTP, git pushes to the Hub), reads
+//! credentials or the mlres state, dumps the environment, hides what it runs
+//! (decoding, `eval`, runtime-built command names), or weakens the guard itself
+//! (settings, plugin, hooks, PATH tricks, subagents in bypass mode). It fails closed:
+//! unparseable input or shell syntax is denied.
+//!
+//! Bash commands are parsed with `brush-parser`; every simple command is analysed,
+//! including those inside substitutions, functions, heredoc expansions and the payloads of
+//! wrappers (`bash -c`, `eval`, `env`, `sudo`, `xargs`, `find -exec`, `timeout`, …).
+//!
+//! This crate must not know about IO of any kind: no files, environment variables,
+//! clock, processes or network. The `mlres` binary reads stdin and the environment,
+//! builds a [`GuardContext`], calls [`decide`] and prints what [`render`] returns. Paths
+//! are classified textually (symlinks cannot be resolved without IO).
+
+#![forbid(unsafe_code)]
+
+mod code;
+mod paths;
+mod redact;
+mod shell;
+mod tools;
+
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+/// Where to find things the guard protects. Built by the `mlres` binary from the
+/// environment; the guard itself never reads the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuardContext {
+    /// `CLAUDE_PROJECT_DIR`: the project root where the session started.
+    pub project_dir: Option<PathBuf>,
+    /// The user's home directory (used to expand `~` and `$HOME`).
+    pub home: Option<PathBuf>,
+    /// The mlres state directory (ledger, signing key, approvals). Empty = unknown.
+    pub state_dir: PathBuf,
+    /// `CLAUDE_PLUGIN_ROOT`: the plugin's install directory.
+    pub plugin_dir: Option<PathBuf>,
+    /// `CLAUDE_CONFIG_DIR`, or `~/.claude`.
+    pub claude_config_dir: Option<PathBuf>,
+}
+
+/// The guard's decision for one tool call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Explicitly allow (skips the user's permission prompt). Only returned for a single,
+    /// plain, read-only `mlres` command (e.g. `mlres loop status --json`).
+    Allow {
+        /// Shown to the user.
+        reason: String,
+    },
+    /// No opinion: Claude Code's normal permission rules apply.
+    Defer,
+    /// Block the call.
+    Deny {
+        /// Shown to Claude; says what was refused and the sanctioned way.
+        reason: String,
+    },
+}
+
+impl Verdict {
+    /// Whether this is a [`Verdict::Deny`].
+    pub fn is_deny(&self) -> bool {
+        matches!(self, Verdict::Deny { .. })
+    }
+}
+
+/// The sanctioned way to spend (appended to spend denials).
+pub const SANCTIONED_SPEND: &str = "The sanctioned way is `mlres exp submit --config … --hypothesis …` (or `mlres jobs run …`); mlres enforces the approved budget.";
+/// The sanctioned way to write to the Hub (appended to Hub-write denials).
+pub const SANCTIONED_HUB: &str = "The sanctioned way is `mlres hub files upload …` (and the other `mlres hub …` commands); mlres enforces the approved scope.";
+
+/// Maximum length of a reason string (Claude Code caps output strings at 10,000 chars).
+const MAX_REASON: usize = 4000;
+
+fn deny(reason: impl Into<String>) -> Verdict {
+    let r: String = reason.into();
+    let r = r.trim_start_matches("refused: ");
+    let mut s = format!("Blocked by the mlres guard: {r}");
+    if s.len() > MAX_REASON {
+        let mut cut = MAX_REASON;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    Verdict::Deny { reason: s }
+}
+
+/// Decides a `PreToolUse` hook call. Never panics; malformed input is denied.
+pub fn decide(hook_input_json: &str, ctx: &GuardContext) -> Verdict {
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decide_inner(hook_input_json, ctx)
+    }));
+    match res {
+        Ok(v) => v,
+        Err(_) => deny("internal error while analysing the tool call; the guard fails closed"),
+    }
+}
+
+fn decide_inner(json: &str, ctx: &GuardContext) -> Verdict {
+    let value: Value = match serde_json::from_str(json) {
+        Ok(v) => v,
+        Err(e) => {
+            return deny(format!(
+                "malformed hook input (not JSON: {e}); the guard fails closed"
+            ));
+        }
+    };
+    let Value::Object(obj) = value else {
+        return deny("malformed hook input (not a JSON object); the guard fails closed");
+    };
+    let tool = match obj.get("tool_name") {
+        Some(Value::String(s)) if !s.is_empty() => s.as_str(),
+        _ => {
+            return deny(
+                "malformed hook input (`tool_name` missing or not a string); the guard fails closed",
+            );
+        }
+    };
+    let input: &Map<String, Value> = match obj.get("tool_input") {
+        Some(Value::Object(o)) => o,
+        _ => {
+            return deny(
+                "malformed hook input (`tool_input` missing or not an object); the guard fails closed",
+            );
+        }
+    };
+    let cwd = match obj.get("cwd") {
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(Value::Null) | None => None,
+        Some(_) => {
+            return deny("malformed hook input (`cwd` is not a string); the guard fails closed");
+        }
+    };
+    let mut an = shell::Analyzer::new(ctx, cwd);
+    let result: Result<Option<Verdict>, String> = match tool {
+        "Bash" => match input.get("command") {
+            Some(Value::String(cmd)) => an.analyze_command(cmd).map(|()| {
+                if an.mlres_invoked && an.mlres_read_only && an.simple_count == 1 && !an.impure {
+                    Some(Verdict::Allow {
+                        reason: "read-only mlres command".into(),
+                    })
+                } else {
+                    None
+                }
+            }),
+            _ => Err("malformed hook input (`tool_input.command` missing or not a string); the guard fails closed".into()),
+        },
+        "Write" | "Edit" | "MultiEdit" | "NotebookEdit" => tools::file_edit(tool, input, &mut an).map(|()| None),
+        "Read" | "Grep" | "Glob" | "LS" => tools::read(tool, input, an.paths()).map(|()| None),
+        "WebFetch" => tools::web_fetch(input, an.paths()).map(|()| None),
+        "Agent" | "Task" => tools::agent(input, &mut an).map(|()| None),
+        t if t.starts_with("mcp__") => tools::mcp(t, input, &mut an).map(|()| None),
+        _ => Ok(None),
+    };
+    match result {
+        Ok(Some(v)) => v,
+        Ok(None) => Verdict::Defer,
+        Err(reason) => deny(reason),
+    }
+}
+
+/// Renders a verdict as (exit code, stdout) for a hook `event` (normally `"PreToolUse"`).
+///
+/// * `Deny` → exit 0 and `{"hookSpecificOutput":{"hookEventName":…,"permissionDecision":"deny","permissionDecisionReason":…}}`.
+/// * `Allow` → exit 0 and the same shape with `"allow"`.
+/// * `Defer` → exit 0 and empty stdout (normal permissions apply).
+pub fn render(verdict: &Verdict, event: &str) -> (i32, String) {
+    let (decision, reason) = match verdict {
+        Verdict::Defer => return (0, String::new()),
+        Verdict::Allow { reason } => ("allow", reason),
+        Verdict::Deny { reason } => ("deny", reason),
+    };
+    let out = serde_json::json!({
+        "hookSpecificOutput": {
+            "hookEventName": event,
+            "permissionDecision": decision,
+            "permissionDecisionReason": reason,
+        }
+    });
+    (0, out.to_string())
+}
+
+/// `PostToolUse`: if the tool's output (`tool_response`) contains secrets (HF tokens,
+/// Anthropic/OpenAI keys, GitHub tokens, AWS access keys, private key blocks, Slack
+/// tokens), returns the JSON to print: `decision: "block"` with a reason for Claude and
+/// `hookSpecificOutput.updatedToolOutput` holding the output with every secret replaced
+/// by `[REDACTED:<kind>]`. Returns `None` when nothing is found or the input is not JSON.
+pub fn post_tool_use_redact(hook_input_json: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(hook_input_json).ok()?;
+    let Value::Object(obj) = value else {
+        return None;
+    };
+    let mut response = obj.get("tool_response").cloned()?;
+    let mut kinds = Vec::new();
+    let n = redact::redact_value(&mut response, &mut kinds);
+    if n == 0 {
+        return None;
+    }
+    let reason = format!(
+        "mlres guard: the tool output contained {n} secret(s) ({}); they were redacted. Do not \
+         print credentials; mlres uses them for you.",
+        kinds.join(", ")
+    );
+    let out = serde_json::json!({
+        "decision": "block",
+        "reason": reason,
+        "hookSpecificOutput": {
+            "hookEventName": "PostToolUse",
+            "additionalContext": reason,
+            "updatedToolOutput": response,
+        }
+    });
+    Some(out.to_string())
+}
