@@ -819,7 +819,7 @@ impl Engine {
         let mut exhausted = false;
         let mut stop: Option<StopReason> = None;
         let mut refused_stop: Option<String> = None;
-        let mut poll = Duration::from_millis(5);
+        let mut poll = Duration::from_millis(1);
         let mut last_export = Instant::now();
         loop {
             self.reconcile(&campaign, resuming, stop.is_none(), on_event)?;
@@ -904,10 +904,10 @@ impl Engine {
                 last_export = Instant::now();
             }
             if progressed {
-                poll = Duration::from_millis(5);
+                poll = Duration::from_millis(1);
             } else {
                 std::thread::sleep(poll);
-                poll = (poll * 2).min(opts.max_poll);
+                poll = (poll * 3 / 2).min(opts.max_poll);
             }
         }
         let status = match (&stop, &refused_stop) {
@@ -1030,7 +1030,7 @@ impl Engine {
     /// Waits for one experiment to finish and be evaluated.
     pub fn wait(&mut self, exp_id: i64, timeout: Duration) -> Result<Experiment, EngineError> {
         let start = Instant::now();
-        let mut poll = Duration::from_millis(5);
+        let mut poll = Duration::from_millis(1);
         let mut sink = |_e: LoopEvent| {};
         loop {
             let exp = self
@@ -1058,7 +1058,7 @@ impl Engine {
                 return Err(EngineError::WaitTimeout(exp_id));
             }
             std::thread::sleep(poll);
-            poll = (poll * 2).min(Duration::from_millis(200));
+            poll = (poll * 3 / 2).min(Duration::from_millis(200));
         }
     }
 
