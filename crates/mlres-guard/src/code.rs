@@ -557,7 +557,7 @@ pub(crate) fn scan_prompt(text: &str, an: &mut Analyzer) -> Result<(), String> {
             if let Some(p) = bad_phrases.iter().find(|p| lower.contains(*p)) {
                 return Err(format!(
                     "the subagent prompt instructs it to `{p}`, which is outside what agents may do. \
-                     Spend goes through `mlres exp submit`/`mlres jobs run`; approvals come from the user"
+                     Spend goes through `mlres exp submit`/`mlres loop run`; approvals come from the user"
                 ));
             }
         }

@@ -767,8 +767,8 @@ impl<'a> Analyzer<'a> {
         for c in Self::path_candidates(a) {
             if let Some(why) = self.pe.secret_read(&c, a.glob) {
                 return Err(format!(
-                    "refused: {why} (`{}`). mlres uses the credentials itself; if you need Hub \
-                     access use `mlres hub …`, and ask the user for anything else",
+                    "refused: {why} (`{}`). mlres uses the credentials itself; if you need \
+                     something that needs them, ask the user",
                     c
                 ));
             }
@@ -980,6 +980,11 @@ impl<'a> Analyzer<'a> {
         let _ = prefix;
         match name {
             "PATH" => self.path_modified = true,
+            // Changing the field separator turns a harmless-looking word into several words
+            // (`IFS=_; c=hf_jobs_run; $c`): no ordinary ML command needs it.
+            "IFS" => {
+                return Err(deny_obf("setting `IFS` re-splits words into new commands"));
+            }
             "BASH_ENV" | "ENV" | "LD_PRELOAD" | "PROMPT_COMMAND" | "PS4" | "BASH_XTRACEFD"
             | "GIT_SSH_COMMAND" | "GIT_EXTERNAL_DIFF" | "PAGER" | "GIT_PAGER" | "EDITOR"
             | "VISUAL" => {
@@ -2186,7 +2191,7 @@ impl<'a> Analyzer<'a> {
             ));
         }
         let what = if sub == "jobs" {
-            "HF Jobs are launched and inspected only through mlres (`mlres jobs …`)"
+            "HF Jobs are launched only through mlres (`mlres exp submit …` within the approved envelope)"
         } else {
             "it writes to or spends on the Hugging Face Hub outside the broker"
         };
