@@ -17,6 +17,26 @@ pub struct ExportPaths {
     pub summary_md: PathBuf,
 }
 
+/// An experiment as agents and scripts see it: `mlres exp … --json` and the MCP tools.
+pub fn experiment_json(e: &Experiment) -> Value {
+    json!({
+        "id": e.id,
+        "iter": e.iter,
+        "campaign": e.campaign,
+        "state": e.state,
+        "status": e.status,
+        "hypothesis": e.hypothesis,
+        "config": e.config,
+        "metric": e.metric,
+        "metrics": e.metrics,
+        "decision": e.decision,
+        "reason": e.decision_reason,
+        "best_so_far": e.best_so_far,
+        "duration_ms": e.duration_ms,
+        "error": e.error,
+    })
+}
+
 /// The plugin's `runs/ledger.jsonl` row, plus mlres' own fields.
 pub fn plugin_row(e: &Experiment) -> Value {
     let status = match (e.state.as_str(), e.status.as_deref()) {

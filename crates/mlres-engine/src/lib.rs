@@ -17,7 +17,7 @@ pub mod time;
 
 pub use error::EngineError;
 pub use evaluate::{Evaluation, evaluate_logs, scan_logs as scan_log_files};
-pub use export::{ExportPaths, export};
+pub use export::{ExportPaths, experiment_json, export};
 pub use project::{ApprovalStatus, Project, approval_status, require_approval};
 pub use run::{
     CampaignStart, Engine, EngineConfig, LoopEvent, LoopOptions, LoopSummary, StatusReport,

@@ -167,22 +167,7 @@ enum Out {
 
 /// An experiment as agents see it (the same fields as `mlres exp ... --json`).
 fn exp_json(e: &mlres_ledger::Experiment) -> Value {
-    json!({
-        "id": e.id,
-        "iter": e.iter,
-        "campaign": e.campaign,
-        "state": e.state,
-        "status": e.status,
-        "hypothesis": e.hypothesis,
-        "config": e.config,
-        "metric": e.metric,
-        "metrics": e.metrics,
-        "decision": e.decision,
-        "reason": e.decision_reason,
-        "best_so_far": e.best_so_far,
-        "duration_ms": e.duration_ms,
-        "error": e.error,
-    })
+    mlres_engine::experiment_json(e)
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Out, Fail> {

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlres_engine::{LoopEvent, LoopSummary, StatusReport};
 use mlres_ledger::Experiment;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub fn json<T: Serialize + ?Sized>(v: &T) {
     match serde_json::to_string_pretty(v) {
@@ -17,22 +17,7 @@ pub fn json<T: Serialize + ?Sized>(v: &T) {
 }
 
 pub fn exp_json(e: &Experiment) -> Value {
-    json!({
-        "id": e.id,
-        "iter": e.iter,
-        "campaign": e.campaign,
-        "state": e.state,
-        "status": e.status,
-        "hypothesis": e.hypothesis,
-        "config": e.config,
-        "metric": e.metric,
-        "metrics": e.metrics,
-        "decision": e.decision,
-        "reason": e.decision_reason,
-        "best_so_far": e.best_so_far,
-        "duration_ms": e.duration_ms,
-        "error": e.error,
-    })
+    mlres_engine::experiment_json(e)
 }
 
 fn fmt_metric(m: Option<f64>) -> String {
