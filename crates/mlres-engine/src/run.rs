@@ -212,6 +212,32 @@ impl Engine {
             .ok_or(EngineError::MissingSection("Search space"))
     }
 
+    /// Replaces the values of secrets granted to a job (`secrets:` in `## Job`) with
+    /// `[REDACTED:NAME]`, for anything that shows that job's output to a person or an agent.
+    /// The values come from the attempt's own spec (what the job was really given) and from
+    /// this process's environment.
+    pub fn redact_secrets(&self, attempt_dir: &Path, text: &str) -> String {
+        let mut out = text.to_string();
+        let Some(job) = &self.project.program.job else {
+            return out;
+        };
+        let spec_env = mlres_backends::read_spec(attempt_dir)
+            .map(|s| s.env)
+            .unwrap_or_default();
+        for name in &job.secrets {
+            for v in [spec_env.get(name), self.cfg.parent_env.get(name)]
+                .into_iter()
+                .flatten()
+            {
+                // Very short values would redact ordinary text and protect nothing.
+                if v.len() >= 6 {
+                    out = out.replace(v.as_str(), &format!("[REDACTED:{name}]"));
+                }
+            }
+        }
+        out
+    }
+
     /// Records a human approval of the current program.
     pub fn approve(&mut self, approver: &str) -> Result<mlres_ledger::Approval, EngineError> {
         let root = self.project.root_str();

@@ -378,7 +378,8 @@ impl MlresServer {
         }
         let stream = p.stream.unwrap_or_default();
         self.run(move |ctx| {
-            let exp = ctx.engine()?.experiment_status(p.id)?;
+            let mut engine = ctx.engine()?;
+            let exp = engine.experiment_status(p.id)?;
             let Some(handle) = exp.handle.as_deref() else {
                 return Err(Fail::Msg(format!(
                     "experiment {} has not started yet (state {}); it has no logs",
@@ -406,7 +407,8 @@ impl MlresServer {
                 } else {
                     ""
                 },
-                text = String::from_utf8_lossy(&tail.bytes),
+                text =
+                    engine.redact_secrets(Path::new(handle), &String::from_utf8_lossy(&tail.bytes)),
             )))
         })
         .await

@@ -317,7 +317,8 @@ pub fn exp_logs(cli: &Cli, a: &ExpLogsArgs) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
     for f in [main, tail] {
         if let Ok(bytes) = std::fs::read(&f) {
-            let _ = out.write_all(&bytes);
+            let text = engine.redact_secrets(Path::new(h), &String::from_utf8_lossy(&bytes));
+            let _ = out.write_all(text.as_bytes());
         }
     }
     Ok(exit::OK)

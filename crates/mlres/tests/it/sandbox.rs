@@ -57,9 +57,14 @@ fn a_job_cannot_see_the_parents_secrets_unless_granted() {
     let out = logs(&env, &v["id"]);
     assert!(out.contains("score=1"), "{out}");
     assert!(out.contains("PLAIN=visible"), "{out}");
+    // The job received the granted secret; mlres redacts its value whenever it shows output.
     assert!(
-        out.contains("MLRES_GRANTED=granted-value-42"),
+        out.contains("MLRES_GRANTED=[REDACTED:MLRES_GRANTED]"),
         "granted secret missing: {out}"
+    );
+    assert!(
+        !out.contains("granted-value-42"),
+        "a granted secret's value was shown: {out}"
     );
     assert!(
         !out.contains("canary-7f3a9c1e"),
