@@ -66,6 +66,34 @@ fn a_job_cannot_see_the_parents_secrets_unless_granted() {
         !out.contains("granted-value-42"),
         "a granted secret's value was shown: {out}"
     );
+    // Nothing mlres wrote anywhere (ledger, job dirs, exports) carries an ungranted secret.
+    let mut stack = vec![env.path().to_path_buf()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                files += 1;
+                let text = String::from_utf8_lossy(&bytes);
+                assert!(
+                    !text.contains("canary-7f3a9c1e"),
+                    "canary in {}",
+                    p.display()
+                );
+                assert!(
+                    !text.contains("hf_canaryCANARY"),
+                    "HF token canary in {}",
+                    p.display()
+                );
+            }
+        }
+    }
+    assert!(
+        files > 5,
+        "the scan must actually see the ledger and job files ({files})"
+    );
     assert!(
         !out.contains("canary-7f3a9c1e"),
         "parent canary leaked: {out}"
