@@ -206,17 +206,11 @@ impl Progress {
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect();
                 self.latest.insert(*exp, s.join(" "));
-                if let Some(b) = &self.bar {
-                    let msg: Vec<String> = self
-                        .latest
-                        .iter()
-                        .map(|(k, v)| format!("#{k} {v}"))
-                        .collect();
-                    b.set_message(msg.join(" | "));
-                }
+                self.refresh_message();
             }
             LoopEvent::Finished { exp, status } => {
                 self.latest.remove(exp);
+                self.refresh_message();
                 if status != "completed" {
                     self.line(format!("  exp {exp} {status}"));
                 }
@@ -243,6 +237,17 @@ impl Progress {
                 self.line(format!("  refused ({code}): {message}"))
             }
             LoopEvent::Stopping { reason } => self.line(format!("mlres: stopping: {reason}")),
+        }
+    }
+
+    fn refresh_message(&self) {
+        if let Some(b) = &self.bar {
+            let msg: Vec<String> = self
+                .latest
+                .iter()
+                .map(|(k, v)| format!("#{k} {v}"))
+                .collect();
+            b.set_message(msg.join(" | "));
         }
     }
 
