@@ -1,0 +1,1 @@
+//! viewer (in progress).
