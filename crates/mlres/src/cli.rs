@@ -60,6 +60,9 @@ pub enum Command {
     /// The built-in CPU trainer.
     #[command(subcommand)]
     Train(TrainCmd),
+    /// Inspect and audit training data (local files or Hugging Face datasets); spends nothing.
+    #[command(subcommand)]
+    Data(crate::data::DataCmd),
     /// Report which sandbox protections are active on this machine.
     Doctor(JsonArg),
     /// Serve the Model Context Protocol over stdin/stdout for an agent (no approval tool).

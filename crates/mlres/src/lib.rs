@@ -5,6 +5,8 @@
 
 mod cli;
 mod commands;
+mod data;
+mod data_audit;
 mod demo;
 mod guard;
 mod mcp;
@@ -139,6 +141,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Supervise { dir } => commands::supervise(dir),
         Command::Train(TrainCmd::Sft(a)) => train::sft(a),
         Command::Doctor(a) => commands::doctor(a.json),
+        Command::Data(d) => data::run(&cli, d),
         Command::Mcp => mcp::run(&cli),
         Command::Guard(a) => Ok(guard::run(&cli, a)),
         Command::Setup(cli::SetupCmd::Claude(a)) => setup::claude(&cli, a),
