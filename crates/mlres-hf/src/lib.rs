@@ -1,0 +1,34 @@
+//! Blocking, typed client for the parts of the Hugging Face API mlres uses: token resolution
+//! and endpoint selection exactly as `huggingface_hub` does them, `whoami-v2`, the Jobs API
+//! (hardware catalog with per-minute prices, create/get/list/cancel, SSE logs with lossless
+//! reconnect) and the Hub file operations (tree, resolve, create repo, NDJSON commit).
+//!
+//! The token is a [`Token`] newtype that never prints; redirects are never followed
+//! automatically, so the `Authorization` header cannot leave the configured host. Errors are
+//! typed ([`HfError`]) and never contain the token. The crate performs network IO but reads
+//! no environment variables: the binary passes the env map to [`resolve_token`] and
+//! [`Endpoint::from_env`].
+
+mod client;
+mod endpoint;
+mod error;
+mod hub;
+mod jobs;
+pub mod sse;
+mod token;
+mod whoami;
+
+pub use client::{HfClient, RetryPolicy};
+pub use endpoint::{DEFAULT_ENDPOINT, Endpoint};
+pub use error::HfError;
+pub use hub::{
+    CommitInfo, CommitOp, FileContent, LfsInfo, RepoId, RepoType, TreeEntry, TreeEntryKind,
+};
+pub use jobs::{
+    Accelerator, Durations, Hardware, JobInfo, JobOwner, JobSpec, JobStage, ListFilter, LogLine,
+    StreamEnd,
+};
+pub use token::{Token, TokenSource, resolve_token, token_file_path};
+pub use whoami::{
+    AccessToken, AuthInfo, FineGrained, OrgInfo, ScopeEntity, ScopedPermission, WhoAmI,
+};

@@ -1,0 +1,178 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// A Hugging Face access token. It never prints: `Debug` and `Display` show `hf_***`.
+/// It is deliberately not `Serialize`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// A token from a raw value; surrounding whitespace and newlines are stripped and an
+    /// empty value is no token (as `huggingface_hub`'s `_clean_token`).
+    pub fn new(raw: &str) -> Option<Token> {
+        let t = raw.trim();
+        (!t.is_empty()).then(|| Token(t.to_string()))
+    }
+
+    /// The secret value, for the `Authorization` header or a job secret only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 hex digits of the token's sha256: safe to log, useful to tell tokens apart.
+    pub fn fingerprint(&self) -> String {
+        let digest = Sha256::digest(self.0.as_bytes());
+        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("hf_***")
+    }
+}
+
+impl std::fmt::Display for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("hf_***")
+    }
+}
+
+/// Where a token came from (shown to users instead of the value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    /// The `HF_TOKEN` environment variable.
+    EnvHfToken,
+    /// The legacy `HUGGING_FACE_HUB_TOKEN` environment variable.
+    EnvHuggingFaceHubToken,
+    /// The file named by `HF_TOKEN_PATH`.
+    TokenPathFile(PathBuf),
+    /// `$HF_HOME/token` (with `HF_HOME` defaulting to `$XDG_CACHE_HOME/huggingface`, then
+    /// `~/.cache/huggingface`).
+    HfHomeFile(PathBuf),
+}
+
+impl std::fmt::Display for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::EnvHfToken => f.write_str("environment variable HF_TOKEN"),
+            TokenSource::EnvHuggingFaceHubToken => {
+                f.write_str("environment variable HUGGING_FACE_HUB_TOKEN")
+            }
+            TokenSource::TokenPathFile(p) => write!(f, "file {} (HF_TOKEN_PATH)", p.display()),
+            TokenSource::HfHomeFile(p) => write!(f, "file {}", p.display()),
+        }
+    }
+}
+
+pub(crate) fn truthy(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_uppercase().as_str(),
+        "1" | "ON" | "YES" | "TRUE"
+    )
+}
+
+/// Expand a leading `~` and `$VAR` / `${VAR}` from `env` (unknown variables stay as written,
+/// like Python's `os.path.expandvars`).
+fn expand(raw: &str, env: &BTreeMap<String, String>) -> PathBuf {
+    let mut s = String::new();
+    let mut rest = raw;
+    if let Some(tail) = raw.strip_prefix('~')
+        && (tail.is_empty() || tail.starts_with('/'))
+        && let Some(home) = env.get("HOME")
+    {
+        s.push_str(home);
+        rest = tail;
+    }
+    let bytes: Vec<char> = rest.chars().collect();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == '$' {
+            let (name, end, braced) = if bytes.get(i + 1) == Some(&'{') {
+                match bytes[i + 2..].iter().position(|c| *c == '}') {
+                    Some(p) => (
+                        bytes[i + 2..i + 2 + p].iter().collect::<String>(),
+                        i + 3 + p,
+                        true,
+                    ),
+                    None => (String::new(), i + 1, true),
+                }
+            } else {
+                let n: String = bytes[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+                    .collect();
+                let len = n.chars().count();
+                (n, i + 1 + len, false)
+            };
+            if !name.is_empty()
+                && let Some(v) = env.get(&name)
+            {
+                s.push_str(v);
+                i = end;
+                continue;
+            }
+            let _ = braced;
+            s.push('$');
+            i += 1;
+            continue;
+        }
+        s.push(bytes[i]);
+        i += 1;
+    }
+    PathBuf::from(s)
+}
+
+/// The path `huggingface_hub` reads the token file from: `HF_TOKEN_PATH`, else
+/// `$HF_HOME/token`, `HF_HOME` defaulting to `$XDG_CACHE_HOME/huggingface`, then
+/// `~/.cache/huggingface`. `None` only when nothing (not even `HOME`) is known.
+pub fn token_file_path(env: &BTreeMap<String, String>) -> Option<(PathBuf, bool)> {
+    if let Some(p) = env.get("HF_TOKEN_PATH").filter(|p| !p.is_empty()) {
+        return Some((expand(p, env), true));
+    }
+    let home = if let Some(h) = env.get("HF_HOME").filter(|p| !p.is_empty()) {
+        expand(h, env)
+    } else if let Some(x) = env.get("XDG_CACHE_HOME").filter(|p| !p.is_empty()) {
+        expand(x, env).join("huggingface")
+    } else {
+        PathBuf::from(env.get("HOME")?)
+            .join(".cache")
+            .join("huggingface")
+    };
+    Some((home.join("token"), false))
+}
+
+/// Resolve the token in `huggingface_hub`'s order: `HF_HUB_DISABLE_IMPLICIT_TOKEN` (truthy →
+/// no token), `HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN`, then the token file (see
+/// [`token_file_path`]). Empty values fall through to the next source. Pure: the caller
+/// passes the environment and a file reader.
+pub fn resolve_token(
+    env: &BTreeMap<String, String>,
+    read_file: &dyn Fn(&Path) -> Option<String>,
+) -> Option<(Token, TokenSource)> {
+    if env
+        .get("HF_HUB_DISABLE_IMPLICIT_TOKEN")
+        .is_some_and(|v| truthy(v))
+    {
+        return None;
+    }
+    if let Some(t) = env.get("HF_TOKEN").and_then(|v| Token::new(v)) {
+        return Some((t, TokenSource::EnvHfToken));
+    }
+    if let Some(t) = env
+        .get("HUGGING_FACE_HUB_TOKEN")
+        .and_then(|v| Token::new(v))
+    {
+        return Some((t, TokenSource::EnvHuggingFaceHubToken));
+    }
+    let (path, explicit) = token_file_path(env)?;
+    let t = read_file(&path).and_then(|c| Token::new(&c))?;
+    let source = if explicit {
+        TokenSource::TokenPathFile(path)
+    } else {
+        TokenSource::HfHomeFile(path)
+    };
+    Some((t, source))
+}

@@ -1,0 +1,1 @@
+//! Integration tests of mlres-hf against the in-process fake.
