@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -399,6 +400,7 @@ fn run_job(
         .env("HOME", &dir)
         .envs(&env)
         .current_dir(&dir)
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -441,13 +443,11 @@ fn run_job(
             Err(e) => break Err(format!("wait failed: {e}")),
         }
         if canceled(state) {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(&mut child);
             break Err("CANCELED".into());
         }
         if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(&mut child);
             break Err(format!("Job timed out after {timeout} seconds"));
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -473,6 +473,17 @@ fn run_job(
         Err(m) => finish(state, id, "ERROR", Some(m), None),
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Kill the job's whole process group (its children hold the log pipes open).
+fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn list(req: &Request, state: &State, ns: &str) -> Response {

@@ -322,6 +322,21 @@ impl State {
         r.commit = sha256_hex(format!("{}{path}", r.commit).as_bytes())[..40].to_string();
     }
 
+    /// Force a job's stage (e.g. `DELETED`); a running process is killed.
+    pub fn set_stage(&self, id: &str, stage: &str) {
+        {
+            let mut g = self.lock();
+            if let Some(j) = g.jobs.iter_mut().find(|j| j.id == id) {
+                j.stage = stage.into();
+                j.cancel_requested = true;
+                if j.finished.is_none() {
+                    j.finished = Some((Instant::now(), SystemTime::now()));
+                }
+            }
+        }
+        self.changed.notify_all();
+    }
+
     /// Number of calls to the scheduled-jobs API.
     pub fn scheduled_calls(&self) -> u64 {
         self.lock().scheduled_calls

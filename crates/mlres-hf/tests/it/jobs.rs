@@ -1,0 +1,196 @@
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use mlres_fakehf::FakeConfig;
+use mlres_hf::{HfClient, JobInfo, JobStage, ListFilter};
+
+use crate::errors::spec;
+use crate::{client, fake, fake_with, no_canary};
+
+fn sh(script: &str) -> mlres_hf::JobSpec {
+    let mut s = spec();
+    s.command = vec!["/bin/sh".into(), "-c".into(), script.into()];
+    s
+}
+
+pub fn wait_terminal(c: &HfClient, ns: &str, id: &str) -> JobInfo {
+    for _ in 0..2000 {
+        let j = c.get_job(ns, id).unwrap();
+        if j.is_terminal() {
+            return j;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("job {id} did not end");
+}
+
+fn logs(c: &HfClient, id: &str) -> (Vec<String>, Option<JobStage>) {
+    let mut lines = Vec::new();
+    let end = c
+        .stream_logs("alice", id, 0, &mut |l| {
+            assert_eq!(l.index, lines.len());
+            lines.push(l.text);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(end.lines_seen, lines.len());
+    (lines, end.stage)
+}
+
+#[test]
+fn hardware_has_per_minute_prices_and_an_unpriced_flavor() {
+    let f = fake();
+    let hw = client(&f).hardware().unwrap();
+    let basic = hw.iter().find(|h| h.name == "cpu-basic").unwrap();
+    assert_eq!(basic.micro_usd_per_minute(), Some(200));
+    assert_eq!(basic.unit_label.as_deref(), Some("minute"));
+    let a100 = hw.iter().find(|h| h.name == "a100-large").unwrap();
+    assert_eq!(a100.micro_usd_per_minute(), Some(41_700));
+    let unpriced = hw.iter().find(|h| h.name == "cpu-unpriced").unwrap();
+    assert_eq!(unpriced.micro_usd_per_minute(), None);
+}
+
+#[test]
+fn job_really_runs_with_only_its_env_and_logs_in_order() {
+    let f = fake();
+    let c = client(&f);
+    let mut s =
+        sh("echo one; echo \"v=$PLAIN s=$SECRET home=${HOSTNAME:-none}\"; echo two >&2; exit 0");
+    s.environment.insert("PLAIN".into(), "p".into());
+    s.secrets.insert("SECRET".into(), "sv".into());
+    s.labels.insert("mlres-campaign".into(), "c1".into());
+    let job = c.create_job("alice", &s).unwrap();
+    assert_eq!(job.labels["mlres-campaign"], "c1");
+    let (lines, stage) = logs(&c, &job.id);
+    assert_eq!(stage, Some(JobStage::Completed));
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0], "one");
+    assert!(
+        lines.contains(&"v=p s=sv home=none".to_string()),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"two".to_string()));
+    let done = c.get_job("alice", &job.id).unwrap();
+    assert_eq!(done.stage, JobStage::Completed);
+    assert!(done.durations.running_secs.unwrap() >= 0.0);
+    assert!(done.finished_at.is_some());
+    // The fake keeps secret names only.
+    let snap = f.state().snapshot();
+    assert_eq!(
+        snap["jobs"][0]["secretNames"],
+        serde_json::json!(["SECRET"])
+    );
+    assert!(!snap.to_string().contains("\"sv\""));
+}
+
+#[test]
+fn exit_code_timeout_and_cancel() {
+    let f = fake();
+    let c = client(&f);
+    let failed = c.create_job("alice", &sh("exit 3")).unwrap();
+    let j = wait_terminal(&c, "alice", &failed.id);
+    assert_eq!(j.stage, JobStage::Error);
+    assert!(j.message.unwrap().contains('3'));
+
+    let mut slow = sh("sleep 30");
+    slow.timeout_seconds = 1;
+    let t = c.create_job("alice", &slow).unwrap();
+    assert_eq!(wait_terminal(&c, "alice", &t.id).stage, JobStage::Error);
+
+    let long = c.create_job("alice", &sh("sleep 30")).unwrap();
+    c.cancel_job("alice", &long.id).unwrap();
+    assert_eq!(
+        wait_terminal(&c, "alice", &long.id).stage,
+        JobStage::Canceled
+    );
+}
+
+#[test]
+fn list_filters_and_pagination_both_shapes() {
+    for page in [2usize, 0] {
+        let f = fake_with(FakeConfig {
+            jobs_page_size: page,
+            ..FakeConfig::default()
+        });
+        let c = client(&f);
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let mut s = sh("true");
+            s.labels.insert("exp".into(), format!("e{}", i % 2));
+            ids.push(c.create_job("alice", &s).unwrap().id);
+        }
+        for id in &ids {
+            wait_terminal(&c, "alice", id);
+        }
+        let all = c.list_jobs("alice", &ListFilter::default()).unwrap();
+        assert_eq!(
+            all.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+            ids,
+            "page {page}"
+        );
+        let mut labels = BTreeMap::new();
+        labels.insert("exp".to_string(), "e1".to_string());
+        let e1 = c
+            .list_jobs(
+                "alice",
+                &ListFilter {
+                    labels,
+                    stages: vec![],
+                },
+            )
+            .unwrap();
+        assert_eq!(e1.len(), 2);
+        let running = c
+            .list_jobs(
+                "alice",
+                &ListFilter {
+                    labels: BTreeMap::new(),
+                    stages: vec![JobStage::Running],
+                },
+            )
+            .unwrap();
+        assert!(running.is_empty());
+    }
+}
+
+#[test]
+fn deleted_ends_the_stream() {
+    let f = fake();
+    let c = client(&f);
+    let job = c.create_job("alice", &sh("echo a; sleep 30")).unwrap();
+    let st = f.state().clone();
+    let id = job.id.clone();
+    let h = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        st.set_stage(&id, "DELETED");
+    });
+    let (lines, stage) = logs(&c, &job.id);
+    h.join().unwrap();
+    assert_eq!(stage, Some(JobStage::Deleted));
+    assert_eq!(lines, vec!["a".to_string()]);
+}
+
+#[test]
+fn scheduled_jobs_are_never_called() {
+    let f = fake();
+    let c = client(&f);
+    let j = c.create_job("alice", &sh("true")).unwrap();
+    wait_terminal(&c, "alice", &j.id);
+    c.list_jobs("alice", &ListFilter::default()).unwrap();
+    assert_eq!(f.state().scheduled_calls(), 0);
+    no_canary(&f.state().snapshot().to_string());
+}
+
+#[test]
+fn job_info_decoder_accepts_snake_case_and_unknown_stage() {
+    let j = JobInfo::from_json(
+        r#"{"id":"x","owner":{"id":"1","name":"alice","type":"user"},"status":{"stage":"WEIRD"},
+            "docker_image":"img","durations":{"running_secs":2}}"#,
+    )
+    .unwrap();
+    assert_eq!(j.stage, JobStage::Other("WEIRD".into()));
+    assert!(!j.is_terminal());
+    assert_eq!(j.docker_image.as_deref(), Some("img"));
+    assert_eq!(j.durations.running_secs, Some(2.0));
+    assert!(JobInfo::from_json(r#"{"id":"x"}"#).is_err());
+}
