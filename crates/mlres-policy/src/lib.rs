@@ -21,6 +21,7 @@
 mod approval;
 mod budget;
 mod error;
+mod hub;
 mod markdown;
 mod metrics;
 mod program;
@@ -34,6 +35,10 @@ pub use budget::{
     repo_allowed, stop_reason,
 };
 pub use error::{DurationError, ProgramError, SizeError};
+pub use hub::{
+    HubRefusal, TokenScopes, check_create, check_delete, check_repo_scope, check_upload,
+    check_upload_source, contains_hf_token, credential_reason, token_breadth,
+};
 pub use metrics::{MAX_METRIC_KEYS, MetricScan, parse_metric_line};
 pub use program::{
     BUILTIN_PLACEHOLDERS, Backend, Envelope, Goal, JobLimits, JobTemplate, Method, Objective,

@@ -63,6 +63,9 @@ pub enum Command {
     /// Inspect and audit training data (local files or Hugging Face datasets); spends nothing.
     #[command(subcommand)]
     Data(crate::data::DataCmd),
+    /// Hugging Face Hub: whoami, repo files (list/read/upload/delete), repo create.
+    #[command(subcommand)]
+    Hub(crate::hub::HubCmd),
     /// Report which sandbox protections are active on this machine.
     Doctor(JsonArg),
     /// Serve the Model Context Protocol over stdin/stdout for an agent (no approval tool).

@@ -9,6 +9,7 @@ mod data;
 mod data_audit;
 mod demo;
 mod guard;
+mod hub;
 mod mcp;
 mod print;
 mod setup;
@@ -142,6 +143,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Train(TrainCmd::Sft(a)) => train::sft(a),
         Command::Doctor(a) => commands::doctor(a.json),
         Command::Data(d) => data::run(&cli, d),
+        Command::Hub(h) => hub::run(&cli, h),
         Command::Mcp => mcp::run(&cli),
         Command::Guard(a) => Ok(guard::run(&cli, a)),
         Command::Setup(cli::SetupCmd::Claude(a)) => setup::claude(&cli, a),

@@ -7,6 +7,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod demo;
+mod hub;
 mod mcp;
 mod plugin;
 mod sandbox;

@@ -1,0 +1,437 @@
+//! `mlres hub`: whoami, repo files (list, read, upload, delete) and repo creation on the
+//! Hugging Face Hub, through `mlres-hf`. mlres is the only holder of the token: it is
+//! resolved from the environment like `huggingface_hub` does and never printed. Writes need
+//! an approved program.md and pass the pure scope checks in `mlres_policy::hub`; each remote
+//! write is recorded in the ledger.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Subcommand};
+use mlres_hf::{CommitOp, Endpoint, HfClient, RepoId, RepoType, TokenSource, WhoAmI};
+use serde_json::json;
+
+use crate::cli::Cli;
+use crate::{Failure, exit, fail};
+
+/// Largest file `mlres hub files read` prints.
+const MAX_READ: u64 = 50 << 20;
+
+#[derive(Subcommand, Debug)]
+pub enum HubCmd {
+    /// Show the token's user, orgs, role and scopes and where it came from (never its value);
+    /// report when it is broader than the envelope needs.
+    Whoami(WhoamiArgs),
+    /// Files of a Hub repo.
+    #[command(subcommand)]
+    Files(FilesCmd),
+    /// Hub repos.
+    #[command(subcommand)]
+    Repo(RepoCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct WhoamiArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RepoArg {
+    /// Repo id (`ns/name`, or `datasets/ns/name`).
+    pub repo: String,
+    /// Repo type when the id has no prefix.
+    #[arg(long = "type", default_value = "model", value_parser = ["model", "dataset", "space"])]
+    pub kind: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FilesCmd {
+    /// List the files of a repo (recursively).
+    List {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Folder to list.
+        #[arg(long, default_value = "")]
+        path: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one file to stdout.
+    Read {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Path in the repo.
+        path: String,
+    },
+    /// Upload a file from the project (or a job's work/ directory); needs approval.
+    Upload {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Local file.
+        local: PathBuf,
+        /// Path in the repo (default: the file name).
+        #[arg(long)]
+        path_in_repo: Option<String>,
+    },
+    /// Delete a file; needs approval and `allow_deletes: true`.
+    Delete {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Path in the repo.
+        path: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RepoCmd {
+    /// Create a repo (private unless --public and the envelope allows public repos).
+    Create {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Make it public.
+        #[arg(long)]
+        public: bool,
+    },
+}
+
+pub fn run(cli: &Cli, cmd: &HubCmd) -> Result<u8, Failure> {
+    match cmd {
+        HubCmd::Whoami(a) => whoami(cli, a.json),
+        HubCmd::Files(FilesCmd::List { repo, path, json }) => list(repo, path, *json),
+        HubCmd::Files(FilesCmd::Read { repo, path }) => read(repo, path),
+        HubCmd::Files(FilesCmd::Upload {
+            repo,
+            local,
+            path_in_repo,
+        }) => upload(cli, repo, local, path_in_repo.as_deref()),
+        HubCmd::Files(FilesCmd::Delete { repo, path }) => delete(cli, repo, path),
+        HubCmd::Repo(RepoCmd::Create { repo, public }) => create(cli, repo, *public),
+    }
+}
+
+fn refused(msg: impl std::fmt::Display) -> Failure {
+    fail(exit::REFUSED, anyhow!("refused: {msg}"))
+}
+
+/// The client, with the token resolved from the environment exactly like huggingface_hub.
+fn client() -> Result<(HfClient, Option<TokenSource>), Failure> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let endpoint = Endpoint::from_env(&env).map_err(|e| fail(exit::USAGE, anyhow!(e)))?;
+    let resolved = mlres_hf::resolve_token(&env, &|p| std::fs::read_to_string(p).ok());
+    let (token, source) = match resolved {
+        Some((t, s)) => (Some(t), Some(s)),
+        None => (None, None),
+    };
+    Ok((HfClient::new(endpoint, token), source))
+}
+
+fn parse_repo(r: &RepoArg) -> Result<RepoId, Failure> {
+    let kind = RepoType::parse(&r.kind).unwrap_or(RepoType::Model);
+    RepoId::parse(&r.repo, kind).ok_or_else(|| {
+        fail(
+            exit::USAGE,
+            anyhow!(
+                "invalid repo id {:?}: expected ns/name (letters, digits, . _ -)",
+                r.repo
+            ),
+        )
+    })
+}
+
+fn scopes(w: &WhoAmI) -> mlres_policy::TokenScopes {
+    let fg = w.access_token().and_then(|t| t.fine_grained.clone());
+    mlres_policy::TokenScopes {
+        role: w.token_role().unwrap_or("").to_string(),
+        namespaces: w.namespaces(),
+        global: fg.as_ref().map(|f| f.global.clone()).unwrap_or_default(),
+        scoped: fg
+            .map(|f| {
+                f.scoped
+                    .into_iter()
+                    .map(|s| (s.entity.name, s.permissions))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// `token_scope: strict` in the envelope (false until the envelope carries the field).
+fn strict_token_scope(_env: &mlres_policy::Envelope) -> bool {
+    false
+}
+
+/// `public_repos: true` in the envelope (false until the envelope carries the field).
+fn public_repos(_env: &mlres_policy::Envelope) -> bool {
+    false
+}
+
+fn whoami(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
+    let (c, source) = client()?;
+    let w = c.whoami()?;
+    let project = mlres_engine::Project::load(&cli.project).ok();
+    let broader = project
+        .as_ref()
+        .map(|p| mlres_policy::token_breadth(&p.program.envelope, &scopes(&w)))
+        .unwrap_or_default();
+    let strict = project
+        .as_ref()
+        .is_some_and(|p| strict_token_scope(&p.program.envelope));
+    let s = scopes(&w);
+    if json_out {
+        crate::print::json(&json!({
+            "user": w.name,
+            "orgs": w.orgs.iter().map(|o| &o.name).collect::<Vec<_>>(),
+            "token_role": s.role,
+            "token_name": w.access_token().map(|t| t.display_name.clone()),
+            "fine_grained": {"global": s.global, "scoped": s.scoped.iter().map(|(e, p)| json!({"entity": e, "permissions": p})).collect::<Vec<_>>()},
+            "token_source": source.as_ref().map(|s| s.to_string()),
+            "endpoint": c.endpoint().as_str(),
+            "broader_than_envelope": broader,
+            "token_scope": if strict { "strict" } else { "warn" },
+        }));
+    } else {
+        println!("user: {}", w.name);
+        println!(
+            "orgs: {}",
+            w.orgs
+                .iter()
+                .map(|o| o.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "token role: {}",
+            if s.role.is_empty() {
+                "unknown"
+            } else {
+                &s.role
+            }
+        );
+        for g in &s.global {
+            println!("  global: {g}");
+        }
+        for (e, p) in &s.scoped {
+            println!("  {e}: {}", p.join(", "));
+        }
+        if let Some(src) = &source {
+            println!("token from: {src}");
+        }
+        println!("endpoint: {}", c.endpoint());
+        for b in &broader {
+            println!("warning: token broader than the envelope needs: {b}");
+        }
+        if project.is_none() {
+            println!("(no program.md here: token breadth not checked against an envelope)");
+        }
+    }
+    if strict && !broader.is_empty() {
+        return Err(refused(format!(
+            "the envelope says token_scope: strict and the token is broader than it needs: {}",
+            broader.join("; ")
+        )));
+    }
+    Ok(exit::OK)
+}
+
+fn list(r: &RepoArg, path: &str, json_out: bool) -> Result<u8, Failure> {
+    let repo = parse_repo(r)?;
+    let (c, _) = client()?;
+    let entries = c.list_tree(&repo, "main", path, true)?;
+    if json_out {
+        crate::print::json(&json!(entries));
+    } else {
+        for e in entries
+            .iter()
+            .filter(|e| e.kind == mlres_hf::TreeEntryKind::File)
+        {
+            println!("{:>12}  {}", e.size, e.path);
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn read(r: &RepoArg, path: &str) -> Result<u8, Failure> {
+    use std::io::Write;
+    let repo = parse_repo(r)?;
+    let (c, _) = client()?;
+    let f = c.read_file(&repo, "main", path, MAX_READ)?;
+    std::io::stdout()
+        .write_all(&f.bytes)
+        .context("cannot write to stdout")?;
+    Ok(exit::OK)
+}
+
+/// The repo in scope under either spelling (`ns/name` or `datasets/ns/name`).
+fn scope(env: &mlres_policy::Envelope, repo: &RepoId) -> Result<(), Failure> {
+    if mlres_policy::check_repo_scope(env, &repo.to_string()).is_ok() {
+        return Ok(());
+    }
+    mlres_policy::check_repo_scope(env, &repo.id()).map_err(refused)
+}
+
+fn approved(cli: &Cli) -> Result<mlres_engine::Engine, Failure> {
+    let engine = crate::commands::open_engine(cli)?;
+    mlres_engine::require_approval(&engine.ledger, &engine.project)?;
+    Ok(engine)
+}
+
+fn check_token_scope(engine: &mlres_engine::Engine, c: &HfClient) -> Result<(), Failure> {
+    let env = &engine.project.program.envelope;
+    if strict_token_scope(env) {
+        let broader = mlres_policy::token_breadth(env, &scopes(&c.whoami()?));
+        if !broader.is_empty() {
+            return Err(refused(format!(
+                "token_scope: strict and the token is broader than the envelope needs: {}",
+                broader.join("; ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn record(engine: &mut mlres_engine::Engine, payload: serde_json::Value) -> Result<(), Failure> {
+    engine
+        .ledger
+        .append_event(None, "hub_write", &payload)
+        .context("cannot record the Hub write in the ledger")?;
+    Ok(())
+}
+
+fn valid_repo_path(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('/')
+        && !p.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+}
+
+fn upload(
+    cli: &Cli,
+    r: &RepoArg,
+    local: &std::path::Path,
+    path_in_repo: Option<&str>,
+) -> Result<u8, Failure> {
+    let repo = parse_repo(r)?;
+    let mut engine = approved(cli)?;
+    let env = engine.project.program.envelope.clone();
+    scope(&env, &repo)?;
+    let canon = local
+        .canonicalize()
+        .with_context(|| format!("cannot open {}", local.display()))?;
+    let state = crate::state_dir(&cli.state_dir)?;
+    let state = state.canonicalize().unwrap_or(state);
+    mlres_policy::check_upload_source(&canon, &engine.project.root, &state).map_err(refused)?;
+    if !canon.is_file() {
+        return Err(fail(
+            exit::USAGE,
+            anyhow!("{} is not a file", canon.display()),
+        ));
+    }
+    let bytes =
+        std::fs::read(&canon).with_context(|| format!("cannot read {}", canon.display()))?;
+    for p in [local, canon.as_path()] {
+        if let Some(why) = mlres_policy::credential_reason(p, &bytes) {
+            return Err(refused(format!("never uploaded: {why}")));
+        }
+    }
+    let dest = match path_in_repo {
+        Some(p) => p.to_string(),
+        None => canon
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    if !valid_repo_path(&dest) {
+        return Err(fail(exit::USAGE, anyhow!("invalid path in repo {dest:?}")));
+    }
+    let (c, _) = client()?;
+    check_token_scope(&engine, &c)?;
+    let exists = c.file_entry(&repo, "main", &dest)?.is_some();
+    if exists && !env.allow_deletes {
+        return Err(refused(format!(
+            "{dest} already exists in {repo}: overwriting it counts as a delete, which needs allow_deletes: true"
+        )));
+    }
+    let info = c.commit(
+        &repo,
+        "main",
+        &format!("mlres: upload {dest}"),
+        &[CommitOp::Add {
+            path: dest.clone(),
+            bytes: bytes.clone(),
+        }],
+    )?;
+    record(
+        &mut engine,
+        json!({"op": "upload", "repo": repo.to_string(), "path": dest, "bytes": bytes.len(),
+               "sha256": sha256_hex(&bytes), "overwrote": exists, "commit": info.commit_oid}),
+    )?;
+    println!("uploaded {dest} to {repo} (commit {})", info.commit_oid);
+    Ok(exit::OK)
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+fn delete(cli: &Cli, r: &RepoArg, path: &str) -> Result<u8, Failure> {
+    let repo = parse_repo(r)?;
+    let mut engine = approved(cli)?;
+    let env = engine.project.program.envelope.clone();
+    scope(&env, &repo)?;
+    if !env.allow_deletes {
+        return Err(refused(format!(
+            "deleting {path} from {repo} needs allow_deletes: true in the envelope"
+        )));
+    }
+    if !valid_repo_path(path) {
+        return Err(fail(exit::USAGE, anyhow!("invalid path in repo {path:?}")));
+    }
+    let (c, _) = client()?;
+    check_token_scope(&engine, &c)?;
+    let info = c.commit(
+        &repo,
+        "main",
+        &format!("mlres: delete {path}"),
+        &[CommitOp::Delete { path: path.into() }],
+    )?;
+    record(
+        &mut engine,
+        json!({"op": "delete", "repo": repo.to_string(), "path": path, "commit": info.commit_oid}),
+    )?;
+    println!("deleted {path} from {repo} (commit {})", info.commit_oid);
+    Ok(exit::OK)
+}
+
+fn create(cli: &Cli, r: &RepoArg, public: bool) -> Result<u8, Failure> {
+    let repo = parse_repo(r)?;
+    let mut engine = approved(cli)?;
+    let env = engine.project.program.envelope.clone();
+    scope(&env, &repo)?;
+    // Scope passed above (under either spelling); the visibility rule is checked on the
+    // spelling that matched.
+    let spelled = if mlres_policy::check_repo_scope(&env, &repo.to_string()).is_ok() {
+        repo.to_string()
+    } else {
+        repo.id()
+    };
+    mlres_policy::check_create(&env, &spelled, public, public_repos(&env)).map_err(refused)?;
+    let (c, _) = client()?;
+    check_token_scope(&engine, &c)?;
+    let url = c.create_repo(&repo, !public)?;
+    record(
+        &mut engine,
+        json!({"op": "create_repo", "repo": repo.to_string(), "private": !public, "url": url}),
+    )?;
+    println!(
+        "created {} repo {repo}: {url}",
+        if public { "public" } else { "private" }
+    );
+    Ok(exit::OK)
+}
