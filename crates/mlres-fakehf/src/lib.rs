@@ -202,6 +202,12 @@ fn serve_connection(conn: TcpStream, state: &Arc<State>) {
                 if http::write_response(&mut stream, &resp, head).is_err() {
                     return;
                 }
+                if req
+                    .header("connection")
+                    .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+                {
+                    return;
+                }
             }
             Reply::Sse {
                 namespace,
