@@ -491,6 +491,7 @@ impl HfClient {
         let mut delivered = skip_lines;
         let mut reconnects = 0u32;
         let mut idle_rounds = 0u32;
+        let mut failures = 0u32;
         let mut terminal: Option<JobStage> = None;
         loop {
             let before = delivered;
@@ -528,12 +529,18 @@ impl HfClient {
                     reconnects,
                 });
             }
+            // Failures without progress are bounded; a live job whose stream closes cleanly
+            // (e.g. while it is still scheduling) is polled with backoff for as long as it lives.
             if delivered > before {
                 idle_rounds = 0;
+                failures = 0;
             } else {
                 idle_rounds += 1;
+                if !clean {
+                    failures += 1;
+                }
             }
-            if idle_rounds > self.sse_reconnects {
+            if failures > self.sse_reconnects {
                 return Err(HfError::Transport(format!(
                     "log stream of job {id} kept failing ({reconnects} reconnects without a new line)"
                 )));
@@ -544,11 +551,8 @@ impl HfClient {
                     break;
                 }
                 terminal = Some(job.stage);
-            } else if clean && idle_rounds > 0 {
-                // The server closed a stream of a live job without news: do not spin.
-                std::thread::sleep(self.backoff(idle_rounds.min(4) - 1, None));
-            } else if !clean && idle_rounds > 0 {
-                std::thread::sleep(self.backoff(idle_rounds.min(4) - 1, None));
+            } else if idle_rounds > 0 {
+                std::thread::sleep(self.backoff(idle_rounds.min(5) - 1, None));
             }
             reconnects += 1;
         }
