@@ -221,4 +221,17 @@ fn every_error_class_hides_the_token() {
     }
     let snap = f.state().snapshot().to_string();
     no_canary(&snap);
+    no_canary(&format!("{c:?}"));
+    no_canary(&format!(
+        "{:?}",
+        mlres_hf::resolve_token(
+            &[(
+                "HF_TOKEN".to_string(),
+                crate::CANARY_TOKEN_VALUE.to_string()
+            )]
+            .into_iter()
+            .collect(),
+            &|_| None,
+        )
+    ));
 }

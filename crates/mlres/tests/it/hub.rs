@@ -242,3 +242,32 @@ fn writes_need_an_approved_program() {
         "approve",
     );
 }
+
+#[test]
+fn uploads_from_a_job_work_dir_but_not_elsewhere_in_the_state_dir() {
+    let h = setup(false);
+    let work = h.env.state.join("attempts").join("a1").join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("metrics.json"), "{}").unwrap();
+    std::fs::write(h.env.state.join("loose.txt"), "x").unwrap();
+    let w = work.join("metrics.json");
+    let out = h.run(&[
+        "hub",
+        "files",
+        "upload",
+        "alice/results",
+        w.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let loose = h.env.state.join("loose.txt");
+    h.refused(
+        &[
+            "hub",
+            "files",
+            "upload",
+            "alice/results",
+            loose.to_str().unwrap(),
+        ],
+        "outside the project",
+    );
+}
