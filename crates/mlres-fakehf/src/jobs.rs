@@ -76,7 +76,7 @@ pub(crate) fn job_json(j: &Job) -> serde_json::Value {
         "timeoutSeconds": j.timeout_seconds,
         "status": {"stage": j.stage, "message": j.message},
         "durations": {"schedulingSecs": s.round() as u64, "runningSecs": r, "totalSecs": t},
-        "owner": {"id": &crate::sha256_hex(j.namespace.as_bytes())[..24], "name": j.namespace, "type": "user"},
+        "owner": {"id": &crate::sha256_hex(j.namespace.as_bytes())[..24], "name": j.namespace, "type": if j.namespace == j.initiator { "user" } else { "org" }},
         "initiator": {"type": "user", "id": &crate::sha256_hex(j.initiator.as_bytes())[..24], "name": j.initiator},
     })
 }
