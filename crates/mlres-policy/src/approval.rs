@@ -79,6 +79,9 @@ fn envelope(e: &Envelope) -> Value {
             "final_reserve",
             Value::from(format_duration(e.final_reserve_secs)),
         ),
+        ("token_scope", Value::from(e.token_scope.as_str())),
+        ("public_repos", Value::from(e.public_repos)),
+        ("user_token_in_jobs", Value::from(e.user_token_in_jobs)),
     ])
 }
 
@@ -131,6 +134,7 @@ fn job(j: &JobTemplate) -> Value {
             ]),
         ),
         ("network", Value::from(j.network)),
+        ("image", j.image.clone().map_or(Value::Null, Value::from)),
     ])
 }
 

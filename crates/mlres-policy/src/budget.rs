@@ -136,6 +136,32 @@ pub fn check_spend(env: &Envelope, usage: &Usage, req: &SpendRequest) -> Result<
     Ok(())
 }
 
+/// Cost of `secs` seconds at `micro_usd_per_minute`, in micro-dollars, rounded UP to the next
+/// micro-dollar; exact integer arithmetic (saturating at `u64::MAX`, never wrapping).
+pub fn job_cost_micro(micro_usd_per_minute: u64, secs: u64) -> u64 {
+    let prod = u128::from(micro_usd_per_minute) * u128::from(secs);
+    u64::try_from(prod.div_ceil(60)).unwrap_or(u64::MAX)
+}
+
+/// The worst-case cost of one hf-jobs job (price × full timeout) from the live catalog price
+/// of its flavor; a flavor without a price is refused (code `no_price`) before anything is
+/// submitted.
+pub fn priced_cost_micro(
+    flavor: &str,
+    micro_usd_per_minute: Option<u64>,
+    timeout_secs: u64,
+) -> Result<u64, Refusal> {
+    match micro_usd_per_minute {
+        Some(p) => Ok(job_cost_micro(p, timeout_secs)),
+        None => Err(Refusal {
+            code: "no_price",
+            message: format!(
+                "no price for flavor {flavor} in the hardware catalog; nothing was submitted"
+            ),
+        }),
+    }
+}
+
 /// Outcome of evaluating one experiment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -85,6 +85,33 @@ pub struct Envelope {
     /// Walltime kept back at the end of a campaign (`final_reserve`, default 0): the
     /// loop stops proposing when it would eat into it.
     pub final_reserve_secs: u64,
+    /// What to do with a token broader than the envelope needs (`token_scope`, default warn).
+    pub token_scope: TokenScope,
+    /// Whether repositories may be created public (`public_repos`, default false).
+    pub public_repos: bool,
+    /// Whether the user's own token may be injected into hf-jobs when no job-scoped token is
+    /// configured (`user_token_in_jobs`, default false: such jobs are refused).
+    pub user_token_in_jobs: bool,
+}
+
+/// `token_scope`: how a token broader than the envelope needs is treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenScope {
+    /// Refuse to use it.
+    Strict,
+    /// Report it and go on (the default).
+    Warn,
+}
+
+impl TokenScope {
+    /// The YAML name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Strict => "strict",
+            TokenScope::Warn => "warn",
+        }
+    }
 }
 
 /// Where jobs run.
@@ -170,6 +197,9 @@ pub struct JobTemplate {
     pub limits: JobLimits,
     /// Network access (default false: isolated).
     pub network: bool,
+    /// Container image (`image`): required for `hf-jobs` and must be listed in the
+    /// envelope's `images`; unused by `local`.
+    pub image: Option<String>,
 }
 
 /// Resource limits of a job.
@@ -322,6 +352,9 @@ const ENVELOPE_KEYS: &[&str] = &[
     "models",
     "backends",
     "final_reserve",
+    "token_scope",
+    "public_repos",
+    "user_token_in_jobs",
 ];
 const ENVELOPE_MARKERS: &[&str] = &["max_jobs", "max_walltime", "allowed_flavors", "max_timeout"];
 const OBJECTIVE_KEYS: &[&str] = &[
@@ -333,6 +366,7 @@ const OBJECTIVE_KEYS: &[&str] = &[
 ];
 const JOB_KEYS: &[&str] = &[
     "backend", "command", "flavor", "timeout", "env", "pass_env", "secrets", "limits", "network",
+    "image",
 ];
 const LIMIT_KEYS: &[&str] = &["memory", "cpu_time", "file_size", "processes", "log_size"];
 const SEARCH_KEYS: &[&str] = &["method", "parameters", "seed"];
@@ -872,6 +906,8 @@ pub fn split_command(s: &str) -> Result<Vec<String>, String> {
 
 struct JobPos {
     backend: Option<Node>,
+    image: Option<Node>,
+    pass_env: Option<Node>,
     flavor: Option<Node>,
     timeout: Node,
     /// One node per command word (the whole string node when the command was a string).
@@ -955,7 +991,39 @@ fn parse_envelope(root: &Node) -> Result<Envelope, ProgramError> {
         }
         None => 0,
     };
+    let flag = |key: &str| -> Result<bool, ProgramError> {
+        m.get(key)
+            .map(|n| get_bool(n, key))
+            .transpose()
+            .map(|v| v.unwrap_or(false))
+    };
+    let public_repos = flag("public_repos")?;
+    let user_token_in_jobs = flag("user_token_in_jobs")?;
+    let token_scope = match m.get("token_scope") {
+        Some(n) => {
+            let s = get_str(n, "token_scope")?;
+            match s.as_str() {
+                "strict" => TokenScope::Strict,
+                "warn" => TokenScope::Warn,
+                other => {
+                    return Err(err(
+                        n,
+                        format!("`token_scope` must be strict or warn, found `{other}`"),
+                    )
+                    .with_help(suggestion(
+                        other,
+                        &["strict", "warn"],
+                        "values",
+                    )));
+                }
+            }
+        }
+        None => TokenScope::Warn,
+    };
     Ok(Envelope {
+        token_scope,
+        public_repos,
+        user_token_in_jobs,
         max_jobs,
         max_walltime_secs,
         allowed_flavors,
@@ -1138,8 +1206,12 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
         .map(|n| get_bool(n, "network"))
         .transpose()?
         .unwrap_or(false);
+    let image_node = m.get("image");
+    let image = image_node.map(|n| get_str(n, "image")).transpose()?;
     let pos = JobPos {
         backend: backend_node.cloned(),
+        image: image_node.cloned(),
+        pass_env: m.get("pass_env").cloned(),
         flavor: flavor_node.cloned(),
         timeout: timeout_node.clone(),
         command: command_pos,
@@ -1156,9 +1228,49 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
             secrets,
             limits,
             network,
+            image,
         },
         pos,
     ))
+}
+
+/// The hf-jobs rules of a job template: an image from the envelope's `images`, a namespace
+/// in the envelope, no `pass_env` (a remote job gets no local environment, only literal `env`
+/// values and granted `secrets`), and no `{workdir}`/`{mlres}` placeholders (they name local
+/// paths that do not exist in the job's container).
+fn check_hf_job(job: &JobTemplate, pos: &JobPos, env: &Envelope) -> Result<(), ProgramError> {
+    let Some(image) = &job.image else {
+        return Err(
+            err(&pos.at, "a job with `backend: hf-jobs` needs an `image`")
+                .with_help("add e.g. `image: python:3.12` and list it in the envelope's `images`"),
+        );
+    };
+    if !env.images.contains(image) {
+        let at = pos.image.as_ref().unwrap_or(&pos.at);
+        return Err(err(
+            at,
+            format!(
+                "job image `{image}` is not in the envelope's images [{}]",
+                env.images.join(", ")
+            ),
+        )
+        .with_help(
+            "use an image the envelope lists, or add it there (which needs a new approval)",
+        ));
+    }
+    if env.namespace.is_none() {
+        return Err(err(
+            &pos.at,
+            "a job with `backend: hf-jobs` needs a `namespace` in the budget envelope",
+        )
+        .with_help("add `namespace: <your user or org>` to the envelope: it names who is billed"));
+    }
+    if !job.pass_env.is_empty() {
+        let at = pos.pass_env.as_ref().unwrap_or(&pos.at);
+        return Err(err(at, "`pass_env` is not allowed for hf-jobs: a remote job gets only literal `env` values and granted `secrets`")
+            .with_help("write the values under `env`, or grant a secret under `secrets`"));
+    }
+    Ok(())
 }
 
 fn to_scalar(node: &Node) -> Result<Scalar, ProgramError> {
@@ -1610,6 +1722,18 @@ fn check_job(
                 names.join(", ")
             ),
         ));
+    }
+    if job.backend == Backend::HfJobs {
+        check_hf_job(job, pos, env)?;
+    } else if let Some(n) = &pos.image {
+        return Err(err(
+            n,
+            format!(
+                "`image` is only used by the hf-jobs backend, not `{}`",
+                job.backend
+            ),
+        )
+        .with_help("remove `image`, or set `backend: hf-jobs`"));
     }
     let mut names: Vec<&str> = BUILTIN_PLACEHOLDERS.to_vec();
     if let Some(s) = space {

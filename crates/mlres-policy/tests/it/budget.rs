@@ -2,7 +2,8 @@
 
 use mlres_policy::{
     Backend, Decision, Envelope, Goal, LoopFacts, Money, Objective, SpendRequest, StopReason,
-    Usage, check_spend, decide, glob_match, repo_allowed, stop_reason,
+    TokenScope, Usage, check_spend, decide, glob_match, job_cost_micro, priced_cost_micro,
+    repo_allowed, stop_reason,
 };
 
 fn env() -> Envelope {
@@ -23,6 +24,9 @@ fn env() -> Envelope {
         models: vec![],
         backends: vec![Backend::Local, Backend::HfJobs],
         final_reserve_secs: 3600,
+        token_scope: TokenScope::Warn,
+        public_repos: false,
+        user_token_in_jobs: false,
     }
 }
 
@@ -454,4 +458,50 @@ fn output_repo_globs() {
     assert!(glob_match("a*b?c", "aXXbYc"));
     assert!(!glob_match("a*b?c", "aXXbc"));
     assert!(glob_match("*", ""));
+}
+
+#[test]
+fn job_cost_is_exact_and_rounds_up() {
+    // cpu-basic: 167 micro-USD per minute.
+    assert_eq!(job_cost_micro(167, 60), 167);
+    assert_eq!(job_cost_micro(167, 3600), 10_020);
+    // 167 * 1 / 60 = 2.78 -> 3 (ceil, never under-reserved).
+    assert_eq!(job_cost_micro(167, 1), 3);
+    assert_eq!(job_cost_micro(167, 0), 0);
+    assert_eq!(job_cost_micro(0, 3600), 0);
+    // 16667 * 90 / 60 = 25000.5 -> 25001.
+    assert_eq!(job_cost_micro(16_667, 90), 25_001);
+    // No overflow: u128 intermediate, saturating result.
+    assert_eq!(job_cost_micro(u64::MAX, u64::MAX), u64::MAX);
+    assert_eq!(job_cost_micro(u64::MAX, 60), u64::MAX);
+}
+
+#[test]
+fn flavor_without_price_is_refused() {
+    let r = priced_cost_micro("a10g-small", None, 3600).unwrap_err();
+    assert_eq!(r.code, "no_price");
+    assert_eq!(
+        r.message,
+        "no price for flavor a10g-small in the hardware catalog; nothing was submitted"
+    );
+    assert_eq!(priced_cost_micro("cpu-basic", Some(167), 3600), Ok(10_020));
+}
+
+#[test]
+fn reserved_price_times_timeout_is_held_against_max_cost() {
+    // $10 budget; t4-small at 6667 micro-USD/min for 1 h reserves $0.40002.
+    let cost = job_cost_micro(6_667, 3600);
+    assert_eq!(cost, 400_020);
+    let mut r = req();
+    r.cost_micro_usd = cost;
+    let used = Usage {
+        cost_micro_usd: 10_000_000 - cost,
+        ..Usage::default()
+    };
+    assert_eq!(code(&used, &r), None, "exactly at the limit is allowed");
+    let over = Usage {
+        cost_micro_usd: 10_000_000 - cost + 1,
+        ..Usage::default()
+    };
+    assert_eq!(code(&over, &r), Some("max_cost"));
 }

@@ -3,6 +3,7 @@
 mod approval;
 mod budget;
 mod durations;
+mod hfjobs;
 mod hub;
 mod malformed;
 mod metrics;

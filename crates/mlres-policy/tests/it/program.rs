@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use mlres_policy::{
     Backend, Envelope, Goal, JobLimits, JobTemplate, Method, Money, Objective, Param, Scalar,
-    SearchSpace, parse_program,
+    SearchSpace, TokenScope, parse_program,
 };
 
 use crate::common::{BASE, doc};
@@ -34,6 +34,9 @@ fn fixture_parses_into_expected_struct() {
             models: vec!["builtin/tiny".into()],
             backends: vec![Backend::Local, Backend::HfJobs],
             final_reserve_secs: 1800,
+            token_scope: TokenScope::Warn,
+            public_repos: false,
+            user_token_in_jobs: false,
         }
     );
     assert_eq!(
@@ -82,6 +85,7 @@ fn fixture_parses_into_expected_struct() {
                 log_bytes: 4 << 20,
             },
             network: false,
+            image: None,
         })
     );
     assert_eq!(
