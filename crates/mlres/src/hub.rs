@@ -159,14 +159,14 @@ fn scopes(w: &WhoAmI) -> mlres_policy::TokenScopes {
     }
 }
 
-/// `token_scope: strict` in the envelope (false until the envelope carries the field).
-fn strict_token_scope(_env: &mlres_policy::Envelope) -> bool {
-    false
+/// `token_scope: strict` in the envelope.
+fn strict_token_scope(env: &mlres_policy::Envelope) -> bool {
+    env.token_scope == mlres_policy::TokenScope::Strict
 }
 
-/// `public_repos: true` in the envelope (false until the envelope carries the field).
-fn public_repos(_env: &mlres_policy::Envelope) -> bool {
-    false
+/// `public_repos: true` in the envelope.
+fn public_repos(env: &mlres_policy::Envelope) -> bool {
+    env.public_repos
 }
 
 fn whoami(cli: &Cli, json_out: bool) -> Result<u8, Failure> {

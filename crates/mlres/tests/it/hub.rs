@@ -13,6 +13,10 @@ struct Hub {
 }
 
 fn setup(allow_deletes: bool) -> Hub {
+    setup_with(allow_deletes, "")
+}
+
+fn setup_with(allow_deletes: bool, extra_envelope: &str) -> Hub {
     let env = Env::new();
     let program = Fast::default()
         .program()
@@ -22,11 +26,7 @@ fn setup(allow_deletes: bool) -> Hub {
         )
         .replace(
             "allow_deletes: false",
-            if allow_deletes {
-                "allow_deletes: true"
-            } else {
-                "allow_deletes: false"
-            },
+            &format!("allow_deletes: {allow_deletes}\n{extra_envelope}"),
         );
     env.write_program(&program);
     env.approve();
@@ -270,4 +270,69 @@ fn uploads_from_a_job_work_dir_but_not_elsewhere_in_the_state_dir() {
         ],
         "outside the project",
     );
+}
+
+#[test]
+fn strict_token_scope_refuses_a_broad_token() {
+    let h = setup_with(false, "token_scope: strict");
+    std::fs::write(h.env.project.join("ok.txt"), "fine\n").unwrap();
+    let out = h.run(&["hub", "whoami"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("token_scope: strict"),
+        "{}",
+        stderr(&out)
+    );
+    h.refused(
+        &["hub", "files", "upload", "alice/results", "ok.txt"],
+        "broader",
+    );
+    h.refused(&["hub", "repo", "create", "alice/results"], "broader");
+}
+
+#[test]
+fn strict_token_scope_accepts_a_fitted_fine_grained_token() {
+    let h = setup_with(false, "token_scope: strict");
+    h.fake.state().add_token(mlres_fakehf::TokenConfig {
+        token: "hf_mlresCANARYfitted0123456789abcdef".into(),
+        user: "alice".into(),
+        orgs: vec!["acme-ml".into()],
+        role: "fineGrained".into(),
+        fine_grained: Some(serde_json::json!({
+            "global": [],
+            "scoped": [{"entity": {"type": "model", "name": "alice/results"}, "permissions": ["repo.write"]}]
+        })),
+        display_name: "fitted".into(),
+    });
+    std::fs::write(h.env.project.join("ok.txt"), "fine\n").unwrap();
+    let out = h
+        .env
+        .cmd()
+        .env("HF_ENDPOINT", h.fake.url())
+        .env("HF_TOKEN", "hf_mlresCANARYfitted0123456789abcdef")
+        .current_dir(&h.env.project)
+        .args(["hub", "files", "upload", "alice/results", "ok.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("mlresCANARY"));
+}
+
+#[test]
+fn public_repo_when_the_envelope_allows_it() {
+    let h = setup_with(false, "public_repos: true");
+    let out = h.run(&["hub", "repo", "create", "alice/results", "--public"]);
+    // alice/results was seeded, so the Hub answers 409: the request was allowed through.
+    assert_ne!(code(&out), 3, "{}", stderr(&out));
+    let out = h.run(&["hub", "repo", "create", "datasets/alice/data-2", "--public"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let snap = h.fake.state().snapshot();
+    let repo = snap["repos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "alice/data-2")
+        .unwrap()
+        .clone();
+    assert_eq!(repo["private"], false);
 }
