@@ -8,6 +8,7 @@
 //! environment variables (the binary hands it a snapshot of what it may pass to jobs) and never
 //! chooses exit codes. It must not know SQL, HTTP routes or terminal styling.
 
+mod datasets;
 mod error;
 mod evaluate;
 mod export;

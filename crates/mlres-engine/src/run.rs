@@ -241,11 +241,14 @@ impl Engine {
     /// Records a human approval of the current program.
     pub fn approve(&mut self, approver: &str) -> Result<mlres_ledger::Approval, EngineError> {
         let root = self.project.root_str();
-        let a = self.ledger.record_approval(
+        // Hash the datasets first: an unreadable dataset fails the approval, nothing recorded.
+        let datasets = crate::datasets::current(&self.project)?;
+        let a = self.ledger.record_approval_pinned(
             &root,
             &self.project.hash,
             &self.project.document,
             approver,
+            datasets.as_ref(),
         )?;
         Ok(a)
     }
@@ -344,7 +347,8 @@ impl Engine {
         campaign: &Campaign,
         req: SubmitRequest,
     ) -> Result<Experiment, EngineError> {
-        require_approval(&self.ledger, &self.project)?;
+        let approval = require_approval(&self.ledger, &self.project)?;
+        self.check_datasets(&approval)?;
         if let Some(c) = self.ledger.campaign(&campaign.id)?
             && (c.stop_requested || c.status != "active")
         {
@@ -411,6 +415,40 @@ impl Engine {
         };
         self.launch(campaign, &exp, 1)?;
         Ok(self.ledger.experiment(exp.id)?.unwrap_or(exp))
+    }
+
+    /// How the declared datasets differ from the manifest pinned with `approval` (empty when
+    /// they match or none are declared; a missing pin is one difference).
+    pub fn dataset_changes(
+        &self,
+        approval: &mlres_ledger::Approval,
+    ) -> Result<Vec<String>, EngineError> {
+        let Some(now) = crate::datasets::current(&self.project)? else {
+            return Ok(Vec::new());
+        };
+        let Some(pinned) = self.ledger.pinned_datasets(approval)? else {
+            return Ok(vec![
+                "the approval has no dataset manifest (approve again to pin the declared datasets)"
+                    .into(),
+            ]);
+        };
+        Ok(crate::datasets::differences(&pinned, &now))
+    }
+
+    /// Refuses when a declared dataset no longer matches the manifest pinned at approval.
+    fn check_datasets(&self, approval: &mlres_ledger::Approval) -> Result<(), EngineError> {
+        let diff = self.dataset_changes(approval)?;
+        if diff.is_empty() {
+            return Ok(());
+        }
+        Err(EngineError::Refused {
+            code: "dataset_changed".into(),
+            message: format!(
+                "a dataset changed since approval (review it, e.g. `mlres data audit`, then \
+                 `mlres approve` again):\n  {}",
+                diff.join("\n  ")
+            ),
+        })
     }
 
     fn builtins(&self, campaign: &Campaign, exp: i64, iter: u32) -> BTreeMap<String, String> {

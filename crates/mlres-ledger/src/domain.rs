@@ -338,6 +338,20 @@ impl Ledger {
         document: &str,
         approver: &str,
     ) -> Result<Approval, LedgerError> {
+        self.record_approval_pinned(project_root, hash, document, approver, None)
+    }
+
+    /// [`Ledger::record_approval`] that also pins `datasets` (a content manifest) in a
+    /// `dataset_manifest` event in the same transaction: an approval never exists without the
+    /// manifest it was granted for.
+    pub fn record_approval_pinned(
+        &mut self,
+        project_root: &str,
+        hash: &str,
+        document: &str,
+        approver: &str,
+        datasets: Option<&serde_json::Value>,
+    ) -> Result<Approval, LedgerError> {
         non_empty("project_root", project_root)?;
         non_empty("approval hash", hash)?;
         self.write(|w| {
@@ -363,6 +377,19 @@ impl Ledger {
                     "document_sha256": crypto::sha256_hex(document.as_bytes()),
                 }),
             )?;
+            if let Some(m) = datasets {
+                w.append(
+                    None,
+                    "dataset_manifest",
+                    &json!({
+                        "approval_id": id,
+                        "project_root": project_root,
+                        "approval_hash": hash,
+                        "approval_created_ms": w.now,
+                        "manifest": m,
+                    }),
+                )?;
+            }
             Ok(Ok(Approval {
                 project_root: project_root.to_string(),
                 hash: hash.to_string(),
@@ -371,6 +398,31 @@ impl Ledger {
                 created_ms: w.now,
             }))
         })
+    }
+
+    /// The manifest pinned with `approval` (see [`Ledger::record_approval_pinned`]), if any.
+    /// Matched by approval id, so a later approval never inherits an earlier one's pin.
+    pub fn pinned_datasets(&self, approval: &Approval) -> Result<Option<Value>, LedgerError> {
+        let id: Option<i64> = self.conn.query_row(
+            "SELECT MAX(id) FROM approvals WHERE project_root = ?1 AND hash = ?2
+             AND created_ms = ?3",
+            (&approval.project_root, &approval.hash, approval.created_ms),
+            |r| r.get(0),
+        )?;
+        let Some(id) = id else { return Ok(None) };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT payload FROM events WHERE kind = 'dataset_manifest' ORDER BY seq DESC",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        for row in rows {
+            let payload: Value = serde_json::from_str(&row?)?;
+            if payload["approval_id"] == id
+                && payload["project_root"] == approval.project_root.as_str()
+            {
+                return Ok(Some(payload["manifest"].clone()));
+            }
+        }
+        Ok(None)
     }
 
     /// The latest approval of `project_root`, after re-verifying its MAC (over project root,

@@ -96,13 +96,15 @@ pub fn check(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
 pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
     let mut engine = open_engine(cli)?;
     let status = mlres_engine::approval_status(&engine.ledger, &engine.project)?;
+    let mut data_changes = Vec::new();
     if let ApprovalStatus::Approved(prev) = &status {
         let current = engine.current_campaign()?;
         let needs_new = current
             .as_ref()
             .map(|c| c.status != "active" && prev.created_ms <= c.created_ms)
             .unwrap_or(false);
-        if !needs_new {
+        data_changes = engine.dataset_changes(prev)?;
+        if !needs_new && data_changes.is_empty() {
             if a.json {
                 print::json(&json!({"approved": true, "hash": prev.hash, "unchanged": true}));
             } else {
@@ -123,6 +125,15 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
     let _ = writeln!(err, "{}", engine.project.document);
     if let ApprovalStatus::Changed { diff, .. } = &status {
         let _ = writeln!(err, "\nChanges since the last approval:\n{diff}");
+    }
+    if !data_changes.is_empty() {
+        let _ = writeln!(
+            err,
+            "\nDataset changes since the last approval (audit them first: `mlres data audit`):"
+        );
+        for c in &data_changes {
+            let _ = writeln!(err, "  {c}");
+        }
     }
     let approver = if a.operator {
         format!("{} (--operator)", crate::user_name())

@@ -78,3 +78,23 @@ fn deleting_only_approval_is_detected() {
         Err(LedgerError::Tampered(_))
     ));
 }
+
+#[test]
+fn a_pinned_manifest_belongs_to_its_own_approval_only() {
+    let (_t, mut l) = fresh();
+    let m1 = serde_json::json!({"entries": [{"name": "d", "sha": "1"}]});
+    let a1 = l
+        .record_approval_pinned("/p", "h1", "doc", "alice", Some(&m1))
+        .unwrap();
+    assert_eq!(l.pinned_datasets(&a1).unwrap(), Some(m1.clone()));
+    // A later approval without datasets has no pin, and does not inherit the old one.
+    let a2 = l.record_approval("/p", "h1", "doc", "alice").unwrap();
+    assert_eq!(l.pinned_datasets(&a2).unwrap(), None);
+    // Another project's pin never matches.
+    let m3 = serde_json::json!({"entries": []});
+    l.record_approval_pinned("/q", "h1", "doc", "alice", Some(&m3))
+        .unwrap();
+    assert_eq!(l.pinned_datasets(&a2).unwrap(), None);
+    assert_eq!(l.pinned_datasets(&a1).unwrap(), Some(m1));
+    assert!(l.verify().unwrap().is_ok());
+}

@@ -6,6 +6,7 @@ mod claude;
 mod cli;
 mod concurrency;
 mod crash;
+mod datasets;
 mod demo;
 mod hub;
 mod mcp;
