@@ -43,9 +43,10 @@ pub fn sh(script: &str) -> LocalJobSpec {
     spec(&["/bin/sh", "-c", script])
 }
 
-/// A fresh (non-existent) attempt directory inside a temp dir.
-pub fn attempt_dir() -> (tempfile::TempDir, PathBuf) {
-    let t = tempfile::tempdir().expect("tempdir");
+/// A fresh (non-existent) attempt directory inside a temp dir that is swept for canary
+/// secrets when the test ends.
+pub fn attempt_dir() -> (mlres_testkit::SweptDir, PathBuf) {
+    let t = mlres_testkit::SweptDir::new_in(env!("CARGO_TARGET_TMPDIR"));
     let d = t.path().join("attempt");
     (t, d)
 }

@@ -9,7 +9,11 @@ use crate::*;
 #[test]
 fn parent_secret_is_not_visible_but_spec_env_is() {
     let (_t, dir) = attempt_dir();
-    let canary = format!("canary-{}-{:?}", std::process::id(), Instant::now());
+    let canary = format!(
+        "mlresCANARY-parent-{}-{:?}",
+        std::process::id(),
+        Instant::now()
+    );
     let mut s = spec(&["/usr/bin/env"]);
     s.env.insert("MLRES_VISIBLE".into(), "visible-value".into());
     prepare_attempt(&dir, &s).unwrap();

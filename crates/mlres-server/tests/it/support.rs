@@ -59,7 +59,7 @@ parameters:
 }
 
 pub struct Harness {
-    pub _tmp: tempfile::TempDir,
+    pub _tmp: mlres_testkit::SweptDir,
     pub project: PathBuf,
     pub cfg: EngineConfig,
     pub client: RunningService<RoleClient, ()>,
@@ -72,13 +72,14 @@ pub fn config(state: PathBuf) -> EngineConfig {
         // Never executed by these tests: nothing valid is ever submitted here.
         exe: PathBuf::from("/nonexistent/mlres"),
         parent_env: BTreeMap::new(),
+        hf: None,
     }
 }
 
 impl Harness {
     /// `program`: the program.md to write (None: no program.md); `approve`: pin it first.
     pub async fn start(program: Option<&str>, approve: bool) -> Harness {
-        let tmp = tempfile::tempdir().expect("tempdir");
+        let tmp = mlres_testkit::SweptDir::new_in(env!("CARGO_TARGET_TMPDIR"));
         let project = tmp.path().join("proj");
         let state = tmp.path().join("state");
         std::fs::create_dir_all(&project).unwrap();

@@ -253,6 +253,8 @@ impl Scenario {
         std::fs::create_dir_all(token_file.parent().unwrap()).unwrap();
         std::fs::create_dir_all(&fake_bin).unwrap();
         std::fs::write(&token_file, TOKEN_CANARY).unwrap();
+        // The planted token file is the test's input, not something mlres wrote.
+        env.tmp.allow(&token_file);
         let hf = fake_bin.join("hf");
         std::fs::write(
             &hf,
@@ -670,6 +672,10 @@ fn without_the_hook_the_same_script_does_real_damage() {
     // Control: the identical session with the plugin's hooks removed. Every attack the guarded
     // test expects to be stopped must work here, or that test would prove nothing.
     let s = Scenario::new();
+    // Unguarded, the agent really reads the token: its transcript and the fake API's request
+    // log are expected to hold the canaries here (and only here).
+    s.env.tmp.allow(s.env.path().join("home/.claude"));
+    s.env.tmp.allow(s.env.path().join("requests.jsonl"));
     let plugin = s.env.path().join("plugin-without-hooks");
     copy_dir(&repo_root().join("plugin"), &plugin);
     std::fs::remove_file(plugin.join("hooks/hooks.json")).unwrap();

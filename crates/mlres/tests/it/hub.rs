@@ -55,6 +55,7 @@ impl Hub {
             .args(args)
             .output()
             .unwrap();
+        self.env.record(args, &out);
         for s in [&out.stdout, &out.stderr] {
             assert!(
                 !String::from_utf8_lossy(s).contains("mlresCANARY"),
@@ -170,6 +171,8 @@ fn refusals_exit_3_and_write_nothing() {
     std::fs::write(p.join("kept.txt"), "new\n").unwrap();
     std::fs::write(p.join(".env"), "A=1\n").unwrap();
     std::fs::write(p.join("notes.txt"), format!("token {CANARY_TOKEN}\n")).unwrap();
+    // A credential-bearing file the test plants to prove it is never uploaded.
+    h.env.tmp.allow(p.join("notes.txt"));
     std::fs::write(p.join("id_rsa"), "x\n").unwrap();
     let outside = h.env.path().join("outside.txt");
     std::fs::write(&outside, "outside\n").unwrap();
@@ -314,6 +317,7 @@ fn strict_token_scope_accepts_a_fitted_fine_grained_token() {
         .args(["hub", "files", "upload", "alice/results", "ok.txt"])
         .output()
         .unwrap();
+    h.env.record(&["hub", "files", "upload"], &out);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("mlresCANARY"));
 }

@@ -50,6 +50,7 @@ fn a_job_cannot_see_the_parents_secrets_unless_granted() {
         ])
         .output()
         .unwrap();
+    env.record(&["exp", "submit"], &e);
     assert!(e.status.success(), "{}", stderr(&e));
     let v: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
     let id = v["id"].as_i64().unwrap().to_string();

@@ -7,15 +7,18 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mlres");
 
+/// A temp project + state dir. It is a [`mlres_testkit::SweptDir`]: when the test ends, every
+/// file mlres wrote there (ledger, job dirs, logs, exports) and every output `run` captured is
+/// swept for the suite's canary secrets, and a leak fails the test.
 pub struct Env {
-    pub tmp: tempfile::TempDir,
+    pub tmp: mlres_testkit::SweptDir,
     pub project: PathBuf,
     pub state: PathBuf,
 }
 
 impl Env {
     pub fn new() -> Env {
-        let tmp = tempfile::tempdir().expect("tempdir");
+        let tmp = mlres_testkit::SweptDir::new_in(env!("CARGO_TARGET_TMPDIR"));
         let project = tmp.path().join("proj");
         let state = tmp.path().join("state");
         std::fs::create_dir_all(&project).unwrap();
@@ -45,7 +48,16 @@ impl Env {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("run mlres")
+        let out = self.cmd().args(args).output().expect("run mlres");
+        self.record(args, &out);
+        out
+    }
+
+    /// Keeps a command's stdout and stderr in the swept dir (use after `cmd().output()`).
+    pub fn record(&self, args: &[&str], out: &Output) {
+        let label = args.iter().take(3).copied().collect::<Vec<_>>().join(" ");
+        self.tmp.record(&format!("{label} stdout"), &out.stdout);
+        self.tmp.record(&format!("{label} stderr"), &out.stderr);
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
