@@ -75,7 +75,7 @@ impl Verdict {
 /// The sanctioned way to spend (appended to spend denials).
 pub const SANCTIONED_SPEND: &str = "The sanctioned way is `mlres exp submit --config … --hypothesis …` (or `mlres loop run` for the whole approved sweep); mlres enforces the approved budget.";
 /// The sanctioned way to write to the Hub (appended to Hub-write denials).
-pub const SANCTIONED_HUB: &str = "Hub writes are not available to agents in this mlres version: report the artifact's path to the user, who decides whether to publish it.";
+pub const SANCTIONED_HUB: &str = "Hub reads and writes go through mlres, which holds the token and checks the approved output_repos and allow_deletes: `mlres hub files list|read|upload|delete`, `mlres hub repo create`.";
 
 /// Maximum length of a reason string (Claude Code caps output strings at 10,000 chars).
 const MAX_REASON: usize = 4000;
