@@ -23,7 +23,7 @@ fn reasons_explain_the_class() {
     assert!(denied("echo aGY= | base64 -d | sh").contains("piped"));
     assert!(denied("mlres approve").contains("humans"));
     assert!(denied("cat ~/.local/state/mlres/ledger.db").contains("state"));
-    assert!(denied("hf upload me/m .").contains("report the artifact"));
+    assert!(denied("hf upload me/m .").contains("mlres hub files"));
 }
 
 #[test]
