@@ -53,6 +53,16 @@ pub(crate) fn validate_spec(spec: &LocalJobSpec) -> Result<(), BackendError> {
 }
 
 pub(crate) fn prepare_attempt(dir: &Path, spec: &LocalJobSpec) -> Result<(), BackendError> {
+    prepare_attempt_with(dir, spec, &[])
+}
+
+/// [`prepare_attempt`], writing `extra` files (name, content) atomically before `spec.json`,
+/// so an attempt with a spec always has them.
+pub(crate) fn prepare_attempt_with(
+    dir: &Path,
+    spec: &LocalJobSpec,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<(), BackendError> {
     validate_spec(spec)?;
     match fs::read_dir(dir) {
         Ok(mut it) => {
@@ -69,6 +79,9 @@ pub(crate) fn prepare_attempt(dir: &Path, spec: &LocalJobSpec) -> Result<(), Bac
     fs::create_dir_all(&tmp).map_err(io_err("create directory", &tmp))?;
     let lock = dir.join(LOCK);
     File::create(&lock).map_err(io_err("create", &lock))?;
+    for (name, data) in extra {
+        write_atomic(&dir.join(name), data)?;
+    }
     let json = serde_json::to_vec_pretty(spec).map_err(|source| BackendError::Json {
         path: dir.join(SPEC),
         source,

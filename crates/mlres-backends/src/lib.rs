@@ -39,6 +39,7 @@
 
 mod attempt;
 mod doctor;
+mod hfjobs;
 mod logcap;
 mod procs;
 mod sandbox;
@@ -52,6 +53,10 @@ use serde::{Deserialize, Serialize};
 
 pub use attempt::{read_spec, read_status};
 pub use doctor::Protection;
+pub use hfjobs::{
+    HfCredentials, HfJobFile, RemoteJobRef, RemoteStatus, error_code as hf_error_code,
+    is_hf_attempt, prepare_hf_attempt, read_hf_job, read_remote_job, supervise_hf,
+};
 pub use logcap::TAIL_BYTES;
 
 /// What to run and under which restrictions.
@@ -150,6 +155,9 @@ pub struct Status {
     pub network_isolated: bool,
     /// Human-readable explanation (exit reason, start failure, limits hit, notes).
     pub detail: String,
+    /// hf-jobs attempts: the remote job, its final stage and billed running time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<Box<RemoteStatus>>,
 }
 
 /// What a (possibly resumed) engine sees when it looks at an attempt directory.

@@ -28,7 +28,7 @@ extern "C" fn on_cancel_signal(_sig: libc::c_int) {
     CANCEL_REQUESTED.store(true, Ordering::SeqCst);
 }
 
-fn install_signal_handlers() {
+pub(crate) fn install_signal_handlers() {
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1] {
         // SAFETY: `sa` is zero-initialised (a valid sigaction), then filled with a handler that
         // only performs an atomic store; sigemptyset and sigaction get valid pointers.
@@ -53,6 +53,12 @@ pub(crate) fn supervise(dir: &Path) -> Result<Status, BackendError> {
     let dir = std::path::absolute(dir).map_err(io_err("resolve", dir))?;
     if !dir.join(SPEC).is_file() {
         return Err(BackendError::NotAnAttempt(dir));
+    }
+    if crate::hfjobs::is_hf_attempt(&dir) {
+        // Never run a remote job's command on this machine.
+        return Err(BackendError::InvalidSpec(
+            "this is an hf-jobs attempt; it needs the hf-jobs supervisor".into(),
+        ));
     }
     // Handlers first: a cancel() that sees supervisor.pid must not kill us by default action.
     install_signal_handlers();
@@ -108,10 +114,11 @@ fn empty_status(outcome: Outcome, detail: String) -> Status {
         stderr_truncated: false,
         network_isolated: false,
         detail,
+        remote: None,
     }
 }
 
-fn cancel_requested(dir: &Path) -> bool {
+pub(crate) fn cancel_requested(dir: &Path) -> bool {
     CANCEL_REQUESTED.load(Ordering::SeqCst) || dir.join(CANCEL).exists()
 }
 
@@ -519,6 +526,7 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
         stderr_truncated,
         network_isolated: report.isolated,
         detail,
+        remote: None,
     }
 }
 

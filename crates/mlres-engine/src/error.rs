@@ -36,6 +36,8 @@ pub enum EngineError {
     Ledger(#[from] mlres_ledger::LedgerError),
     #[error(transparent)]
     Backend(#[from] mlres_backends::BackendError),
+    #[error("Hugging Face API: {0}")]
+    Hf(#[from] mlres_hf::HfError),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -12,6 +12,7 @@ mod datasets;
 mod error;
 mod evaluate;
 mod export;
+mod hfjobs;
 mod project;
 mod run;
 pub mod time;
@@ -19,8 +20,12 @@ pub mod time;
 pub use error::EngineError;
 pub use evaluate::{Evaluation, evaluate_logs, scan_logs as scan_log_files};
 pub use export::{ExportPaths, experiment_json, export};
+pub use hfjobs::{
+    HfSettings, KnownJob, LABEL_ATTEMPT, LABEL_CAMPAIGN, LABEL_EXP, RemoteJobView,
+    SUPERVISOR_SECRETS_ENV, SUPERVISOR_TOKEN_ENV, remote_job_json, settled_cost_micro,
+};
 pub use project::{ApprovalStatus, Project, approval_status, require_approval};
 pub use run::{
     CampaignStart, Engine, EngineConfig, LoopEvent, LoopOptions, LoopSummary, StatusReport,
-    SubmitRequest,
+    SubmitOverrides, SubmitRequest,
 };

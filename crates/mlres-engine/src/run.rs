@@ -33,6 +33,8 @@ pub struct EngineConfig {
     /// Snapshot of the parent environment; only names listed in the job's `pass_env` or
     /// `secrets` ever reach a job.
     pub parent_env: BTreeMap<String, String>,
+    /// The hf-jobs backend's endpoint and tokens (`None`: hf-jobs is unavailable).
+    pub hf: Option<crate::hfjobs::HfSettings>,
 }
 
 /// Everything needed to act on one project.
@@ -40,8 +42,9 @@ pub struct Engine {
     pub cfg: EngineConfig,
     pub ledger: Ledger,
     pub project: Project,
-    launched_here: HashSet<(i64, u32)>,
+    pub(crate) launched_here: HashSet<(i64, u32)>,
     log_offsets: BTreeMap<i64, u64>,
+    pub(crate) hf_state: crate::hfjobs::HfState,
 }
 
 /// An experiment submitted by an agent (or the loop's proposer).
@@ -51,6 +54,18 @@ pub struct SubmitRequest {
     pub hypothesis: String,
     pub source: &'static str,
     pub proposal_index: Option<u64>,
+}
+
+/// What a single submission may change in the approved template; every override is still
+/// checked against the envelope (and, for hf-jobs, the live catalog).
+#[derive(Debug, Clone, Default)]
+pub struct SubmitOverrides {
+    /// Another flavor.
+    pub flavor: Option<String>,
+    /// Another timeout, seconds.
+    pub timeout_secs: Option<u64>,
+    /// The namespace the caller expects (must be the envelope's).
+    pub namespace: Option<String>,
 }
 
 /// Whether a run continued an unfinished campaign or opened a new one.
@@ -121,6 +136,13 @@ pub enum LoopEvent {
     Stopping {
         reason: String,
     },
+    /// A job in the hf-jobs namespace that must not run was cancelled (or could not be).
+    RemoteJob {
+        job_id: String,
+        action: String,
+        reason: String,
+        labels: BTreeMap<String, String>,
+    },
 }
 
 /// The result of `mlres loop run`.
@@ -185,6 +207,7 @@ impl Engine {
             project,
             launched_here: HashSet::new(),
             log_offsets: BTreeMap::new(),
+            hf_state: Default::default(),
         })
     }
 
@@ -347,6 +370,16 @@ impl Engine {
         campaign: &Campaign,
         req: SubmitRequest,
     ) -> Result<Experiment, EngineError> {
+        self.submit_with(campaign, req, &SubmitOverrides::default())
+    }
+
+    /// [`Engine::submit`] with overrides of the template (checked like the template).
+    pub fn submit_with(
+        &mut self,
+        campaign: &Campaign,
+        req: SubmitRequest,
+        overrides: &SubmitOverrides,
+    ) -> Result<Experiment, EngineError> {
         let approval = require_approval(&self.ledger, &self.project)?;
         self.check_datasets(&approval)?;
         if let Some(c) = self.ledger.campaign(&campaign.id)?
@@ -380,11 +413,45 @@ impl Engine {
             ));
         }
         let envelope = self.project.program.envelope.clone();
+        let flavor = overrides
+            .flavor
+            .clone()
+            .unwrap_or_else(|| job.flavor.clone());
+        let timeout_secs = overrides.timeout_secs.unwrap_or(job.timeout_secs);
+        if let Some(ns) = &overrides.namespace
+            && envelope.namespace.as_deref() != Some(ns.as_str())
+        {
+            return Err(EngineError::Refused {
+                code: "namespace".into(),
+                message: format!(
+                    "namespace `{ns}` is not the envelope's namespace ({}); jobs run and are billed only there",
+                    envelope.namespace.as_deref().unwrap_or("none")
+                ),
+            });
+        }
+        // hf-jobs: flavor against the envelope and the live catalog, worst-case cost from
+        // its price, all before anything is reserved.
+        let (cost_micro, price) = if job.backend == Backend::HfJobs {
+            if timeout_secs > envelope.max_timeout_secs || timeout_secs == 0 {
+                return Err(EngineError::Refused {
+                    code: "max_timeout".into(),
+                    message: format!(
+                        "timeout {} is over max_timeout {} (or zero); nothing was submitted",
+                        mlres_policy::format_duration(timeout_secs),
+                        mlres_policy::format_duration(envelope.max_timeout_secs)
+                    ),
+                });
+            }
+            let (c, p) = self.hf_preflight(campaign, &flavor, timeout_secs)?;
+            (c, Some(p))
+        } else {
+            (0, None)
+        };
         let spend = SpendRequest {
             backend: job.backend,
-            flavor: job.flavor.clone(),
-            timeout_secs: job.timeout_secs,
-            cost_micro_usd: 0,
+            flavor: flavor.clone(),
+            timeout_secs,
+            cost_micro_usd: cost_micro,
         };
         let rr = ReserveRequest {
             hypothesis: req.hypothesis.clone(),
@@ -392,9 +459,9 @@ impl Engine {
             source: req.source.to_string(),
             proposal_index: req.proposal_index,
             backend: backend_name(job.backend).to_string(),
-            flavor: job.flavor.clone(),
-            timeout_secs: job.timeout_secs,
-            cost_micro: 0,
+            flavor,
+            timeout_secs,
+            cost_micro,
         };
         let exp = self.ledger.reserve(&campaign.id, &rr, |u| {
             let usage = mlres_policy::Usage {
@@ -413,7 +480,7 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        self.launch(campaign, &exp, 1)?;
+        self.launch(campaign, &exp, 1, price)?;
         Ok(self.ledger.experiment(exp.id)?.unwrap_or(exp))
     }
 
@@ -474,6 +541,7 @@ impl Engine {
         campaign: &Campaign,
         exp: &Experiment,
         attempt: u32,
+        price: Option<u64>,
     ) -> Result<(), EngineError> {
         let job = self.job()?.clone();
         let dir = self.attempt_dir(&campaign.id, exp.id, attempt);
@@ -485,10 +553,13 @@ impl Engine {
         );
         let argv = mlres_policy::render_command(&job.command, &config, &builtins)
             .map_err(EngineError::InvalidConfig)?;
+        if job.backend == Backend::HfJobs {
+            return self.launch_hf(campaign, exp, attempt, &dir, argv, price);
+        }
         let spec = LocalJobSpec {
             argv,
             env: self.job_env(&job, campaign, exp),
-            timeout_secs: job.timeout_secs,
+            timeout_secs: exp.timeout_secs,
             kill_grace_secs: 5,
             limits: mlres_backends::Limits {
                 memory_bytes: Some(job.limits.memory_bytes),
@@ -574,6 +645,9 @@ impl Engine {
                         AttemptState::Finished(status) => {
                             self.finish(&exp, &status, on_event)?;
                         }
+                        AttemptState::Lost if mlres_backends::is_hf_attempt(&dir) => {
+                            self.hf_settle_lost(&exp, &dir, on_event)?;
+                        }
                         AttemptState::Lost => {
                             // Whatever is left of the job's process group must not keep running.
                             let _ = mlres_backends::kill_lost(&dir);
@@ -618,6 +692,7 @@ impl Engine {
                             }
                         }
                         AttemptState::Running { .. } => {
+                            self.hf_note_remote(&exp, &dir)?;
                             self.progress(&exp, on_event);
                         }
                     }
@@ -637,7 +712,7 @@ impl Engine {
                 }
                 let stale = now.saturating_sub(exp.created_ms) > UNCLAIMED_GRACE_MS;
                 if (resuming && exp.source == "loop") || stale || exp.attempt > 0 {
-                    match self.launch(campaign, &exp, exp.attempt + 1) {
+                    match self.launch(campaign, &exp, exp.attempt + 1, None) {
                         Ok(()) => {}
                         Err(EngineError::Ledger(
                             mlres_ledger::LedgerError::InvalidTransition { .. },
@@ -647,6 +722,7 @@ impl Engine {
                 }
             }
         }
+        self.hf_sweep(campaign, false, on_event)?;
         Ok(())
     }
 
@@ -692,7 +768,11 @@ impl Engine {
             status: name.to_string(),
             exit_code: status.exit_code,
             duration_ms: status.duration_ms,
-            spent_cost_micro: 0,
+            spent_cost_micro: status
+                .remote
+                .as_ref()
+                .map(|r| crate::hfjobs::settled_cost_micro(r))
+                .unwrap_or(0),
             error: if matches!(status.outcome, Outcome::Completed) {
                 None
             } else {
@@ -704,6 +784,9 @@ impl Engine {
                 exp: exp.id,
                 status: name.to_string(),
             });
+            if let Some(r) = &status.remote {
+                self.hf_after_finish(exp, r, on_event)?;
+            }
         }
         self.log_offsets.remove(&exp.id);
         self.evaluate(exp.id, on_event)?;
@@ -888,6 +971,15 @@ impl Engine {
         loop {
             self.reconcile(&campaign, resuming, stop.is_none(), on_event)?;
             resuming = false;
+            if let Some(reason) = self.hf_state.billing_stop.take()
+                && refused_stop.is_none()
+            {
+                on_event(LoopEvent::Stopping {
+                    reason: reason.clone(),
+                });
+                refused_stop = Some(reason);
+                stop = Some(StopReason::OperatorStop);
+            }
             let facts = self.facts(&campaign, exhausted)?;
             // Budget that looks exhausted while jobs are in flight may come back when they
             // settle to their actual duration: wait for them instead of stopping.
@@ -1056,14 +1148,25 @@ impl Engine {
 
     /// `mlres loop stop`: asks the running loop to stop; unless `drain`, cancels jobs in flight.
     pub fn stop(&mut self, reason: &str, drain: bool) -> Result<(Campaign, u32), EngineError> {
+        self.stop_reporting(reason, drain, &mut |_e| {})
+    }
+
+    /// [`Engine::stop`], reporting what reconciliation did (e.g. hf-jobs cancelled because
+    /// the ledger does not know them).
+    pub fn stop_reporting(
+        &mut self,
+        reason: &str,
+        drain: bool,
+        on_event: &mut dyn FnMut(LoopEvent),
+    ) -> Result<(Campaign, u32), EngineError> {
         let c = self
             .current_campaign()?
             .ok_or_else(|| EngineError::NoCampaign(self.project.root.clone()))?;
         self.ledger.request_stop(&c.id, reason)?;
         let n = if drain { 0 } else { self.cancel_in_flight(&c)? };
         // If no loop is running, settle now so the campaign does not stay active forever.
-        let mut sink = |_e: LoopEvent| {};
-        self.reconcile(&c, false, false, &mut sink)?;
+        self.reconcile(&c, false, false, on_event)?;
+        self.hf_sweep(&c, true, on_event)?;
         self.settle_if_stopped(&c.id)?;
         Ok((c, n))
     }

@@ -44,6 +44,7 @@ mod crypto;
 mod domain;
 mod error;
 mod files;
+mod remote;
 mod schema;
 mod types;
 mod verify;
@@ -55,6 +56,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 pub use crypto::{GENESIS_HASH, KEY_LEN, event_hash};
 pub use error::LedgerError;
+pub use remote::RemoteJob;
 pub use schema::SCHEMA_VERSION;
 pub use types::{
     Approval, Campaign, DECISIONS, EvalRecord, Event, Experiment, FINISH_STATUSES, FinishRecord,

@@ -21,7 +21,12 @@ pub fn open_engine(cli: &Cli) -> Result<Engine, Failure> {
 }
 
 pub fn supervise(dir: &Path) -> Result<u8, Failure> {
-    match mlres_backends::supervise(dir) {
+    let result = if mlres_backends::is_hf_attempt(dir) {
+        crate::jobs::supervise_hf(dir)
+    } else {
+        mlres_backends::supervise(dir)
+    };
+    match result {
         Ok(_) => Ok(exit::OK),
         // Someone else (another supervisor, or a resuming engine that voided the attempt)
         // decided first: the job must not run here.
@@ -220,7 +225,11 @@ pub fn loop_status(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
 
 pub fn loop_stop(cli: &Cli, a: &LoopStopArgs) -> Result<u8, Failure> {
     let mut engine = open_engine(cli)?;
-    let (c, n) = engine.stop(&a.reason, a.drain)?;
+    let (c, n) = engine.stop_reporting(&a.reason, a.drain, &mut |e| {
+        if let mlres_engine::LoopEvent::RemoteJob { .. } = &e {
+            crate::jobs::print_remote_event(&e);
+        }
+    })?;
     if a.json {
         print::json(&json!({"campaign": c.id, "stop_requested": true, "cancelled": n}));
     } else if a.drain {

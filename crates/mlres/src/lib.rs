@@ -10,6 +10,7 @@ mod data_audit;
 mod demo;
 mod guard;
 mod hub;
+mod jobs;
 mod mcp;
 mod print;
 mod setup;
@@ -108,10 +109,12 @@ pub(crate) fn engine_config(cli: &Cli) -> Result<EngineConfig, Failure> {
         )
     })?;
     let parent_env: BTreeMap<String, String> = std::env::vars().collect();
+    let hf = jobs::hf_settings(&parent_env);
     Ok(EngineConfig {
         state_dir: state_dir(&cli.state_dir)?,
         exe,
         parent_env,
+        hf,
     })
 }
 
@@ -144,6 +147,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Doctor(a) => commands::doctor(a.json),
         Command::Data(d) => data::run(&cli, d),
         Command::Hub(h) => hub::run(&cli, h),
+        Command::Jobs(j) => jobs::run(&cli, j),
         Command::Mcp => mcp::run(&cli),
         Command::Guard(a) => Ok(guard::run(&cli, a)),
         Command::Setup(cli::SetupCmd::Claude(a)) => setup::claude(&cli, a),

@@ -237,6 +237,12 @@ impl Progress {
                 self.line(format!("  refused ({code}): {message}"))
             }
             LoopEvent::Stopping { reason } => self.line(format!("mlres: stopping: {reason}")),
+            LoopEvent::RemoteJob {
+                job_id,
+                action,
+                reason,
+                ..
+            } => self.line(format!("  hf job {job_id}: {action}: {reason}")),
         }
     }
 

@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod datasets;
 mod demo;
+mod hfjobs;
 mod hub;
 mod mcp;
 mod plugin;

@@ -1,0 +1,698 @@
+//! The hf-jobs backend and `mlres jobs` against the in-process fake Hugging Face server: a full
+//! campaign whose ledger, fake job list and money agree; the cost cap; reconciliation of
+//! unknown and foreign jobs; every refusal; the token never leaving the broker; logs through
+//! dropped SSE connections.
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use mlres_fakehf::{CANARY_TOKEN, FakeConfig, FakeHf};
+use serde_json::Value;
+
+use crate::support::{Env, code, stderr};
+
+struct Hf {
+    env: Env,
+    fake: FakeHf,
+}
+
+/// An hf-jobs campaign: jobs print `score=<x>` (after `sleep` seconds).
+struct Spec<'a> {
+    max_jobs: u32,
+    values: &'a str,
+    flavor: &'a str,
+    allowed: &'a str,
+    timeout: &'a str,
+    max_cost: &'a str,
+    script: &'a str,
+    extra_envelope: &'a str,
+    extra_job: &'a str,
+}
+
+impl Default for Spec<'_> {
+    fn default() -> Self {
+        Spec {
+            max_jobs: 3,
+            values: "[1, 2, 3]",
+            flavor: "cpu-basic",
+            allowed: "[cpu-basic, a100x8, cpu-unpriced, gpu-imaginary]",
+            timeout: "1m",
+            max_cost: "1.00",
+            script: "echo score={x}",
+            extra_envelope: "",
+            extra_job: "",
+        }
+    }
+}
+
+impl Spec<'_> {
+    fn program(&self) -> String {
+        format!(
+            r#"# hf-jobs test campaign
+
+## Goal
+Maximise score on Hugging Face Jobs.
+
+## Budget envelope
+```yaml
+max_jobs: {max_jobs}
+max_walltime: 2h
+allowed_flavors: {allowed}
+max_timeout: 10m
+allow_deletes: false
+output_repos: []
+max_cost_usd: {max_cost}
+max_concurrent: 1
+backends: [hf-jobs]
+namespace: alice
+images: [python:3.12]
+{extra_envelope}
+```
+
+## Objective
+```yaml
+metric: score
+goal: maximize
+```
+
+## Job
+```yaml
+backend: hf-jobs
+image: python:3.12
+command: ["/bin/sh", "-c", "{script}"]
+flavor: {flavor}
+timeout: {timeout}
+{extra_job}
+```
+
+## Search space
+```yaml
+method: grid
+parameters:
+  x:
+    values: {values}
+```
+"#,
+            max_jobs = self.max_jobs,
+            allowed = self.allowed,
+            max_cost = self.max_cost,
+            extra_envelope = self.extra_envelope,
+            flavor = self.flavor,
+            timeout = self.timeout,
+            script = self.script,
+            extra_job = self.extra_job,
+            values = self.values,
+        )
+    }
+}
+
+fn start(spec: &Spec) -> Hf {
+    start_with(spec, FakeConfig::default())
+}
+
+fn start_with(spec: &Spec, cfg: FakeConfig) -> Hf {
+    let env = Env::new();
+    env.write_program(&spec.program());
+    env.approve();
+    let fake = FakeHf::start(FakeConfig {
+        work_root: Some(env!("CARGO_TARGET_TMPDIR").into()),
+        scheduling_delay_ms: 5,
+        ..cfg
+    })
+    .unwrap();
+    Hf { env, fake }
+}
+
+impl Hf {
+    fn cmd(&self) -> std::process::Command {
+        let mut c = self.env.cmd();
+        c.env("HF_ENDPOINT", self.fake.url())
+            .env("HF_TOKEN", CANARY_TOKEN)
+            .env("HF_HOME", self.env.path().join("hfhome"))
+            .env("MLRES_HF_RECONCILE_SECS", "0.05")
+            .env("MLRES_HF_POLL_MS", "50")
+            .env_remove("HUGGING_FACE_HUB_TOKEN")
+            .env_remove("HF_TOKEN_PATH")
+            .env_remove("MLRES_HF_JOB_TOKEN")
+            .env_remove("HF_HUB_DISABLE_IMPLICIT_TOKEN");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = self.cmd().args(args).output().unwrap();
+        self.record(args, &out);
+        out
+    }
+
+    fn record(&self, args: &[&str], out: &Output) {
+        self.env.record(args, out);
+        for s in [&out.stdout, &out.stderr] {
+            assert!(
+                !String::from_utf8_lossy(s).contains("mlresCANARY"),
+                "canary leaked by {args:?}"
+            );
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "mlres {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            stderr(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let s = self.ok(args);
+        serde_json::from_str(&s).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {s}"))
+    }
+
+    fn jobs(&self) -> Vec<Value> {
+        self.fake.state().snapshot()["jobs"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn spent_micro(&self) -> u64 {
+        self.fake.state().snapshot()["spentMicroUSD"]["alice"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    fn job_creates(&self) -> usize {
+        self.fake.state().snapshot()["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == "POST" && r["path"] == "/api/jobs/alice")
+            .count()
+    }
+
+    fn status(&self) -> Value {
+        self.json(&["loop", "status", "--json"])
+    }
+
+    /// Every file under the state dir, and the project's runs/, must be free of the canary.
+    fn no_canary_in_files(&self) {
+        for root in [&self.env.state, &self.env.project] {
+            for p in walk(root) {
+                let b = std::fs::read(&p).unwrap_or_default();
+                assert!(
+                    !b.windows(11).any(|w| w == b"mlresCANARY"),
+                    "canary in {}",
+                    p.display()
+                );
+            }
+        }
+    }
+
+    fn attempt_logs(&self) -> Vec<String> {
+        walk(&self.env.state.join("jobs"))
+            .into_iter()
+            .filter(|p| p.file_name().is_some_and(|n| n == "stdout.log"))
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn usd_used(status: &Value) -> f64 {
+    status["budget"]["cost_usd"]["used"].as_f64().unwrap()
+}
+
+#[test]
+fn full_campaign_ledger_fake_and_money_agree() {
+    let h = start(&Spec::default());
+    let out = h.run(&["loop", "run", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["experiments"], 3, "{summary}");
+    assert_eq!(summary["best"]["metric"], 3.0, "{summary}");
+
+    let status = h.status();
+    let exps = status["experiments"].as_array().unwrap();
+    assert!(exps.iter().all(|e| e["status"] == "completed"), "{status}");
+    // The fake ran exactly the ledger's experiments, labelled with campaign/exp/attempt,
+    // with the approved image, flavor and integer timeout, and no scheduled job.
+    let jobs = h.jobs();
+    assert_eq!(jobs.len(), 3, "{jobs:?}");
+    let campaign = status["campaign"]["id"].as_str().unwrap();
+    let mut exp_ids: Vec<i64> = exps.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    let mut labelled: Vec<i64> = jobs
+        .iter()
+        .map(|j| {
+            assert_eq!(j["labels"]["mlres-campaign"], campaign, "{j}");
+            assert_eq!(j["labels"]["mlres-attempt"], "1", "{j}");
+            assert_eq!(j["stage"], "COMPLETED", "{j}");
+            assert_eq!(j["dockerImage"], "python:3.12");
+            assert_eq!(j["flavor"], "cpu-basic");
+            assert_eq!(j["timeoutSeconds"], 60);
+            // No token in the job unless the envelope allows it (it does not here).
+            assert!(j["secretNames"].as_array().unwrap().is_empty(), "{j}");
+            j["labels"]["mlres-exp"].as_str().unwrap().parse().unwrap()
+        })
+        .collect();
+    exp_ids.sort();
+    labelled.sort();
+    assert_eq!(exp_ids, labelled);
+    assert_eq!(h.fake.state().scheduled_calls(), 0);
+    // Money: the ledger settles each job at price × billed running time (rounded up), so it
+    // is never below the fake's bill and agrees to the cent.
+    let ledger_micro = (usd_used(&status) * 1e6).round() as u64;
+    let fake_micro = h.spent_micro();
+    assert!(ledger_micro >= fake_micro, "{ledger_micro} < {fake_micro}");
+    assert_eq!(
+        (ledger_micro as f64 / 1e4).round(),
+        (fake_micro as f64 / 1e4).round(),
+        "ledger {ledger_micro} vs fake {fake_micro} micro-USD"
+    );
+    // Metric parsing worked from the streamed logs.
+    let logs = h.attempt_logs();
+    assert_eq!(logs.len(), 3);
+    for x in 1..=3 {
+        assert!(
+            logs.iter()
+                .any(|l| l.lines().any(|s| s == format!("score={x}"))),
+            "{logs:?}"
+        );
+    }
+    // Each job is recorded in the ledger.
+    let events = h.json(&["ledger", "events", "--json", "--limit", "500"]);
+    let remote = events
+        .as_array()
+        .or_else(|| events["events"].as_array())
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "remote_job")
+        .count();
+    assert_eq!(remote, 3, "{events}");
+    h.ok(&["ledger", "verify"]);
+    h.no_canary_in_files();
+}
+
+#[test]
+fn next_job_over_max_cost_is_not_submitted() {
+    // a100x8 costs $0.3333 a minute: one reservation of the 1-minute timeout fits in $0.34,
+    // a second one fits only if the first job's actual cost left room.
+    let h = start(&Spec {
+        max_jobs: 10,
+        values: "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]",
+        flavor: "a100x8",
+        max_cost: "0.34",
+        ..Spec::default()
+    });
+    let out = h.run(&["loop", "run", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("max_cost"), "{err}");
+    let status = h.status();
+    let exps = status["experiments"].as_array().unwrap();
+    assert!(!exps.is_empty() && exps.len() < 10, "{status}");
+    // Nothing beyond what the ledger has was sent to the Jobs API.
+    assert_eq!(h.job_creates(), exps.len());
+    assert_eq!(h.jobs().len(), exps.len());
+    // The refusal was right: what was spent plus one more reservation is over the cap.
+    let used = (usd_used(&status) * 1e6).round() as u64;
+    let reservation = 333_300u64; // a100x8, 60 s
+    assert!(used + reservation > 340_000, "used {used}");
+    assert!(used <= 340_000);
+    assert!(used >= h.spent_micro());
+}
+
+#[test]
+fn out_of_band_jobs_are_cancelled_and_reported() {
+    let h = start(&Spec {
+        max_jobs: 2,
+        values: "[1, 2]",
+        script: "sleep 1; echo score={x}",
+        ..Spec::default()
+    });
+    let child = h
+        .cmd()
+        .args(["loop", "run", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the campaign's first job, then submit two jobs behind mlres' back: one with a
+    // foreign label, one with the campaign's label but an experiment the ledger never had.
+    let start = Instant::now();
+    let campaign = loop {
+        if let Some(j) = h.jobs().first() {
+            break j["labels"]["mlres-campaign"].as_str().unwrap().to_string();
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no job started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let client = mlres_hf::HfClient::new(
+        mlres_hf::Endpoint::parse(Some(&h.fake.url())).unwrap(),
+        mlres_hf::Token::new(CANARY_TOKEN),
+    );
+    let spec = |labels: &[(&str, &str)]| mlres_hf::JobSpec {
+        command: vec!["/bin/sh".into(), "-c".into(), "sleep 60".into()],
+        environment: Default::default(),
+        secrets: Default::default(),
+        flavor: "cpu-basic".into(),
+        docker_image: "python:3.12".into(),
+        timeout_seconds: 120,
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let foreign = client
+        .create_job("alice", &spec(&[("team", "other")]))
+        .unwrap();
+    let unknown = client
+        .create_job(
+            "alice",
+            &spec(&[
+                ("mlres-campaign", &campaign),
+                ("mlres-exp", "9999"),
+                ("mlres-attempt", "1"),
+            ]),
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    h.record(&["loop", "run", "oob"], &out);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&foreign.id), "{err}");
+    assert!(err.contains(&unknown.id), "{err}");
+    assert!(err.contains("unknown to the ledger"), "{err}");
+    let stage = |id: &str| {
+        h.jobs().into_iter().find(|j| j["id"] == id).unwrap()["stage"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let t = Instant::now();
+    while (stage(&foreign.id) != "CANCELED" || stage(&unknown.id) != "CANCELED")
+        && t.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(stage(&foreign.id), "CANCELED");
+    assert_eq!(stage(&unknown.id), "CANCELED");
+    // The campaign's own jobs completed; both cancellations are in the ledger.
+    let status = h.status();
+    let exps = status["experiments"].as_array().unwrap();
+    assert!(exps.iter().all(|e| e["status"] == "completed"), "{status}");
+    let events = h.json(&["ledger", "events", "--json", "--limit", "500"]);
+    let cancelled: Vec<&Value> = events
+        .as_array()
+        .or_else(|| events["events"].as_array())
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "remote_job_cancelled")
+        .collect();
+    assert_eq!(cancelled.len(), 2, "{events}");
+    h.no_canary_in_files();
+}
+
+#[test]
+fn loop_stop_cancels_unknown_jobs_of_the_campaign() {
+    let h = start(&Spec::default());
+    h.ok(&["jobs", "run", "--config", "x=2", "--wait"]);
+    let status = h.status();
+    let campaign = status["campaign"]["id"].as_str().unwrap().to_string();
+    let client = mlres_hf::HfClient::new(
+        mlres_hf::Endpoint::parse(Some(&h.fake.url())).unwrap(),
+        mlres_hf::Token::new(CANARY_TOKEN),
+    );
+    let mut labels = std::collections::BTreeMap::new();
+    labels.insert("mlres-campaign".to_string(), campaign);
+    labels.insert("mlres-exp".to_string(), "4242".to_string());
+    labels.insert("mlres-attempt".to_string(), "1".to_string());
+    let stray = client
+        .create_job(
+            "alice",
+            &mlres_hf::JobSpec {
+                command: vec!["/bin/sh".into(), "-c".into(), "sleep 60".into()],
+                environment: Default::default(),
+                secrets: Default::default(),
+                flavor: "cpu-basic".into(),
+                docker_image: "python:3.12".into(),
+                timeout_seconds: 120,
+                labels,
+            },
+        )
+        .unwrap();
+    let list = h.json(&["jobs", "list", "--json"]);
+    let rows = list["jobs"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{list}");
+    assert!(
+        rows.iter()
+            .any(|r| r["id"] == stray.id.as_str() && r["known"].is_null())
+    );
+    assert!(rows.iter().any(|r| !r["known"].is_null()), "{list}");
+    let out = h.run(&["loop", "stop"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&stray.id) && err.contains("cancelled"),
+        "{err}"
+    );
+    let t = Instant::now();
+    loop {
+        let st = client.get_job("alice", &stray.id).unwrap();
+        if st.stage == mlres_hf::JobStage::Canceled {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{st:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn jobs_run_status_logs_cancel() {
+    let h = start(&Spec {
+        script: "echo hello {x}; echo score={x}; sleep 30",
+        ..Spec::default()
+    });
+    let v = h.json(&["jobs", "run", "--config", "x=3", "--json"]);
+    let job = v["job_id"].as_str().unwrap().to_string();
+    let exp = v["experiment"]["id"].as_i64().unwrap().to_string();
+    let s = h.json(&["jobs", "status", &job, "--json"]);
+    assert_eq!(s["known"]["exp"].to_string(), exp, "{s}");
+    let s2 = h.json(&["jobs", "status", &exp, "--json"]);
+    assert_eq!(s2["id"], job.as_str());
+    // Wait until the job printed, then read its logs by experiment id.
+    let t = Instant::now();
+    loop {
+        let l = h.ok(&["jobs", "logs", &exp]);
+        if l.contains("score=3") {
+            assert!(l.contains("hello 3"), "{l}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{l}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    h.ok(&["jobs", "cancel", &job]);
+    let out = h.run(&["exp", "wait", &exp, "--json"]);
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert_eq!(code(&out), 5);
+    let j = h.jobs();
+    assert_eq!(j[0]["stage"], "CANCELED");
+    h.no_canary_in_files();
+}
+
+fn refused(h: &Hf, args: &[&str], needle: &str) {
+    let before = h.job_creates();
+    let out = h.run(args);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 3, "{args:?}: {err}");
+    assert!(err.contains(needle), "{args:?}: {err}");
+    assert_eq!(h.job_creates(), before, "{args:?} created a job");
+}
+
+#[test]
+fn refusals_create_no_job() {
+    let h = start(&Spec::default());
+    // Flavor not allowed by the envelope.
+    refused(
+        &h,
+        &["jobs", "run", "--flavor", "a10g-large"],
+        "not allowed by the approved envelope",
+    );
+    // Allowed by the envelope but not in the live catalog.
+    refused(
+        &h,
+        &["jobs", "run", "--flavor", "gpu-imaginary"],
+        "not in the live hardware catalog",
+    );
+    // Listed without a price.
+    refused(&h, &["jobs", "run", "--flavor", "cpu-unpriced"], "no price");
+    // Timeout over max_timeout.
+    refused(&h, &["jobs", "run", "--timeout", "11m"], "max_timeout");
+    // Namespace other than the envelope's.
+    refused(
+        &h,
+        &["jobs", "run", "--namespace", "acme-ml"],
+        "not the envelope's namespace",
+    );
+    // Scheduled jobs.
+    refused(
+        &h,
+        &["jobs", "run", "--schedule", "@hourly"],
+        "scheduled jobs",
+    );
+    assert_eq!(h.fake.state().scheduled_calls(), 0);
+    // Nothing was reserved by any of them.
+    let status = h.status();
+    assert!(
+        status["experiments"].as_array().unwrap().is_empty(),
+        "{status}"
+    );
+    assert_eq!(usd_used(&status), 0.0);
+}
+
+#[test]
+fn program_refusals_image_namespace_timeout_flavor() {
+    for (spec, needle) in [
+        (
+            Spec {
+                extra_job: "",
+                ..Spec::default()
+            }
+            .program()
+            .replace("image: python:3.12\ncommand", "image: evil:latest\ncommand"),
+            "not in the envelope's images",
+        ),
+        (
+            Spec::default().program().replace("namespace: alice\n", ""),
+            "needs a `namespace`",
+        ),
+        (
+            Spec {
+                timeout: "20m",
+                ..Spec::default()
+            }
+            .program(),
+            "max_timeout",
+        ),
+        (
+            Spec {
+                flavor: "a10g-large",
+                ..Spec::default()
+            }
+            .program(),
+            "allowed_flavors",
+        ),
+    ] {
+        let env = Env::new();
+        env.write_program(&spec);
+        let out = env.run(&["check"]);
+        assert_ne!(code(&out), 0, "{spec}");
+        assert!(stderr(&out).contains(needle), "{needle}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn no_price_in_the_loop_is_a_clear_refusal() {
+    let h = start(&Spec {
+        flavor: "cpu-unpriced",
+        ..Spec::default()
+    });
+    let out = h.run(&["loop", "run"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("no_price") && err.contains("cpu-unpriced"),
+        "{err}"
+    );
+    assert_eq!(h.job_creates(), 0);
+}
+
+#[test]
+fn billing_402_is_explained_and_stops_the_loop() {
+    let h = start(&Spec::default());
+    h.fake.state().set_credits("alice", 0);
+    let out = h.run(&["loop", "run"]);
+    let err = stderr(&out);
+    assert!(err.contains("402") && err.contains("credits"), "{err}");
+    // One attempt reached the API and was refused there; nothing more was tried.
+    assert_eq!(h.job_creates(), 1, "{err}");
+    assert!(h.jobs().is_empty());
+    let status = h.status();
+    assert_eq!(usd_used(&status), 0.0);
+    assert_ne!(status["campaign"]["status"], "active", "{status}");
+}
+
+#[test]
+fn tokens_reach_jobs_only_by_the_token_rule_and_never_any_output() {
+    // Without `user_token_in_jobs`, no token goes into the job (checked in the full
+    // campaign); with it, the user token is injected as the HF_TOKEN secret.
+    let h = start(&Spec {
+        max_jobs: 1,
+        values: "[1]",
+        extra_envelope: "user_token_in_jobs: true",
+        script: "echo token=$HF_TOKEN; echo score={x}",
+        ..Spec::default()
+    });
+    h.ok(&["loop", "run"]);
+    let jobs = h.jobs();
+    assert_eq!(jobs[0]["secretNames"], serde_json::json!(["HF_TOKEN"]));
+    // The job echoed its token: the captured log has it redacted.
+    let logs = h.attempt_logs();
+    assert!(logs[0].contains("token=[REDACTED:HF_TOKEN]"), "{logs:?}");
+    h.ok(&["jobs", "list"]);
+    h.ok(&["jobs", "logs", "1"]);
+    h.no_canary_in_files();
+
+    // A job-scoped token wins over the user token.
+    let h = start(&Spec {
+        max_jobs: 1,
+        values: "[1]",
+        script: "echo score={x}",
+        ..Spec::default()
+    });
+    let out = h
+        .cmd()
+        .env("MLRES_HF_JOB_TOKEN", "hf_jobscopedTOKENvalue123")
+        .args(["loop", "run"])
+        .output()
+        .unwrap();
+    h.record(&["loop", "run", "jobtoken"], &out);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(h.jobs()[0]["secretNames"], serde_json::json!(["HF_TOKEN"]));
+    h.no_canary_in_files();
+}
+
+#[test]
+fn dropped_log_streams_lose_and_duplicate_nothing() {
+    let h = start(&Spec {
+        max_jobs: 1,
+        values: "[1]",
+        script: "for i in $(seq 1 40); do echo line-$i; done; echo score={x}",
+        ..Spec::default()
+    });
+    h.fake.state().drop_sse_after(&[3, 1, 7, 0, 15]);
+    h.ok(&["loop", "run"]);
+    let logs = h.attempt_logs();
+    let lines: Vec<&str> = logs[0].lines().filter(|l| l.starts_with("line-")).collect();
+    let want: Vec<String> = (1..=40).map(|i| format!("line-{i}")).collect();
+    assert_eq!(lines, want);
+    assert_eq!(logs[0].matches("score=1").count(), 1, "{}", logs[0]);
+    let status = h.status();
+    assert_eq!(status["experiments"][0]["metric"], 1.0, "{status}");
+}
