@@ -6,6 +6,8 @@
 //!   attempt was already claimed, 2 on any other error.
 //! - `mlres-supervise-test launch-and-die <dir>`: `launch` a detached supervisor for `dir`, then
 //!   SIGKILL ourselves (the supervisor must survive).
+//! - `mlres-supervise-test supervise-hf <dir>`: the hf-jobs supervisor, token from
+//!   `MLRES_TEST_HF_TOKEN`, secrets (JSON) from `MLRES_TEST_HF_SECRETS`.
 
 use std::process::{Command, ExitCode};
 
@@ -14,6 +16,35 @@ fn main() -> ExitCode {
     match args.get(1..) {
         Some([mode, dir]) if mode == "supervise" => {
             match mlres_backends::supervise(std::path::Path::new(dir)) {
+                Ok(s) => {
+                    println!("{:?}", s.outcome);
+                    ExitCode::SUCCESS
+                }
+                Err(e @ mlres_backends::BackendError::AlreadyClaimed { .. }) => {
+                    eprintln!("{e}");
+                    ExitCode::from(3)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some([mode, dir]) if mode == "supervise-hf" => {
+            // Test token and secrets from this process's environment, like `mlres __supervise`.
+            let Some(token) = std::env::var("MLRES_TEST_HF_TOKEN")
+                .ok()
+                .and_then(|t| mlres_hf::Token::new(&t))
+            else {
+                eprintln!("MLRES_TEST_HF_TOKEN is not set");
+                return ExitCode::from(2);
+            };
+            let secrets = std::env::var("MLRES_TEST_HF_SECRETS")
+                .ok()
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default();
+            let creds = mlres_backends::HfCredentials { token, secrets };
+            match mlres_backends::supervise_hf(std::path::Path::new(dir), &creds) {
                 Ok(s) => {
                     println!("{:?}", s.outcome);
                     ExitCode::SUCCESS

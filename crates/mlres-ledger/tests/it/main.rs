@@ -5,4 +5,5 @@ mod common;
 mod concurrency;
 mod files;
 mod lifecycle;
+mod remote;
 mod tamper;
