@@ -66,7 +66,7 @@ pub enum Command {
     /// Hugging Face Hub: whoami, repo files (list/read/upload/delete), repo create.
     #[command(subcommand)]
     Hub(crate::hub::HubCmd),
-    /// Hugging Face Jobs: run one experiment of the approved template; status, logs, cancel, list.
+    /// Hugging Face Jobs: run one approved experiment; status, logs, cancel, list.
     #[command(subcommand)]
     Jobs(crate::jobs::JobsCmd),
     /// Report which sandbox protections are active on this machine.

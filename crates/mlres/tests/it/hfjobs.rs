@@ -696,3 +696,127 @@ fn dropped_log_streams_lose_and_duplicate_nothing() {
     let status = h.status();
     assert_eq!(status["experiments"][0]["metric"], 1.0, "{status}");
 }
+
+fn supervisor_pid(h: &Hf) -> i32 {
+    let t = Instant::now();
+    loop {
+        if let Some(p) = walk(&h.env.state.join("jobs"))
+            .into_iter()
+            .find(|p| p.file_name().is_some_and(|n| n == "supervisor.pid"))
+            && let Ok(s) = std::fs::read_to_string(&p)
+            && let Ok(pid) = s.trim().parse()
+        {
+            return pid;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "no supervisor");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_dead_supervisor_is_settled_lost_and_its_job_cancelled() {
+    let h = start(&Spec {
+        script: "echo score={x}; sleep 60",
+        ..Spec::default()
+    });
+    let v = h.json(&["jobs", "run", "--json"]);
+    let job = v["job_id"].as_str().unwrap().to_string();
+    let pid = supervisor_pid(&h);
+    // SAFETY: kill has no memory-safety preconditions; pid is our own supervisor.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let t = Instant::now();
+    let exp = loop {
+        let s = h.status();
+        let e = s["experiments"][0].clone();
+        if e["state"] == "evaluated" {
+            break e;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "{s}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(exp["status"], "lost", "{exp}");
+    let t = Instant::now();
+    while h.jobs()[0]["stage"] != "CANCELED" {
+        assert!(t.elapsed() < Duration::from_secs(30), "{:?}", h.jobs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(h.jobs()[0]["id"], job.as_str());
+    // It was billed for the time it ran, and the ledger says so.
+    let used = (usd_used(&h.status()) * 1e6).round() as u64;
+    assert!(
+        used > 0 && used >= h.spent_micro().saturating_sub(10),
+        "{used}"
+    );
+}
+
+#[test]
+fn a_job_deleted_mid_run_ends_its_experiment_and_the_loop_goes_on() {
+    let h = start(&Spec {
+        max_jobs: 2,
+        values: "[1, 2]",
+        script: "echo score={x}; sleep {x}; sleep 2",
+        ..Spec::default()
+    });
+    let child = h
+        .cmd()
+        .args(["loop", "run", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let first = loop {
+        if let Some(j) = h.jobs().first()
+            && j["stage"] == "RUNNING"
+        {
+            break j["id"].as_str().unwrap().to_string();
+        }
+        assert!(t.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    h.fake.state().set_stage(&first, "DELETED");
+    let out = child.wait_with_output().unwrap();
+    h.record(&["loop", "run", "deleted"], &out);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let status = h.status();
+    let exps = status["experiments"].as_array().unwrap();
+    assert_eq!(exps.len(), 2, "{status}");
+    assert_eq!(exps[0]["status"], "failed", "{status}");
+    assert_eq!(exps[1]["status"], "completed", "{status}");
+}
+
+#[test]
+fn jobs_commands_need_an_hf_jobs_template() {
+    let env = Env::new();
+    env.write_program(&crate::support::Fast::default().program());
+    env.approve();
+    for args in [
+        &["jobs", "run"][..],
+        &["jobs", "list"][..],
+        &["jobs", "status", "1"][..],
+    ] {
+        let out = env.run(args);
+        assert_eq!(code(&out), 3, "{args:?}");
+        assert!(
+            stderr(&out).contains("hf-jobs templates only"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn hf_jobs_without_a_token_are_refused_before_reserving() {
+    let h = start(&Spec::default());
+    let out = h
+        .cmd()
+        .env_remove("HF_TOKEN")
+        .args(["jobs", "run"])
+        .output()
+        .unwrap();
+    h.record(&["jobs", "run", "notoken"], &out);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("token"), "{}", stderr(&out));
+    assert_eq!(h.job_creates(), 0);
+    assert!(h.status()["experiments"].as_array().unwrap().is_empty());
+}
