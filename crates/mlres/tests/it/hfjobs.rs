@@ -659,11 +659,11 @@ fn tokens_reach_jobs_only_by_the_token_rule_and_never_any_output() {
     h.ok(&["jobs", "logs", "1"]);
     h.no_canary_in_files();
 
-    // A job-scoped token wins over the user token.
+    // A job-scoped token wins over the user token (even without `user_token_in_jobs`).
     let h = start(&Spec {
         max_jobs: 1,
         values: "[1]",
-        script: "echo score={x}",
+        script: "echo token=$HF_TOKEN; echo score={x}",
         ..Spec::default()
     });
     let out = h
@@ -675,7 +675,62 @@ fn tokens_reach_jobs_only_by_the_token_rule_and_never_any_output() {
     h.record(&["loop", "run", "jobtoken"], &out);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(h.jobs()[0]["secretNames"], serde_json::json!(["HF_TOKEN"]));
+    // What the job really saw (the fake's raw log): the job token, not the user's.
+    let raw: Vec<String> = h.fake.state().lock().jobs[0]
+        .log
+        .iter()
+        .map(|(l, _)| l.clone())
+        .collect();
+    assert!(
+        raw.iter().any(|l| l == "token=hf_jobscopedTOKENvalue123"),
+        "{raw:?}"
+    );
+    assert!(!raw.iter().any(|l| l.contains("mlresCANARY")));
+    assert!(h.attempt_logs()[0].contains("token=[REDACTED:HF_TOKEN]"));
     h.no_canary_in_files();
+}
+
+#[test]
+fn a_job_running_past_its_reservation_is_cancelled_as_a_breach() {
+    let h = start(&Spec {
+        max_jobs: 1,
+        values: "[1]",
+        script: "sleep 30; echo score={x}",
+        ..Spec::default()
+    });
+    let child = h
+        .cmd()
+        .args(["loop", "run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        if h.jobs().first().is_some_and(|j| j["stage"] == "RUNNING") {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Make the API report that the job has been running for 10 minutes (its reservation is
+    // 1 minute): the reconciler must cancel it.
+    let Some(past) = Instant::now().checked_sub(Duration::from_secs(600)) else {
+        return; // machine up for less than 10 minutes: cannot fake the clock
+    };
+    {
+        let mut g = h.fake.state().lock();
+        let j = &mut g.jobs[0];
+        let wall = j.started.unwrap().1;
+        j.started = Some((past, wall));
+    }
+    let out = child.wait_with_output().unwrap();
+    h.record(&["loop", "run", "breach"], &out);
+    let err = stderr(&out);
+    assert!(err.contains("envelope breach"), "{err}");
+    assert_eq!(h.jobs()[0]["stage"], "CANCELED");
+    let status = h.status();
+    assert_eq!(status["experiments"][0]["status"], "cancelled", "{status}");
 }
 
 #[test]
