@@ -698,6 +698,9 @@ fn a_job_running_past_its_reservation_is_cancelled_as_a_breach() {
         script: "sleep 30; echo score={x}",
         ..Spec::default()
     });
+    let Some(past) = Instant::now().checked_sub(Duration::from_secs(600)) else {
+        return; // machine up for less than 10 minutes: cannot fake the clock
+    };
     let child = h
         .cmd()
         .args(["loop", "run"])
@@ -715,9 +718,6 @@ fn a_job_running_past_its_reservation_is_cancelled_as_a_breach() {
     }
     // Make the API report that the job has been running for 10 minutes (its reservation is
     // 1 minute): the reconciler must cancel it.
-    let Some(past) = Instant::now().checked_sub(Duration::from_secs(600)) else {
-        return; // machine up for less than 10 minutes: cannot fake the clock
-    };
     {
         let mut g = h.fake.state().lock();
         let j = &mut g.jobs[0];
