@@ -151,7 +151,8 @@ impl Engine {
         self.cfg.hf.as_ref().ok_or_else(|| {
             refused(
                 "no_hf",
-                "the hf-jobs backend is not configured in this front end; nothing was submitted",
+                "the hf-jobs backend is unavailable: HF_ENDPOINT is not a usable http(s) URL \
+                 (or this front end has no Hugging Face settings); nothing was submitted",
             )
         })
     }

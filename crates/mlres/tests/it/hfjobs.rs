@@ -875,3 +875,18 @@ fn hf_jobs_without_a_token_are_refused_before_reserving() {
     assert_eq!(h.job_creates(), 0);
     assert!(h.status()["experiments"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn a_bad_endpoint_is_refused_with_its_reason() {
+    let h = start(&Spec::default());
+    let out = h
+        .cmd()
+        .env("HF_ENDPOINT", "ftp://example.com")
+        .args(["jobs", "run"])
+        .output()
+        .unwrap();
+    h.record(&["jobs", "run", "badendpoint"], &out);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("HF_ENDPOINT"), "{}", stderr(&out));
+    assert_eq!(h.job_creates(), 0);
+}
