@@ -44,19 +44,19 @@ impl Default for RetryPolicy {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Method {
+pub(crate) enum Method {
     Get,
     Post,
 }
 
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -151,7 +151,7 @@ impl HfClient {
 
     /// One request with retries and same-host redirects. `idempotent` allows retrying 5xx
     /// and transport errors.
-    fn send(
+    pub(crate) fn send(
         &self,
         method: Method,
         url: &str,
@@ -275,7 +275,7 @@ impl HfClient {
         })
     }
 
-    fn error_message(&self, resp: &Resp) -> String {
+    pub(crate) fn error_message(&self, resp: &Resp) -> String {
         let from_body = || -> Option<String> {
             let v: serde_json::Value = serde_json::from_slice(&resp.body).ok()?;
             match v.get("error") {

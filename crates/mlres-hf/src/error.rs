@@ -98,6 +98,35 @@ pub enum HfError {
         /// The file.
         path: String,
     },
+    /// Dataset viewer: the dataset does not exist, or it is private or gated and this caller
+    /// may not read it (the viewer cannot tell these apart).
+    #[error("{}", inaccessible_message(dataset, *authenticated))]
+    DatasetInaccessible {
+        /// `namespace/name`.
+        dataset: String,
+        /// Whether a token was sent.
+        authenticated: bool,
+    },
+    /// Dataset viewer: the dataset exists but the config, split or page asked for does not.
+    #[error("dataset {dataset}: {what} not found ({message})")]
+    DatasetNotFound {
+        /// `namespace/name`.
+        dataset: String,
+        /// What was asked for, e.g. `config "default", split "train"`.
+        what: String,
+        /// The server's message.
+        message: String,
+    },
+    /// Dataset viewer: the viewer has not finished processing the dataset (after retries).
+    #[error(
+        "dataset {dataset}: the dataset viewer has not processed it yet ({message}); retry in a few minutes"
+    )]
+    ViewerNotReady {
+        /// `namespace/name`.
+        dataset: String,
+        /// The server's message.
+        message: String,
+    },
     /// Connection, TLS or timeout failure.
     #[error("transport error: {0}")]
     Transport(String),
@@ -115,5 +144,19 @@ impl HfError {
     /// Whether the error is a 404.
     pub fn is_not_found(&self) -> bool {
         matches!(self, HfError::NotFound { .. })
+    }
+}
+
+fn inaccessible_message(dataset: &str, authenticated: bool) -> String {
+    if authenticated {
+        format!(
+            "dataset {dataset} does not exist, or your token cannot read it (private, or gated: \
+             request access at https://huggingface.co/datasets/{dataset})"
+        )
+    } else {
+        format!(
+            "dataset {dataset} does not exist, or is private or gated and needs a token: \
+             set HF_TOKEN (or log in) and retry"
+        )
     }
 }

@@ -16,6 +16,7 @@ mod hub;
 mod jobs;
 pub mod sse;
 mod token;
+mod viewer;
 mod whoami;
 
 pub use client::{HfClient, RetryPolicy};
@@ -29,6 +30,10 @@ pub use jobs::{
     StreamEnd,
 };
 pub use token::{Token, TokenSource, resolve_token, token_file_path};
+pub use viewer::{
+    DEFAULT_VIEWER_ENDPOINT, DatasetInfo, DatasetSize, Feature, MAX_ROWS_PER_PAGE, RowsPage,
+    SplitInfo, SplitRef, SplitSize, Validity, ViewerClient, type_name, viewer_endpoint,
+};
 pub use whoami::{
     AccessToken, AuthInfo, FineGrained, OrgInfo, ScopeEntity, ScopedPermission, WhoAmI,
 };
