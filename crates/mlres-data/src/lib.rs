@@ -1,7 +1,7 @@
 //! `mlres-data`: inspect and audit training data before a cent is spent.
 //!
 //! It reads local `jsonl`, `json`, `csv` and `parquet` files as a bounded-memory stream of
-//! [`Record`]s (and Hugging Face datasets through the dataset viewer API), computes schema,
+//! [`Record`]s (the binary feeds Hugging Face dataset viewer rows into the same [`inspect::Inspector`]), computes schema,
 //! per-column statistics and fitness for SFT / DPO / GRPO ([`inspect`]), audits rows for
 //! duplicates, near duplicates (MinHash LSH), train/eval contamination, PII and secrets,
 //! prompt-injection strings and poisoning signals ([`audit`]), and computes the content
@@ -13,7 +13,6 @@ pub mod audit;
 pub mod inspect;
 pub mod manifest;
 pub mod read;
-pub mod viewer;
 
 /// One row of a dataset: column name to JSON value (CSV cells are strings, parquet values
 /// are converted to their JSON equivalents).

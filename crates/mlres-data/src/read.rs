@@ -1,8 +1,12 @@
 //! Streaming readers: one file at a time, one row at a time, bounded memory.
 //!
-//! The shared entry point is [`open`], which yields [`Row`]s: a parsed [`Record`] or a
-//! counted, located [`RowError`] (a broken line is skipped and reported, never a panic).
-//! JSON Lines is implemented here first; the other formats plug in behind the same API.
+//! The entry point is [`open`], which yields [`Row`]s: a parsed [`Record`] or a counted,
+//! located [`RowError`] (a broken row is skipped and reported, never a panic). [`resolve`]
+//! turns a file or a dataset directory into splits of data files.
+//!
+//! Memory: JSON Lines and JSON arrays hold one row at a time (at most [`MAX_ROW_BYTES`]; a
+//! longer row is skipped and counted while the reader scans past it), CSV holds one record,
+//! parquet one row group's decoding state.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -10,11 +14,14 @@ use std::path::{Path, PathBuf};
 
 use crate::Record;
 
-/// Longest line (bytes) the JSON Lines reader accepts; longer lines are skipped and counted.
-pub const MAX_LINE_BYTES: usize = 64 << 20;
+/// Longest row (bytes) the text readers accept; longer rows are skipped and counted.
+pub const MAX_ROW_BYTES: usize = 64 << 20;
+/// Kept for callers of the first version of this API.
+pub const MAX_LINE_BYTES: usize = MAX_ROW_BYTES;
 
 /// File formats mlres reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     Jsonl,
     Json,
@@ -49,12 +56,15 @@ pub enum ReadError {
     UnknownFormat { path: PathBuf },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("{path}: no .jsonl, .json, .csv or .parquet files found")]
+    Empty { path: PathBuf },
 }
 
 /// One row that could not be parsed; readers skip it and go on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RowError {
-    /// 1-based row (line for JSON Lines / CSV) number in the file.
+    /// 1-based row number in the file (the line for JSON Lines and CSV, the element for a
+    /// JSON array, the row for parquet).
     pub row: u64,
     /// What was wrong, without the row's content.
     pub message: String,
@@ -63,23 +73,40 @@ pub struct RowError {
 /// What a reader yields for each row.
 pub type Row = Result<Record, RowError>;
 
+/// A boxed row stream.
+pub type Rows = Box<dyn Iterator<Item = Row> + Send>;
+
 /// Opens `path` as a stream of rows in the format its extension names.
-pub fn open(path: &Path) -> Result<Box<dyn Iterator<Item = Row> + Send>, ReadError> {
+pub fn open(path: &Path) -> Result<Rows, ReadError> {
     let format = Format::from_path(path).ok_or_else(|| ReadError::UnknownFormat {
         path: path.to_path_buf(),
     })?;
-    let file = File::open(path).map_err(|source| ReadError::Io {
+    open_as(path, format)
+}
+
+/// Opens `path` as `format`.
+pub fn open_as(path: &Path, format: Format) -> Result<Rows, ReadError> {
+    let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(ReadError::Invalid {
+            path: path.to_path_buf(),
+            message: "is a directory (use `resolve` for dataset directories)".into(),
+        });
+    }
+    let file = File::open(path).map_err(io)?;
     match format {
         Format::Jsonl => Ok(Box::new(JsonLines::new(BufReader::new(file)))),
-        other => Err(ReadError::Invalid {
-            path: path.to_path_buf(),
-            message: format!("{other:?} reading is not available yet"),
-        }),
+        Format::Json => json_rows(path, BufReader::new(file)),
+        Format::Csv => Ok(Box::new(CsvRows::new(file))),
+        Format::Parquet => parquet_rows(path, file),
     }
 }
+
+// ------------------------------------------------------------------ JSON Lines
 
 /// JSON Lines: one object per line; blank lines are ignored.
 pub struct JsonLines<R> {
@@ -98,6 +125,49 @@ impl<R: BufRead> JsonLines<R> {
     }
 }
 
+fn parse_object(bytes: &[u8], row: u64) -> Row {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t.trim(),
+        Err(e) => {
+            return Err(RowError {
+                row,
+                message: format!("not UTF-8 (at byte {})", e.valid_up_to()),
+            });
+        }
+    };
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(v) => Err(RowError {
+            row,
+            message: format!("not a JSON object (found {})", kind(&v)),
+        }),
+        Err(e) => Err(RowError {
+            row,
+            message: format!("invalid JSON ({}, column {})", category(&e), e.column()),
+        }),
+    }
+}
+
+fn category(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Eof => "ends early",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "bad value",
+        serde_json::error::Category::Io => "read error",
+    }
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 impl<R: BufRead> Iterator for JsonLines<R> {
     type Item = Row;
 
@@ -106,10 +176,11 @@ impl<R: BufRead> Iterator for JsonLines<R> {
             self.buf.clear();
             self.line += 1;
             let mut too_long = false;
-            // Read one line without holding more than MAX_LINE_BYTES of it.
+            // Read one line without holding more than MAX_ROW_BYTES of it.
             loop {
                 let chunk = match self.reader.fill_buf() {
                     Ok(c) => c,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => {
                         return Some(Err(RowError {
                             row: self.line,
@@ -127,11 +198,11 @@ impl<R: BufRead> Iterator for JsonLines<R> {
                     Some(i) => (i + 1, true),
                     None => (chunk.len(), false),
                 };
-                if !too_long && self.buf.len() + take <= MAX_LINE_BYTES + 1 {
+                if !too_long && self.buf.len() + take <= MAX_ROW_BYTES + 1 {
                     self.buf.extend_from_slice(&chunk[..take]);
                 } else {
                     too_long = true;
-                    self.buf.clear();
+                    self.buf = Vec::new();
                 }
                 self.reader.consume(take);
                 if done {
@@ -141,32 +212,487 @@ impl<R: BufRead> Iterator for JsonLines<R> {
             if too_long {
                 return Some(Err(RowError {
                     row: self.line,
-                    message: format!("line longer than {MAX_LINE_BYTES} bytes, skipped"),
+                    message: format!("line longer than {} MiB, skipped", MAX_ROW_BYTES >> 20),
                 }));
             }
-            let text = match std::str::from_utf8(&self.buf) {
-                Ok(t) => t.trim(),
-                Err(e) => {
-                    return Some(Err(RowError {
-                        row: self.line,
-                        message: format!("not UTF-8 (byte {})", e.valid_up_to()),
-                    }));
-                }
-            };
-            if text.is_empty() {
+            if self.buf.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
-            return Some(match serde_json::from_str::<serde_json::Value>(text) {
-                Ok(serde_json::Value::Object(m)) => Ok(m),
-                Ok(_) => Err(RowError {
-                    row: self.line,
-                    message: "not a JSON object".into(),
-                }),
-                Err(e) => Err(RowError {
-                    row: self.line,
-                    message: format!("invalid JSON at column {}", e.column()),
-                }),
-            });
+            return Some(parse_object(&self.buf, self.line));
         }
     }
+}
+
+// ------------------------------------------------------------------ JSON
+
+fn json_rows<R: BufRead + Send + 'static>(path: &Path, mut r: R) -> Result<Rows, ReadError> {
+    // Find the first non-whitespace byte without consuming it.
+    let first = loop {
+        let buf = r.fill_buf().map_err(|source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if buf.is_empty() {
+            break None;
+        }
+        let skip = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        if skip < buf.len() {
+            break Some(buf[skip]);
+        }
+        let n = buf.len();
+        r.consume(n);
+    };
+    match first {
+        None => Ok(Box::new(std::iter::empty())),
+        Some(b'[') => Ok(Box::new(JsonArray::new(r))),
+        // Objects one after another (JSON Lines saved as .json, or a single object).
+        Some(b'{') => Ok(Box::new(JsonLines::new(r))),
+        Some(_) => Err(ReadError::Invalid {
+            path: path.to_path_buf(),
+            message: "a .json dataset must be an array of objects or objects one per line".into(),
+        }),
+    }
+}
+
+/// Streams the elements of a top-level JSON array, one element in memory at a time.
+pub struct JsonArray<R> {
+    reader: R,
+    started: bool,
+    finished: bool,
+    index: u64,
+    buf: Vec<u8>,
+}
+
+impl<R: BufRead> JsonArray<R> {
+    pub fn new(reader: R) -> Self {
+        JsonArray {
+            reader,
+            started: false,
+            finished: false,
+            index: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    fn byte(&mut self) -> Result<Option<u8>, std::io::Error> {
+        loop {
+            match self.reader.fill_buf() {
+                Ok([]) => return Ok(None),
+                Ok(b) => {
+                    let c = b[0];
+                    self.reader.consume(1);
+                    return Ok(Some(c));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn fail(&mut self, message: impl Into<String>) -> Option<Row> {
+        self.finished = true;
+        Some(Err(RowError {
+            row: self.index.max(1),
+            message: message.into(),
+        }))
+    }
+}
+
+impl<R: BufRead> Iterator for JsonArray<R> {
+    type Item = Row;
+
+    fn next(&mut self) -> Option<Row> {
+        if self.finished {
+            return None;
+        }
+        // Skip whitespace and the opening bracket or the separating comma.
+        loop {
+            let c = match self.byte() {
+                Ok(c) => c,
+                Err(e) => return self.fail(format!("read failed: {e}")),
+            };
+            match c {
+                None => return self.fail("the JSON array is not closed (file truncated?)"),
+                Some(b) if b.is_ascii_whitespace() => continue,
+                Some(b'[') if !self.started => {
+                    self.started = true;
+                }
+                Some(b']') if self.started => {
+                    self.finished = true;
+                    return None;
+                }
+                Some(b',') if self.started && self.index > 0 => {}
+                Some(b) if self.started => {
+                    self.buf.clear();
+                    self.buf.push(b);
+                    break;
+                }
+                Some(_) => return self.fail("expected a JSON array"),
+            }
+        }
+        self.index += 1;
+        // Scan one element: track nesting and strings; stop at the top-level `,` or `]`.
+        let mut depth: i64 = match self.buf[0] {
+            b'{' | b'[' => 1,
+            _ => 0,
+        };
+        let mut in_str = self.buf[0] == b'"';
+        let mut esc = false;
+        let mut too_long = false;
+        loop {
+            let c = match self.byte() {
+                Ok(Some(c)) => c,
+                Ok(None) => return self.fail("the JSON array ends inside an element (truncated?)"),
+                Err(e) => return self.fail(format!("read failed: {e}")),
+            };
+            if in_str {
+                if esc {
+                    esc = false;
+                } else if c == b'\\' {
+                    esc = true;
+                } else if c == b'"' {
+                    in_str = false;
+                }
+            } else {
+                match c {
+                    b'"' => in_str = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' if depth > 0 => depth -= 1,
+                    b',' | b']' if depth == 0 => {
+                        // The separating comma is consumed here; `]` ends the array.
+                        self.finished = c == b']';
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            if !too_long {
+                if self.buf.len() >= MAX_ROW_BYTES {
+                    too_long = true;
+                    self.buf = Vec::new();
+                } else {
+                    self.buf.push(c);
+                }
+            }
+        }
+        if too_long {
+            return Some(Err(RowError {
+                row: self.index,
+                message: format!("element longer than {} MiB, skipped", MAX_ROW_BYTES >> 20),
+            }));
+        }
+        Some(parse_object(&self.buf, self.index))
+    }
+}
+
+// ------------------------------------------------------------------ CSV
+
+/// CSV with a header row; every cell is a string, an empty cell is null.
+struct CsvRows {
+    reader: csv::Reader<File>,
+    headers: Option<Vec<String>>,
+    header_error: Option<String>,
+    record: csv::ByteRecord,
+    row: u64,
+    done: bool,
+}
+
+impl CsvRows {
+    fn new(file: File) -> CsvRows {
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .has_headers(true)
+            .from_reader(file);
+        let (headers, header_error) = match reader.byte_headers() {
+            Ok(h) => {
+                let mut names = Vec::new();
+                let mut err = None;
+                for (i, f) in h.iter().enumerate() {
+                    match std::str::from_utf8(f) {
+                        Ok(s) => names.push(s.trim_start_matches('\u{feff}').to_string()),
+                        Err(_) => {
+                            err = Some(format!("header column {} is not UTF-8", i + 1));
+                            names.push(format!("column_{}", i + 1));
+                        }
+                    }
+                }
+                (Some(names), err)
+            }
+            Err(e) => (None, Some(format!("cannot read the header row: {e}"))),
+        };
+        CsvRows {
+            reader,
+            headers,
+            header_error,
+            record: csv::ByteRecord::new(),
+            row: 1,
+            done: false,
+        }
+    }
+}
+
+impl Iterator for CsvRows {
+    type Item = Row;
+
+    fn next(&mut self) -> Option<Row> {
+        if self.done {
+            return None;
+        }
+        if let Some(e) = self.header_error.take() {
+            if self.headers.is_none() {
+                self.done = true;
+            }
+            return Some(Err(RowError { row: 1, message: e }));
+        }
+        let headers = self.headers.as_ref()?;
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(false) => {
+                self.done = true;
+                None
+            }
+            Ok(true) => {
+                self.row = self
+                    .record
+                    .position()
+                    .map_or(self.row + 1, |p| p.line().max(1));
+                if self.record.len() != headers.len() {
+                    return Some(Err(RowError {
+                        row: self.row,
+                        message: format!(
+                            "{} fields where the header has {} (ragged row)",
+                            self.record.len(),
+                            headers.len()
+                        ),
+                    }));
+                }
+                let mut m = Record::new();
+                for (i, (name, cell)) in headers.iter().zip(self.record.iter()).enumerate() {
+                    let v = match std::str::from_utf8(cell) {
+                        Ok("") => serde_json::Value::Null,
+                        Ok(s) => serde_json::Value::String(s.to_string()),
+                        Err(_) => {
+                            return Some(Err(RowError {
+                                row: self.row,
+                                message: format!("column {} ({name}) is not UTF-8", i + 1),
+                            }));
+                        }
+                    };
+                    m.insert(name.clone(), v);
+                }
+                Some(Ok(m))
+            }
+            Err(e) => {
+                let row = e.position().map_or(self.row + 1, |p| p.line().max(1));
+                self.row = row;
+                let fatal = matches!(e.kind(), csv::ErrorKind::Io(_));
+                if fatal {
+                    self.done = true;
+                }
+                Some(Err(RowError {
+                    row,
+                    message: match e.kind() {
+                        csv::ErrorKind::Io(io) => format!("read failed: {io}"),
+                        _ => "malformed CSV record".into(),
+                    },
+                }))
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ parquet
+
+fn parquet_rows(path: &Path, file: File) -> Result<Rows, ReadError> {
+    use parquet::file::reader::SerializedFileReader;
+    let invalid = |message: String| ReadError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        SerializedFileReader::try_from(file)
+    }));
+    let reader = match opened {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            return Err(invalid(format!(
+                "not a readable parquet file (truncated or corrupt): {e}"
+            )));
+        }
+        Err(_) => return Err(invalid("corrupt parquet metadata".into())),
+    };
+    Ok(Box::new(ParquetRows {
+        rows: Some(reader.into_iter()),
+        row: 0,
+    }))
+}
+
+struct ParquetRows {
+    rows: Option<parquet::record::reader::RowIter<'static>>,
+    row: u64,
+}
+
+impl Iterator for ParquetRows {
+    type Item = Row;
+
+    fn next(&mut self) -> Option<Row> {
+        let it = self.rows.as_mut()?;
+        self.row += 1;
+        // A corrupt page must end this file's stream with a counted error, never a panic.
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| it.next()));
+        match next {
+            Ok(None) => {
+                self.rows = None;
+                None
+            }
+            Ok(Some(Ok(r))) => match r.to_json_value() {
+                serde_json::Value::Object(m) => Some(Ok(m)),
+                _ => Some(Err(RowError {
+                    row: self.row,
+                    message: "parquet row is not a record".into(),
+                })),
+            },
+            Ok(Some(Err(e))) => {
+                self.rows = None;
+                Some(Err(RowError {
+                    row: self.row,
+                    message: format!("corrupt parquet data, rest of file skipped: {e}"),
+                }))
+            }
+            Err(_) => {
+                self.rows = None;
+                Some(Err(RowError {
+                    row: self.row,
+                    message: "corrupt parquet data, rest of file skipped".into(),
+                }))
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ sources and splits
+
+/// The data files of one split.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SplitFiles {
+    pub split: String,
+    pub files: Vec<PathBuf>,
+}
+
+/// The split a data file belongs to, from Hugging Face naming conventions
+/// (`train.jsonl`, `data/train-00000-of-00002.parquet`, `validation/part-0.csv`).
+pub fn split_name(path: &Path) -> String {
+    let norm = |s: &str| -> Option<&'static str> {
+        let s = s.to_ascii_lowercase();
+        let head = s
+            .split(|c: char| c == '-' || c == '_' || c == '.')
+            .next()
+            .unwrap_or("");
+        match head {
+            "train" | "training" => Some("train"),
+            "validation" | "valid" | "val" | "dev" | "eval" => Some("validation"),
+            "test" | "testing" => Some("test"),
+            _ => None,
+        }
+    };
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    if let Some(s) = norm(stem) {
+        return s.to_string();
+    }
+    if let Some(parent) = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|s| s.to_str())
+        && let Some(s) = norm(parent)
+    {
+        return s.to_string();
+    }
+    stem.to_string()
+}
+
+/// A file, or a directory walked for data files (hidden entries skipped), grouped into splits
+/// (train, validation, test first, then others by name; files sorted within a split).
+pub fn resolve(path: &Path) -> Result<Vec<SplitFiles>, ReadError> {
+    let meta = std::fs::metadata(path).map_err(|source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.is_file() {
+        if Format::from_path(path).is_none() {
+            return Err(ReadError::UnknownFormat {
+                path: path.to_path_buf(),
+            });
+        }
+        return Ok(vec![SplitFiles {
+            split: split_name(path),
+            files: vec![path.to_path_buf()],
+        }]);
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|source| ReadError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for e in entries {
+            let e = e.map_err(|source| ReadError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            let p = e.path();
+            if p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+            {
+                continue;
+            }
+            let ty = e.file_type().map_err(|source| ReadError::Io {
+                path: p.clone(),
+                source,
+            })?;
+            if ty.is_dir() {
+                stack.push(p);
+            } else if Format::from_path(&p).is_some() {
+                files.push(p);
+            }
+        }
+    }
+    if files.is_empty() {
+        return Err(ReadError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    files.sort();
+    let mut splits: Vec<SplitFiles> = Vec::new();
+    for f in files {
+        let s = split_name(&f);
+        match splits.iter_mut().find(|x| x.split == s) {
+            Some(x) => x.files.push(f),
+            None => splits.push(SplitFiles {
+                split: s,
+                files: vec![f],
+            }),
+        }
+    }
+    let rank = |s: &str| match s {
+        "train" => 0,
+        "validation" => 1,
+        "test" => 2,
+        _ => 3,
+    };
+    splits.sort_by(|a, b| (rank(&a.split), &a.split).cmp(&(rank(&b.split), &b.split)));
+    Ok(splits)
+}
+
+/// Reads everything from `r` into a JSON Lines stream (for tests and fuzzing).
+pub fn jsonl_from_bytes(bytes: Vec<u8>) -> impl Iterator<Item = Row> {
+    JsonLines::new(std::io::Cursor::new(bytes))
+}
+
+/// Streams a JSON array from bytes (for tests and fuzzing).
+pub fn json_array_from_bytes(bytes: Vec<u8>) -> impl Iterator<Item = Row> {
+    JsonArray::new(std::io::Cursor::new(bytes))
 }

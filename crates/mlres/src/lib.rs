@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod data;
 mod data_audit;
+mod data_hf;
 mod demo;
 mod guard;
 mod hub;

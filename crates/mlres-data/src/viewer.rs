@@ -1,1 +1,0 @@
-//! viewer (in progress).
