@@ -1,1 +1,4 @@
 //! Integration tests of mlres-data.
+
+mod inspect;
+mod read;

@@ -1,0 +1,170 @@
+//! Inspect: statistics computed correctly on generated data, fitness verdicts with reasons.
+
+use mlres_data::inspect::{InspectOptions, InspectReport, inspect_path};
+use serde_json::json;
+
+use crate::read::tmp;
+
+fn inspect(path: &std::path::Path) -> InspectReport {
+    let mut calls = 0;
+    let r = inspect_path(path, InspectOptions::default(), &mut |_| calls += 1).unwrap();
+    assert!(calls >= 2, "progress is reported");
+    r
+}
+
+fn write_jsonl(path: &std::path::Path, rows: &[serde_json::Value]) {
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn stats_counts_nulls_lengths_ranges_distinct_and_balance() {
+    let t = tmp();
+    let p = t.path().join("train.jsonl");
+    let mut rows = Vec::new();
+    for i in 0..1000 {
+        let mut r = json!({"text": "x".repeat(i % 10 + 1), "label": if i % 4 == 0 { "neg" } else { "pos" }, "score": i});
+        if i % 100 == 0 {
+            r["text"] = serde_json::Value::Null;
+        }
+        if i % 250 == 0 {
+            r.as_object_mut().unwrap().remove("score");
+        }
+        rows.push(r);
+    }
+    write_jsonl(&p, &rows);
+    let r = inspect(&p);
+    assert_eq!(r.rows, 1000);
+    assert_eq!(r.splits[0].name, "train");
+    let col = |n: &str| r.columns.iter().find(|c| c.name == n).unwrap();
+    let text = col("text");
+    assert_eq!(text.nulls, 10);
+    assert_eq!(text.min_len, Some(1));
+    assert_eq!(text.max_len, Some(10));
+    assert_eq!(text.distinct, 10);
+    let label = col("label");
+    assert_eq!(
+        label.balance,
+        vec![("pos".into(), 750), ("neg".into(), 250)]
+    );
+    let score = col("score");
+    assert_eq!(score.nulls, 4, "absent counts as null");
+    assert_eq!(score.min, Some(1.0));
+    assert_eq!(score.max, Some(999.0));
+    assert_eq!(score.distinct, 996);
+    assert!(score.distinct_exact);
+    assert!(
+        score.balance.is_empty(),
+        "high-cardinality columns have no balance"
+    );
+    assert_eq!(r.samples.len(), 3);
+}
+
+#[test]
+fn distinct_counts_are_estimated_past_the_exact_cap() {
+    let t = tmp();
+    let p = t.path().join("d.jsonl");
+    let rows: Vec<_> = (0..20_000)
+        .map(|i| json!({"id": format!("row-{i}")}))
+        .collect();
+    write_jsonl(&p, &rows);
+    let opts = InspectOptions {
+        exact_distinct: 1000,
+        ..InspectOptions::default()
+    };
+    let r = inspect_path(&p, opts, &mut |_| {}).unwrap();
+    let c = &r.columns[0];
+    assert!(!c.distinct_exact);
+    let err = (c.distinct as f64 - 20_000.0).abs() / 20_000.0;
+    assert!(err < 0.15, "estimate {} too far from 20000", c.distinct);
+}
+
+#[test]
+fn fitness_names_the_task_layout_and_what_is_wrong() {
+    let t = tmp();
+    let sft = t.path().join("sft.jsonl");
+    write_jsonl(
+        &sft,
+        &[
+            json!({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}),
+            json!({"messages": [{"role": "user", "content": "hi"}]}),
+            json!({"messages": [{"role": "bot", "content": "x"}]}),
+            json!({"messages": "not a list"}),
+        ],
+    );
+    let r = inspect(&sft);
+    assert!(!r.fitness.sft.fits);
+    assert_eq!(r.fitness.sft.layout.as_deref(), Some("messages"));
+    let problems = r.fitness.sft.problems.join("\n");
+    assert!(problems.contains("no assistant message"), "{problems}");
+    assert!(problems.contains("role other than"), "{problems}");
+    assert!(problems.contains("not a list"), "{problems}");
+    assert!(!r.fitness.dpo.fits);
+    assert!(r.fitness.dpo.problems[0].contains("missing prompt, chosen, rejected"));
+    assert!(!r.fitness.grpo.fits);
+
+    let dpo = t.path().join("dpo.jsonl");
+    write_jsonl(
+        &dpo,
+        &[
+            json!({"prompt": "p", "chosen": "a", "rejected": "b"}),
+            json!({"prompt": "q", "chosen": "a", "rejected": "b"}),
+        ],
+    );
+    let r = inspect(&dpo);
+    assert!(r.fitness.dpo.fits, "{:?}", r.fitness.dpo);
+    assert!(r.fitness.grpo.fits);
+    assert!(!r.fitness.sft.fits, "prompt without completion is not SFT");
+
+    write_jsonl(
+        &dpo,
+        &[
+            json!({"prompt": "p", "chosen": "same", "rejected": "same"}),
+            json!({"prompt": "", "chosen": "a", "rejected": "b"}),
+        ],
+    );
+    let r = inspect(&dpo);
+    assert!(!r.fitness.dpo.fits);
+    let p = r.fitness.dpo.problems.join("\n");
+    assert!(p.contains("identical `chosen` and `rejected`"), "{p}");
+    assert!(p.contains("empty or missing `prompt`"), "{p}");
+    assert!(!r.fitness.grpo.fits);
+
+    let text = t.path().join("text.csv");
+    std::fs::write(&text, "text\nhello\nworld\n").unwrap();
+    let r = inspect(&text);
+    assert!(r.fitness.sft.fits);
+    assert_eq!(r.fitness.sft.layout.as_deref(), Some("text"));
+}
+
+#[test]
+fn long_strings_in_samples_are_cut() {
+    let t = tmp();
+    let p = t.path().join("s.jsonl");
+    write_jsonl(&p, &[json!({"text": "z".repeat(5000)})]);
+    let r = inspect(&p);
+    let s = r.samples[0]["text"].as_str().unwrap();
+    assert!(s.len() < 400, "{}", s.len());
+    assert!(s.contains("5000 chars"));
+}
+
+#[test]
+fn parquet_directories_are_inspected_across_row_groups_and_files() {
+    let t = tmp();
+    let d = t.path().join("data");
+    std::fs::create_dir_all(&d).unwrap();
+    crate::read::write_parquet(
+        &d.join("train-00000-of-00002.parquet"),
+        &["a", "b"],
+        &[0, 1],
+    );
+    crate::read::write_parquet(&d.join("train-00001-of-00002.parquet"), &["c"], &[1]);
+    crate::read::write_parquet(&d.join("test-00000-of-00001.parquet"), &["d"], &[0]);
+    let r = inspect(t.path());
+    assert_eq!(r.rows, 4);
+    assert_eq!(r.splits.len(), 2);
+    assert_eq!(r.splits[0].rows, 3);
+    assert_eq!(r.splits[1].name, "test");
+    let label = r.columns.iter().find(|c| c.name == "label").unwrap();
+    assert_eq!(label.types.get("int"), Some(&4));
+}

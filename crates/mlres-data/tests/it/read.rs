@@ -1,0 +1,310 @@
+//! Readers: every format, split resolution, and malformed input as counted skips or clear
+//! errors, never a panic.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use mlres_data::read::{self, Format, ReadError};
+use serde_json::json;
+
+pub fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("mlres-data-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+}
+
+fn rows(path: &Path) -> (Vec<mlres_data::Record>, Vec<read::RowError>) {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for r in read::open(path).unwrap() {
+        match r {
+            Ok(r) => ok.push(r),
+            Err(e) => bad.push(e),
+        }
+    }
+    (ok, bad)
+}
+
+/// Writes a snappy parquet file with a UTF-8 `text` column and an INT64 `label` column.
+pub fn write_parquet(path: &Path, texts: &[&str], labels: &[i64]) {
+    use parquet::basic::Compression;
+    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use std::sync::Arc;
+    let schema = Arc::new(
+        parquet::schema::parser::parse_message_type(
+            "message schema { REQUIRED BYTE_ARRAY text (UTF8); REQUIRED INT64 label; }",
+        )
+        .unwrap(),
+    );
+    let props = Arc::new(
+        WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build(),
+    );
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = SerializedFileWriter::new(file, schema, props).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let mut i = 0;
+    while let Some(mut col) = rg.next_column().unwrap() {
+        if i == 0 {
+            let v: Vec<ByteArray> = texts.iter().map(|t| ByteArray::from(*t)).collect();
+            col.typed::<ByteArrayType>()
+                .write_batch(&v, None, None)
+                .unwrap();
+        } else {
+            col.typed::<Int64Type>()
+                .write_batch(labels, None, None)
+                .unwrap();
+        }
+        col.close().unwrap();
+        i += 1;
+    }
+    rg.close().unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn jsonl_json_csv_and_parquet_read_the_same_rows() {
+    let t = tmp();
+    let d = t.path();
+    std::fs::write(
+        d.join("a.jsonl"),
+        "{\"text\": \"x\", \"label\": 1}\n\n{\"text\": \"y\", \"label\": 0}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("a.json"),
+        " [ {\"text\": \"x\", \"label\": 1} ,\n{\"text\": \"y\", \"label\": 0}]",
+    )
+    .unwrap();
+    std::fs::write(d.join("a.csv"), "text,label\nx,1\ny,0\n").unwrap();
+    write_parquet(&d.join("a.parquet"), &["x", "y"], &[1, 0]);
+    for f in ["a.jsonl", "a.json", "a.parquet"] {
+        let (ok, bad) = rows(&d.join(f));
+        assert!(bad.is_empty(), "{f}: {bad:?}");
+        assert_eq!(ok.len(), 2, "{f}");
+        assert_eq!(ok[0]["text"], "x", "{f}");
+        assert_eq!(ok[1]["label"], 0, "{f}");
+    }
+    // CSV cells are strings.
+    let (ok, bad) = rows(&d.join("a.csv"));
+    assert!(bad.is_empty());
+    assert_eq!(ok[1]["label"], "0");
+    assert_eq!(
+        Format::from_path(Path::new("x/Y.PARQUET")),
+        Some(Format::Parquet)
+    );
+}
+
+#[test]
+fn a_broken_json_line_is_a_counted_skip_with_its_line_number() {
+    let t = tmp();
+    let p = t.path().join("d.jsonl");
+    std::fs::write(&p, "{\"a\": 1}\n{\"a\": \n[1, 2]\n{\"a\": 3}\n\"str\"\n").unwrap();
+    let (ok, bad) = rows(&p);
+    assert_eq!(ok.len(), 2);
+    assert_eq!(bad.len(), 3, "{bad:?}");
+    assert_eq!(bad[0].row, 2);
+    assert!(bad[0].message.contains("invalid JSON"), "{bad:?}");
+    assert_eq!(bad[1].row, 3);
+    assert!(bad[1].message.contains("not a JSON object"), "{bad:?}");
+    assert_eq!(bad[2].row, 5);
+}
+
+#[test]
+fn non_utf8_bytes_are_a_counted_skip_in_every_text_format() {
+    let t = tmp();
+    let d = t.path();
+    std::fs::write(
+        d.join("b.jsonl"),
+        b"{\"a\": \"\xff\xfe\"}\n{\"a\": \"ok\"}\n",
+    )
+    .unwrap();
+    let (ok, bad) = rows(&d.join("b.jsonl"));
+    assert_eq!((ok.len(), bad.len()), (1, 1));
+    assert!(bad[0].message.contains("UTF-8"));
+    std::fs::write(d.join("b.csv"), b"a,b\n\xff,1\nok,2\n").unwrap();
+    let (ok, bad) = rows(&d.join("b.csv"));
+    assert_eq!((ok.len(), bad.len()), (1, 1), "{bad:?}");
+    assert!(bad[0].message.contains("UTF-8"));
+    std::fs::write(d.join("b.json"), b"[{\"a\": \"\xff\"}, {\"a\": 1}]").unwrap();
+    let (ok, bad) = rows(&d.join("b.json"));
+    assert_eq!((ok.len(), bad.len()), (1, 1), "{bad:?}");
+}
+
+#[test]
+fn a_ragged_csv_row_is_skipped_and_named() {
+    let t = tmp();
+    let p = t.path().join("r.csv");
+    std::fs::write(&p, "a,b,c\n1,2,3\n4,5\n6,7,8,9\n\"unterminated,1,2\n").unwrap();
+    let (ok, bad) = rows(&p);
+    assert_eq!(ok.len(), 1, "{ok:?}");
+    assert!(bad.len() >= 2, "{bad:?}");
+    assert_eq!(bad[0].row, 3);
+    assert!(bad[0].message.contains("ragged"), "{bad:?}");
+    assert_eq!(bad[1].row, 4);
+}
+
+#[test]
+fn a_truncated_or_fake_parquet_file_is_a_clear_error() {
+    let t = tmp();
+    let good = t.path().join("g.parquet");
+    write_parquet(&good, &["a", "b", "c"], &[1, 2, 3]);
+    let bytes = std::fs::read(&good).unwrap();
+    for cut in [0, 4, bytes.len() / 2, bytes.len() - 1] {
+        let p = t.path().join(format!("cut{cut}.parquet"));
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        match read::open(&p) {
+            Err(ReadError::Invalid { message, .. }) => {
+                assert!(message.contains("parquet"), "{message}")
+            }
+            Err(e) => panic!("unexpected error kind: {e}"),
+            // A cut that keeps the footer readable must still end in a counted error.
+            Ok(it) => {
+                let errs = it.filter(|r| r.is_err()).count();
+                assert!(errs > 0, "cut at {cut} read cleanly");
+            }
+        }
+    }
+    let p = t.path().join("fake.parquet");
+    std::fs::write(&p, "text,label\n").unwrap();
+    let e = read::open(&p)
+        .err()
+        .expect("a CSV named .parquet is refused");
+    assert!(e.to_string().contains("not a readable parquet file"), "{e}");
+}
+
+#[test]
+fn a_100_mb_single_line_is_skipped_and_counted_in_bounded_memory() {
+    let t = tmp();
+    let p = t.path().join("huge.jsonl");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+        f.write_all(b"{\"a\": 1}\n{\"text\": \"").unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..100 {
+            f.write_all(&chunk).unwrap();
+        }
+        f.write_all(b"\"}\n{\"a\": 2}\n").unwrap();
+    }
+    let (ok, bad) = rows(&p);
+    assert_eq!(ok.len(), 2);
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].row, 2);
+    assert!(bad[0].message.contains("longer than"), "{bad:?}");
+    // The same as one JSON array element.
+    let q = t.path().join("huge.json");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&q).unwrap());
+        f.write_all(b"[{\"a\": 1}, {\"text\": \"").unwrap();
+        let chunk = vec![b'y'; 1 << 20];
+        for _ in 0..100 {
+            f.write_all(&chunk).unwrap();
+        }
+        f.write_all(b"\"}, {\"a\": 2}]").unwrap();
+    }
+    let (ok, bad) = rows(&q);
+    assert_eq!((ok.len(), bad.len()), (2, 1), "{bad:?}");
+    std::fs::remove_file(p).unwrap();
+    std::fs::remove_file(q).unwrap();
+}
+
+#[test]
+fn a_truncated_json_array_ends_with_an_error() {
+    let t = tmp();
+    let p = t.path().join("t.json");
+    std::fs::write(&p, "[{\"a\": 1}, {\"a\": [2, ").unwrap();
+    let (ok, bad) = rows(&p);
+    assert_eq!(ok.len(), 1);
+    assert_eq!(bad.len(), 1);
+    assert!(bad[0].message.contains("truncated"), "{bad:?}");
+    std::fs::write(&p, "42").unwrap();
+    assert!(read::open(&p).is_err());
+    std::fs::write(&p, "").unwrap();
+    assert_eq!(read::open(&p).unwrap().count(), 0);
+}
+
+#[test]
+fn directories_resolve_to_splits_by_hugging_face_naming() {
+    let t = tmp();
+    let d = t.path();
+    for f in [
+        "data/train-00000-of-00002.parquet",
+        "data/train-00001-of-00002.parquet",
+        "data/validation-00000-of-00001.parquet",
+        "test.jsonl",
+        "dev/part-0.csv",
+        "README.md",
+        ".cache/train.jsonl",
+    ] {
+        let p = d.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, "").unwrap();
+    }
+    let s = read::resolve(d).unwrap();
+    let names: Vec<(&str, usize)> = s
+        .iter()
+        .map(|s| (s.split.as_str(), s.files.len()))
+        .collect();
+    assert_eq!(names, vec![("train", 2), ("validation", 2), ("test", 1)]);
+    let empty = tmp();
+    assert!(matches!(
+        read::resolve(empty.path()),
+        Err(ReadError::Empty { .. })
+    ));
+    assert!(matches!(
+        read::resolve(&d.join("README.md")),
+        Err(ReadError::UnknownFormat { .. })
+    ));
+    assert!(matches!(
+        read::resolve(&PathBuf::from("/nonexistent/x.jsonl")),
+        Err(ReadError::Io { .. })
+    ));
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn readers_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = read::jsonl_from_bytes(bytes.clone()).count();
+            let mut arr = b"[".to_vec();
+            arr.extend_from_slice(&bytes);
+            let _ = read::json_array_from_bytes(arr).count();
+        }
+
+        #[test]
+        fn json_array_agrees_with_serde_json(
+            v in proptest::collection::vec(
+                proptest::collection::btree_map("[a-z\"\\\\,\\]\\[{}]{0,6}", any::<i32>(), 0..4), 0..8)
+        ) {
+            let vals: Vec<serde_json::Value> = v.iter().map(|m| json!(m)).collect();
+            let text = serde_json::to_vec(&vals).unwrap();
+            let got: Vec<serde_json::Value> = read::json_array_from_bytes(text.clone())
+                .map(|r| serde_json::Value::Object(r.unwrap()))
+                .collect();
+            prop_assert_eq!(&got, &vals);
+            let pretty = serde_json::to_vec_pretty(&vals).unwrap();
+            let got2: Vec<serde_json::Value> = read::json_array_from_bytes(pretty)
+                .map(|r| serde_json::Value::Object(r.unwrap()))
+                .collect();
+            prop_assert_eq!(&got2, &vals);
+            let lines: Vec<u8> = vals.iter().flat_map(|v| {
+                let mut l = serde_json::to_vec(v).unwrap();
+                l.push(b'\n');
+                l
+            }).collect();
+            let got3: Vec<serde_json::Value> = read::jsonl_from_bytes(lines)
+                .map(|r| serde_json::Value::Object(r.unwrap()))
+                .collect();
+            prop_assert_eq!(&got3, &vals);
+        }
+    }
+}
