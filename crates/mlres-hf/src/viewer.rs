@@ -273,9 +273,7 @@ struct SizeTotals {
 
 #[derive(Deserialize)]
 struct SizeInner {
-    #[serde(default)]
     dataset: SizeTotals,
-    #[serde(default)]
     splits: Vec<SplitSize>,
 }
 
