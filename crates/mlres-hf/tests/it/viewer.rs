@@ -647,3 +647,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn config_and_split_names_are_encoded_in_the_query() {
+    let f = fake();
+    let mut ds = ViewerDataset::public(vec![("train+1 &x=y", vec![json!({"t": "a"})])]);
+    ds.configs[0].name = "en us/ä?#%".into();
+    add_dataset(f.state(), "acme/odd.names_1-2", &ds);
+    let c = viewer(&f, None);
+    let splits = c.splits("acme/odd.names_1-2").unwrap();
+    assert_eq!(splits.len(), 1);
+    let s = &splits[0];
+    assert_eq!(s.config, "en us/ä?#%");
+    assert_eq!(s.split, "train+1 &x=y");
+    let p = c
+        .first_rows("acme/odd.names_1-2", &s.config, &s.split)
+        .unwrap();
+    assert_eq!(p.rows.len(), 1);
+    let r = c
+        .rows("acme/odd.names_1-2", &s.config, &s.split, 0, 1)
+        .unwrap();
+    assert_eq!(r.rows, p.rows);
+    assert!(c.info("acme/odd.names_1-2", &s.config).is_ok());
+}
