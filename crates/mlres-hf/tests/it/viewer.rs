@@ -670,3 +670,21 @@ fn config_and_split_names_are_encoded_in_the_query() {
     assert_eq!(r.rows, p.rows);
     assert!(c.info("acme/odd.names_1-2", &s.config).is_ok());
 }
+
+#[test]
+fn out_of_process_tests_can_add_datasets_through_the_seed_control() {
+    let f = fake();
+    let ds = ViewerDataset::public(vec![("train", vec![json!({"text": "hello"})])]);
+    let body = json!({
+        "type": "datasets", "repo": "acme/seeded",
+        "path": mlres_fakehf::viewer::VIEWER_FILE,
+        "content": serde_json::to_string(&ds).unwrap(),
+    });
+    let resp = ureq::post(format!("{}/_fake/seed", f.url()))
+        .send(serde_json::to_vec(&body).unwrap())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let c = viewer(&f, None);
+    let p = c.first_rows("acme/seeded", "default", "train").unwrap();
+    assert_eq!(p.rows[0]["text"], "hello");
+}
