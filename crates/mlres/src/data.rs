@@ -163,7 +163,11 @@ fn print_report(r: &InspectReport) {
         r.splits.len(),
         if r.splits.len() == 1 { "" } else { "s" },
         if r.skipped > 0 {
-            format!(", {} rows skipped", r.skipped)
+            format!(
+                ", {} row{} skipped",
+                r.skipped,
+                if r.skipped == 1 { "" } else { "s" }
+            )
         } else {
             String::new()
         }

@@ -1,0 +1,171 @@
+//! `mlres data inspect`: human and JSON reports, exit codes, nothing spent.
+
+use crate::support::{Env, code, stderr};
+
+fn dataset(env: &Env) -> std::path::PathBuf {
+    let d = env.project.join("ds");
+    std::fs::create_dir_all(d.join("data")).unwrap();
+    let mut train = String::new();
+    for i in 0..40 {
+        train.push_str(&format!(
+            "{{\"prompt\": \"question {i}\", \"chosen\": \"good {i}\", \"rejected\": \"bad {i}\", \"label\": \"{}\"}}\n",
+            if i % 4 == 0 { "b" } else { "a" }
+        ));
+    }
+    train.push_str("{\"prompt\": \"broken\n");
+    std::fs::write(d.join("data/train.jsonl"), train).unwrap();
+    std::fs::write(
+        d.join("data/test.csv"),
+        "prompt,chosen,rejected,label\nq,c,r,a\nq2,same,same,b\n",
+    )
+    .unwrap();
+    d
+}
+
+#[test]
+fn inspect_reports_splits_columns_skips_and_fitness() {
+    let env = Env::new();
+    let d = dataset(&env);
+    let out = env.ok(&["data", "inspect", d.to_str().unwrap()]);
+    let shown = out.replace(d.to_str().unwrap(), "<ds>");
+    insta::assert_snapshot!("data_inspect_human", shown);
+    // Nothing was approved, nothing spent: no ledger was even needed.
+    assert!(!env.state.join("ledger.db").exists());
+}
+
+#[test]
+fn inspect_json_is_machine_readable() {
+    let env = Env::new();
+    let d = dataset(&env);
+    let v = env.json(&["data", "inspect", d.to_str().unwrap(), "--json"]);
+    assert_eq!(v["rows"], 42);
+    assert_eq!(v["skipped"], 1);
+    assert_eq!(v["splits"][0]["name"], "train");
+    assert_eq!(v["splits"][0]["errors"][0]["row"], 41);
+    assert_eq!(v["fitness"]["dpo"]["fits"], false);
+    assert!(
+        v["fitness"]["dpo"]["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("identical")
+    );
+    assert_eq!(v["fitness"]["grpo"]["fits"], true);
+    let label = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "label")
+        .unwrap();
+    assert_eq!(label["balance"][0][0], "a");
+}
+
+#[test]
+fn unreadable_sources_fail_clearly() {
+    let env = Env::new();
+    let out = env.run(&["data", "inspect", "/nonexistent/train.jsonl"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("cannot inspect"), "{}", stderr(&out));
+    std::fs::write(env.project.join("notes.txt"), "hello").unwrap();
+    let p = env.project.join("notes.txt");
+    let out = env.run(&["data", "inspect", p.to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("unknown format"), "{}", stderr(&out));
+    let p = env.project.join("bad.parquet");
+    std::fs::write(&p, "PAR1 not really").unwrap();
+    let out = env.run(&["data", "inspect", p.to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("parquet"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+mod viewer {
+    use super::*;
+    use mlres_fakehf::{CANARY_TOKEN, FakeConfig, FakeHf};
+
+    fn run(env: &Env, fake: &FakeHf, token: Option<&str>, args: &[&str]) -> std::process::Output {
+        let mut c = env.cmd();
+        c.env("MLRES_HF_VIEWER_ENDPOINT", fake.url())
+            .env("HF_HOME", env.path().join("hfhome"))
+            .env_remove("HF_TOKEN")
+            .env_remove("HUGGING_FACE_HUB_TOKEN")
+            .env_remove("HF_TOKEN_PATH");
+        if let Some(t) = token {
+            c.env("HF_TOKEN", t);
+        }
+        let out = c.args(args).output().unwrap();
+        env.record(args, &out);
+        out
+    }
+
+    #[test]
+    fn a_hub_dataset_is_inspected_through_the_viewer() {
+        let env = Env::new();
+        let fake = FakeHf::start(FakeConfig::default()).unwrap();
+        let out = run(
+            &env,
+            &fake,
+            Some(CANARY_TOKEN),
+            &[
+                "data",
+                "inspect",
+                "hf:mlres-fake/sft-chat",
+                "--json",
+                "--max-rows",
+                "120",
+            ],
+        );
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["source"], "hf:mlres-fake/sft-chat");
+        assert_eq!(v["sampled"], true, "250 train rows, 120 read");
+        let splits: Vec<(&str, u64)> = v["splits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["name"].as_str().unwrap(), s["rows"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(splits, vec![("train", 120), ("test", 20)]);
+        assert_eq!(v["fitness"]["sft"]["fits"], true, "{}", v["fitness"]);
+        assert_eq!(v["fitness"]["sft"]["layout"], "messages");
+
+        let out = run(
+            &env,
+            &fake,
+            None,
+            &["data", "inspect", "datasets/mlres-fake/dpo-pairs"],
+        );
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("DPO   fits (prompt+chosen+rejected)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn gated_and_unknown_datasets_fail_with_a_reason() {
+        let env = Env::new();
+        let fake = FakeHf::start(FakeConfig::default()).unwrap();
+        let out = run(
+            &env,
+            &fake,
+            None,
+            &["data", "inspect", "hf:mlres-fake/gated-sft"],
+        );
+        assert_eq!(code(&out), 1);
+        assert!(stderr(&out).contains("HF_TOKEN"), "{}", stderr(&out));
+        let out = run(
+            &env,
+            &fake,
+            Some(CANARY_TOKEN),
+            &["data", "inspect", "hf:nobody/missing"],
+        );
+        assert_eq!(code(&out), 1);
+        assert!(
+            stderr(&out).contains("cannot inspect hf:nobody/missing"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("mlresCANARY"));
+    }
+}
