@@ -1,1 +1,1479 @@
-//! audit (in progress).
+//! `audit`: one streaming, parallel pass over a dataset that finds exact and near duplicates
+//! (MinHash LSH), train/eval contamination (word n-gram overlap), PII and secrets,
+//! prompt-injection strings and poisoning signals (trigger n-grams tied to one label or
+//! response, identical DPO pairs, label flips among duplicates, length outliers).
+//!
+//! Rows are read in batches; each batch is turned into small per-row features on worker
+//! threads ([`std::thread::scope`]) and merged in order. What is kept after a row is merged:
+//!
+//! * per row: a 64-bit text hash, a length, a label/target id and a ≤72-character redacted
+//!   excerpt (about 120 bytes), plus, for the first row of each distinct text, its MinHash
+//!   signature (`4 × num_perm` bytes: 512 bytes at the default 128). Memory is therefore
+//!   `rows × (≈120 + 4 × num_perm)` bytes, independent of how long the texts are;
+//! * the eval set's n-gram hashes (`--against`), 12 bytes per distinct eval n-gram;
+//! * the poisoning n-gram table, capped at [`AuditConfig::ngram_table_cap`] entries (lossy
+//!   counting: when full, entries seen at most `level` times are dropped and `level` rises,
+//!   so a pruned n-gram is undercounted by at most `level`).
+//!
+//! Row numbers are 1-based positions in the stream (broken rows count), which is the line
+//! number for JSON Lines without blank lines. Excerpts of secrets and PII never hold the
+//! whole value: every excerpt is passed through [`secrets::Scanner::redact_all`] on the full
+//! row text before it is cut.
+
+pub mod inject;
+pub mod minhash;
+pub mod secrets;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::Record;
+use crate::read::{self, ReadError, Row, RowError};
+use minhash::{MinHasher, Shingle};
+
+/// How serious a finding is; the CLI fails at or above a chosen level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+/// The detectors; each can be switched off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Detector {
+    ExactDup,
+    NearDup,
+    Contamination,
+    Pii,
+    Secrets,
+    Injection,
+    Poisoning,
+}
+
+impl Detector {
+    pub const ALL: [Detector; 7] = [
+        Detector::ExactDup,
+        Detector::NearDup,
+        Detector::Contamination,
+        Detector::Pii,
+        Detector::Secrets,
+        Detector::Injection,
+        Detector::Poisoning,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Detector::ExactDup => "exact-dup",
+            Detector::NearDup => "near-dup",
+            Detector::Contamination => "contamination",
+            Detector::Pii => "pii",
+            Detector::Secrets => "secrets",
+            Detector::Injection => "injection",
+            Detector::Poisoning => "poisoning",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Detector> {
+        Detector::ALL.into_iter().find(|d| d.name() == s)
+    }
+}
+
+/// Near-duplicate (MinHash LSH) parameters.
+#[derive(Debug, Clone, Serialize)]
+pub struct NearDupConfig {
+    /// Estimated Jaccard similarity at or above which two rows are near duplicates.
+    pub threshold: f64,
+    /// Signature length (number of hash permutations).
+    pub num_perm: usize,
+    /// LSH bands; `None` picks the `(bands, rows)` minimising the error around `threshold`
+    /// with false negatives weighted 9:1 (candidates are verified, so extra ones are cheap).
+    pub bands: Option<usize>,
+    /// Shingling: word n-grams (default 3) or character n-grams.
+    pub shingle: Shingle,
+    /// Seed of the permutation family.
+    pub seed: u64,
+}
+
+impl Default for NearDupConfig {
+    fn default() -> Self {
+        NearDupConfig {
+            threshold: 0.8,
+            num_perm: 128,
+            bands: None,
+            shingle: Shingle::Words(3),
+            seed: 1,
+        }
+    }
+}
+
+/// Knobs of an audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditConfig {
+    pub detectors: Vec<Detector>,
+    pub near_dup: NearDupConfig,
+    /// Word n-gram length for contamination.
+    pub contamination_ngram: usize,
+    /// A train row is contaminated when it holds at least this fraction of one eval row's
+    /// n-grams.
+    pub contamination_threshold: f64,
+    /// Poisoning: a trigger n-gram must occur in at least this many rows …
+    pub trigger_min_rows: u64,
+    /// … and in at most this fraction of rows (it is rare) …
+    pub trigger_max_fraction: f64,
+    /// … with at least this share of its rows mapped to one label/response …
+    pub trigger_min_purity: f64,
+    /// … which is at least this many times that target's base rate.
+    pub trigger_min_lift: f64,
+    /// Longest n-gram (words) considered as a trigger.
+    pub trigger_max_words: usize,
+    /// Entries of the trigger n-gram table before lossy pruning.
+    pub ngram_table_cap: usize,
+    /// Length outliers: |ln(1+chars) − median| > k × 1.4826 × MAD.
+    pub length_mad_k: f64,
+    /// Examples (row lists, groups) kept per detector; all are counted.
+    pub max_examples: usize,
+    /// Worker threads; 0 uses the available parallelism.
+    pub threads: usize,
+    /// Rows per batch handed to the workers.
+    pub batch_rows: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            detectors: Detector::ALL.to_vec(),
+            near_dup: NearDupConfig::default(),
+            contamination_ngram: 13,
+            contamination_threshold: 0.5,
+            trigger_min_rows: 10,
+            trigger_max_fraction: 0.1,
+            trigger_min_purity: 0.95,
+            trigger_min_lift: 2.0,
+            trigger_max_words: 3,
+            ngram_table_cap: 400_000,
+            length_mad_k: 6.0,
+            max_examples: 10,
+            threads: 0,
+            batch_rows: 4096,
+        }
+    }
+}
+
+impl AuditConfig {
+    pub fn enabled(&self, d: Detector) -> bool {
+        self.detectors.contains(&d)
+    }
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("invalid audit setting: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+// ------------------------------------------------------------------ report
+
+/// Everything an audit found.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditReport {
+    pub rows: u64,
+    pub broken_rows: u64,
+    pub broken_examples: Vec<RowError>,
+    pub eval_rows: Option<u64>,
+    pub config: AuditConfig,
+    /// One line per detector that found something, with its severity.
+    pub summary: Vec<SummaryLine>,
+    pub exact_duplicates: Option<DupReport>,
+    pub near_duplicates: Option<NearDupReport>,
+    pub contamination: Option<ContaminationReport>,
+    pub pii: Option<SensitiveReport>,
+    pub secrets: Option<SensitiveReport>,
+    pub injection: Option<InjectionReport>,
+    pub poisoning: Option<PoisoningReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryLine {
+    pub detector: Detector,
+    pub finding: &'static str,
+    pub severity: Severity,
+    pub count: u64,
+}
+
+impl AuditReport {
+    /// The most severe finding, if any.
+    pub fn worst(&self) -> Option<Severity> {
+        self.summary
+            .iter()
+            .filter(|s| s.count > 0)
+            .map(|s| s.severity)
+            .max()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    /// Total rows in the group.
+    pub size: u64,
+    /// Its first rows (up to `max_examples`).
+    pub rows: Vec<u64>,
+    /// Redacted excerpt of the first row.
+    pub excerpt: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DupReport {
+    /// Rows that repeat an earlier row's normalised text.
+    pub duplicate_rows: u64,
+    pub groups: u64,
+    pub examples: Vec<Group>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NearGroup {
+    pub size: u64,
+    pub rows: Vec<u64>,
+    /// Lowest estimated Jaccard of the verified pairs that joined the group.
+    pub min_similarity: f64,
+    pub excerpt: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NearDupReport {
+    pub bands: usize,
+    pub rows_per_band: usize,
+    pub candidate_pairs: u64,
+    pub verified_pairs: u64,
+    /// Rows in a near-duplicate group beyond its first row.
+    pub near_duplicate_rows: u64,
+    pub groups: u64,
+    pub examples: Vec<NearGroup>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Contaminated {
+    pub row: u64,
+    pub eval_row: u64,
+    /// Fraction of the eval row's n-grams found in the train row.
+    pub overlap: f64,
+    pub excerpt: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContaminationReport {
+    pub ngram: usize,
+    pub eval_ngrams: u64,
+    pub rows: u64,
+    pub examples: Vec<Contaminated>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SensitiveHit {
+    pub row: u64,
+    pub field: String,
+    pub kind: &'static str,
+    /// The matched value, redacted (never the whole value).
+    pub excerpt: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SensitiveReport {
+    pub matches: u64,
+    pub rows: u64,
+    pub by_kind: BTreeMap<&'static str, u64>,
+    pub examples: Vec<SensitiveHit>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InjectionHit {
+    pub row: u64,
+    pub field: String,
+    pub kind: &'static str,
+    pub excerpt: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InjectionReport {
+    pub rows: u64,
+    pub by_kind: BTreeMap<&'static str, u64>,
+    pub examples: Vec<InjectionHit>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Trigger {
+    /// The n-gram (normalised words, secrets redacted).
+    pub ngram: String,
+    pub rows: u64,
+    /// The label, or a redacted excerpt of the response, the rows map to.
+    pub target: String,
+    pub purity: f64,
+    pub base_rate: f64,
+    pub lift: f64,
+    pub example_rows: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelFlip {
+    pub rows: Vec<u64>,
+    pub labels: Vec<String>,
+    pub excerpt: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LengthOutlier {
+    pub row: u64,
+    pub chars: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PoisoningReport {
+    /// What the trigger search mapped rows to: `label`, `response` or `none`.
+    pub target_kind: &'static str,
+    pub triggers: Vec<Trigger>,
+    pub identical_chosen_rejected: u64,
+    pub identical_chosen_rejected_rows: Vec<u64>,
+    pub label_flip_groups: u64,
+    pub label_flips: Vec<LabelFlip>,
+    pub median_chars: f64,
+    pub length_outliers: u64,
+    pub length_outlier_rows: Vec<LengthOutlier>,
+}
+
+// ------------------------------------------------------------------ row views
+
+const LABEL_FIELDS: &[&str] = &["label", "labels", "class", "category", "target"];
+const RESPONSE_FIELDS: &[&str] = &[
+    "completion",
+    "response",
+    "output",
+    "answer",
+    "chosen",
+    "solution",
+    "assistant",
+];
+
+/// The texts of a row as the detectors see them.
+#[derive(Debug, Default)]
+pub struct RowView {
+    /// Prompt-side text (everything but labels and responses).
+    pub input: String,
+    /// Response-side text (`completion`, `chosen`, assistant messages, …).
+    pub response: String,
+    /// The label, when a label field is present.
+    pub label: Option<String>,
+    /// DPO: chosen and rejected texts.
+    pub chosen: Option<String>,
+    pub rejected: Option<String>,
+    /// Every string value with its field path (for PII, secrets and injection).
+    pub fields: Vec<(String, String)>,
+}
+
+fn flatten(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(flatten).collect::<Vec<_>>().join("\n"),
+        Value::Object(m) => match m.get("content") {
+            Some(c) => flatten(c),
+            None => m.values().map(flatten).collect::<Vec<_>>().join("\n"),
+        },
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn collect_strings(path: &str, v: &Value, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::String(s) => out.push((path.to_string(), s.clone())),
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                collect_strings(&format!("{path}[{i}]"), x, out);
+            }
+        }
+        Value::Object(m) => {
+            for (k, x) in m {
+                collect_strings(&format!("{path}.{k}"), x, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn push_text(s: &mut String, t: &str) {
+    if t.is_empty() {
+        return;
+    }
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    s.push_str(t);
+}
+
+impl RowView {
+    pub fn of(r: &Record) -> RowView {
+        let mut v = RowView::default();
+        for (k, val) in r {
+            collect_strings(k, val, &mut v.fields);
+            let key = k.to_ascii_lowercase();
+            if LABEL_FIELDS.contains(&key.as_str()) {
+                if !val.is_null() {
+                    v.label = Some(match val {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    });
+                }
+                continue;
+            }
+            if key == "rejected" {
+                v.rejected = Some(flatten(val));
+                continue;
+            }
+            if key == "messages" || key == "conversations" {
+                if let Value::Array(msgs) = val {
+                    for m in msgs {
+                        let role = m
+                            .get("role")
+                            .or_else(|| m.get("from"))
+                            .and_then(Value::as_str)
+                            .unwrap_or("");
+                        let content = m
+                            .get("content")
+                            .or_else(|| m.get("value"))
+                            .map(flatten)
+                            .unwrap_or_default();
+                        if role == "assistant" || role == "gpt" {
+                            push_text(&mut v.response, &content);
+                        } else {
+                            push_text(&mut v.input, &content);
+                        }
+                    }
+                } else {
+                    push_text(&mut v.input, &flatten(val));
+                }
+                continue;
+            }
+            let text = flatten(val);
+            if RESPONSE_FIELDS.contains(&key.as_str()) {
+                if key == "chosen" {
+                    v.chosen = Some(text.clone());
+                }
+                push_text(&mut v.response, &text);
+            } else if matches!(val, Value::String(_) | Value::Array(_) | Value::Object(_)) {
+                push_text(&mut v.input, &text);
+            }
+        }
+        v
+    }
+
+    /// The text the duplicate detectors compare: input, response and rejected.
+    pub fn dedup_text(&self) -> String {
+        let mut s = self.input.clone();
+        push_text(&mut s, &self.response);
+        if let Some(r) = &self.rejected {
+            push_text(&mut s, r);
+        }
+        s
+    }
+}
+
+/// Lowercased alphanumeric words joined by single spaces.
+pub fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for w in minhash::words(text) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        for c in w.chars() {
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
+/// A redacted excerpt: secrets and PII redacted over the whole text, then cut to `chars`.
+pub fn excerpt(scanner: &secrets::Scanner, text: &str, chars: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let red = scanner.redact_all(&flat);
+    let mut out: String = red.chars().take(chars).collect();
+    if red.chars().count() > chars {
+        out.push('…');
+    }
+    out
+}
+
+// ------------------------------------------------------------------ per-row features
+
+struct Feat {
+    row: u64,
+    text_hash: u64,
+    empty: bool,
+    chars: u64,
+    sig: Vec<u32>,
+    label: Option<String>,
+    target: Option<u64>,
+    target_text: Option<String>,
+    excerpt: String,
+    ngrams: Vec<(u64, String)>,
+    contamination: Option<(u32, f64)>,
+    pii: Vec<SensitiveHit>,
+    secrets: Vec<SensitiveHit>,
+    injection: Vec<InjectionHit>,
+    identical_pair: bool,
+}
+
+struct Shared<'a> {
+    cfg: &'a AuditConfig,
+    hasher: MinHasher,
+    scanner: secrets::Scanner,
+    inject: inject::Detector,
+    eval: Option<EvalIndex>,
+    target_kind: TargetKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetKind {
+    Undecided,
+    Label,
+    Response,
+}
+
+struct EvalIndex {
+    ngrams: HashMap<u64, u32>,
+    counts: Vec<u32>,
+}
+
+fn word_ngrams(norm: &str, n: usize) -> Vec<u64> {
+    let hs: Vec<u64> = norm
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(|w| minhash::hash_bytes(w.as_bytes(), 7))
+        .collect();
+    let mut out: Vec<u64> = if hs.len() < n {
+        Vec::new()
+    } else {
+        hs.windows(n).map(minhash::combine).collect()
+    };
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+impl EvalIndex {
+    fn build(rows: &mut dyn Iterator<Item = Row>, n: usize) -> (EvalIndex, u64) {
+        let mut idx = EvalIndex {
+            ngrams: HashMap::new(),
+            counts: Vec::new(),
+        };
+        let mut total = 0u64;
+        for r in rows {
+            total += 1;
+            let id = idx.counts.len() as u32;
+            let grams = match r {
+                Ok(rec) => word_ngrams(&normalise(&RowView::of(&rec).dedup_text()), n),
+                Err(_) => Vec::new(),
+            };
+            idx.counts.push(grams.len() as u32);
+            for g in grams {
+                idx.ngrams.entry(g).or_insert(id);
+            }
+        }
+        (idx, total)
+    }
+}
+
+fn features(sh: &Shared, row: u64, rec: &Record) -> Feat {
+    let cfg = sh.cfg;
+    let view = RowView::of(rec);
+    let text = view.dedup_text();
+    let norm = normalise(&text);
+    let text_hash = minhash::hash_bytes(norm.as_bytes(), 3);
+    let mut f = Feat {
+        row,
+        text_hash,
+        empty: norm.is_empty(),
+        chars: text.chars().count() as u64,
+        sig: Vec::new(),
+        label: view.label.clone(),
+        target: None,
+        target_text: None,
+        excerpt: excerpt(&sh.scanner, &text, 72),
+        ngrams: Vec::new(),
+        contamination: None,
+        pii: Vec::new(),
+        secrets: Vec::new(),
+        injection: Vec::new(),
+        identical_pair: false,
+    };
+    if cfg.enabled(Detector::NearDup) && !f.empty {
+        let mut sh_buf = Vec::new();
+        minhash::shingles(&norm, cfg.near_dup.shingle, &mut sh_buf);
+        f.sig = vec![0; sh.hasher.num_perm()];
+        sh.hasher.signature(&sh_buf, &mut f.sig);
+    }
+    if cfg.enabled(Detector::Contamination)
+        && let Some(ev) = &sh.eval
+    {
+        let mut hits: HashMap<u32, u32> = HashMap::new();
+        for g in word_ngrams(&norm, cfg.contamination_ngram) {
+            if let Some(&e) = ev.ngrams.get(&g) {
+                *hits.entry(e).or_default() += 1;
+            }
+        }
+        let best = hits
+            .into_iter()
+            .map(|(e, c)| (e, f64::from(c) / f64::from(ev.counts[e as usize].max(1))))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+        if let Some((e, overlap)) = best
+            && overlap >= cfg.contamination_threshold
+        {
+            f.contamination = Some((e, overlap));
+        }
+    }
+    if cfg.enabled(Detector::Pii) || cfg.enabled(Detector::Secrets) {
+        for (field, s) in &view.fields {
+            for h in sh.scanner.scan(s) {
+                let hit = SensitiveHit {
+                    row,
+                    field: field.clone(),
+                    kind: h.kind,
+                    excerpt: secrets::redact(&s[h.start..h.end]),
+                };
+                match h.class {
+                    secrets::Class::Pii if cfg.enabled(Detector::Pii) => f.pii.push(hit),
+                    secrets::Class::Secret if cfg.enabled(Detector::Secrets) => f.secrets.push(hit),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if cfg.enabled(Detector::Injection) {
+        for (field, s) in &view.fields {
+            for h in sh.inject.scan(s) {
+                f.injection.push(InjectionHit {
+                    row,
+                    field: field.clone(),
+                    kind: h.kind,
+                    excerpt: excerpt(&sh.scanner, &h.matched, 80),
+                });
+            }
+        }
+    }
+    if cfg.enabled(Detector::Poisoning) {
+        if let (Some(c), Some(r)) = (&view.chosen, &view.rejected) {
+            let (c, r) = (normalise(c), normalise(r));
+            f.identical_pair = !c.is_empty() && c == r;
+        }
+        let target = match sh.target_kind {
+            TargetKind::Label => view.label.clone().map(|l| (l.clone(), l)),
+            TargetKind::Response if !view.response.trim().is_empty() => Some((
+                normalise(&view.response),
+                excerpt(&sh.scanner, &view.response, 48),
+            )),
+            _ => None,
+        };
+        if let Some((key, shown)) = target {
+            f.target = Some(minhash::hash_bytes(key.as_bytes(), 11));
+            f.target_text = Some(shown);
+            let input = normalise(&view.input);
+            let words: Vec<&str> = input.split(' ').filter(|w| !w.is_empty()).collect();
+            let mut seen = std::collections::HashSet::new();
+            for n in 1..=cfg.trigger_max_words.max(1) {
+                for win in words.windows(n) {
+                    let g = win.join(" ");
+                    let h = minhash::hash_bytes(g.as_bytes(), 13 + n as u64);
+                    if seen.insert(h) {
+                        f.ngrams.push((h, g));
+                    }
+                }
+            }
+        }
+    }
+    f
+}
+
+// ------------------------------------------------------------------ the audit
+
+#[derive(Default)]
+struct NgramStat {
+    count: u32,
+    t1: u64,
+    c1: u32,
+    t2: u64,
+    c2: u32,
+    text: Box<str>,
+    rows: Vec<u64>,
+}
+
+struct Acc {
+    rows: u64,
+    broken: u64,
+    broken_examples: Vec<RowError>,
+    // per row (index = ordinal among parsed rows)
+    row_no: Vec<u64>,
+    chars: Vec<u64>,
+    label: Vec<u32>,
+    excerpts: Vec<Box<str>>,
+    labels: Vec<String>,
+    label_ids: HashMap<String, u32>,
+    exact: HashMap<u64, u32>,
+    exact_dup_of: Vec<u32>,
+    // near dups, over the first row of each distinct text
+    sig_rows: Vec<u32>,
+    sigs: Vec<u32>,
+    contaminated: Vec<Contaminated>,
+    contaminated_rows: u64,
+    pii: Vec<SensitiveHit>,
+    pii_matches: u64,
+    pii_rows: u64,
+    pii_kinds: BTreeMap<&'static str, u64>,
+    secrets: Vec<SensitiveHit>,
+    secret_matches: u64,
+    secret_rows: u64,
+    secret_kinds: BTreeMap<&'static str, u64>,
+    injection: Vec<InjectionHit>,
+    injection_rows: u64,
+    injection_kinds: BTreeMap<&'static str, u64>,
+    identical: u64,
+    identical_rows: Vec<u64>,
+    ngrams: HashMap<u64, NgramStat>,
+    prune_level: u32,
+    target_counts: HashMap<u64, u64>,
+    target_texts: HashMap<u64, String>,
+    target_rows: u64,
+}
+
+/// Audits `rows` (optionally against `eval`), calling `progress` with the rows processed.
+pub fn audit(
+    rows: &mut dyn Iterator<Item = Row>,
+    eval: Option<&mut dyn Iterator<Item = Row>>,
+    cfg: &AuditConfig,
+    progress: &mut dyn FnMut(u64),
+) -> Result<AuditReport, AuditError> {
+    let nd = &cfg.near_dup;
+    if !(nd.threshold > 0.0 && nd.threshold <= 1.0) {
+        return Err(AuditError::Config(format!(
+            "near-dup threshold must be in (0, 1], got {}",
+            nd.threshold
+        )));
+    }
+    if nd.num_perm == 0 || nd.num_perm > 4096 {
+        return Err(AuditError::Config(format!(
+            "num_perm must be in 1..=4096, got {}",
+            nd.num_perm
+        )));
+    }
+    let shingle_n = match nd.shingle {
+        Shingle::Words(n) | Shingle::Chars(n) => n,
+    };
+    if shingle_n == 0 || shingle_n > 64 {
+        return Err(AuditError::Config(format!(
+            "shingle size must be in 1..=64, got {shingle_n}"
+        )));
+    }
+    let (bands, rows_per_band) = match nd.bands {
+        Some(b) if b == 0 || b > nd.num_perm => {
+            return Err(AuditError::Config(format!(
+                "bands must be in 1..={}, got {b}",
+                nd.num_perm
+            )));
+        }
+        Some(b) => (b, nd.num_perm / b),
+        None => minhash::lsh_params_weighted(
+            nd.threshold,
+            nd.num_perm,
+            minhash::VERIFIED_FP_WEIGHT,
+        ),
+    };
+    if cfg.contamination_ngram == 0 {
+        return Err(AuditError::Config(
+            "contamination n-gram must be ≥ 1".into(),
+        ));
+    }
+    let (eval_index, eval_rows) = match eval {
+        Some(e) if cfg.enabled(Detector::Contamination) => {
+            let (i, n) = EvalIndex::build(e, cfg.contamination_ngram);
+            (Some(i), Some(n))
+        }
+        Some(e) => (None, Some(e.count() as u64)),
+        None => (None, None),
+    };
+    let eval_ngrams = eval_index.as_ref().map_or(0, |e| e.ngrams.len() as u64);
+    let mut shared = Shared {
+        cfg,
+        hasher: MinHasher::new(nd.num_perm, nd.seed),
+        scanner: secrets::Scanner::new(),
+        inject: inject::Detector::new(),
+        eval: eval_index,
+        target_kind: TargetKind::Undecided,
+    };
+    let threads = if cfg.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cfg.threads
+    };
+    let mut acc = Acc {
+        rows: 0,
+        broken: 0,
+        broken_examples: Vec::new(),
+        row_no: Vec::new(),
+        chars: Vec::new(),
+        label: Vec::new(),
+        excerpts: Vec::new(),
+        labels: Vec::new(),
+        label_ids: HashMap::new(),
+        exact: HashMap::new(),
+        exact_dup_of: Vec::new(),
+        sig_rows: Vec::new(),
+        sigs: Vec::new(),
+        contaminated: Vec::new(),
+        contaminated_rows: 0,
+        pii: Vec::new(),
+        pii_matches: 0,
+        pii_rows: 0,
+        pii_kinds: BTreeMap::new(),
+        secrets: Vec::new(),
+        secret_matches: 0,
+        secret_rows: 0,
+        secret_kinds: BTreeMap::new(),
+        injection: Vec::new(),
+        injection_rows: 0,
+        injection_kinds: BTreeMap::new(),
+        identical: 0,
+        identical_rows: Vec::new(),
+        ngrams: HashMap::new(),
+        prune_level: 0,
+        target_counts: HashMap::new(),
+        target_texts: HashMap::new(),
+        target_rows: 0,
+    };
+    let batch = cfg.batch_rows.max(1);
+    let mut pos = 0u64;
+    loop {
+        let mut recs: Vec<(u64, Record)> = Vec::with_capacity(batch);
+        for r in &mut *rows {
+            pos += 1;
+            acc.rows += 1;
+            match r {
+                Ok(rec) => recs.push((pos, rec)),
+                Err(e) => {
+                    acc.broken += 1;
+                    if acc.broken_examples.len() < cfg.max_examples {
+                        acc.broken_examples.push(e);
+                    }
+                }
+            }
+            if recs.len() >= batch {
+                break;
+            }
+        }
+        if recs.is_empty() {
+            break;
+        }
+        if shared.target_kind == TargetKind::Undecided {
+            // The first batch decides what trigger n-grams are tied to.
+            let labelled = recs
+                .iter()
+                .filter(|(_, r)| {
+                    r.keys()
+                        .any(|k| LABEL_FIELDS.contains(&k.to_ascii_lowercase().as_str()))
+                })
+                .count();
+            shared.target_kind = if labelled * 2 >= recs.len() {
+                TargetKind::Label
+            } else {
+                TargetKind::Response
+            };
+        }
+        let feats = compute(&shared, &recs, threads);
+        drop(recs);
+        for f in feats {
+            merge(&mut acc, cfg, f);
+        }
+        progress(acc.rows);
+    }
+    progress(acc.rows);
+    Ok(finish(
+        acc,
+        cfg,
+        &shared,
+        bands,
+        rows_per_band,
+        eval_rows,
+        eval_ngrams,
+    ))
+}
+
+fn compute(sh: &Shared, recs: &[(u64, Record)], threads: usize) -> Vec<Feat> {
+    if threads <= 1 || recs.len() < 64 {
+        return recs.iter().map(|(n, r)| features(sh, *n, r)).collect();
+    }
+    let chunk = recs.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = recs
+            .chunks(chunk)
+            .map(|c| {
+                s.spawn(move || {
+                    c.iter()
+                        .map(|(n, r)| features(sh, *n, r))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(recs.len());
+        for h in handles {
+            match h.join() {
+                Ok(v) => out.extend(v),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        out
+    })
+}
+
+fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
+    let idx = acc.row_no.len() as u32;
+    let max = cfg.max_examples;
+    acc.row_no.push(f.row);
+    acc.chars.push(f.chars);
+    let lid = match &f.label {
+        Some(l) => match acc.label_ids.get(l) {
+            Some(&i) => i,
+            None => {
+                let i = acc.labels.len() as u32;
+                acc.labels.push(l.clone());
+                acc.label_ids.insert(l.clone(), i);
+                i
+            }
+        },
+        None => u32::MAX,
+    };
+    acc.label.push(lid);
+    acc.excerpts.push(f.excerpt.into_boxed_str());
+    let first = if f.empty {
+        None
+    } else {
+        Some(*acc.exact.entry(f.text_hash).or_insert(idx))
+    };
+    acc.exact_dup_of.push(first.unwrap_or(idx));
+    if first == Some(idx) && !f.sig.is_empty() {
+        acc.sig_rows.push(idx);
+        acc.sigs.extend_from_slice(&f.sig);
+    }
+    if let Some((e, overlap)) = f.contamination {
+        acc.contaminated_rows += 1;
+        if acc.contaminated.len() < max {
+            acc.contaminated.push(Contaminated {
+                row: f.row,
+                eval_row: u64::from(e) + 1,
+                overlap,
+                excerpt: acc.excerpts[idx as usize].to_string(),
+            });
+        }
+    }
+    if !f.pii.is_empty() {
+        acc.pii_rows += 1;
+        for h in f.pii {
+            acc.pii_matches += 1;
+            *acc.pii_kinds.entry(h.kind).or_default() += 1;
+            if acc.pii.len() < max {
+                acc.pii.push(h);
+            }
+        }
+    }
+    if !f.secrets.is_empty() {
+        acc.secret_rows += 1;
+        for h in f.secrets {
+            acc.secret_matches += 1;
+            *acc.secret_kinds.entry(h.kind).or_default() += 1;
+            if acc.secrets.len() < max {
+                acc.secrets.push(h);
+            }
+        }
+    }
+    if !f.injection.is_empty() {
+        acc.injection_rows += 1;
+        for h in f.injection {
+            *acc.injection_kinds.entry(h.kind).or_default() += 1;
+            if acc.injection.len() < max {
+                acc.injection.push(h);
+            }
+        }
+    }
+    if f.identical_pair {
+        acc.identical += 1;
+        if acc.identical_rows.len() < max {
+            acc.identical_rows.push(f.row);
+        }
+    }
+    if let Some(t) = f.target {
+        acc.target_rows += 1;
+        let c = acc.target_counts.entry(t).or_default();
+        *c += 1;
+        if *c == 2
+            && let Some(txt) = f.target_text
+        {
+            acc.target_texts.insert(t, txt);
+        }
+        for (h, g) in f.ngrams {
+            let s = acc.ngrams.entry(h).or_insert_with(|| NgramStat {
+                text: g.into_boxed_str(),
+                ..NgramStat::default()
+            });
+            s.count += 1;
+            if s.c1 == 0 || s.t1 == t {
+                s.t1 = t;
+                s.c1 += 1;
+            } else if s.c2 == 0 || s.t2 == t {
+                s.t2 = t;
+                s.c2 += 1;
+                if s.c2 > s.c1 {
+                    std::mem::swap(&mut s.t1, &mut s.t2);
+                    std::mem::swap(&mut s.c1, &mut s.c2);
+                }
+            }
+            if s.rows.len() < 3 {
+                s.rows.push(f.row);
+            }
+        }
+        if acc.ngrams.len() > cfg.ngram_table_cap.max(1024) {
+            while acc.ngrams.len() > cfg.ngram_table_cap.max(1024) / 2 {
+                acc.prune_level += 1;
+                let level = acc.prune_level;
+                acc.ngrams.retain(|_, s| s.count > level);
+            }
+        }
+    }
+}
+
+fn finish(
+    mut acc: Acc,
+    cfg: &AuditConfig,
+    sh: &Shared,
+    bands: usize,
+    rows_per_band: usize,
+    eval_rows: Option<u64>,
+    eval_ngrams: u64,
+) -> AuditReport {
+    let max = cfg.max_examples;
+    let n = acc.row_no.len();
+    let mut dsu = minhash::Dsu::default();
+    for _ in 0..n {
+        dsu.push();
+    }
+    // Exact duplicates.
+    let mut exact_groups: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (i, &first) in acc.exact_dup_of.iter().enumerate() {
+        if first as usize != i {
+            exact_groups.entry(first).or_default().push(i as u32);
+            dsu.union(first, i as u32);
+        }
+    }
+    let exact_duplicates = cfg.enabled(Detector::ExactDup).then(|| {
+        let mut groups: Vec<(u32, Vec<u32>)> =
+            exact_groups.iter().map(|(k, v)| (*k, v.clone())).collect();
+        groups.sort_by_key(|g| g.0);
+        DupReport {
+            duplicate_rows: groups.iter().map(|g| g.1.len() as u64).sum(),
+            groups: groups.len() as u64,
+            examples: groups
+                .iter()
+                .take(max)
+                .map(|(first, rest)| Group {
+                    size: rest.len() as u64 + 1,
+                    rows: std::iter::once(first)
+                        .chain(rest.iter())
+                        .take(max)
+                        .map(|&i| acc.row_no[i as usize])
+                        .collect(),
+                    excerpt: acc.excerpts[*first as usize].to_string(),
+                })
+                .collect(),
+        }
+    });
+    // Near duplicates: band buckets, candidates verified by signature agreement.
+    let near_duplicates = cfg.enabled(Detector::NearDup).then(|| {
+        let np = sh.hasher.num_perm();
+        let m = acc.sig_rows.len();
+        let sig = |i: usize| &acc.sigs[i * np..(i + 1) * np];
+        let mut near = minhash::Dsu::default();
+        for _ in 0..m {
+            near.push();
+        }
+        let mut min_sim: HashMap<u32, f64> = HashMap::new();
+        let mut candidates = 0u64;
+        let mut verified = 0u64;
+        let mut checked: std::collections::HashSet<(u32, u32)> = std::collections::HashSet::new();
+        for b in 0..bands {
+            let mut buckets: HashMap<u64, Vec<u32>> = HashMap::with_capacity(m);
+            for i in 0..m {
+                buckets
+                    .entry(minhash::band_hash(sig(i), b, rows_per_band))
+                    .or_default()
+                    .push(i as u32);
+            }
+            for members in buckets.values().filter(|v| v.len() > 1) {
+                for (k, &x) in members.iter().enumerate().skip(1) {
+                    // Compare with a few earlier members; one verified match joins the group.
+                    for &y in members[..k].iter().rev().take(8) {
+                        if near.find(x) == near.find(y) {
+                            break;
+                        }
+                        if !checked.insert((y, x)) {
+                            continue;
+                        }
+                        candidates += 1;
+                        let s = minhash::agreement(sig(x as usize), sig(y as usize));
+                        if s >= cfg.near_dup.threshold {
+                            verified += 1;
+                            near.union(x, y);
+                            let e = min_sim.entry(x).or_insert(1.0);
+                            *e = e.min(s);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let mut groups: BTreeMap<u32, (Vec<u32>, f64)> = BTreeMap::new();
+        for i in 0..m as u32 {
+            let root = near.find(i);
+            let g = groups.entry(root).or_insert((Vec::new(), 1.0));
+            g.0.push(i);
+            if let Some(s) = min_sim.get(&i) {
+                g.1 = g.1.min(*s);
+            }
+        }
+        let mut out = Vec::new();
+        let mut near_rows = 0u64;
+        let mut count = 0u64;
+        for (_, (members, s)) in groups.into_iter().filter(|g| g.1.0.len() > 1) {
+            count += 1;
+            near_rows += members.len() as u64 - 1;
+            let rows: Vec<u32> = members.iter().map(|&i| acc.sig_rows[i as usize]).collect();
+            for w in rows.windows(2) {
+                dsu.union(w[0], w[1]);
+            }
+            if out.len() < max {
+                out.push(NearGroup {
+                    size: rows.len() as u64,
+                    rows: rows
+                        .iter()
+                        .take(max)
+                        .map(|&r| acc.row_no[r as usize])
+                        .collect(),
+                    min_similarity: s,
+                    excerpt: acc.excerpts[rows[0] as usize].to_string(),
+                });
+            }
+        }
+        NearDupReport {
+            bands,
+            rows_per_band,
+            candidate_pairs: candidates,
+            verified_pairs: verified,
+            near_duplicate_rows: near_rows,
+            groups: count,
+            examples: out,
+        }
+    });
+    let contamination = eval_rows
+        .filter(|_| cfg.enabled(Detector::Contamination))
+        .map(|_| ContaminationReport {
+            ngram: cfg.contamination_ngram,
+            eval_ngrams,
+            rows: acc.contaminated_rows,
+            examples: std::mem::take(&mut acc.contaminated),
+        });
+    let pii = cfg.enabled(Detector::Pii).then(|| SensitiveReport {
+        matches: acc.pii_matches,
+        rows: acc.pii_rows,
+        by_kind: std::mem::take(&mut acc.pii_kinds),
+        examples: std::mem::take(&mut acc.pii),
+    });
+    let secrets = cfg.enabled(Detector::Secrets).then(|| SensitiveReport {
+        matches: acc.secret_matches,
+        rows: acc.secret_rows,
+        by_kind: std::mem::take(&mut acc.secret_kinds),
+        examples: std::mem::take(&mut acc.secrets),
+    });
+    let injection = cfg.enabled(Detector::Injection).then(|| InjectionReport {
+        rows: acc.injection_rows,
+        by_kind: std::mem::take(&mut acc.injection_kinds),
+        examples: std::mem::take(&mut acc.injection),
+    });
+    let poisoning = cfg
+        .enabled(Detector::Poisoning)
+        .then(|| poisoning(&mut acc, cfg, sh, &mut dsu));
+    let mut summary = Vec::new();
+    let mut line = |detector, finding, severity, count: u64| {
+        if count > 0 {
+            summary.push(SummaryLine {
+                detector,
+                finding,
+                severity,
+                count,
+            });
+        }
+    };
+    if let Some(d) = &exact_duplicates {
+        line(
+            Detector::ExactDup,
+            "duplicate rows",
+            Severity::Low,
+            d.duplicate_rows,
+        );
+    }
+    if let Some(d) = &near_duplicates {
+        line(
+            Detector::NearDup,
+            "near-duplicate rows",
+            Severity::Low,
+            d.near_duplicate_rows,
+        );
+    }
+    if let Some(c) = &contamination {
+        line(
+            Detector::Contamination,
+            "rows overlapping the eval set",
+            Severity::High,
+            c.rows,
+        );
+    }
+    if let Some(s) = &secrets {
+        line(
+            Detector::Secrets,
+            "rows with secrets",
+            Severity::High,
+            s.rows,
+        );
+    }
+    if let Some(p) = &pii {
+        line(Detector::Pii, "rows with PII", Severity::Medium, p.rows);
+    }
+    if let Some(i) = &injection {
+        line(
+            Detector::Injection,
+            "rows with injection strings",
+            Severity::Medium,
+            i.rows,
+        );
+    }
+    if let Some(p) = &poisoning {
+        line(
+            Detector::Poisoning,
+            "trigger n-grams",
+            Severity::High,
+            p.triggers.len() as u64,
+        );
+        line(
+            Detector::Poisoning,
+            "label flips among duplicates",
+            Severity::Medium,
+            p.label_flip_groups,
+        );
+        line(
+            Detector::Poisoning,
+            "identical chosen and rejected",
+            Severity::Medium,
+            p.identical_chosen_rejected,
+        );
+        line(
+            Detector::Poisoning,
+            "length outliers",
+            Severity::Low,
+            p.length_outliers,
+        );
+    }
+    AuditReport {
+        rows: acc.rows,
+        broken_rows: acc.broken,
+        broken_examples: acc.broken_examples,
+        eval_rows,
+        config: cfg.clone(),
+        summary,
+        exact_duplicates,
+        near_duplicates,
+        contamination,
+        pii,
+        secrets,
+        injection,
+        poisoning,
+    }
+}
+
+fn poisoning(
+    acc: &mut Acc,
+    cfg: &AuditConfig,
+    sh: &Shared,
+    dsu: &mut minhash::Dsu,
+) -> PoisoningReport {
+    let max = cfg.max_examples;
+    let n = acc.row_no.len();
+    // Trigger n-grams.
+    let mut triggers: Vec<Trigger> = Vec::new();
+    let total = acc.target_rows.max(1) as f64;
+    let mut cands: Vec<&NgramStat> = acc
+        .ngrams
+        .values()
+        .filter(|s| {
+            u64::from(s.count) >= cfg.trigger_min_rows
+                && f64::from(s.count) <= cfg.trigger_max_fraction * total
+                && f64::from(s.c1) >= cfg.trigger_min_purity * f64::from(s.count)
+        })
+        .collect();
+    cands.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then(b.text.split(' ').count().cmp(&a.text.split(' ').count()))
+            .then(a.text.cmp(&b.text))
+    });
+    for s in cands {
+        let purity = f64::from(s.c1) / f64::from(s.count);
+        let base = acc.target_counts.get(&s.t1).copied().unwrap_or(0) as f64 / total;
+        let lift = if base > 0.0 { purity / base } else { 0.0 };
+        if lift < cfg.trigger_min_lift {
+            continue;
+        }
+        // One trigger phrase yields several n-grams with about the same rows: keep the longest.
+        let dup = triggers.iter().any(|t| {
+            let same_rows = (t.rows as f64 - f64::from(s.count)).abs() <= 0.1 * t.rows as f64;
+            same_rows && (t.ngram.contains(&*s.text) || s.text.contains(t.ngram.as_str()))
+        });
+        if dup {
+            continue;
+        }
+        triggers.push(Trigger {
+            ngram: excerpt(&sh.scanner, &s.text, 60),
+            rows: u64::from(s.count),
+            target: acc
+                .target_texts
+                .get(&s.t1)
+                .cloned()
+                .unwrap_or_else(|| "…".into()),
+            purity,
+            base_rate: base,
+            lift,
+            example_rows: s.rows.clone(),
+        });
+    }
+    // Label flips among exact and near duplicates.
+    let mut groups: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for i in 0..n as u32 {
+        groups.entry(dsu.find(i)).or_default().push(i);
+    }
+    let mut flips = Vec::new();
+    let mut flip_groups = 0u64;
+    for members in groups.values().filter(|g| g.len() > 1) {
+        let mut labels: Vec<u32> = members
+            .iter()
+            .map(|&i| acc.label[i as usize])
+            .filter(|&l| l != u32::MAX)
+            .collect();
+        labels.sort_unstable();
+        labels.dedup();
+        if labels.len() > 1 {
+            flip_groups += 1;
+            if flips.len() < max {
+                flips.push(LabelFlip {
+                    rows: members
+                        .iter()
+                        .take(max)
+                        .map(|&i| acc.row_no[i as usize])
+                        .collect(),
+                    labels: labels
+                        .iter()
+                        .map(|&l| acc.labels[l as usize].clone())
+                        .collect(),
+                    excerpt: acc.excerpts[members[0] as usize].to_string(),
+                });
+            }
+        }
+    }
+    // Length outliers on ln(1 + chars): median ± k × 1.4826 × MAD.
+    let logs: Vec<f64> = acc.chars.iter().map(|&c| (1.0 + c as f64).ln()).collect();
+    let med = median(logs.clone());
+    let mad = median(logs.iter().map(|x| (x - med).abs()).collect());
+    let spread = (1.4826 * mad).max(0.05);
+    let mut outliers = Vec::new();
+    let mut outlier_count = 0u64;
+    if n >= 20 {
+        for (i, x) in logs.iter().enumerate() {
+            if (x - med).abs() > cfg.length_mad_k * spread {
+                outlier_count += 1;
+                if outliers.len() < max {
+                    outliers.push(LengthOutlier {
+                        row: acc.row_no[i],
+                        chars: acc.chars[i],
+                    });
+                }
+            }
+        }
+    }
+    PoisoningReport {
+        target_kind: match sh.target_kind {
+            TargetKind::Label => "label",
+            TargetKind::Response => "response",
+            TargetKind::Undecided => "none",
+        },
+        triggers: triggers.into_iter().take(max).collect(),
+        identical_chosen_rejected: acc.identical,
+        identical_chosen_rejected_rows: std::mem::take(&mut acc.identical_rows),
+        label_flip_groups: flip_groups,
+        label_flips: flips,
+        median_chars: med.exp() - 1.0,
+        length_outliers: outlier_count,
+        length_outlier_rows: outliers,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+/// Audits a file or dataset directory (every split's files, in order) against an optional
+/// eval file or directory.
+pub fn audit_path(
+    path: &Path,
+    eval: Option<&Path>,
+    cfg: &AuditConfig,
+    progress: &mut dyn FnMut(u64),
+) -> Result<AuditReport, AuditError> {
+    let mut rows = open_all(path)?;
+    match eval {
+        Some(e) => {
+            let mut ev = open_all(e)?;
+            audit(&mut rows, Some(&mut ev), cfg, progress)
+        }
+        None => audit(&mut rows, None, cfg, progress),
+    }
+}
+
+fn open_all(path: &Path) -> Result<Box<dyn Iterator<Item = Row> + Send>, ReadError> {
+    let files: Vec<_> = read::resolve(path)?
+        .into_iter()
+        .flat_map(|s| s.files)
+        .collect();
+    // Open every file first so an unreadable one fails before any work.
+    let mut streams = Vec::with_capacity(files.len());
+    for f in &files {
+        streams.push(read::open(f)?);
+    }
+    Ok(Box::new(streams.into_iter().flatten()))
+}

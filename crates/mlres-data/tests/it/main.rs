@@ -1,4 +1,5 @@
 //! Integration tests of mlres-data.
 
+mod audit;
 mod inspect;
 mod read;
