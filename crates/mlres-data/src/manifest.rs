@@ -81,6 +81,12 @@ fn sha256_file(path: &Path) -> Result<(String, u64), ReadError> {
 /// Computes the manifest of `paths` (files, or directories expanded to their files);
 /// paths inside `root` are recorded relative to it.
 pub fn compute(paths: &[PathBuf], root: &Path) -> Result<Manifest, ReadError> {
+    compute_with(paths, root, true)
+}
+
+/// Like [`compute`]; with `rows: false` only paths, sizes and hashes are computed (rows are
+/// `None`, schemas empty), which is enough for [`same_content`] and much faster.
+pub fn compute_with(paths: &[PathBuf], root: &Path, rows: bool) -> Result<Manifest, ReadError> {
     let mut files = Vec::new();
     for p in paths {
         expand(p, &mut files)?;
@@ -88,7 +94,7 @@ pub fn compute(paths: &[PathBuf], root: &Path) -> Result<Manifest, ReadError> {
     let mut out = Vec::new();
     for f in files {
         let (sha256, bytes) = sha256_file(&f)?;
-        let (rows, skipped, schema) = if Format::from_path(&f).is_some() {
+        let (rows, skipped, schema) = if rows && Format::from_path(&f).is_some() {
             let mut rows = 0u64;
             let mut skipped = 0u64;
             let mut cols = BTreeSet::new();
@@ -124,6 +130,16 @@ pub fn compute(paths: &[PathBuf], root: &Path) -> Result<Manifest, ReadError> {
         });
     }
     Ok(Manifest { files: out })
+}
+
+/// Whether two manifests list the same files with the same sizes and hashes (rows and
+/// schemas are derived from the content, so they need not be compared).
+pub fn same_content(a: &Manifest, b: &Manifest) -> bool {
+    a.files.len() == b.files.len()
+        && a.files
+            .iter()
+            .zip(&b.files)
+            .all(|(x, y)| x.path == y.path && x.sha256 == y.sha256 && x.bytes == y.bytes)
 }
 
 /// Human-readable differences from `old` to `new` (empty when equal).

@@ -48,6 +48,38 @@ fn resolve(root: &Path, entry: &str) -> Entry {
 
 /// The manifest of the envelope's datasets as they are now; `None` when none are declared.
 pub(crate) fn current(project: &Project) -> Result<Option<Value>, EngineError> {
+    current_with(project, true)
+}
+
+/// Whether the datasets still have exactly the pinned files and hashes (hashing only, no
+/// row parsing: the check every submit runs).
+pub(crate) fn unchanged(project: &Project, pinned: &Value) -> Result<bool, EngineError> {
+    let Some(now) = current_with(project, false)? else {
+        return Ok(pinned.is_null());
+    };
+    let list = |v: &Value| v["entries"].as_array().cloned().unwrap_or_default();
+    let (old, new) = (list(pinned), list(&now));
+    if old.len() != new.len() {
+        return Ok(false);
+    }
+    for (o, n) in old.iter().zip(&new) {
+        if o["name"] != n["name"] || o["kind"] != n["kind"] {
+            return Ok(false);
+        }
+        if n["kind"] == "local" {
+            let parse = |v: &Value| {
+                serde_json::from_value::<mlres_data::manifest::Manifest>(v["manifest"].clone())
+            };
+            match (parse(o), parse(n)) {
+                (Ok(a), Ok(b)) if mlres_data::manifest::same_content(&a, &b) => {}
+                _ => return Ok(false),
+            }
+        }
+    }
+    Ok(true)
+}
+
+fn current_with(project: &Project, rows: bool) -> Result<Option<Value>, EngineError> {
     let names = &project.program.envelope.datasets;
     if names.is_empty() {
         return Ok(None);
@@ -58,8 +90,12 @@ pub(crate) fn current(project: &Project) -> Result<Option<Value>, EngineError> {
             Entry::Remote => json!({"name": name, "kind": "remote"}),
             Entry::Missing => json!({"name": name, "kind": "missing"}),
             Entry::Local(path) => {
-                let m = mlres_data::manifest::compute(std::slice::from_ref(&path), &project.root)
-                    .map_err(|e| EngineError::Refused {
+                let m = mlres_data::manifest::compute_with(
+                    std::slice::from_ref(&path),
+                    &project.root,
+                    rows,
+                )
+                .map_err(|e| EngineError::Refused {
                     code: "dataset_unreadable".into(),
                     message: format!("dataset `{name}` cannot be read: {e}"),
                 })?;

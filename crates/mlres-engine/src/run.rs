@@ -504,6 +504,16 @@ impl Engine {
 
     /// Refuses when a declared dataset no longer matches the manifest pinned at approval.
     fn check_datasets(&self, approval: &mlres_ledger::Approval) -> Result<(), EngineError> {
+        if self.project.program.envelope.datasets.is_empty() {
+            return Ok(());
+        }
+        // Fast path: hashes only. The full manifest (rows, schemas) is computed only to
+        // explain a difference.
+        if let Some(pinned) = self.ledger.pinned_datasets(approval)?
+            && crate::datasets::unchanged(&self.project, &pinned)?
+        {
+            return Ok(());
+        }
         let diff = self.dataset_changes(approval)?;
         if diff.is_empty() {
             return Ok(());

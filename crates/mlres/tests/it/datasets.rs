@@ -46,6 +46,8 @@ fn a_swapped_dataset_file_is_refused_with_the_difference_until_reapproved() {
 
     let out = submit(&env, 1);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"].to_string();
+    env.ok(&["exp", "wait", &id, "--timeout", "2m"]);
     let before = jobs(&env);
 
     // Same size, different content: a poisoned row swapped in after approval.
