@@ -458,18 +458,30 @@ pub struct Inspector {
     fit: FitAcc,
     samples: Vec<Record>,
     rows: u64,
+    scanner: Option<crate::audit::secrets::Scanner>,
 }
 
-fn truncate_value(v: &Value, chars: usize) -> Value {
+/// A sample value as shown: secrets and personal data redacted, long strings cut.
+fn truncate_value(v: &Value, chars: usize, scanner: &crate::audit::secrets::Scanner) -> Value {
     match v {
-        Value::String(s) if s.chars().count() > chars => {
-            let cut: String = s.chars().take(chars).collect();
-            Value::String(format!("{cut}… ({} chars)", s.chars().count()))
+        Value::String(s) => {
+            let s = scanner.redact_all(s);
+            let n = s.chars().count();
+            if n > chars {
+                let cut: String = s.chars().take(chars).collect();
+                Value::String(format!("{cut}… ({n} chars)"))
+            } else {
+                Value::String(s)
+            }
         }
-        Value::Array(a) => Value::Array(a.iter().map(|x| truncate_value(x, chars)).collect()),
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|x| truncate_value(x, chars, scanner))
+                .collect(),
+        ),
         Value::Object(o) => Value::Object(
             o.iter()
-                .map(|(k, x)| (k.clone(), truncate_value(x, chars)))
+                .map(|(k, x)| (k.clone(), truncate_value(x, chars, scanner)))
                 .collect(),
         ),
         other => other.clone(),
@@ -488,6 +500,7 @@ impl Inspector {
             fit: FitAcc::default(),
             samples: Vec::new(),
             rows: 0,
+            scanner: None,
         }
     }
 
@@ -532,9 +545,12 @@ impl Inspector {
         self.fit.push(r, row);
         if self.samples.len() < self.opts.sample_rows {
             let chars = self.opts.sample_chars;
+            let scanner = self
+                .scanner
+                .get_or_insert_with(crate::audit::secrets::Scanner::new);
             self.samples.push(
                 r.iter()
-                    .map(|(k, v)| (k.clone(), truncate_value(v, chars)))
+                    .map(|(k, v)| (k.clone(), truncate_value(v, chars, scanner)))
                     .collect(),
             );
         }

@@ -168,3 +168,20 @@ fn parquet_directories_are_inspected_across_row_groups_and_files() {
     let label = r.columns.iter().find(|c| c.name == "label").unwrap();
     assert_eq!(label.types.get("int"), Some(&4));
 }
+
+#[test]
+fn samples_never_show_a_secret_in_full() {
+    let t = tmp();
+    let p = t.path().join("s.jsonl");
+    let token = "hf_mlresCANARYtoken0123456789abcdefXYZ";
+    write_jsonl(
+        &p,
+        &[
+            json!({"text": format!("my key is {token} ok"), "messages": [{"role": "user", "content": token}]}),
+        ],
+    );
+    let r = inspect(&p);
+    let shown = serde_json::to_string(&r.samples).unwrap();
+    assert!(!shown.contains("mlresCANARY"), "{shown}");
+    assert!(shown.contains("my key is"), "{shown}");
+}
