@@ -1,24 +1,366 @@
 //! `mlres data audit`: the terminal side of `mlres_data::audit`.
 
-use clap::Args;
+use std::io::IsTerminal;
+use std::path::Path;
 
-use crate::{Cli, Failure, exit, fail};
+use anyhow::anyhow;
+use clap::{Args, ValueEnum};
+use mlres_data::audit::minhash::Shingle;
+use mlres_data::audit::{self, AuditConfig, AuditReport, Detector, NearDupConfig, Severity};
+
+use crate::{Cli, Failure, exit, fail, print};
+
+/// Exit code when findings reach `--fail-on`.
+pub const FINDINGS: u8 = 6;
+
+const AFTER_HELP: &str = "\
+Detectors: exact-dup, near-dup (MinHash LSH), contamination (needs --against), pii, secrets,
+injection, poisoning (trigger n-grams tied to one label/response, label flips among
+duplicates, identical chosen/rejected, length outliers).
+
+Severities: high = secrets, contamination, trigger n-grams; medium = PII, injection strings,
+label flips, identical chosen/rejected; low = duplicates, near duplicates, length outliers.
+
+Secrets and PII are shown redacted (first characters, then …[redacted]); row numbers are
+1-based positions in the source (JSON Lines: the line).
+
+Exit codes: 0 no finding at or above --fail-on; 6 findings at or above --fail-on;
+1 unreadable source or eval set; 2 bad arguments.";
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FailOn {
+    Low,
+    Medium,
+    High,
+    Never,
+}
 
 #[derive(Args, Debug)]
+#[command(after_help = AFTER_HELP)]
 pub struct AuditArgs {
-    /// A local .jsonl/.json/.csv/.parquet file or directory, or `hf:<owner>/<dataset>`.
+    /// A local .jsonl/.json/.csv/.parquet file or directory (all splits are audited).
     pub source: String,
-    /// An evaluation set to check the source against for contamination.
+    /// An evaluation set (file or directory) to check the source against for contamination.
     #[arg(long, value_name = "EVAL_SOURCE")]
     pub against: Option<String>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// Exit with code 6 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value = "low")]
+    pub fail_on: FailOn,
+    /// Run only these detectors (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "DETECTORS")]
+    pub only: Vec<String>,
+    /// Skip these detectors (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "DETECTORS")]
+    pub skip: Vec<String>,
+    /// Estimated Jaccard similarity at or above which rows are near duplicates.
+    #[arg(long, default_value_t = 0.8, value_name = "J")]
+    pub near_dup_threshold: f64,
+    /// MinHash signature length.
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub num_perm: usize,
+    /// LSH bands (default: chosen from the threshold and --num-perm).
+    #[arg(long, value_name = "B")]
+    pub bands: Option<usize>,
+    /// Shingles: `word:N` (word n-grams) or `char:N` (character n-grams).
+    #[arg(long, default_value = "word:3", value_name = "KIND:N")]
+    pub shingle: String,
+    /// Seed of the MinHash permutations.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Word n-gram length for contamination.
+    #[arg(long, default_value_t = 13, value_name = "N")]
+    pub ngram: usize,
+    /// Share of an eval row's n-grams a train row must hold to count as contaminated.
+    #[arg(long, default_value_t = 0.5, value_name = "FRACTION")]
+    pub contamination_threshold: f64,
+    /// Examples shown per detector (all are counted).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub examples: usize,
+    /// Worker threads (0: all cores).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
+}
+
+fn parse_shingle(s: &str) -> Result<Shingle, String> {
+    let (kind, n) = s
+        .split_once(':')
+        .ok_or_else(|| format!("--shingle {s:?}: expected word:N or char:N"))?;
+    let n: usize = n
+        .parse()
+        .map_err(|_| format!("--shingle {s:?}: {n:?} is not a number"))?;
+    match kind {
+        "word" | "words" => Ok(Shingle::Words(n)),
+        "char" | "chars" => Ok(Shingle::Chars(n)),
+        _ => Err(format!("--shingle {s:?}: expected word:N or char:N")),
+    }
+}
+
+fn detectors(a: &AuditArgs) -> Result<Vec<Detector>, String> {
+    let parse = |names: &[String]| -> Result<Vec<Detector>, String> {
+        names
+            .iter()
+            .map(|n| {
+                Detector::parse(n.trim()).ok_or_else(|| {
+                    let all: Vec<&str> = Detector::ALL.iter().map(|d| d.name()).collect();
+                    format!("unknown detector {n:?} (known: {})", all.join(", "))
+                })
+            })
+            .collect()
+    };
+    let mut ds = if a.only.is_empty() {
+        Detector::ALL.to_vec()
+    } else {
+        parse(&a.only)?
+    };
+    let skip = parse(&a.skip)?;
+    ds.retain(|d| !skip.contains(d));
+    Ok(ds)
+}
+
+fn config(a: &AuditArgs) -> Result<AuditConfig, String> {
+    Ok(AuditConfig {
+        detectors: detectors(a)?,
+        near_dup: NearDupConfig {
+            threshold: a.near_dup_threshold,
+            num_perm: a.num_perm,
+            bands: a.bands,
+            shingle: parse_shingle(&a.shingle)?,
+            seed: a.seed,
+        },
+        contamination_ngram: a.ngram,
+        contamination_threshold: a.contamination_threshold,
+        max_examples: a.examples,
+        threads: a.threads,
+        ..AuditConfig::default()
+    })
 }
 
 pub fn run(_cli: &Cli, a: &AuditArgs) -> Result<u8, Failure> {
-    Err(fail(
-        exit::ERROR,
-        anyhow::anyhow!("mlres data audit {}: not built yet", a.source),
-    ))
+    let cfg = config(a).map_err(|e| fail(exit::USAGE, anyhow!(e)))?;
+    if crate::data_hf::hf_dataset(&a.source).is_some() {
+        return Err(fail(
+            exit::USAGE,
+            anyhow!(
+                "mlres data audit reads local files; download the dataset first (hf: sources are not audited remotely)"
+            ),
+        ));
+    }
+    let bar = (!a.json && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        b
+    });
+    let mut progress = |rows: u64| {
+        if let Some(b) = &bar {
+            b.set_message(format!("{rows} rows audited"));
+            b.tick();
+        }
+    };
+    let result = audit::audit_path(
+        Path::new(&a.source),
+        a.against.as_deref().map(Path::new),
+        &cfg,
+        &mut progress,
+    );
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let report = result.map_err(|e| match e {
+        audit::AuditError::Config(_) => fail(exit::USAGE, anyhow!("{e}")),
+        audit::AuditError::Read(_) => fail(exit::ERROR, anyhow!("cannot audit: {e}")),
+    })?;
+    if a.json {
+        print::json(&report);
+    } else {
+        print_report(&a.source, &report);
+    }
+    let threshold = match a.fail_on {
+        FailOn::Low => Some(Severity::Low),
+        FailOn::Medium => Some(Severity::Medium),
+        FailOn::High => Some(Severity::High),
+        FailOn::Never => None,
+    };
+    Ok(match (report.worst(), threshold) {
+        (Some(w), Some(t)) if w >= t => FINDINGS,
+        _ => exit::OK,
+    })
+}
+
+fn sev(s: Severity) -> &'static str {
+    match s {
+        Severity::Low => "low",
+        Severity::Medium => "MEDIUM",
+        Severity::High => "HIGH",
+    }
+}
+
+fn rows_list(rows: &[u64]) -> String {
+    rows.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_report(source: &str, r: &AuditReport) {
+    println!("audit of {source}: {} rows", r.rows);
+    if r.broken_rows > 0 {
+        println!("  {} broken rows skipped", r.broken_rows);
+        for e in &r.broken_examples {
+            println!("    row {}: {}", e.row, e.message);
+        }
+    }
+    if let Some(n) = r.eval_rows {
+        println!("  checked against an eval set of {n} rows");
+    }
+    println!();
+    if r.summary.is_empty() {
+        println!("no findings");
+    } else {
+        println!("findings:");
+        for s in &r.summary {
+            println!(
+                "  [{:<6}] {:<14} {} {}",
+                sev(s.severity),
+                s.detector.name(),
+                s.count,
+                s.finding
+            );
+        }
+    }
+    if let Some(d) = &r.exact_duplicates {
+        println!();
+        println!(
+            "exact duplicates: {} duplicate rows in {} groups",
+            d.duplicate_rows, d.groups
+        );
+        for g in &d.examples {
+            println!("  {} rows ({}): {}", g.size, rows_list(&g.rows), g.excerpt);
+        }
+    }
+    if let Some(d) = &r.near_duplicates {
+        println!();
+        println!(
+            "near duplicates (MinHash {} perms, {} bands × {} rows, J ≥ {}): {} rows in {} groups ({} candidate pairs, {} verified)",
+            r.config.near_dup.num_perm,
+            d.bands,
+            d.rows_per_band,
+            r.config.near_dup.threshold,
+            d.near_duplicate_rows,
+            d.groups,
+            d.candidate_pairs,
+            d.verified_pairs
+        );
+        for g in &d.examples {
+            println!(
+                "  {} rows ({}), J ≥ {:.2}: {}",
+                g.size,
+                rows_list(&g.rows),
+                g.min_similarity,
+                g.excerpt
+            );
+        }
+    }
+    if let Some(c) = &r.contamination {
+        println!();
+        println!(
+            "contamination ({}-gram overlap with the eval set): {} rows",
+            c.ngram, c.rows
+        );
+        for x in &c.examples {
+            println!(
+                "  row {} ~ eval row {} ({:.0}% of its n-grams): {}",
+                x.row,
+                x.eval_row,
+                x.overlap * 100.0,
+                x.excerpt
+            );
+        }
+    }
+    for (title, s) in [("secrets", &r.secrets), ("PII", &r.pii)] {
+        if let Some(s) = s {
+            println!();
+            let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            println!(
+                "{title}: {} matches in {} rows{}",
+                s.matches,
+                s.rows,
+                if kinds.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", kinds.join(", "))
+                }
+            );
+            for h in &s.examples {
+                println!("  row {} {} {}: {}", h.row, h.field, h.kind, h.excerpt);
+            }
+        }
+    }
+    if let Some(i) = &r.injection {
+        println!();
+        let kinds: Vec<String> = i.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!(
+            "prompt injection: {} rows{}",
+            i.rows,
+            if kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", kinds.join(", "))
+            }
+        );
+        for h in &i.examples {
+            println!("  row {} {} {}: {}", h.row, h.field, h.kind, h.excerpt);
+        }
+    }
+    if let Some(p) = &r.poisoning {
+        println!();
+        println!("poisoning signals:");
+        println!(
+            "  trigger n-grams tied to one {}: {}",
+            p.target_kind,
+            p.triggers.len()
+        );
+        for t in &p.triggers {
+            println!(
+                "    {:?} in {} rows → {:?} ({:.0}% of them; base rate {:.1}%, lift {:.1}), rows {}",
+                t.ngram,
+                t.rows,
+                t.target,
+                t.purity * 100.0,
+                t.base_rate * 100.0,
+                t.lift,
+                rows_list(&t.example_rows)
+            );
+        }
+        println!(
+            "  label flips among duplicates: {} groups",
+            p.label_flip_groups
+        );
+        for f in &p.label_flips {
+            println!(
+                "    rows {} labelled {}: {}",
+                rows_list(&f.rows),
+                f.labels.join(" / "),
+                f.excerpt
+            );
+        }
+        println!(
+            "  identical chosen and rejected: {}{}",
+            p.identical_chosen_rejected,
+            if p.identical_chosen_rejected_rows.is_empty() {
+                String::new()
+            } else {
+                format!(" (rows {})", rows_list(&p.identical_chosen_rejected_rows))
+            }
+        );
+        println!(
+            "  length outliers (median {:.0} chars): {}",
+            p.median_chars, p.length_outliers
+        );
+        for o in &p.length_outlier_rows {
+            println!("    row {}: {} chars", o.row, o.chars);
+        }
+    }
 }

@@ -6,6 +6,7 @@ mod claude;
 mod cli;
 mod concurrency;
 mod crash;
+mod data_audit;
 mod data_inspect;
 mod datasets;
 mod demo;
