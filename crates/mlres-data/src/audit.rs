@@ -498,16 +498,40 @@ pub fn normalise(text: &str) -> String {
     out
 }
 
-/// A redacted excerpt: secrets and PII redacted over the whole text, then cut to `chars`.
+/// A redacted excerpt: secrets and PII redacted, then cut to `chars` characters.
+///
+/// Only a window of the text is scanned (the first [`EXCERPT_WINDOW`] bytes, extended to the
+/// end of the token it would cut, so no secret is split at the window's edge); a token that
+/// is still cut (longer than 4 KiB) is dropped. Every value that ends in the excerpt was
+/// therefore seen whole by the scanner.
 pub fn excerpt(scanner: &secrets::Scanner, text: &str, chars: usize) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = text.trim_start();
+    let mut end = text.len().min(EXCERPT_WINDOW.max(chars * 4));
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    let mut cut = false;
+    if end < text.len() {
+        let rest = &text[end..];
+        let tok = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        if tok <= 4096 {
+            end += tok;
+        } else {
+            end = text[..end].rfind(char::is_whitespace).unwrap_or(0);
+        }
+        cut = end < text.len();
+    }
+    let flat: String = text[..end].split_whitespace().collect::<Vec<_>>().join(" ");
     let red = scanner.redact_all(&flat);
     let mut out: String = red.chars().take(chars).collect();
-    if red.chars().count() > chars {
+    if cut || red.chars().count() > chars {
         out.push('…');
     }
     out
 }
+
+/// Bytes of a row's text scanned for its excerpt (see [`excerpt`]).
+pub const EXCERPT_WINDOW: usize = 320;
 
 // ------------------------------------------------------------------ per-row features
 
@@ -786,11 +810,9 @@ pub fn audit(
             )));
         }
         Some(b) => (b, nd.num_perm / b),
-        None => minhash::lsh_params_weighted(
-            nd.threshold,
-            nd.num_perm,
-            minhash::VERIFIED_FP_WEIGHT,
-        ),
+        None => {
+            minhash::lsh_params_weighted(nd.threshold, nd.num_perm, minhash::VERIFIED_FP_WEIGHT)
+        }
     };
     if cfg.contamination_ngram == 0 {
         return Err(AuditError::Config(

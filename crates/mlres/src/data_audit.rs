@@ -56,7 +56,12 @@ pub struct AuditArgs {
     #[arg(long, value_delimiter = ',', value_name = "DETECTORS")]
     pub skip: Vec<String>,
     /// Estimated Jaccard similarity at or above which rows are near duplicates.
-    #[arg(long, default_value_t = 0.8, value_name = "J")]
+    #[arg(
+        long,
+        default_value_t = 0.8,
+        value_name = "J",
+        visible_alias = "threshold"
+    )]
     pub near_dup_threshold: f64,
     /// MinHash signature length.
     #[arg(long, default_value_t = 128, value_name = "N")]
@@ -77,7 +82,12 @@ pub struct AuditArgs {
     #[arg(long, default_value_t = 0.5, value_name = "FRACTION")]
     pub contamination_threshold: f64,
     /// Examples shown per detector (all are counted).
-    #[arg(long, default_value_t = 5, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 5,
+        value_name = "N",
+        visible_alias = "max-examples"
+    )]
     pub examples: usize,
     /// Worker threads (0: all cores).
     #[arg(long, default_value_t = 0, value_name = "N")]

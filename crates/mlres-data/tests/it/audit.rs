@@ -950,6 +950,21 @@ proptest! {
     }
 
     #[test]
+    fn excerpts_never_hold_a_whole_secret(
+        body in "[A-Za-z0-9]{30,50}",
+        prefix in prop::sample::select(vec!["hf_", "ghp_", "sk-", "AKIA", "api_key="]),
+        before in "[a-z ]{0,400}",
+        chars in 20usize..200,
+    ) {
+        prop_assume!(body.chars().any(|c| c.is_ascii_digit()) && body.chars().any(|c| c.is_ascii_alphabetic()));
+        prop_assume!(audit::secrets::entropy(&body) >= 3.0);
+        let body = if prefix == "AKIA" { body.to_ascii_uppercase()[..16].to_string() } else { body };
+        let text = format!("{before} {prefix}{body} tail words here");
+        let ex = audit::excerpt(&audit::secrets::Scanner::new(), &text, chars);
+        prop_assert!(!ex.contains(&body), "{ex}");
+    }
+
+    #[test]
     fn luhn_accepts_generated_cards(seed in any::<u64>()) {
         let mut g = Gen { rng: Rng(seed), vocab: vec!["x".into()] };
         let card = g.luhn_card();
