@@ -151,10 +151,12 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<String> {
             Some(o) if o != n => {
                 let mut parts = Vec::new();
                 if o.sha256 != n.sha256 {
+                    // Char-wise: a manifest read back from the ledger may hold anything.
+                    let short = |h: &str| h.chars().take(12).collect::<String>();
                     parts.push(format!(
                         "content changed (sha256 {}… → {}…)",
-                        &o.sha256[..o.sha256.len().min(12)],
-                        &n.sha256[..n.sha256.len().min(12)]
+                        short(&o.sha256),
+                        short(&n.sha256)
                     ));
                 }
                 if o.bytes != n.bytes {

@@ -2,4 +2,5 @@
 
 mod audit;
 mod inspect;
+mod manifest;
 mod read;
