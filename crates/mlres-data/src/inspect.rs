@@ -114,6 +114,8 @@ pub struct InspectReport {
     pub columns: Vec<ColumnStats>,
     pub fitness: Fitness,
     pub samples: Vec<Record>,
+    /// Distinct column names seen past [`MAX_COLUMNS`] (no statistics for them).
+    pub untracked_columns: u64,
 }
 
 // ------------------------------------------------------------------ accumulation
@@ -138,6 +140,16 @@ struct ColumnAcc {
 }
 
 const KMV_K: usize = 1024;
+
+/// Exact distinct-value hashes kept over all columns together: a wide table gets a smaller
+/// exact cap per column (then the KMV estimate), so memory stays bounded however many
+/// columns the rows carry.
+const EXACT_BUDGET: usize = 4_000_000;
+
+/// Columns tracked; further column names are counted in
+/// [`InspectReport::untracked_columns`] but get no statistics (bounded memory on rows with
+/// arbitrary keys).
+pub const MAX_COLUMNS: usize = 1_000;
 
 fn value_hash(v: &Value) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -166,7 +178,8 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 impl ColumnAcc {
-    fn new() -> ColumnAcc {
+    /// Exact distinct set and balance on (the derived `Default` has both off).
+    fn start() -> ColumnAcc {
         ColumnAcc {
             exact: Some(HashSet::new()),
             balance: Some(HashMap::new()),
@@ -174,7 +187,7 @@ impl ColumnAcc {
         }
     }
 
-    fn push(&mut self, v: &Value, opts: &InspectOptions) {
+    fn push(&mut self, v: &Value, opts: &InspectOptions, exact_cap: usize) {
         self.present += 1;
         *self.types.entry(type_name(v).to_string()).or_default() += 1;
         match v {
@@ -202,7 +215,7 @@ impl ColumnAcc {
         let h = value_hash(v);
         if let Some(set) = &mut self.exact {
             set.insert(h);
-            if set.len() > opts.exact_distinct {
+            if set.len() > exact_cap {
                 self.exact = None;
             }
         }
@@ -459,6 +472,8 @@ pub struct Inspector {
     samples: Vec<Record>,
     rows: u64,
     scanner: Option<crate::audit::secrets::Scanner>,
+    /// Hashes of column names past [`MAX_COLUMNS`] (exact up to a cap, then only counted).
+    untracked: HashSet<u64>,
 }
 
 /// A sample value as shown: secrets and personal data redacted, long strings cut.
@@ -501,6 +516,7 @@ impl Inspector {
             samples: Vec::new(),
             rows: 0,
             scanner: None,
+            untracked: HashSet::new(),
         }
     }
 
@@ -535,12 +551,23 @@ impl Inspector {
         for (k, v) in r {
             let acc = match self.columns.get_mut(k) {
                 Some(a) => a,
-                None => {
+                None if self.order.len() < MAX_COLUMNS => {
                     self.order.push(k.clone());
-                    self.columns.entry(k.clone()).or_insert_with(ColumnAcc::new)
+                    self.columns.entry(k.clone()).or_insert_with(ColumnAcc::start)
+                }
+                None => {
+                    if self.untracked.len() < EXACT_BUDGET / 4 {
+                        let mut h = std::collections::hash_map::DefaultHasher::new();
+                        k.hash(&mut h);
+                        self.untracked.insert(h.finish());
+                    }
+                    continue;
                 }
             };
-            acc.push(v, opts);
+            let cap = opts
+                .exact_distinct
+                .min(EXACT_BUDGET / self.order.len().max(1));
+            acc.push(v, opts, cap);
         }
         self.fit.push(r, row);
         if self.samples.len() < self.opts.sample_rows {
@@ -587,12 +614,15 @@ impl Inspector {
             columns,
             fitness: self.fit.finish(&names),
             samples: self.samples,
+            untracked_columns: self.untracked.len() as u64,
         }
     }
 }
 
-/// Inspects a local file or dataset directory. `progress` gets the rows read so far (about
-/// every 10 000 rows) and the total bytes of the source once at the start (as `rows = 0`).
+/// Inspects a local file or dataset directory. `progress` gets the total bytes of the source
+/// once at the start (as `rows = 0`), then rows and bytes read so far about every 10 000 rows
+/// (bytes within a text file as it is scanned; a parquet file's bytes when it is done) and
+/// after each file.
 pub fn inspect_path(
     path: &Path,
     opts: InspectOptions,
@@ -613,6 +643,7 @@ pub fn inspect_path(
     });
     let mut done_bytes = 0u64;
     let mut files_done = 0u64;
+    let reading = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     for s in &splits {
         for f in &s.files {
             let bytes = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
@@ -631,21 +662,25 @@ pub fn inspect_path(
                     bytes,
                 },
             );
-            for row in read::open(f)? {
+            reading.store(0, std::sync::atomic::Ordering::Relaxed);
+            let mut seen = 0u64;
+            for row in read::open_with_progress(f, reading.clone())? {
+                seen += 1;
                 match row {
                     Ok(r) => {
                         let n = ins.split(&s.split).rows + 1;
                         ins.push(&s.split, n, &r);
-                        if ins.rows.is_multiple_of(10_000) {
-                            progress(Progress {
-                                rows: ins.rows,
-                                files_done,
-                                total_bytes: total,
-                                bytes_done: done_bytes,
-                            });
-                        }
                     }
                     Err(e) => ins.skip(&s.split, &shown, e),
+                }
+                if seen.is_multiple_of(10_000) {
+                    let within = reading.load(std::sync::atomic::Ordering::Relaxed);
+                    progress(Progress {
+                        rows: ins.rows,
+                        files_done,
+                        total_bytes: total,
+                        bytes_done: done_bytes + within.min(bytes),
+                    });
                 }
             }
             done_bytes += bytes;
@@ -667,6 +702,6 @@ pub struct Progress {
     pub rows: u64,
     pub files_done: u64,
     pub total_bytes: u64,
-    /// Bytes of the files finished so far.
+    /// Bytes read so far (finished files plus the part of the current file read).
     pub bytes_done: u64,
 }

@@ -38,11 +38,19 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReadError + '_ {
     }
 }
 
-/// Expands directories to the files below them (sorted, hidden entries skipped).
-fn expand(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReadError> {
+/// Expands directories to the files below them (sorted, hidden entries skipped; symlinks
+/// followed, each directory walked once so a symlink loop ends).
+fn expand(
+    path: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut std::collections::HashSet<PathBuf>,
+) -> Result<(), ReadError> {
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
     if meta.is_file() {
         out.push(path.to_path_buf());
+        return Ok(());
+    }
+    if !seen.insert(std::fs::canonicalize(path).map_err(io_err(path))?) {
         return Ok(());
     }
     let mut children: Vec<PathBuf> = std::fs::read_dir(path)
@@ -56,7 +64,7 @@ fn expand(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReadError> {
         .collect();
     children.sort();
     for c in children {
-        expand(&c, out)?;
+        expand(&c, out, seen)?;
     }
     Ok(())
 }
@@ -88,8 +96,9 @@ pub fn compute(paths: &[PathBuf], root: &Path) -> Result<Manifest, ReadError> {
 /// `None`, schemas empty), which is enough for [`same_content`] and much faster.
 pub fn compute_with(paths: &[PathBuf], root: &Path, rows: bool) -> Result<Manifest, ReadError> {
     let mut files = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for p in paths {
-        expand(p, &mut files)?;
+        expand(p, &mut files, &mut seen)?;
     }
     let mut out = Vec::new();
     for f in files {

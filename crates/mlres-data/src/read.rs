@@ -9,8 +9,10 @@
 //! parquet one row group's decoding state.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Record;
 
@@ -86,6 +88,61 @@ pub fn open(path: &Path) -> Result<Rows, ReadError> {
 
 /// Opens `path` as `format`.
 pub fn open_as(path: &Path, format: Format) -> Result<Rows, ReadError> {
+    open_counted(path, format, None)
+}
+
+/// Like [`open`], adding the bytes read so far to `counter` as rows are read (text formats
+/// as they are scanned; parquet, whose pages are read by row group, when the file is done),
+/// so a caller can show progress within one large file.
+pub fn open_with_progress(path: &Path, counter: Arc<AtomicU64>) -> Result<Rows, ReadError> {
+    let format = Format::from_path(path).ok_or_else(|| ReadError::UnknownFormat {
+        path: path.to_path_buf(),
+    })?;
+    open_counted(path, format, Some(counter))
+}
+
+/// A reader that adds the bytes it reads to a shared counter.
+struct Counting<R> {
+    inner: R,
+    counter: Option<Arc<AtomicU64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(c) = &self.counter {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
+/// Adds a parquet file's size to the counter once its rows are done.
+struct CountAtEnd {
+    rows: Rows,
+    bytes: u64,
+    counter: Option<Arc<AtomicU64>>,
+}
+
+impl Iterator for CountAtEnd {
+    type Item = Row;
+
+    fn next(&mut self) -> Option<Row> {
+        let r = self.rows.next();
+        if r.is_none()
+            && let Some(c) = self.counter.take()
+        {
+            c.fetch_add(self.bytes, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+fn open_counted(
+    path: &Path,
+    format: Format,
+    counter: Option<Arc<AtomicU64>>,
+) -> Result<Rows, ReadError> {
     let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
@@ -99,10 +156,26 @@ pub fn open_as(path: &Path, format: Format) -> Result<Rows, ReadError> {
     }
     let file = File::open(path).map_err(io)?;
     match format {
-        Format::Jsonl => Ok(Box::new(JsonLines::new(BufReader::new(file)))),
-        Format::Json => json_rows(path, BufReader::new(file)),
-        Format::Csv => Ok(Box::new(CsvRows::new(file))),
-        Format::Parquet => parquet_rows(path, file),
+        Format::Jsonl => Ok(Box::new(JsonLines::new(BufReader::new(Counting {
+            inner: file,
+            counter,
+        })))),
+        Format::Json => json_rows(
+            path,
+            BufReader::new(Counting {
+                inner: file,
+                counter,
+            }),
+        ),
+        Format::Csv => Ok(Box::new(CsvRows::new(Counting {
+            inner: file,
+            counter,
+        }))),
+        Format::Parquet => Ok(Box::new(CountAtEnd {
+            rows: parquet_rows(path, file)?,
+            bytes: meta.len(),
+            counter,
+        })),
     }
 }
 
@@ -388,8 +461,8 @@ impl<R: BufRead> Iterator for JsonArray<R> {
 // ------------------------------------------------------------------ CSV
 
 /// CSV with a header row; every cell is a string, an empty cell is null.
-struct CsvRows {
-    reader: csv::Reader<File>,
+struct CsvRows<R> {
+    reader: csv::Reader<R>,
     headers: Option<Vec<String>>,
     header_error: Option<String>,
     record: csv::ByteRecord,
@@ -397,8 +470,8 @@ struct CsvRows {
     done: bool,
 }
 
-impl CsvRows {
-    fn new(file: File) -> CsvRows {
+impl<R: Read> CsvRows<R> {
+    fn new(file: R) -> CsvRows<R> {
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
             .has_headers(true)
@@ -431,7 +504,7 @@ impl CsvRows {
     }
 }
 
-impl Iterator for CsvRows {
+impl<R: Read> Iterator for CsvRows<R> {
     type Item = Row;
 
     fn next(&mut self) -> Option<Row> {
@@ -584,7 +657,7 @@ pub fn split_name(path: &Path) -> String {
     let norm = |s: &str| -> Option<&'static str> {
         let s = s.to_ascii_lowercase();
         let head = s
-            .split(|c: char| c == '-' || c == '_' || c == '.')
+            .split(['-', '_', '.'])
             .next()
             .unwrap_or("");
         match head {
@@ -632,7 +705,14 @@ pub fn resolve(path: &Path) -> Result<Vec<SplitFiles>, ReadError> {
     }
     let mut files = Vec::new();
     let mut stack = vec![path.to_path_buf()];
+    // Directories already walked (canonical), so a symlink loop is walked once.
+    let mut seen = std::collections::HashSet::new();
     while let Some(dir) = stack.pop() {
+        if let Ok(c) = std::fs::canonicalize(&dir)
+            && !seen.insert(c)
+        {
+            continue;
+        }
         let entries = std::fs::read_dir(&dir).map_err(|source| ReadError::Io {
             path: dir.clone(),
             source,
@@ -653,9 +733,15 @@ pub fn resolve(path: &Path) -> Result<Vec<SplitFiles>, ReadError> {
                 path: p.clone(),
                 source,
             })?;
-            if ty.is_dir() {
+            // Symlinks are followed (a dangling one is skipped); `seen` stops loops.
+            let is_dir = if ty.is_symlink() {
+                std::fs::metadata(&p).is_ok_and(|m| m.is_dir())
+            } else {
+                ty.is_dir()
+            };
+            if is_dir {
                 stack.push(p);
-            } else if Format::from_path(&p).is_some() {
+            } else if Format::from_path(&p).is_some() && std::fs::metadata(&p).is_ok() {
                 files.push(p);
             }
         }

@@ -185,3 +185,57 @@ fn samples_never_show_a_secret_in_full() {
     assert!(!shown.contains("mlresCANARY"), "{shown}");
     assert!(shown.contains("my key is"), "{shown}");
 }
+
+#[test]
+fn rows_with_arbitrary_keys_track_a_bounded_number_of_columns() {
+    use mlres_data::inspect::MAX_COLUMNS;
+    let t = tmp();
+    let p = t.path().join("wide.jsonl");
+    let extra = 250;
+    let rows: Vec<serde_json::Value> = (0..MAX_COLUMNS + extra)
+        .map(|i| json!({"text": format!("row {i}"), format!("k{i}"): i}))
+        .collect();
+    write_jsonl(&p, &rows);
+    let r = inspect(&p);
+    assert_eq!(r.rows, rows.len() as u64);
+    assert_eq!(r.columns.len(), MAX_COLUMNS);
+    // `text` plus MAX_COLUMNS - 1 of the keys are tracked; the rest are only counted.
+    assert_eq!(r.untracked_columns, (extra + 1) as u64);
+    let text = r.columns.iter().find(|c| c.name == "text").unwrap();
+    assert_eq!(text.nulls, 0);
+    assert_eq!(text.distinct, rows.len() as u64);
+    assert!(text.distinct_exact);
+    // A tracked key present in one row is null in all others.
+    let k0 = r.columns.iter().find(|c| c.name == "k0").unwrap();
+    assert_eq!(k0.nulls, rows.len() as u64 - 1);
+}
+
+#[test]
+fn progress_advances_through_one_large_file_and_ends_at_its_size() {
+    let t = tmp();
+    let p = t.path().join("train.jsonl");
+    let rows: Vec<serde_json::Value> = (0..35_000)
+        .map(|i| json!({"text": format!("row number {i}")}))
+        .collect();
+    write_jsonl(&p, &rows);
+    let size = std::fs::metadata(&p).unwrap().len();
+    let mut seen = Vec::new();
+    let r = inspect_path(&p, InspectOptions::default(), &mut |p| seen.push(p)).unwrap();
+    assert_eq!(r.rows, 35_000);
+    assert!(seen.iter().all(|p| p.total_bytes == size));
+    assert!(
+        seen.windows(2)
+            .all(|w| w[0].bytes_done <= w[1].bytes_done && w[0].rows <= w[1].rows),
+        "{seen:?}"
+    );
+    // Some report falls strictly inside the file, and the last one is at its end.
+    assert!(
+        seen.iter().any(|p| p.bytes_done > 0 && p.bytes_done < size),
+        "{seen:?}"
+    );
+    let last = seen.last().unwrap();
+    assert_eq!(
+        (last.bytes_done, last.rows, last.files_done),
+        (size, 35_000, 1)
+    );
+}

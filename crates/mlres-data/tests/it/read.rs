@@ -265,6 +265,67 @@ fn directories_resolve_to_splits_by_hugging_face_naming() {
     ));
 }
 
+#[cfg(unix)]
+#[test]
+fn symlinked_directories_are_followed_and_a_symlink_loop_ends() {
+    let t = tmp();
+    let store = t.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("train.jsonl"), "{\"text\":\"a\"}\n").unwrap();
+    let d = t.path().join("ds");
+    std::fs::create_dir_all(d.join("data")).unwrap();
+    // A Hugging Face cache snapshot: directories and files are symlinks into a blob store.
+    std::os::unix::fs::symlink(&store, d.join("data/linked")).unwrap();
+    std::os::unix::fs::symlink(store.join("train.jsonl"), d.join("test.jsonl")).unwrap();
+    // A loop back to the dataset root, and a dangling link.
+    std::os::unix::fs::symlink(&d, d.join("data/loop")).unwrap();
+    std::os::unix::fs::symlink(t.path().join("gone"), d.join("validation.jsonl")).unwrap();
+    let s = read::resolve(&d).unwrap();
+    let names: Vec<(&str, usize)> = s
+        .iter()
+        .map(|s| (s.split.as_str(), s.files.len()))
+        .collect();
+    // The loop adds nothing twice; the dangling link is not a file.
+    assert_eq!(names, vec![("train", 1), ("test", 1)]);
+    assert_eq!(rows(&s[0].files[0]).0.len(), 1);
+
+    // The manifest walks the same tree once (the dangling link removed: it cannot be hashed).
+    std::fs::remove_file(d.join("validation.jsonl")).unwrap();
+    let m = mlres_data::manifest::compute(std::slice::from_ref(&d), t.path()).unwrap();
+    let paths: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["ds/data/linked/train.jsonl", "ds/test.jsonl"]);
+}
+
+#[test]
+fn progress_counting_sees_every_byte_of_a_text_file() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let t = tmp();
+    for (name, body) in [
+        ("a.jsonl", "{\"x\":1}\n{\"x\":2}\n".to_string()),
+        ("a.json", "[{\"x\":1}, {\"x\":2}]".to_string()),
+        ("a.csv", "x\n1\n2\n".to_string()),
+    ] {
+        let p = t.path().join(name);
+        std::fs::write(&p, &body).unwrap();
+        let c = Arc::new(AtomicU64::new(0));
+        let n = read::open_with_progress(&p, c.clone()).unwrap().count();
+        assert_eq!(n, 2, "{name}");
+        assert_eq!(c.load(Ordering::Relaxed), body.len() as u64, "{name}");
+    }
+    let p = t.path().join("a.parquet");
+    write_parquet(&p, &["a", "b"], &[1, 2]);
+    let c = Arc::new(AtomicU64::new(0));
+    let mut it = read::open_with_progress(&p, c.clone()).unwrap();
+    assert!(it.next().is_some());
+    assert_eq!(c.load(Ordering::Relaxed), 0, "parquet counts when done");
+    assert_eq!(it.count(), 1);
+    assert_eq!(
+        c.load(Ordering::Relaxed),
+        std::fs::metadata(&p).unwrap().len()
+    );
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
