@@ -227,6 +227,9 @@ fn killed_supervisor_is_lost_and_job_dies_with_it() {
     .unwrap();
     let mut sup = supervise_cmd(&dir).spawn().unwrap();
     assert!(wait_for_file(&dir.join("work/main.pid")));
+    // The supervisor records the job's group right after spawning it; on a slow disk the job
+    // can run first, so wait for the record (a kill before it is a narrower case: PDEATHSIG).
+    assert!(wait_for_file(&dir.join("job.pid")));
     let job = read_pid(&dir.join("work/main.pid"));
     sup.kill().unwrap();
     sup.wait().unwrap();
