@@ -412,40 +412,54 @@ impl<R: BufRead> Iterator for JsonArray<R> {
         let mut in_str = self.buf[0] == b'"';
         let mut esc = false;
         let mut too_long = false;
+        // A buffered chunk at a time: scan it, copy the element's part of it, consume.
         loop {
-            let c = match self.byte() {
-                Ok(Some(c)) => c,
-                Ok(None) => return self.fail("the JSON array ends inside an element (truncated?)"),
+            let chunk = match self.reader.fill_buf() {
+                Ok([]) => return self.fail("the JSON array ends inside an element (truncated?)"),
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return self.fail(format!("read failed: {e}")),
             };
-            if in_str {
-                if esc {
-                    esc = false;
-                } else if c == b'\\' {
-                    esc = true;
-                } else if c == b'"' {
-                    in_str = false;
+            let mut end = None;
+            for (i, &c) in chunk.iter().enumerate() {
+                if in_str {
+                    if esc {
+                        esc = false;
+                    } else if c == b'\\' {
+                        esc = true;
+                    } else if c == b'"' {
+                        in_str = false;
+                    }
+                    continue;
                 }
-            } else {
                 match c {
                     b'"' => in_str = true,
                     b'{' | b'[' => depth += 1,
                     b'}' | b']' if depth > 0 => depth -= 1,
                     b',' | b']' if depth == 0 => {
-                        // The separating comma is consumed here; `]` ends the array.
-                        self.finished = c == b']';
+                        end = Some((i, c));
                         break;
                     }
                     _ => {}
                 }
             }
+            let take = end.map_or(chunk.len(), |(i, _)| i);
             if !too_long {
-                if self.buf.len() >= MAX_ROW_BYTES {
+                if self.buf.len() + take > MAX_ROW_BYTES {
                     too_long = true;
                     self.buf = Vec::new();
                 } else {
-                    self.buf.push(c);
+                    self.buf.extend_from_slice(&chunk[..take]);
                 }
+            }
+            match end {
+                Some((i, c)) => {
+                    // The separating comma is consumed here; `]` ends the array.
+                    self.reader.consume(i + 1);
+                    self.finished = c == b']';
+                    break;
+                }
+                None => self.reader.consume(take),
             }
         }
         if too_long {
@@ -656,10 +670,7 @@ pub struct SplitFiles {
 pub fn split_name(path: &Path) -> String {
     let norm = |s: &str| -> Option<&'static str> {
         let s = s.to_ascii_lowercase();
-        let head = s
-            .split(['-', '_', '.'])
-            .next()
-            .unwrap_or("");
+        let head = s.split(['-', '_', '.']).next().unwrap_or("");
         match head {
             "train" | "training" => Some("train"),
             "validation" | "valid" | "val" | "dev" | "eval" => Some("validation"),

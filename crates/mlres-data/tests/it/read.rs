@@ -367,5 +367,46 @@ mod props {
                 .collect();
             prop_assert_eq!(&got3, &vals);
         }
+
+        /// Buffer boundaries anywhere (inside strings, escapes, between `\` and `"`) change
+        /// nothing: both readers scan chunk by chunk.
+        #[test]
+        fn readers_agree_with_serde_json_at_every_buffer_size(
+            v in proptest::collection::vec(
+                proptest::collection::btree_map("[a-z\"\\\\,\\]\\[{}\n]{0,6}", "[ -~é\"\\\\]{0,8}", 0..4), 0..6),
+            cap in 1usize..24,
+        ) {
+            use std::io::{BufReader, Cursor};
+            let vals: Vec<serde_json::Value> = v.iter().map(|m| json!(m)).collect();
+            for text in [serde_json::to_vec(&vals).unwrap(), serde_json::to_vec_pretty(&vals).unwrap()] {
+                let got: Vec<serde_json::Value> =
+                    read::JsonArray::new(BufReader::with_capacity(cap, Cursor::new(text)))
+                        .map(|r| serde_json::Value::Object(r.unwrap()))
+                        .collect();
+                prop_assert_eq!(&got, &vals);
+            }
+            let lines: Vec<u8> = vals.iter().flat_map(|v| {
+                let mut l = serde_json::to_vec(v).unwrap();
+                l.push(b'\n');
+                l
+            }).collect();
+            let got: Vec<serde_json::Value> =
+                read::JsonLines::new(BufReader::with_capacity(cap, Cursor::new(lines)))
+                    .map(|r| serde_json::Value::Object(r.unwrap()))
+                    .collect();
+            prop_assert_eq!(&got, &vals);
+        }
+
+        #[test]
+        fn small_buffers_never_panic_on_arbitrary_bytes(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            cap in 1usize..16,
+        ) {
+            use std::io::{BufReader, Cursor};
+            let _ = read::JsonLines::new(BufReader::with_capacity(cap, Cursor::new(bytes.clone()))).count();
+            let mut arr = b"[".to_vec();
+            arr.extend_from_slice(&bytes);
+            let _ = read::JsonArray::new(BufReader::with_capacity(cap, Cursor::new(arr))).count();
+        }
     }
 }
