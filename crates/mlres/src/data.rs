@@ -222,6 +222,14 @@ fn print_report(r: &InspectReport) {
             println!("  {:<16} balance: {}", "", parts.join(" · "));
         }
     }
+    if r.untracked_columns > 0 {
+        println!(
+            "  … and {} more column{} without statistics (only the first {} are tracked)",
+            r.untracked_columns,
+            if r.untracked_columns == 1 { "" } else { "s" },
+            mlres_data::inspect::MAX_COLUMNS
+        );
+    }
     println!("\nFitness:");
     println!("{}", verdict_line("SFT", &r.fitness.sft));
     println!("{}", verdict_line("DPO", &r.fitness.dpo));

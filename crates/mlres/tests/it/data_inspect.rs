@@ -78,6 +78,28 @@ fn unreadable_sources_fail_clearly() {
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
 
+#[test]
+fn rows_with_ever_new_keys_are_reported_with_the_untracked_columns_counted() {
+    let env = Env::new();
+    let p = env.project.join("wide.jsonl");
+    let n = mlres_data::inspect::MAX_COLUMNS + 9;
+    let body: String = (0..n)
+        .map(|i| format!("{{\"text\": \"row {i}\", \"k{i}\": {i}}}\n"))
+        .collect();
+    std::fs::write(&p, body).unwrap();
+    let out = env.ok(&["data", "inspect", p.to_str().unwrap()]);
+    assert!(
+        out.contains("… and 10 more columns without statistics"),
+        "{out}"
+    );
+    let v = env.json(&["data", "inspect", p.to_str().unwrap(), "--json"]);
+    assert_eq!(v["untracked_columns"], 10);
+    assert_eq!(
+        v["columns"].as_array().unwrap().len(),
+        mlres_data::inspect::MAX_COLUMNS
+    );
+}
+
 mod viewer {
     use super::*;
     use mlres_fakehf::{CANARY_TOKEN, FakeConfig, FakeHf};
