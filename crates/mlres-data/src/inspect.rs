@@ -553,7 +553,9 @@ impl Inspector {
                 Some(a) => a,
                 None if self.order.len() < MAX_COLUMNS => {
                     self.order.push(k.clone());
-                    self.columns.entry(k.clone()).or_insert_with(ColumnAcc::start)
+                    self.columns
+                        .entry(k.clone())
+                        .or_insert_with(ColumnAcc::start)
                 }
                 None => {
                     if self.untracked.len() < EXACT_BUDGET / 4 {
