@@ -178,6 +178,45 @@ fn a_truncated_or_fake_parquet_file_is_a_clear_error() {
 }
 
 #[test]
+fn corrupt_bytes_inside_a_parquet_file_end_in_an_error_or_rows_never_a_panic() {
+    let t = tmp();
+    let good = t.path().join("g.parquet");
+    let texts: Vec<String> = (0..200).map(|i| format!("text number {i}")).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let labels: Vec<i64> = (0..200).collect();
+    write_parquet(&good, &refs, &labels);
+    let bytes = std::fs::read(&good).unwrap();
+    // Overwrite a run of bytes at positions across pages, page headers and the footer.
+    for (k, at) in (4..bytes.len() - 8).step_by(bytes.len() / 40).enumerate() {
+        let mut bad = bytes.clone();
+        for (j, b) in bad[at..(at + 6).min(bytes.len() - 8)]
+            .iter_mut()
+            .enumerate()
+        {
+            *b ^= 0x5a ^ (j as u8);
+        }
+        let p = t.path().join(format!("bad{k}.parquet"));
+        std::fs::write(&p, &bad).unwrap();
+        match read::open(&p) {
+            Err(ReadError::Invalid { message, .. }) => {
+                assert!(message.contains("parquet"), "{message}")
+            }
+            Err(e) => panic!("unexpected error kind: {e}"),
+            Ok(it) => {
+                let mut n = 0;
+                for r in it {
+                    n += 1;
+                    assert!(n <= 201, "a corrupt file yields more rows than written");
+                    if let Err(e) = r {
+                        assert!(e.message.contains("parquet"), "{}", e.message);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn a_100_mb_single_line_is_skipped_and_counted_in_bounded_memory() {
     let t = tmp();
     let p = t.path().join("huge.jsonl");
