@@ -366,7 +366,10 @@ impl FitAcc {
         if r.contains_key("messages") {
             check_messages(r.get("messages"), row, &mut self.sft_messages);
         }
-        if r.contains_key("text") && !non_empty_text(r.get("text")) {
+        // SFT on raw text needs a string (a list is not text to train on).
+        if r.contains_key("text")
+            && !matches!(r.get("text"), Some(Value::String(s)) if !s.trim().is_empty())
+        {
             self.sft_text.add("an empty or non-string `text`", row);
         }
         if r.contains_key("prompt") || r.contains_key("completion") {

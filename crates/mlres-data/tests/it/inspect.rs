@@ -135,6 +135,35 @@ fn fitness_names_the_task_layout_and_what_is_wrong() {
     let r = inspect(&text);
     assert!(r.fitness.sft.fits);
     assert_eq!(r.fitness.sft.layout.as_deref(), Some("text"));
+
+    // A `text` that is a list or blank is named with its count and first row.
+    let text = t.path().join("text.jsonl");
+    write_jsonl(
+        &text,
+        &[
+            json!({"text": "fine"}),
+            json!({"text": ["a", "list"]}),
+            json!({"text": "   "}),
+            json!({"text": null}),
+        ],
+    );
+    let r = inspect(&text);
+    assert!(!r.fitness.sft.fits);
+    assert_eq!(
+        r.fitness.sft.problems,
+        ["3 rows with an empty or non-string `text` (first: row 2)"]
+    );
+    // Messages whose content is missing are named too.
+    write_jsonl(
+        &sft,
+        &[json!({"messages": [{"role": "user"}, {"role": "assistant", "content": "x"}]})],
+    );
+    let r = inspect(&sft);
+    let problems = r.fitness.sft.problems.join("\n");
+    assert!(
+        problems.contains("empty or missing `content`"),
+        "{problems}"
+    );
 }
 
 #[test]
