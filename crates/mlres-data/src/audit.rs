@@ -419,9 +419,16 @@ fn push_text(s: &mut String, t: &str) {
 
 impl RowView {
     pub fn of(r: &Record) -> RowView {
+        RowView::with_fields(r, true)
+    }
+
+    /// As [`RowView::of`]; `fields` stays empty unless `want_fields`.
+    pub fn with_fields(r: &Record, want_fields: bool) -> RowView {
         let mut v = RowView::default();
         for (k, val) in r {
-            collect_strings(k, val, &mut v.fields);
+            if want_fields {
+                collect_strings(k, val, &mut v.fields);
+            }
             let key = k.to_ascii_lowercase();
             if LABEL_FIELDS.contains(&key.as_str()) {
                 if !val.is_null() {
@@ -491,8 +498,14 @@ pub fn normalise(text: &str) -> String {
         if !out.is_empty() {
             out.push(' ');
         }
-        for c in w.chars() {
-            out.extend(c.to_lowercase());
+        if w.is_ascii() {
+            let start = out.len();
+            out.push_str(w);
+            out[start..].make_ascii_lowercase();
+        } else {
+            for c in w.chars() {
+                out.extend(c.to_lowercase());
+            }
         }
     }
     out
@@ -615,7 +628,12 @@ impl EvalIndex {
 
 fn features(sh: &Shared, row: u64, rec: &Record) -> Feat {
     let cfg = sh.cfg;
-    let view = RowView::of(rec);
+    let view = RowView::with_fields(
+        rec,
+        cfg.enabled(Detector::Pii)
+            || cfg.enabled(Detector::Secrets)
+            || cfg.enabled(Detector::Injection),
+    );
     let text = view.dedup_text();
     let norm = normalise(&text);
     let text_hash = minhash::hash_bytes(norm.as_bytes(), 3);
@@ -1133,18 +1151,26 @@ fn finish(
         let mut candidates = 0u64;
         let mut verified = 0u64;
         let mut checked: std::collections::HashSet<(u32, u32)> = std::collections::HashSet::new();
+        let mut keyed: Vec<(u64, u32)> = Vec::with_capacity(m);
         for b in 0..bands {
-            let mut buckets: HashMap<u64, Vec<u32>> = HashMap::with_capacity(m);
-            for i in 0..m {
-                buckets
-                    .entry(minhash::band_hash(sig(i), b, rows_per_band))
-                    .or_default()
-                    .push(i as u32);
-            }
-            for members in buckets.values().filter(|v| v.len() > 1) {
-                for (k, &x) in members.iter().enumerate().skip(1) {
+            // Band buckets as runs of a sorted (band hash, row) list: no allocation per bucket.
+            keyed.clear();
+            keyed.extend((0..m).map(|i| (minhash::band_hash(sig(i), b, rows_per_band), i as u32)));
+            keyed.sort_unstable();
+            let mut start = 0;
+            while start < keyed.len() {
+                let mut end = start + 1;
+                while end < keyed.len() && keyed[end].0 == keyed[start].0 {
+                    end += 1;
+                }
+                let members = &keyed[start..end];
+                start = end;
+                if members.len() < 2 {
+                    continue;
+                }
+                for (k, &(_, x)) in members.iter().enumerate().skip(1) {
                     // Compare with a few earlier members; one verified match joins the group.
-                    for &y in members[..k].iter().rev().take(8) {
+                    for &(_, y) in members[..k].iter().rev().take(8) {
                         if near.find(x) == near.find(y) {
                             break;
                         }

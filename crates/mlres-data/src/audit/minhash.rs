@@ -150,14 +150,13 @@ impl MinHasher {
     /// Writes the signature of a shingle set into `sig` (length `num_perm`). An empty set
     /// gives all `u32::MAX`.
     pub fn signature(&self, shingles: &[u64], sig: &mut [u32]) {
-        sig.fill(u32::MAX);
-        for &h in shingles {
-            for ((s, &a), &b) in sig.iter_mut().zip(&self.a).zip(&self.b) {
-                let v = ((h ^ a).wrapping_mul(b) >> 32) as u32;
-                if v < *s {
-                    *s = v;
-                }
-            }
+        // Permutation-major: each slot is an independent min-reduction over the shingles,
+        // which the compiler unrolls (no store/load chain through `sig`).
+        for ((s, &a), &b) in sig.iter_mut().zip(&self.a).zip(&self.b) {
+            *s = shingles
+                .iter()
+                .map(|&h| ((h ^ a).wrapping_mul(b) >> 32) as u32)
+                .fold(u32::MAX, u32::min);
         }
     }
 }
