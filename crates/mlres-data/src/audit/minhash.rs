@@ -151,9 +151,25 @@ impl MinHasher {
     /// gives all `u32::MAX`.
     pub fn signature(&self, shingles: &[u64], sig: &mut [u32]) {
         // Permutation-major: each slot is an independent min-reduction over the shingles,
-        // which the compiler unrolls (no store/load chain through `sig`).
-        for ((s, &a), &b) in sig.iter_mut().zip(&self.a).zip(&self.b) {
-            *s = shingles
+        // which the compiler unrolls (no store/load chain through `sig`). One multiply
+        // serves two slots: the product's high half, and its low half mixed with the high
+        // half (the low half alone only depends on the shingle's low bits).
+        let n = sig.len().min(self.a.len());
+        let (pairs, rest) = sig[..n].split_at_mut(n / 2 * 2);
+        for ((pair, &a), &b) in pairs.chunks_exact_mut(2).zip(&self.a).zip(&self.b) {
+            let (mut x, mut y) = (u32::MAX, u32::MAX);
+            for &h in shingles {
+                let p = (h ^ a).wrapping_mul(b);
+                let hi = (p >> 32) as u32;
+                x = x.min(hi);
+                y = y.min((p as u32) ^ hi.rotate_left(16));
+            }
+            pair[0] = x;
+            pair[1] = y;
+        }
+        if let Some(last) = rest.first_mut() {
+            let (a, b) = (self.a[n - 1], self.b[n - 1]);
+            *last = shingles
                 .iter()
                 .map(|&h| ((h ^ a).wrapping_mul(b) >> 32) as u32)
                 .fold(u32::MAX, u32::min);
