@@ -249,6 +249,8 @@ fn status(outcome: Outcome, detail: String, started: u64, remote: RemoteStatus) 
         max_rss_kb: None,
         stdout_truncated: false,
         stderr_truncated: false,
+        stdout_bytes: None,
+        stderr_bytes: None,
         network_isolated: false,
         detail,
         remote: Some(Box::new(remote)),

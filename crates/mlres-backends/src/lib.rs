@@ -57,7 +57,7 @@ pub use hfjobs::{
     HfCredentials, HfJobFile, RemoteJobRef, RemoteStatus, error_code as hf_error_code,
     is_hf_attempt, prepare_hf_attempt, read_hf_job, read_remote_job, supervise_hf,
 };
-pub use logcap::TAIL_BYTES;
+pub use logcap::{TAIL_BYTES, assemble_log};
 
 /// What to run and under which restrictions.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -151,6 +151,12 @@ pub struct Status {
     pub stdout_truncated: bool,
     /// `stderr.log` hit `log_cap_bytes`.
     pub stderr_truncated: bool,
+    /// Bytes the job wrote to stdout in all (head, omitted middle and tail), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_bytes: Option<u64>,
+    /// Bytes the job wrote to stderr in all, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_bytes: Option<u64>,
     /// The job ran in its own network namespace.
     pub network_isolated: bool,
     /// Human-readable explanation (exit reason, start failure, limits hit, notes).
@@ -314,6 +320,42 @@ pub fn log_paths(dir: &Path) -> LogPaths {
         stdout_tail: dir.join("stdout.tail.log"),
         stderr_tail: dir.join("stderr.tail.log"),
     }
+}
+
+/// One stream of an attempt as the user should read it: the capped head, and, only when the
+/// stream outgrew the cap, a marker and the part of the tail the head does not already hold.
+/// Missing files read as empty (a job that has not written yet, or is still running: its tail
+/// is only written at the end).
+pub fn read_log(dir: &Path, stderr: bool) -> Result<Vec<u8>, BackendError> {
+    let p = log_paths(dir);
+    let (head, tail) = if stderr {
+        (p.stderr, p.stderr_tail)
+    } else {
+        (p.stdout, p.stdout_tail)
+    };
+    let read = |path: &Path| -> Result<Option<Vec<u8>>, BackendError> {
+        match std::fs::read(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(BackendError::Io {
+                op: "read",
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    };
+    let head_bytes = read(&head)?.unwrap_or_default();
+    let status = read_status(dir).ok().flatten();
+    let (truncated, total) = match &status {
+        Some(s) if stderr => (s.stderr_truncated, s.stderr_bytes),
+        Some(s) => (s.stdout_truncated, s.stdout_bytes),
+        None => (false, None),
+    };
+    if !truncated {
+        return Ok(head_bytes);
+    }
+    let tail_bytes = read(&tail)?.unwrap_or_default();
+    Ok(assemble_log(&head_bytes, &tail_bytes, total))
 }
 
 /// Report which protections the local backend can apply on this machine. Every probe that

@@ -93,9 +93,96 @@ pub(crate) fn capture(mut input: impl Read, mut head: impl Write, cap: u64) -> C
     out
 }
 
+/// The whole of a truncated stream as far as it was kept: `head` (the first bytes, up to the
+/// cap), a one-line marker saying how much is missing, and `tail` (the last bytes) without the
+/// part that `head` already holds. `total` is how many bytes the stream carried; when it is
+/// unknown the overlap cannot be removed and the marker says so.
+pub fn assemble_log(head: &[u8], tail: &[u8], total: Option<u64>) -> Vec<u8> {
+    let head_len = head.len() as u64;
+    let tail_len = tail.len() as u64;
+    let mut out = head.to_vec();
+    if !out.is_empty() && !out.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    match total {
+        Some(total) => {
+            // The tail covers [total - tail_len, total); the head covers [0, head_len).
+            let tail_start = total.saturating_sub(tail_len);
+            let skip = head_len.saturating_sub(tail_start).min(tail_len);
+            let omitted = tail_start.saturating_sub(head_len);
+            if skip == tail_len {
+                return head.to_vec(); // the head already holds everything
+            }
+            out.extend_from_slice(
+                format!(
+                    "[mlres: {omitted} bytes of this log were not kept; the last part follows]\n"
+                )
+                .as_bytes(),
+            );
+            out.extend_from_slice(&tail[usize::try_from(skip).unwrap_or(tail.len())..]);
+        }
+        None => {
+            out.extend_from_slice(
+                b"[mlres: this log outgrew its cap; the middle was not kept and the last part follows (it may repeat some lines above)]\n",
+            );
+            out.extend_from_slice(tail);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Captures `data` with `cap` and reassembles it the way `mlres exp logs` does.
+    fn roundtrip(data: &[u8], cap: u64) -> (Captured, Vec<u8>, Vec<u8>) {
+        let mut head = Vec::new();
+        let c = capture(data, &mut head, cap);
+        let shown = if c.truncated {
+            assemble_log(&head, c.tail.contents(), Some(c.total))
+        } else {
+            head.clone()
+        };
+        (c, head, shown)
+    }
+
+    #[test]
+    fn a_log_under_the_cap_is_shown_once() {
+        let data = b"line 1\nline 2\nscore=0.5\n";
+        let (c, _, shown) = roundtrip(data, 1 << 20);
+        assert!(!c.truncated);
+        assert_eq!(shown, data);
+    }
+
+    #[test]
+    fn a_log_over_the_cap_shows_head_marker_and_the_rest_of_the_tail_without_repeats() {
+        // Over the cap but shorter than cap + tail: the tail overlaps the head.
+        let data: Vec<u8> = (0..20_000u32)
+            .flat_map(|i| format!("l{i}\n").into_bytes())
+            .collect();
+        let cap = 1000;
+        let (c, head, shown) = roundtrip(&data, cap);
+        assert!(c.truncated && (data.len() as u64) < cap + TAIL_BYTES as u64);
+        let marker = b"[mlres: 0 bytes of this log were not kept; the last part follows]\n";
+        let mut want = head.clone();
+        want.extend_from_slice(marker);
+        want.extend_from_slice(&data[head.len()..]);
+        assert_eq!(shown, want);
+
+        // Much longer than cap + tail: the middle is counted, not repeated.
+        let big: Vec<u8> = data.iter().copied().cycle().take(400_000).collect();
+        let (c, head, shown) = roundtrip(&big, cap);
+        let omitted = big.len() - cap as usize - TAIL_BYTES;
+        let mut want = head.clone();
+        want.extend_from_slice(
+            format!("[mlres: {omitted} bytes of this log were not kept; the last part follows]\n")
+                .as_bytes(),
+        );
+        want.extend_from_slice(&big[big.len() - TAIL_BYTES..]);
+        assert!(c.truncated);
+        assert_eq!(shown, want);
+    }
 
     /// Reader that returns the data in the given chunk sizes.
     struct Chunked<'a> {

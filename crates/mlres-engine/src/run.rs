@@ -299,7 +299,7 @@ impl Engine {
                 Ok((c, CampaignStart::Resumed { done, in_flight }))
             }
             Some(c) => {
-                if approval.created_ms <= c.created_ms {
+                if !self.ledger.approved_after(&approval, &c)? {
                     return Err(EngineError::Refused {
                         code: "campaign_finished".into(),
                         message: format!(
@@ -338,22 +338,40 @@ impl Engine {
         }
     }
 
-    /// The active campaign for agent-driven commands (created on first use).
+    /// The active campaign for agent-driven commands. The first submit opens one; after a
+    /// campaign has ended, only a human approval given since it ended opens the next (the agent
+    /// alone never refills a budget).
     pub fn active_campaign(&mut self) -> Result<Campaign, EngineError> {
         let root = self.project.root_str();
         match self.ledger.current_campaign(&root)? {
             Some(c) if c.status == "active" => Ok(c),
-            Some(c) => Err(EngineError::Refused {
-                code: "campaign_finished".into(),
-                message: format!(
-                    "campaign {} is {}: {}. A human must approve a new campaign (`mlres approve`) before more is spent",
-                    c.id,
-                    c.status,
-                    c.stop_reason.unwrap_or_default()
-                ),
-            }),
+            Some(c) => {
+                let approval = require_approval(&self.ledger, &self.project)?;
+                if self.ledger.approved_after(&approval, &c)? {
+                    return Ok(self.open_campaign(false)?.0);
+                }
+                Err(EngineError::Refused {
+                    code: "campaign_finished".into(),
+                    message: format!(
+                        "campaign {} is {}: {}. A human must approve a new campaign (`mlres approve`) before more is spent",
+                        c.id,
+                        c.status,
+                        c.stop_reason.unwrap_or_default()
+                    ),
+                })
+            }
             None => Ok(self.open_campaign(false)?.0),
         }
+    }
+
+    /// Whether `approval` was given after `campaign` ended (or, while it runs, after it began):
+    /// see [`mlres_ledger::Ledger::approved_after`].
+    pub fn approved_after(
+        &self,
+        approval: &mlres_ledger::Approval,
+        campaign: &Campaign,
+    ) -> Result<bool, EngineError> {
+        Ok(self.ledger.approved_after(approval, campaign)?)
     }
 
     fn attempt_dir(&self, campaign: &str, exp: i64, attempt: u32) -> PathBuf {
@@ -900,7 +918,11 @@ impl Engine {
         let mut exps = self.ledger.experiments(&campaign.id)?;
         let best = self.best_metric(&campaign.id)?;
         exps.retain(|e| e.state == "evaluated");
-        exps.sort_by_key(|e| (e.evaluated_ms.unwrap_or(0), e.id));
+        // In the order they were evaluated (the chain's order; clock time can tie).
+        let order = self.ledger.evaluation_order(&campaign.id)?;
+        let pos: std::collections::HashMap<i64, usize> =
+            order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        exps.sort_by_key(|e| (pos.get(&e.id).copied().unwrap_or(usize::MAX), e.id));
         let mut since_improvement = 0;
         for e in exps.iter().rev() {
             if e.decision.as_deref() == Some("keep") {

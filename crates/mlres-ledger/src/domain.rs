@@ -391,6 +391,7 @@ impl Ledger {
                 )?;
             }
             Ok(Ok(Approval {
+                id,
                 project_root: project_root.to_string(),
                 hash: hash.to_string(),
                 document: document.to_string(),
@@ -401,28 +402,65 @@ impl Ledger {
     }
 
     /// The manifest pinned with `approval` (see [`Ledger::record_approval_pinned`]), if any.
-    /// Matched by approval id, so a later approval never inherits an earlier one's pin.
+    /// Matched by approval id, so a later approval never inherits an earlier one's pin, and two
+    /// approvals recorded in the same millisecond never share one.
     pub fn pinned_datasets(&self, approval: &Approval) -> Result<Option<Value>, LedgerError> {
-        let id: Option<i64> = self.conn.query_row(
-            "SELECT MAX(id) FROM approvals WHERE project_root = ?1 AND hash = ?2
-             AND created_ms = ?3",
-            (&approval.project_root, &approval.hash, approval.created_ms),
-            |r| r.get(0),
-        )?;
-        let Some(id) = id else { return Ok(None) };
         let mut stmt = self.conn.prepare_cached(
-            "SELECT payload FROM events WHERE kind = 'dataset_manifest' ORDER BY seq DESC",
+            "SELECT payload FROM events WHERE kind = 'dataset_manifest'
+               AND json_valid(payload) AND json_extract(payload, '$.approval_id') = ?1
+             ORDER BY seq DESC",
         )?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let rows = stmt.query_map([approval.id], |r| r.get::<_, String>(0))?;
         for row in rows {
             let payload: Value = serde_json::from_str(&row?)?;
-            if payload["approval_id"] == id
+            if payload["approval_id"] == approval.id
                 && payload["project_root"] == approval.project_root.as_str()
             {
                 return Ok(Some(payload["manifest"].clone()));
             }
         }
         Ok(None)
+    }
+
+    /// Whether `approval` was given after `campaign` last changed status (its creation while it
+    /// is active, its end once it has finished), by their places in the event chain, never by
+    /// clock time, which two writes can share. Only such an approval may open the next campaign:
+    /// one given while the previous campaign was still running did not see how it ended, so it
+    /// cannot refill the budget. An approval or campaign event the chain does not hold is
+    /// [`LedgerError::Tampered`].
+    pub fn approved_after(
+        &self,
+        approval: &Approval,
+        campaign: &Campaign,
+    ) -> Result<bool, LedgerError> {
+        let approval_seq: Option<i64> = self.conn.query_row(
+            "SELECT MAX(seq) FROM events WHERE kind = 'approval_recorded'
+               AND json_valid(payload) AND json_extract(payload, '$.approval_id') = ?1
+               AND json_extract(payload, '$.project_root') = ?2",
+            (approval.id, &approval.project_root),
+            |r| r.get(0),
+        )?;
+        let kind = if campaign.status == "active" {
+            "campaign_created"
+        } else {
+            "campaign_finished"
+        };
+        let campaign_seq: Option<i64> = self.conn.query_row(
+            "SELECT MAX(seq) FROM events WHERE kind = ?2 AND campaign = ?1",
+            (&campaign.id, kind),
+            |r| r.get(0),
+        )?;
+        match (approval_seq, campaign_seq) {
+            (Some(a), Some(c)) => Ok(a > c),
+            (None, _) => Err(LedgerError::Tampered(format!(
+                "approval {} is not in the event chain",
+                approval.id
+            ))),
+            (_, None) => Err(LedgerError::Tampered(format!(
+                "campaign {} is {} but the chain holds no {kind} event for it",
+                campaign.id, campaign.status
+            ))),
+        }
     }
 
     /// The latest approval of `project_root`, after re-verifying its MAC (over project root,
@@ -481,6 +519,7 @@ impl Ledger {
             )));
         }
         Ok(Some(Approval {
+            id,
             project_root: project_root.to_string(),
             hash,
             document,
@@ -793,6 +832,23 @@ impl Ledger {
         let mut out = Vec::new();
         for row in rows {
             out.push(finish_exp(row?)?);
+        }
+        Ok(out)
+    }
+
+    /// Ids of a campaign's evaluated experiments in the order they were evaluated (their
+    /// `evaluated` events' places in the chain; clock time can tie).
+    pub fn evaluation_order(&self, campaign: &str) -> Result<Vec<i64>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT json_extract(payload, '$.exp_id') FROM events
+             WHERE campaign = ?1 AND kind = 'evaluated' AND json_valid(payload) ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([campaign], |r| r.get::<_, Option<i64>>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Some(id) = row? {
+                out.push(id);
+            }
         }
         Ok(out)
     }

@@ -186,6 +186,8 @@ pub struct Campaign {
 /// One human approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Approval {
+    /// Row id: the identity of an approval (two approvals can share a millisecond, never an id).
+    pub id: i64,
     /// Project root.
     pub project_root: String,
     /// Pinned hash.

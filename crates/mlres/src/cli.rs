@@ -13,7 +13,8 @@ Quick start:
   mlres loop status --json        what an orchestrating agent reads
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 refused by policy (approval, envelope, scope),
-4 ledger verification failed, 5 the experiment's job did not complete.
+4 ledger verification failed, 5 the experiment's job did not complete,
+6 `mlres data audit` found problems at or above --fail-on.
 
 State (ledger, approvals, HMAC key, job directories) lives in $MLRES_STATE_DIR, else
 $XDG_STATE_HOME/mlres, else ~/.local/state/mlres: outside the project, where agents cannot write.";

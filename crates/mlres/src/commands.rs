@@ -104,10 +104,11 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
     let mut data_changes = Vec::new();
     if let ApprovalStatus::Approved(prev) = &status {
         let current = engine.current_campaign()?;
-        let needs_new = current
-            .as_ref()
-            .map(|c| c.status != "active" && prev.created_ms <= c.created_ms)
-            .unwrap_or(false);
+        // A finished campaign needs an approval given after it ended to open the next one.
+        let needs_new = match &current {
+            Some(c) if c.status != "active" => !engine.approved_after(prev, c)?,
+            _ => false,
+        };
         data_changes = engine.dataset_changes(prev)?;
         if !needs_new && data_changes.is_empty() {
             if a.json {
@@ -328,19 +329,10 @@ pub fn exp_logs(cli: &Cli, a: &ExpLogsArgs) -> Result<u8, Failure> {
             anyhow!("experiment {} has not started", a.id),
         ));
     };
-    let p = mlres_backends::log_paths(Path::new(h));
-    let (main, tail) = if a.stderr {
-        (p.stderr, p.stderr_tail)
-    } else {
-        (p.stdout, p.stdout_tail)
-    };
-    let mut out = std::io::stdout().lock();
-    for f in [main, tail] {
-        if let Ok(bytes) = std::fs::read(&f) {
-            let text = engine.redact_secrets(Path::new(h), &String::from_utf8_lossy(&bytes));
-            let _ = out.write_all(text.as_bytes());
-        }
-    }
+    let bytes = mlres_backends::read_log(Path::new(h), a.stderr)
+        .map_err(|e| fail(exit::ERROR, anyhow!(e)))?;
+    let text = engine.redact_secrets(Path::new(h), &String::from_utf8_lossy(&bytes));
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(exit::OK)
 }
 

@@ -11,7 +11,7 @@ use mlres_data::audit::{self, AuditConfig, AuditReport, Detector, NearDupConfig,
 use crate::{Cli, Failure, exit, fail, print};
 
 /// Exit code when findings reach `--fail-on`.
-pub const FINDINGS: u8 = 6;
+pub const FINDINGS: u8 = exit::FINDINGS;
 
 const AFTER_HELP: &str = "\
 Detectors: exact-dup, near-dup (MinHash LSH), contamination (needs --against), pii, secrets,

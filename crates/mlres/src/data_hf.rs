@@ -31,7 +31,7 @@ pub(crate) fn inspect(
     opts: InspectOptions,
     max_rows: usize,
 ) -> Result<InspectReport, Failure> {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let env: BTreeMap<String, String> = crate::utf8_env()?;
     let token = mlres_hf::resolve_token(&env, &|p| std::fs::read_to_string(p).ok()).map(|t| t.0);
     let base = env.get("MLRES_HF_VIEWER_ENDPOINT").map(String::as_str);
     let client = mlres_hf::ViewerClient::from_url(base, token)

@@ -22,11 +22,11 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<u8, Failure> {
                 exit::REFUSED,
                 anyhow!(
                     "{} differs from the built-in demo campaign, so `mlres demo` will not approve it for you.\n\
-                     For your own campaign run `mlres -C {} approve` (as a human) and `mlres -C {} loop run`; \
+                     For your own campaign run `{me} -C {d} approve` (as a human) and `{me} -C {d} loop run`; \
                      or delete the file to get the demo back.",
                     path.display(),
-                    dir.display(),
-                    dir.display()
+                    me = crate::invocation(),
+                    d = crate::shell_word(&dir.to_string_lossy()),
                 ),
             ));
         }
@@ -47,10 +47,10 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<u8, Failure> {
     let needs_approval = match &status {
         ApprovalStatus::Approved(prev) => {
             a.fresh
-                || current
-                    .as_ref()
-                    .map(|c| !active && prev.created_ms <= c.created_ms)
-                    .unwrap_or(false)
+                || match &current {
+                    Some(c) if !active => !engine.approved_after(prev, c)?,
+                    _ => false,
+                }
         }
         _ => true,
     };
@@ -85,9 +85,10 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<u8, Failure> {
         println!(
             "An untrained model scores eval_accuracy {untrained:.4} on the same held-out problems."
         );
+        let me = crate::invocation();
         println!(
-            "Run `mlres demo` again to start a fresh campaign; `mlres -C {} loop status` shows this one.",
-            a.dir.display()
+            "Run `{me} demo` again to start a fresh campaign; `{me} -C {} loop status` shows this one.",
+            crate::shell_word(&a.dir.to_string_lossy())
         );
     }
     Ok(exit::OK)

@@ -119,7 +119,7 @@ fn refused(msg: impl std::fmt::Display) -> Failure {
 
 /// The client, with the token resolved from the environment exactly like huggingface_hub.
 fn client() -> Result<(HfClient, Option<TokenSource>), Failure> {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let env: BTreeMap<String, String> = crate::utf8_env()?;
     let endpoint = Endpoint::from_env(&env).map_err(|e| fail(exit::USAGE, anyhow!(e)))?;
     let resolved = mlres_hf::resolve_token(&env, &|p| std::fs::read_to_string(p).ok());
     let (token, source) = match resolved {

@@ -35,6 +35,7 @@ pub mod exit {
     pub const REFUSED: u8 = 3;
     pub const TAMPERED: u8 = 4;
     pub const JOB_FAILED: u8 = 5;
+    pub const FINDINGS: u8 = 6;
 }
 
 /// An error that already knows its exit code.
@@ -72,12 +73,63 @@ pub fn run() -> ExitCode {
             });
         }
     };
+    if !matches!(cli.command, cli::Command::Supervise { .. }) {
+        default_sigpipe();
+    }
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             eprintln!("error: {:#}", f.error);
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// The process environment as text, decided per variable: a variable whose name or value is not
+/// UTF-8 cannot be meant for mlres (nor passed on as text), so it is left out, unless mlres or
+/// Hugging Face tooling would read it (`MLRES_*`, `HF_*`, `HUGGING_FACE_*`): then silently
+/// ignoring it could change what is spent or which token is used, so it is an error naming it.
+pub(crate) fn utf8_env() -> Result<BTreeMap<String, String>, Failure> {
+    utf8_env_from(std::env::vars_os())
+}
+
+fn utf8_env_from(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<BTreeMap<String, String>, Failure> {
+    let mut out = BTreeMap::new();
+    for (k, v) in vars {
+        match (k.into_string(), v.into_string()) {
+            (Ok(k), Ok(v)) => {
+                out.insert(k, v);
+            }
+            (Ok(k), Err(_))
+                if ["MLRES_", "HF_", "HUGGING_FACE_"]
+                    .iter()
+                    .any(|p| k.starts_with(p)) =>
+            {
+                return Err(fail(
+                    exit::USAGE,
+                    anyhow::anyhow!("environment variable {k} is not valid UTF-8; fix or unset it"),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Restores the default action of SIGPIPE, which the Rust runtime sets to "ignore": a command
+/// whose reader goes away (`mlres ledger events | head`) then ends quietly, like any Unix
+/// filter, instead of panicking in `println!` with "failed printing to stdout". Safe for mlres:
+/// nothing here writes to a child's stdin, sockets are written with MSG_NOSIGNAL by std, and the
+/// ledger is crash-safe (a SIGPIPE mid-command is no worse than a SIGKILL). The detached job
+/// supervisor keeps ignoring it: its stdio is not a terminal a user reads.
+fn default_sigpipe() {
+    // SAFETY: `signal` with SIG_DFL installs no handler code, so no async-signal-safety
+    // requirement arises; it is called on the main thread before any other thread is started
+    // by mlres, and changing a signal disposition has no memory-safety effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -109,7 +161,7 @@ pub(crate) fn engine_config(cli: &Cli) -> Result<EngineConfig, Failure> {
             anyhow::anyhow!("cannot locate the mlres executable: {e}"),
         )
     })?;
-    let parent_env: BTreeMap<String, String> = std::env::vars().collect();
+    let parent_env = utf8_env()?;
     let hf = jobs::hf_settings(&parent_env);
     Ok(EngineConfig {
         state_dir: state_dir(&cli.state_dir)?,
@@ -117,6 +169,57 @@ pub(crate) fn engine_config(cli: &Cli) -> Result<EngineConfig, Failure> {
         parent_env,
         hf,
     })
+}
+
+/// How to tell the user to run mlres again, as they can type it from the directory they are in:
+/// `mlres` when that name on `$PATH` is this very executable; `cargo run --release --` (or
+/// `cargo run --`) when cargo started us (`cargo run` sets `$CARGO` for the program it runs);
+/// otherwise this executable's path.
+pub(crate) fn invocation() -> String {
+    let exe = std::env::current_exe().ok();
+    let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    let me = exe.as_deref().and_then(canon);
+    if let (Some(me), Some(path)) = (&me, std::env::var_os("PATH")) {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("mlres");
+            if candidate.is_file() {
+                // The first `mlres` on PATH is what the shell would run.
+                if canon(&candidate).as_ref() == Some(me) {
+                    return "mlres".into();
+                }
+                break;
+            }
+        }
+    }
+    if let Some(exe) = &exe {
+        let under_cargo =
+            std::env::var_os("CARGO").is_some() && std::env::var_os("CARGO_MANIFEST_DIR").is_some();
+        if under_cargo {
+            let release = exe
+                .parent()
+                .and_then(|d| d.file_name())
+                .is_some_and(|n| n == "release");
+            return if release {
+                "cargo run --release --".into()
+            } else {
+                "cargo run --".into()
+            };
+        }
+        return shell_word(&exe.to_string_lossy());
+    }
+    "mlres".into()
+}
+
+/// `s` quoted for a POSIX shell when it needs quoting.
+pub(crate) fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 pub(crate) fn stdio_is_tty() -> bool {

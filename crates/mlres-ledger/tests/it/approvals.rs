@@ -98,3 +98,49 @@ fn a_pinned_manifest_belongs_to_its_own_approval_only() {
     assert_eq!(l.pinned_datasets(&a1).unwrap(), Some(m1));
     assert!(l.verify().unwrap().is_ok());
 }
+
+/// Identity is the approval's id, never its time: with a frozen clock every approval and
+/// campaign shares one millisecond, and each still keeps its own pin and its own order.
+#[test]
+fn approvals_in_the_same_millisecond_keep_their_own_pins() {
+    let (_t, mut l) = fresh();
+    l.set_clock(|| 1_700_000_000_000);
+    let m1 = serde_json::json!({"entries": [{"name": "d", "sha": "1"}]});
+    let a1 = l
+        .record_approval_pinned("/p", "h1", "doc", "alice", Some(&m1))
+        .unwrap();
+    let a2 = l.record_approval("/p", "h1", "doc", "alice").unwrap();
+    assert_eq!(a1.created_ms, a2.created_ms);
+    assert_ne!(a1.id, a2.id);
+    assert_eq!(l.pinned_datasets(&a1).unwrap(), Some(m1));
+    assert_eq!(l.pinned_datasets(&a2).unwrap(), None);
+    assert_eq!(l.latest_approval("/p").unwrap().unwrap().id, a2.id);
+}
+
+#[test]
+fn only_an_approval_given_after_a_campaign_ended_opens_the_next_one_whatever_the_clock() {
+    let (_t, mut l) = fresh();
+    l.set_clock(|| 1_700_000_000_000);
+    let before = l.record_approval("/p", "h1", "doc", "alice").unwrap();
+    let c = l.create_campaign("/p", "h1").unwrap();
+    // Given before the campaign began: it authorised this campaign, not the next.
+    assert!(!l.approved_after(&before, &c).unwrap());
+    let during = l.record_approval("/p", "h1", "doc", "alice").unwrap();
+    assert!(
+        l.approved_after(&during, &c).unwrap(),
+        "newer than the running campaign"
+    );
+    l.finish_campaign(&c.id, "finished", "budget").unwrap();
+    let c = l.campaign(&c.id).unwrap().unwrap();
+    // Given while it ran: it did not see the campaign end, so it cannot refill the budget.
+    assert!(!l.approved_after(&during, &c).unwrap());
+    let after = l.record_approval("/p", "h1", "doc", "alice").unwrap();
+    assert!(l.approved_after(&after, &c).unwrap());
+    // Another project's approval, or one the chain does not hold, never counts.
+    let mut forged = after.clone();
+    forged.id += 1000;
+    assert!(matches!(
+        l.approved_after(&forged, &c),
+        Err(LedgerError::Tampered(_))
+    ));
+}
