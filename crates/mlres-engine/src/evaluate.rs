@@ -13,9 +13,13 @@ pub struct Evaluation {
     pub metrics: BTreeMap<String, f64>,
     pub decision: Decision,
     pub reason: String,
-    /// Number of lines that carried at least one metric.
+    /// Number of lines (ended by `\n` or `\r`) that carried at least one metric.
     pub metric_lines: usize,
 }
+
+/// Longest line read for metrics; a longer one cannot be a metric line and is skipped
+/// whole, so memory stays bounded whatever a job writes.
+const MAX_LINE: usize = 65_536;
 
 /// Scans log files (missing files are skipped) in order; later values win.
 pub fn scan_logs(paths: &[&Path]) -> MetricScan {
@@ -24,22 +28,48 @@ pub fn scan_logs(paths: &[&Path]) -> MetricScan {
         let Ok(f) = std::fs::File::open(p) else {
             continue;
         };
-        let mut reader = BufReader::new(f);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    // Lines longer than 64 KiB cannot be metric lines; skip them cheaply.
-                    if buf.len() <= 65_536 {
-                        scan.push_line(&String::from_utf8_lossy(&buf));
-                    }
-                }
-            }
-        }
+        scan_lines(BufReader::new(f), &mut scan);
     }
     scan
+}
+
+/// Feeds `scan` every line of `reader`, where both `\n` and `\r` end a line, as on a
+/// terminal. tqdm redraws its bar with `\r` only, so in a job log the dict Transformers
+/// prints after a stretch of training shares its `\n` line with every redraw since the
+/// last newline, over 64 KiB once a thousand or so steps pass between two logs
+/// (`logging_strategy="epoch"`, a large `logging_steps`). Split at `\r`, the dict is a
+/// short line of its own.
+fn scan_lines(mut reader: impl BufRead, scan: &mut MetricScan) {
+    let mut line = Vec::new();
+    let mut oversized = false;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok([]) => break,
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let end = buf.iter().position(|&b| b == b'\n' || b == b'\r');
+        let part = &buf[..end.unwrap_or(buf.len())];
+        if line.len() + part.len() > MAX_LINE {
+            oversized = true;
+            line.clear();
+        } else if !oversized {
+            line.extend_from_slice(part);
+        }
+        let used = end.map_or(buf.len(), |i| i + 1);
+        reader.consume(used);
+        if end.is_some() {
+            if !oversized {
+                scan.push_line(&String::from_utf8_lossy(&line));
+            }
+            line.clear();
+            oversized = false;
+        }
+    }
+    if !oversized && !line.is_empty() {
+        scan.push_line(&String::from_utf8_lossy(&line));
+    }
 }
 
 /// Decides on a finished job. `completed` is false for failed, timed-out or cancelled jobs.

@@ -1,10 +1,12 @@
 //! Reading metrics from job output lines.
 //!
-//! Three shapes are understood: `key=value` pairs (`eval_accuracy=0.81 step=200`), JSON
-//! object lines (`{"eval_loss": 1.2}`) and the Python dict lines printed by
-//! Transformers/TRL (`{'eval_loss': 1.23, 'epoch': 1.0}`), possibly after a prefix such
-//! as a progress bar. Job output is untrusted: nothing here can panic, and work per
-//! line is bounded.
+//! Four shapes are understood: `key=value` pairs (`eval_accuracy=0.81 step=200`), JSON
+//! object lines (`{"eval_loss": 1.2}`), the Python dict lines printed by Transformers/TRL
+//! (`{'eval_loss': 1.23, 'epoch': 1.0}`; Transformers 5 quotes the numbers:
+//! `{'eval_loss': '5.361'}`), possibly after a prefix such as a progress bar, and the
+//! `  key = value` lines of `Trainer.log_metrics`. In objects, a string that is exactly a
+//! number counts as that number; other strings, booleans, `None` and nested values are
+//! skipped. Job output is untrusted: nothing here can panic, and work per line is bounded.
 
 use std::collections::BTreeMap;
 
@@ -126,8 +128,11 @@ impl Cursor<'_> {
                 }
             }
             b'"' | b'\'' => {
-                self.string()?;
-                Some(Val::Other)
+                // Transformers 5 logs numbers as strings (`{'eval_loss': '5.361'}`): a
+                // string that is exactly a number counts as that number; any other
+                // string is not a metric.
+                let s = self.string()?;
+                Some(parse_number(&s).map_or(Val::Other, Val::Num))
             }
             _ => {
                 let tok = self.token().to_string();
@@ -202,10 +207,26 @@ fn key_values(text: &str, out: &mut Vec<(String, f64)>) {
     }
 }
 
+/// A line that is exactly `key = value` with blanks around the `=`: how
+/// `Trainer.log_metrics` (and so the Transformers example scripts) print final metrics,
+/// e.g. `  eval_loss               =     3.3979`. Its non-numbers (`0:00:04.79`, `0GF`)
+/// are not metrics.
+fn aligned_pair(line: &str) -> Option<(String, f64)> {
+    let mut words = line.split_whitespace();
+    let (key, eq, value) = (words.next()?, words.next()?, words.next()?);
+    if eq != "=" || words.next().is_some() || !is_metric_key(key) {
+        return None;
+    }
+    Some((key.to_string(), parse_number(value)?))
+}
+
 /// Extracts `(key, value)` metric pairs from one line of job output, in order of
-/// appearance. `nan`/`inf` are kept as NaN/infinity (they are evidence of divergence).
-/// Never panics.
+/// appearance. `nan`/`inf` are kept as NaN/infinity (they are evidence of divergence),
+/// whether written bare or as a string (`'nan'`). Never panics.
 pub fn parse_metric_line(line: &str) -> Vec<(String, f64)> {
+    if let Some(pair) = aligned_pair(line) {
+        return vec![pair];
+    }
     let bytes = line.as_bytes();
     let mut out = Vec::new();
     let mut plain_from = 0usize;

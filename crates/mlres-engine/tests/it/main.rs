@@ -110,6 +110,42 @@ fn logs_are_scanned_from_files_and_oversized_lines_ignored() {
 }
 
 #[test]
+fn a_metric_after_a_long_run_of_progress_bar_redraws_is_read() {
+    // As in crates/mlres-policy/tests/fixtures/metrics/transformers-5.25.0.log: tqdm redraws
+    // the training bar with `\r` only, then Transformers clears it and prints the dict on
+    // the same `\n` line. With logging once per epoch that line holds a redraw per step
+    // (at most ten a second); here 2,000 of them, over 100 KiB.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("stdout.log");
+    let redraw = "\r 50%|█████     | 3/6 [00:02<00:02,  1.25it/s]";
+    let mut log = redraw.repeat(2_000);
+    log.push_str("\r                                             \r");
+    log.push_str("{'train_runtime': '4.792', 'train_loss': '3.593', 'epoch': '0.75'}\n");
+    assert!(log.len() > 100_000);
+    std::fs::write(&p, &log).unwrap();
+    let s = mlres_engine::scan_log_files(&[p.as_path()]);
+    assert_eq!(s.last("train_loss"), Some(3.593));
+    assert_eq!(s.last("epoch"), Some(0.75));
+    assert_eq!(s.metric_lines(), 1);
+}
+
+#[test]
+fn real_transformers_logs_are_read_from_files() {
+    // Last values as written in each captured log (the script's final `print`).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../mlres-policy/tests/fixtures/metrics");
+    for (name, eval_loss, train_loss) in [
+        ("transformers-4.44.2.log", 4.106561660766602, 4.1535),
+        ("transformers-5.25.0.log", 3.3978590965270996, 3.5926),
+        ("trl-1.16.0.log", 4.102579116821289, 3.6546),
+    ] {
+        let s = mlres_engine::scan_log_files(&[dir.join(name).as_path()]);
+        assert_eq!(s.last("eval_loss"), Some(eval_loss), "{name}");
+        assert_eq!(s.last("train_loss"), Some(train_loss), "{name}");
+    }
+}
+
+#[test]
 fn timestamps_are_rfc3339_utc() {
     assert_eq!(mlres_engine::time::iso8601(0), "1970-01-01T00:00:00Z");
     assert_eq!(

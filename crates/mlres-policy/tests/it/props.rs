@@ -72,6 +72,61 @@ proptest! {
     }
 
     #[test]
+    fn a_numeric_string_reads_as_its_number(
+        x in prop_oneof![
+            any::<f64>(),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            (-1e6f64..1e6).prop_map(|v| (v * 1e4).round() / 1e4),
+        ],
+        form in 0usize..3,
+        quote in prop_oneof![Just('\''), Just('"')],
+    ) {
+        // Numbers longer than 64 characters are not read at all (bounded work per
+        // token); every f64 has a short exponent form.
+        let text = match form {
+            0 if format!("{x}").len() <= 64 => format!("{x}"),
+            2 => format!("{x:?}"),
+            _ => format!("{x:e}"),
+        };
+        let bare = parse_metric_line(&format!("{{{quote}loss{quote}: {text}}}"));
+        let quoted = parse_metric_line(&format!("{{{quote}loss{quote}: {quote}{text}{quote}}}"));
+        prop_assert_eq!(bare.len(), 1);
+        prop_assert_eq!(quoted.len(), 1);
+        let (a, b) = (bare[0].1, quoted[0].1);
+        prop_assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{} vs {}", a, b);
+        prop_assert!(a.to_bits() == x.to_bits() || (a.is_nan() && x.is_nan()), "{} vs {}", a, x);
+    }
+
+    #[test]
+    fn any_string_value_is_a_number_or_nothing(
+        s in prop_oneof![
+            "[^'\\\\]{0,40}",
+            "[-+]?[0-9]{0,4}(\\.[0-9]{0,4})?([eE][-+]?[0-9]{1,3})?",
+            "[-+]?(nan|NaN|inf|Infinity|infinity)",
+        ],
+    ) {
+        let got = parse_metric_line(&format!("{{'eval_loss': '{s}', 'epoch': 1}}"));
+        let number = s.to_ascii_lowercase().parse::<f64>().ok();
+        match number {
+            Some(v) => {
+                prop_assert_eq!(got.len(), 2);
+                prop_assert_eq!(got[0].0.as_str(), "eval_loss");
+                prop_assert!(got[0].1.to_bits() == v.to_bits() || (v.is_nan() && got[0].1.is_nan()));
+            }
+            None => prop_assert_eq!(got, vec![("epoch".to_string(), 1.0)]),
+        }
+    }
+
+    #[test]
+    fn parse_metric_line_never_panics_on_log_like(s in "[\r\x1b\\[A{}'\":,=a-z0-9. ()_|%-]{0,200}") {
+        for (k, _) in parse_metric_line(&s) {
+            prop_assert!(!k.is_empty());
+        }
+    }
+
+    #[test]
     fn parse_program_never_panics_on_any_text(s in ".{0,300}") {
         let _ = parse_program(&s);
     }
