@@ -79,6 +79,8 @@ pub(crate) struct Analyzer<'a> {
     pub mlres_invoked: bool,
     /// PATH was assigned somewhere.
     pub path_modified: bool,
+    /// A variable that moves mlres' state directory (`HOME`, `XDG_STATE_HOME`) was assigned.
+    state_env_assigned: Option<String>,
     /// Number of simple commands seen.
     pub simple_count: usize,
     /// Something dynamic, a redirect or an assignment was seen (disqualifies Allow).
@@ -89,6 +91,13 @@ pub(crate) struct Analyzer<'a> {
     /// Files written in this command from content the guard could not see.
     unseen_files: std::collections::HashSet<String>,
 }
+
+/// Why an agent's `mlres` must use the state directory the user set up: the broker's commands run
+/// outside Claude Code's sandbox with the user's credentials (see `mlres setup claude`), and a
+/// state directory of the agent's choosing could hold an approval the agent forged there.
+const STATE_DIR_REASON: &str = "refused: chooses another mlres state directory. The broker's \
+     commands run with the user's credentials, and only the state directory the user set up holds \
+     the human's approval; run `mlres` without --state-dir, MLRES_STATE_DIR, XDG_STATE_HOME or HOME";
 
 fn opts() -> brush_parser::ParserOptions {
     brush_parser::ParserOptions::default()
@@ -231,6 +240,7 @@ impl<'a> Analyzer<'a> {
             cwd_unknown: false,
             mlres_invoked: false,
             path_modified: false,
+            state_env_assigned: None,
             simple_count: 0,
             impure: false,
             mlres_read_only: false,
@@ -980,6 +990,8 @@ impl<'a> Analyzer<'a> {
         let _ = prefix;
         match name {
             "PATH" => self.path_modified = true,
+            "MLRES_STATE_DIR" => return Err(STATE_DIR_REASON.into()),
+            "HOME" | "XDG_STATE_HOME" => self.state_env_assigned = Some(name.to_string()),
             // Changing the field separator turns a harmless-looking word into several words
             // (`IFS=_; c=hf_jobs_run; $c`): no ordinary ML command needs it.
             "IFS" => {
@@ -2214,6 +2226,17 @@ impl<'a> Analyzer<'a> {
         if pos.iter().take(3).any(|p| *p == "approve") || rest.iter().any(|a| a.s() == "--approve")
         {
             return Err(APPROVE_REASON.into());
+        }
+        if rest
+            .iter()
+            .any(|a| a.s() == "--state-dir" || a.s().starts_with("--state-dir="))
+        {
+            return Err(STATE_DIR_REASON.into());
+        }
+        if let Some(var) = &self.state_env_assigned {
+            return Err(format!(
+                "{STATE_DIR_REASON} (`{var}` is set in this command)"
+            ));
         }
         if rest.iter().any(|a| a.dynamic) {
             self.mlres_read_only = false;

@@ -164,3 +164,24 @@ fn write_tool_content_rules() {
         Verdict::Defer
     );
 }
+
+#[test]
+fn mlres_keeps_the_state_directory_the_user_set_up() {
+    // The broker's commands run outside Claude Code's sandbox, with the user's credentials: a
+    // state directory of the agent's choosing could hold an approval the agent forged there.
+    for cmd in [
+        r#"mlres exp submit --config '{"x": 1}' --hypothesis h --state-dir /tmp/mine"#,
+        "mlres --state-dir=/tmp/mine exp submit --config '{}' --hypothesis h",
+        "MLRES_STATE_DIR=/tmp/mine mlres exp submit --config '{}' --hypothesis h",
+        "export MLRES_STATE_DIR=/tmp/mine; mlres loop run",
+        "XDG_STATE_HOME=/tmp mlres loop run",
+        "HOME=/tmp/h mlres loop run --json",
+        "env MLRES_STATE_DIR=/tmp/mine mlres loop run",
+    ] {
+        let reason = denied(cmd);
+        assert!(reason.contains("state directory"), "{cmd}: {reason}");
+    }
+    not_denied(r#"mlres exp submit --config '{"x": 1}' --hypothesis h --json"#);
+    not_denied("mlres loop status --json");
+    not_denied("HOME=/tmp/h python3 train.py");
+}

@@ -83,3 +83,188 @@ fn setup_claude_refuses_to_overwrite_invalid_settings() {
     assert!(stderr(&out).contains("not valid JSON"), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&settings).unwrap(), "{ not json");
 }
+
+fn user_settings(env: &Env) -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(env.path().join(".claude/settings.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// A Claude Code `excludedCommands` entry (Bash permission-rule syntax: exact, or a prefix
+/// followed by ` *`) matches a command line.
+fn excluded_by(pattern: &str, command: &str) -> bool {
+    match pattern.strip_suffix(" *") {
+        Some(prefix) => command == prefix || command.starts_with(&format!("{prefix} ")),
+        None if pattern.ends_with('*') => command.starts_with(pattern.trim_end_matches('*')),
+        None => command == pattern,
+    }
+}
+
+#[test]
+fn setup_claude_user_lets_only_the_broker_commands_out_of_the_sandbox() {
+    let env = Env::new();
+    env.cmd()
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .args(["setup", "claude", "--user"])
+        .output()
+        .unwrap();
+    let user = user_settings(&env);
+    let sandbox = &user["sandbox"];
+    let excluded: Vec<&str> = sandbox["excludedCommands"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no sandbox.excludedCommands: {user}"))
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    let out = |c: &str| excluded.iter().any(|p| excluded_by(p, c));
+    // What the skills run through Bash must reach the real state dir ...
+    for command in [
+        "mlres loop status --json",
+        r#"mlres exp submit --config '{"x": 1}' --hypothesis 'h' --json"#,
+        "mlres exp wait 1 --json --timeout 2m",
+        "mlres exp logs 1 --stderr",
+        "mlres loop run --json",
+        "mlres loop stop --reason done",
+        "mlres check",
+        "mlres ledger verify --json",
+    ] {
+        assert!(out(command), "{command} stays sandboxed: {excluded:?}");
+    }
+    // ... and nothing else leaves the sandbox: approval and every other command stay inside it.
+    for command in [
+        "mlres approve",
+        "mlres approve --operator",
+        "mlres --state-dir /tmp/x approve --operator",
+        "mlres hub files upload a b",
+        "mlres",
+        "python3 -c 'import mlres'",
+        "sqlite3 ledger.sqlite3",
+        "mlresx exp submit",
+    ] {
+        assert!(!out(command), "{command} leaves the sandbox: {excluded:?}");
+    }
+    // The sandbox still denies the state dir to every sandboxed command.
+    let state = env.state.to_string_lossy().into_owned();
+    assert!(
+        sandbox["filesystem"]["denyWrite"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(state)),
+        "{sandbox}"
+    );
+    assert_eq!(sandbox["failIfUnavailable"], true);
+    // The env scrub would force every Bash command into the sandbox, excluded or not; the
+    // credentials it strips are denied by name instead.
+    assert!(
+        user["env"]["CLAUDE_CODE_SUBPROCESS_ENV_SCRUB"].is_null(),
+        "{user}"
+    );
+    let denied_env = sandbox["credentials"]["envVars"].to_string();
+    for name in ["HF_TOKEN", "ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY"] {
+        assert!(denied_env.contains(name), "{name}: {denied_env}");
+    }
+}
+
+#[test]
+fn setup_claude_warns_about_a_leftover_env_scrub_and_keeps_it() {
+    let env = Env::new();
+    let user_file = env.path().join(".claude/settings.json");
+    std::fs::create_dir_all(user_file.parent().unwrap()).unwrap();
+    std::fs::write(
+        &user_file,
+        r#"{"env": {"CLAUDE_CODE_SUBPROCESS_ENV_SCRUB": "1"}}"#,
+    )
+    .unwrap();
+    let out = env
+        .cmd()
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .args(["setup", "claude", "--user"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning:")
+            && stderr(&out).contains("CLAUDE_CODE_SUBPROCESS_ENV_SCRUB is set"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        user_settings(&env)["env"]["CLAUDE_CODE_SUBPROCESS_ENV_SCRUB"],
+        "1",
+        "setup never removes a user's setting"
+    );
+    let v = env.json(&["setup", "claude", "--user", "--json"]);
+    let conflicts = v["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{v}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn setup_claude_names_what_the_linux_sandbox_needs_and_detects_what_is_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let run = |path: &std::path::Path, json: bool| {
+        let mut c = env.cmd();
+        c.env("PATH", path).args(["setup", "claude", "--user"]);
+        if json {
+            c.arg("--json");
+        }
+        c.output().unwrap()
+    };
+
+    // Neither is on PATH: both are named, with the Debian/Ubuntu packages.
+    let out = run(&bin, true);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let needs = &v["requirements"];
+    assert_eq!(needs["ready"], false, "{needs}");
+    assert_eq!(needs["missing"], serde_json::json!(["bubblewrap", "socat"]));
+    assert_eq!(needs["install"], "sudo apt-get install -y bubblewrap socat");
+    let human = run(&bin, false);
+    assert_eq!(code(&human), 0, "{}", stderr(&human));
+    let warn = stderr(&human);
+    assert!(warn.contains("warning: bubblewrap"), "{warn}");
+    assert!(warn.contains("warning: socat"), "{warn}");
+    assert!(
+        warn.contains("sudo apt-get install -y bubblewrap socat"),
+        "{warn}"
+    );
+
+    // Installed, but bubblewrap cannot build a sandbox here: its own error is reported.
+    let script = |name: &str, body: &str| {
+        let p = bin.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script("socat", "exit 0");
+    script(
+        "bwrap",
+        "echo 'bwrap: setting up uid map: Permission denied' >&2; exit 1",
+    );
+    let v: serde_json::Value = serde_json::from_slice(&run(&bin, true).stdout).unwrap();
+    let needs = &v["requirements"];
+    assert_eq!(needs["ready"], false, "{needs}");
+    assert_eq!(needs["missing"], serde_json::json!([]), "{needs}");
+    let bwrap = &needs["needed"][0];
+    assert_eq!(
+        bwrap["found"],
+        serde_json::json!(bin.join("bwrap")),
+        "{bwrap}"
+    );
+    assert!(
+        bwrap["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("setting up uid map: Permission denied")),
+        "{bwrap}"
+    );
+
+    // Both work: ready, nothing to warn about.
+    script("bwrap", "exit 0");
+    let human = run(&bin, false);
+    assert!(!stderr(&human).contains("warning"), "{}", stderr(&human));
+    let v: serde_json::Value = serde_json::from_slice(&run(&bin, true).stdout).unwrap();
+    assert_eq!(v["requirements"]["ready"], true, "{v}");
+}
