@@ -42,8 +42,8 @@ pub use hub::{
 pub use metrics::{MAX_METRIC_KEYS, MetricScan, parse_metric_line};
 pub use program::{
     BUILTIN_PLACEHOLDERS, Backend, Envelope, Goal, JobLimits, JobTemplate, Method, Objective,
-    Param, Program, Scalar, SearchSpace, Section, TokenScope, is_env_name, is_metric_key,
-    is_param_name, parse_program, split_command,
+    Param, Program, ProgramWarning, Scalar, SearchSpace, Section, TokenScope, is_env_name,
+    is_metric_key, is_param_name, parse_program, split_command,
 };
 pub use search::{Config, grid_size, propose, render_command, validate_config};
 pub use units::{Money, format_duration, format_duration_exact, parse_duration, parse_size};
