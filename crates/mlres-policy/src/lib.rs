@@ -45,5 +45,7 @@ pub use program::{
     Param, Program, ProgramWarning, Scalar, SearchSpace, Section, TokenScope, is_env_name,
     is_metric_key, is_param_name, parse_program, split_command,
 };
-pub use search::{Config, grid_size, propose, render_command, validate_config};
+pub use search::{
+    Config, ConfigArgError, grid_size, parse_config_args, propose, render_command, validate_config,
+};
 pub use units::{Money, format_duration, format_duration_exact, parse_duration, parse_size};
