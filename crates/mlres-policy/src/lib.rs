@@ -29,7 +29,7 @@ mod search;
 mod units;
 mod yaml;
 
-pub use approval::{approval_document, approval_hash, diff_documents};
+pub use approval::{approval_document, approval_hash, diff_documents, format_size};
 pub use budget::{
     Decision, LoopFacts, Refusal, SpendRequest, StopReason, Usage, check_spend, decide, glob_match,
     job_cost_micro, priced_cost_micro, repo_allowed, stop_reason,
@@ -46,6 +46,7 @@ pub use program::{
     is_metric_key, is_param_name, parse_program, split_command,
 };
 pub use search::{
-    Config, ConfigArgError, grid_size, parse_config_args, propose, render_command, validate_config,
+    Config, ConfigArgError, grid_size, param_size, parse_config_args, propose, render_command,
+    validate_config,
 };
 pub use units::{Money, format_duration, format_duration_exact, parse_duration, parse_size};

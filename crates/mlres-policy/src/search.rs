@@ -21,6 +21,23 @@ pub fn grid_size(space: &SearchSpace) -> Option<u64> {
     })
 }
 
+/// How many distinct values one parameter can take, or `None` for a continuous
+/// distribution (or a count that does not fit `u64`).
+pub fn param_size(p: &Param) -> Option<u64> {
+    match p {
+        Param::Value(_) => Some(1),
+        Param::Values(v) => Some(v.len() as u64),
+        Param::IntUniform { min, max } => {
+            u64::try_from(i128::from(*max) - i128::from(*min) + 1).ok()
+        }
+        Param::QUniform { min, max, q } => {
+            let (lo, hi) = q_range(*min, *max, *q)?;
+            u64::try_from(i128::from(hi) - i128::from(lo) + 1).ok()
+        }
+        Param::Uniform { .. } | Param::LogUniformValues { .. } => None,
+    }
+}
+
 /// The inclusive range of integers `k` with `k * q` in `[min, max]`.
 pub(crate) fn q_range(min: f64, max: f64, q: f64) -> Option<(i64, i64)> {
     if !(q > 0.0 && min.is_finite() && max.is_finite() && q.is_finite()) {

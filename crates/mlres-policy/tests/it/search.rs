@@ -353,3 +353,28 @@ mod config_args {
         assert!(e.to_string().contains("true or false"), "{e}");
     }
 }
+
+#[test]
+fn param_sizes_count_distinct_values() {
+    use mlres_policy::param_size;
+    assert_eq!(param_size(&Param::Value(Scalar::Int(3))), Some(1));
+    assert_eq!(
+        param_size(&Param::Values(vec![Scalar::Int(1), Scalar::Int(2)])),
+        Some(2)
+    );
+    assert_eq!(param_size(&Param::IntUniform { min: -2, max: 2 }), Some(5));
+    assert_eq!(
+        param_size(&Param::IntUniform {
+            min: i64::MIN,
+            max: i64::MAX
+        }),
+        None
+    );
+    let q = Param::QUniform {
+        min: 0.05,
+        max: 1.0,
+        q: 0.1,
+    };
+    assert_eq!(param_size(&q), Some(10));
+    assert_eq!(param_size(&Param::Uniform { min: 0.0, max: 1.0 }), None);
+}
