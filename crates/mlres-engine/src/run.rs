@@ -449,21 +449,23 @@ impl Engine {
         }
         // hf-jobs: flavor against the envelope and the live catalog, worst-case cost from
         // its price, all before anything is reserved.
-        let (cost_micro, price) = if job.backend == Backend::HfJobs {
-            if timeout_secs > envelope.max_timeout_secs || timeout_secs == 0 {
-                return Err(EngineError::Refused {
-                    code: "max_timeout".into(),
-                    message: format!(
-                        "timeout {} is over max_timeout {} (or zero); nothing was submitted",
-                        mlres_policy::format_duration(timeout_secs),
-                        mlres_policy::format_duration(envelope.max_timeout_secs)
-                    ),
-                });
+        // Local jobs cost nothing. One arm per backend: a new one must say how it is priced.
+        let (cost_micro, price) = match job.backend {
+            Backend::Local => (0, None),
+            Backend::HfJobs => {
+                if timeout_secs > envelope.max_timeout_secs || timeout_secs == 0 {
+                    return Err(EngineError::Refused {
+                        code: "max_timeout".into(),
+                        message: format!(
+                            "timeout {} is over max_timeout {} (or zero); nothing was submitted",
+                            mlres_policy::format_duration(timeout_secs),
+                            mlres_policy::format_duration(envelope.max_timeout_secs)
+                        ),
+                    });
+                }
+                let (c, p) = self.hf_preflight(campaign, &flavor, timeout_secs)?;
+                (c, Some(p))
             }
-            let (c, p) = self.hf_preflight(campaign, &flavor, timeout_secs)?;
-            (c, Some(p))
-        } else {
-            (0, None)
         };
         let spend = SpendRequest {
             backend: job.backend,
@@ -581,8 +583,10 @@ impl Engine {
         );
         let argv = mlres_policy::render_command(&job.command, &config, &builtins)
             .map_err(EngineError::InvalidConfig)?;
-        if job.backend == Backend::HfJobs {
-            return self.launch_hf(campaign, exp, attempt, &dir, argv, price);
+        // One arm per backend, no default: a new backend cannot fall through to `local`.
+        match job.backend {
+            Backend::HfJobs => return self.launch_hf(campaign, exp, attempt, &dir, argv, price),
+            Backend::Local => {}
         }
         let spec = LocalJobSpec {
             argv,
@@ -1474,7 +1478,6 @@ pub(crate) fn backend_name(b: Backend) -> &'static str {
     match b {
         Backend::Local => "local",
         Backend::HfJobs => "hf-jobs",
-        Backend::Slurm => "slurm",
     }
 }
 

@@ -24,8 +24,9 @@ fn float(f: f64) -> Value {
     serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
 }
 
-/// Exact, human-readable size: the largest binary (then decimal) unit that divides it.
-fn format_size(bytes: u64) -> String {
+/// Exact, human-readable size: the largest binary (then decimal) unit that divides it
+/// (`2GiB`, `1500KB`, `7B`); [`crate::parse_size`] reads it back.
+pub fn format_size(bytes: u64) -> String {
     const UNITS: [(u64, &str); 8] = [
         (1 << 40, "TiB"),
         (1 << 30, "GiB"),

@@ -29,7 +29,7 @@ mod search;
 mod units;
 mod yaml;
 
-pub use approval::{approval_document, approval_hash, diff_documents};
+pub use approval::{approval_document, approval_hash, diff_documents, format_size};
 pub use budget::{
     Decision, LoopFacts, Refusal, SpendRequest, StopReason, Usage, check_spend, decide, glob_match,
     job_cost_micro, priced_cost_micro, repo_allowed, stop_reason,
@@ -42,8 +42,11 @@ pub use hub::{
 pub use metrics::{MAX_METRIC_KEYS, MetricScan, parse_metric_line};
 pub use program::{
     BUILTIN_PLACEHOLDERS, Backend, Envelope, Goal, JobLimits, JobTemplate, Method, Objective,
-    Param, Program, Scalar, SearchSpace, Section, TokenScope, is_env_name, is_metric_key,
-    is_param_name, parse_program, split_command,
+    Param, Program, ProgramWarning, Scalar, SearchSpace, Section, TokenScope, is_env_name,
+    is_metric_key, is_param_name, parse_program, split_command,
 };
-pub use search::{Config, grid_size, propose, render_command, validate_config};
+pub use search::{
+    Config, ConfigArgError, grid_size, param_size, parse_config_args, propose, render_command,
+    validate_config,
+};
 pub use units::{Money, format_duration, format_duration_exact, parse_duration, parse_size};

@@ -25,6 +25,38 @@ pub struct Program {
     pub job: Option<JobTemplate>,
     /// `## Search space`, if present.
     pub search_space: Option<SearchSpace>,
+    /// Things that parse but are probably mistakes (e.g. a parameter the job never receives),
+    /// in file order. `mlres check` and `mlres approve` show them before anything is approved.
+    #[serde(default)]
+    pub warnings: Vec<ProgramWarning>,
+}
+
+/// A problem in `program.md` that does not stop it from running, located like a
+/// [`ProgramError`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramWarning {
+    /// 1-based line in `program.md`.
+    pub line: usize,
+    /// 1-based column (in characters) in `program.md`.
+    pub column: usize,
+    /// What is probably wrong, and its consequence.
+    pub message: String,
+    /// How to fix it, when we can tell.
+    pub help: Option<String>,
+}
+
+impl std::fmt::Display for ProgramWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )?;
+        if let Some(h) = &self.help {
+            write!(f, "\n  help: {h}")?;
+        }
+        Ok(())
+    }
 }
 
 /// A heading and the Markdown under it (up to the next level-1 or level-2 heading).
@@ -114,7 +146,8 @@ impl TokenScope {
     }
 }
 
-/// Where jobs run.
+/// Where jobs run. Only implemented backends are variants, so no backend name can be
+/// parsed into something that would silently run elsewhere.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Backend {
@@ -122,24 +155,25 @@ pub enum Backend {
     Local,
     /// Hugging Face Jobs (`hf-jobs`).
     HfJobs,
-    /// Slurm (`slurm`).
-    Slurm,
 }
 
 impl Backend {
-    /// All backends.
-    pub const ALL: [Backend; 3] = [Backend::Local, Backend::HfJobs, Backend::Slurm];
+    /// All implemented backends.
+    pub const ALL: [Backend; 2] = [Backend::Local, Backend::HfJobs];
 
-    /// The YAML name: `local`, `hf-jobs`, `slurm`.
+    /// Backend names that are planned but not implemented: a program that names one is
+    /// refused with that reason rather than as an unknown name.
+    pub const NOT_IMPLEMENTED: &'static [&'static str] = &["slurm"];
+
+    /// The YAML name: `local`, `hf-jobs`.
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Local => "local",
             Backend::HfJobs => "hf-jobs",
-            Backend::Slurm => "slurm",
         }
     }
 
-    /// Parses a YAML name.
+    /// Parses the name of an implemented backend.
     pub fn from_name(s: &str) -> Option<Backend> {
         Backend::ALL.into_iter().find(|b| b.as_str() == s)
     }
@@ -785,6 +819,16 @@ fn get_money(node: &Node, key: &str) -> Result<Money, ProgramError> {
 fn get_backend(node: &Node, key: &str) -> Result<Backend, ProgramError> {
     let s = get_str(node, key)?;
     let names: Vec<&str> = Backend::ALL.iter().map(|b| b.as_str()).collect();
+    if Backend::NOT_IMPLEMENTED.contains(&s.as_str()) {
+        return Err(err(
+            node,
+            format!("backend `{s}` is not implemented yet (in `{key}`)"),
+        )
+        .with_help(format!(
+            "implemented backends: {}; mlres never runs a job on another backend than the one approved",
+            names.join(", ")
+        )));
+    }
     Backend::from_name(&s).ok_or_else(|| {
         err(node, format!("unknown backend `{s}` in `{key}`"))
             .with_help(suggestion(&s, &names, "backends"))
@@ -1642,23 +1686,50 @@ pub fn parse_program(src: &str) -> Result<Program, ProgramError> {
         return Err(ProgramError::new(1, 1, "no `## Budget envelope` section")
             .with_help("add a level-2 heading `## Budget envelope` followed by one ```yaml block with max_jobs, max_walltime, allowed_flavors and max_timeout"));
     };
-    let envelope = parse_envelope(&block_root(env_fence, env_sec)?)?;
+    let env_root = block_root(env_fence, env_sec)?;
+    let envelope = parse_envelope(&env_root)?;
     let objective = obj_b
         .map(|(s, f)| block_root(f, s).and_then(|r| parse_objective(&r)))
         .transpose()?;
     let job = job_b
         .map(|(s, f)| block_root(f, s).and_then(|r| parse_job(&r)))
         .transpose()?;
-    let search_space = search_b
-        .map(|(s, f)| block_root(f, s).and_then(|r| parse_search_space(&r)))
+    let search = search_b
+        .map(|(s, f)| block_root(f, s).and_then(|r| Ok((parse_search_space(&r)?, r))))
         .transpose()?;
+    let (search_space, search_root) = search.unzip();
 
-    let job = match job {
-        Some((job, pos)) => {
+    let mut warnings = Vec::new();
+    let job = match (job, job_b) {
+        (Some((job, pos)), Some((job_sec, _))) => {
             check_job(&job, &pos, &envelope, search_space.as_ref())?;
+            let sections = Runnable {
+                job_heading_line: job_sec.line,
+                env_root: &env_root,
+                objective: objective.as_ref(),
+                space: search_space.as_ref(),
+            };
+            check_runnable(&job, &pos, &envelope, &sections)?;
+            if let (Some(space), Some(root)) = (&search_space, &search_root) {
+                warnings.extend(unused_parameters(&job, space, root));
+            }
             Some(job)
         }
-        None => None,
+        _ => {
+            warnings.push(ProgramWarning {
+                line: env_sec.line,
+                column: 1,
+                message: "no `## Job` section: nothing can run; an approval of this program \
+                          only covers Hub writes within the envelope"
+                    .into(),
+                help: Some(
+                    "to run experiments add `## Objective`, `## Job` and `## Search space` \
+                     sections (`mlres init` writes a complete example)"
+                        .into(),
+                ),
+            });
+            None
+        }
     };
     let sections = md
         .iter()
@@ -1675,7 +1746,142 @@ pub fn parse_program(src: &str) -> Result<Program, ProgramError> {
         objective,
         job,
         search_space,
+        warnings,
     })
+}
+
+/// What [`check_runnable`] needs besides the job and the envelope.
+struct Runnable<'a> {
+    job_heading_line: usize,
+    env_root: &'a Node,
+    objective: Option<&'a Objective>,
+    space: Option<&'a SearchSpace>,
+}
+
+/// A program with a `## Job` must be able to run at least one experiment and decide on it;
+/// otherwise approving it would only burn the approval (the loop would finish with 0
+/// experiments). Each refusal names the limit and the line to change.
+fn check_runnable(
+    job: &JobTemplate,
+    pos: &JobPos,
+    env: &Envelope,
+    r: &Runnable<'_>,
+) -> Result<(), ProgramError> {
+    let at_job = |msg: String| ProgramError::new(r.job_heading_line, 1, msg);
+    if r.objective.is_none() {
+        return Err(at_job(
+            "the program has a `## Job` but no `## Objective` section: there is no metric to \
+             decide on (keep/discard, target, patience)"
+                .into(),
+        )
+        .with_help(
+            "add `## Objective` with one ```yaml block, e.g. `metric: eval_accuracy` and \
+             `goal: maximize`; the metric is the key mlres reads from the job's output",
+        ));
+    }
+    if r.space.is_none() {
+        return Err(at_job(
+            "the program has a `## Job` but no `## Search space` section: there is no \
+             configuration to run"
+                .into(),
+        )
+        .with_help(
+            "add `## Search space` with `method: grid` and the parameters the command uses, \
+             e.g. `lr: {values: [0.001]}`",
+        ));
+    }
+    let env_map = MapView::new(r.env_root, "the budget envelope")?;
+    let env_node = |key: &str| env_map.get(key).unwrap_or(r.env_root);
+    if env.max_jobs == 0 {
+        return Err(err(
+            env_node("max_jobs"),
+            "`max_jobs` is 0: no experiment could ever be reserved",
+        )
+        .with_help("set max_jobs to the number of experiments you intend to run"));
+    }
+    let timeout = crate::format_duration(job.timeout_secs);
+    let walltime = crate::format_duration(env.max_walltime_secs);
+    if job.timeout_secs > env.max_walltime_secs {
+        return Err(err(
+            &pos.timeout,
+            format!(
+                "job timeout {timeout} is over max_walltime {walltime}: no experiment could ever \
+                 be reserved (each job reserves its whole timeout)"
+            ),
+        )
+        .with_help("lower the job timeout or raise max_walltime"));
+    }
+    let usable = env.max_walltime_secs - env.final_reserve_secs.min(env.max_walltime_secs);
+    if job.timeout_secs > usable {
+        return Err(err(
+            &pos.timeout,
+            format!(
+                "job timeout {timeout} is over the {} that max_walltime {walltime} leaves after \
+                 final_reserve {}: the loop would never propose an experiment",
+                crate::format_duration(usable),
+                crate::format_duration(env.final_reserve_secs)
+            ),
+        )
+        .with_help("lower the job timeout or final_reserve, or raise max_walltime"));
+    }
+    if env.max_cost_usd.is_some_and(|m| m.micro_usd == 0) {
+        return Err(err(
+            env_node("max_cost_usd"),
+            "`max_cost_usd` is 0: the loop stops before its first experiment and every priced \
+             job is refused",
+        )
+        .with_help(
+            "remove max_cost_usd (local jobs cost nothing), or set the most you are willing to spend",
+        ));
+    }
+    Ok(())
+}
+
+/// Search-space parameters that no `{name}` placeholder of the job command uses. Configs reach
+/// a job only through its command (mlres writes no config file and no per-parameter
+/// environment), so every value of such a parameter runs the same command.
+fn unused_parameters(job: &JobTemplate, space: &SearchSpace, root: &Node) -> Vec<ProgramWarning> {
+    let used: Vec<String> = job
+        .command
+        .iter()
+        .filter_map(|w| parse_placeholders(w).ok())
+        .flatten()
+        .filter_map(|p| match p {
+            Piece::Var(v) => Some(v),
+            Piece::Lit(_) => None,
+        })
+        .collect();
+    let keys: Vec<&Node> = MapView::new(root, "the search space")
+        .ok()
+        .and_then(|m| m.get("parameters"))
+        .and_then(|n| MapView::new(n, "`parameters`").ok())
+        .map(|m| m.entries.iter().map(|(k, _)| k).collect())
+        .unwrap_or_default();
+    space
+        .parameters
+        .keys()
+        .filter(|name| !used.iter().any(|u| u == *name))
+        .map(|name| {
+            let at = keys
+                .iter()
+                .find(|k| key_text(k) == name)
+                .copied()
+                .unwrap_or(root);
+            ProgramWarning {
+                line: at.line,
+                column: at.col,
+                message: format!(
+                    "search-space parameter `{name}` is not used by the job command: configs reach \
+                     the job only through `{{placeholders}}`, so every value of `{name}` runs the \
+                     same command"
+                ),
+                help: Some(format!(
+                    "pass it to the job, e.g. `--{}={{{name}}}`, or remove `{name}` from the search space",
+                    name.replace('_', "-")
+                )),
+            }
+        })
+        .collect()
 }
 
 fn check_job(

@@ -21,6 +21,23 @@ pub fn grid_size(space: &SearchSpace) -> Option<u64> {
     })
 }
 
+/// How many distinct values one parameter can take, or `None` for a continuous
+/// distribution (or a count that does not fit `u64`).
+pub fn param_size(p: &Param) -> Option<u64> {
+    match p {
+        Param::Value(_) => Some(1),
+        Param::Values(v) => Some(v.len() as u64),
+        Param::IntUniform { min, max } => {
+            u64::try_from(i128::from(*max) - i128::from(*min) + 1).ok()
+        }
+        Param::QUniform { min, max, q } => {
+            let (lo, hi) = q_range(*min, *max, *q)?;
+            u64::try_from(i128::from(hi) - i128::from(lo) + 1).ok()
+        }
+        Param::Uniform { .. } | Param::LogUniformValues { .. } => None,
+    }
+}
+
 /// The inclusive range of integers `k` with `k * q` in `[min, max]`.
 pub(crate) fn q_range(min: f64, max: f64, q: f64) -> Option<(i64, i64)> {
     if !(q > 0.0 && min.is_finite() && max.is_finite() && q.is_finite()) {
@@ -334,4 +351,128 @@ pub fn render_command(
         argv.push(out);
     }
     Ok(argv)
+}
+
+/// Why `--config` flags could not be turned into a config.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigArgError {
+    /// The flags are malformed (neither `NAME=VALUE` nor one JSON object, a name given
+    /// twice, both forms mixed).
+    #[error("{0}")]
+    Usage(String),
+    /// Well-formed, but a name or value does not fit the approved search space.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Builds a config from `--config` flags, in either of two forms: one JSON object
+/// (`'{"lr": 0.001}'`), or any number of `NAME=VALUE` pairs whose values are typed the way
+/// the search space types the parameter (a listed value takes its listed spelling and type,
+/// so `tag=1` is the string `"1"` when the space lists strings; distributions take numbers).
+/// The result may be partial: callers decide whether missing parameters are an error
+/// ([`validate_config`]) or take defaults. Values are not range-checked here.
+pub fn parse_config_args(space: &SearchSpace, args: &[String]) -> Result<Config, ConfigArgError> {
+    let usage = |m: String| ConfigArgError::Usage(m);
+    let is_json = |a: &str| matches!(a.trim_start().chars().next(), Some('{' | '['));
+    if let Some(json) = args.iter().find(|a| is_json(a)) {
+        if args.len() > 1 {
+            return Err(usage(
+                "give either one JSON object or NAME=VALUE pairs to --config, not both or \
+                 several objects"
+                    .into(),
+            ));
+        }
+        return match serde_json::from_str::<Value>(json) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(other) => Err(usage(format!(
+                "--config must be a JSON object such as '{{\"lr\": 0.001}}' or NAME=VALUE, found {}",
+                show(&other)
+            ))),
+            Err(e) => Err(usage(format!("--config is not valid JSON: {e}"))),
+        };
+    }
+    let mut out = Config::new();
+    for arg in args {
+        let Some((name, text)) = arg.split_once('=').filter(|(n, _)| !n.trim().is_empty()) else {
+            return Err(usage(format!(
+                "--config {arg:?}: expected NAME=VALUE (e.g. lr=0.001) or one JSON object"
+            )));
+        };
+        let name = name.trim();
+        if out.contains_key(name) {
+            return Err(usage(format!("--config: `{name}` is given twice")));
+        }
+        let Some(param) = space.parameters.get(name) else {
+            let names: Vec<&str> = space.parameters.keys().map(String::as_str).collect();
+            let hint = crate::program::closest(name, &names)
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(ConfigArgError::Invalid(format!(
+                "`{name}` is not a parameter of the approved search space{hint}; parameters: {}",
+                names.join(", ")
+            )));
+        };
+        out.insert(
+            name.to_string(),
+            typed_value(name, param, text).map_err(ConfigArgError::Invalid)?,
+        );
+    }
+    Ok(out)
+}
+
+/// `text` as a value of `param`: a listed value when one matches, else a number, boolean or
+/// string according to what the parameter holds.
+fn typed_value(name: &str, param: &Param, text: &str) -> Result<Value, String> {
+    let listed: &[Scalar] = match param {
+        Param::Value(s) => std::slice::from_ref(s),
+        Param::Values(v) => v,
+        Param::IntUniform { .. } => {
+            return text
+                .trim()
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| format!("`{name}` must be an integer, found {text:?}"));
+        }
+        Param::Uniform { .. } | Param::LogUniformValues { .. } | Param::QUniform { .. } => {
+            return match text.trim().parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(float(f)),
+                _ => Err(format!("`{name}` must be a number, found {text:?}")),
+            };
+        }
+    };
+    let as_number = text.trim().parse::<f64>().ok().filter(|f| f.is_finite());
+    let as_bool = match text.trim() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    };
+    let matched = listed.iter().find(|s| match s {
+        Scalar::Str(v) => v == text,
+        Scalar::Bool(b) => as_bool == Some(*b),
+        Scalar::Int(_) | Scalar::Float(_) => {
+            as_number.is_some_and(|f| s.same_value(&Scalar::Float(f)))
+        }
+    });
+    if let Some(s) = matched {
+        return Ok(s.to_json());
+    }
+    // No listed value matches: keep the type the parameter holds so that the refusal names the
+    // allowed values rather than a type confusion.
+    if listed.iter().all(|s| matches!(s, Scalar::Bool(_))) {
+        return as_bool
+            .map(Value::Bool)
+            .ok_or_else(|| format!("`{name}` must be true or false, found {text:?}"));
+    }
+    if listed
+        .iter()
+        .all(|s| matches!(s, Scalar::Int(_) | Scalar::Float(_)))
+    {
+        return match text.trim().parse::<i64>() {
+            Ok(i) => Ok(Value::from(i)),
+            Err(_) => as_number
+                .map(float)
+                .ok_or_else(|| format!("`{name}` must be a number, found {text:?}")),
+        };
+    }
+    Ok(Value::String(text.to_string()))
 }

@@ -251,6 +251,7 @@ impl MlresServer {
                 "hash": project.hash,
                 "campaign": campaign,
                 "grid_size": project.program.search_space.as_ref().and_then(mlres_policy::grid_size),
+                "warnings": project.program.warnings,
             })))
         })
         .await

@@ -195,10 +195,11 @@ pub enum ExpCmd {
 
 #[derive(Args, Debug)]
 pub struct ExpSubmitArgs {
-    /// The configuration as a JSON object with exactly the search-space parameters,
-    /// e.g. '{"lr": 0.001, "d_model": 64}'.
-    #[arg(long, value_name = "JSON")]
-    pub config: String,
+    /// The configuration: every search-space parameter, as NAME=VALUE (repeat the flag; values
+    /// are typed as the search space lists them) or as one JSON object,
+    /// e.g. --config lr=0.001 --config d_model=64, or --config '{"lr": 0.001, "d_model": 64}'.
+    #[arg(long, value_name = "NAME=VALUE|JSON", required = true)]
+    pub config: Vec<String>,
     /// Why this experiment (recorded in the ledger).
     #[arg(long, value_name = "TEXT")]
     pub hypothesis: String,

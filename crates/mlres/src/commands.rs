@@ -86,14 +86,10 @@ pub fn check(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
             "hash": project.hash,
             "campaign": serde_json::from_str::<serde_json::Value>(&project.document).unwrap_or(json!(project.document)),
             "grid_size": project.program.search_space.as_ref().and_then(mlres_policy::grid_size),
+            "warnings": project.program.warnings,
         }));
     } else {
-        println!("{} is valid.\n", project.program_path.display());
-        println!(
-            "Resolved campaign (what `mlres approve` pins, sha256 {}):",
-            &project.hash[..16]
-        );
-        println!("{}", project.document);
+        print::program_summary(&project);
     }
     Ok(exit::OK)
 }
@@ -112,7 +108,12 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
         data_changes = engine.dataset_changes(prev)?;
         if !needs_new && data_changes.is_empty() {
             if a.json {
-                print::json(&json!({"approved": true, "hash": prev.hash, "unchanged": true}));
+                print::json(&json!({
+                    "approved": true,
+                    "hash": prev.hash,
+                    "unchanged": true,
+                    "warnings": engine.project.program.warnings,
+                }));
             } else {
                 println!(
                     "Already approved (sha256 {}); nothing changed.",
@@ -132,6 +133,7 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
     if let ApprovalStatus::Changed { diff, .. } = &status {
         let _ = writeln!(err, "\nChanges since the last approval:\n{diff}");
     }
+    print::warnings(&engine.project.program.warnings, &mut err);
     if !data_changes.is_empty() {
         let _ = writeln!(
             err,
@@ -171,9 +173,12 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
     };
     let approval = engine.approve(&approver)?;
     if a.json {
-        print::json(
-            &json!({"approved": true, "hash": approval.hash, "approver": approval.approver}),
-        );
+        print::json(&json!({
+            "approved": true,
+            "hash": approval.hash,
+            "approver": approval.approver,
+            "warnings": engine.project.program.warnings,
+        }));
     } else {
         println!(
             "Approved by {} (sha256 {}).",
@@ -242,14 +247,19 @@ pub fn loop_stop(cli: &Cli, a: &LoopStopArgs) -> Result<u8, Failure> {
 }
 
 pub fn exp_submit(cli: &Cli, a: &ExpSubmitArgs) -> Result<u8, Failure> {
-    let config: serde_json::Value = serde_json::from_str(&a.config)
-        .map_err(|e| fail(exit::REFUSED, anyhow!("--config is not valid JSON: {e}")))?;
     let mut engine = open_engine(cli)?;
+    // A bad --config is a refusal here (exit 3), as it always was for bad JSON: the config
+    // must be exactly the approved search-space parameters.
+    let config = match &engine.project.program.search_space {
+        Some(space) => mlres_policy::parse_config_args(space, &a.config)
+            .map_err(|e| fail(exit::REFUSED, anyhow!("refused (invalid_config): {e}")))?,
+        None => serde_json::Map::new(),
+    };
     let campaign = engine.active_campaign()?;
     let exp = engine.submit(
         &campaign,
         SubmitRequest {
-            config,
+            config: serde_json::Value::Object(config),
             hypothesis: a.hypothesis.clone(),
             source: "agent",
             proposal_index: None,

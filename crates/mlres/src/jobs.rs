@@ -40,8 +40,9 @@ pub enum JobsCmd {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// A search-space parameter, `name=value` (repeatable); others take the first grid value.
-    #[arg(long = "config", value_name = "NAME=VALUE")]
+    /// Search-space parameters as NAME=VALUE (repeatable; values are typed as the search space
+    /// lists them) or as one JSON object; parameters not given take the first grid value.
+    #[arg(long = "config", value_name = "NAME=VALUE|JSON")]
     pub config: Vec<String>,
     /// Why this experiment is worth running.
     #[arg(long)]
@@ -160,10 +161,6 @@ fn hf_engine(cli: &Cli) -> Result<Engine, Failure> {
     }
 }
 
-fn parse_value(v: &str) -> Value {
-    serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()))
-}
-
 fn run_one(cli: &Cli, a: &RunArgs) -> Result<u8, Failure> {
     if let Some(s) = &a.schedule {
         return Err(refused(format!(
@@ -185,17 +182,17 @@ fn run_one(cli: &Cli, a: &RunArgs) -> Result<u8, Failure> {
         .search_space
         .clone()
         .ok_or_else(|| refused("program.md has no `## Search space` section"))?;
-    let mut config = mlres_policy::propose(&space, 0)
-        .map(Value::Object)
-        .unwrap_or_else(|| json!({}));
+    let given = mlres_policy::parse_config_args(&space, &a.config).map_err(|e| match e {
+        mlres_policy::ConfigArgError::Usage(m) => fail(exit::USAGE, anyhow!(m)),
+        mlres_policy::ConfigArgError::Invalid(m) => refused(m),
+    })?;
+    let mut config = mlres_policy::propose(&space, 0).unwrap_or_default();
     let mut settings = Vec::new();
-    for kv in &a.config {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| fail(exit::USAGE, anyhow!("--config {kv:?}: expected NAME=VALUE")))?;
-        config[k] = parse_value(v);
+    for (k, v) in given {
         settings.push(format!("{k}={v}"));
+        config.insert(k, v);
     }
+    let config = Value::Object(config);
     let hypothesis = a.hypothesis.clone().unwrap_or_else(|| {
         if settings.is_empty() {
             "one hf-jobs run of the approved template".into()

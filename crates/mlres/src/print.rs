@@ -20,6 +20,220 @@ pub fn exp_json(e: &Experiment) -> Value {
     mlres_engine::experiment_json(e)
 }
 
+/// `mlres check` for a human: what the program authorises, in words, with its warnings.
+pub fn program_summary(project: &mlres_engine::Project) {
+    use mlres_policy::{Backend, Goal, Method, Param, format_duration as dur};
+    let p = &project.program;
+    let e = &p.envelope;
+    println!("{} is valid.", project.program_path.display());
+    println!(
+        "sha256 {}: what `mlres approve` pins (the envelope, scope, objective, job and search space)",
+        &project.hash[..16]
+    );
+    println!();
+    if let Some(t) = &p.title {
+        println!("Campaign   {t}");
+    }
+    for (i, line) in p.scope_text().lines().enumerate() {
+        println!("{:<11}{line}", if i == 0 { "Scope" } else { "" });
+    }
+    let backends: Vec<&str> = e.backends.iter().map(|b| b.as_str()).collect();
+    println!("Backends   {}", backends.join(", "));
+    println!(
+        "Budget     at most {} experiment(s), {} at a time",
+        e.max_jobs, e.max_concurrent
+    );
+    let reserve = if e.final_reserve_secs > 0 {
+        format!(", {} of it kept back at the end", dur(e.final_reserve_secs))
+    } else {
+        String::new()
+    };
+    println!(
+        "           {} of job time in total{reserve}; each job at most {} (a job reserves its whole timeout)",
+        dur(e.max_walltime_secs),
+        dur(e.max_timeout_secs)
+    );
+    match e.max_cost_usd {
+        Some(m) => println!(
+            "           at most ${m} in total{}",
+            e.namespace
+                .as_ref()
+                .map(|n| format!(", billed to {n}"))
+                .unwrap_or_default()
+        ),
+        None if e.backends.contains(&Backend::HfJobs) => {
+            println!("           no dollar cap (paid jobs are limited by time only)")
+        }
+        None => println!("           no dollar cap (local jobs cost nothing)"),
+    }
+    println!("           flavors: {}", e.allowed_flavors.join(", "));
+    if e.output_repos.is_empty() {
+        println!("           Hub writes: none");
+    } else {
+        println!(
+            "           Hub writes: {} ({}, {})",
+            e.output_repos.join(", "),
+            if e.allow_deletes {
+                "deletes allowed"
+            } else {
+                "no deletes"
+            },
+            if e.public_repos {
+                "public repos allowed"
+            } else {
+                "private repos only"
+            }
+        );
+    }
+    for (what, list) in [
+        ("datasets", &e.datasets),
+        ("models", &e.models),
+        ("images", &e.images),
+    ] {
+        if !list.is_empty() {
+            println!("           {what}: {}", list.join(", "));
+        }
+    }
+    match &p.objective {
+        Some(o) => {
+            let goal = match o.goal {
+                Goal::Maximize => "maximize",
+                Goal::Minimize => "minimize",
+            };
+            let mut stops = Vec::new();
+            if let Some(t) = o.target {
+                stops.push(format!("when it reaches {t}"));
+            }
+            if let Some(n) = o.patience {
+                stops.push(format!("after {n} experiment(s) without improvement"));
+            }
+            stops.push(format!(
+                "after {} consecutive failure(s)",
+                o.max_consecutive_failures
+            ));
+            println!(
+                "Objective  {goal} `{}` (read from the job's output)",
+                o.metric
+            );
+            println!("           stop {}", stops.join(", or "));
+        }
+        None => println!("Objective  none"),
+    }
+    match &p.job {
+        Some(j) => {
+            let words: Vec<String> = j.command.iter().map(|w| shell_word(w)).collect();
+            println!("Job        {}", words.join(" "));
+            let mut facts = vec![
+                format!("backend {}", j.backend),
+                format!("timeout {}", dur(j.timeout_secs)),
+                format!("flavor {}", j.flavor),
+            ];
+            match j.backend {
+                // The sandbox limits apply to local jobs; a remote job runs in its image.
+                Backend::Local => {
+                    facts.push(format!("network {}", if j.network { "on" } else { "off" }));
+                    facts.push(format!(
+                        "memory {}",
+                        mlres_policy::format_size(j.limits.memory_bytes)
+                    ));
+                    if let Some(c) = j.limits.cpu_secs {
+                        facts.push(format!("cpu time {}", dur(c)));
+                    }
+                }
+                Backend::HfJobs => {
+                    if let Some(i) = &j.image {
+                        facts.push(format!("image {i}"));
+                    }
+                }
+            }
+            println!("           {}", facts.join(", "));
+            let env: Vec<String> = j.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            for (what, list) in [
+                ("env", &env),
+                ("pass_env", &j.pass_env),
+                ("secrets", &j.secrets),
+            ] {
+                if !list.is_empty() {
+                    println!("           {what}: {}", list.join(", "));
+                }
+            }
+        }
+        None => println!("Job        none: nothing can run"),
+    }
+    if let Some(s) = &p.search_space {
+        let n = s.parameters.len();
+        match (s.method, mlres_policy::grid_size(s)) {
+            (Method::Grid, Some(size)) => {
+                let cover = if size > u64::from(e.max_jobs) {
+                    format!(" (max_jobs {} covers {} of them)", e.max_jobs, e.max_jobs)
+                } else {
+                    String::new()
+                };
+                println!("Search     grid over {n} parameter(s): {size} configuration(s){cover}")
+            }
+            (Method::Grid, None) => println!("Search     grid over {n} parameter(s)"),
+            (Method::Random, _) => println!(
+                "Search     random over {n} parameter(s), seed {}: max_jobs bounds the draws",
+                s.seed
+            ),
+        }
+        for (name, param) in &s.parameters {
+            let size = mlres_policy::param_size(param);
+            let what = match param {
+                Param::Value(v) => format!("fixed at {}", v.to_json()),
+                Param::Values(vs) => {
+                    let list: Vec<String> = vs.iter().map(|v| v.to_json().to_string()).collect();
+                    format!("{} value(s) [{}]", vs.len(), list.join(", "))
+                }
+                Param::Uniform { min, max } => format!("uniform in [{min}, {max}]"),
+                Param::LogUniformValues { min, max } => format!("log-uniform in [{min}, {max}]"),
+                Param::IntUniform { min, max } => format!(
+                    "integers in [{min}, {max}]{}",
+                    size.map(|n| format!(" ({n} values)")).unwrap_or_default()
+                ),
+                Param::QUniform { min, max, q } => format!(
+                    "multiples of {q} in [{min}, {max}]{}",
+                    size.map(|n| format!(" ({n} values)")).unwrap_or_default()
+                ),
+            };
+            println!("             {name}: {what}");
+        }
+    }
+    warnings(&p.warnings, &mut std::io::stdout());
+    println!(
+        "\nNext: a human runs `mlres approve`. `mlres check --json` prints the resolved campaign for scripts."
+    );
+}
+
+/// The program's warnings, if any, as a block (stdout for `check`, stderr for `approve`).
+pub fn warnings(list: &[mlres_policy::ProgramWarning], out: &mut dyn std::io::Write) {
+    if list.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nWarnings ({}):", list.len());
+    for w in list {
+        let _ = writeln!(out, "  line {}, column {}: {}", w.line, w.column, w.message);
+        if let Some(h) = &w.help {
+            let _ = writeln!(out, "    help: {h}");
+        }
+    }
+}
+
+/// A command word as a reader would type it: quoted when it has spaces or quotes.
+fn shell_word(w: &str) -> String {
+    if !w.is_empty()
+        && !w
+            .chars()
+            .any(|c| c.is_whitespace() || "'\"$`\\|&;<>()*?".contains(c))
+    {
+        w.to_string()
+    } else if !w.contains('\'') {
+        format!("'{w}'")
+    } else {
+        format!("\"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
 fn fmt_metric(m: Option<f64>) -> String {
     m.map(|v| format!("{v:.4}")).unwrap_or_else(|| "–".into())
 }

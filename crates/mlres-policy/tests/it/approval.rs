@@ -83,7 +83,7 @@ fn mutations() -> Vec<Mutation> {
         ),
         (
             "backends",
-            Box::new(|p: &mut Program| p.envelope.backends.push(Backend::Slurm)),
+            Box::new(|p: &mut Program| p.envelope.backends.retain(|b| *b != Backend::HfJobs)),
         ),
         (
             "final_reserve",

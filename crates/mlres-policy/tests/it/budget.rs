@@ -51,11 +51,12 @@ fn within_budget_is_allowed() {
 #[test]
 fn each_refusal_code() {
     let u = Usage::default();
-    let r = SpendRequest {
-        backend: Backend::Slurm,
-        ..req()
+    let local_only = Envelope {
+        backends: vec![Backend::Local],
+        ..env()
     };
-    assert_eq!(code(&u, &r), Some("backend"));
+    let e = check_spend(&local_only, &u, &req()).expect_err("backend");
+    assert_eq!(e.code, "backend");
     let r = SpendRequest {
         flavor: "a100x8".into(),
         ..req()

@@ -6,8 +6,17 @@ use crate::common::{doc, env_doc, expect_err};
 
 const ENV: &str = "max_jobs: 3\nmax_walltime: 8h\nallowed_flavors: [cpu-basic]\nmax_timeout: 1h\nbackends: [hf-jobs]\nnamespace: alice\nimages: [\"python:3.12\"]";
 
+/// Envelope, job, then the objective and search space every runnable job needs.
 fn hf_doc(env: &str, job: &str) -> (String, Vec<usize>) {
-    doc(&[("Budget envelope", env), ("Job", job)])
+    doc(&[
+        ("Budget envelope", env),
+        ("Job", job),
+        ("Objective", "metric: score\ngoal: maximize"),
+        (
+            "Search space",
+            "method: grid\nparameters:\n  x: {values: [1]}",
+        ),
+    ])
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod malformed;
 mod metrics;
 mod program;
 mod props;
+mod runnable;
 mod search;
 
 /// Shared builders for `program.md` test documents.

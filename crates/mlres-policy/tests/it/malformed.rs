@@ -348,12 +348,12 @@ fn job_flavor_not_allowed() {
 
 #[test]
 fn job_backend_not_allowed() {
-    let src = job_doc("command: [python, t.py]\ntimeout: 10m\nbackend: slurm");
+    let src = job_doc("command: [python, t.py]\ntimeout: 10m\nbackend: hf-jobs");
     expect_err(
         &src,
         17,
         10,
-        "job backend `slurm` is not in the envelope's backends [local]",
+        "job backend `hf-jobs` is not in the envelope's backends [local]",
     );
 }
 

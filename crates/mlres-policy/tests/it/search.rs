@@ -238,3 +238,143 @@ fn render_command_substitutes_without_splitting() {
     nested.insert("lr".into(), json!([1]));
     assert!(render_command(&["{lr}".to_string()], &nested, &builtins).is_err());
 }
+
+mod config_args {
+    use mlres_policy::{ConfigArgError, Method, Param, Scalar, parse_config_args};
+    use serde_json::json;
+
+    use super::space;
+
+    fn typed() -> mlres_policy::SearchSpace {
+        space(
+            Method::Random,
+            vec![
+                (
+                    "lr",
+                    Param::Values(vec![Scalar::Float(0.1), Scalar::Float(0.01)]),
+                ),
+                (
+                    "width",
+                    Param::Values(vec![Scalar::Int(8), Scalar::Int(16)]),
+                ),
+                (
+                    "tag",
+                    Param::Values(vec![Scalar::Str("1".into()), Scalar::Str("2".into())]),
+                ),
+                ("opt", Param::Value(Scalar::Str("adam".into()))),
+                (
+                    "fast",
+                    Param::Values(vec![Scalar::Bool(true), Scalar::Bool(false)]),
+                ),
+                ("wd", Param::Uniform { min: 0.0, max: 1.0 }),
+                ("n", Param::IntUniform { min: 1, max: 9 }),
+            ],
+        )
+    }
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[track_caller]
+    fn ok(a: &[&str]) -> serde_json::Value {
+        serde_json::Value::Object(
+            parse_config_args(&typed(), &args(a)).unwrap_or_else(|e| panic!("{a:?}: {e}")),
+        )
+    }
+
+    #[track_caller]
+    fn err(a: &[&str]) -> ConfigArgError {
+        match parse_config_args(&typed(), &args(a)) {
+            Ok(c) => panic!("{a:?} parsed as {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn name_value_pairs_take_the_search_space_types() {
+        assert_eq!(
+            ok(&[
+                "lr=0.1",
+                "width=16",
+                "tag=2",
+                "opt=adam",
+                "fast=false",
+                "wd=0.5",
+                "n=3"
+            ]),
+            json!({"lr": 0.1, "width": 16, "tag": "2", "opt": "adam", "fast": false, "wd": 0.5, "n": 3})
+        );
+        // Another spelling of a listed number takes the listed spelling.
+        assert_eq!(ok(&["lr=1e-1"]), json!({"lr": 0.1}));
+        // A value with `=` in it keeps everything after the first `=`.
+        assert_eq!(ok(&["opt=a=b"]), json!({"opt": "a=b"}));
+    }
+
+    #[test]
+    fn a_json_object_is_the_other_form() {
+        assert_eq!(
+            ok(&[r#"{"lr": 0.1, "width": 8}"#]),
+            json!({"lr": 0.1, "width": 8})
+        );
+        assert_eq!(ok(&[]), json!({}));
+    }
+
+    #[test]
+    fn malformed_flags_are_usage_errors() {
+        for bad in [
+            &["lr"][..],
+            &["=0.1"],
+            &["lr=0.1", "lr=0.01"],
+            &[r#"{"lr": 0.1}"#, "width=8"],
+            &[r#"{"lr": 0.1}"#, r#"{"width": 8}"#],
+            &["[1]"],
+            &["{not json"],
+        ] {
+            let e = err(bad);
+            assert!(matches!(e, ConfigArgError::Usage(_)), "{bad:?}: {e:?}");
+            assert!(!e.to_string().is_empty());
+        }
+        assert!(err(&["lr=0.1", "lr=0.01"]).to_string().contains("twice"));
+        assert!(err(&["[1]"]).to_string().contains("JSON object"));
+    }
+
+    #[test]
+    fn values_that_do_not_fit_the_space_are_refused_with_the_reason() {
+        let e = err(&["wd=abc"]);
+        assert!(matches!(e, ConfigArgError::Invalid(_)), "{e:?}");
+        assert!(e.to_string().contains("`wd` must be a number"), "{e}");
+        let e = err(&["n=3.5"]);
+        assert!(e.to_string().contains("`n` must be an integer"), "{e}");
+        let e = err(&["widht=8"]);
+        assert!(matches!(e, ConfigArgError::Invalid(_)), "{e:?}");
+        assert!(e.to_string().contains("did you mean `width`?"), "{e}");
+        let e = err(&["fast=yes"]);
+        assert!(e.to_string().contains("true or false"), "{e}");
+    }
+}
+
+#[test]
+fn param_sizes_count_distinct_values() {
+    use mlres_policy::param_size;
+    assert_eq!(param_size(&Param::Value(Scalar::Int(3))), Some(1));
+    assert_eq!(
+        param_size(&Param::Values(vec![Scalar::Int(1), Scalar::Int(2)])),
+        Some(2)
+    );
+    assert_eq!(param_size(&Param::IntUniform { min: -2, max: 2 }), Some(5));
+    assert_eq!(
+        param_size(&Param::IntUniform {
+            min: i64::MIN,
+            max: i64::MAX
+        }),
+        None
+    );
+    let q = Param::QUniform {
+        min: 0.05,
+        max: 1.0,
+        q: 0.1,
+    };
+    assert_eq!(param_size(&q), Some(10));
+    assert_eq!(param_size(&Param::Uniform { min: 0.0, max: 1.0 }), None);
+}

@@ -7,16 +7,251 @@ fn help_teaches_the_workflow() {
     insta::assert_snapshot!("help", out);
 }
 
+/// `check` output with the temp project path replaced, so it can be snapshotted.
+fn check_human(env: &Env) -> String {
+    env.ok(&["check"])
+        .replace(&env.project.display().to_string(), "[PROJECT]")
+}
+
 #[test]
-fn check_prints_the_resolved_campaign_and_json() {
+fn check_prints_a_readable_summary_and_json_for_scripts() {
     let env = Env::new();
-    env.write_program(&Fast::default().program());
-    let out = env.ok(&["check"]);
-    assert!(out.contains("is valid"), "{out}");
-    assert!(out.contains("max_jobs"), "{out}");
+    env.write_program(
+        &Fast {
+            extra_objective: "target: 5\npatience: 3",
+            ..Default::default()
+        }
+        .program(),
+    );
+    let out = check_human(&env);
+    insta::assert_snapshot!("check_human", out);
+    // Not the raw approval document.
+    assert!(!out.contains('{') || out.contains("{x}"), "{out}");
     let j = env.json(&["check", "--json"]);
+    // The fields scripts already read keep their names and shapes.
     assert_eq!(j["grid_size"], 6);
-    assert_eq!(j["hash"].as_str().map(str::len), Some(64));
+    let hash = j["hash"].as_str().unwrap();
+    assert_eq!(hash.len(), 64);
+    assert!(out.contains(&hash[..16]), "{out}");
+    assert_eq!(j["campaign"]["envelope"]["max_jobs"], 6);
+    assert!(j["program"].as_str().unwrap().ends_with("program.md"));
+    assert_eq!(j["warnings"], serde_json::json!([]));
+}
+
+/// Dollars, Hub scope, an image, distributions with their sizes, and a warning.
+#[test]
+fn check_summarises_hf_jobs_budgets_and_random_search() {
+    let env = Env::new();
+    let p = Fast {
+        method: "random",
+        extra_space: "seed: 7",
+        script: "echo score={x} lr={lr}",
+        ..Default::default()
+    }
+    .program()
+    .replace(
+        "    values: [1, 2, 3, 4, 5, 6]",
+        "    values: [1, 2, 3, 4, 5, 6]\n  lr:\n    distribution: log_uniform_values\n    min: 0.0001\n    max: 0.1\n  layers: {distribution: int_uniform, min: 1, max: 4}",
+    )
+    .replace("backends: [local]", "backends: [local, hf-jobs]\nmax_cost_usd: 2.50\nnamespace: alice\nimages: [\"python:3.12\"]\noutput_repos: [\"alice/sweep-*\"]")
+    .replace("output_repos: []\n", "")
+    .replace("backend: local", "backend: hf-jobs\nimage: \"python:3.12\"");
+    env.write_program(&p);
+    insta::assert_snapshot!("check_human_hf_random", check_human(&env));
+}
+
+/// A backend that is not implemented is refused when the program is read, by every command,
+/// never replaced by the local backend.
+#[test]
+fn a_backend_that_is_not_implemented_is_refused_everywhere() {
+    let good = Fast::default().program();
+    for (name, text) in [
+        ("job", good.replace("backend: local", "backend: slurm")),
+        (
+            "envelope",
+            good.replace("backends: [local]", "backends: [local, slurm]"),
+        ),
+    ] {
+        let env = Env::new();
+        env.write_program(&text);
+        for args in [
+            &["check"][..],
+            &["check", "--json"],
+            &["approve", "--operator"],
+            &["loop", "run"],
+            &["exp", "submit", "--config", "x=1", "--hypothesis", "h"],
+        ] {
+            let out = env.run(args);
+            assert_ne!(code(&out), 0, "{name} {args:?}: accepted");
+            let err = stderr(&out);
+            assert!(
+                err.contains("backend `slurm` is not implemented yet"),
+                "{name} {args:?}: {err}"
+            );
+            assert!(err.contains("local, hf-jobs"), "{name} {args:?}: {err}");
+        }
+        assert!(!env.project.join("runs").exists(), "{name}: something ran");
+        assert!(
+            !env.state.join("jobs").exists(),
+            "{name}: a job directory was made"
+        );
+    }
+}
+
+/// Programs that parse but could never run an experiment are refused by `check` and
+/// `approve`, with the reason, before anything is approved or spent.
+#[test]
+fn check_and_approve_refuse_programs_that_cannot_run() {
+    let good = Fast::default().program();
+    let no_objective = {
+        let start = good.find("## Objective").unwrap();
+        let end = good.find("## Job").unwrap();
+        format!("{}{}", &good[..start], &good[end..])
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("no objective", no_objective, "no `## Objective` section"),
+        (
+            "walltime under one timeout",
+            Fast {
+                max_walltime: "30s",
+                ..Default::default()
+            }
+            .program(),
+            "job timeout 1m is over max_walltime 30s",
+        ),
+        (
+            "no jobs",
+            Fast {
+                max_jobs: 0,
+                ..Default::default()
+            }
+            .program(),
+            "`max_jobs` is 0",
+        ),
+        (
+            "no money",
+            good.replace("backends: [local]", "backends: [local]\nmax_cost_usd: 0"),
+            "`max_cost_usd` is 0",
+        ),
+    ];
+    for (name, text, needle) in cases {
+        let env = Env::new();
+        env.write_program(&text);
+        for args in [&["check"][..], &["approve", "--operator"]] {
+            let out = env.run(args);
+            assert_eq!(code(&out), 1, "{name} {args:?}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains(needle),
+                "{name} {args:?}: {}",
+                stderr(&out)
+            );
+            assert!(stderr(&out).contains("line "), "{name}: {}", stderr(&out));
+        }
+        let out = env.run(&["loop", "status", "--json"]);
+        assert_ne!(code(&out), 0, "{name}: status accepted it");
+        assert!(!env.project.join("runs").exists(), "{name}: something ran");
+    }
+}
+
+/// A search parameter the command never uses is a warning (the sweep would run identical
+/// jobs): shown by `check`, by `approve` before the human confirms, and listed in `--json`.
+#[test]
+fn warnings_are_shown_by_check_and_approve_and_listed_in_json() {
+    let env = Env::new();
+    env.write_program(
+        &Fast {
+            script: "echo score=1",
+            ..Default::default()
+        }
+        .program(),
+    );
+    let out = check_human(&env);
+    assert!(out.contains("Warning"), "{out}");
+    assert!(
+        out.contains("parameter `x` is not used by the job command"),
+        "{out}"
+    );
+    let j = env.json(&["check", "--json"]);
+    let w = j["warnings"].as_array().expect("warnings list");
+    assert_eq!(w.len(), 1, "{j}");
+    assert!(w[0]["message"].as_str().unwrap().contains("`x`"), "{j}");
+    assert!(w[0]["line"].as_u64().unwrap() > 0, "{j}");
+    assert!(w[0]["help"].as_str().unwrap().contains("{x}"), "{j}");
+    // approve shows the warning on the screen the human reads before typing `approve`.
+    let out = env.run(&["approve", "--operator"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    let warned = err.find("parameter `x` is not used").expect(&err);
+    assert!(warned < err.find("Approved").unwrap_or(err.len()), "{err}");
+    // ...and in its JSON.
+    env.write_program(
+        &Fast {
+            script: "echo score=2",
+            ..Default::default()
+        }
+        .program(),
+    );
+    let j = env.json(&["approve", "--operator", "--json"]);
+    assert_eq!(j["approved"], true);
+    assert_eq!(j["warnings"].as_array().map(Vec::len), Some(1), "{j}");
+}
+
+/// `exp submit --config` takes NAME=VALUE pairs as well as a JSON object.
+#[test]
+fn exp_submit_takes_name_value_configs_too() {
+    let env = Env::new();
+    env.write_program(
+        &Fast {
+            values: r#"["1", "2"]"#,
+            max_concurrent: 2,
+            ..Default::default()
+        }
+        .program(),
+    );
+    env.approve();
+    // The space lists strings: `x=2` is the string "2", not the number 2.
+    let e = env.json(&[
+        "exp",
+        "submit",
+        "--config",
+        "x=2",
+        "--hypothesis",
+        "h",
+        "--json",
+    ]);
+    assert_eq!(e["config"], serde_json::json!({"x": "2"}), "{e}");
+    let e = env.json(&[
+        "exp",
+        "submit",
+        "--config",
+        r#"{"x": "1"}"#,
+        "--hypothesis",
+        "h",
+        "--json",
+    ]);
+    assert_eq!(e["config"], serde_json::json!({"x": "1"}), "{e}");
+    for bad in [
+        &["--config", "x"][..],
+        &["--config", "x=3"],
+        &["--config", "y=1"],
+        &["--config", "x=1", "--config", "x=2"],
+        &["--config", r#"{"x": "1"}"#, "--config", "x=1"],
+    ] {
+        let mut args = vec!["exp", "submit", "--hypothesis", "h"];
+        args.extend_from_slice(bad);
+        let out = env.run(&args);
+        let err = stderr(&out);
+        assert_eq!(code(&out), 3, "{bad:?}: {err}");
+        assert!(
+            err.contains("--config") || err.contains("`x`"),
+            "{bad:?}: {err}"
+        );
+    }
+    let status = env.json(&["loop", "status", "--json"]);
+    assert_eq!(
+        status["budget"]["jobs"]["used"], 2,
+        "only the two good submits reserved"
+    );
 }
 
 /// Every malformed program is a clear error naming the line, and nothing is spent.

@@ -521,6 +521,41 @@ fn jobs_run_status_logs_cancel() {
     h.no_canary_in_files();
 }
 
+/// `jobs run --config` takes one JSON object as well as NAME=VALUE pairs; malformed flags are
+/// usage errors (exit 2) and values outside the space are refusals (exit 3), neither creating
+/// a job.
+#[test]
+fn jobs_run_takes_a_json_config_too() {
+    let h = start(&Spec::default());
+    let v = h.json(&["jobs", "run", "--config", r#"{"x": 2}"#, "--wait", "--json"]);
+    assert_eq!(
+        v["experiment"]["config"],
+        serde_json::json!({"x": 2}),
+        "{v}"
+    );
+    assert_eq!(v["experiment"]["metric"].as_f64(), Some(2.0), "{v}");
+    let before = h.job_creates();
+    for (bad, want) in [
+        (&["--config", "x"][..], 2),
+        (&["--config", "{\"x\": 2"], 2),
+        (&["--config", r#"{"x": 2}"#, "--config", "x=3"], 2),
+        (&["--config", "x=1", "--config", "x=3"], 2),
+        (&["--config", "x=9"], 3),
+        (&["--config", r#"{"x": 9}"#], 3),
+    ] {
+        let mut args = vec!["jobs", "run"];
+        args.extend_from_slice(bad);
+        let out = h.run(&args);
+        let err = stderr(&out);
+        assert_eq!(code(&out), want, "{bad:?}: {err}");
+        assert!(
+            err.contains("--config") || err.contains("`x`"),
+            "{bad:?}: {err}"
+        );
+    }
+    assert_eq!(h.job_creates(), before, "a bad --config created a job");
+}
+
 fn refused(h: &Hf, args: &[&str], needle: &str) {
     let before = h.job_creates();
     let out = h.run(args);
