@@ -251,6 +251,7 @@ fn status(outcome: Outcome, detail: String, started: u64, remote: RemoteStatus) 
         stderr_truncated: false,
         network_isolated: false,
         detail,
+        notes: Vec::new(),
         remote: Some(Box::new(remote)),
     }
 }

@@ -541,6 +541,8 @@ impl Engine {
                 .into_owned(),
         );
         b.insert("seed".into(), (exp.max(0) as u64).to_string());
+        // Jobs run in their attempt's work dir; files beside program.md are found through this.
+        b.insert("project".into(), self.project.root_str());
         b
     }
 
@@ -786,7 +788,7 @@ impl Engine {
             error: if matches!(status.outcome, Outcome::Completed) {
                 None
             } else {
-                Some(status.detail.clone())
+                Some(self.failure_text(exp, status))
             },
         };
         if self.ledger.mark_finished(exp.id, &fin)? {
@@ -801,6 +803,44 @@ impl Engine {
         self.log_offsets.remove(&exp.id);
         self.evaluate(exp.id, on_event)?;
         Ok(())
+    }
+
+    /// Why a job failed, as recorded in the ledger and shown to people and agents: the
+    /// backend's reason (exit code, signal, limit) and the last lines of the job's stderr,
+    /// secrets redacted. The sandbox's notes are not part of it ([`Engine::sandbox_notes`]).
+    fn failure_text(&self, exp: &Experiment, status: &mlres_backends::Status) -> String {
+        let mut text = status.detail.clone();
+        let Some(handle) = &exp.handle else {
+            return text;
+        };
+        let dir = Path::new(handle);
+        let p = mlres_backends::log_paths(dir);
+        let Some((tail, whole)) = crate::evaluate::read_log_end(&[&p.stderr_tail, &p.stderr])
+        else {
+            return text;
+        };
+        // Redact the whole window before cutting lines, so no cut can split a secret.
+        let tail = self.redact_secrets(dir, &tail);
+        let lines = crate::evaluate::last_lines(&tail, whole);
+        if !lines.is_empty() {
+            text.push('\n');
+            text.push_str(crate::evaluate::STDERR_HEADING);
+            for l in lines {
+                text.push_str("\n  ");
+                text.push_str(&l);
+            }
+        }
+        text
+    }
+
+    /// How the sandbox ran an experiment's latest attempt (network isolation, leftover
+    /// processes, log problems), from its status file; empty when there is none.
+    pub fn sandbox_notes(&self, exp: &Experiment) -> Vec<String> {
+        exp.handle
+            .as_ref()
+            .and_then(|h| mlres_backends::read_status(Path::new(h)).ok().flatten())
+            .map(|s| s.notes)
+            .unwrap_or_default()
     }
 
     fn best_metric(&self, campaign: &str) -> Result<Option<f64>, EngineError> {
@@ -841,7 +881,11 @@ impl Engine {
             Some(h) => {
                 let p = mlres_backends::log_paths(Path::new(h));
                 let scan = scan_logs(&[&p.stderr, &p.stderr_tail, &p.stdout, &p.stdout_tail]);
-                let failure = exp.error.clone().unwrap_or_else(|| status.clone());
+                let failure = exp
+                    .error
+                    .as_deref()
+                    .map(crate::evaluate::failure_summary)
+                    .unwrap_or_else(|| status.clone());
                 evaluate_logs(
                     &objective,
                     status == "completed",

@@ -275,10 +275,17 @@ fn exp_code(exp: &mlres_ledger::Experiment) -> u8 {
 pub fn exp_status(cli: &Cli, id: i64, json_out: bool) -> Result<u8, Failure> {
     let mut engine = open_engine(cli)?;
     let exp = engine.experiment_status(id)?;
+    // How the sandbox ran the job: details, kept apart from the reason a job failed.
+    let notes = engine.sandbox_notes(&exp);
     if json_out {
-        print::json(&print::exp_json(&exp));
+        let mut v = print::exp_json(&exp);
+        v["sandbox"] = json!(notes);
+        print::json(&v);
     } else {
         print::experiment(&exp);
+        if !notes.is_empty() {
+            println!("  sandbox:    {}", notes.join("; "));
+        }
     }
     Ok(exit::OK)
 }

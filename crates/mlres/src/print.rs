@@ -44,7 +44,8 @@ pub fn experiment(e: &Experiment) {
         );
     }
     if let Some(err) = &e.error {
-        println!("  error:      {err}");
+        // A recorded error may quote the job's last stderr lines, one per line.
+        println!("  error:      {}", err.replace('\n', "\n              "));
     }
 }
 
