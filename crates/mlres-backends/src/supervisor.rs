@@ -347,7 +347,7 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
-            let mut detail = match &report.failure {
+            let detail = match &report.failure {
                 Some((stage, _)) if stage == "netns" => format!(
                     "network isolation was required (policy isolated) but is unavailable: {}",
                     net_note.clone().unwrap_or_else(|| e.to_string())

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mlres_backends::{AttemptState, LocalJobSpec, NetworkPolicy, Outcome};
@@ -83,6 +84,10 @@ pub struct LoopOptions {
     pub fresh: bool,
     /// Poll interval cap while waiting for jobs.
     pub max_poll: Duration,
+    /// Set (e.g. by a signal handler) to make the loop return [`EngineError::Interrupted`]
+    /// at its next step. Jobs in flight are left running; the campaign stays active and a
+    /// later loop resumes it.
+    pub interrupt: Option<&'static AtomicBool>,
 }
 
 impl Default for LoopOptions {
@@ -90,6 +95,7 @@ impl Default for LoopOptions {
         LoopOptions {
             fresh: false,
             max_poll: Duration::from_millis(200),
+            interrupt: None,
         }
     }
 }
@@ -145,12 +151,27 @@ pub enum LoopEvent {
     },
 }
 
+/// The result of `mlres loop stop`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StopOutcome {
+    /// The campaign as it is now.
+    pub campaign: Campaign,
+    /// Jobs cancelled (or released before they started).
+    pub cancelled: u32,
+    /// The campaign had already ended: nothing was changed, its stop reason is the one it
+    /// ended with.
+    pub already_ended: bool,
+}
+
 /// The result of `mlres loop run`.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoopSummary {
     pub campaign: String,
     pub start: CampaignStart,
     pub stop_reason: String,
+    /// The campaign ended on its own (circuit breaker, budget, exhausted search, a refusal)
+    /// without a single experiment producing a usable metric. An operator stop is not a failure.
+    pub failed: bool,
     pub experiments: u32,
     pub best: Option<BestExperiment>,
     pub median_metric: Option<f64>,
@@ -1023,6 +1044,9 @@ impl Engine {
         let mut poll = Duration::from_millis(1);
         let mut last_export = Instant::now();
         loop {
+            if opts.interrupt.is_some_and(|i| i.load(Ordering::SeqCst)) {
+                return Err(self.interrupted(&campaign)?);
+            }
             self.reconcile(&campaign, resuming, stop.is_none(), on_event)?;
             resuming = false;
             if let Some(reason) = self.hf_state.billing_stop.take()
@@ -1124,9 +1148,19 @@ impl Engine {
             (Some(StopReason::OperatorStop), None) => "stopped",
             _ => "finished",
         };
-        let reason = refused_stop
-            .or_else(|| stop.map(|r| r.to_string()))
-            .unwrap_or_else(|| "stopped".into());
+        let reason = match (refused_stop, stop) {
+            (Some(r), _) => r,
+            // Keep the operator's own words (`mlres loop stop --reason`).
+            (None, Some(StopReason::OperatorStop)) => {
+                let requested = self
+                    .ledger
+                    .campaign(&campaign.id)?
+                    .and_then(|c| c.stop_reason);
+                operator_stop_reason(requested.as_deref())
+            }
+            (None, Some(r)) => r.to_string(),
+            (None, None) => "stopped".into(),
+        };
         self.ledger.finish_campaign(&campaign.id, status, &reason)?;
         self.ledger.append_event(
             Some(&campaign.id),
@@ -1135,16 +1169,40 @@ impl Engine {
         )?;
         let paths = export(&self.ledger, &self.project, &campaign.id)?;
         let exps = self.ledger.experiments(&campaign.id)?;
+        let best = best_experiment(&exps, objective.goal);
         Ok(LoopSummary {
             campaign: campaign.id.clone(),
             start,
             stop_reason: reason,
+            failed: best.is_none() && status != "stopped",
             experiments: exps.len() as u32,
-            best: best_experiment(&exps, objective.goal),
+            best,
             median_metric: median(exps.iter().filter_map(|e| e.metric).collect()),
             ledger_jsonl: paths.ledger_jsonl,
             summary_md: paths.summary_md,
             state_db: self.ledger.db_path(),
+        })
+    }
+
+    /// The loop was interrupted: records it and says what is left in flight (nothing is
+    /// cancelled; the campaign stays active for `mlres loop stop` or a resuming loop).
+    fn interrupted(&mut self, campaign: &Campaign) -> Result<EngineError, EngineError> {
+        let in_flight: Vec<i64> = self
+            .ledger
+            .experiments(&campaign.id)?
+            .iter()
+            .filter(|e| e.state == "reserved" || e.state == "submitted")
+            .map(|e| e.id)
+            .collect();
+        self.ledger.append_event(
+            Some(&campaign.id),
+            "loop_interrupted",
+            &json!({"in_flight": in_flight, "pid": std::process::id()}),
+        )?;
+        export(&self.ledger, &self.project, &campaign.id)?;
+        Ok(EngineError::Interrupted {
+            campaign: campaign.id.clone(),
+            in_flight,
         })
     }
 
@@ -1201,7 +1259,8 @@ impl Engine {
     }
 
     /// `mlres loop stop`: asks the running loop to stop; unless `drain`, cancels jobs in flight.
-    pub fn stop(&mut self, reason: &str, drain: bool) -> Result<(Campaign, u32), EngineError> {
+    /// A campaign that has already ended is left as it is (its stop reason is history).
+    pub fn stop(&mut self, reason: &str, drain: bool) -> Result<StopOutcome, EngineError> {
         self.stop_reporting(reason, drain, &mut |_e| {})
     }
 
@@ -1212,17 +1271,37 @@ impl Engine {
         reason: &str,
         drain: bool,
         on_event: &mut dyn FnMut(LoopEvent),
-    ) -> Result<(Campaign, u32), EngineError> {
+    ) -> Result<StopOutcome, EngineError> {
         let c = self
             .current_campaign()?
             .ok_or_else(|| EngineError::NoCampaign(self.project.root.clone()))?;
-        self.ledger.request_stop(&c.id, reason)?;
+        let ended = |c: Campaign| StopOutcome {
+            campaign: c,
+            cancelled: 0,
+            already_ended: true,
+        };
+        if c.status != "active" {
+            return Ok(ended(c));
+        }
+        match self.ledger.request_stop(&c.id, reason) {
+            Ok(()) => {}
+            // It ended between the read and the request: same answer.
+            Err(mlres_ledger::LedgerError::InvalidCampaignTransition { .. }) => {
+                let now = self.ledger.campaign(&c.id)?.unwrap_or(c);
+                return Ok(ended(now));
+            }
+            Err(e) => return Err(e.into()),
+        }
         let n = if drain { 0 } else { self.cancel_in_flight(&c)? };
         // If no loop is running, settle now so the campaign does not stay active forever.
         self.reconcile(&c, false, false, on_event)?;
         self.hf_sweep(&c, true, on_event)?;
         self.settle_if_stopped(&c.id)?;
-        Ok((c, n))
+        Ok(StopOutcome {
+            campaign: self.ledger.campaign(&c.id)?.unwrap_or(c),
+            cancelled: n,
+            already_ended: false,
+        })
     }
 
     /// A campaign whose stop was requested ends once nothing is in flight, unless a loop is
@@ -1238,10 +1317,7 @@ impl Engine {
             return Ok(());
         }
         if let Ok(_lock) = self.loop_lock(campaign) {
-            let reason = c
-                .stop_reason
-                .clone()
-                .unwrap_or_else(|| "operator stop".into());
+            let reason = operator_stop_reason(c.stop_reason.as_deref());
             self.ledger.finish_campaign(campaign, "stopped", &reason)?;
             export(&self.ledger, &self.project, campaign)?;
         }
@@ -1367,6 +1443,10 @@ impl Engine {
         } else {
             fresh.stop_reason.clone()
         };
+        // Stopping: the operator's reason, not just the rule that will end it.
+        if fresh.status == "active" && fresh.stop_requested {
+            report.stop_reason = Some(operator_stop_reason(fresh.stop_reason.as_deref()));
+        }
         report.campaign = Some(fresh);
         Ok(report)
     }
@@ -1416,6 +1496,14 @@ fn void_attempt_dir(dir: &Path) -> Result<bool, EngineError> {
     Ok(won)
 }
 
+/// How an operator stop is recorded and shown: the rule's wording plus the operator's reason.
+fn operator_stop_reason(requested: Option<&str>) -> String {
+    match requested.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => format!("{}: {r}", StopReason::OperatorStop),
+        None => StopReason::OperatorStop.to_string(),
+    }
+}
+
 fn budget_json(env: &mlres_policy::Envelope, u: &mlres_ledger::Usage) -> Value {
     json!({
         "jobs": {"used": u.jobs, "max": env.max_jobs},
@@ -1425,11 +1513,16 @@ fn budget_json(env: &mlres_policy::Envelope, u: &mlres_ledger::Usage) -> Value {
     })
 }
 
+/// Whether an experiment's metric may be a campaign's best: a completed job, not anomalous.
+pub(crate) fn counts_for_best(e: &Experiment) -> bool {
+    e.decision.as_deref() != Some("anomalous") && e.status.as_deref() == Some("completed")
+}
+
 pub(crate) fn best_experiment(exps: &[Experiment], goal: Goal) -> Option<BestExperiment> {
     let mut best: Option<&Experiment> = None;
     for e in exps {
         let Some(m) = e.metric else { continue };
-        if e.decision.as_deref() == Some("anomalous") || e.status.as_deref() != Some("completed") {
+        if !counts_for_best(e) {
             continue;
         }
         let better = match best.and_then(|b| b.metric) {

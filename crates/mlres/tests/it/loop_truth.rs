@@ -318,7 +318,8 @@ fn the_operators_stop_reason_is_shown_while_stopping_and_kept_when_the_loop_ends
     assert!(env.ok(&["loop", "status"]).contains("GPU quota gone"));
     env.ok(&["loop", "stop", "--reason", "GPU quota gone"]);
     let status = wait_exit(&mut child);
-    assert_eq!(status.code(), Some(5), "no experiment produced a metric");
+    // The operator stopped it: not a failed campaign, even without a metric.
+    assert_eq!(status.code(), Some(0));
     let st = env.json(&["loop", "status", "--json"]);
     assert_eq!(st["campaign"]["status"], "stopped", "{st}");
     assert!(
