@@ -253,6 +253,7 @@ fn status(outcome: Outcome, detail: String, started: u64, remote: RemoteStatus) 
         stderr_bytes: None,
         network_isolated: false,
         detail,
+        notes: Vec::new(),
         remote: Some(Box::new(remote)),
     }
 }

@@ -159,8 +159,13 @@ pub struct Status {
     pub stderr_bytes: Option<u64>,
     /// The job ran in its own network namespace.
     pub network_isolated: bool,
-    /// Human-readable explanation (exit reason, start failure, limits hit, notes).
+    /// Why the job ended as it did (exit code or signal, start failure, limits hit). This is
+    /// the reason shown to people; the sandbox's own notes are in [`Status::notes`].
     pub detail: String,
+    /// How the sandbox ran the job (network namespace or not, leftover processes terminated,
+    /// log write problems): details, never the reason the job failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// hf-jobs attempts: the remote job, its final stage and billed running time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<Box<RemoteStatus>>,

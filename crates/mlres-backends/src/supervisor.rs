@@ -87,8 +87,8 @@ pub(crate) fn supervise(dir: &Path) -> Result<Status, BackendError> {
     let mut status = run(&dir, subreaper);
     if !subreaper {
         status
-            .detail
-            .push_str("; note: PR_SET_CHILD_SUBREAPER failed, escaped descendants may survive");
+            .notes
+            .push("PR_SET_CHILD_SUBREAPER failed, escaped descendants may survive".into());
     }
     let json = serde_json::to_vec_pretty(&status).map_err(|source| BackendError::Json {
         path: dir.join(STATUS),
@@ -116,6 +116,7 @@ fn empty_status(outcome: Outcome, detail: String) -> Status {
         stderr_bytes: None,
         network_isolated: false,
         detail,
+        notes: Vec::new(),
         remote: None,
     }
 }
@@ -348,7 +349,7 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
-            let mut detail = match &report.failure {
+            let detail = match &report.failure {
                 Some((stage, _)) if stage == "netns" => format!(
                     "network isolation was required (policy isolated) but is unavailable: {}",
                     net_note.clone().unwrap_or_else(|| e.to_string())
@@ -360,12 +361,12 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
                     program.display()
                 ),
             };
+            let mut s = empty_status(Outcome::StartFailed, detail);
             if report.failure.as_ref().is_some_and(|(s, _)| s != "netns")
                 && let Some(n) = &net_note
             {
-                detail.push_str(&format!("; network: {n}"));
+                s.notes.push(format!("network: {n}"));
             }
-            let mut s = empty_status(Outcome::StartFailed, detail);
             s.started_at_ms = started_at_ms;
             s.ended_at_ms = now_ms();
             s.network_isolated = report.isolated;
@@ -489,7 +490,7 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
     let signal = ws.and_then(|s| s.signal());
     let grace = spec.kill_grace_secs;
 
-    let (outcome, mut detail) = match reason {
+    let (outcome, detail) = match reason {
         Some(KillReason::Cancel) => (
             Outcome::Cancelled,
             format!("cancelled; job process group sent SIGTERM (grace {grace} s), then SIGKILL"),
@@ -503,18 +504,16 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
         ),
         None => classify(&spec, exit_code, signal, stderr_tail, cpu_ms, max_rss_kb),
     };
+    let mut sandbox_notes = Vec::new();
     if leftovers > 0 {
-        detail.push_str(&format!(
-            "; {leftovers} other process(es) of the job terminated"
+        sandbox_notes.push(format!(
+            "{leftovers} other process(es) of the job terminated"
         ));
     }
     if let Some(n) = &net_note {
-        detail.push_str(&format!("; network: {n}"));
+        sandbox_notes.push(format!("network: {n}"));
     }
-    for n in notes {
-        detail.push_str("; ");
-        detail.push_str(&n);
-    }
+    sandbox_notes.extend(notes);
     Status {
         outcome,
         exit_code,
@@ -530,6 +529,7 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
         stderr_bytes: captured[1].as_ref().map(|c| c.total),
         network_isolated: report.isolated,
         detail,
+        notes: sandbox_notes,
         remote: None,
     }
 }

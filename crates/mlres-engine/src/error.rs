@@ -32,6 +32,14 @@ pub enum EngineError {
     LoopBusy(String),
     #[error("timed out waiting for experiment {0}")]
     WaitTimeout(i64),
+    #[error(
+        "the loop was interrupted; campaign {campaign} is still active with {} experiment(s) in flight",
+        in_flight.len()
+    )]
+    Interrupted {
+        campaign: String,
+        in_flight: Vec<i64>,
+    },
     #[error(transparent)]
     Ledger(#[from] mlres_ledger::LedgerError),
     #[error(transparent)]

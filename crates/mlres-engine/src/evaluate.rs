@@ -138,3 +138,86 @@ fn anomaly(name: &str, value: f64) -> Option<String> {
     }
     None
 }
+
+/// How many of a failed job's last stderr lines its failure reason quotes.
+pub const FAILURE_LINES: usize = 10;
+/// Longest quoted stderr line, in characters (longer lines are cut, marked with `…`).
+pub const FAILURE_LINE_CHARS: usize = 300;
+
+/// The end of a job's stderr: the last [`mlres_backends::TAIL_BYTES`] of
+/// the first of `paths` that exists and is not empty, lossily decoded. `whole` is false when
+/// the text may start in the middle of a line (the stream was longer than what was read).
+pub fn read_log_end(paths: &[&Path]) -> Option<(String, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let window = mlres_backends::TAIL_BYTES as u64;
+    for p in paths {
+        let Ok(mut f) = std::fs::File::open(p) else {
+            continue;
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if len == 0 {
+            continue;
+        }
+        let start = len.saturating_sub(window);
+        if f.seek(SeekFrom::Start(start)).is_err() {
+            continue;
+        }
+        let mut buf = Vec::new();
+        if f.take(window).read_to_end(&mut buf).is_err() {
+            continue;
+        }
+        // A ring-buffer tail file that is full may have lost the start of its first line.
+        let whole = start == 0 && len < window;
+        return Some((String::from_utf8_lossy(&buf).into_owned(), whole));
+    }
+    None
+}
+
+/// The last `FAILURE_LINES` non-blank lines of `text`, each cut to `FAILURE_LINE_CHARS`
+/// characters. Control characters become spaces. When `whole` is false the first line is
+/// dropped: it may be the cut-off end of a longer one.
+pub fn last_lines(text: &str, whole: bool) -> Vec<String> {
+    let mut lines: Vec<&str> = text.lines().collect();
+    if !whole && !lines.is_empty() {
+        lines.remove(0);
+    }
+    let mut out: Vec<String> = lines
+        .iter()
+        .rev()
+        .map(|l| l.trim_end())
+        .filter(|l| !l.trim().is_empty())
+        .take(FAILURE_LINES)
+        .map(|l| {
+            let mut s: String = l
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(FAILURE_LINE_CHARS)
+                .collect();
+            if l.chars().count() > FAILURE_LINE_CHARS {
+                s.push('…');
+            }
+            s
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
+/// A failure as one line, for decision reasons and progress lines: the first line of a
+/// recorded job error and, when it quotes stderr, the last stderr line.
+pub fn failure_summary(error: &str) -> String {
+    let mut lines = error.lines();
+    let first = lines.next().unwrap_or_default().trim();
+    if !error.contains(STDERR_HEADING) {
+        return first.to_string();
+    }
+    match error.lines().last().map(str::trim) {
+        Some(last) if !last.is_empty() && !last.starts_with(STDERR_HEADING) => {
+            format!("{first}: {last}")
+        }
+        _ => first.to_string(),
+    }
+}
+
+/// Introduces the quoted stderr lines in a recorded job error.
+pub(crate) const STDERR_HEADING: &str = "last lines of stderr:";

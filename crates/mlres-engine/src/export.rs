@@ -133,8 +133,9 @@ fn summary(
     s.push_str(&format!("- Campaign: `{campaign}`\n"));
     if let Some(c) = &c {
         s.push_str(&format!("- Status: {}", c.status));
+        // An agent may write the stop reason (`mlres loop stop --reason`).
         if let Some(r) = &c.stop_reason {
-            s.push_str(&format!(" ({r})"));
+            s.push_str(&format!(" ({})", md_text(r)));
         }
         s.push('\n');
     }
@@ -145,30 +146,72 @@ fn summary(
         mlres_policy::format_duration(u.walltime_secs),
         mlres_policy::format_duration(env.max_walltime_secs)
     ));
-    if let Some(o) = &project.program.objective
-        && let Some(b) = crate::run::best_experiment(exps, o.goal)
+    let goal = project.program.objective.as_ref().map(|o| o.goal);
+    if let Some(goal) = goal
+        && let Some(b) = crate::run::best_experiment(exps, goal)
     {
         s.push_str(&format!(
-            "- Best: experiment {} (iter {}), {metric} = {:.4}, config `{}`\n",
-            b.id, b.iter, b.metric, b.config
+            "- Best: experiment {} (iter {}), {} = {:.4}, config {}\n",
+            b.id,
+            b.iter,
+            md_text(&metric),
+            b.metric,
+            md_text(&b.config.to_string())
         ));
     }
     s.push_str(&format!(
-        "\n| iter | exp | status | {metric} | decision | best so far | config | hypothesis |\n|---:|---:|---|---:|---|---:|---|---|\n"
+        "\n| iter | exp | status | {} | decision | best so far | config | hypothesis |\n|---:|---:|---|---:|---|---:|---|---|\n",
+        md_text(&metric)
     ));
-    for e in exps {
+    // Rows in iteration order; "best so far" is the best among the rows up to this one, so a
+    // row never shows a value from an iteration after it (evaluation order can differ).
+    let mut rows: Vec<&Experiment> = exps.iter().collect();
+    rows.sort_by_key(|e| (e.iter, e.id));
+    let mut running: Option<f64> = None;
+    for e in rows {
+        if let Some(goal) = goal
+            && let Some(m) = e.metric.filter(|_| crate::run::counts_for_best(e))
+        {
+            running = Some(match (running, goal) {
+                (None, _) => m,
+                (Some(b), mlres_policy::Goal::Maximize) => b.max(m),
+                (Some(b), mlres_policy::Goal::Minimize) => b.min(m),
+            });
+        }
         let fmt = |v: Option<f64>| v.map(|m| format!("{m:.4}")).unwrap_or_else(|| "–".into());
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | `{}` | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             e.iter,
             e.id,
-            e.status.clone().unwrap_or_else(|| e.state.clone()),
+            md_text(&e.status.clone().unwrap_or_else(|| e.state.clone())),
             fmt(e.metric),
-            e.decision.clone().unwrap_or_else(|| "–".into()),
-            fmt(e.best_so_far),
-            e.config,
-            e.hypothesis.replace('|', "\\|"),
+            md_text(&e.decision.clone().unwrap_or_else(|| "–".into())),
+            fmt(running),
+            md_text(&e.config.to_string()),
+            md_text(&e.hypothesis),
         ));
     }
     Ok(s)
+}
+
+/// Text from agents or jobs as inline markdown that stays inside its table cell or list line:
+/// line breaks and other control characters become spaces, `&`, `<` and `>` become entities
+/// (no raw HTML), and the characters that could end a cell or start inline markup
+/// (`\\`, `|`, `` ` ``, `*`, `_`, `[`, `]`, `~`) are backslash-escaped.
+fn md_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }

@@ -398,7 +398,11 @@ impl Engine {
                  with `mlres loop run`",
                 r.namespace
             );
-            self.ledger.request_stop(&exp.campaign, &reason)?;
+            match self.ledger.request_stop(&exp.campaign, &reason) {
+                // An ended campaign spends nothing more anyway.
+                Ok(()) | Err(mlres_ledger::LedgerError::InvalidCampaignTransition { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
             on_event(LoopEvent::Refused {
                 code: "billing".into(),
                 message: reason.clone(),

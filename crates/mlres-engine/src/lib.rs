@@ -27,5 +27,5 @@ pub use hfjobs::{
 pub use project::{ApprovalStatus, Project, approval_status, require_approval};
 pub use run::{
     CampaignStart, Engine, EngineConfig, LoopEvent, LoopOptions, LoopSummary, StatusReport,
-    SubmitOverrides, SubmitRequest,
+    StopOutcome, SubmitOverrides, SubmitRequest,
 };

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mlres_backends::{AttemptState, LocalJobSpec, NetworkPolicy, Outcome};
@@ -83,6 +84,10 @@ pub struct LoopOptions {
     pub fresh: bool,
     /// Poll interval cap while waiting for jobs.
     pub max_poll: Duration,
+    /// Set (e.g. by a signal handler) to make the loop return [`EngineError::Interrupted`]
+    /// at its next step. Jobs in flight are left running; the campaign stays active and a
+    /// later loop resumes it.
+    pub interrupt: Option<&'static AtomicBool>,
 }
 
 impl Default for LoopOptions {
@@ -90,6 +95,7 @@ impl Default for LoopOptions {
         LoopOptions {
             fresh: false,
             max_poll: Duration::from_millis(200),
+            interrupt: None,
         }
     }
 }
@@ -145,12 +151,27 @@ pub enum LoopEvent {
     },
 }
 
+/// The result of `mlres loop stop`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StopOutcome {
+    /// The campaign as it is now.
+    pub campaign: Campaign,
+    /// Jobs cancelled (or released before they started).
+    pub cancelled: u32,
+    /// The campaign had already ended: nothing was changed, its stop reason is the one it
+    /// ended with.
+    pub already_ended: bool,
+}
+
 /// The result of `mlres loop run`.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoopSummary {
     pub campaign: String,
     pub start: CampaignStart,
     pub stop_reason: String,
+    /// The campaign ended on its own (circuit breaker, budget, exhausted search, a refusal)
+    /// without a single experiment producing a usable metric. An operator stop is not a failure.
+    pub failed: bool,
     pub experiments: u32,
     pub best: Option<BestExperiment>,
     pub median_metric: Option<f64>,
@@ -561,6 +582,8 @@ impl Engine {
                 .into_owned(),
         );
         b.insert("seed".into(), (exp.max(0) as u64).to_string());
+        // Jobs run in their attempt's work dir; files beside program.md are found through this.
+        b.insert("project".into(), self.project.root_str());
         b
     }
 
@@ -808,7 +831,7 @@ impl Engine {
             error: if matches!(status.outcome, Outcome::Completed) {
                 None
             } else {
-                Some(status.detail.clone())
+                Some(self.failure_text(exp, status))
             },
         };
         if self.ledger.mark_finished(exp.id, &fin)? {
@@ -823,6 +846,44 @@ impl Engine {
         self.log_offsets.remove(&exp.id);
         self.evaluate(exp.id, on_event)?;
         Ok(())
+    }
+
+    /// Why a job failed, as recorded in the ledger and shown to people and agents: the
+    /// backend's reason (exit code, signal, limit) and the last lines of the job's stderr,
+    /// secrets redacted. The sandbox's notes are not part of it ([`Engine::sandbox_notes`]).
+    fn failure_text(&self, exp: &Experiment, status: &mlres_backends::Status) -> String {
+        let mut text = status.detail.clone();
+        let Some(handle) = &exp.handle else {
+            return text;
+        };
+        let dir = Path::new(handle);
+        let p = mlres_backends::log_paths(dir);
+        let Some((tail, whole)) = crate::evaluate::read_log_end(&[&p.stderr_tail, &p.stderr])
+        else {
+            return text;
+        };
+        // Redact the whole window before cutting lines, so no cut can split a secret.
+        let tail = self.redact_secrets(dir, &tail);
+        let lines = crate::evaluate::last_lines(&tail, whole);
+        if !lines.is_empty() {
+            text.push('\n');
+            text.push_str(crate::evaluate::STDERR_HEADING);
+            for l in lines {
+                text.push_str("\n  ");
+                text.push_str(&l);
+            }
+        }
+        text
+    }
+
+    /// How the sandbox ran an experiment's latest attempt (network isolation, leftover
+    /// processes, log problems), from its status file; empty when there is none.
+    pub fn sandbox_notes(&self, exp: &Experiment) -> Vec<String> {
+        exp.handle
+            .as_ref()
+            .and_then(|h| mlres_backends::read_status(Path::new(h)).ok().flatten())
+            .map(|s| s.notes)
+            .unwrap_or_default()
     }
 
     fn best_metric(&self, campaign: &str) -> Result<Option<f64>, EngineError> {
@@ -863,7 +924,11 @@ impl Engine {
             Some(h) => {
                 let p = mlres_backends::log_paths(Path::new(h));
                 let scan = scan_logs(&[&p.stderr, &p.stderr_tail, &p.stdout, &p.stdout_tail]);
-                let failure = exp.error.clone().unwrap_or_else(|| status.clone());
+                let failure = exp
+                    .error
+                    .as_deref()
+                    .map(crate::evaluate::failure_summary)
+                    .unwrap_or_else(|| status.clone());
                 evaluate_logs(
                     &objective,
                     status == "completed",
@@ -1005,6 +1070,9 @@ impl Engine {
         let mut poll = Duration::from_millis(1);
         let mut last_export = Instant::now();
         loop {
+            if opts.interrupt.is_some_and(|i| i.load(Ordering::SeqCst)) {
+                return Err(self.interrupted(&campaign)?);
+            }
             self.reconcile(&campaign, resuming, stop.is_none(), on_event)?;
             resuming = false;
             if let Some(reason) = self.hf_state.billing_stop.take()
@@ -1106,9 +1174,19 @@ impl Engine {
             (Some(StopReason::OperatorStop), None) => "stopped",
             _ => "finished",
         };
-        let reason = refused_stop
-            .or_else(|| stop.map(|r| r.to_string()))
-            .unwrap_or_else(|| "stopped".into());
+        let reason = match (refused_stop, stop) {
+            (Some(r), _) => r,
+            // Keep the operator's own words (`mlres loop stop --reason`).
+            (None, Some(StopReason::OperatorStop)) => {
+                let requested = self
+                    .ledger
+                    .campaign(&campaign.id)?
+                    .and_then(|c| c.stop_reason);
+                operator_stop_reason(requested.as_deref())
+            }
+            (None, Some(r)) => r.to_string(),
+            (None, None) => "stopped".into(),
+        };
         self.ledger.finish_campaign(&campaign.id, status, &reason)?;
         self.ledger.append_event(
             Some(&campaign.id),
@@ -1117,16 +1195,40 @@ impl Engine {
         )?;
         let paths = export(&self.ledger, &self.project, &campaign.id)?;
         let exps = self.ledger.experiments(&campaign.id)?;
+        let best = best_experiment(&exps, objective.goal);
         Ok(LoopSummary {
             campaign: campaign.id.clone(),
             start,
             stop_reason: reason,
+            failed: best.is_none() && status != "stopped",
             experiments: exps.len() as u32,
-            best: best_experiment(&exps, objective.goal),
+            best,
             median_metric: median(exps.iter().filter_map(|e| e.metric).collect()),
             ledger_jsonl: paths.ledger_jsonl,
             summary_md: paths.summary_md,
             state_db: self.ledger.db_path(),
+        })
+    }
+
+    /// The loop was interrupted: records it and says what is left in flight (nothing is
+    /// cancelled; the campaign stays active for `mlres loop stop` or a resuming loop).
+    fn interrupted(&mut self, campaign: &Campaign) -> Result<EngineError, EngineError> {
+        let in_flight: Vec<i64> = self
+            .ledger
+            .experiments(&campaign.id)?
+            .iter()
+            .filter(|e| e.state == "reserved" || e.state == "submitted")
+            .map(|e| e.id)
+            .collect();
+        self.ledger.append_event(
+            Some(&campaign.id),
+            "loop_interrupted",
+            &json!({"in_flight": in_flight, "pid": std::process::id()}),
+        )?;
+        export(&self.ledger, &self.project, &campaign.id)?;
+        Ok(EngineError::Interrupted {
+            campaign: campaign.id.clone(),
+            in_flight,
         })
     }
 
@@ -1183,7 +1285,8 @@ impl Engine {
     }
 
     /// `mlres loop stop`: asks the running loop to stop; unless `drain`, cancels jobs in flight.
-    pub fn stop(&mut self, reason: &str, drain: bool) -> Result<(Campaign, u32), EngineError> {
+    /// A campaign that has already ended is left as it is (its stop reason is history).
+    pub fn stop(&mut self, reason: &str, drain: bool) -> Result<StopOutcome, EngineError> {
         self.stop_reporting(reason, drain, &mut |_e| {})
     }
 
@@ -1194,17 +1297,37 @@ impl Engine {
         reason: &str,
         drain: bool,
         on_event: &mut dyn FnMut(LoopEvent),
-    ) -> Result<(Campaign, u32), EngineError> {
+    ) -> Result<StopOutcome, EngineError> {
         let c = self
             .current_campaign()?
             .ok_or_else(|| EngineError::NoCampaign(self.project.root.clone()))?;
-        self.ledger.request_stop(&c.id, reason)?;
+        let ended = |c: Campaign| StopOutcome {
+            campaign: c,
+            cancelled: 0,
+            already_ended: true,
+        };
+        if c.status != "active" {
+            return Ok(ended(c));
+        }
+        match self.ledger.request_stop(&c.id, reason) {
+            Ok(()) => {}
+            // It ended between the read and the request: same answer.
+            Err(mlres_ledger::LedgerError::InvalidCampaignTransition { .. }) => {
+                let now = self.ledger.campaign(&c.id)?.unwrap_or(c);
+                return Ok(ended(now));
+            }
+            Err(e) => return Err(e.into()),
+        }
         let n = if drain { 0 } else { self.cancel_in_flight(&c)? };
         // If no loop is running, settle now so the campaign does not stay active forever.
         self.reconcile(&c, false, false, on_event)?;
         self.hf_sweep(&c, true, on_event)?;
         self.settle_if_stopped(&c.id)?;
-        Ok((c, n))
+        Ok(StopOutcome {
+            campaign: self.ledger.campaign(&c.id)?.unwrap_or(c),
+            cancelled: n,
+            already_ended: false,
+        })
     }
 
     /// A campaign whose stop was requested ends once nothing is in flight, unless a loop is
@@ -1220,10 +1343,7 @@ impl Engine {
             return Ok(());
         }
         if let Ok(_lock) = self.loop_lock(campaign) {
-            let reason = c
-                .stop_reason
-                .clone()
-                .unwrap_or_else(|| "operator stop".into());
+            let reason = operator_stop_reason(c.stop_reason.as_deref());
             self.ledger.finish_campaign(campaign, "stopped", &reason)?;
             export(&self.ledger, &self.project, campaign)?;
         }
@@ -1349,6 +1469,10 @@ impl Engine {
         } else {
             fresh.stop_reason.clone()
         };
+        // Stopping: the operator's reason, not just the rule that will end it.
+        if fresh.status == "active" && fresh.stop_requested {
+            report.stop_reason = Some(operator_stop_reason(fresh.stop_reason.as_deref()));
+        }
         report.campaign = Some(fresh);
         Ok(report)
     }
@@ -1398,6 +1522,14 @@ fn void_attempt_dir(dir: &Path) -> Result<bool, EngineError> {
     Ok(won)
 }
 
+/// How an operator stop is recorded and shown: the rule's wording plus the operator's reason.
+fn operator_stop_reason(requested: Option<&str>) -> String {
+    match requested.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => format!("{}: {r}", StopReason::OperatorStop),
+        None => StopReason::OperatorStop.to_string(),
+    }
+}
+
 fn budget_json(env: &mlres_policy::Envelope, u: &mlres_ledger::Usage) -> Value {
     json!({
         "jobs": {"used": u.jobs, "max": env.max_jobs},
@@ -1407,11 +1539,16 @@ fn budget_json(env: &mlres_policy::Envelope, u: &mlres_ledger::Usage) -> Value {
     })
 }
 
+/// Whether an experiment's metric may be a campaign's best: a completed job, not anomalous.
+pub(crate) fn counts_for_best(e: &Experiment) -> bool {
+    e.decision.as_deref() != Some("anomalous") && e.status.as_deref() == Some("completed")
+}
+
 pub(crate) fn best_experiment(exps: &[Experiment], goal: Goal) -> Option<BestExperiment> {
     let mut best: Option<&Experiment> = None;
     for e in exps {
         let Some(m) = e.metric else { continue };
-        if e.decision.as_deref() == Some("anomalous") || e.status.as_deref() != Some("completed") {
+        if !counts_for_best(e) {
             continue;
         }
         let better = match best.and_then(|b| b.metric) {

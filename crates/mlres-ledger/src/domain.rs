@@ -279,10 +279,19 @@ impl Ledger {
     }
 
     /// Asks the campaign to stop: from now on [`Ledger::reserve`] refuses with code
-    /// `stop_requested`. Repeating it records another event and updates the reason.
+    /// `stop_requested`. Repeating it on an active campaign records another event and updates
+    /// the reason. A campaign that has ended keeps the reason it ended with: asking it to stop
+    /// is [`LedgerError::InvalidCampaignTransition`] and changes nothing.
     pub fn request_stop(&mut self, campaign: &str, reason: &str) -> Result<(), LedgerError> {
         self.write(|w| {
             let c = require_campaign(w.conn, campaign)?;
+            if c.status != "active" {
+                return Err(LedgerError::InvalidCampaignTransition {
+                    campaign: campaign.to_string(),
+                    from: c.status,
+                    to: "stop_requested".to_string(),
+                });
+            }
             w.conn.execute(
                 "UPDATE campaigns SET stop_requested = 1, stop_reason = ?2 WHERE id = ?1",
                 (campaign, reason),

@@ -369,7 +369,10 @@ impl Scalar {
 }
 
 /// Placeholders every job command may use besides search-space parameters.
-pub const BUILTIN_PLACEHOLDERS: &[&str] = &["mlres", "exp_id", "iter", "workdir", "seed"];
+/// `{project}` is the absolute project directory (the one holding `program.md`); a job's
+/// working directory is its attempt's `{workdir}`, so files in the project are named through it.
+pub const BUILTIN_PLACEHOLDERS: &[&str] =
+    &["mlres", "exp_id", "iter", "workdir", "seed", "project"];
 
 const ENVELOPE_KEYS: &[&str] = &[
     "max_jobs",

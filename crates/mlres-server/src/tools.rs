@@ -431,12 +431,15 @@ impl MlresServer {
         Parameters(p): Parameters<LoopStopParams>,
     ) -> Result<CallToolResult, ErrorData> {
         self.run(move |ctx| {
-            let (c, n) = ctx.engine()?.stop(&p.reason, p.drain)?;
+            let o = ctx.engine()?.stop(&p.reason, p.drain)?;
             Ok(Out::Json(json!({
-                "campaign": c.id,
-                "stop_requested": true,
+                "campaign": o.campaign.id,
+                "stop_requested": !o.already_ended,
+                "already_ended": o.already_ended,
+                "status": o.campaign.status,
+                "stop_reason": o.campaign.stop_reason,
                 "drain": p.drain,
-                "cancelled": n,
+                "cancelled": o.cancelled,
             })))
         })
         .await

@@ -13,8 +13,10 @@ Quick start:
   mlres loop status --json        what an orchestrating agent reads
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 refused by policy (approval, envelope, scope),
-4 ledger verification failed, 5 the experiment's job did not complete,
-6 `mlres data audit` found problems at or above --fail-on.
+4 ledger verification failed, 5 the experiment's job did not complete (exp wait/evaluate) or
+the campaign failed: `loop run` ended without any experiment producing a usable metric,
+6 `mlres data audit` found problems at or above --fail-on,
+130/143 `loop run` interrupted by SIGINT/SIGTERM (jobs in flight keep running).
 
 State (ledger, approvals, HMAC key, job directories) lives in $MLRES_STATE_DIR, else
 $XDG_STATE_HOME/mlres, else ~/.local/state/mlres: outside the project, where agents cannot write.";

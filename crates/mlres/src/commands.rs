@@ -193,15 +193,24 @@ pub fn loop_run(cli: &Cli, a: &LoopRunArgs) -> Result<u8, Failure> {
     let mut engine = open_engine(cli)?;
     let max_jobs = engine.project.program.envelope.max_jobs;
     let mut progress = Progress::new(max_jobs as u64, a.json);
+    // Without the handler a signal would end us silently, leaving detached jobs unexplained.
+    let interrupt = crate::signals::catch_interrupts().ok();
     let summary = engine.run_loop(
         &LoopOptions {
             fresh: a.fresh,
+            interrupt,
             ..Default::default()
         },
         &mut |e| progress.event(&e),
     );
     progress.finish();
-    let summary = summary?;
+    let summary = match summary {
+        Err(mlres_engine::EngineError::Interrupted {
+            campaign,
+            in_flight,
+        }) => return Ok(interrupted(cli, &campaign, &in_flight)),
+        other => other?,
+    };
     if a.json {
         print::json(&summary);
     } else {
@@ -215,7 +224,47 @@ pub fn loop_run(cli: &Cli, a: &LoopRunArgs) -> Result<u8, Failure> {
                 .map(|o| o.metric.as_str()),
         );
     }
-    Ok(exit::OK)
+    // A campaign that ended without one usable metric failed, whatever stopped it.
+    Ok(if summary.failed {
+        exit::JOB_FAILED
+    } else {
+        exit::OK
+    })
+}
+
+/// Tells the user what an interrupted loop leaves behind and how to stop or resume it.
+fn interrupted(cli: &Cli, campaign: &str, in_flight: &[i64]) -> u8 {
+    let (name, code) = crate::signals::received().unwrap_or(("a signal", 130));
+    let mlres = if cli.project == Path::new(".") {
+        "mlres".to_string()
+    } else {
+        format!("mlres -C {}", cli.project.display())
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "mlres: interrupted by {name}; campaign {campaign} is still active."
+    );
+    if in_flight.is_empty() {
+        let _ = writeln!(err, "Nothing is running.");
+    } else {
+        let ids: Vec<String> = in_flight.iter().map(|i| i.to_string()).collect();
+        let _ = writeln!(
+            err,
+            "Still running: experiment(s) {}. Their supervisors are detached: the jobs keep \
+             running and keep their budget reserved.",
+            ids.join(", ")
+        );
+        let _ = writeln!(
+            err,
+            "  stop them:  {mlres} loop stop   (cancels them; --drain lets them finish)"
+        );
+    }
+    let _ = writeln!(
+        err,
+        "  resume:     {mlres} loop run    (re-attaches to jobs in flight and continues)"
+    );
+    code
 }
 
 pub fn loop_status(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
@@ -231,17 +280,36 @@ pub fn loop_status(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
 
 pub fn loop_stop(cli: &Cli, a: &LoopStopArgs) -> Result<u8, Failure> {
     let mut engine = open_engine(cli)?;
-    let (c, n) = engine.stop_reporting(&a.reason, a.drain, &mut |e| {
+    let o = engine.stop_reporting(&a.reason, a.drain, &mut |e| {
         if let mlres_engine::LoopEvent::RemoteJob { .. } = &e {
             crate::jobs::print_remote_event(&e);
         }
     })?;
+    let c = &o.campaign;
+    let why = c.stop_reason.clone().unwrap_or_default();
     if a.json {
-        print::json(&json!({"campaign": c.id, "stop_requested": true, "cancelled": n}));
+        print::json(&json!({
+            "campaign": c.id,
+            "stop_requested": !o.already_ended,
+            "already_ended": o.already_ended,
+            "status": c.status,
+            "stop_reason": c.stop_reason,
+            "cancelled": o.cancelled,
+        }));
+    } else if o.already_ended {
+        // Nothing runs and nothing is changed: the recorded reason is history. Exit 0, as for
+        // any stop that finds its campaign already stopped.
+        println!(
+            "Campaign {} already finished ({}: {why}); nothing to stop, and its recorded reason stays.",
+            c.id, c.status
+        );
     } else if a.drain {
         println!("Stop requested for {}; jobs in flight will finish.", c.id);
     } else {
-        println!("Stop requested for {}; {} job(s) cancelled.", c.id, n);
+        println!(
+            "Stop requested for {}; {} job(s) cancelled.",
+            c.id, o.cancelled
+        );
     }
     Ok(exit::OK)
 }
@@ -286,10 +354,17 @@ fn exp_code(exp: &mlres_ledger::Experiment) -> u8 {
 pub fn exp_status(cli: &Cli, id: i64, json_out: bool) -> Result<u8, Failure> {
     let mut engine = open_engine(cli)?;
     let exp = engine.experiment_status(id)?;
+    // How the sandbox ran the job: details, kept apart from the reason a job failed.
+    let notes = engine.sandbox_notes(&exp);
     if json_out {
-        print::json(&print::exp_json(&exp));
+        let mut v = print::exp_json(&exp);
+        v["sandbox"] = json!(notes);
+        print::json(&v);
     } else {
         print::experiment(&exp);
+        if !notes.is_empty() {
+            println!("  sandbox:    {}", notes.join("; "));
+        }
     }
     Ok(exit::OK)
 }

@@ -15,6 +15,7 @@ mod jobs;
 mod mcp;
 mod print;
 mod setup;
+mod signals;
 mod train;
 
 use std::collections::BTreeMap;

@@ -258,7 +258,8 @@ pub fn experiment(e: &Experiment) {
         );
     }
     if let Some(err) = &e.error {
-        println!("  error:      {err}");
+        // A recorded error may quote the job's last stderr lines, one per line.
+        println!("  error:      {}", err.replace('\n', "\n              "));
     }
 }
 
@@ -321,7 +322,8 @@ pub fn status(r: &StatusReport) {
 
 pub fn loop_summary(s: &LoopSummary, metric: Option<&str>) {
     let metric = metric.unwrap_or("metric");
-    println!("\nCampaign {} finished: {}", s.campaign, s.stop_reason);
+    let how = if s.failed { "failed" } else { "finished" };
+    println!("\nCampaign {} {how}: {}", s.campaign, s.stop_reason);
     println!("Experiments: {}", s.experiments);
     match &s.best {
         Some(b) => {

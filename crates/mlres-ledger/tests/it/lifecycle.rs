@@ -63,6 +63,13 @@ fn campaign_ids_generations_and_status() {
         l.finish_campaign(&c2.id, "finished", "again"),
         Err(LedgerError::InvalidCampaignTransition { ref from, .. }) if from == "stopped"
     ));
+    // An ended campaign's stop reason is history: a later stop request changes nothing.
+    assert!(matches!(
+        l.request_stop(&c2.id, "changed my mind"),
+        Err(LedgerError::InvalidCampaignTransition { ref from, .. }) if from == "stopped"
+    ));
+    let c = l.campaign(&c2.id).unwrap().unwrap();
+    assert_eq!(c.stop_reason.as_deref(), Some("operator stop"));
     assert!(matches!(
         l.finish_campaign(&c1.id, "paused", "x"),
         Err(LedgerError::Invalid(_))

@@ -413,7 +413,9 @@ fn three_consecutive_failures_trip_the_circuit_breaker() {
         .program(),
     );
     env.approve();
-    let s = env.json(&["loop", "run", "--json"]);
+    let out = env.run(&["loop", "run", "--json"]);
+    assert_eq!(code(&out), 5, "no metric: the campaign failed");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["experiments"], 3, "{s}");
     assert!(s["stop_reason"].as_str().unwrap().contains("fail"), "{s}");
 }

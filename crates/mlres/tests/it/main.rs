@@ -12,6 +12,7 @@ mod datasets;
 mod demo;
 mod hfjobs;
 mod hub;
+mod loop_truth;
 mod mcp;
 mod newcomer;
 mod plugin;
