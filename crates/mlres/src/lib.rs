@@ -177,7 +177,15 @@ pub(crate) fn engine_config(cli: &Cli) -> Result<EngineConfig, Failure> {
 /// `cargo run --`) when cargo started us (`cargo run` sets `$CARGO` for the program it runs);
 /// otherwise this executable's path.
 pub(crate) fn invocation() -> String {
-    let exe = std::env::current_exe().ok();
+    // After the binary is replaced on disk (an upgrade, a rebuild) Linux reports the running
+    // one as "<path> (deleted)"; the path is still what to type.
+    let exe = std::env::current_exe().ok().map(|p| {
+        let s = p.to_string_lossy();
+        match s.strip_suffix(" (deleted)") {
+            Some(live) => std::path::PathBuf::from(live),
+            None => p,
+        }
+    });
     let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
     let me = exe.as_deref().and_then(canon);
     if let (Some(me), Some(path)) = (&me, std::env::var_os("PATH")) {
