@@ -405,7 +405,8 @@ impl ViewerClient {
     }
 
     /// Up to `max_rows` rows from the start of a split, paging `/rows` 100 at a time. Stops at
-    /// the end of the split (`num_rows_total`) or on an empty page.
+    /// the end of the split (`num_rows_total`) or on an empty page. `truncated` says whether the
+    /// split holds rows after the last one returned, also when `max_rows` is 0.
     pub fn sample_rows(
         &self,
         dataset: &str,
@@ -413,6 +414,18 @@ impl ViewerClient {
         split: &str,
         max_rows: usize,
     ) -> Result<RowsPage, HfError> {
+        if max_rows == 0 {
+            // `/rows` needs length >= 1. One row is fetched to learn the columns and whether the
+            // split holds anything (so `truncated` is a fact, not a guess), then dropped.
+            let p = self.rows(dataset, config, split, 0, 1)?;
+            return Ok(RowsPage {
+                truncated: p.num_rows_total.map_or(!p.rows.is_empty(), |t| t > 0),
+                features: p.features,
+                num_rows_total: p.num_rows_total,
+                partial: p.partial,
+                ..RowsPage::default()
+            });
+        }
         let mut out = RowsPage::default();
         let mut offset = 0u64;
         for _ in 0..MAX_SAMPLE_PAGES {

@@ -258,6 +258,11 @@ fn sample_rows_pages_in_chunks_of_at_most_100() {
     assert!(!all.truncated);
     let zero = c.sample_rows(SFT_DATASET, "default", "test", 0).unwrap();
     assert!(zero.rows.is_empty());
+    assert!(
+        zero.truncated,
+        "a zero-row sample of a non-empty split is truncated"
+    );
+    assert_eq!(zero.num_rows_total, all.num_rows_total);
 }
 
 #[test]
