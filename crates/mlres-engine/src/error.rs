@@ -73,4 +73,13 @@ impl EngineError {
             EngineError::Ledger(mlres_ledger::LedgerError::Refused { .. })
         )
     }
+
+    /// Whether the ledger found its stored state edited outside mlres (its tables disagree
+    /// with their seals or the chain): nothing may be spent until a human looks.
+    pub fn is_tampered(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Ledger(mlres_ledger::LedgerError::Tampered(_))
+        )
+    }
 }

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mlres_backends::{AttemptState, LocalJobSpec, NetworkPolicy, Outcome};
-use mlres_ledger::{Campaign, EvalRecord, Experiment, FinishRecord, Ledger, ReserveRequest};
+use mlres_ledger::{
+    Campaign, EvalRecord, Experiment, FinishRecord, Ledger, Opened, ReserveRequest,
+};
 use mlres_policy::{
     Backend, Decision, Goal, JobTemplate, LoopFacts, Objective, SearchSpace, SpendRequest,
     StopReason,
@@ -303,59 +305,52 @@ impl Engine {
 
     /// The campaign new spending goes to. Opening a new generation needs an approval newer
     /// than the previous campaign: a budget is authorised once, never refilled by an agent.
+    /// Finding the active campaign and opening a new one happen in one ledger transaction, so
+    /// concurrent first submits share one campaign (and one budget).
     pub fn open_campaign(&mut self, fresh: bool) -> Result<(Campaign, CampaignStart), EngineError> {
         let approval = require_approval(&self.ledger, &self.project)?;
-        let root = self.project.root_str();
-        match self.ledger.current_campaign(&root)? {
-            Some(c) if c.status == "active" && !fresh => {
-                let exps = self.ledger.experiments(&c.id)?;
-                let done = exps
-                    .iter()
-                    .filter(|e| e.state == "evaluated" || e.state == "finished")
-                    .count() as u32;
-                let in_flight = exps
-                    .iter()
-                    .filter(|e| e.state == "reserved" || e.state == "submitted")
-                    .count() as u32;
-                Ok((c, CampaignStart::Resumed { done, in_flight }))
-            }
-            Some(c) => {
-                if !self.ledger.approved_after(&approval, &c)? {
-                    return Err(EngineError::Refused {
-                        code: "campaign_finished".into(),
-                        message: format!(
-                            "campaign {} is {} ({}); a new campaign needs a new human approval: run `mlres approve`",
-                            c.id,
-                            if c.status == "active" {
-                                "still active"
-                            } else {
-                                c.status.as_str()
-                            },
-                            c.stop_reason.clone().unwrap_or_default()
-                        ),
-                    });
-                }
-                if c.status == "active" {
-                    self.ledger.finish_campaign(
-                        &c.id,
-                        "stopped",
-                        "superseded by a fresh campaign",
-                    )?;
-                }
-                let reason = c.stop_reason.clone().unwrap_or_else(|| "superseded".into());
-                let new = self.ledger.create_campaign(&root, &self.project.hash)?;
+        match self
+            .ledger
+            .open_campaign(&approval, &self.project.hash, fresh)?
+        {
+            Opened::Resumed(c) => {
+                let u = self.ledger.usage(&c.id)?;
+                let done = u.jobs.saturating_sub(u.in_flight);
                 Ok((
-                    new,
-                    CampaignStart::AfterFinished {
-                        previous: c.id,
-                        reason,
+                    c,
+                    CampaignStart::Resumed {
+                        done,
+                        in_flight: u.in_flight,
                     },
                 ))
             }
-            None => {
-                let new = self.ledger.create_campaign(&root, &self.project.hash)?;
-                Ok((new, CampaignStart::Fresh))
-            }
+            Opened::Created {
+                campaign,
+                previous: Some(p),
+            } => Ok((
+                campaign,
+                CampaignStart::AfterFinished {
+                    previous: p.id,
+                    reason: p.stop_reason.unwrap_or_else(|| "superseded".into()),
+                },
+            )),
+            Opened::Created {
+                campaign,
+                previous: None,
+            } => Ok((campaign, CampaignStart::Fresh)),
+            Opened::NeedsApproval(c) => Err(EngineError::Refused {
+                code: "campaign_finished".into(),
+                message: format!(
+                    "campaign {} is {} ({}); a new campaign needs a new human approval: run `mlres approve`",
+                    c.id,
+                    if c.status == "active" {
+                        "still active"
+                    } else {
+                        c.status.as_str()
+                    },
+                    c.stop_reason.clone().unwrap_or_default()
+                ),
+            }),
         }
     }
 
@@ -364,24 +359,30 @@ impl Engine {
     /// alone never refills a budget).
     pub fn active_campaign(&mut self) -> Result<Campaign, EngineError> {
         let root = self.project.root_str();
-        match self.ledger.current_campaign(&root)? {
-            Some(c) if c.status == "active" => Ok(c),
-            Some(c) => {
-                let approval = require_approval(&self.ledger, &self.project)?;
-                if self.ledger.approved_after(&approval, &c)? {
-                    return Ok(self.open_campaign(false)?.0);
-                }
+        if let Some(c) = self.ledger.current_campaign(&root)?
+            && c.status == "active"
+        {
+            return Ok(c);
+        }
+        match self.open_campaign(false) {
+            Err(EngineError::Refused { code, .. }) if code == "campaign_finished" => {
+                let c = self.ledger.current_campaign(&root)?;
                 Err(EngineError::Refused {
                     code: "campaign_finished".into(),
-                    message: format!(
-                        "campaign {} is {}: {}. A human must approve a new campaign (`mlres approve`) before more is spent",
-                        c.id,
-                        c.status,
-                        c.stop_reason.unwrap_or_default()
-                    ),
+                    message: match c {
+                        Some(c) => format!(
+                            "campaign {} is {}: {}. A human must approve a new campaign (`mlres approve`) before more is spent",
+                            c.id,
+                            c.status,
+                            c.stop_reason.unwrap_or_default()
+                        ),
+                        None => {
+                            "no campaign is open; a human must approve one (`mlres approve`)".into()
+                        }
+                    },
                 })
             }
-            None => Ok(self.open_campaign(false)?.0),
+            other => Ok(other?.0),
         }
     }
 

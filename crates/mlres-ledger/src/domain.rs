@@ -3,16 +3,19 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde_json::{Value, json};
 
-use crate::crypto::{self, TAG_APPROVAL_MAC};
+use crate::crypto::{self, KEY_LEN, TAG_APPROVAL_MAC};
+use crate::integrity::{self, TAG_CAMPAIGN_ROW_MAC, TAG_EXP_ROW_MAC};
 use crate::types::state::{EVALUATED, FINISHED, RELEASED, RESERVED, SUBMITTED};
 use crate::types::{DECISIONS, FINISH_STATUSES, SOURCES};
 use crate::{
     Approval, Campaign, EvalRecord, Experiment, FinishRecord, Ledger, LedgerError, ReserveRequest,
-    Usage,
+    Usage, Writer,
 };
 
-const CAMPAIGN_COLS: &str =
-    "id, project_root, program_hash, created_ms, status, stop_requested, stop_reason, generation";
+/// The campaign's own columns (the first 8 of the sealed ones), then the rest of the sealed
+/// columns and the MAC.
+const SEALED_CAMPAIGN_SELECT: &str = "id, project_root, program_hash, created_ms, status, \
+    stop_requested, stop_reason, generation, approval_id, tally, last_seq, events, mac";
 
 fn campaign_from_row(r: &Row<'_>) -> rusqlite::Result<Campaign> {
     Ok(Campaign {
@@ -27,18 +30,56 @@ fn campaign_from_row(r: &Row<'_>) -> rusqlite::Result<Campaign> {
     })
 }
 
-pub(crate) fn get_campaign(conn: &Connection, id: &str) -> Result<Option<Campaign>, LedgerError> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1"),
-            [id],
-            campaign_from_row,
-        )
-        .optional()?)
+/// A campaign row with its seal checked (see `integrity.rs`).
+fn sealed_campaign_from_row(
+    key: &[u8; KEY_LEN],
+    r: &Row<'_>,
+) -> rusqlite::Result<(Campaign, bool)> {
+    let ok = integrity::row_mac_ok(key, TAG_CAMPAIGN_ROW_MAC, r, integrity::CAMPAIGN_SEALED_N)?;
+    Ok((campaign_from_row(r)?, ok))
 }
 
-pub(crate) fn require_campaign(conn: &Connection, id: &str) -> Result<Campaign, LedgerError> {
-    get_campaign(conn, id)?.ok_or_else(|| LedgerError::NotFound(format!("campaign {id}")))
+fn unsealed(row: Option<(Campaign, bool)>) -> Result<Option<Campaign>, LedgerError> {
+    match row {
+        Some((c, false)) => Err(LedgerError::Tampered(format!(
+            "campaign {}: its row does not match its MAC (edited outside mlres)",
+            c.id
+        ))),
+        Some((c, true)) => Ok(Some(c)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn get_campaign(
+    conn: &Connection,
+    key: &[u8; KEY_LEN],
+    id: &str,
+) -> Result<Option<Campaign>, LedgerError> {
+    unsealed(
+        conn.query_row(
+            &format!("SELECT {SEALED_CAMPAIGN_SELECT} FROM campaigns WHERE id = ?1"),
+            [id],
+            |r| sealed_campaign_from_row(key, r),
+        )
+        .optional()?,
+    )
+}
+
+pub(crate) fn require_campaign(
+    conn: &Connection,
+    key: &[u8; KEY_LEN],
+    id: &str,
+) -> Result<Campaign, LedgerError> {
+    get_campaign(conn, key, id)?.ok_or_else(|| LedgerError::NotFound(format!("campaign {id}")))
+}
+
+/// In a write transaction: the campaign, after checking its seal (and remembering it, so the
+/// transaction re-seals it when it commits).
+pub(crate) fn write_campaign(w: &mut Writer<'_>, id: &str) -> Result<Campaign, LedgerError> {
+    if !w.check_campaign(id)? {
+        return Err(LedgerError::NotFound(format!("campaign {id}")));
+    }
+    require_campaign(w.conn, w.key(), id)
 }
 
 const EXP_COLS: &str = "id, campaign, iter, state, hypothesis, config, source, proposal_index, \
@@ -54,13 +95,15 @@ fn float_from(value: Option<f64>, nan: i64) -> Option<f64> {
 /// Raw row with JSON columns still as text (parsed outside the rusqlite closure so that a
 /// JSON error surfaces as `LedgerError::Json`).
 struct ExpRow {
+    mac_ok: bool,
     exp: Experiment,
     config: String,
     metrics: Option<String>,
 }
 
-fn exp_from_row(r: &Row<'_>) -> rusqlite::Result<ExpRow> {
+fn exp_from_row(key: &[u8; KEY_LEN], r: &Row<'_>) -> rusqlite::Result<ExpRow> {
     Ok(ExpRow {
+        mac_ok: integrity::row_mac_ok(key, TAG_EXP_ROW_MAC, r, integrity::EXP_SEALED_N)?,
         config: r.get(5)?,
         metrics: r.get(21)?,
         exp: Experiment {
@@ -98,6 +141,12 @@ fn exp_from_row(r: &Row<'_>) -> rusqlite::Result<ExpRow> {
 }
 
 fn finish_exp(row: ExpRow) -> Result<Experiment, LedgerError> {
+    if !row.mac_ok {
+        return Err(LedgerError::Tampered(format!(
+            "experiment {}: its row does not match its MAC (edited outside mlres)",
+            row.exp.id
+        )));
+    }
     let mut exp = row.exp;
     exp.config = serde_json::from_str(&row.config)?;
     exp.metrics = row
@@ -108,45 +157,28 @@ fn finish_exp(row: ExpRow) -> Result<Experiment, LedgerError> {
     Ok(exp)
 }
 
-fn get_exp(conn: &Connection, id: i64) -> Result<Option<Experiment>, LedgerError> {
+fn get_exp(
+    conn: &Connection,
+    key: &[u8; KEY_LEN],
+    id: i64,
+) -> Result<Option<Experiment>, LedgerError> {
     conn.query_row(
-        &format!("SELECT {EXP_COLS} FROM experiments WHERE id = ?1"),
+        &format!("SELECT {EXP_COLS}, mac FROM experiments WHERE id = ?1"),
         [id],
-        exp_from_row,
+        |r| exp_from_row(key, r),
     )
     .optional()?
     .map(finish_exp)
     .transpose()
 }
 
-fn require_exp(conn: &Connection, id: i64) -> Result<Experiment, LedgerError> {
-    get_exp(conn, id)?.ok_or_else(|| LedgerError::NotFound(format!("experiment {id}")))
-}
-
-fn usage_of(conn: &Connection, campaign: &str) -> Result<Usage, LedgerError> {
-    Ok(conn.query_row(
-        "SELECT
-            COALESCE(SUM(state <> 'released'), 0),
-            COALESCE(SUM(CASE WHEN state IN ('finished', 'evaluated') THEN spent_walltime_secs
-                              WHEN state IN ('reserved', 'submitted') THEN timeout_secs
-                              ELSE 0 END), 0),
-            COALESCE(SUM(CASE WHEN state IN ('finished', 'evaluated') THEN spent_cost_micro
-                              WHEN state IN ('reserved', 'submitted') THEN reserved_cost_micro
-                              ELSE 0 END), 0),
-            COALESCE(SUM(state IN ('reserved', 'submitted')), 0),
-            COALESCE(MAX(iter), 0) + 1
-         FROM experiments WHERE campaign = ?1",
-        [campaign],
-        |r| {
-            Ok(Usage {
-                jobs: r.get(0)?,
-                walltime_secs: r.get(1)?,
-                cost_micro: r.get(2)?,
-                in_flight: r.get(3)?,
-                next_iter: r.get(4)?,
-            })
-        },
-    )?)
+/// In a write transaction: the experiment about to change, after checking its own seal and
+/// its campaign's.
+fn write_exp(w: &mut Writer<'_>, id: i64) -> Result<Experiment, LedgerError> {
+    let exp = get_exp(w.conn, w.key(), id)?
+        .ok_or_else(|| LedgerError::NotFound(format!("experiment {id}")))?;
+    w.will_change_exp(id)?;
+    Ok(exp)
 }
 
 /// A float for an event payload: finite numbers as numbers, others as strings.
@@ -218,64 +250,213 @@ fn transition(exp: &Experiment, to: &str) -> LedgerError {
     }
 }
 
+/// How [`Ledger::open_campaign`] found or made the campaign.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Opened {
+    /// The active campaign, resumed.
+    Resumed(Campaign),
+    /// A new campaign, opened by the approval; `previous` is the campaign before it (as it is
+    /// now: a superseded active one has just been stopped).
+    Created {
+        /// The new campaign.
+        campaign: Campaign,
+        /// The latest campaign before it, if any.
+        previous: Option<Campaign>,
+    },
+    /// The latest campaign has ended (or, asked for a fresh one, is still active) and the
+    /// approval was not given after it: a human must approve again. Nothing was recorded.
+    NeedsApproval(Campaign),
+}
+
+fn latest_campaign(
+    conn: &Connection,
+    key: &[u8; KEY_LEN],
+    project_root: &str,
+) -> Result<Option<Campaign>, LedgerError> {
+    unsealed(
+        conn.query_row(
+            &format!(
+                "SELECT {SEALED_CAMPAIGN_SELECT} FROM campaigns WHERE project_root = ?1
+                 ORDER BY generation DESC LIMIT 1"
+            ),
+            [project_root],
+            |r| sealed_campaign_from_row(key, r),
+        )
+        .optional()?,
+    )
+}
+
+fn insert_campaign(
+    w: &mut Writer<'_>,
+    project_root: &str,
+    program_hash: &str,
+    approval_id: Option<i64>,
+) -> Result<Campaign, LedgerError> {
+    let generation: u32 = w.conn.query_row(
+        "SELECT COALESCE(MAX(generation), 0) + 1 FROM campaigns WHERE project_root = ?1",
+        [project_root],
+        |r| r.get(0),
+    )?;
+    let root_hash = crypto::sha256_hex(project_root.as_bytes());
+    let id = format!("c-{}-{generation}", &root_hash[..8]);
+    w.conn.execute(
+        "INSERT INTO campaigns (id, project_root, program_hash, created_ms, status,
+                                stop_requested, stop_reason, generation, approval_id)
+         VALUES (?1, ?2, ?3, ?4, 'active', 0, NULL, ?5, ?6)",
+        (
+            &id,
+            project_root,
+            program_hash,
+            w.now,
+            generation,
+            approval_id,
+        ),
+    )?;
+    w.created_campaign(&id);
+    w.append(
+        Some(&id),
+        "campaign_created",
+        &json!({
+            "campaign": id,
+            "project_root": project_root,
+            "program_hash": program_hash,
+            "generation": generation,
+            "approval_id": approval_id,
+        }),
+    )?;
+    // Seal now so that reading it back checks out; the commit re-seals with the final span.
+    let tally = integrity::Tally::default();
+    integrity::seal_campaign(w.conn, w.key(), &id, &tally)?;
+    require_campaign(w.conn, w.key(), &id)
+}
+
+fn approved_after_in(
+    conn: &Connection,
+    approval: &Approval,
+    campaign: &Campaign,
+) -> Result<bool, LedgerError> {
+    let approval_seq: Option<i64> = conn.query_row(
+        "SELECT MAX(seq) FROM events WHERE kind = 'approval_recorded'
+               AND json_valid(payload) AND json_extract(payload, '$.approval_id') = ?1
+               AND json_extract(payload, '$.project_root') = ?2",
+        (approval.id, &approval.project_root),
+        |r| r.get(0),
+    )?;
+    let kind = if campaign.status == "active" {
+        "campaign_created"
+    } else {
+        "campaign_finished"
+    };
+    let campaign_seq: Option<i64> = conn.query_row(
+        "SELECT MAX(seq) FROM events WHERE kind = ?2 AND campaign = ?1",
+        (&campaign.id, kind),
+        |r| r.get(0),
+    )?;
+    match (approval_seq, campaign_seq) {
+        (Some(a), Some(c)) => Ok(a > c),
+        (None, _) => Err(LedgerError::Tampered(format!(
+            "approval {} is not in the event chain",
+            approval.id
+        ))),
+        (_, None) => Err(LedgerError::Tampered(format!(
+            "campaign {} is {} but the chain holds no {kind} event for it",
+            campaign.id, campaign.status
+        ))),
+    }
+}
+
+/// Ends an active campaign.
+fn end_campaign(
+    w: &mut Writer<'_>,
+    campaign: &str,
+    status: &str,
+    reason: &str,
+) -> Result<(), LedgerError> {
+    let c = write_campaign(w, campaign)?;
+    if c.status != "active" {
+        return Err(LedgerError::InvalidCampaignTransition {
+            campaign: campaign.to_string(),
+            from: c.status,
+            to: status.to_string(),
+        });
+    }
+    let usage = w.sealed_usage(campaign).unwrap_or_default();
+    w.conn.execute(
+        "UPDATE campaigns SET status = ?2, stop_reason = ?3 WHERE id = ?1",
+        (campaign, status, reason),
+    )?;
+    w.append(
+        Some(campaign),
+        "campaign_finished",
+        &json!({"status": status, "reason": reason, "usage": usage}),
+    )?;
+    Ok(())
+}
+
 impl Ledger {
     // ---------------------------------------------------------------- campaigns
 
     /// Starts a new campaign for `project_root` with generation = previous max + 1 and id
-    /// `c-<first 8 hex of sha256(project_root)>-<generation>`. Older campaigns are left as
-    /// they are (finishing them is the caller's decision).
+    /// `c-<first 8 hex of sha256(project_root)>-<generation>`, tied to no approval. Older
+    /// campaigns are left as they are (finishing them is the caller's decision). Front ends
+    /// open campaigns with [`Ledger::open_campaign`], which is atomic and needs an approval.
     pub fn create_campaign(
         &mut self,
         project_root: &str,
         program_hash: &str,
     ) -> Result<Campaign, LedgerError> {
         non_empty("project_root", project_root)?;
+        self.write(|w| Ok(Ok(insert_campaign(w, project_root, program_hash, None)?)))
+    }
+
+    /// The campaign spending for `approval.project_root` goes to, found or opened in ONE
+    /// transaction, so concurrent first submits all land in the same campaign:
+    /// - the latest campaign, if it is active (and `fresh` is false): [`Opened::Resumed`];
+    /// - otherwise, if `approval` was given after the latest campaign last changed status
+    ///   (see [`Ledger::approved_after`]), a new campaign tied to `approval` (an active latest
+    ///   campaign is first stopped as superseded): [`Opened::Created`]. A unique index allows
+    ///   at most one campaign per approval;
+    /// - otherwise [`Opened::NeedsApproval`]: an agent never refills a budget.
+    pub fn open_campaign(
+        &mut self,
+        approval: &Approval,
+        program_hash: &str,
+        fresh: bool,
+    ) -> Result<Opened, LedgerError> {
+        let root = approval.project_root.clone();
+        non_empty("project_root", &root)?;
         self.write(|w| {
-            let generation: u32 = w.conn.query_row(
-                "SELECT COALESCE(MAX(generation), 0) + 1 FROM campaigns WHERE project_root = ?1",
-                [project_root],
-                |r| r.get(0),
-            )?;
-            let root_hash = crypto::sha256_hex(project_root.as_bytes());
-            let id = format!("c-{}-{generation}", &root_hash[..8]);
-            w.conn.execute(
-                "INSERT INTO campaigns (id, project_root, program_hash, created_ms, status,
-                                        stop_requested, stop_reason, generation)
-                 VALUES (?1, ?2, ?3, ?4, 'active', 0, NULL, ?5)",
-                (&id, project_root, program_hash, w.now, generation),
-            )?;
-            w.append(
-                Some(&id),
-                "campaign_created",
-                &json!({
-                    "campaign": id,
-                    "project_root": project_root,
-                    "program_hash": program_hash,
-                    "generation": generation,
-                }),
-            )?;
-            Ok(Ok(require_campaign(w.conn, &id)?))
+            let current = latest_campaign(w.conn, w.key(), &root)?;
+            let previous = match current {
+                Some(c) if c.status == "active" && !fresh => {
+                    write_campaign(w, &c.id)?;
+                    return Ok(Ok(Opened::Resumed(c)));
+                }
+                Some(c) => {
+                    write_campaign(w, &c.id)?;
+                    if !approved_after_in(w.conn, approval, &c)? {
+                        return Ok(Ok(Opened::NeedsApproval(c)));
+                    }
+                    if c.status == "active" {
+                        end_campaign(w, &c.id, "stopped", "superseded by a fresh campaign")?;
+                    }
+                    Some(require_campaign(w.conn, w.key(), &c.id)?)
+                }
+                None => None,
+            };
+            let campaign = insert_campaign(w, &root, program_hash, Some(approval.id))?;
+            Ok(Ok(Opened::Created { campaign, previous }))
         })
     }
 
     /// The latest-generation campaign of `project_root`, whatever its status.
     pub fn current_campaign(&self, project_root: &str) -> Result<Option<Campaign>, LedgerError> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!(
-                    "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE project_root = ?1
-                     ORDER BY generation DESC LIMIT 1"
-                ),
-                [project_root],
-                campaign_from_row,
-            )
-            .optional()?)
+        latest_campaign(&self.conn, &self.key, project_root)
     }
 
     /// One campaign by id.
     pub fn campaign(&self, id: &str) -> Result<Option<Campaign>, LedgerError> {
-        get_campaign(&self.conn, id)
+        get_campaign(&self.conn, &self.key, id)
     }
 
     /// Asks the campaign to stop: from now on [`Ledger::reserve`] refuses with code
@@ -284,7 +465,7 @@ impl Ledger {
     /// is [`LedgerError::InvalidCampaignTransition`] and changes nothing.
     pub fn request_stop(&mut self, campaign: &str, reason: &str) -> Result<(), LedgerError> {
         self.write(|w| {
-            let c = require_campaign(w.conn, campaign)?;
+            let c = write_campaign(w, campaign)?;
             if c.status != "active" {
                 return Err(LedgerError::InvalidCampaignTransition {
                     campaign: campaign.to_string(),
@@ -315,24 +496,7 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         one_of("campaign status", status, &["finished", "stopped"])?;
         self.write(|w| {
-            let c = require_campaign(w.conn, campaign)?;
-            if c.status != "active" {
-                return Err(LedgerError::InvalidCampaignTransition {
-                    campaign: campaign.to_string(),
-                    from: c.status,
-                    to: status.to_string(),
-                });
-            }
-            let usage = usage_of(w.conn, campaign)?;
-            w.conn.execute(
-                "UPDATE campaigns SET status = ?2, stop_reason = ?3 WHERE id = ?1",
-                (campaign, status, reason),
-            )?;
-            w.append(
-                Some(campaign),
-                "campaign_finished",
-                &json!({"status": status, "reason": reason, "usage": usage}),
-            )?;
+            end_campaign(w, campaign, status, reason)?;
             Ok(Ok(()))
         })
     }
@@ -442,34 +606,7 @@ impl Ledger {
         approval: &Approval,
         campaign: &Campaign,
     ) -> Result<bool, LedgerError> {
-        let approval_seq: Option<i64> = self.conn.query_row(
-            "SELECT MAX(seq) FROM events WHERE kind = 'approval_recorded'
-               AND json_valid(payload) AND json_extract(payload, '$.approval_id') = ?1
-               AND json_extract(payload, '$.project_root') = ?2",
-            (approval.id, &approval.project_root),
-            |r| r.get(0),
-        )?;
-        let kind = if campaign.status == "active" {
-            "campaign_created"
-        } else {
-            "campaign_finished"
-        };
-        let campaign_seq: Option<i64> = self.conn.query_row(
-            "SELECT MAX(seq) FROM events WHERE kind = ?2 AND campaign = ?1",
-            (&campaign.id, kind),
-            |r| r.get(0),
-        )?;
-        match (approval_seq, campaign_seq) {
-            (Some(a), Some(c)) => Ok(a > c),
-            (None, _) => Err(LedgerError::Tampered(format!(
-                "approval {} is not in the event chain",
-                approval.id
-            ))),
-            (_, None) => Err(LedgerError::Tampered(format!(
-                "campaign {} is {} but the chain holds no {kind} event for it",
-                campaign.id, campaign.status
-            ))),
-        }
+        approved_after_in(&self.conn, approval, campaign)
     }
 
     /// The latest approval of `project_root`, after re-verifying its MAC (over project root,
@@ -568,7 +705,11 @@ impl Ledger {
         }
         let config = serde_json::to_string(&req.config)?;
         self.write(|w| {
-            let c = require_campaign(w.conn, campaign)?;
+            // The full check before spending: the campaign's seal, and its rows against it.
+            if !w.check_campaign_rows(campaign)? {
+                return Err(LedgerError::NotFound(format!("campaign {campaign}")));
+            }
+            let c = require_campaign(w.conn, w.key(), campaign)?;
             if let Some(p) = req.proposal_index {
                 let existing: Option<i64> = w
                     .conn
@@ -582,7 +723,7 @@ impl Ledger {
                     return Err(LedgerError::DuplicateProposal { existing });
                 }
             }
-            let usage = usage_of(w.conn, campaign)?;
+            let usage = w.sealed_usage(campaign).unwrap_or_default();
             let verdict = if c.status != "active" {
                 Err((
                     "campaign_not_active".to_string(),
@@ -627,12 +768,15 @@ impl Ledger {
                 ],
             )?;
             let id = w.conn.last_insert_rowid();
+            w.inserted_exp(id);
             w.append(
                 Some(campaign),
                 "reserved",
                 &json!({"exp_id": id, "iter": usage.next_iter, "request": req, "usage_before": usage}),
             )?;
-            Ok(Ok(require_exp(w.conn, id)?))
+            integrity::seal_exp(w.conn, w.key(), id)?;
+            Ok(Ok(get_exp(w.conn, w.key(), id)?
+                .ok_or_else(|| LedgerError::NotFound(format!("experiment {id}")))?))
         })
     }
 
@@ -648,7 +792,7 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         non_empty("handle", handle)?;
         self.write(|w| {
-            let exp = require_exp(w.conn, exp_id)?;
+            let exp = write_exp(w, exp_id)?;
             match exp.state.as_str() {
                 RESERVED => {}
                 SUBMITTED if exp.attempt == attempt && exp.handle.as_deref() == Some(handle) => {
@@ -686,7 +830,7 @@ impl Ledger {
         reason: &str,
     ) -> Result<(), LedgerError> {
         self.write(|w| {
-            let exp = require_exp(w.conn, exp_id)?;
+            let exp = write_exp(w, exp_id)?;
             if exp.state != SUBMITTED {
                 return Err(transition(&exp, RESERVED));
             }
@@ -714,7 +858,7 @@ impl Ledger {
     /// `reserved` -> `released`: the reservation is returned and no longer counts as usage.
     pub fn release(&mut self, exp_id: i64, reason: &str) -> Result<(), LedgerError> {
         self.write(|w| {
-            let exp = require_exp(w.conn, exp_id)?;
+            let exp = write_exp(w, exp_id)?;
             if exp.state != RESERVED {
                 return Err(transition(&exp, RELEASED));
             }
@@ -740,7 +884,7 @@ impl Ledger {
         i64_range("spent_cost_micro", fin.spent_cost_micro)?;
         let walltime = fin.duration_ms.div_ceil(1000);
         self.write(|w| {
-            let exp = require_exp(w.conn, exp_id)?;
+            let exp = write_exp(w, exp_id)?;
             match exp.state.as_str() {
                 SUBMITTED => {}
                 FINISHED | EVALUATED => return Ok(Ok(false)),
@@ -788,7 +932,7 @@ impl Ledger {
         let (metric, metric_nan) = float_sql(ev.metric);
         let (best, best_nan) = float_sql(ev.best_so_far);
         self.write(|w| {
-            let exp = require_exp(w.conn, exp_id)?;
+            let exp = write_exp(w, exp_id)?;
             match exp.state.as_str() {
                 FINISHED => {}
                 EVALUATED => return Ok(Ok(false)),
@@ -829,15 +973,16 @@ impl Ledger {
 
     /// One experiment by id.
     pub fn experiment(&self, exp_id: i64) -> Result<Option<Experiment>, LedgerError> {
-        get_exp(&self.conn, exp_id)
+        get_exp(&self.conn, &self.key, exp_id)
     }
 
     /// All experiments of a campaign, ordered by iter (empty for an unknown campaign).
     pub fn experiments(&self, campaign: &str) -> Result<Vec<Experiment>, LedgerError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {EXP_COLS} FROM experiments WHERE campaign = ?1 ORDER BY iter"
+            "SELECT {EXP_COLS}, mac FROM experiments WHERE campaign = ?1 ORDER BY iter"
         ))?;
-        let rows = stmt.query_map([campaign], exp_from_row)?;
+        let key = self.key;
+        let rows = stmt.query_map([campaign], |r| exp_from_row(&key, r))?;
         let mut out = Vec::new();
         for row in rows {
             out.push(finish_exp(row?)?);
@@ -864,7 +1009,8 @@ impl Ledger {
 
     /// Current usage of a campaign (see [`Usage`]).
     pub fn usage(&self, campaign: &str) -> Result<Usage, LedgerError> {
-        require_campaign(&self.conn, campaign)?;
-        usage_of(&self.conn, campaign)
+        let seal = integrity::checked_campaign_seal(&self.conn, &self.key, campaign)?
+            .ok_or_else(|| LedgerError::NotFound(format!("campaign {campaign}")))?;
+        Ok(seal.tally.usage())
     }
 }

@@ -44,7 +44,9 @@ mod crypto;
 mod domain;
 mod error;
 mod files;
+mod integrity;
 mod remote;
+mod replay;
 mod schema;
 mod types;
 mod verify;
@@ -55,6 +57,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 pub use crypto::{GENESIS_HASH, KEY_LEN, event_hash};
+pub use domain::Opened;
 pub use error::LedgerError;
 pub use remote::RemoteJob;
 pub use schema::SCHEMA_VERSION;
@@ -183,7 +186,7 @@ impl Ledger {
         }
         self.write(|w| {
             if let Some(c) = campaign {
-                domain::require_campaign(w.conn, c)?;
+                domain::write_campaign(w, c)?;
             }
             Ok(Ok(w.append(campaign, kind, payload)?))
         })
@@ -254,8 +257,10 @@ impl Ledger {
             head,
             now,
             appended: false,
+            touched: integrity::Touched::default(),
         };
         let out = f(&mut w)?;
+        w.seal_touched()?;
         let (head, appended) = (w.head, w.appended);
         if appended {
             tx.execute(
@@ -283,6 +288,7 @@ pub(crate) struct Writer<'a> {
     head: Head,
     pub(crate) now: u64,
     appended: bool,
+    touched: integrity::Touched,
 }
 
 impl Writer<'_> {
@@ -298,6 +304,13 @@ impl Writer<'_> {
         kind: &str,
         payload: &serde_json::Value,
     ) -> Result<u64, LedgerError> {
+        // An event moves its campaign's sealed span: check the seal first, so that re-sealing
+        // at commit never launders an edit made outside mlres.
+        if let Some(c) = campaign
+            && !self.check_campaign(c)?
+        {
+            return Err(LedgerError::NotFound(format!("campaign {c}")));
+        }
         let seq = self.head.seq + 1;
         let payload = canonical_json(payload)?;
         let hash = event_hash(seq, self.now, campaign, kind, &payload, &self.head.hash);

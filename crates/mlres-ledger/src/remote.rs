@@ -69,7 +69,7 @@ impl Ledger {
 
     /// The remote jobs recorded for a campaign, oldest first.
     pub fn remote_jobs(&self, campaign: &str) -> Result<Vec<RemoteJob>, LedgerError> {
-        require_campaign(&self.conn, campaign)?;
+        require_campaign(&self.conn, &self.key, campaign)?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT json_extract(payload, '$.exp_id'), json_extract(payload, '$.attempt'),
                     json_extract(payload, '$.namespace'), json_extract(payload, '$.job_id')

@@ -7,7 +7,7 @@ use crate::crypto::KEY_LEN;
 use crate::files::Head;
 
 /// Schema version written by this build.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
@@ -93,6 +93,18 @@ CREATE TABLE experiments (
 CREATE INDEX experiments_by_state ON experiments (campaign, state);
 "#;
 
+/// Version 2 seals the tables the budget reads (see `integrity.rs`) and ties each campaign to
+/// the approval that opened it (one campaign per approval, enforced by a unique index).
+const MIGRATE_V2: &str = r#"
+ALTER TABLE campaigns ADD COLUMN approval_id INTEGER;
+ALTER TABLE campaigns ADD COLUMN tally TEXT NOT NULL DEFAULT '';
+ALTER TABLE campaigns ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE campaigns ADD COLUMN events INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE campaigns ADD COLUMN mac TEXT NOT NULL DEFAULT '';
+ALTER TABLE experiments ADD COLUMN mac TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX campaigns_by_approval ON campaigns (approval_id);
+"#;
+
 /// Creates or checks the schema. Runs in one IMMEDIATE transaction so that concurrent first
 /// opens cannot both create it.
 pub(crate) fn init(conn: &mut Connection, key: &[u8; KEY_LEN]) -> Result<(), LedgerError> {
@@ -111,6 +123,14 @@ pub(crate) fn init(conn: &mut Connection, key: &[u8; KEY_LEN]) -> Result<(), Led
                 "INSERT INTO meta (id, head_seq, head_hash, head_count, mac) VALUES (1, 0, ?1, 0, ?2)",
                 (&g.hash, &g.mac),
             )?;
+            tx.execute_batch(MIGRATE_V2)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        1 => {
+            // Rows written by version 1 are sealed as they stand; `verify` replays the chain
+            // against them, so an edit made before the upgrade is still reported.
+            tx.execute_batch(MIGRATE_V2)?;
+            crate::integrity::seal_all(&tx, key)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         SCHEMA_VERSION => {}

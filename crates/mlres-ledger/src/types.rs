@@ -269,4 +269,7 @@ pub enum ProblemKind {
     HeadMismatch,
     /// Events beyond the recorded head, or with impossible seq numbers.
     Inserted,
+    /// A campaign or experiment row (or the usage it implies) disagrees with what the events
+    /// imply, or with its campaign's seal: the tables were edited outside mlres.
+    TableMismatch,
 }

@@ -221,6 +221,8 @@ impl Ledger {
                 );
             }
         }
+        // The tables the budget reads, against their seals and the replayed events.
+        crate::replay::check(&tx, &self.key, &mut problems)?;
         tx.finish()?;
 
         // The head file.

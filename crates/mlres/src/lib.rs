@@ -51,7 +51,11 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
         let error: anyhow::Error = e.into();
         let code = match error.downcast_ref::<EngineError>() {
             Some(e) if e.is_refusal() => exit::REFUSED,
-            _ => exit::ERROR,
+            Some(e) if e.is_tampered() => exit::TAMPERED,
+            _ => match error.downcast_ref::<mlres_ledger::LedgerError>() {
+                Some(mlres_ledger::LedgerError::Tampered(_)) => exit::TAMPERED,
+                _ => exit::ERROR,
+            },
         };
         Failure { code, error }
     }

@@ -109,8 +109,8 @@ fn wrong_key_makes_verify_report_bad_mac_and_writes_refuse() {
         .iter()
         .filter(|p| p.kind == ProblemKind::BadMac)
         .collect();
-    // Both events, the meta row and the head file.
-    assert_eq!(bad.len(), 4, "{r:?}");
+    // Both events, the meta row, the head file, the campaign's and the experiment's rows.
+    assert_eq!(bad.len(), 6, "{r:?}");
     assert!(!r.has(ProblemKind::Edited));
     assert!(matches!(
         l.append_event(None, "x", &serde_json::json!({})),

@@ -1,6 +1,7 @@
 //! Integration tests of mlres-ledger.
 
 mod approvals;
+mod budget;
 mod common;
 mod concurrency;
 mod files;

@@ -929,3 +929,73 @@ fn a_bad_endpoint_is_refused_with_its_reason() {
     assert!(stderr(&out).contains("HF_ENDPOINT"), "{}", stderr(&out));
     assert_eq!(h.job_creates(), 0);
 }
+
+/// N `jobs run` processes started together right after an approval share one campaign: exactly
+/// min(N, max_jobs) remote jobs are created, `loop status` counts them all, verify is clean.
+fn hf_first_submits_race(n: u32, max_jobs: u32) {
+    let values: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+    let values = format!("[{}]", values.join(", "));
+    let spec = Spec {
+        max_jobs,
+        values: &values,
+        max_cost: "100.00",
+        ..Spec::default()
+    };
+    let h = start(&spec);
+    // No concurrency cap: only max_jobs bounds the race.
+    h.env.write_program(
+        &spec
+            .program()
+            .replace("max_concurrent: 1", "max_concurrent: 1000"),
+    );
+    h.env.approve();
+    let children: Vec<_> = (1..=n)
+        .map(|x| {
+            h.cmd()
+                .args([
+                    "jobs",
+                    "run",
+                    "--config",
+                    &format!("x={x}"),
+                    "--wait",
+                    "--json",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ok = 0;
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        h.record(&["jobs", "run", "race"], &out);
+        match code(&out) {
+            0 => ok += 1,
+            3 => assert!(stderr(&out).contains("max_jobs"), "{}", stderr(&out)),
+            other => panic!("unexpected exit {other}: {}", stderr(&out)),
+        }
+    }
+    assert_eq!(ok, n.min(max_jobs), "accepted");
+    assert_eq!(h.job_creates(), ok as usize, "remote jobs created");
+    assert_eq!(
+        crate::concurrency::attempt_dirs(&h.env.state),
+        ok as usize,
+        "attempt dirs"
+    );
+    let s = h.status();
+    assert_eq!(s["budget"]["jobs"]["used"], ok, "{s}");
+    let v = h.json(&["ledger", "verify", "--json"]);
+    assert_eq!(v["problems"].as_array().map(Vec::len), Some(0), "{v}");
+    h.no_canary_in_files();
+}
+
+#[test]
+fn sixteen_hf_first_submits_open_one_campaign() {
+    hf_first_submits_race(16, 2);
+}
+
+#[test]
+fn sixty_four_hf_first_submits_open_one_campaign() {
+    hf_first_submits_race(64, 3);
+}
