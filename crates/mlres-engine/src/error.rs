@@ -40,6 +40,19 @@ pub enum EngineError {
         campaign: String,
         in_flight: Vec<i64>,
     },
+    #[error(
+        "this project's history (runs/) was written by another ledger ({}, latest campaign {}, state dir {}), \
+         but the state dir in use ({state_dir}) holds no record of it: the state dir was deleted, moved or \
+         replaced, or another one is pointed at. Nothing was approved or spent. Restore the state dir, or, to \
+         start over with a fresh budget, a human runs `mlres approve --acknowledge-reset`",
+        previous.ledger_id,
+        previous.campaign,
+        previous.state_dir
+    )]
+    LedgerReplaced {
+        previous: crate::identity::LedgerMarker,
+        state_dir: String,
+    },
     #[error(transparent)]
     Ledger(#[from] mlres_ledger::LedgerError),
     #[error(transparent)]
@@ -79,7 +92,9 @@ impl EngineError {
     pub fn is_tampered(&self) -> bool {
         matches!(
             self,
-            EngineError::Ledger(mlres_ledger::LedgerError::Tampered(_))
+            EngineError::Ledger(
+                mlres_ledger::LedgerError::Tampered(_) | mlres_ledger::LedgerError::StateGone(_)
+            ) | EngineError::LedgerReplaced { .. }
         )
     }
 }

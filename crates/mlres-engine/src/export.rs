@@ -69,8 +69,13 @@ pub fn plugin_row(e: &Experiment) -> Value {
     })
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
-    let tmp = path.with_extension("tmp~");
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+    // A temp name per process and call: concurrent commands export at the same time.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.{n}.tmp~", std::process::id()));
+    let tmp = path.with_file_name(name);
     let mut f = std::fs::File::create(&tmp)
         .map_err(EngineError::io(format!("cannot write {}", tmp.display())))?;
     f.write_all(bytes)
@@ -92,6 +97,9 @@ pub fn export(
     std::fs::create_dir_all(&runs)
         .map_err(EngineError::io(format!("cannot create {}", runs.display())))?;
     let exps = ledger.experiments(campaign)?;
+    if let Some(c) = ledger.campaign(campaign)? {
+        crate::identity::write_marker(ledger, project, &c)?;
+    }
     let mut jsonl = String::new();
     for e in &exps {
         jsonl.push_str(&plugin_row(e).to_string());

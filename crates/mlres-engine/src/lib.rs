@@ -13,6 +13,7 @@ mod error;
 mod evaluate;
 mod export;
 mod hfjobs;
+pub mod identity;
 mod project;
 mod run;
 pub mod time;

@@ -91,6 +91,8 @@ pub fn approval_status(ledger: &Ledger, project: &Project) -> Result<ApprovalSta
 
 /// Fails unless the current program is exactly what a human approved.
 pub fn require_approval(ledger: &Ledger, project: &Project) -> Result<Approval, EngineError> {
+    // First: a replaced ledger has no approval, but "approve it" is the wrong advice.
+    crate::identity::require_own_history(ledger, project)?;
     match approval_status(ledger, project)? {
         ApprovalStatus::Approved(a) => Ok(a),
         ApprovalStatus::Missing => Err(EngineError::NotApproved),

@@ -286,7 +286,30 @@ impl Engine {
 
     /// Records a human approval of the current program.
     pub fn approve(&mut self, approver: &str) -> Result<mlres_ledger::Approval, EngineError> {
+        self.approve_with(approver, false)
+    }
+
+    /// [`Engine::approve`]; with `acknowledge_reset`, a human also accepts that the project's
+    /// history was written by another ledger that this one replaces (a fresh budget). Without
+    /// it, such a project is refused ([`EngineError::LedgerReplaced`]) and nothing is recorded.
+    pub fn approve_with(
+        &mut self,
+        approver: &str,
+        acknowledge_reset: bool,
+    ) -> Result<mlres_ledger::Approval, EngineError> {
         let root = self.project.root_str();
+        if let Some(prev) = crate::identity::foreign_history(&self.ledger, &self.project)? {
+            if !acknowledge_reset {
+                crate::identity::require_own_history(&self.ledger, &self.project)?;
+            }
+            self.ledger.acknowledge_reset(
+                &root,
+                &prev.ledger_id,
+                &prev.campaign,
+                prev.generation,
+                approver,
+            )?;
+        }
         // Hash the datasets first: an unreadable dataset fails the approval, nothing recorded.
         let datasets = crate::datasets::current(&self.project)?;
         let a = self.ledger.record_approval_pinned(
@@ -309,6 +332,17 @@ impl Engine {
     /// concurrent first submits share one campaign (and one budget).
     pub fn open_campaign(&mut self, fresh: bool) -> Result<(Campaign, CampaignStart), EngineError> {
         let approval = require_approval(&self.ledger, &self.project)?;
+        let opened = self.open_campaign_inner(&approval, fresh)?;
+        crate::identity::write_marker(&self.ledger, &self.project, &opened.0)?;
+        Ok(opened)
+    }
+
+    fn open_campaign_inner(
+        &mut self,
+        approval: &mlres_ledger::Approval,
+        fresh: bool,
+    ) -> Result<(Campaign, CampaignStart), EngineError> {
+        let approval = approval.clone();
         match self
             .ledger
             .open_campaign(&approval, &self.project.hash, fresh)?
@@ -421,6 +455,7 @@ impl Engine {
         overrides: &SubmitOverrides,
     ) -> Result<Experiment, EngineError> {
         let approval = require_approval(&self.ledger, &self.project)?;
+        self.ledger.check_present()?;
         self.check_datasets(&approval)?;
         if let Some(c) = self.ledger.campaign(&campaign.id)?
             && (c.stop_requested || c.status != "active")
@@ -1041,8 +1076,21 @@ impl Engine {
             .unwrap_or(0))
     }
 
-    /// The standalone autonomous loop.
+    /// The standalone autonomous loop. If its state dir vanishes, it stops with
+    /// [`mlres_ledger::LedgerError::StateGone`], whatever step noticed first.
     pub fn run_loop(
+        &mut self,
+        opts: &LoopOptions,
+        on_event: &mut dyn FnMut(LoopEvent),
+    ) -> Result<LoopSummary, EngineError> {
+        self.run_loop_inner(opts, on_event)
+            .map_err(|e| match self.ledger.check_present() {
+                Err(gone) => gone.into(),
+                Ok(()) => e,
+            })
+    }
+
+    fn run_loop_inner(
         &mut self,
         opts: &LoopOptions,
         on_event: &mut dyn FnMut(LoopEvent),
@@ -1074,6 +1122,9 @@ impl Engine {
             if opts.interrupt.is_some_and(|i| i.load(Ordering::SeqCst)) {
                 return Err(self.interrupted(&campaign)?);
             }
+            // A state dir that vanished under the loop ends it with a clear error, never a
+            // hang on attempt directories that no longer exist.
+            self.ledger.check_present()?;
             self.reconcile(&campaign, resuming, stop.is_none(), on_event)?;
             resuming = false;
             if let Some(reason) = self.hf_state.billing_stop.take()
@@ -1357,6 +1408,7 @@ impl Engine {
         let mut poll = Duration::from_millis(1);
         let mut sink = |_e: LoopEvent| {};
         loop {
+            self.ledger.check_present()?;
             let exp = self
                 .ledger
                 .experiment(exp_id)?

@@ -292,8 +292,15 @@ fn insert_campaign(
     program_hash: &str,
     approval_id: Option<i64>,
 ) -> Result<Campaign, LedgerError> {
+    // After an acknowledged reset, generations continue after the previous ledger's, so a
+    // campaign id never names two different campaigns.
     let generation: u32 = w.conn.query_row(
-        "SELECT COALESCE(MAX(generation), 0) + 1 FROM campaigns WHERE project_root = ?1",
+        "SELECT MAX(
+            (SELECT COALESCE(MAX(generation), 0) FROM campaigns WHERE project_root = ?1),
+            (SELECT COALESCE(MAX(json_extract(payload, '$.previous_generation')), 0) FROM events
+              WHERE kind = 'ledger_reset_acknowledged' AND json_valid(payload)
+                AND json_extract(payload, '$.project_root') = ?1)
+         ) + 1",
         [project_root],
         |r| r.get(0),
     )?;
@@ -499,6 +506,54 @@ impl Ledger {
             end_campaign(w, campaign, status, reason)?;
             Ok(Ok(()))
         })
+    }
+
+    // ---------------------------------------------------------------- resets
+
+    /// Records that a human acknowledged that `project_root`'s history was written by another
+    /// ledger (`previous_ledger`, whose latest campaign had `previous_generation`), which this
+    /// one replaces: the state directory was deleted, moved or replaced.
+    pub fn acknowledge_reset(
+        &mut self,
+        project_root: &str,
+        previous_ledger: &str,
+        previous_campaign: &str,
+        previous_generation: u32,
+        approver: &str,
+    ) -> Result<(), LedgerError> {
+        non_empty("project_root", project_root)?;
+        non_empty("previous ledger", previous_ledger)?;
+        self.write(|w| {
+            w.append(
+                None,
+                "ledger_reset_acknowledged",
+                &json!({
+                    "project_root": project_root,
+                    "previous_ledger": previous_ledger,
+                    "previous_campaign": previous_campaign,
+                    "previous_generation": previous_generation,
+                    "approver": approver,
+                }),
+            )?;
+            Ok(Ok(()))
+        })
+    }
+
+    /// Whether a human acknowledged that this ledger replaces `previous_ledger` for
+    /// `project_root` (see [`Ledger::acknowledge_reset`]).
+    pub fn reset_acknowledged(
+        &self,
+        project_root: &str,
+        previous_ledger: &str,
+    ) -> Result<bool, LedgerError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM events WHERE kind = 'ledger_reset_acknowledged'
+               AND json_valid(payload) AND json_extract(payload, '$.project_root') = ?1
+               AND json_extract(payload, '$.previous_ledger') = ?2",
+            (project_root, previous_ledger),
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
     }
 
     // ---------------------------------------------------------------- approvals

@@ -77,6 +77,10 @@ pub enum LedgerError {
         /// The version this build writes.
         supported: i64,
     },
+    /// The state directory this handle opened was deleted, moved or replaced while it was in
+    /// use: nothing more may be written through it.
+    #[error("the mlres state directory is gone: {0}")]
+    StateGone(String),
     /// SQLite failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),

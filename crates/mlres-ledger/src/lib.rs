@@ -90,6 +90,9 @@ pub fn system_now_ms() -> u64 {
 /// database was deleted while its head file was kept is therefore refused too.
 pub struct Ledger {
     conn: Connection,
+    /// (device, inode) of the database and key files when opened, to notice a state directory
+    /// that was deleted, moved or replaced underneath a long-running process.
+    identity: Option<[(u64, u64); 2]>,
     key: [u8; KEY_LEN],
     dir: PathBuf,
     clock: Box<dyn Fn() -> u64 + Send>,
@@ -132,13 +135,43 @@ impl Ledger {
         {
             files::write_head_file(state_dir, &meta)?;
         }
+        let identity = file_identity(state_dir);
         Ok(Ledger {
             conn,
+            identity,
             key,
             dir: state_dir.to_path_buf(),
             clock: Box::new(system_now_ms),
             head_file_error: None,
         })
+    }
+
+    /// A stable public identifier of this ledger (derived from its key, so it cannot be
+    /// claimed by another ledger): front ends record it next to their exports to notice when a
+    /// project's history was written by a ledger that is no longer the one in use.
+    pub fn ledger_id(&self) -> String {
+        crypto::mac_hex(&self.key, b"mlres-ledger/ledger-id/v1\0", b"")[..16].to_string()
+    }
+
+    /// Fails with [`LedgerError::StateGone`] when the state directory's database or key file is
+    /// no longer the one this handle opened (deleted, moved or replaced). Long-running callers
+    /// check it between steps, so they stop with a clear error instead of writing to a ghost.
+    pub fn check_present(&self) -> Result<(), LedgerError> {
+        let now = file_identity(&self.dir);
+        if now.is_some() && now == self.identity {
+            return Ok(());
+        }
+        let what = if !self.dir.exists() {
+            "it was deleted or moved"
+        } else if now.is_none() {
+            "its ledger files were deleted"
+        } else {
+            "its ledger files were replaced"
+        };
+        Err(LedgerError::StateGone(format!(
+            "{} ({what}); stop here, and restore it or ask a human",
+            self.dir.display()
+        )))
     }
 
     /// Replaces the clock used for event timestamps and `*_ms` columns (milliseconds since the
@@ -333,6 +366,16 @@ impl Writer<'_> {
         self.appended = true;
         Ok(seq)
     }
+}
+
+fn file_identity(dir: &Path) -> Option<[(u64, u64); 2]> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    Some([id(DB_FILE)?, id(files::KEY_FILE)?])
 }
 
 /// Serialises `v` with object keys sorted recursively (stable, canonical text).

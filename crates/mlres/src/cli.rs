@@ -145,6 +145,11 @@ pub struct ApproveArgs {
     /// never pass it, and mlres' guard denies it to them.
     #[arg(long)]
     pub operator: bool,
+    /// Accept that this project's history (runs/) was written by another ledger that the one in
+    /// use replaces (the state dir was deleted, moved or replaced): the campaign starts over
+    /// with a fresh budget. mlres refuses to approve or spend until a human says so.
+    #[arg(long)]
+    pub acknowledge_reset: bool,
     #[arg(long)]
     pub json: bool,
 }

@@ -96,6 +96,10 @@ pub fn check(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
 
 pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
     let mut engine = open_engine(cli)?;
+    // A replaced ledger is refused before anything is shown or asked.
+    if !a.acknowledge_reset {
+        mlres_engine::identity::require_own_history(&engine.ledger, &engine.project)?;
+    }
     let status = mlres_engine::approval_status(&engine.ledger, &engine.project)?;
     let mut data_changes = Vec::new();
     if let ApprovalStatus::Approved(prev) = &status {
@@ -171,7 +175,7 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
             ),
         ));
     };
-    let approval = engine.approve(&approver)?;
+    let approval = engine.approve_with(&approver, a.acknowledge_reset)?;
     if a.json {
         print::json(&json!({
             "approved": true,

@@ -19,4 +19,5 @@ mod plugin;
 mod readme;
 mod sandbox;
 mod setup;
+mod state_reset;
 mod support;
