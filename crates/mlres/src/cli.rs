@@ -13,7 +13,8 @@ Quick start:
   mlres loop status --json        what an orchestrating agent reads
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 refused by policy (approval, envelope, scope),
-4 ledger verification failed, 5 the experiment's job did not complete (exp wait/evaluate) or
+4 the ledger failed its checks (edited outside mlres, or its state dir is gone or replaced;
+nothing is spent), 5 the experiment's job did not complete (exp wait/evaluate) or
 the campaign failed: `loop run` ended without any experiment producing a usable metric,
 6 `mlres data audit` found problems at or above --fail-on,
 130/143 `loop run` interrupted by SIGINT/SIGTERM (jobs in flight keep running).
