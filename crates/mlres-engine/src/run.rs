@@ -720,7 +720,7 @@ impl Engine {
         may_launch: bool,
         on_event: &mut dyn FnMut(LoopEvent),
     ) -> Result<(), EngineError> {
-        let exps = self.ledger.experiments(&campaign.id)?;
+        let exps = self.ledger.open_experiments(&campaign.id)?;
         let now = now_ms();
         for exp in exps {
             match exp.state.as_str() {
@@ -797,7 +797,7 @@ impl Engine {
         if may_launch {
             // Reserved experiments that have no live attempt (crash between reserve and launch,
             // or a voided attempt) are launched again under a new attempt number.
-            for exp in self.ledger.experiments(&campaign.id)? {
+            for exp in self.ledger.open_experiments(&campaign.id)? {
                 if exp.state != "reserved" {
                     continue;
                 }
@@ -925,10 +925,7 @@ impl Engine {
     fn best_metric(&self, campaign: &str) -> Result<Option<f64>, EngineError> {
         let goal = self.objective()?.goal;
         let mut best: Option<f64> = None;
-        for e in self.ledger.experiments(campaign)? {
-            if e.decision.as_deref() != Some("keep") {
-                continue;
-            }
+        for e in self.ledger.kept_experiments(campaign)? {
             if let Some(m) = e.metric {
                 best = Some(match (best, goal) {
                     (None, _) => m,
@@ -1020,30 +1017,31 @@ impl Engine {
     /// Loop facts for the stop rules, derived from the ledger alone.
     fn facts(&self, campaign: &Campaign, exhausted: bool) -> Result<LoopFacts, EngineError> {
         let u = self.ledger.usage(&campaign.id)?;
-        let mut exps = self.ledger.experiments(&campaign.id)?;
         let best = self.best_metric(&campaign.id)?;
-        exps.retain(|e| e.state == "evaluated");
-        // In the order they were evaluated (the chain's order; clock time can tie).
-        let order = self.ledger.evaluation_order(&campaign.id)?;
-        let pos: std::collections::HashMap<i64, usize> =
-            order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-        exps.sort_by_key(|e| (pos.get(&e.id).copied().unwrap_or(usize::MAX), e.id));
+        // From the most recent evaluation backwards, only as far as the two counts need (the
+        // chain's order; clock time can tie): the loop's cost does not grow with the campaign.
         let mut since_improvement = 0;
-        for e in exps.iter().rev() {
-            if e.decision.as_deref() == Some("keep") {
-                break;
-            }
-            since_improvement += 1;
-        }
         let mut consecutive_failures = 0;
-        for e in exps.iter().rev() {
-            let failed = e.status.as_deref() != Some("completed")
-                || e.decision.as_deref() == Some("anomalous");
-            if !failed {
-                break;
+        let (mut counting_since, mut counting_failures) = (true, true);
+        self.ledger.visit_evaluations_rev(&campaign.id, |e| {
+            if counting_since {
+                if e.decision.as_deref() == Some("keep") {
+                    counting_since = false;
+                } else {
+                    since_improvement += 1;
+                }
             }
-            consecutive_failures += 1;
-        }
+            if counting_failures {
+                let failed = e.status.as_deref() != Some("completed")
+                    || e.decision.as_deref() == Some("anomalous");
+                if failed {
+                    consecutive_failures += 1;
+                } else {
+                    counting_failures = false;
+                }
+            }
+            counting_since || counting_failures
+        })?;
         let stop_requested = self
             .ledger
             .campaign(&campaign.id)?
@@ -1068,12 +1066,8 @@ impl Engine {
     fn next_proposal_index(&self, campaign: &Campaign) -> Result<u64, EngineError> {
         Ok(self
             .ledger
-            .experiments(&campaign.id)?
-            .iter()
-            .filter_map(|e| e.proposal_index)
-            .max()
-            .map(|m| m + 1)
-            .unwrap_or(0))
+            .max_proposal_index(&campaign.id)?
+            .map_or(0, |m| m + 1))
     }
 
     /// The standalone autonomous loop. If its state dir vanishes, it stops with

@@ -1045,6 +1045,77 @@ impl Ledger {
         Ok(out)
     }
 
+    /// A campaign's experiments that are not yet over (reserved, submitted or finished but not
+    /// evaluated), ordered by iter: what a reconciler has to look at, without reading the
+    /// whole campaign.
+    pub fn open_experiments(&self, campaign: &str) -> Result<Vec<Experiment>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {EXP_COLS}, mac FROM experiments
+             WHERE campaign = ?1 AND state IN ('reserved', 'submitted', 'finished') ORDER BY iter"
+        ))?;
+        let key = self.key;
+        let rows = stmt.query_map([campaign], |r| exp_from_row(&key, r))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(finish_exp(row?)?);
+        }
+        Ok(out)
+    }
+
+    /// A campaign's kept experiments (usually few: each one improved on the best), ordered by
+    /// iter.
+    pub fn kept_experiments(&self, campaign: &str) -> Result<Vec<Experiment>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {EXP_COLS}, mac FROM experiments
+             WHERE campaign = ?1 AND decision = 'keep' ORDER BY iter"
+        ))?;
+        let key = self.key;
+        let rows = stmt.query_map([campaign], |r| exp_from_row(&key, r))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(finish_exp(row?)?);
+        }
+        Ok(out)
+    }
+
+    /// The highest proposal index used in a campaign (an index lookup).
+    pub fn max_proposal_index(&self, campaign: &str) -> Result<Option<u64>, LedgerError> {
+        Ok(self.conn.query_row(
+            "SELECT MAX(proposal_index) FROM experiments WHERE campaign = ?1",
+            [campaign],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Visits a campaign's evaluated experiments from the most recently evaluated backwards
+    /// (by their places in the chain) until `visit` returns false. Costs what is visited.
+    pub fn visit_evaluations_rev(
+        &self,
+        campaign: &str,
+        mut visit: impl FnMut(&Experiment) -> bool,
+    ) -> Result<(), LedgerError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT json_extract(payload, '$.exp_id') FROM events
+             WHERE campaign = ?1 AND kind = 'evaluated' AND json_valid(payload)
+             ORDER BY seq DESC",
+        )?;
+        let mut rows = stmt.query([campaign])?;
+        while let Some(r) = rows.next()? {
+            let Some(id) = r.get::<_, Option<i64>>(0)? else {
+                continue;
+            };
+            let exp = get_exp(&self.conn, &self.key, id)?.ok_or_else(|| {
+                LedgerError::Tampered(format!(
+                    "experiment {id} was evaluated in the chain but its row is missing"
+                ))
+            })?;
+            if !visit(&exp) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Ids of a campaign's evaluated experiments in the order they were evaluated (their
     /// `evaluated` events' places in the chain; clock time can tie).
     pub fn evaluation_order(&self, campaign: &str) -> Result<Vec<i64>, LedgerError> {
