@@ -37,6 +37,8 @@ pub fn spec(argv: &[&str]) -> LocalJobSpec {
         limits: Limits::default(),
         log_cap_bytes: 1 << 20,
         network: NetworkPolicy::Host,
+        read_only: Vec::new(),
+        masked: Vec::new(),
     }
 }
 
