@@ -267,7 +267,7 @@ pub(crate) fn doctor() -> Vec<Protection> {
         Ok(()) => p(
             "supervisor_env",
             true,
-            "local supervisors start with an empty environment (PATH only): no token is in any process a job can look at",
+            "local supervisors start with an empty environment (mlres sets only PATH and LANG): no token is in any process a job can look at",
         ),
         Err(e) => p("supervisor_env", false, format!("supervisor environment probe failed: {e}")),
     });

@@ -58,10 +58,7 @@ pub(crate) const SYSTEM_DIRS: &[&str] = &[
 
 /// The first bubblewrap executable found, if any.
 pub(crate) fn bwrap_path() -> Option<PathBuf> {
-    BWRAP_PATHS
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
+    BWRAP_PATHS.iter().map(PathBuf::from).find(|p| p.is_file())
 }
 
 /// One rlimit for the job, applied by `__jail` right before it execs the job.
@@ -322,7 +319,12 @@ pub(crate) fn seccomp_filter(network: bool) -> Vec<libc::sock_filter> {
         f.push(stmt(BPF_RET | BPF_K, errno(libc::EPERM)));
     }
     if !network {
-        f.push(jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_socket as u32, 0, 3));
+        f.push(jump(
+            BPF_JMP | BPF_JEQ | BPF_K,
+            libc::SYS_socket as u32,
+            0,
+            3,
+        ));
         f.push(stmt(BPF_LD | BPF_W | BPF_ABS, ARG0));
         f.push(jump(BPF_JMP | BPF_JEQ | BPF_K, libc::AF_UNIX as u32, 0, 1));
         f.push(stmt(BPF_RET | BPF_K, errno(libc::EACCES)));
@@ -598,10 +600,18 @@ mod tests {
             .collect();
         let pos = |s: &str| args.iter().position(|a| a == s).unwrap();
         assert!(args.contains(&"--unshare-net".into()));
-        assert!(!l.jail.read_only.contains(&PathBuf::from("/usr/bin/python3")));
+        assert!(
+            !l.jail
+                .read_only
+                .contains(&PathBuf::from("/usr/bin/python3"))
+        );
         assert!(pos("/p") < pos("/p/state"));
         assert!(pos("/p/state") < pos("/p/state/jobs/c/e1-a0/work"));
-        assert!(l.jail.read_write.contains(&PathBuf::from("/p/state/jobs/c/e1-a0/work")));
+        assert!(
+            l.jail
+                .read_write
+                .contains(&PathBuf::from("/p/state/jobs/c/e1-a0/work"))
+        );
         let host = layout(Path::new("/w"), &[], &[], true, Vec::new(), 9);
         assert!(!host.bwrap_args.iter().any(|a| a == "--unshare-net"));
     }

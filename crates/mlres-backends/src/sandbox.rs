@@ -238,11 +238,7 @@ pub(crate) fn parse_report(text: &str) -> ChildReport {
             ["exit", s] => r.exit_status = s.parse().ok(),
             ["leftovers", n] => r.leftovers = n.parse().ok(),
             ["fail", stage, e, msg @ ..] if r.failure.is_none() => {
-                r.failure = Some((
-                    (*stage).to_string(),
-                    e.parse().unwrap_or(0),
-                    msg.join(" "),
-                ));
+                r.failure = Some(((*stage).to_string(), e.parse().unwrap_or(0), msg.join(" ")));
             }
             _ => {}
         }

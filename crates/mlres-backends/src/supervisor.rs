@@ -16,8 +16,8 @@ use crate::attempt::{
     CANCEL, CLAIM, JOB_PID, JOB_START, LOCK, SPEC, STATUS, SUPERVISOR_PID, WORK, create_exclusive,
     io_err, read_opt, read_spec, validate_spec, write_atomic,
 };
-use crate::logcap::{self, Captured};
 use crate::jail;
+use crate::logcap::{self, Captured};
 use crate::sandbox::{ChildReport, ChildSetup, errno_text, parse_report, rlimit_settings};
 use crate::{BackendError, LocalJobSpec, NetworkPolicy, Outcome, Status, log_paths, procs};
 
@@ -359,10 +359,7 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
             let report = parse_report(&text);
             let detail = match &report.failure {
                 Some((stage, _, _)) => format!("sandbox setup failed at {stage}: {e}"),
-                None => format!(
-                    "cannot start the job's sandbox ({}): {e}",
-                    bwrap.display()
-                ),
+                None => format!("cannot start the job's sandbox ({}): {e}", bwrap.display()),
             };
             let mut s = empty_status(Outcome::StartFailed, detail);
             s.started_at_ms = started_at_ms;
@@ -497,7 +494,9 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
                 } else {
                     msg.clone()
                 };
-                format!("the job's sandbox could not be set up ({stage}: {why}); the job was not run")
+                format!(
+                    "the job's sandbox could not be set up ({stage}: {why}); the job was not run"
+                )
             }
             None => {
                 let err = String::from_utf8_lossy(stderr_tail);
@@ -505,7 +504,11 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
                 format!(
                     "the job's sandbox could not be set up (bubblewrap {}: {}); the job was not run",
                     bwrap.display(),
-                    if first.is_empty() { "exited without starting it" } else { first }
+                    if first.is_empty() {
+                        "exited without starting it"
+                    } else {
+                        first
+                    }
                 )
             }
         };
@@ -546,7 +549,9 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
     let mut sandbox_notes = Vec::new();
     match report.leftovers {
         // Counted by PID 1 of the job's namespace when the main process ended.
-        Some(n) if n > 0 => sandbox_notes.push(format!("{n} other process(es) of the job terminated")),
+        Some(n) if n > 0 => {
+            sandbox_notes.push(format!("{n} other process(es) of the job terminated"))
+        }
         Some(_) => {}
         // PID 1 itself was killed (the job outlived SIGTERM and the grace period).
         None if report.pidns && leftovers > 0 => sandbox_notes.push(
@@ -554,7 +559,9 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
                 .into(),
         ),
         None if leftovers > 0 => {
-            sandbox_notes.push(format!("{leftovers} other process(es) of the job terminated"));
+            sandbox_notes.push(format!(
+                "{leftovers} other process(es) of the job terminated"
+            ));
         }
         None => {}
     }

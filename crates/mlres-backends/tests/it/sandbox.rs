@@ -267,7 +267,9 @@ fn non_root_supervisor_isolates_via_user_namespace_or_fails_closed() {
         assert!(out.contains("noconnect"), "{out}");
         if root {
             assert!(
-                st.notes.iter().any(|n| n.contains("user namespace")),
+                st.notes
+                    .iter()
+                    .any(|n| n.contains("bubblewrap: user, mount, PID")),
                 "{:?}",
                 st.notes
             );
