@@ -15,13 +15,13 @@
 //! | path | written by | meaning |
 //! |---|---|---|
 //! | `spec.json` | [`prepare_attempt`] | the [`LocalJobSpec`] (JSON) |
-//! | `work/` | [`prepare_attempt`] | fresh working directory of the job; also its `HOME` and `PWD` |
+//! | `work/` | [`prepare_attempt`] | fresh working directory of the job (the only place it can write); also its `HOME` and `PWD` |
 //! | `work/tmp/` | [`prepare_attempt`] | the job's `TMPDIR` |
 //! | `lock` | [`prepare_attempt`] | the supervisor holds an exclusive `flock` on it for its whole life |
 //! | `claim` | supervisor or [`claim_void`] | created exclusively (atomic hard link of a complete temp file); `started <supervisor pid>` or `void` |
 //! | `supervisor.pid` | supervisor | pid of the supervisor process |
 //! | `supervisor.log` | [`launch`] | stdout/stderr of the supervisor process itself |
-//! | `job.pid` | supervisor | pid (= process group id) of the job, once spawned |
+//! | `job.pid` | supervisor | pid (= process group id) of the job's sandbox (bubblewrap), once spawned |
 //! | `job.start` | supervisor | start time of the job process (clock ticks since boot, /proc field 22), to detect pid reuse |
 //! | `stdout.log`, `stderr.log` | supervisor | the job's output, each capped at `log_cap_bytes` (the head is kept) |
 //! | `stdout.tail.log`, `stderr.tail.log` | supervisor | the last 64 KiB of each stream, written when the job ends |

@@ -1,7 +1,7 @@
-//! Sandbox setup that runs in the forked child before `exec` (and in doctor probes).
+//! Sandbox setup that runs in the forked child before it execs bubblewrap, the rlimit table
+//! `__jail` applies, and the parser of the report pipe (see [`crate::jail`] for the layers).
 //!
-//! Everything called from [`ChildSetup::apply`] and [`enter_isolated_netns`] must be
-//! async-signal-safe: the child of a multi-threaded process may only make raw system calls
+//! Everything called from [`ChildSetup::apply`] must be async-signal-safe: the child of a multi-threaded process may only make raw system calls
 //! (no allocation, no locks, no stdio). All buffers and C strings are prepared in the parent.
 
 use std::io;
