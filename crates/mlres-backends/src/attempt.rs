@@ -316,6 +316,22 @@ pub(crate) fn wait(dir: &Path, timeout: Duration) -> Result<AttemptState, Backen
     }
 }
 
+/// `supervisor`'s program, arguments, explicitly set variables and directory, with an
+/// otherwise EMPTY environment: the caller's (a user's shell, with `HF_TOKEN`) is not inherited.
+pub(crate) fn supervisor_command(supervisor: &Command) -> Command {
+    let mut cmd = Command::new(supervisor.get_program());
+    cmd.args(supervisor.get_args()).env_clear();
+    for (k, v) in supervisor.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    if let Some(cwd) = supervisor.get_current_dir() {
+        cmd.current_dir(cwd);
+    }
+    cmd
+}
+
 pub(crate) fn launch(dir: &Path, supervisor: &Command) -> Result<(), BackendError> {
     ensure_attempt(dir)?;
     let log_path = dir.join(SUPERVISOR_LOG);
@@ -326,17 +342,7 @@ pub(crate) fn launch(dir: &Path, supervisor: &Command) -> Result<(), BackendErro
         .map_err(io_err("open", &log_path))?;
     let log2 = log.try_clone().map_err(io_err("dup", &log_path))?;
 
-    let mut cmd = Command::new(supervisor.get_program());
-    cmd.args(supervisor.get_args());
-    for (k, v) in supervisor.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    if let Some(cwd) = supervisor.get_current_dir() {
-        cmd.current_dir(cwd);
-    }
+    let mut cmd = supervisor_command(supervisor);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log2));

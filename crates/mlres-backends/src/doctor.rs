@@ -2,13 +2,18 @@
 
 use std::fs;
 
-use crate::sandbox::{NetPrep, NetResult, Resource, enter_isolated_netns};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::jail;
+use crate::sandbox::Resource;
 
 /// One protection and whether it is active here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Protection {
-    /// Short name (`network_namespace`, `rlimits`, `process_groups`, `rlimit_nproc`,
-    /// `child_subreaper`, `parent_death_signal`, `cgroup_v2`).
+    /// Short name (`bubblewrap`, `network_namespace`, `landlock`, `seccomp`,
+    /// `supervisor_env`, `rlimits`, `process_groups`, `rlimit_nproc`, `child_subreaper`,
+    /// `parent_death_signal`, `cgroup_v2`).
     pub name: String,
     /// Whether the protection works (for report-only entries: whether the feature exists).
     pub active: bool,
@@ -103,43 +108,168 @@ fn probe_rlimits() -> i32 {
     i32::from(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0)
 }
 
+/// Run bubblewrap with the jobs' namespaces and mount layout around a shell that checks it is
+/// PID 1 (and, without network, that it sees only a loopback interface).
+fn probe_bwrap(network: bool) -> Result<String, String> {
+    let Some(bwrap) = jail::bwrap_path() else {
+        return Err(format!(
+            "bubblewrap is not installed (looked for {}): local jobs do not run (install it, e.g. `apt-get install bubblewrap`)",
+            jail::BWRAP_PATHS.join(", ")
+        ));
+    };
+    let version = Command::new(&bwrap)
+        .arg("--version")
+        .env_clear()
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let layout = jail::layout(Path::new("/tmp"), &[], &[], network, Vec::new(), -1);
+    let script = if network {
+        "test $$ = 1"
+    } else {
+        "test $$ = 1 && test \"$(grep -c : /proc/net/dev)\" = 1"
+    };
+    let out = Command::new(&bwrap)
+        .args(&layout.bwrap_args)
+        .args(["--", "/bin/sh", "-c", script])
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", bwrap.display()))?;
+    if out.status.success() {
+        Ok(format!("{} ({version})", bwrap.display()))
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        Err(format!(
+            "{} ({version}) failed: {}",
+            bwrap.display(),
+            err.lines().next().unwrap_or("the probe did not pass")
+        ))
+    }
+}
+
+/// Probe (async-signal-safe; `filter` is built before the fork): install the jobs' seccomp
+/// filter without network, then AF_UNIX sockets must be refused while socketpair works.
+fn probe_seccomp(filter: &[libc::sock_filter]) -> i32 {
+    if jail::set_no_new_privs().is_err() {
+        return 1;
+    }
+    if jail::install_seccomp(filter).is_err() {
+        return 2;
+    }
+    // SAFETY: socket/socketpair/close are raw system calls; `fds` is a valid out-array.
+    unsafe {
+        let s = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+        if s >= 0 {
+            return 3;
+        }
+        let mut fds = [0 as libc::c_int; 2];
+        if libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) != 0 {
+            return 4;
+        }
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+        if libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0) != -1 {
+            return 5;
+        }
+    }
+    0
+}
+
+/// Launch `env` exactly as a supervisor is launched and check it received only what was set.
+fn probe_supervisor_env() -> Result<(), String> {
+    let env = ["/usr/bin/env", "/bin/env"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .ok_or("no env(1) to probe with")?;
+    let mut want = Command::new(env);
+    want.env("PATH", "/usr/bin:/bin");
+    let out = crate::attempt::supervisor_command(&want)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let got = String::from_utf8_lossy(&out.stdout);
+    if got.trim() == "PATH=/usr/bin:/bin" {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} variable(s) besides PATH were inherited",
+            got.lines().count().saturating_sub(1)
+        ))
+    }
+}
+
 pub(crate) fn doctor() -> Vec<Protection> {
     let mut out = Vec::new();
 
-    // Network namespace. Exit codes: 0 = netns, 1 = userns+netns, 2 = userns without maps,
-    // 3 = refused (the errno of CLONE_NEWNET is then reported separately).
-    let prep = NetPrep::new();
-    let net = in_child(&|| match enter_isolated_netns(&prep) {
-        NetResult::NetNs => 0,
-        NetResult::UserNs { maps_ok: true } => 1,
-        NetResult::UserNs { maps_ok: false } => 2,
-        NetResult::Refused { netns_errno, .. } => 10 + netns_errno.clamp(0, 200),
-    });
-    out.push(match net {
-        Some(0) => p(
-            "network_namespace",
+    out.push(match probe_bwrap(true) {
+        Ok(b) => p(
+            "bubblewrap",
             true,
-            "unshare(CLONE_NEWNET) works: policy isolated/best_effort gives the job an empty network namespace (loopback down)",
-        ),
-        Some(1) => p(
-            "network_namespace",
-            true,
-            "unshare(CLONE_NEWUSER|CLONE_NEWNET) works (unprivileged): the job gets an empty network namespace",
-        ),
-        Some(2) => p(
-            "network_namespace",
-            true,
-            "user+network namespace works but uid/gid maps could not be written; the job sees itself as nobody",
-        ),
-        Some(c) if c >= 10 => p(
-            "network_namespace",
-            false,
             format!(
-                "the kernel refuses new network namespaces ({}); policy isolated fails closed, best_effort runs on the host network",
-                errno_text(c - 10)
+                "{b}: jobs run in their own user, mount, PID and IPC namespaces and see only system directories, granted read-only paths and their work dir"
             ),
         ),
-        _ => p("network_namespace", false, "probe could not run (fork failed)"),
+        Err(e) => p("bubblewrap", false, format!("{e}; local jobs fail to start (fail closed)")),
+    });
+    out.push(match probe_bwrap(false) {
+        Ok(_) => p(
+            "network_namespace",
+            true,
+            "bubblewrap --unshare-net works: jobs with network: false get a namespace with only loopback",
+        ),
+        Err(e) => p(
+            "network_namespace",
+            false,
+            format!("{e}; jobs with network: false fail to start (fail closed)"),
+        ),
+    });
+    out.push(match jail::landlock_abi() {
+        Ok(abi) if abi >= 6 => p(
+            "landlock",
+            true,
+            format!("Landlock ABI {abi}: file access limited to the job's paths, TCP denied without network, signals and abstract Unix sockets scoped to the job"),
+        ),
+        Ok(abi) if abi >= 4 => p(
+            "landlock",
+            true,
+            format!("Landlock ABI {abi}: file access limited to the job's paths, TCP denied without network; no signal/abstract-socket scoping (needs ABI 6)"),
+        ),
+        Ok(abi) if abi >= 1 => p(
+            "landlock",
+            true,
+            format!("Landlock ABI {abi}: file access limited to the job's paths; no TCP rules (ABI 4) or scoping (ABI 6)"),
+        ),
+        Ok(abi) => p("landlock", false, format!("Landlock reports ABI {abi}; jobs rely on the mount namespace alone")),
+        Err(e) => p(
+            "landlock",
+            false,
+            format!("Landlock unavailable ({}); jobs rely on the mount namespace alone", errno_text(e)),
+        ),
+    });
+    let filter = jail::seccomp_filter(false);
+    let sc = in_child(&|| probe_seccomp(&filter));
+    out.push(match sc {
+        Some(0) => p(
+            "seccomp",
+            true,
+            "seccomp filter works: keyrings, ptrace, io_uring, bpf, mounts and namespace changes denied; AF_UNIX sockets denied without network (socketpair allowed)",
+        ),
+        Some(c) => p(
+            "seccomp",
+            false,
+            format!("the jobs' seccomp filter failed its probe (stage {c}); local jobs fail to start (fail closed)"),
+        ),
+        None => p("seccomp", false, "probe could not run (fork failed)"),
+    });
+    out.push(match probe_supervisor_env() {
+        Ok(()) => p(
+            "supervisor_env",
+            true,
+            "local supervisors start with an empty environment (mlres sets only PATH and LANG): no token is in any process a job can look at",
+        ),
+        Err(e) => p("supervisor_env", false, format!("supervisor environment probe failed: {e}")),
     });
 
     // rlimits: lowering limits must work (it always should).

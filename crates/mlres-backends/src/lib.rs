@@ -1,8 +1,10 @@
 //! `mlres-backends`: the `local` backend of mlres, a sandboxed, crash-safe, detached job
 //! supervisor for experiments that run as local processes. It knows how to prepare an attempt
-//! directory, launch a detached supervisor process, run one job inside a sandbox (clean
-//! environment, fresh work directory, own process group, rlimits, optional network namespace,
-//! wall-clock timeout with TERM then KILL, capped logs) and record the outcome on disk so that a
+//! directory, launch a detached supervisor process (with an empty environment: no token in
+//! the job's ancestry), run one job inside a sandbox (bubblewrap user/mount/PID/IPC and
+//! optional network namespaces showing only system directories, granted read-only paths and
+//! its own work directory; Landlock; seccomp; clean environment; own process group; rlimits;
+//! wall-clock timeout with TERM then KILL; capped logs; see the `jail` module) and record the outcome on disk so that a
 //! resumed loop can re-attach. It must NOT know about campaigns, budgets, the ledger, metric
 //! parsing or the CLI: it only sees a [`LocalJobSpec`] and an attempt directory.
 //!
@@ -13,13 +15,13 @@
 //! | path | written by | meaning |
 //! |---|---|---|
 //! | `spec.json` | [`prepare_attempt`] | the [`LocalJobSpec`] (JSON) |
-//! | `work/` | [`prepare_attempt`] | fresh working directory of the job; also its `HOME` and `PWD` |
+//! | `work/` | [`prepare_attempt`] | fresh working directory of the job (the only place it can write); also its `HOME` and `PWD` |
 //! | `work/tmp/` | [`prepare_attempt`] | the job's `TMPDIR` |
 //! | `lock` | [`prepare_attempt`] | the supervisor holds an exclusive `flock` on it for its whole life |
 //! | `claim` | supervisor or [`claim_void`] | created exclusively (atomic hard link of a complete temp file); `started <supervisor pid>` or `void` |
 //! | `supervisor.pid` | supervisor | pid of the supervisor process |
 //! | `supervisor.log` | [`launch`] | stdout/stderr of the supervisor process itself |
-//! | `job.pid` | supervisor | pid (= process group id) of the job, once spawned |
+//! | `job.pid` | supervisor | pid (= process group id) of the job's sandbox (bubblewrap), once spawned |
 //! | `job.start` | supervisor | start time of the job process (clock ticks since boot, /proc field 22), to detect pid reuse |
 //! | `stdout.log`, `stderr.log` | supervisor | the job's output, each capped at `log_cap_bytes` (the head is kept) |
 //! | `stdout.tail.log`, `stderr.tail.log` | supervisor | the last 64 KiB of each stream, written when the job ends |
@@ -40,6 +42,7 @@
 mod attempt;
 mod doctor;
 mod hfjobs;
+mod jail;
 mod logcap;
 mod procs;
 mod sandbox;
@@ -57,6 +60,7 @@ pub use hfjobs::{
     HfCredentials, HfJobFile, RemoteJobRef, RemoteStatus, error_code as hf_error_code,
     is_hf_attempt, prepare_hf_attempt, read_hf_job, read_remote_job, supervise_hf,
 };
+pub use jail::jail_main;
 pub use logcap::{TAIL_BYTES, assemble_log};
 
 /// What to run and under which restrictions.
@@ -79,6 +83,14 @@ pub struct LocalJobSpec {
     pub log_cap_bytes: u64,
     /// Network access of the job.
     pub network: NetworkPolicy,
+    /// Paths the job may read (bound read-only at the same place) besides the system
+    /// directories, its program and `work/`: e.g. the project holding its code and data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_only: Vec<PathBuf>,
+    /// Paths inside `read_only` ones the job must not see (covered by an empty tmpfs), e.g. a
+    /// state directory that lives inside the project.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masked: Vec<PathBuf>,
 }
 
 /// Resource limits, each applied as an rlimit (soft = hard) when `Some`.
@@ -103,10 +115,13 @@ pub struct Limits {
 pub enum NetworkPolicy {
     /// Share the host network.
     Host,
-    /// New (empty) network namespace, loopback down; if the kernel refuses, the job fails to
-    /// start ([`Outcome::StartFailed`]): fail closed.
+    /// New network namespace with only a loopback interface (bubblewrap `--unshare-net`),
+    /// Landlock denying TCP bind/connect (ABI ≥ 4) and seccomp denying `socket(AF_UNIX)`; if
+    /// any namespace cannot be created the job fails to start ([`Outcome::StartFailed`]).
     Isolated,
-    /// Isolate if possible; [`Status::network_isolated`] records whether it was.
+    /// Kept for `spec.json` files written before the sandbox: the job runs in bubblewrap's
+    /// namespaces either way, so this is the same as [`NetworkPolicy::Isolated`] (it fails
+    /// closed too); [`Status::network_isolated`] records what happened.
     BestEffort,
 }
 
@@ -262,8 +277,10 @@ pub fn prepare_attempt(dir: &Path, spec: &LocalJobSpec) -> Result<(), BackendErr
 /// Spawn `supervisor` (e.g. `mlres __supervise <dir>`) DETACHED: double fork so the caller
 /// keeps no child (the intermediate process is reaped before returning), new session
 /// (`setsid`), stdin from `/dev/null`, stdout/stderr appended to `supervisor.log` in `dir`.
-/// The program, arguments, explicitly set/removed environment variables and current directory
-/// of `supervisor` are used; its stdio settings are ignored. Errors if `dir` has no `spec.json`
+/// The program, arguments, explicitly set environment variables and current directory of
+/// `supervisor` are used; nothing else of the caller's environment is inherited (the
+/// supervisor starts with only the variables set on `supervisor`, so a token in the caller's
+/// environment is not in any process a job can look at); its stdio settings are ignored. Errors if `dir` has no `spec.json`
 /// or the program cannot be executed.
 pub fn launch(dir: &Path, supervisor: &std::process::Command) -> Result<(), BackendError> {
     attempt::launch(dir, supervisor)

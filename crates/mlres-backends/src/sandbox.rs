@@ -1,95 +1,21 @@
-//! Sandbox setup that runs in the forked child before `exec` (and in doctor probes).
+//! Sandbox setup that runs in the forked child before it execs bubblewrap, the rlimit table
+//! `__jail` applies, and the parser of the report pipe (see [`crate::jail`] for the layers).
 //!
-//! Everything called from [`ChildSetup::apply`] and [`enter_isolated_netns`] must be
-//! async-signal-safe: the child of a multi-threaded process may only make raw system calls
+//! Everything called from [`ChildSetup::apply`] must be async-signal-safe: the child of a multi-threaded process may only make raw system calls
 //! (no allocation, no locks, no stdio). All buffers and C strings are prepared in the parent.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::RawFd;
 
-use crate::{Limits, NetworkPolicy};
+use crate::Limits;
 
 #[cfg(target_env = "gnu")]
 pub(crate) type Resource = libc::__rlimit_resource_t;
 #[cfg(not(target_env = "gnu"))]
 pub(crate) type Resource = libc::c_int;
 
-/// Paths and contents for the user-namespace fallback (non-root network isolation).
-pub(crate) struct NetPrep {
-    setgroups_path: CString,
-    uid_map_path: CString,
-    gid_map_path: CString,
-    uid_map: Vec<u8>,
-    gid_map: Vec<u8>,
-}
-
-impl NetPrep {
-    pub(crate) fn new() -> Self {
-        // SAFETY: getuid/getgid cannot fail and have no preconditions.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        let c = |s: &str| CString::new(s).unwrap_or_default();
-        Self {
-            setgroups_path: c("/proc/self/setgroups"),
-            uid_map_path: c("/proc/self/uid_map"),
-            gid_map_path: c("/proc/self/gid_map"),
-            // Map our own ids to themselves: the job keeps its identity inside the namespace.
-            uid_map: format!("{uid} {uid} 1\n").into_bytes(),
-            gid_map: format!("{gid} {gid} 1\n").into_bytes(),
-        }
-    }
-}
-
-/// How (or whether) the calling process got its own network namespace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum NetResult {
-    /// `unshare(CLONE_NEWNET)` worked (root or CAP_SYS_ADMIN).
-    NetNs,
-    /// `unshare(CLONE_NEWUSER | CLONE_NEWNET)` worked; `maps_ok` tells whether the id maps
-    /// could be written.
-    UserNs { maps_ok: bool },
-    /// Both attempts failed with these errnos.
-    Refused { netns_errno: i32, userns_errno: i32 },
-}
-
 fn errno() -> i32 {
     io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-/// Write `data` to the file at `path` (async-signal-safe).
-fn write_file(path: &CString, data: &[u8]) -> bool {
-    // SAFETY: `path` is a valid NUL-terminated string; open/write/close are async-signal-safe
-    // and `data` is a valid buffer of `data.len()` bytes.
-    unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return false;
-        }
-        let n = libc::write(fd, data.as_ptr().cast(), data.len());
-        libc::close(fd);
-        usize::try_from(n).is_ok_and(|n| n == data.len())
-    }
-}
-
-/// Move the calling (single-threaded) process into a new network namespace. Async-signal-safe.
-pub(crate) fn enter_isolated_netns(prep: &NetPrep) -> NetResult {
-    // SAFETY: unshare has no memory-safety preconditions; the caller is single-threaded (a
-    // freshly forked child), as CLONE_NEWUSER requires.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
-        return NetResult::NetNs;
-    }
-    let netns_errno = errno();
-    // SAFETY: as above.
-    if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) } == 0 {
-        let maps_ok = write_file(&prep.setgroups_path, b"deny")
-            & write_file(&prep.uid_map_path, &prep.uid_map)
-            & write_file(&prep.gid_map_path, &prep.gid_map);
-        return NetResult::UserNs { maps_ok };
-    }
-    NetResult::Refused {
-        netns_errno,
-        userns_errno: errno(),
-    }
 }
 
 /// A fixed-size line buffer for reporting from the child without allocating.
@@ -211,32 +137,20 @@ pub(crate) fn rlimit_settings(limits: &Limits, kill_grace_secs: u64) -> Vec<Rlim
     out
 }
 
-/// Everything the child does between fork and exec, prepared in the parent.
+/// Everything the child does between fork and `exec` of bubblewrap, prepared in the parent.
+/// Namespaces, Landlock, seccomp and rlimits come later, from bubblewrap and `__jail`
+/// (see [`crate::jail`]); rlimits in particular must not bind bubblewrap's own forks.
 pub(crate) struct ChildSetup {
-    /// `Some((prep, required))` when isolation is requested.
-    pub(crate) net: Option<(NetPrep, bool)>,
-    pub(crate) rlimits: Vec<RlimitSetting>,
-    /// Write end of the report pipe (CLOEXEC).
+    /// Write end of the report pipe (CLOEXEC in the parent; inherited by bubblewrap and
+    /// `__jail`, which makes it close-on-exec again before the job runs).
     pub(crate) report_fd: RawFd,
     /// Pid of the supervisor, to detect that it died before PDEATHSIG was armed.
     pub(crate) parent: libc::pid_t,
 }
 
 impl ChildSetup {
-    pub(crate) fn new(
-        policy: NetworkPolicy,
-        limits: &Limits,
-        grace: u64,
-        report_fd: RawFd,
-    ) -> Self {
-        let net = match policy {
-            NetworkPolicy::Host => None,
-            NetworkPolicy::Isolated => Some((NetPrep::new(), true)),
-            NetworkPolicy::BestEffort => Some((NetPrep::new(), false)),
-        };
+    pub(crate) fn new(report_fd: RawFd) -> Self {
         Self {
-            net,
-            rlimits: rlimit_settings(limits, grace),
             report_fd,
             // SAFETY: getpid cannot fail.
             parent: unsafe { libc::getpid() },
@@ -254,12 +168,16 @@ impl ChildSetup {
     }
 
     /// Runs in the child after fork, before exec. Async-signal-safe: only raw system calls on
-    /// data prepared by the parent; reports go to `report_fd` as short text lines:
-    /// `net netns`, `net userns <maps_ok 0|1>`, `net none <errno> <errno>`, `fail <stage> <errno>`.
+    /// data prepared by the parent; failures go to `report_fd` as `fail <stage> <errno>`.
     pub(crate) fn apply(&self) -> io::Result<()> {
-        // 0. Nothing inherited without O_CLOEXEC reaches the job.
+        // 0. Nothing inherited without O_CLOEXEC reaches the sandbox, except the report pipe.
         cloexec_from_3();
-        // 1. Parent-death signal: the job dies with the supervisor.
+        // SAFETY: fcntl on an integer descriptor takes no pointers.
+        if unsafe { libc::fcntl(self.report_fd, libc::F_SETFD, 0) } != 0 {
+            return Err(self.fail(b"report-fd", errno()));
+        }
+        // 1. Parent-death signal: bubblewrap (and with it, through --die-with-parent, the whole
+        //    PID namespace of the job) dies with the supervisor.
         // SAFETY: prctl with these integer arguments has no memory-safety preconditions.
         if unsafe {
             libc::prctl(
@@ -277,51 +195,34 @@ impl ChildSetup {
         if unsafe { libc::getppid() } != self.parent {
             return Err(self.fail(b"parent-died", libc::ESRCH));
         }
-        // 2. Network namespace (before rlimits: it opens files, NOFILE could be tiny).
-        if let Some((prep, required)) = &self.net {
-            match enter_isolated_netns(prep) {
-                NetResult::NetNs => Line::new().s(b"net netns").send(self.report_fd),
-                NetResult::UserNs { maps_ok } => Line::new()
-                    .s(b"net userns ")
-                    .n(i64::from(maps_ok))
-                    .send(self.report_fd),
-                NetResult::Refused {
-                    netns_errno,
-                    userns_errno,
-                } => {
-                    Line::new()
-                        .s(b"net none ")
-                        .n(i64::from(netns_errno))
-                        .s(b" ")
-                        .n(i64::from(userns_errno))
-                        .send(self.report_fd);
-                    if *required {
-                        return Err(self.fail(b"netns", netns_errno));
-                    }
-                }
-            }
-        }
-        // 3. Resource limits, last.
-        for r in &self.rlimits {
-            let lim = libc::rlimit {
-                rlim_cur: r.soft,
-                rlim_max: r.hard,
-            };
-            // SAFETY: `lim` is a valid rlimit for the duration of the call.
-            if unsafe { libc::setrlimit(r.resource, &lim) } != 0 {
-                return Err(self.fail(r.name.as_bytes(), errno()));
+        // 2. bubblewrap and `__jail` ignore SIGTERM/SIGINT, so a timeout's SIGTERM to the
+        //    process group reaches the job (which `__jail` gives default dispositions) and the
+        //    grace period means something; SIGKILL still ends everything.
+        for sig in [libc::SIGTERM, libc::SIGINT] {
+            // SAFETY: setting SIG_IGN installs no handler code; async-signal-safe.
+            if unsafe { libc::signal(sig, libc::SIG_IGN) } == libc::SIG_ERR {
+                return Err(self.fail(b"signals", errno()));
             }
         }
         Ok(())
     }
 }
 
-/// Parsed reports from the child.
+/// Parsed reports from the child, bubblewrap's `__jail` and the job's PID 1.
 #[derive(Debug, Default)]
 pub(crate) struct ChildReport {
-    pub(crate) isolated: bool,
-    pub(crate) net_note: Option<String>,
-    pub(crate) failure: Option<(String, i32)>,
+    /// `__jail` is about to exec the job: every layer below is in place.
+    pub(crate) ready: bool,
+    /// Landlock ABI enforced, or the errno saying why the kernel has none.
+    pub(crate) landlock: Option<Result<i32, i32>>,
+    pub(crate) seccomp: bool,
+    pub(crate) pidns: bool,
+    /// The job's main process's raw wait status, as seen by PID 1 of its namespace.
+    pub(crate) exit_status: Option<i32>,
+    /// Processes the job left behind when its main process ended (killed by PID 1).
+    pub(crate) leftovers: Option<usize>,
+    /// Stage, errno and optional message of a setup failure.
+    pub(crate) failure: Option<(String, i32, String)>,
 }
 
 pub(crate) fn parse_report(text: &str) -> ChildReport {
@@ -329,29 +230,15 @@ pub(crate) fn parse_report(text: &str) -> ChildReport {
     for line in text.lines() {
         let parts: Vec<&str> = line.split_ascii_whitespace().collect();
         match parts.as_slice() {
-            ["net", "netns"] => {
-                r.isolated = true;
-                r.net_note = Some("network namespace (CLONE_NEWNET)".into());
-            }
-            ["net", "userns", ok] => {
-                r.isolated = true;
-                r.net_note = Some(if *ok == "1" {
-                    "network namespace inside a user namespace".into()
-                } else {
-                    "network namespace inside a user namespace (id maps could not be written)"
-                        .into()
-                });
-            }
-            ["net", "none", a, b] => {
-                r.net_note = Some(format!(
-                    "network isolation refused by the kernel: unshare(CLONE_NEWNET): {}; \
-                     unshare(CLONE_NEWUSER|CLONE_NEWNET): {}",
-                    errno_text(a),
-                    errno_text(b)
-                ));
-            }
-            ["fail", stage, e] => {
-                r.failure = Some(((*stage).to_string(), e.parse().unwrap_or(0)));
+            ["ready"] => r.ready = true,
+            ["seccomp"] => r.seccomp = true,
+            ["pidns"] => r.pidns = true,
+            ["landlock", "none", e] => r.landlock = Some(Err(e.parse().unwrap_or(0))),
+            ["landlock", abi] => r.landlock = abi.parse().ok().map(Ok),
+            ["exit", s] => r.exit_status = s.parse().ok(),
+            ["leftovers", n] => r.leftovers = n.parse().ok(),
+            ["fail", stage, e, msg @ ..] if r.failure.is_none() => {
+                r.failure = Some(((*stage).to_string(), e.parse().unwrap_or(0), msg.join(" ")));
             }
             _ => {}
         }
@@ -359,9 +246,6 @@ pub(crate) fn parse_report(text: &str) -> ChildReport {
     r
 }
 
-fn errno_text(e: &str) -> String {
-    match e.parse::<i32>() {
-        Ok(n) => io::Error::from_raw_os_error(n).to_string(),
-        Err(_) => e.to_string(),
-    }
+pub(crate) fn errno_text(e: i32) -> String {
+    io::Error::from_raw_os_error(e).to_string()
 }

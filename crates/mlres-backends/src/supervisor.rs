@@ -16,9 +16,10 @@ use crate::attempt::{
     CANCEL, CLAIM, JOB_PID, JOB_START, LOCK, SPEC, STATUS, SUPERVISOR_PID, WORK, create_exclusive,
     io_err, read_opt, read_spec, validate_spec, write_atomic,
 };
+use crate::jail;
 use crate::logcap::{self, Captured};
-use crate::sandbox::{ChildSetup, parse_report};
-use crate::{BackendError, LocalJobSpec, Outcome, Status, log_paths, procs};
+use crate::sandbox::{ChildReport, ChildSetup, errno_text, parse_report, rlimit_settings};
+use crate::{BackendError, LocalJobSpec, NetworkPolicy, Outcome, Status, log_paths, procs};
 
 /// Set by SIGTERM/SIGINT/SIGUSR1: cancellation requested.
 static CANCEL_REQUESTED: AtomicBool = AtomicBool::new(false);
@@ -320,18 +321,16 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
             );
         }
     };
-
-    let mut cmd = build_command(&spec, &program, &work);
-    let setup = ChildSetup::new(
-        spec.network,
-        &spec.limits,
-        spec.kill_grace_secs,
-        std::os::fd::AsRawFd::as_raw_fd(&report_write),
-    );
+    let report_fd = std::os::fd::AsRawFd::as_raw_fd(&report_write);
+    let (mut cmd, bwrap) = match build_command(&spec, &program, &work, report_fd) {
+        Ok(c) => c,
+        Err(e) => return empty_status(Outcome::StartFailed, e),
+    };
+    let setup = ChildSetup::new(report_fd);
     // SAFETY: `ChildSetup::apply` runs between fork and exec and is async-signal-safe: it only
-    // makes raw system calls (prctl, getppid, unshare, open/write/close on paths and buffers
-    // prepared before the fork, setrlimit) on data owned by the closure; it does not allocate,
-    // take locks or touch stdio. Its error is a raw-OS `io::Error`, which does not allocate.
+    // makes raw system calls (close_range, fcntl, prctl, getppid, signal, write) on data owned
+    // by the closure; it does not allocate, take locks or touch stdio. Its error is a raw-OS
+    // `io::Error`, which does not allocate.
     unsafe {
         cmd.pre_exec(move || setup.apply());
     }
@@ -341,38 +340,34 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
     let spawned = cmd.spawn();
     drop(cmd); // drops the closure (and nothing of the child's)
     drop(report_write);
-    let mut report_text = String::new();
-    let _ = File::from(report_read).read_to_string(&mut report_text);
-    let report = parse_report(&report_text);
-    let net_note = report.net_note.clone();
+    // bubblewrap and `__jail` keep the pipe open until the job ends: read it on a thread.
+    let (report_tx, report_rx) = mpsc::channel::<String>();
+    let report_reader = std::thread::Builder::new()
+        .name("mlres-report".into())
+        .spawn(move || {
+            let mut text = String::new();
+            let _ = File::from(report_read).read_to_string(&mut text);
+            let _ = report_tx.send(text);
+        });
 
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
+            let text = report_rx
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_default();
+            let report = parse_report(&text);
             let detail = match &report.failure {
-                Some((stage, _)) if stage == "netns" => format!(
-                    "network isolation was required (policy isolated) but is unavailable: {}",
-                    net_note.clone().unwrap_or_else(|| e.to_string())
-                ),
-                Some((stage, _)) => format!("sandbox setup failed at {stage}: {e}"),
-                None => format!(
-                    "cannot execute argv[0] {:?} ({}): {e}",
-                    spec.argv[0],
-                    program.display()
-                ),
+                Some((stage, _, _)) => format!("sandbox setup failed at {stage}: {e}"),
+                None => format!("cannot start the job's sandbox ({}): {e}", bwrap.display()),
             };
             let mut s = empty_status(Outcome::StartFailed, detail);
-            if report.failure.as_ref().is_some_and(|(s, _)| s != "netns")
-                && let Some(n) = &net_note
-            {
-                s.notes.push(format!("network: {n}"));
-            }
             s.started_at_ms = started_at_ms;
             s.ended_at_ms = now_ms();
-            s.network_isolated = report.isolated;
             return s;
         }
     };
+    drop(report_reader);
     let job_pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
     if let Some(t) = procs::start_time(job_pid) {
         let _ = write_atomic(&dir.join(JOB_START), format!("{t}\n").as_bytes());
@@ -485,7 +480,50 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
     let stderr_tail: &[u8] = captured[1].as_ref().map_or(&[], |c| c.tail.contents());
 
     let (cpu_ms, max_rss_kb) = rusage_children();
-    let ws = job.status.map(std::process::ExitStatus::from_raw);
+    let text = report_rx
+        .recv_timeout(collect_deadline.saturating_duration_since(Instant::now()))
+        .unwrap_or_default();
+    let report = parse_report(&text);
+    let network_isolated = report.ready && spec.network != NetworkPolicy::Host;
+    if !report.ready && reason != Some(KillReason::Cancel) {
+        // The job never ran: the sandbox could not be set up. Fail closed, with the reason.
+        let detail = match &report.failure {
+            Some((stage, errno, msg)) => {
+                let why = if msg.is_empty() {
+                    errno_text(*errno)
+                } else {
+                    msg.clone()
+                };
+                format!(
+                    "the job's sandbox could not be set up ({stage}: {why}); the job was not run"
+                )
+            }
+            None => {
+                let err = String::from_utf8_lossy(stderr_tail);
+                let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                format!(
+                    "the job's sandbox could not be set up (bubblewrap {}: {}); the job was not run",
+                    bwrap.display(),
+                    if first.is_empty() {
+                        "exited without starting it"
+                    } else {
+                        first
+                    }
+                )
+            }
+        };
+        let mut st = empty_status(Outcome::StartFailed, detail);
+        st.started_at_ms = started_at_ms;
+        st.ended_at_ms = ended_at_ms;
+        st.notes = notes;
+        return st;
+    }
+    // PID 1 of the job's namespace saw the real wait status; bubblewrap's own would turn a
+    // signal into an exit code. Without it (PID 1 was killed too), bubblewrap's is the truth.
+    let ws = report
+        .exit_status
+        .or(job.status)
+        .map(std::process::ExitStatus::from_raw);
     let exit_code = ws.and_then(|s| s.code());
     let signal = ws.and_then(|s| s.signal());
     let grace = spec.kill_grace_secs;
@@ -493,7 +531,11 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
     let (outcome, detail) = match reason {
         Some(KillReason::Cancel) => (
             Outcome::Cancelled,
-            format!("cancelled; job process group sent SIGTERM (grace {grace} s), then SIGKILL"),
+            if report.ready {
+                format!("cancelled; job process group sent SIGTERM (grace {grace} s), then SIGKILL")
+            } else {
+                "cancelled while the sandbox was being set up; the job was not run".into()
+            },
         ),
         Some(KillReason::Timeout) => (
             Outcome::TimedOut,
@@ -505,14 +547,25 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
         None => classify(&spec, exit_code, signal, stderr_tail, cpu_ms, max_rss_kb),
     };
     let mut sandbox_notes = Vec::new();
-    if leftovers > 0 {
-        sandbox_notes.push(format!(
-            "{leftovers} other process(es) of the job terminated"
-        ));
+    match report.leftovers {
+        // Counted by PID 1 of the job's namespace when the main process ended.
+        Some(n) if n > 0 => {
+            sandbox_notes.push(format!("{n} other process(es) of the job terminated"))
+        }
+        Some(_) => {}
+        // PID 1 itself was killed (the job outlived SIGTERM and the grace period).
+        None if report.pidns && leftovers > 0 => sandbox_notes.push(
+            "the job did not end after SIGTERM: its whole PID namespace was killed with SIGKILL"
+                .into(),
+        ),
+        None if leftovers > 0 => {
+            sandbox_notes.push(format!(
+                "{leftovers} other process(es) of the job terminated"
+            ));
+        }
+        None => {}
     }
-    if let Some(n) = &net_note {
-        sandbox_notes.push(format!("network: {n}"));
-    }
+    sandbox_notes.push(sandbox_note(&report, spec.network));
     sandbox_notes.extend(notes);
     Status {
         outcome,
@@ -527,11 +580,38 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
         stderr_truncated,
         stdout_bytes: captured[0].as_ref().map(|c| c.total),
         stderr_bytes: captured[1].as_ref().map(|c| c.total),
-        network_isolated: report.isolated,
+        network_isolated,
         detail,
         notes: sandbox_notes,
         remote: None,
     }
+}
+
+/// One note saying exactly which layers confined the job.
+fn sandbox_note(report: &ChildReport, network: NetworkPolicy) -> String {
+    let mut layers = vec![if report.pidns {
+        "bubblewrap: user, mount, PID and IPC namespaces (only the work dir writable)".to_string()
+    } else {
+        "bubblewrap: user, mount and IPC namespaces (only the work dir writable)".to_string()
+    }];
+    if network != NetworkPolicy::Host {
+        layers.push("own network namespace".into());
+    }
+    layers.push(match report.landlock {
+        Some(Ok(abi)) => format!("Landlock ABI {abi}"),
+        Some(Err(e)) => format!("no Landlock ({})", errno_text(e)),
+        None => "Landlock unknown".into(),
+    });
+    layers.push(if report.seccomp {
+        if network == NetworkPolicy::Host {
+            "seccomp".into()
+        } else {
+            "seccomp (no AF_UNIX sockets)".into()
+        }
+    } else {
+        "no seccomp".into()
+    });
+    format!("sandbox: {}", layers.join("; "))
 }
 
 fn classify(
@@ -591,10 +671,71 @@ fn report_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-fn build_command(spec: &LocalJobSpec, program: &Path, work: &Path) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.arg0(&spec.argv[0])
-        .args(&spec.argv[1..])
+/// Paths outside the system directories that the job must read to start at all: its program
+/// (and, for a virtualenv's interpreter, the whole virtualenv) and `__jail`'s executable.
+fn program_paths(program: &Path, exe: &Path) -> Vec<PathBuf> {
+    let mut out = vec![exe.to_path_buf(), program.to_path_buf()];
+    // <venv>/bin/python: the interpreter finds its site-packages through <venv>/pyvenv.cfg.
+    if let Some(venv) = program.parent().and_then(Path::parent)
+        && venv.join("pyvenv.cfg").is_file()
+    {
+        out.push(venv.to_path_buf());
+    }
+    out
+}
+
+/// The job's command: bubblewrap with the job's mount layout, then `<exe> __jail <config>
+/// <program> <argv...>`. Returns the command and bubblewrap's path.
+fn build_command(
+    spec: &LocalJobSpec,
+    program: &Path,
+    work: &Path,
+    report_fd: i32,
+) -> Result<(Command, PathBuf), String> {
+    let Some(bwrap) = jail::bwrap_path() else {
+        return Err(format!(
+            "bubblewrap is not installed (looked for {}); mlres runs a local job only inside its \
+             sandbox: install it (e.g. `apt-get install bubblewrap`) and check `mlres doctor`; \
+             the job was not run",
+            jail::BWRAP_PATHS.join(", ")
+        ));
+    };
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot locate the supervisor's own executable: {e}"))?;
+    if !exe.is_file() {
+        return Err(format!(
+            "the supervisor's executable {} is gone (replaced while it ran?); the job was not run",
+            exe.display()
+        ));
+    }
+    let mut read_only = spec.read_only.clone();
+    read_only.extend(program_paths(program, &exe));
+    let rlimits = rlimit_settings(&spec.limits, spec.kill_grace_secs)
+        .into_iter()
+        .map(|r| jail::JailRlimit {
+            resource: i64::from(r.resource),
+            name: r.name.to_string(),
+            soft: r.soft,
+            hard: r.hard,
+        })
+        .collect();
+    let layout = jail::layout(
+        work,
+        &read_only,
+        &spec.masked,
+        spec.network == NetworkPolicy::Host,
+        rlimits,
+        report_fd,
+    );
+    let config = serde_json::to_string(&layout.jail).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(&bwrap);
+    cmd.args(&layout.bwrap_args)
+        .arg("--")
+        .arg(&exe)
+        .arg("__jail")
+        .arg(config)
+        .arg(program)
+        .args(&spec.argv)
         .env_clear()
         .envs(&spec.env)
         .current_dir(work)
@@ -612,7 +753,7 @@ fn build_command(spec: &LocalJobSpec, program: &Path, work: &Path) -> Command {
             cmd.env(k, v);
         }
     }
-    cmd
+    Ok((cmd, bwrap))
 }
 
 #[cfg(test)]
@@ -668,6 +809,8 @@ mod tests {
             },
             log_cap_bytes: 1,
             network: crate::NetworkPolicy::Host,
+            read_only: Vec::new(),
+            masked: Vec::new(),
         }
     }
 

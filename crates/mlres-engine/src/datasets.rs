@@ -46,6 +46,23 @@ fn resolve(root: &Path, entry: &str) -> Entry {
     }
 }
 
+/// The envelope's local datasets (files or directories, also as their resolved real paths):
+/// a local job may read them, read-only, in its sandbox.
+pub(crate) fn local_paths(project: &Project) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for name in &project.program.envelope.datasets {
+        if let Entry::Local(p) = resolve(&project.root, name) {
+            if let Ok(real) = std::fs::canonicalize(&p)
+                && real != p
+            {
+                out.push(real);
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// The manifest of the envelope's datasets as they are now; `None` when none are declared.
 pub(crate) fn current(project: &Project) -> Result<Option<Value>, EngineError> {
     current_with(project, true)

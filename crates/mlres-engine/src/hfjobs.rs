@@ -341,6 +341,8 @@ impl Engine {
             limits: mlres_backends::Limits::default(),
             log_cap_bytes: job.limits.log_bytes,
             network: NetworkPolicy::Host,
+            read_only: Vec::new(),
+            masked: Vec::new(),
         };
         self.ledger
             .mark_submitted(exp.id, attempt, &dir.to_string_lossy())?;
@@ -355,6 +357,7 @@ impl Engine {
         let mut cmd = std::process::Command::new(&self.cfg.exe);
         cmd.arg("__supervise")
             .arg(dir)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env(SUPERVISOR_TOKEN_ENV, token.expose())
             .env(SUPERVISOR_SECRETS_ENV, secrets_json);
         mlres_backends::launch(dir, &cmd)?;

@@ -660,11 +660,25 @@ impl Engine {
                 open_files: Some(1024),
             },
             log_cap_bytes: job.limits.log_bytes,
+            // Without network the job must not reach anything: fail closed if the sandbox
+            // cannot give it its own network namespace.
             network: if job.network {
                 NetworkPolicy::Host
             } else {
-                NetworkPolicy::BestEffort
+                NetworkPolicy::Isolated
             },
+            // The job's code and data: files beside program.md (`{project}`) and the
+            // envelope's local datasets, read-only. Nothing else of the host but system
+            // directories and its work dir is visible to it.
+            read_only: std::iter::once(self.project.root.clone())
+                .chain(crate::datasets::local_paths(&self.project))
+                .collect(),
+            // A state directory inside the project (ledger, key, other attempts) stays hidden.
+            masked: vec![
+                std::fs::canonicalize(&self.cfg.state_dir)
+                    .or_else(|_| std::path::absolute(&self.cfg.state_dir))
+                    .unwrap_or_else(|_| self.cfg.state_dir.clone()),
+            ],
         };
         self.ledger
             .mark_submitted(exp.id, attempt, &dir.to_string_lossy())?;
@@ -676,7 +690,12 @@ impl Engine {
         }
         mlres_backends::prepare_attempt(&dir, &spec)?;
         let mut cmd = std::process::Command::new(&self.cfg.exe);
-        cmd.arg("__supervise").arg(&dir);
+        // `launch` passes on only what is set here: the supervisor (and so everything a job
+        // could inspect through /proc) holds no token from this process's environment.
+        cmd.arg("__supervise")
+            .arg(&dir)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("LANG", "C.UTF-8");
         mlres_backends::launch(&dir, &cmd)?;
         self.launched_here.insert((exp.id, attempt));
         Ok(())

@@ -67,6 +67,12 @@ pub(crate) fn fail(code: u8, error: anyhow::Error) -> Failure {
 
 /// Entry point used by `main`.
 pub fn run() -> ExitCode {
+    // The job sandbox's inner stage (started by bubblewrap inside the job's namespaces, see
+    // mlres_backends::jail_main): before clap, so nothing else runs in front of the job.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "__jail") {
+        return jail(&args[2..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -254,6 +260,16 @@ fn uid_from_proc() -> String {
                 .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
         })
         .unwrap_or_else(|| "?".into())
+}
+
+fn jail(args: &[std::ffi::OsString]) -> ExitCode {
+    match mlres_backends::jail_main(args) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(125)),
+        Err(e) => {
+            eprintln!("mlres __jail: {e}");
+            ExitCode::from(125)
+        }
+    }
 }
 
 fn dispatch(cli: Cli) -> Result<u8, Failure> {

@@ -6,12 +6,23 @@
 //!   attempt was already claimed, 2 on any other error.
 //! - `mlres-supervise-test launch-and-die <dir>`: `launch` a detached supervisor for `dir`, then
 //!   SIGKILL ourselves (the supervisor must survive).
+//! - `mlres-supervise-test __jail ...`: the job sandbox's inner stage (as `mlres __jail`).
 //! - `mlres-supervise-test supervise-hf <dir>`: the hf-jobs supervisor, token from
 //!   `MLRES_TEST_HF_TOKEN`, secrets (JSON) from `MLRES_TEST_HF_SECRETS`.
 
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
+    let os_args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if os_args.get(1).is_some_and(|a| a == "__jail") {
+        return match mlres_backends::jail_main(&os_args[2..]) {
+            Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(125)),
+            Err(e) => {
+                eprintln!("__jail: {e}");
+                ExitCode::from(125)
+            }
+        };
+    }
     let args: Vec<String> = std::env::args().collect();
     match args.get(1..) {
         Some([mode, dir]) if mode == "supervise" => {

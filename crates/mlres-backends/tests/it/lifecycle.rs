@@ -7,55 +7,74 @@ use mlres_backends::{Outcome, cancel, claim_void, doctor, launch, log_paths, wai
 use crate::*;
 
 /// Starts a background grandchild in the job's group and one that escapes into its own
-/// session, records their pids in work/, then sleeps.
-const SPAWN_TREE: &str = r#"
-sleep 1000 & echo $! > child.pid
-setsid sh -c 'read -r a b c d e sid rest < /proc/$$/stat; echo $sid > esc.sid.tmp; mv esc.sid.tmp esc.sid; echo $$ > esc.pid; exec sleep 1000' &
+/// session, records their (namespace) pids in work/, then sleeps. Every process of the tree
+/// carries the marker `M` in its command line.
+fn spawn_tree(m: &str) -> String {
+    format!(
+        r#"
+sleep {m} & echo $! > child.pid
+setsid sh -c 'read -r a b c d e sid rest < /proc/$$/stat; echo $sid > esc.sid.tmp; mv esc.sid.tmp esc.sid; echo $$ > esc.pid; exec sleep {m}' &
 while [ ! -s esc.pid ]; do sleep 0.05; done
 echo $$ > main.pid
-sleep 1000
-"#;
+sleep {m}
+"#
+    )
+}
 
-fn assert_tree_dead(work: &Path) {
+fn assert_tree_dead(work: &Path, m: &str) {
     let main = read_pid(&work.join("main.pid"));
-    let child = read_pid(&work.join("child.pid"));
     let esc = read_pid(&work.join("esc.pid"));
     // The escapee really left the job's session.
     assert_eq!(read_pid(&work.join("esc.sid")), esc);
     assert_ne!(esc, main);
-    for pid in [main, child, esc] {
-        assert!(!pid_alive(pid), "pid {pid} survived");
-    }
+    assert!(marked_gone(m), "survivors: {:?}", marked_alive(m));
 }
 
 #[test]
 fn timeout_kills_job_and_all_descendants() {
     let (_t, dir) = attempt_dir();
-    let mut s = sh(SPAWN_TREE);
+    let m = marker();
+    let mut s = sh(&spawn_tree(&m));
     s.timeout_secs = 5;
     let st = run(&dir, &s);
     assert_eq!(st.outcome, Outcome::TimedOut, "{}", st.detail);
     assert!(st.detail.contains("timeout"), "{}", st.detail);
     assert_eq!(st.signal, Some(libc::SIGTERM));
-    assert_tree_dead(&dir.join("work"));
+    assert_tree_dead(&dir.join("work"), &m);
 }
 
 #[test]
 fn job_ignoring_sigterm_is_killed_after_grace() {
     let (_t, dir) = attempt_dir();
-    let mut s = sh("trap '' TERM; echo $$ > main.pid; while :; do sleep 1; done");
+    let m = marker();
+    let mut s = sh(&format!(
+        "trap '' TERM; echo $$ > main.pid; while :; do sleep 1; done # {m}"
+    ));
     s.timeout_secs = 1;
     s.kill_grace_secs = 1;
     let st = run(&dir, &s);
     assert_eq!(st.outcome, Outcome::TimedOut, "{}", st.detail);
     assert_eq!(st.signal, Some(libc::SIGKILL));
-    assert!(!pid_alive(read_pid(&dir.join("work/main.pid"))));
+    assert!(dir.join("work/main.pid").exists());
+    assert!(marked_gone(&m), "survivors: {:?}", marked_alive(&m));
+    // The job's PID 1 was killed with it, so no count: the note says what happened.
+    assert!(
+        st.notes
+            .iter()
+            .any(|n| n.contains("PID namespace was killed")),
+        "{:?}",
+        st.notes
+    );
 }
 
 #[test]
 fn leftover_background_processes_are_killed_after_normal_exit() {
     let (_t, dir) = attempt_dir();
-    let st = run(&dir, &sh("sleep 1000 & echo $! > child.pid; echo done"));
+    let m = marker();
+    let st = run(
+        &dir,
+        &sh(&format!("sleep {m} & echo $! > child.pid; echo done")),
+    );
     assert_eq!(st.outcome, Outcome::Completed, "{}", st.detail);
     assert_eq!(st.exit_code, Some(0));
     // A sandbox note, not the reason: the job itself succeeded.
@@ -65,7 +84,8 @@ fn leftover_background_processes_are_killed_after_normal_exit() {
         st.notes
     );
     assert!(!st.detail.contains("other process"), "{}", st.detail);
-    assert!(!pid_alive(read_pid(&dir.join("work/child.pid"))));
+    assert!(dir.join("work/child.pid").exists());
+    assert!(marked_gone(&m), "survivors: {:?}", marked_alive(&m));
     assert_eq!(read(&log_paths(&dir).stdout), "done\n");
 }
 
@@ -85,23 +105,29 @@ fn exit_code_and_failure_are_recorded() {
 #[test]
 fn cancel_of_running_job_kills_group() {
     let (_t, dir) = attempt_dir();
-    prepare_attempt(&dir, &sh(SPAWN_TREE)).unwrap();
+    let m = marker();
+    prepare_attempt(&dir, &sh(&spawn_tree(&m))).unwrap();
     launch(&dir, &supervise_cmd(&dir)).unwrap();
     assert!(
         wait_for_file(&dir.join("work/main.pid")),
         "job did not start"
     );
+    assert!(wait_for_file(&dir.join("job.pid")));
     let AttemptState::Running { pid: Some(pid) } = poll(&dir).unwrap() else {
         panic!("expected Running with pid")
     };
-    assert_eq!(pid as i32, read_pid(&dir.join("work/main.pid")));
+    // The recorded pid is the host pid of the job's process group (its sandbox's outermost
+    // process); the job's own processes are in that group.
+    assert_eq!(pid as i32, read_pid(&dir.join("job.pid")));
+    assert!(pid_alive(pid as i32));
+    assert!(marked_alive(&m).len() >= 3, "{:?}", marked_alive(&m));
     cancel(&dir).unwrap();
     cancel(&dir).unwrap(); // idempotent
     let AttemptState::Finished(st) = wait(&dir, LONG).unwrap() else {
         panic!("not finished")
     };
     assert_eq!(st.outcome, Outcome::Cancelled, "{}", st.detail);
-    assert_tree_dead(&dir.join("work"));
+    assert_tree_dead(&dir.join("work"), &m);
     cancel(&dir).unwrap(); // fine after finishing
     assert_eq!(poll(&dir).unwrap(), AttemptState::Finished(st));
 }
@@ -226,36 +252,26 @@ fn poll_reports_lost_running_and_not_claimed() {
 #[test]
 fn killed_supervisor_is_lost_and_job_dies_with_it() {
     let (_t, dir) = attempt_dir();
+    let m = marker();
     prepare_attempt(
         &dir,
-        &sh("sleep 1000 & echo $! > child.pid; echo $$ > main.pid; sleep 1000"),
+        &sh(&format!(
+            "sleep {m} & echo $! > child.pid; echo $$ > main.pid; sleep {m}"
+        )),
     )
     .unwrap();
     let mut sup = supervise_cmd(&dir).spawn().unwrap();
     assert!(wait_for_file(&dir.join("work/main.pid")));
-    // The supervisor records the job's group right after spawning it; on a slow disk the job
-    // can run first, so wait for the record (a kill before it is a narrower case: PDEATHSIG).
     assert!(wait_for_file(&dir.join("job.pid")));
-    let job = read_pid(&dir.join("work/main.pid"));
+    assert!(marked_alive(&m).len() >= 2, "{:?}", marked_alive(&m));
     sup.kill().unwrap();
     sup.wait().unwrap();
     assert_eq!(poll(&dir).unwrap(), AttemptState::Lost);
-    // PDEATHSIG: the job is SIGKILLed with its supervisor.
+    // PDEATHSIG kills the sandbox's outermost process, and with it (--die-with-parent) PID 1
+    // of the job's namespace, which takes every process of the job along: the background
+    // child too, which used to survive until kill_lost.
+    assert!(marked_gone(&m), "survivors: {:?}", marked_alive(&m));
     let start = Instant::now();
-    while pid_alive(job) && start.elapsed() < LONG {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!pid_alive(job));
-    // Its children (background and foreground sleep) survived the supervisor; kill_lost
-    // finishes the group off.
-    let child = read_pid(&dir.join("work/child.pid"));
-    assert!(pid_alive(child));
-    assert_eq!(mlres_backends::kill_lost(&dir).unwrap(), 2);
-    let start = Instant::now();
-    while pid_alive(child) && start.elapsed() < LONG {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!pid_alive(child));
     while mlres_backends::kill_lost(&dir).unwrap() != 0 && start.elapsed() < LONG {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -287,7 +303,11 @@ fn doctor_reports_the_protections() {
     let report = doctor();
     let names: Vec<&str> = report.iter().map(|p| p.name.as_str()).collect();
     for n in [
+        "bubblewrap",
         "network_namespace",
+        "landlock",
+        "seccomp",
+        "supervisor_env",
         "rlimits",
         "process_groups",
         "rlimit_nproc",
@@ -301,11 +321,22 @@ fn doctor_reports_the_protections() {
     assert!(get("rlimits").active);
     assert!(get("process_groups").active);
     assert!(get("child_subreaper").active);
+    // The protections the sandbox is built on are probed for real; bubblewrap is installed
+    // here and by .ci/run, and the launcher never passes its environment on.
+    assert!(get("bubblewrap").active, "{:?}", get("bubblewrap"));
+    assert!(get("seccomp").active, "{:?}", get("seccomp"));
+    assert!(get("supervisor_env").active, "{:?}", get("supervisor_env"));
+    let landlock = get("landlock");
+    assert_eq!(
+        landlock.active,
+        landlock.detail.starts_with("Landlock ABI"),
+        "{landlock:?}"
+    );
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         assert!(!get("rlimit_nproc").active);
         assert!(get("rlimit_nproc").detail.contains("root"));
-        // Root can always create a network namespace here and in CI.
+        // Root can always create namespaces here and in CI.
         assert!(
             get("network_namespace").active,
             "{:?}",

@@ -37,6 +37,8 @@ pub fn spec(argv: &[&str]) -> LocalJobSpec {
         limits: Limits::default(),
         log_cap_bytes: 1 << 20,
         network: NetworkPolicy::Host,
+        read_only: Vec::new(),
+        masked: Vec::new(),
     }
 }
 
@@ -96,6 +98,46 @@ pub fn pid_alive(pid: i32) -> bool {
             state != "Z" && state != "X"
         }
     }
+}
+
+/// A unique `sleep` duration (e.g. `1000.4242000017`): jobs run in their own PID namespace,
+/// so the pids they record are not host pids; tests find their processes on the host by this
+/// marker in the command line instead.
+pub fn marker() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "1000.{}{:04}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Live host processes whose command line contains `marker`.
+pub fn marked_alive(marker: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| p != me && pid_alive(p))
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
+}
+
+/// Wait (up to `LONG`) until no process carries `marker`; true if none is left.
+pub fn marked_gone(marker: &str) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < LONG {
+        if marked_alive(marker).is_empty() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 /// Session id of a live process.

@@ -267,7 +267,9 @@ fn non_root_supervisor_isolates_via_user_namespace_or_fails_closed() {
         assert!(out.contains("noconnect"), "{out}");
         if root {
             assert!(
-                st.notes.iter().any(|n| n.contains("user namespace")),
+                st.notes
+                    .iter()
+                    .any(|n| n.contains("bubblewrap: user, mount, PID")),
                 "{:?}",
                 st.notes
             );
@@ -312,4 +314,88 @@ fn leaked_descriptors_do_not_reach_the_job() {
         .collect();
     assert!(fds.contains(&"1".to_string()), "{fds:?}");
     assert!(!fds.contains(&"37".to_string()), "{fds:?}");
+}
+
+#[test]
+fn a_job_sees_its_work_dir_granted_paths_and_nothing_else() {
+    let (t, dir) = attempt_dir();
+    // A "project" granted read-only, with a "state" inside it that must stay masked, and a
+    // sibling of the attempt the job must not see at all.
+    let project = t.path().join("project");
+    let state = project.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(project.join("code.txt"), "the job's code").unwrap();
+    std::fs::write(state.join("ledger.key"), "secret").unwrap();
+    std::fs::write(t.path().join("sibling"), "secret").unwrap();
+    let script = format!(
+        "cat {p}/code.txt; echo; \
+         cat {s}/ledger.key && echo GOT-STATE; \
+         cat {sib} && echo GOT-SIBLING; \
+         echo x > {p}/new && echo GOT-WRITE; \
+         echo mine > here && cat here; \
+         ls /proc | grep -c '^[0-9]'",
+        p = project.display(),
+        s = state.display(),
+        sib = t.path().join("sibling").display(),
+    );
+    let mut s = sh(&script);
+    s.read_only = vec![project.clone()];
+    s.masked = vec![state.clone()];
+    let st = run(&dir, &s);
+    assert_eq!(st.outcome, Outcome::Completed, "{}", st.detail);
+    let out = read(&log_paths(&dir).stdout);
+    assert!(out.starts_with("the job's code\n"), "{out}");
+    assert!(!out.contains("GOT"), "{out}");
+    assert!(out.contains("mine\n"), "{out}");
+    assert!(!project.join("new").exists());
+    // PID 1 (the sandbox's init), sh, and the pipeline: nothing of the host.
+    let procs: u32 = out.lines().last().unwrap().trim().parse().unwrap();
+    assert!(procs <= 4, "{out}");
+    assert!(
+        st.notes
+            .iter()
+            .any(|n| n.starts_with("sandbox: bubblewrap")),
+        "{:?}",
+        st.notes
+    );
+}
+
+#[test]
+fn host_unix_sockets_are_unreachable_without_network_but_socketpair_works() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener};
+    let name = format!("mlres-backends-test-{}", std::process::id());
+    let l = UnixListener::bind_addr(&SocketAddr::from_abstract_name(&name).unwrap()).unwrap();
+    l.set_nonblocking(true).unwrap();
+    let py = python3();
+    let code = format!(
+        "import socket\n\
+         a, b = socket.socketpair(); a.send(b'x'); print('pair', b.recv(1).decode())\n\
+         try:\n    s = socket.socket(socket.AF_UNIX)\n    s.connect('\\0{name}'); print('GOT')\n\
+         except OSError as e:\n    print('DENIED', e.errno)\n"
+    );
+    // With host network, Landlock's abstract-socket scoping (ABI >= 6) still denies the
+    // connect; without it, the socket is simply not in the job's network namespace.
+    let scoped = mlres_backends::doctor()
+        .iter()
+        .any(|p| p.name == "landlock" && p.detail.contains("abstract Unix sockets scoped"));
+    for (policy, expect) in [
+        (NetworkPolicy::Isolated, "DENIED"),
+        (NetworkPolicy::Host, if scoped { "DENIED" } else { "GOT" }),
+    ] {
+        let (_t, dir) = attempt_dir();
+        let mut s = spec(&[&py, "-c", &code]);
+        s.network = policy;
+        let st = run(&dir, &s);
+        assert_eq!(st.outcome, Outcome::Completed, "{}", st.detail);
+        let out = read(&log_paths(&dir).stdout);
+        assert!(out.contains("pair x"), "{out}");
+        assert!(out.contains(expect), "{policy:?}: {out}");
+    }
+    if scoped {
+        assert_eq!(
+            l.accept().map(|_| ()).unwrap_err().kind(),
+            std::io::ErrorKind::WouldBlock
+        );
+    }
 }

@@ -102,14 +102,41 @@ fn a_job_cannot_see_the_parents_secrets_unless_granted() {
     assert!(!out.contains("hf_canary"), "HF token leaked: {out}");
 }
 
+/// Live host processes whose command line contains `marker` (jobs run in their own PID
+/// namespace: the pids they could record are not host pids).
+fn marked_alive(marker: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            !std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .unwrap_or_default()
+                .contains(") Z")
+        })
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
+}
+
+fn wait_marked_gone(marker: &str) -> Vec<i32> {
+    let start = std::time::Instant::now();
+    loop {
+        let alive = marked_alive(marker);
+        if alive.is_empty() || start.elapsed() > std::time::Duration::from_secs(30) {
+            return alive;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_job_past_its_timeout_is_killed_with_its_children_and_recorded() {
     let env = Env::new();
-    let pidfile = env.path().join("child.pid");
-    let script = format!(
-        "sleep 1000 & echo $! > {}; sleep 1000; echo score={{x}}",
-        pidfile.display()
-    );
+    let marker = format!("1000.{}77", std::process::id());
+    let script = format!("sleep {marker} & sleep {marker}; echo score={{x}}");
     env.write_program(
         &Fast {
             script: &script,
@@ -122,16 +149,11 @@ fn a_job_past_its_timeout_is_killed_with_its_children_and_recorded() {
     let (c, v) = submit_and_wait(&env, 1);
     assert_eq!(c, 5, "{v}");
     assert_eq!(v["status"], "timed_out", "{v}");
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let alive = std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z");
-    assert!(!alive, "the job's child {pid} survived the timeout");
+    let alive = wait_marked_gone(&marker);
+    assert!(
+        alive.is_empty(),
+        "the job's processes survived the timeout: {alive:?}"
+    );
     let s = env.json(&["loop", "status", "--json"]);
     assert!(s["budget"]["walltime_secs"]["used"].as_u64().unwrap() <= 60);
 }
@@ -185,4 +207,337 @@ fn with_isolation_a_job_cannot_open_a_tcp_connection() {
         let out = logs(&env, &v["id"]);
         assert!(out.contains(expect), "{network}: expected {expect}: {out}");
     }
+}
+
+/// The adversarial probe: a python job that tries, one by one, everything issue 10's red team
+/// did, printing `TRY ...` before each attempt and then `DENIED`, `CLEAN` (read, but no
+/// secret in it), or `GOT`/`LEAK` (it worked).
+const PROBE: &str = r#"
+import json, os, socket, subprocess, sys
+if sys.argv[1] == "1":
+    sys.exit(0)
+cfg = json.load(open(os.path.join(os.path.dirname(__file__), "probe.json")))
+CANARIES = [b"hf_canaryCANARY", b"canary-7f3a9c1e"]
+
+def say(*a):
+    print(*a, flush=True)
+
+def read(p):
+    say("TRY read", p)
+    try:
+        with open(p, "rb") as f:
+            f.read()
+    except OSError as e:
+        say("DENIED", e.errno)
+        return
+    say("GOT", p)
+
+def listdir(p):
+    say("TRY list", p)
+    try:
+        os.listdir(p)
+    except OSError as e:
+        say("DENIED", e.errno)
+        return
+    say("GOT listing of", p)
+
+def write(p, mode):
+    say("TRY write", p)
+    try:
+        with open(p, mode) as f:
+            f.write("score=0.99\n")
+    except OSError as e:
+        say("DENIED", e.errno)
+        return
+    say("GOT written", p)
+
+def environ(p):
+    say("TRY environ", p)
+    try:
+        data = open(p, "rb").read()
+    except OSError as e:
+        say("DENIED", e.errno)
+        return
+    say("LEAK" if any(c in data for c in CANARIES) else "CLEAN")
+
+def connect(addr):
+    say("TRY connect", repr(addr))
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(3)
+        s.connect(addr)
+    except OSError as e:
+        say("DENIED", e.errno)
+        return
+    say("GOT connected", repr(addr))
+
+read(os.path.join(cfg["state"], "ledger.key"))
+read(os.path.join(cfg["state"], "ledger.sqlite3"))
+read(cfg["token"])
+read(cfg["other_log"])
+listdir(cfg["state"])
+listdir(cfg["home"])
+write(os.path.join(cfg["state"], "pwned"), "w")
+write(cfg["other_log"], "a")
+write(os.path.join(cfg["home"], "pwned"), "w")
+environ("/proc/%d/environ" % os.getppid())
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        environ("/proc/%s/environ" % d)
+pids = sorted(int(d) for d in os.listdir("/proc") if d.isdigit())
+say("PIDS", len(pids))
+for p in pids:
+    try:
+        cmd = open("/proc/%d/cmdline" % p, "rb").read().split(b"\0")[0]
+    except OSError:
+        cmd = b"?"
+    say("PROC", p, os.path.basename(cmd).decode(errors="replace"))
+connect(cfg["sock"])
+connect("\0" + cfg["abstract"])
+a, b = socket.socketpair()
+a.send(b"x")
+say("SOCKETPAIR", b.recv(1).decode())
+subprocess.Popen(["sleep", cfg["marker"]], start_new_session=True)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execvp("sleep", ["sleep", cfg["marker"]])
+    os._exit(0)
+say("SPAWNED")
+"#;
+
+#[test]
+fn an_adversarial_job_cannot_reach_state_tokens_other_jobs_processes_or_host_sockets() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener};
+
+    let env = Env::new();
+    // A token where huggingface_hub keeps it, in the HOME mlres runs with: a test input.
+    let token = env.path().join(".cache/huggingface/token");
+    std::fs::create_dir_all(token.parent().unwrap()).unwrap();
+    std::fs::write(&token, "hf_canaryCANARYtokenfile0000").unwrap();
+    env.tmp.allow(&token);
+    let sock = env.path().join("host.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let abstract_name = format!("mlres-test-{}", std::process::id());
+    let abstract_listener =
+        UnixListener::bind_addr(&SocketAddr::from_abstract_name(&abstract_name).unwrap()).unwrap();
+    abstract_listener.set_nonblocking(true).unwrap();
+    std::fs::write(env.project.join("probe.py"), PROBE).unwrap();
+    // It names the canary markers it looks for: an input, not a leak.
+    env.tmp.allow(env.project.join("probe.py"));
+    env.write_program(
+        &Fast {
+            script: "python3 {project}/probe.py {x} && echo score={x}",
+            values: "[1, 2]",
+            extra_job: "network: false",
+            ..Default::default()
+        }
+        .program(),
+    );
+    env.approve();
+    let submit = |x: i64| {
+        let args = [
+            "exp",
+            "submit",
+            "--config",
+            &format!(r#"{{"x": {x}}}"#),
+            "--hypothesis",
+            "probe",
+            "--json",
+        ];
+        let out = env
+            .cmd()
+            .env("HF_TOKEN", "hf_canaryCANARYcanary0000")
+            .env("MLRES_TEST_CANARY", "canary-7f3a9c1e-parent")
+            .args(args)
+            .output()
+            .unwrap();
+        env.record(&args, &out);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"]
+            .as_i64()
+            .unwrap()
+            .to_string();
+        let v = env.json(&["exp", "wait", &id, "--json", "--timeout", "3m"]);
+        (id, v)
+    };
+    // A victim experiment first: its log is what the red team rewrote.
+    let (victim, v) = submit(1);
+    assert_eq!(v["metric"].as_f64(), Some(1.0), "{v}");
+    let mut other_log = None;
+    let mut stack = vec![env.state.join("jobs")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == "stdout.log") {
+                other_log = Some(p);
+            }
+        }
+    }
+    let other_log = other_log.expect("the victim's stdout.log");
+    let marker = format!("1000.{}99", std::process::id());
+    let cfg = serde_json::json!({
+        "state": env.state,
+        "token": token,
+        "home": env.path(),
+        "other_log": other_log,
+        "sock": sock,
+        "abstract": abstract_name,
+        "marker": marker,
+    });
+    std::fs::write(env.project.join("probe.json"), cfg.to_string()).unwrap();
+
+    let (probe, v) = submit(2);
+    assert_eq!(v["status"], "completed", "{v}");
+    let out = logs(&env, &serde_json::json!(probe.parse::<i64>().unwrap()));
+    let lines: Vec<&str> = out.lines().collect();
+    // Every attempt really happened and failed.
+    for (what, n) in [
+        ("TRY read", 4),
+        ("TRY list", 2),
+        ("TRY write", 3),
+        ("TRY connect", 2),
+    ] {
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with(what)).count(),
+            n,
+            "{what}: {out}"
+        );
+    }
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("GOT") || l.starts_with("LEAK")),
+        "the sandbox let something through:\n{out}"
+    );
+    let tries = lines.iter().filter(|l| l.starts_with("TRY")).count();
+    let verdicts = lines
+        .iter()
+        .filter(|l| l.starts_with("DENIED") || l.starts_with("CLEAN"))
+        .count();
+    assert_eq!(tries, verdicts, "every try has a verdict: {out}");
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("TRY environ"))
+            .count()
+            >= 3,
+        "{out}"
+    );
+    // Its own PID namespace: only the job's own processes (PID 1 is its sandbox's init).
+    let procs: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("PROC"))
+        .collect();
+    assert!(procs.len() <= 4, "{procs:?}");
+    assert!(
+        procs.first().is_some_and(|p| p.starts_with("PROC 1 ")),
+        "{procs:?}"
+    );
+    assert!(
+        !procs
+            .iter()
+            .any(|p| p.contains("cargo") || p.contains("it-")),
+        "{procs:?}"
+    );
+    assert!(
+        out.contains("SOCKETPAIR x"),
+        "socketpair must keep working: {out}"
+    );
+    assert!(out.contains("SPAWNED"), "{out}");
+    // Nobody connected to the host's sockets.
+    for l in [&listener, &abstract_listener] {
+        assert_eq!(
+            l.accept().map(|_| ()).unwrap_err().kind(),
+            std::io::ErrorKind::WouldBlock
+        );
+    }
+    // The background processes it left (one in a new session, one double-forked daemon)
+    // died with it.
+    let alive = wait_marked_gone(&marker);
+    assert!(alive.is_empty(), "the job left processes behind: {alive:?}");
+    // The victim's record and log are untouched.
+    let v = env.json(&["exp", "status", &victim, "--json"]);
+    assert_eq!(v["metric"].as_f64(), Some(1.0), "{v}");
+    let victim_log = std::fs::read_to_string(&other_log).unwrap();
+    assert!(!victim_log.contains("0.99"), "{victim_log}");
+    assert!(!env.state.join("pwned").exists());
+    assert!(!env.path().join("pwned").exists());
+    let v = env.json(&["ledger", "verify", "--json"]);
+    assert_eq!(v["problems"].as_array().map(Vec::len), Some(0), "{v}");
+    // The canary sweep of every file under the temp dir (state, logs, outputs) runs when
+    // `env` drops; the token file itself is the only allowed place.
+}
+
+#[test]
+fn the_supervisor_of_a_local_job_holds_no_token() {
+    let env = Env::new();
+    let gate = env.project.join("gate");
+    env.write_program(
+        &Fast {
+            script: "while [ ! -e {project}/gate ]; do sleep 0.05; done; echo score={x}",
+            ..Default::default()
+        }
+        .program(),
+    );
+    env.approve();
+    let args = [
+        "exp",
+        "submit",
+        "--config",
+        r#"{"x": 1}"#,
+        "--hypothesis",
+        "env",
+        "--json",
+    ];
+    let out = env
+        .cmd()
+        .env("HF_TOKEN", "hf_canaryCANARYsupervisor00")
+        .args(args)
+        .output()
+        .unwrap();
+    env.record(&args, &out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"].to_string();
+    // Find the running supervisor and read its environment from the host.
+    let start = std::time::Instant::now();
+    let pidfile = loop {
+        let found = std::fs::read_dir(env.state.join("jobs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|c| std::fs::read_dir(c.path()).into_iter().flatten().flatten())
+            .map(|a| a.path().join("job.pid"))
+            .find(|p| p.exists());
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(start.elapsed().as_secs() < 60, "the job did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let sup: i32 = std::fs::read_to_string(pidfile.with_file_name("supervisor.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let environ = std::fs::read(format!("/proc/{sup}/environ")).unwrap();
+    let vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            String::from_utf8_lossy(v)
+                .split('=')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    std::fs::write(&gate, "").unwrap();
+    assert_eq!(vars, ["LANG", "PATH"], "the supervisor's environment");
+    env.json(&["exp", "wait", &id, "--json", "--timeout", "2m"]);
 }
