@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): the loop's own overhead per experiment, and `loop status` latency on a
-# ledger of 10,000+ events. Usage: bash bench/loop.sh [N_EXPERIMENTS=1000]
+# Benchmark (not a test): the loop's cost per experiment at two campaign sizes (it must stay
+# flat as a campaign grows), side by side with Optuna at the same sizes, and `loop status`
+# latency on a ledger of 10,000+ events.
 #
-# Overhead = (loop wall time - the same jobs run back to back without mlres) / N. The peer run
-# side by side is the bare job itself (fork+exec of /bin/echo) and, when it can be installed
-# from PyPI, Optuna 4/5 with its SQLite storage driving the same no-op job through subprocess.
+# Usage: bash bench/loop.sh [SMALL=300] [LARGE=3000] [REPS=2]
+#   MLRES_BIN=path   benchmark this mlres binary instead of building target/release/mlres
+#   BEFORE_BIN=path  also run an older build (e.g. the previous release) at the same settings
+#
+# Every run uses the same no-op job (/bin/echo score=<x>), max_concurrent 1, random search, on
+# the same filesystem. Peers, side by side in this command: the bare job (fork+exec) and, when
+# it can be installed from PyPI, Optuna (SQLite storage, RandomSampler) running the same job
+# through subprocess. Each figure is the range (min..max) over REPS runs; the ratio compares
+# the medians' per-experiment cost with Optuna's at the same N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-1000}
-cargo build --release --quiet
-BIN=$PWD/target/release/mlres
+SMALL=${1:-300}
+LARGE=${2:-3000}
+REPS=${3:-2}
+if [ -z "${MLRES_BIN:-}" ]; then
+  cargo build --release --quiet -p mlres
+  MLRES_BIN=$PWD/target/release/mlres
+fi
+BIN=$MLRES_BIN
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 export MLRES_STATE_DIR=$WORK/state
@@ -57,24 +69,19 @@ EOP
 
 ms() { date +%s%3N; }
 
-echo "== peer: $N bare executions of the job (fork+exec /bin/echo)"
-t0=$(ms); for ((i = 0; i < N; i++)); do /bin/echo score=0.5 >/dev/null; done; t1=$(ms)
-bare=$((t1 - t0))
-echo "   ${bare} ms total, $(awk "BEGIN{printf \"%.2f\", $bare/$N}") ms per job"
+# per_exp BIN N -> ms per experiment of one `loop run` of N experiments on a fresh state dir
+per_exp() {
+  local bin=$1 n=$2
+  rm -rf "$WORK/state" "$WORK/proj/runs"
+  program "$n"
+  "$bin" -C "$WORK/proj" approve --operator >/dev/null 2>&1
+  local t0 t1
+  t0=$(ms); "$bin" -C "$WORK/proj" loop run --json >/dev/null 2>"$WORK/loop.err"; t1=$(ms)
+  awk "BEGIN{printf \"%.2f\", ($t1-$t0)/$n}"
+}
 
-echo "== mlres loop run: $N no-op experiments, max_concurrent 1"
-program "$N"
-"$BIN" -C "$WORK/proj" approve --operator >/dev/null 2>&1
-t0=$(ms); "$BIN" -C "$WORK/proj" loop run --json >/dev/null 2>"$WORK/loop.err"; t1=$(ms)
-loop=$((t1 - t0))
-per=$(awk "BEGIN{printf \"%.2f\", $loop/$N}")
-over=$(awk "BEGIN{printf \"%.2f\", ($loop-$bare)/$N}")
-echo "   ${loop} ms total, ${per} ms per experiment, overhead ${over} ms per experiment"
-echo "   (reserve + submit + sandboxed detached supervisor + settle + evaluate, each a durable transaction)"
-
-if python3 -c 'import optuna' 2>/dev/null || pip install -q 'optuna>=4' >/dev/null 2>&1; then
-  echo "== peer: Optuna (SQLite storage, TPE default sampler replaced by random) running the same job via subprocess"
-  python3 - "$N" "$WORK/optuna.db" <<'EOPY'
+optuna_per_trial() {
+  python3 - "$1" "$WORK/optuna-$RANDOM.db" <<'EOPY'
 import sys, time, subprocess, optuna
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 n, db = int(sys.argv[1]), sys.argv[2]
@@ -84,17 +91,46 @@ def objective(trial):
     out = subprocess.run(["/bin/echo", f"score={x}"], capture_output=True, text=True).stdout
     return float(out.split("=")[1])
 t0 = time.time(); study.optimize(objective, n_trials=n); t = (time.time() - t0) * 1000
-print(f"   {t:.0f} ms total, {t/n:.2f} ms per trial")
-open(db + ".ms", "w").write(str(t))
+print(f"{t/n:.2f}")
 EOPY
-  opt=$(cat "$WORK/optuna.db.ms")
-  echo "   ratio mlres/optuna per experiment: $(awk "BEGIN{printf \"%.2f\", $loop/$opt}") (mlres also sandboxes each job and survives SIGKILL)"
-else
-  echo "== peer: Optuna not installable here; skipped"
+}
+
+# range VALUES... -> "min..max (median m)"
+range() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{printf "%s..%s ms (median %s)", a[1], a[NR], a[int((NR+1)/2)]}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+
+have_optuna=0
+if python3 -c 'import optuna' 2>/dev/null || pip install -q 'optuna>=4' >/dev/null 2>&1; then
+  have_optuna=1
 fi
 
+echo "== peer: the bare job (fork+exec /bin/echo), $SMALL times"
+t0=$(ms); for ((i = 0; i < SMALL; i++)); do /bin/echo score=0.5 >/dev/null; done; t1=$(ms)
+echo "   $(awk "BEGIN{printf \"%.2f\", ($t1-$t0)/$SMALL}") ms per job"
+
+for n in "$SMALL" "$LARGE"; do
+  echo "== N = $n experiments (loop run, max_concurrent 1), $REPS runs each"
+  m=(); for ((r = 0; r < REPS; r++)); do m+=("$(per_exp "$BIN" "$n")"); done
+  echo "   mlres (this build):   $(range "${m[@]}") per experiment"
+  if [ -n "${BEFORE_BIN:-}" ]; then
+    b=(); for ((r = 0; r < REPS; r++)); do b+=("$(per_exp "$BEFORE_BIN" "$n")"); done
+    echo "   mlres (BEFORE_BIN):   $(range "${b[@]}") per experiment"
+  fi
+  if [ "$have_optuna" = 1 ]; then
+    o=(); for ((r = 0; r < REPS; r++)); do o+=("$(optuna_per_trial "$n")"); done
+    echo "   Optuna (SQLite):      $(range "${o[@]}") per trial"
+    echo "   ratio mlres/Optuna (medians): $(awk "BEGIN{printf \"%.2f\", $(median "${m[@]}")/$(median "${o[@]}")}")"
+    if [ -n "${BEFORE_BIN:-}" ]; then
+      echo "   ratio before/Optuna (medians): $(awk "BEGIN{printf \"%.2f\", $(median "${b[@]}")/$(median "${o[@]}")}")"
+    fi
+  else
+    echo "   Optuna not installable here; no peer ratio"
+  fi
+done
+
 echo "== loop status on a ledger of 10,000+ events"
-events=$("$BIN" ledger events --json --limit 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["seq"])')
+rm -rf "$WORK/state" "$WORK/proj/runs"
+events=0
 while [ "$events" -lt 10000 ]; do
   more=$(( (10000 - events) / 4 + 10 ))
   program "$more"

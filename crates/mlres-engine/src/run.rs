@@ -48,6 +48,16 @@ pub struct Engine {
     pub(crate) launched_here: HashSet<(i64, u32)>,
     log_offsets: BTreeMap<i64, u64>,
     pub(crate) hf_state: crate::hfjobs::HfState,
+    /// Per campaign: evaluation streaks, read incrementally from the chain.
+    streaks: BTreeMap<String, Streaks>,
+}
+
+/// Evaluation streaks of a campaign up to chain position `after_seq`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Streaks {
+    after_seq: u64,
+    since_improvement: u32,
+    consecutive_failures: u32,
 }
 
 /// An experiment submitted by an agent (or the loop's proposer).
@@ -204,9 +214,28 @@ pub struct StatusReport {
     pub budget: Value,
     pub best: Option<BestExperiment>,
     pub in_flight: Vec<i64>,
+    /// The most recent experiments (at most the page's limit), oldest first.
     pub experiments: Vec<ExperimentRow>,
+    /// How many experiments the campaign holds, and how to fetch the page before this one.
+    pub page: StatusPage,
     pub stop_reason: Option<String>,
 }
+
+/// Which experiments a [`StatusReport`] shows: a bounded view, whatever the campaign's size.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StatusPage {
+    /// Experiments in the campaign.
+    pub total: u64,
+    /// Most shown at once.
+    pub limit: usize,
+    /// The page holds experiments with iter below this (none: the newest).
+    pub before_iter: Option<u32>,
+    /// Pass as `before_iter` for the previous page; `None` when this page reaches the first.
+    pub next_before_iter: Option<u32>,
+}
+
+/// Experiments a status report shows by default.
+pub const STATUS_PAGE_LIMIT: usize = 50;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ExperimentRow {
@@ -231,6 +260,7 @@ impl Engine {
             launched_here: HashSet::new(),
             log_offsets: BTreeMap::new(),
             hf_state: Default::default(),
+            streaks: BTreeMap::new(),
         })
     }
 
@@ -1034,33 +1064,32 @@ impl Engine {
     }
 
     /// Loop facts for the stop rules, derived from the ledger alone.
-    fn facts(&self, campaign: &Campaign, exhausted: bool) -> Result<LoopFacts, EngineError> {
+    fn facts(&mut self, campaign: &Campaign, exhausted: bool) -> Result<LoopFacts, EngineError> {
         let u = self.ledger.usage(&campaign.id)?;
         let best = self.best_metric(&campaign.id)?;
-        // From the most recent evaluation backwards, only as far as the two counts need (the
-        // chain's order; clock time can tie): the loop's cost does not grow with the campaign.
-        let mut since_improvement = 0;
-        let mut consecutive_failures = 0;
-        let (mut counting_since, mut counting_failures) = (true, true);
-        self.ledger.visit_evaluations_rev(&campaign.id, |e| {
-            if counting_since {
-                if e.decision.as_deref() == Some("keep") {
-                    counting_since = false;
-                } else {
-                    since_improvement += 1;
-                }
+        // Streaks since the last keep and of failures, kept incrementally from the chain (its
+        // order; clock time can tie): each call reads only evaluations it has not seen, so the
+        // loop's cost does not grow with the campaign. Other processes' evaluations are in the
+        // chain too, so the counts stay exact.
+        let mut st = self.streaks.get(&campaign.id).copied().unwrap_or_default();
+        for (seq, e) in self.ledger.evaluations_after(&campaign.id, st.after_seq)? {
+            st.after_seq = seq;
+            if e.decision.as_deref() == Some("keep") {
+                st.since_improvement = 0;
+            } else {
+                st.since_improvement += 1;
             }
-            if counting_failures {
-                let failed = e.status.as_deref() != Some("completed")
-                    || e.decision.as_deref() == Some("anomalous");
-                if failed {
-                    consecutive_failures += 1;
-                } else {
-                    counting_failures = false;
-                }
+            let failed = e.status.as_deref() != Some("completed")
+                || e.decision.as_deref() == Some("anomalous");
+            if failed {
+                st.consecutive_failures += 1;
+            } else {
+                st.consecutive_failures = 0;
             }
-            counting_since || counting_failures
-        })?;
+        }
+        self.streaks.insert(campaign.id.clone(), st);
+        let (since_improvement, consecutive_failures) =
+            (st.since_improvement, st.consecutive_failures);
         let stop_requested = self
             .ledger
             .campaign(&campaign.id)?
@@ -1469,6 +1498,16 @@ impl Engine {
 
     /// `mlres loop status` as data (reconciles first so numbers are current).
     pub fn status(&mut self) -> Result<StatusReport, EngineError> {
+        self.status_page(STATUS_PAGE_LIMIT, None)
+    }
+
+    /// [`Engine::status`] showing at most `limit` experiments with iter below `before_iter`.
+    /// Counts, budget, best and in-flight always cover the whole campaign.
+    pub fn status_page(
+        &mut self,
+        limit: usize,
+        before_iter: Option<u32>,
+    ) -> Result<StatusReport, EngineError> {
         let approval = crate::project::approval_status(&self.ledger, &self.project)?;
         let campaign = self.current_campaign()?;
         let env = self.project.program.envelope.clone();
@@ -1488,6 +1527,11 @@ impl Engine {
             best: None,
             in_flight: vec![],
             experiments: vec![],
+            page: StatusPage {
+                limit,
+                before_iter,
+                ..StatusPage::default()
+            },
             stop_reason: None,
         };
         let Some(c) = campaign else {
@@ -1501,15 +1545,20 @@ impl Engine {
         }
         let usage = self.ledger.usage(&c.id)?;
         report.budget = budget_json(env, &usage);
-        let exps = self.ledger.experiments(&c.id)?;
         if let Some(o) = &objective {
-            report.best = best_experiment(&exps, o.goal);
+            // The best is always a kept experiment (keep = improved on the best so far).
+            report.best = best_experiment(&self.ledger.kept_experiments(&c.id)?, o.goal);
         }
-        report.in_flight = exps
+        report.in_flight = self
+            .ledger
+            .open_experiments(&c.id)?
             .iter()
             .filter(|e| e.state == "reserved" || e.state == "submitted")
             .map(|e| e.id)
             .collect();
+        let (exps, total) = self.ledger.experiments_page(&c.id, limit, before_iter)?;
+        report.page.total = total;
+        report.page.next_before_iter = exps.first().map(|e| e.iter).filter(|i| *i > 1);
         report.experiments = exps
             .iter()
             .map(|e| ExperimentRow {

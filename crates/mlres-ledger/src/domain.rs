@@ -1078,6 +1078,36 @@ impl Ledger {
         Ok(out)
     }
 
+    /// One page of a campaign's experiments, newest first by iter: at most `limit` with iter
+    /// below `before_iter` (all when `None`), returned oldest first; and how many the campaign
+    /// holds in all. A bounded view for status screens and agents.
+    pub fn experiments_page(
+        &self,
+        campaign: &str,
+        limit: usize,
+        before_iter: Option<u32>,
+    ) -> Result<(Vec<Experiment>, u64), LedgerError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {EXP_COLS}, mac FROM experiments
+             WHERE campaign = ?1 AND iter < ?2 ORDER BY iter DESC LIMIT ?3"
+        ))?;
+        let key = self.key;
+        let before = i64::from(before_iter.unwrap_or(u32::MAX));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map((campaign, before, limit), |r| exp_from_row(&key, r))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(finish_exp(row?)?);
+        }
+        out.reverse();
+        let total: u64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM experiments WHERE campaign = ?1",
+            [campaign],
+            |r| r.get(0),
+        )?;
+        Ok((out, total))
+    }
+
     /// The highest proposal index used in a campaign (an index lookup).
     pub fn max_proposal_index(&self, campaign: &str) -> Result<Option<u64>, LedgerError> {
         Ok(self.conn.query_row(
@@ -1087,33 +1117,34 @@ impl Ledger {
         )?)
     }
 
-    /// Visits a campaign's evaluated experiments from the most recently evaluated backwards
-    /// (by their places in the chain) until `visit` returns false. Costs what is visited.
-    pub fn visit_evaluations_rev(
+    /// A campaign's evaluations recorded after chain position `after_seq`, in chain order, as
+    /// (seq of the `evaluated` event, the experiment). An index range scan: a caller that
+    /// remembers the last seq it saw pays only for what is new.
+    pub fn evaluations_after(
         &self,
         campaign: &str,
-        mut visit: impl FnMut(&Experiment) -> bool,
-    ) -> Result<(), LedgerError> {
+        after_seq: u64,
+    ) -> Result<Vec<(u64, Experiment)>, LedgerError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT json_extract(payload, '$.exp_id') FROM events
-             WHERE campaign = ?1 AND kind = 'evaluated' AND json_valid(payload)
-             ORDER BY seq DESC",
+            "SELECT seq, json_extract(payload, '$.exp_id') FROM events
+             WHERE campaign = ?1 AND seq > ?2 AND kind = 'evaluated' AND json_valid(payload)
+             ORDER BY seq",
         )?;
-        let mut rows = stmt.query([campaign])?;
-        while let Some(r) = rows.next()? {
-            let Some(id) = r.get::<_, Option<i64>>(0)? else {
-                continue;
-            };
+        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+        let ids: Vec<(u64, Option<i64>)> = stmt
+            .query_map((campaign, after), |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (seq, id) in ids {
+            let Some(id) = id else { continue };
             let exp = get_exp(&self.conn, &self.key, id)?.ok_or_else(|| {
                 LedgerError::Tampered(format!(
                     "experiment {id} was evaluated in the chain but its row is missing"
                 ))
             })?;
-            if !visit(&exp) {
-                break;
-            }
+            out.push((seq, exp));
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Ids of a campaign's evaluated experiments in the order they were evaluated (their

@@ -114,6 +114,20 @@ pub struct GuardArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct LoopStatusArgs {
+    /// Show at most this many experiments (the most recent); counts, budget and best always
+    /// cover the whole campaign.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+    /// Page back: show experiments with iter below this (`page.next_before_iter` in --json).
+    #[arg(long, value_name = "ITER")]
+    pub before_iter: Option<u32>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct JsonArg {
     /// Machine-readable output.
     #[arg(long)]
@@ -159,8 +173,8 @@ pub struct ApproveArgs {
 pub enum LoopCmd {
     /// Propose, reserve, submit, watch, evaluate until a stop condition.
     Run(LoopRunArgs),
-    /// Campaign state: approval, budget used, best, experiments, stop condition.
-    Status(JsonArg),
+    /// Campaign state: approval, budget used, best, recent experiments, stop condition.
+    Status(LoopStatusArgs),
     /// Stop the campaign: cancel jobs in flight (or let them finish with --drain).
     Stop(LoopStopArgs),
 }

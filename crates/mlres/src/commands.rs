@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::cli::{
     ApproveArgs, Cli, ExpLogsArgs, ExpSubmitArgs, ExpWaitArgs, LedgerEventsArgs, LoopRunArgs,
-    LoopStopArgs,
+    LoopStatusArgs, LoopStopArgs,
 };
 use crate::print::{self, Progress};
 use crate::{Failure, engine_config, exit, fail};
@@ -271,9 +271,10 @@ fn interrupted(cli: &Cli, campaign: &str, in_flight: &[i64]) -> u8 {
     code
 }
 
-pub fn loop_status(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
+pub fn loop_status(cli: &Cli, a: &LoopStatusArgs) -> Result<u8, Failure> {
+    let json_out = a.json;
     let mut engine = open_engine(cli)?;
-    let report = engine.status()?;
+    let report = engine.status_page(a.limit as usize, a.before_iter)?;
     if json_out {
         print::json(&report);
     } else {

@@ -289,7 +289,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Check(a) => commands::check(&cli, a.json),
         Command::Approve(a) => commands::approve(&cli, a),
         Command::Loop(LoopCmd::Run(a)) => commands::loop_run(&cli, a),
-        Command::Loop(LoopCmd::Status(a)) => commands::loop_status(&cli, a.json),
+        Command::Loop(LoopCmd::Status(a)) => commands::loop_status(&cli, a),
         Command::Loop(LoopCmd::Stop(a)) => commands::loop_stop(&cli, a),
         Command::Exp(ExpCmd::Submit(a)) => commands::exp_submit(&cli, a),
         Command::Exp(ExpCmd::Status(a)) => commands::exp_status(&cli, a.id, a.json),

@@ -301,6 +301,18 @@ pub fn status(r: &StatusReport) {
         println!("stop:      {s}");
     }
     if !r.experiments.is_empty() {
+        if (r.experiments.len() as u64) < r.page.total {
+            println!(
+                "\nshowing {} of {} experiments{} (older: `mlres loop status --before-iter {}`)",
+                r.experiments.len(),
+                r.page.total,
+                r.page
+                    .before_iter
+                    .map(|b| format!(" before iter {b}"))
+                    .unwrap_or_default(),
+                r.page.next_before_iter.unwrap_or(1)
+            );
+        }
         println!(
             "\n{:>4} {:>5} {:<10} {:<16} {:>8} {:<10} config",
             "iter", "exp", "state", "outcome", "metric", "decision"

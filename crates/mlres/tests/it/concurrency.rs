@@ -211,3 +211,64 @@ fn a_refund_by_sql_is_refused_with_exit_4() {
     assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(attempt_dirs(&env.state), 3, "nothing more was launched");
 }
+
+/// `loop status` is a bounded view: the newest experiments, a page at a time, with counts and
+/// budget covering the whole campaign.
+#[test]
+fn loop_status_pages_through_a_campaign() {
+    let env = Env::new();
+    env.write_program(
+        &Fast {
+            max_jobs: 8,
+            values: "[1, 2, 3, 4, 5, 6, 7, 8]",
+            ..Default::default()
+        }
+        .program(),
+    );
+    env.approve();
+    env.ok(&["loop", "run"]);
+    let iters = |v: &serde_json::Value| -> Vec<u64> {
+        v["experiments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["iter"].as_u64().unwrap())
+            .collect()
+    };
+    let all = env.json(&["loop", "status", "--json"]);
+    assert_eq!(iters(&all), (1..=8).collect::<Vec<_>>());
+    assert_eq!(all["page"]["total"], 8);
+    assert_eq!(all["page"]["next_before_iter"], serde_json::Value::Null);
+    let p1 = env.json(&["loop", "status", "--json", "--limit", "3"]);
+    assert_eq!(iters(&p1), vec![6, 7, 8]);
+    assert_eq!(p1["page"]["total"], 8);
+    assert_eq!(p1["budget"]["jobs"]["used"], 8);
+    assert_eq!(p1["best"]["iter"], 8, "{p1}");
+    assert_eq!(p1["page"]["next_before_iter"], 6);
+    let p2 = env.json(&[
+        "loop",
+        "status",
+        "--json",
+        "--limit",
+        "3",
+        "--before-iter",
+        "6",
+    ]);
+    assert_eq!(iters(&p2), vec![3, 4, 5]);
+    let p3 = env.json(&[
+        "loop",
+        "status",
+        "--json",
+        "--limit",
+        "3",
+        "--before-iter",
+        "3",
+    ]);
+    assert_eq!(iters(&p3), vec![1, 2]);
+    assert_eq!(p3["page"]["next_before_iter"], serde_json::Value::Null);
+    let human = env.ok(&["loop", "status", "--limit", "2"]);
+    assert!(human.contains("showing 2 of 8 experiments"), "{human}");
+    assert!(human.contains("--before-iter 7"), "{human}");
+    let out = env.run(&["loop", "status", "--limit", "0"]);
+    assert_eq!(code(&out), 2);
+}
