@@ -3,7 +3,7 @@
 # flat as a campaign grows), side by side with Optuna at the same sizes, and `loop status`
 # latency on a ledger of 10,000+ events.
 #
-# Usage: bash bench/loop.sh [SMALL=300] [LARGE=3000] [REPS=2]
+# Usage: bash bench/loop.sh [SMALL=300] [LARGE=3000] [REPS=3]
 #   MLRES_BIN=path   benchmark this mlres binary instead of building target/release/mlres
 #   BEFORE_BIN=path  also run an older build (e.g. the previous release) at the same settings
 #
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SMALL=${1:-300}
 LARGE=${2:-3000}
-REPS=${3:-2}
+REPS=${3:-3}
 if [ -z "${MLRES_BIN:-}" ]; then
   cargo build --release --quiet -p mlres
   MLRES_BIN=$PWD/target/release/mlres
@@ -96,8 +96,8 @@ EOPY
 }
 
 # range VALUES... -> "min..max (median m)"
-range() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{printf "%s..%s ms (median %s)", a[1], a[NR], a[int((NR+1)/2)]}'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
+range() { printf '%s..%s ms (median %s)' "$(printf '%s\n' "$@" | sort -g | head -1)" "$(printf '%s\n' "$@" | sort -g | tail -1)" "$(median "$@")"; }
 
 have_optuna=0
 if python3 -c 'import optuna' 2>/dev/null || pip install -q 'optuna>=4' >/dev/null 2>&1; then
