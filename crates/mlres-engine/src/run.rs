@@ -570,16 +570,30 @@ impl Engine {
             timeout_secs,
             cost_micro,
         };
-        let exp = self.ledger.reserve(&campaign.id, &rr, |u| {
-            let usage = mlres_policy::Usage {
-                jobs: u.jobs,
-                walltime_secs: u.walltime_secs,
-                cost_micro_usd: u.cost_micro,
-                in_flight: u.in_flight,
-            };
-            mlres_policy::check_spend(&envelope, &usage, &spend)
-                .map_err(|r| (r.code.to_string(), r.message))
-        });
+        // Reserved and marked submitted (attempt 1) in one transaction; `launch` then finds
+        // the experiment already submitted with the same handle.
+        let jobs_dir = self.cfg.state_dir.join("jobs").join(&campaign.id);
+        let handle_for = |id: i64| {
+            jobs_dir
+                .join(format!("e{id}-a1"))
+                .to_string_lossy()
+                .into_owned()
+        };
+        let exp = self.ledger.reserve_submitted(
+            &campaign.id,
+            &rr,
+            |u| {
+                let usage = mlres_policy::Usage {
+                    jobs: u.jobs,
+                    walltime_secs: u.walltime_secs,
+                    cost_micro_usd: u.cost_micro,
+                    in_flight: u.in_flight,
+                };
+                mlres_policy::check_spend(&envelope, &usage, &spend)
+                    .map_err(|r| (r.code.to_string(), r.message))
+            },
+            handle_for,
+        );
         let exp = match exp {
             Ok(e) => e,
             Err(mlres_ledger::LedgerError::Refused { code, message }) => {

@@ -293,7 +293,11 @@ impl Ledger {
             touched: integrity::Touched::default(),
         };
         let out = f(&mut w)?;
-        w.seal_touched()?;
+        // Every mutation appends an event: without one nothing changed, and re-sealing would
+        // only cost a commit.
+        if w.appended {
+            w.seal_touched()?;
+        }
         let (head, appended) = (w.head, w.appended);
         if appended {
             tx.execute(

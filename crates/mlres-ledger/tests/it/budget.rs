@@ -304,3 +304,36 @@ fn concurrent_first_opens_share_one_campaign() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn reserve_submitted_is_one_transaction_that_verifies() {
+    let (_t, mut l) = fresh();
+    let c = l.create_campaign("/p", "ph").unwrap().id;
+    let n = l.event_count().unwrap();
+    let e = l
+        .reserve_submitted(&c, &req(Some(0)), allow, |id| format!("/jobs/e{id}-a1"))
+        .unwrap();
+    assert_eq!(e.state, "submitted");
+    assert_eq!(e.attempt, 1);
+    assert_eq!(
+        e.handle.as_deref(),
+        Some(format!("/jobs/e{}-a1", e.id).as_str())
+    );
+    assert_eq!(l.event_count().unwrap(), n + 2);
+    // The launch's own mark_submitted is then a no-op that records nothing.
+    l.mark_submitted(e.id, 1, e.handle.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(l.event_count().unwrap(), n + 2);
+    assert_eq!(l.usage(&c).unwrap().in_flight, 1);
+    assert!(l.verify().unwrap().is_ok());
+    // A refusal records the refusal only: no experiment, no handle asked for.
+    let err = l.reserve_submitted(
+        &c,
+        &req(Some(1)),
+        |_| Err(("max_jobs".into(), "full".into())),
+        |_| panic!("no handle for a refused reservation"),
+    );
+    assert!(matches!(err, Err(LedgerError::Refused { .. })));
+    assert_eq!(l.experiments(&c).unwrap().len(), 1);
+    assert!(l.verify().unwrap().is_ok());
+}
