@@ -933,6 +933,32 @@ impl Engine {
                 Some(self.failure_text(exp, status))
             },
         };
+        if status.remote.is_none() && exp.state == "submitted" {
+            // A local job: settle and evaluate in one transaction (one commit fewer). The
+            // evaluation sees the experiment as the ledger will hold it once finished.
+            let mut finished = exp.clone();
+            finished.state = "finished".into();
+            finished.status = Some(fin.status.clone());
+            finished.exit_code = fin.exit_code;
+            finished.error = fin.error.clone();
+            let (rec, reason) = self.evaluation_record(&finished)?;
+            if self.ledger.finish_and_evaluate(exp.id, &fin, &rec)? {
+                on_event(LoopEvent::Finished {
+                    exp: exp.id,
+                    status: name.to_string(),
+                });
+                on_event(LoopEvent::Evaluated {
+                    exp: exp.id,
+                    iter: exp.iter,
+                    metric: rec.metric,
+                    decision: rec.decision.clone(),
+                    reason,
+                    best: rec.best_so_far,
+                });
+                self.log_offsets.remove(&exp.id);
+                return Ok(());
+            }
+        }
         if self.ledger.mark_finished(exp.id, &fin)? {
             on_event(LoopEvent::Finished {
                 exp: exp.id,
@@ -1000,19 +1026,10 @@ impl Engine {
         Ok(best)
     }
 
-    /// Parses the finished job's logs and records keep/discard/anomalous. Idempotent.
-    pub fn evaluate(
-        &mut self,
-        exp_id: i64,
-        on_event: &mut dyn FnMut(LoopEvent),
-    ) -> Result<Experiment, EngineError> {
-        let exp = self
-            .ledger
-            .experiment(exp_id)?
-            .ok_or(EngineError::UnknownExperiment(exp_id))?;
-        if exp.state != "finished" {
-            return Ok(exp);
-        }
+    /// The evaluation of a finished experiment (`exp` as the ledger holds it once finished):
+    /// metrics parsed from the logs its supervisor captured, and keep/discard/anomalous against
+    /// the campaign's best. Records nothing.
+    fn evaluation_record(&self, exp: &Experiment) -> Result<(EvalRecord, String), EngineError> {
         let objective = self.objective()?.clone();
         let best = self.best_metric(&exp.campaign)?;
         let status = exp.status.clone().unwrap_or_default();
@@ -1064,14 +1081,31 @@ impl Engine {
             reason: ev.reason.clone(),
             best_so_far: new_best,
         };
+        Ok((rec, ev.reason))
+    }
+
+    /// Parses the finished job's logs and records keep/discard/anomalous. Idempotent.
+    pub fn evaluate(
+        &mut self,
+        exp_id: i64,
+        on_event: &mut dyn FnMut(LoopEvent),
+    ) -> Result<Experiment, EngineError> {
+        let exp = self
+            .ledger
+            .experiment(exp_id)?
+            .ok_or(EngineError::UnknownExperiment(exp_id))?;
+        if exp.state != "finished" {
+            return Ok(exp);
+        }
+        let (rec, reason) = self.evaluation_record(&exp)?;
         if self.ledger.mark_evaluated(exp_id, &rec)? {
             on_event(LoopEvent::Evaluated {
                 exp: exp_id,
                 iter: exp.iter,
-                metric: ev.metric,
+                metric: rec.metric,
                 decision: rec.decision.clone(),
-                reason: ev.reason,
-                best: new_best,
+                reason,
+                best: rec.best_so_far,
             });
         }
         Ok(self.ledger.experiment(exp_id)?.unwrap_or(exp))

@@ -175,8 +175,22 @@ fn get_exp(
 /// In a write transaction: the experiment about to change, after checking its own seal and
 /// its campaign's.
 fn write_exp(w: &mut Writer<'_>, id: i64) -> Result<Experiment, LedgerError> {
-    let exp = get_exp(w.conn, w.key(), id)?
+    // A row this transaction already changed is not sealed yet (sealing happens at commit);
+    // its seal was checked before the first change.
+    let changed = w.changed_exp(id);
+    let row = w
+        .conn
+        .query_row(
+            &format!("SELECT {EXP_COLS}, mac FROM experiments WHERE id = ?1"),
+            [id],
+            |r| exp_from_row(w.key(), r),
+        )
+        .optional()?
         .ok_or_else(|| LedgerError::NotFound(format!("experiment {id}")))?;
+    let exp = finish_exp(ExpRow {
+        mac_ok: row.mac_ok || changed,
+        ..row
+    })?;
     w.will_change_exp(id)?;
     Ok(exp)
 }
@@ -248,6 +262,98 @@ fn transition(exp: &Experiment, to: &str) -> LedgerError {
         from: exp.state.clone(),
         to: to.to_string(),
     }
+}
+
+fn check_finish(fin: &FinishRecord) -> Result<(), LedgerError> {
+    one_of("finish status", &fin.status, FINISH_STATUSES)?;
+    i64_range("duration_ms", fin.duration_ms)?;
+    i64_range("spent_cost_micro", fin.spent_cost_micro)
+}
+
+/// `submitted` -> `finished` inside a write; `false` if already finished or evaluated.
+fn finish_in(w: &mut Writer<'_>, exp_id: i64, fin: &FinishRecord) -> Result<bool, LedgerError> {
+    let walltime = fin.duration_ms.div_ceil(1000);
+    let exp = write_exp(w, exp_id)?;
+    match exp.state.as_str() {
+        SUBMITTED => {}
+        FINISHED | EVALUATED => return Ok(false),
+        _ => return Err(transition(&exp, FINISHED)),
+    }
+    w.conn.execute(
+        "UPDATE experiments SET state = 'finished', status = ?2, exit_code = ?3,
+                    duration_ms = ?4, spent_walltime_secs = ?5, spent_cost_micro = ?6,
+                    error = ?7, finished_ms = ?8
+             WHERE id = ?1",
+        rusqlite::params![
+            exp_id,
+            fin.status,
+            fin.exit_code,
+            fin.duration_ms,
+            walltime,
+            fin.spent_cost_micro,
+            fin.error,
+            w.now,
+        ],
+    )?;
+    w.append(
+        Some(&exp.campaign),
+        "finished",
+        &json!({
+            "exp_id": exp_id,
+            "attempt": exp.attempt,
+            "handle": exp.handle,
+            "status": fin.status,
+            "exit_code": fin.exit_code,
+            "duration_ms": fin.duration_ms,
+            "spent_walltime_secs": walltime,
+            "spent_cost_micro": fin.spent_cost_micro,
+            "error": fin.error,
+        }),
+    )?;
+    Ok(true)
+}
+
+/// `finished` -> `evaluated` inside a write; `false` if already evaluated.
+fn evaluate_in(w: &mut Writer<'_>, exp_id: i64, ev: &EvalRecord) -> Result<bool, LedgerError> {
+    let metrics = serde_json::to_string(&ev.metrics)?;
+    let (metric, metric_nan) = float_sql(ev.metric);
+    let (best, best_nan) = float_sql(ev.best_so_far);
+    let exp = write_exp(w, exp_id)?;
+    match exp.state.as_str() {
+        FINISHED => {}
+        EVALUATED => return Ok(false),
+        _ => return Err(transition(&exp, EVALUATED)),
+    }
+    w.conn.execute(
+        "UPDATE experiments SET state = 'evaluated', metric = ?2, metric_nan = ?3,
+                    metrics = ?4, decision = ?5, decision_reason = ?6, best_so_far = ?7,
+                    best_so_far_nan = ?8, evaluated_ms = ?9
+             WHERE id = ?1",
+        rusqlite::params![
+            exp_id,
+            metric,
+            metric_nan,
+            metrics,
+            ev.decision,
+            ev.reason,
+            best,
+            best_nan,
+            w.now,
+        ],
+    )?;
+    w.append(
+        Some(&exp.campaign),
+        "evaluated",
+        &json!({
+            "exp_id": exp_id,
+            "metric": float_json(ev.metric),
+            "metrics": ev.metrics,
+            "decision": ev.decision,
+            "reason": ev.reason,
+            "best_so_far": float_json(ev.best_so_far),
+        }),
+    )?;
+    Ok(true)
 }
 
 /// How [`Ledger::open_campaign`] found or made the campaign.
@@ -980,95 +1086,32 @@ impl Ledger {
     /// cost as `fin.spent_cost_micro`. Returns `false` (no change, no event) if the experiment
     /// is already finished or evaluated, so concurrent reconcilers can both call it.
     pub fn mark_finished(&mut self, exp_id: i64, fin: &FinishRecord) -> Result<bool, LedgerError> {
-        one_of("finish status", &fin.status, FINISH_STATUSES)?;
-        i64_range("duration_ms", fin.duration_ms)?;
-        i64_range("spent_cost_micro", fin.spent_cost_micro)?;
-        let walltime = fin.duration_ms.div_ceil(1000);
-        self.write(|w| {
-            let exp = write_exp(w, exp_id)?;
-            match exp.state.as_str() {
-                SUBMITTED => {}
-                FINISHED | EVALUATED => return Ok(Ok(false)),
-                _ => return Err(transition(&exp, FINISHED)),
-            }
-            w.conn.execute(
-                "UPDATE experiments SET state = 'finished', status = ?2, exit_code = ?3,
-                        duration_ms = ?4, spent_walltime_secs = ?5, spent_cost_micro = ?6,
-                        error = ?7, finished_ms = ?8
-                 WHERE id = ?1",
-                rusqlite::params![
-                    exp_id,
-                    fin.status,
-                    fin.exit_code,
-                    fin.duration_ms,
-                    walltime,
-                    fin.spent_cost_micro,
-                    fin.error,
-                    w.now,
-                ],
-            )?;
-            w.append(
-                Some(&exp.campaign),
-                "finished",
-                &json!({
-                    "exp_id": exp_id,
-                    "attempt": exp.attempt,
-                    "handle": exp.handle,
-                    "status": fin.status,
-                    "exit_code": fin.exit_code,
-                    "duration_ms": fin.duration_ms,
-                    "spent_walltime_secs": walltime,
-                    "spent_cost_micro": fin.spent_cost_micro,
-                    "error": fin.error,
-                }),
-            )?;
-            Ok(Ok(true))
-        })
+        check_finish(fin)?;
+        self.write(|w| Ok(Ok(finish_in(w, exp_id, fin)?)))
     }
 
     /// `finished` -> `evaluated`. Returns `false` (no change, no event) if already evaluated.
     pub fn mark_evaluated(&mut self, exp_id: i64, ev: &EvalRecord) -> Result<bool, LedgerError> {
         one_of("decision", &ev.decision, DECISIONS)?;
-        let metrics = serde_json::to_string(&ev.metrics)?;
-        let (metric, metric_nan) = float_sql(ev.metric);
-        let (best, best_nan) = float_sql(ev.best_so_far);
+        self.write(|w| Ok(Ok(evaluate_in(w, exp_id, ev)?)))
+    }
+
+    /// [`Ledger::mark_finished`] then [`Ledger::mark_evaluated`] in ONE transaction (one commit
+    /// fewer per experiment). Returns `false` and changes nothing unless the experiment is
+    /// submitted (a concurrent reconciler got there first: settle it the usual way).
+    pub fn finish_and_evaluate(
+        &mut self,
+        exp_id: i64,
+        fin: &FinishRecord,
+        ev: &EvalRecord,
+    ) -> Result<bool, LedgerError> {
+        check_finish(fin)?;
+        one_of("decision", &ev.decision, DECISIONS)?;
         self.write(|w| {
-            let exp = write_exp(w, exp_id)?;
-            match exp.state.as_str() {
-                FINISHED => {}
-                EVALUATED => return Ok(Ok(false)),
-                _ => return Err(transition(&exp, EVALUATED)),
+            if !finish_in(w, exp_id, fin)? {
+                return Ok(Ok(false));
             }
-            w.conn.execute(
-                "UPDATE experiments SET state = 'evaluated', metric = ?2, metric_nan = ?3,
-                        metrics = ?4, decision = ?5, decision_reason = ?6, best_so_far = ?7,
-                        best_so_far_nan = ?8, evaluated_ms = ?9
-                 WHERE id = ?1",
-                rusqlite::params![
-                    exp_id,
-                    metric,
-                    metric_nan,
-                    metrics,
-                    ev.decision,
-                    ev.reason,
-                    best,
-                    best_nan,
-                    w.now,
-                ],
-            )?;
-            w.append(
-                Some(&exp.campaign),
-                "evaluated",
-                &json!({
-                    "exp_id": exp_id,
-                    "metric": float_json(ev.metric),
-                    "metrics": ev.metrics,
-                    "decision": ev.decision,
-                    "reason": ev.reason,
-                    "best_so_far": float_json(ev.best_so_far),
-                }),
-            )?;
-            Ok(Ok(true))
+            Ok(Ok(evaluate_in(w, exp_id, ev)?))
         })
     }
 

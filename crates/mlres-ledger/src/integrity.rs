@@ -523,6 +523,11 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Whether experiment `id` was changed (or inserted) in this transaction.
+    pub(crate) fn changed_exp(&self, id: i64) -> bool {
+        self.touched.exps.contains_key(&id)
+    }
+
     /// Records that experiment `id` was inserted in this transaction.
     pub(crate) fn inserted_exp(&mut self, id: i64) {
         self.touched.exps.insert(id, None);

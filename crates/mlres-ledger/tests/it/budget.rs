@@ -337,3 +337,49 @@ fn reserve_submitted_is_one_transaction_that_verifies() {
     assert_eq!(l.experiments(&c).unwrap().len(), 1);
     assert!(l.verify().unwrap().is_ok());
 }
+
+#[test]
+fn finish_and_evaluate_is_one_transaction_that_verifies() {
+    let (_t, mut l) = fresh();
+    let c = l.create_campaign("/p", "ph").unwrap().id;
+    let e = l
+        .reserve_submitted(&c, &req(Some(0)), allow, |id| format!("/jobs/e{id}-a1"))
+        .unwrap();
+    let fin = FinishRecord {
+        status: "completed".into(),
+        exit_code: Some(0),
+        duration_ms: 1500,
+        spent_cost_micro: 0,
+        error: None,
+    };
+    let ev = EvalRecord {
+        metric: Some(0.7),
+        metrics: serde_json::json!({"score": 0.7}),
+        decision: "keep".into(),
+        reason: "first".into(),
+        best_so_far: Some(0.7),
+    };
+    let n = l.event_count().unwrap();
+    assert!(l.finish_and_evaluate(e.id, &fin, &ev).unwrap());
+    assert_eq!(l.event_count().unwrap(), n + 2);
+    let got = l.experiment(e.id).unwrap().unwrap();
+    assert_eq!(got.state, "evaluated");
+    assert_eq!(got.spent_walltime_secs, Some(2));
+    assert_eq!(got.metric, Some(0.7));
+    assert_eq!(l.usage(&c).unwrap().walltime_secs, 2);
+    assert!(l.verify().unwrap().is_ok());
+    // Already settled: nothing changes, nothing is recorded.
+    assert!(!l.finish_and_evaluate(e.id, &fin, &ev).unwrap());
+    assert_eq!(l.event_count().unwrap(), n + 2);
+    // A bad decision is refused before anything is written.
+    let e2 = l
+        .reserve_submitted(&c, &req(Some(1)), allow, |id| format!("/jobs/e{id}-a1"))
+        .unwrap();
+    let mut bad = ev.clone();
+    bad.decision = "maybe".into();
+    assert!(matches!(
+        l.finish_and_evaluate(e2.id, &fin, &bad),
+        Err(LedgerError::Invalid(_))
+    ));
+    assert_eq!(l.experiment(e2.id).unwrap().unwrap().state, "submitted");
+}
