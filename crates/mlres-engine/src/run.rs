@@ -38,6 +38,10 @@ pub struct EngineConfig {
     pub parent_env: BTreeMap<String, String>,
     /// The hf-jobs backend's endpoint and tokens (`None`: hf-jobs is unavailable).
     pub hf: Option<crate::hfjobs::HfSettings>,
+    /// Where local supervisors look for bubblewrap (`None`: the standard places). Passed to
+    /// each supervisor on its command line (`__supervise --bwrap`), since its environment
+    /// is cleared.
+    pub bwrap: Option<PathBuf>,
 }
 
 /// Everything needed to act on one project.
@@ -726,6 +730,9 @@ impl Engine {
             .arg(&dir)
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("LANG", "C.UTF-8");
+        if let Some(b) = &self.cfg.bwrap {
+            cmd.arg("--bwrap").arg(b);
+        }
         mlres_backends::launch(&dir, &cmd)?;
         self.launched_here.insert((exp.id, attempt));
         Ok(())

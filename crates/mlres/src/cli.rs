@@ -84,7 +84,13 @@ pub enum Command {
     Setup(SetupCmd),
     /// Internal: the detached job supervisor (started by mlres itself).
     #[command(name = "__supervise", hide = true)]
-    Supervise { dir: PathBuf },
+    Supervise {
+        dir: PathBuf,
+        /// Use bubblewrap only at this path (from MLRES_BWRAP; the supervisor's own
+        /// environment is cleared, so it arrives here).
+        #[arg(long)]
+        bwrap: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
