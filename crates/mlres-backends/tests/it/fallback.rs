@@ -532,3 +532,45 @@ fn doctor_reports_the_fallback_as_what_jobs_get_and_a_missing_bubblewrap_as_off(
         normal[0]
     );
 }
+
+#[test]
+fn a_bubblewrap_that_cannot_create_namespaces_means_the_fallback_not_a_failed_job() {
+    use std::os::unix::fs::PermissionsExt;
+    let (t, dir) = attempt_dir();
+    // What bubblewrap says where user namespaces are switched off.
+    let fake = t.path().join("bwrap");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'bubblewrap 0.0'; exit 0; }\n\
+         echo 'bwrap: No permissions to create a new namespace' >&2; exit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut s = sh("echo ran");
+    s.network = NetworkPolicy::Isolated;
+    prepare_attempt(&dir, &s).unwrap();
+    let mut cmd = supervise_cmd(&dir);
+    cmd.arg("--bwrap").arg(&fake);
+    assert_eq!(cmd.status().unwrap().code(), Some(0));
+    let st = finished(&dir);
+    if no_landlock_fails_closed(&st) {
+        return;
+    }
+    assert_eq!(st.outcome, Outcome::Completed, "{}", st.detail);
+    assert_eq!(read(&log_paths(&dir).stdout), "ran\n");
+    assert!(st.network_isolated);
+    let note = sandbox_note(&st);
+    assert!(
+        note.contains("(fallback: ") && note.contains("cannot create the jobs' namespaces: bwrap: No permissions to create a new namespace"),
+        "{note}"
+    );
+    // doctor agrees: bubblewrap is there but not on, and jobs get the fallback.
+    let report = doctor(Some(&fake));
+    let bwrap = report.iter().find(|p| p.name == "bubblewrap").unwrap();
+    assert!(!bwrap.active, "{bwrap:?}");
+    assert!(
+        report[0].active && report[0].detail.contains("fallback"),
+        "{:?}",
+        report[0]
+    );
+}
