@@ -39,8 +39,9 @@
 //! decides what the job can open (system directories, granted paths with masked ones carved
 //! out entry by entry, `/proc`, its work dir and a few device files; no host `/tmp` or
 //! `/dev/shm`), Landlock's ptrace rules keep it from reading other processes' `/proc/<pid>/environ`
-//! (and at ABI ≥ 6 from signalling them), seccomp and a network namespace from `unshare` cut
-//! its network when it has none (fail closed if `unshare` is refused), and a root supervisor's
+//! (and at ABI ≥ 6 from signalling them), seccomp denies `socket(AF_UNIX)` whatever the
+//! network policy (every host socket path is visible), a network namespace from `unshare`
+//! cuts its network when it has none (fail closed if `unshare` is refused), and a root supervisor's
 //! job loses every capability. The supervisor's process group and child-subreaper cleanup
 //! kill whatever the job leaves behind and count it.
 //!
@@ -834,7 +835,10 @@ fn jail(cfg: &JailConfig, program: &OsStr, argv: &[OsString]) -> i32 {
             return 125;
         }
     }
-    if let Err(e) = install_seccomp(&seccomp_filter(cfg.network)) {
+    // Without a mount namespace every host socket path (a Docker daemon, an ssh-agent) is
+    // visible, and Landlock does not check connect(): the fallback denies AF_UNIX sockets to
+    // jobs with network too (socketpair keeps working).
+    if let Err(e) = install_seccomp(&seccomp_filter(cfg.network && !cfg.fallback)) {
         say(fd, &format!("fail seccomp {e}"));
         return 125;
     }

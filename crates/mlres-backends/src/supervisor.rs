@@ -625,7 +625,7 @@ fn run(dir: &Path, _subreaper: bool, bwrap: Option<&Path>) -> Status {
     }
     sandbox_notes.push(match &launcher {
         Launcher::Bwrap(_) => sandbox_note(&report, spec.network),
-        Launcher::Fallback(why) => fallback_note(&report, spec.network, why),
+        Launcher::Fallback(why) => fallback_note(&report, why),
     });
     sandbox_notes.extend(notes);
     Status {
@@ -677,7 +677,7 @@ fn sandbox_note(report: &ChildReport, network: NetworkPolicy) -> String {
 
 /// The note for a job run without bubblewrap: which layers there were, why bubblewrap was
 /// not used, and what the job could still see.
-fn fallback_note(report: &ChildReport, network: NetworkPolicy, why: &str) -> String {
+fn fallback_note(report: &ChildReport, why: &str) -> String {
     let abi = match report.landlock {
         Some(Ok(abi)) => abi,
         _ => 0,
@@ -687,10 +687,11 @@ fn fallback_note(report: &ChildReport, network: NetworkPolicy, why: &str) -> Str
     } else {
         "Landlock unknown".into()
     }];
-    layers.push(match (report.seccomp, network) {
-        (false, _) => "no seccomp".into(),
-        (true, NetworkPolicy::Host) => "seccomp".into(),
-        (true, _) => "seccomp (no AF_UNIX sockets)".into(),
+    // The fallback's filter denies AF_UNIX sockets whatever the network policy.
+    layers.push(if report.seccomp {
+        "seccomp (no AF_UNIX sockets)".into()
+    } else {
+        "no seccomp".into()
     });
     match report.net.as_deref() {
         Some("netns") => layers.push("own network namespace".into()),

@@ -98,7 +98,9 @@ fn without_bubblewrap_ordinary_jobs_run_and_say_which_sandbox_they_had() {
     let note = sandbox_note(&st);
     let abi = landlock_abi();
     assert!(
-        note.starts_with(&format!("sandbox: Landlock ABI {abi} + seccomp")),
+        note.starts_with(&format!(
+            "sandbox: Landlock ABI {abi} + seccomp (no AF_UNIX sockets)"
+        )),
         "{note}"
     );
     assert!(
@@ -126,6 +128,28 @@ fn without_bubblewrap_ordinary_jobs_run_and_say_which_sandbox_they_had() {
     let note = sandbox_note(&st);
     assert!(note.contains("seccomp (no AF_UNIX sockets)"), "{note}");
     assert!(note.contains("own network namespace"), "{note}");
+
+    // With network, host socket paths are still out of reach: nothing hides them without a
+    // mount namespace, so the fallback denies AF_UNIX sockets to every job.
+    let (_t, dir) = attempt_dir();
+    let sock = dir.with_file_name("host.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let code = format!(
+        "import socket\n\
+         a, b = socket.socketpair(); a.send(b'x'); print('pair', b.recv(1).decode())\n\
+         try:\n    s = socket.socket(socket.AF_UNIX)\n    s.connect({:?}); print('GOT')\n\
+         except OSError as e:\n    print('DENIED', e.errno)\n",
+        sock.to_str().unwrap()
+    );
+    let st = run_fallback(&dir, &spec(&[&system_python(), "-c", &code]));
+    assert_eq!(st.outcome, Outcome::Completed, "{}", st.detail);
+    assert_eq!(read(&log_paths(&dir).stdout), "pair x\nDENIED 13\n");
+    assert!(sandbox_note(&st).contains("seccomp (no AF_UNIX sockets)"));
+    assert_eq!(
+        listener.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         // No user namespace takes a root supervisor's capabilities away: __jail does.
