@@ -302,7 +302,29 @@ pub fn launch(dir: &Path, supervisor: &std::process::Command) -> Result<(), Back
 /// namespace through `unshare` when it has no network); without Landlock either, it does not
 /// run. A path that does not exist forces the fallback.
 pub fn supervise(dir: &Path, bwrap: Option<&Path>) -> Result<Status, BackendError> {
-    supervisor::supervise(dir, bwrap)
+    supervisor::supervise(dir, bwrap, None)
+}
+
+/// [`supervise`] with the outer layer already chosen by [`choose_sandbox`] (a long-running
+/// caller probes bubblewrap once instead of once per job): `Ok(())` runs the job under
+/// bubblewrap (it still fails closed if bubblewrap then fails), `Err(reason)` under the
+/// fallback, with `reason` in its notes.
+pub fn supervise_chosen(
+    dir: &Path,
+    bwrap: Option<&Path>,
+    chosen: Result<(), String>,
+) -> Result<Status, BackendError> {
+    supervisor::supervise(dir, bwrap, Some(chosen))
+}
+
+/// Whether bubblewrap (at `bwrap`, or the standard places) is there and can create the
+/// namespaces a job with or without `network` needs: `Ok(())`, or why not (jobs then run under
+/// the fallback). Runs bubblewrap once; callers may reuse the answer for many jobs.
+pub fn choose_sandbox(bwrap: Option<&Path>, network: bool) -> Result<(), String> {
+    match supervisor::Launcher::choose(bwrap, network) {
+        supervisor::Launcher::Bwrap(_) => Ok(()),
+        supervisor::Launcher::Fallback(reason) => Err(reason),
+    }
 }
 
 /// Resume path: try to create `claim` as `void`. `Ok(true)`: we won, the job never ran and a

@@ -50,7 +50,11 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn supervise(dir: &Path, bwrap: Option<&Path>) -> Result<Status, BackendError> {
+pub(crate) fn supervise(
+    dir: &Path,
+    bwrap: Option<&Path>,
+    chosen: Option<Result<(), String>>,
+) -> Result<Status, BackendError> {
     let dir = std::path::absolute(dir).map_err(io_err("resolve", dir))?;
     if !dir.join(SPEC).is_file() {
         return Err(BackendError::NotAnAttempt(dir));
@@ -85,7 +89,7 @@ pub(crate) fn supervise(dir: &Path, bwrap: Option<&Path>) -> Result<Status, Back
     // SAFETY: prctl with integer arguments has no memory-safety preconditions.
     let subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0;
 
-    let mut status = run(&dir, subreaper, bwrap);
+    let mut status = run(&dir, subreaper, bwrap, chosen);
     if !subreaper {
         status
             .notes
@@ -282,7 +286,7 @@ fn open_log(path: &Path) -> Result<File, String> {
 }
 
 /// Which outer layer runs `__jail`.
-enum Launcher {
+pub(crate) enum Launcher {
     /// bubblewrap at this path, whose namespaces were just seen to work.
     Bwrap(PathBuf),
     /// No bubblewrap (the reason why): `__jail` runs directly under the supervisor, Landlock
@@ -293,7 +297,7 @@ enum Launcher {
 
 impl Launcher {
     /// Bubblewrap if it is there and can create the jobs' namespaces, else the fallback.
-    fn choose(bwrap: Option<&Path>, network: bool) -> Self {
+    pub(crate) fn choose(bwrap: Option<&Path>, network: bool) -> Self {
         match jail::find_bwrap(bwrap) {
             Ok(b) => match jail::probe_bwrap(&b, network) {
                 Ok(_) => Launcher::Bwrap(b),
@@ -312,7 +316,12 @@ impl Launcher {
 }
 
 /// Run the job and produce its status. Never fails: problems become `StartFailed` or notes.
-fn run(dir: &Path, _subreaper: bool, bwrap: Option<&Path>) -> Status {
+fn run(
+    dir: &Path,
+    _subreaper: bool,
+    bwrap: Option<&Path>,
+    chosen: Option<Result<(), String>>,
+) -> Status {
     let spec = match read_spec(dir) {
         Ok(s) => s,
         Err(e) => return empty_status(Outcome::StartFailed, format!("cannot read spec: {e}")),
@@ -352,7 +361,17 @@ fn run(dir: &Path, _subreaper: bool, bwrap: Option<&Path>) -> Status {
         }
     };
     let report_fd = std::os::fd::AsRawFd::as_raw_fd(&report_write);
-    let launcher = Launcher::choose(bwrap, spec.network == NetworkPolicy::Host);
+    let network = spec.network == NetworkPolicy::Host;
+    let launcher = match chosen {
+        None => Launcher::choose(bwrap, network),
+        Some(Err(reason)) => Launcher::Fallback(reason),
+        // Chosen by the caller's probe: bubblewrap at the same place (its absence now is a
+        // start failure, never a silent switch).
+        Some(Ok(())) => match jail::find_bwrap(bwrap) {
+            Ok(b) => Launcher::Bwrap(b),
+            Err(e) => Launcher::Fallback(e),
+        },
+    };
     if let Launcher::Fallback(why) = &launcher {
         match jail::landlock_abi() {
             Ok(abi) if abi >= 1 => {}

@@ -54,6 +54,8 @@ pub struct Engine {
     pub(crate) hf_state: crate::hfjobs::HfState,
     /// Per campaign: evaluation streaks, read incrementally from the chain.
     streaks: BTreeMap<String, Streaks>,
+    /// Per network setting: whether bubblewrap works (probed once per process).
+    sandbox_choice: BTreeMap<bool, Result<(), String>>,
 }
 
 /// Evaluation streaks of a campaign up to chain position `after_seq`.
@@ -265,6 +267,7 @@ impl Engine {
             log_offsets: BTreeMap::new(),
             hf_state: Default::default(),
             streaks: BTreeMap::new(),
+            sandbox_choice: BTreeMap::new(),
         })
     }
 
@@ -733,6 +736,17 @@ impl Engine {
         if let Some(b) = &self.cfg.bwrap {
             cmd.arg("--bwrap").arg(b);
         }
+        // Bubblewrap is probed once per process and network setting, not once per job.
+        let network = job.network;
+        let chosen = self
+            .sandbox_choice
+            .entry(network)
+            .or_insert_with(|| mlres_backends::choose_sandbox(self.cfg.bwrap.as_deref(), network))
+            .clone();
+        match chosen {
+            Ok(()) => cmd.arg("--bwrap-ok"),
+            Err(reason) => cmd.arg("--sandbox-fallback").arg(reason),
+        };
         mlres_backends::launch(&dir, &cmd)?;
         self.launched_here.insert((exp.id, attempt));
         Ok(())

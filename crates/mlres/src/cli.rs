@@ -90,6 +90,12 @@ pub enum Command {
         /// environment is cleared, so it arrives here).
         #[arg(long)]
         bwrap: Option<PathBuf>,
+        /// The engine already saw bubblewrap work (it probes once per process, not per job).
+        #[arg(long, conflicts_with = "sandbox_fallback")]
+        bwrap_ok: bool,
+        /// The engine's probe found no working bubblewrap, for this reason: use the fallback.
+        #[arg(long, value_name = "REASON")]
+        sandbox_fallback: Option<String>,
     },
 }
 

@@ -20,11 +20,18 @@ pub fn open_engine(cli: &Cli) -> Result<Engine, Failure> {
     Ok(Engine::open(cfg, &cli.project)?)
 }
 
-pub fn supervise(dir: &Path, bwrap: Option<&Path>) -> Result<u8, Failure> {
+pub fn supervise(
+    dir: &Path,
+    bwrap: Option<&Path>,
+    chosen: Option<Result<(), String>>,
+) -> Result<u8, Failure> {
     let result = if mlres_backends::is_hf_attempt(dir) {
         crate::jobs::supervise_hf(dir)
     } else {
-        mlres_backends::supervise(dir, bwrap)
+        match chosen {
+            Some(c) => mlres_backends::supervise_chosen(dir, bwrap, c),
+            None => mlres_backends::supervise(dir, bwrap),
+        }
     };
     match result {
         Ok(_) => Ok(exit::OK),

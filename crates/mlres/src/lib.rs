@@ -286,7 +286,19 @@ fn jail(args: &[std::ffi::OsString]) -> ExitCode {
 fn dispatch(cli: Cli) -> Result<u8, Failure> {
     use cli::{Command, ExpCmd, LedgerCmd, LoopCmd, TrainCmd};
     match &cli.command {
-        Command::Supervise { dir, bwrap } => commands::supervise(dir, bwrap.as_deref()),
+        Command::Supervise {
+            dir,
+            bwrap,
+            bwrap_ok,
+            sandbox_fallback,
+        } => {
+            let chosen = match (bwrap_ok, sandbox_fallback) {
+                (true, _) => Some(Ok(())),
+                (false, Some(reason)) => Some(Err(reason.clone())),
+                (false, None) => None,
+            };
+            commands::supervise(dir, bwrap.as_deref(), chosen)
+        }
         Command::Train(TrainCmd::Sft(a)) => train::sft(a),
         Command::Doctor(a) => commands::doctor(a.json),
         Command::Data(d) => data::run(&cli, d),
