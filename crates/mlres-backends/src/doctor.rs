@@ -6,14 +6,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::jail;
-use crate::sandbox::Resource;
+use crate::sandbox::{NetPrep, NetResult, Resource, enter_isolated_netns};
 
 /// One protection and whether it is active here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Protection {
-    /// Short name (`bubblewrap`, `network_namespace`, `landlock`, `seccomp`,
-    /// `supervisor_env`, `rlimits`, `process_groups`, `rlimit_nproc`, `child_subreaper`,
-    /// `parent_death_signal`, `cgroup_v2`).
+    /// Short name (`job_sandbox` (what local jobs get here, first), `bubblewrap`,
+    /// `network_namespace`, `landlock`, `seccomp`, `supervisor_env`, `rlimits`,
+    /// `process_groups`, `rlimit_nproc`, `child_subreaper`, `parent_death_signal`,
+    /// `cgroup_v2`).
     pub name: String,
     /// Whether the protection works (for report-only entries: whether the feature exists).
     pub active: bool,
@@ -108,47 +109,6 @@ fn probe_rlimits() -> i32 {
     i32::from(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0)
 }
 
-/// Run bubblewrap with the jobs' namespaces and mount layout around a shell that checks it is
-/// PID 1 (and, without network, that it sees only a loopback interface).
-fn probe_bwrap(network: bool) -> Result<String, String> {
-    let Some(bwrap) = jail::bwrap_path() else {
-        return Err(format!(
-            "bubblewrap is not installed (looked for {}): local jobs do not run (install it, e.g. `apt-get install bubblewrap`)",
-            jail::BWRAP_PATHS.join(", ")
-        ));
-    };
-    let version = Command::new(&bwrap)
-        .arg("--version")
-        .env_clear()
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    let layout = jail::layout(Path::new("/tmp"), &[], &[], network, Vec::new(), -1);
-    let script = if network {
-        "test $$ = 1"
-    } else {
-        "test $$ = 1 && test \"$(grep -c : /proc/net/dev)\" = 1"
-    };
-    let out = Command::new(&bwrap)
-        .args(&layout.bwrap_args)
-        .args(["--", "/bin/sh", "-c", script])
-        .env_clear()
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", bwrap.display()))?;
-    if out.status.success() {
-        Ok(format!("{} ({version})", bwrap.display()))
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        Err(format!(
-            "{} ({version}) failed: {}",
-            bwrap.display(),
-            err.lines().next().unwrap_or("the probe did not pass")
-        ))
-    }
-}
-
 /// Probe (async-signal-safe; `filter` is built before the fork): install the jobs' seccomp
 /// filter without network, then AF_UNIX sockets must be refused while socketpair works.
 fn probe_seccomp(filter: &[libc::sock_filter]) -> i32 {
@@ -200,32 +160,106 @@ fn probe_supervisor_env() -> Result<(), String> {
     }
 }
 
-pub(crate) fn doctor() -> Vec<Protection> {
+pub(crate) fn doctor(bwrap: Option<&Path>) -> Vec<Protection> {
     let mut out = Vec::new();
+    let landlock = jail::landlock_abi();
+    let landlock_ok = matches!(landlock, Ok(abi) if abi >= 1);
+    let bwrap_probe = jail::find_bwrap(bwrap).and_then(|b| {
+        let ok = jail::probe_bwrap(&b, true)?;
+        Ok((b, ok))
+    });
 
-    out.push(match probe_bwrap(true) {
-        Ok(b) => p(
+    // What local jobs get on this machine, first: the same choice the supervisor makes.
+    out.push(match (&bwrap_probe, landlock) {
+        (Ok((_, b)), _) => p(
+            "job_sandbox",
+            true,
+            format!(
+                "full sandbox: bubblewrap {b} + {} + seccomp",
+                match landlock {
+                    Ok(abi) if abi >= 1 => format!("Landlock ABI {abi}"),
+                    _ => "no Landlock".into(),
+                }
+            ),
+        ),
+        (Err(why), Ok(abi)) if abi >= 1 => p(
+            "job_sandbox",
+            true,
+            format!(
+                "Landlock ABI {abi} + seccomp (fallback: {why}; {}); install bubblewrap \
+                 (`sudo apt-get install bubblewrap`) for the full sandbox",
+                jail::fallback_gaps(abi)
+            ),
+        ),
+        (Err(why), other) => p(
+            "job_sandbox",
+            false,
+            format!(
+                "local jobs do not run (fail closed): {}",
+                jail::no_sandbox_reason(why, other.err())
+            ),
+        ),
+    });
+    out.push(match &bwrap_probe {
+        Ok((_, b)) => p(
             "bubblewrap",
             true,
             format!(
                 "{b}: jobs run in their own user, mount, PID and IPC namespaces and see only system directories, granted read-only paths and their work dir"
             ),
         ),
+        Err(e) if landlock_ok => p(
+            "bubblewrap",
+            false,
+            format!("{e}; local jobs run under the fallback (Landlock + seccomp, no mount or PID namespace)"),
+        ),
         Err(e) => p("bubblewrap", false, format!("{e}; local jobs fail to start (fail closed)")),
     });
-    out.push(match probe_bwrap(false) {
-        Ok(_) => p(
-            "network_namespace",
-            true,
-            "bubblewrap --unshare-net works: jobs with network: false get a namespace with only loopback",
-        ),
-        Err(e) => p(
-            "network_namespace",
-            false,
-            format!("{e}; jobs with network: false fail to start (fail closed)"),
-        ),
+    out.push(match &bwrap_probe {
+        Ok((b, _)) => match jail::probe_bwrap(b, false) {
+            Ok(_) => p(
+                "network_namespace",
+                true,
+                "bubblewrap --unshare-net works: jobs with network: false get a namespace with only loopback",
+            ),
+            Err(e) => p(
+                "network_namespace",
+                false,
+                format!("{e}; jobs with network: false fail to start (fail closed)"),
+            ),
+        },
+        Err(_) => {
+            let prep = NetPrep::new();
+            let code = in_child(&|| match enter_isolated_netns(&prep) {
+                NetResult::NetNs => 0,
+                NetResult::UserNs { .. } => 1,
+                NetResult::Refused { .. } => 2,
+            });
+            match code {
+                Some(0) => p(
+                    "network_namespace",
+                    true,
+                    "no bubblewrap: jobs with network: false get their own network namespace through unshare(CLONE_NEWNET)",
+                ),
+                Some(1) => p(
+                    "network_namespace",
+                    true,
+                    "no bubblewrap: jobs with network: false get their own network namespace through unshare(CLONE_NEWUSER|CLONE_NEWNET)",
+                ),
+                _ => p(
+                    "network_namespace",
+                    false,
+                    "no bubblewrap, and unshare refuses a network namespace: jobs with network: false fail to start (fail closed)",
+                ),
+            }
+        }
     });
-    out.push(match jail::landlock_abi() {
+    let without = if bwrap_probe.is_ok() {
+        "jobs rely on the mount namespace alone"
+    } else {
+        "and there is no bubblewrap: local jobs do not run"
+    };
+    out.push(match landlock {
         Ok(abi) if abi >= 6 => p(
             "landlock",
             true,
@@ -241,11 +275,11 @@ pub(crate) fn doctor() -> Vec<Protection> {
             true,
             format!("Landlock ABI {abi}: file access limited to the job's paths; no TCP rules (ABI 4) or scoping (ABI 6)"),
         ),
-        Ok(abi) => p("landlock", false, format!("Landlock reports ABI {abi}; jobs rely on the mount namespace alone")),
+        Ok(abi) => p("landlock", false, format!("Landlock reports ABI {abi}; {without}")),
         Err(e) => p(
             "landlock",
             false,
-            format!("Landlock unavailable ({}); jobs rely on the mount namespace alone", errno_text(e)),
+            format!("Landlock unavailable ({}); {without}", errno_text(e)),
         ),
     });
     let filter = jail::seccomp_filter(false);

@@ -27,10 +27,29 @@
 //!   what the job left behind and reports both the real wait status (bubblewrap would turn a
 //!   signal into an exit code) and that count, so `status.json` stays truthful.
 //!
-//! Fail closed: a missing or failing bubblewrap, a Landlock ruleset the kernel supports but
-//! refuses, or a seccomp filter that cannot be installed stops the job before it runs
-//! ([`crate::Outcome::StartFailed`]). A kernel without Landlock runs the job under
-//! bubblewrap and seccomp only, and says so in the notes and in `doctor`.
+//! # Fallback without bubblewrap
+//!
+//! ```text
+//! supervisor ── fork: [unshare(NEWNET | NEWUSER+NEWNET) if no network] ──▶ __jail
+//!     __jail: no_new_privs → drop capabilities → Landlock (required) → seccomp → rlimits → exec job
+//! ```
+//!
+//! When bubblewrap is missing, or cannot create its namespaces (user namespaces switched off),
+//! the supervisor runs `__jail` itself. There is no mount or PID namespace: Landlock alone
+//! decides what the job can open (system directories, granted paths with masked ones carved
+//! out entry by entry, `/proc`, its work dir and a few device files; no host `/tmp` or
+//! `/dev/shm`), Landlock's ptrace rules keep it from reading other processes' `/proc/<pid>/environ`
+//! (and at ABI ≥ 6 from signalling them), seccomp denies `socket(AF_UNIX)` whatever the
+//! network policy (every host socket path is visible), a network namespace from `unshare`
+//! cuts its network when it has none (fail closed if `unshare` is refused), and a root supervisor's
+//! job loses every capability. The supervisor's process group and child-subreaper cleanup
+//! kill whatever the job leaves behind and count it.
+//!
+//! Fail closed: a failing bubblewrap whose namespaces did work in the probe, no Landlock
+//! without bubblewrap, a Landlock ruleset the kernel supports but refuses, or a seccomp filter
+//! that cannot be installed stops the job before it runs ([`crate::Outcome::StartFailed`]). A
+//! kernel without Landlock runs the job under bubblewrap and seccomp only, and says so in the
+//! notes and in `doctor`.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -56,9 +75,107 @@ pub(crate) const SYSTEM_DIRS: &[&str] = &[
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
 ];
 
-/// The first bubblewrap executable found, if any.
-pub(crate) fn bwrap_path() -> Option<PathBuf> {
-    BWRAP_PATHS.iter().map(PathBuf::from).find(|p| p.is_file())
+/// Device files a job may read and write when there is no bubblewrap `/dev` of its own.
+const FALLBACK_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+];
+
+/// Most Landlock rules the fallback adds for granted paths it has to list entry by entry
+/// (a masked state directory inside a granted project); past it the job is not run.
+const MAX_FALLBACK_RULES: usize = 4096;
+
+/// The bubblewrap executable: exactly `over` when the caller configured one (a path that does
+/// not exist means "no bubblewrap", which is how tests force the fallback), else the first of
+/// [`BWRAP_PATHS`]. `Err` says why there is none.
+pub(crate) fn find_bwrap(over: Option<&Path>) -> Result<PathBuf, String> {
+    match over {
+        Some(p) if p.is_file() => Ok(p.to_path_buf()),
+        Some(p) => Err(format!(
+            "bubblewrap not found at the configured path {}",
+            p.display()
+        )),
+        None => BWRAP_PATHS
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                format!(
+                    "bubblewrap not found (looked for {})",
+                    BWRAP_PATHS.join(", ")
+                )
+            }),
+    }
+}
+
+/// Run `bwrap` with the jobs' namespaces (and, without `network`, its own network namespace)
+/// around a shell that checks it is PID 1 and, without network, sees only loopback. `Ok` is
+/// `<path> (<version>)`; `Err` says why bubblewrap cannot sandbox a job here (for example user
+/// namespaces switched off).
+pub(crate) fn probe_bwrap(bwrap: &Path, network: bool) -> Result<String, String> {
+    use std::process::{Command, Stdio};
+    let version = Command::new(bwrap)
+        .arg("--version")
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let layout = layout(Path::new("/tmp"), &[], &[], network, Vec::new(), -1);
+    let script = if network {
+        "test $$ = 1"
+    } else {
+        "test $$ = 1 && test \"$(grep -c : /proc/net/dev)\" = 1"
+    };
+    let out = Command::new(bwrap)
+        .args(&layout.bwrap_args)
+        .args(["--", "/bin/sh", "-c", script])
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", bwrap.display()))?;
+    if out.status.success() {
+        Ok(format!("{} ({version})", bwrap.display()))
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        Err(format!(
+            "{} ({version}) cannot create the jobs' namespaces: {}",
+            bwrap.display(),
+            err.lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("the probe did not pass")
+        ))
+    }
+}
+
+/// What the fallback (no bubblewrap) leaves out, for `status.json` notes and `doctor`.
+pub(crate) fn fallback_gaps(landlock_abi: i32) -> String {
+    let mut s = String::from(
+        "no mount or PID namespace: the job can list other processes but not read their environment",
+    );
+    if landlock_abi < 6 {
+        s.push_str("; it can signal other processes of this user (Landlock ABI 6 scopes signals)");
+    }
+    s
+}
+
+/// The reason a job cannot run at all: no bubblewrap sandbox and no Landlock either.
+pub(crate) fn no_sandbox_reason(why_no_bwrap: &str, landlock_errno: Option<i32>) -> String {
+    let ll = match landlock_errno {
+        Some(e) => format!(
+            "this kernel has no Landlock ({})",
+            io::Error::from_raw_os_error(e)
+        ),
+        None => "this kernel has no usable Landlock".into(),
+    };
+    format!(
+        "no sandbox is possible here: {why_no_bwrap}, and {ll}; install bubblewrap \
+         (`sudo apt-get install bubblewrap`) and check `mlres doctor`"
+    )
 }
 
 /// One rlimit for the job, applied by `__jail` right before it execs the job.
@@ -83,6 +200,11 @@ pub(crate) struct JailConfig {
     pub(crate) rlimits: Vec<JailRlimit>,
     /// Report pipe to the supervisor (made close-on-exec so the job never holds it).
     pub(crate) report_fd: i32,
+    /// No bubblewrap around `__jail` (the fallback): Landlock is required, not optional, and
+    /// every capability is dropped before the job runs (a root supervisor's job would
+    /// otherwise keep them: there is no user namespace to take them away).
+    #[serde(default)]
+    pub(crate) fallback: bool,
 }
 
 /// The mount layout and the `__jail` configuration of one job.
@@ -187,8 +309,90 @@ pub(crate) fn layout(
             network,
             rlimits,
             report_fd,
+            fallback: false,
         },
     }
+}
+
+/// `path`, resolved; `None` if it does not exist.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    std::fs::canonicalize(path).ok()
+}
+
+/// Grant `p` read-only unless a masked path is inside it: then grant its entries one by one
+/// (recursing towards the masked path), so the masked path itself is never in the Landlock
+/// domain. Without a mount namespace this is the only way to hide a state directory that lives
+/// inside a granted project. Symlinks are followed (Landlock grants their target), and a link
+/// that leads into or around a masked path is left out.
+fn grant_except(p: &Path, masked: &[PathBuf], out: &mut Vec<PathBuf>) -> Result<(), String> {
+    let Some(real) = resolved(p) else {
+        return Ok(());
+    };
+    if masked.iter().any(|m| real.starts_with(m)) {
+        return Ok(());
+    }
+    if !masked.iter().any(|m| m.starts_with(&real)) {
+        if out.len() >= MAX_FALLBACK_RULES {
+            return Err(format!(
+                "more than {MAX_FALLBACK_RULES} paths to grant one by one around the hidden \
+                 state directory; move the state directory out of the project"
+            ));
+        }
+        out.push(real);
+        return Ok(());
+    }
+    let entries =
+        std::fs::read_dir(&real).map_err(|e| format!("cannot list {}: {e}", real.display()))?;
+    for e in entries {
+        let e = e.map_err(|e| format!("cannot list {}: {e}", real.display()))?;
+        grant_except(&e.path(), masked, out)?;
+    }
+    Ok(())
+}
+
+/// The `__jail` configuration when there is no bubblewrap: the host's filesystem as it is,
+/// confined by Landlock alone. Readable: system directories, the granted paths (minus masked
+/// ones, see [`grant_except`]) and `/proc` (processes outside the job's Landlock domain cannot
+/// be inspected through it); writable: the work dir and a few harmless device files. No host
+/// `/tmp` or `/dev/shm` (other users' and processes' files): the job's `TMPDIR` is in its work
+/// dir.
+pub(crate) fn fallback_config(
+    work: &Path,
+    extra_ro: &[PathBuf],
+    masked: &[PathBuf],
+    network: bool,
+    rlimits: Vec<JailRlimit>,
+    report_fd: i32,
+) -> Result<JailConfig, String> {
+    let masked: Vec<PathBuf> = masked
+        .iter()
+        .map(|m| resolved(m).unwrap_or_else(|| m.clone()))
+        .collect();
+    let mut ro: Vec<PathBuf> = Vec::new();
+    for d in SYSTEM_DIRS {
+        grant_except(Path::new(d), &masked, &mut ro)?;
+    }
+    for p in extra_ro {
+        grant_except(p, &masked, &mut ro)?;
+    }
+    ro.push(PathBuf::from("/proc"));
+    ro.sort();
+    ro.dedup();
+    let mut rw = vec![resolved(work).unwrap_or_else(|| work.to_path_buf())];
+    rw.extend(
+        FALLBACK_DEVICES
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| p.exists()),
+    );
+    Ok(JailConfig {
+        read_only: ro,
+        read_write: rw,
+        network,
+        rlimits,
+        report_fd,
+        fallback: true,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -370,6 +574,93 @@ pub(crate) fn set_no_new_privs() -> Result<(), i32> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Capabilities (fallback only: bubblewrap's user namespace and `--cap-drop ALL` do this).
+
+/// `struct __user_cap_header_struct` for capget/capset.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`; version 3 uses two of them (capabilities 0-31, 32-63).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+fn last_errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Drop every capability of this process, its bounding set (so a root job gains none when it
+/// execs) and its ambient set. `Ok(false)`: nothing to drop (not root, no capabilities).
+fn drop_capabilities() -> Result<bool, i32> {
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes two `CapData` (version 3) into `data` and may update `hdr`; both
+    // are valid, properly laid out (#[repr(C)]) and live for the call.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(last_errno());
+    }
+    let any = data
+        .iter()
+        .any(|d| d.effective | d.permitted | d.inheritable != 0);
+    // SAFETY: geteuid cannot fail.
+    if !any && unsafe { libc::geteuid() } != 0 {
+        return Ok(false);
+    }
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments has no memory-safety preconditions.
+        let r = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+        if r < 0 {
+            break; // EINVAL: past the kernel's last capability
+        }
+        // SAFETY: as above.
+        if r == 1
+            && unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0
+        {
+            return Err(last_errno());
+        }
+    }
+    // SAFETY: as above. Kernels before 4.3 have no ambient set (EINVAL): nothing to clear.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let zero = [CapData::default(); 2];
+    // SAFETY: capset reads the header and two `CapData` from valid, live memory.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, zero.as_ptr()) } != 0 {
+        return Err(last_errno());
+    }
+    Ok(true)
+}
+
+// ---------------------------------------------------------------------------------------------
 // The `__jail` stage.
 
 /// Report one line to the supervisor (best effort: a lost line only loses diagnostics, and
@@ -410,7 +701,12 @@ fn apply_landlock(cfg: &JailConfig) -> Result<LandlockResult, String> {
         .map_err(err)?
         .add_rules(path_beneath_rules(&cfg.read_only, AccessFs::from_read(abi)))
         .map_err(err)?
-        .add_rules(path_beneath_rules(&cfg.read_write, AccessFs::from_all(abi)))
+        .add_rules(path_beneath_rules(
+            &cfg.read_write,
+            // No device nodes: a job never needs one, and a root job without a user
+            // namespace could otherwise make one for a raw disk.
+            AccessFs::from_all(abi) & !(AccessFs::MakeChar | AccessFs::MakeBlock),
+        ))
         .map_err(err)?
         .restrict_self()
         .map_err(err)?;
@@ -510,15 +806,39 @@ fn jail(cfg: &JailConfig, program: &OsStr, argv: &[OsString]) -> i32 {
         say(fd, &format!("fail no_new_privs {e}"));
         return 125;
     }
+    if cfg.fallback {
+        match drop_capabilities() {
+            Ok(true) => say(fd, "caps"),
+            Ok(false) => {}
+            Err(e) => {
+                say(fd, &format!("fail capabilities {e}"));
+                return 125;
+            }
+        }
+    }
     match apply_landlock(cfg) {
         Ok(LandlockResult::Enforced(abi)) => say(fd, &format!("landlock {abi}")),
+        // Without bubblewrap, Landlock is the only wall between the job and the host's files.
+        Ok(LandlockResult::Unsupported(e)) if cfg.fallback => {
+            say(
+                fd,
+                &format!(
+                    "fail landlock {e} {}",
+                    no_sandbox_reason("bubblewrap is not used", Some(e))
+                ),
+            );
+            return 125;
+        }
         Ok(LandlockResult::Unsupported(e)) => say(fd, &format!("landlock none {e}")),
         Err(msg) => {
             say(fd, &format!("fail landlock 0 {msg}"));
             return 125;
         }
     }
-    if let Err(e) = install_seccomp(&seccomp_filter(cfg.network)) {
+    // Without a mount namespace every host socket path (a Docker daemon, an ssh-agent) is
+    // visible, and Landlock does not check connect(): the fallback denies AF_UNIX sockets to
+    // jobs with network too (socketpair keeps working).
+    if let Err(e) = install_seccomp(&seccomp_filter(cfg.network && !cfg.fallback)) {
         say(fd, &format!("fail seccomp {e}"));
         return 125;
     }
@@ -614,6 +934,56 @@ mod tests {
         );
         let host = layout(Path::new("/w"), &[], &[], true, Vec::new(), 9);
         assert!(!host.bwrap_args.iter().any(|a| a == "--unshare-net"));
+    }
+
+    #[test]
+    fn fallback_grants_around_a_masked_state_dir_and_never_the_host_tmp() {
+        let t = std::env::temp_dir().join(format!("mlres-fallback-unit-{}", std::process::id()));
+        let project = t.join("project");
+        std::fs::create_dir_all(project.join("state/jobs")).unwrap();
+        std::fs::create_dir_all(project.join("data")).unwrap();
+        std::fs::write(project.join("train.py"), "").unwrap();
+        std::os::unix::fs::symlink(project.join("state"), project.join("link")).unwrap();
+        let work = t.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let cfg = fallback_config(
+            &work,
+            &[project.clone(), t.join("missing")],
+            &[project.join("state")],
+            false,
+            Vec::new(),
+            9,
+        )
+        .unwrap();
+        let p = std::fs::canonicalize(&project).unwrap();
+        let _ = std::fs::remove_dir_all(&t);
+        assert!(cfg.fallback);
+        assert!(cfg.read_only.contains(&p.join("train.py")), "{cfg:?}");
+        assert!(cfg.read_only.contains(&p.join("data")), "{cfg:?}");
+        // Neither the project as a whole, the state dir, nor a link into it.
+        assert!(!cfg.read_only.contains(&p), "{cfg:?}");
+        assert!(
+            !cfg.read_only.iter().any(|r| r.starts_with(p.join("state"))),
+            "{cfg:?}"
+        );
+        assert!(!cfg.read_only.contains(&p.join("link")), "{cfg:?}");
+        assert!(cfg.read_only.contains(&PathBuf::from("/proc")));
+        assert!(
+            !cfg.read_write
+                .iter()
+                .any(|w| w == Path::new("/tmp") || w == Path::new("/dev"))
+        );
+        assert!(cfg.read_write.contains(&PathBuf::from("/dev/null")));
+    }
+
+    #[test]
+    fn no_sandbox_reason_names_the_package() {
+        let r = no_sandbox_reason("bubblewrap not found (looked for /usr/bin/bwrap)", Some(38));
+        assert!(r.contains("bubblewrap not found"), "{r}");
+        assert!(r.contains("no Landlock"), "{r}");
+        assert!(r.contains("`sudo apt-get install bubblewrap`"), "{r}");
+        assert!(fallback_gaps(5).contains("signal other processes"));
+        assert!(!fallback_gaps(6).contains("signal"));
     }
 
     #[test]

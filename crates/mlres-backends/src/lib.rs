@@ -4,7 +4,8 @@
 //! the job's ancestry), run one job inside a sandbox (bubblewrap user/mount/PID/IPC and
 //! optional network namespaces showing only system directories, granted read-only paths and
 //! its own work directory; Landlock; seccomp; clean environment; own process group; rlimits;
-//! wall-clock timeout with TERM then KILL; capped logs; see the `jail` module) and record the outcome on disk so that a
+//! wall-clock timeout with TERM then KILL; capped logs; see the `jail` module; without
+//! bubblewrap, a fallback of Landlock, seccomp and an `unshare`d network namespace) and record the outcome on disk so that a
 //! resumed loop can re-attach. It must NOT know about campaigns, budgets, the ledger, metric
 //! parsing or the CLI: it only sees a [`LocalJobSpec`] and an attempt directory.
 //!
@@ -115,9 +116,10 @@ pub struct Limits {
 pub enum NetworkPolicy {
     /// Share the host network.
     Host,
-    /// New network namespace with only a loopback interface (bubblewrap `--unshare-net`),
-    /// Landlock denying TCP bind/connect (ABI ≥ 4) and seccomp denying `socket(AF_UNIX)`; if
-    /// any namespace cannot be created the job fails to start ([`Outcome::StartFailed`]).
+    /// New network namespace with only a loopback interface (bubblewrap `--unshare-net`, or
+    /// `unshare` in the fallback without bubblewrap), Landlock denying TCP bind/connect
+    /// (ABI ≥ 4) and seccomp denying `socket(AF_UNIX)`; if the namespace cannot be created
+    /// the job fails to start ([`Outcome::StartFailed`]).
     Isolated,
     /// Kept for `spec.json` files written before the sandbox: the job runs in bubblewrap's
     /// namespaces either way, so this is the same as [`NetworkPolicy::Isolated`] (it fails
@@ -294,8 +296,35 @@ pub fn launch(dir: &Path, supervisor: &std::process::Command) -> Result<(), Back
 /// SIGTERM/SIGINT/SIGUSR1 (they request cancellation), becomes a child subreaper and reaps all
 /// children of the process. Call it from a thread that lives until it returns (the job's
 /// parent-death signal is tied to the spawning thread).
-pub fn supervise(dir: &Path) -> Result<Status, BackendError> {
-    supervisor::supervise(dir)
+///
+/// `bwrap`: where bubblewrap is (`None`: `/usr/bin`, `/usr/local/bin`, `/bin`). Without a
+/// working bubblewrap the job runs under the fallback (Landlock + seccomp, and its own network
+/// namespace through `unshare` when it has no network); without Landlock either, it does not
+/// run. A path that does not exist forces the fallback.
+pub fn supervise(dir: &Path, bwrap: Option<&Path>) -> Result<Status, BackendError> {
+    supervisor::supervise(dir, bwrap, None)
+}
+
+/// [`supervise`] with the outer layer already chosen by [`choose_sandbox`] (a long-running
+/// caller probes bubblewrap once instead of once per job): `Ok(())` runs the job under
+/// bubblewrap (it still fails closed if bubblewrap then fails), `Err(reason)` under the
+/// fallback, with `reason` in its notes.
+pub fn supervise_chosen(
+    dir: &Path,
+    bwrap: Option<&Path>,
+    chosen: Result<(), String>,
+) -> Result<Status, BackendError> {
+    supervisor::supervise(dir, bwrap, Some(chosen))
+}
+
+/// Whether bubblewrap (at `bwrap`, or the standard places) is there and can create the
+/// namespaces a job with or without `network` needs: `Ok(())`, or why not (jobs then run under
+/// the fallback). Runs bubblewrap once; callers may reuse the answer for many jobs.
+pub fn choose_sandbox(bwrap: Option<&Path>, network: bool) -> Result<(), String> {
+    match supervisor::Launcher::choose(bwrap, network) {
+        supervisor::Launcher::Bwrap(_) => Ok(()),
+        supervisor::Launcher::Fallback(reason) => Err(reason),
+    }
 }
 
 /// Resume path: try to create `claim` as `void`. `Ok(true)`: we won, the job never ran and a
@@ -380,8 +409,10 @@ pub fn read_log(dir: &Path, stderr: bool) -> Result<Vec<u8>, BackendError> {
     Ok(assemble_log(&head_bytes, &tail_bytes, total))
 }
 
-/// Report which protections the local backend can apply on this machine. Every probe that
-/// changes process state runs in a short-lived forked child, never in the caller.
-pub fn doctor() -> Vec<Protection> {
-    doctor::doctor()
+/// Report which protections the local backend can apply on this machine, first
+/// (`job_sandbox`) the sandbox local jobs get: bubblewrap's, the fallback, or none. `bwrap`
+/// is what [`supervise`] is given. Every probe that changes process state runs in a
+/// short-lived forked child, never in the caller.
+pub fn doctor(bwrap: Option<&Path>) -> Vec<Protection> {
+    doctor::doctor(bwrap)
 }

@@ -4,6 +4,7 @@
 //! Everything called from [`ChildSetup::apply`] must be async-signal-safe: the child of a multi-threaded process may only make raw system calls
 //! (no allocation, no locks, no stdio). All buffers and C strings are prepared in the parent.
 
+use std::ffi::CString;
 use std::io;
 use std::os::fd::RawFd;
 
@@ -16,6 +17,80 @@ pub(crate) type Resource = libc::c_int;
 
 fn errno() -> i32 {
     io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Paths and contents for a network namespace made with `unshare` (the fallback without
+/// bubblewrap), prepared before the fork.
+pub(crate) struct NetPrep {
+    setgroups_path: CString,
+    uid_map_path: CString,
+    gid_map_path: CString,
+    uid_map: Vec<u8>,
+    gid_map: Vec<u8>,
+}
+
+impl NetPrep {
+    pub(crate) fn new() -> Self {
+        // SAFETY: getuid/getgid cannot fail and have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let c = |s: &str| CString::new(s).unwrap_or_default();
+        Self {
+            setgroups_path: c("/proc/self/setgroups"),
+            uid_map_path: c("/proc/self/uid_map"),
+            gid_map_path: c("/proc/self/gid_map"),
+            // Map our own ids to themselves: the job keeps its identity inside the namespace.
+            uid_map: format!("{uid} {uid} 1\n").into_bytes(),
+            gid_map: format!("{gid} {gid} 1\n").into_bytes(),
+        }
+    }
+}
+
+/// How (or whether) the calling process got its own network namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NetResult {
+    /// `unshare(CLONE_NEWNET)` worked (root or CAP_SYS_ADMIN).
+    NetNs,
+    /// `unshare(CLONE_NEWUSER | CLONE_NEWNET)` worked; `maps_ok` tells whether the id maps
+    /// could be written.
+    UserNs { maps_ok: bool },
+    /// Both attempts failed with these errnos.
+    Refused { netns_errno: i32, userns_errno: i32 },
+}
+
+/// Write `data` to the file at `path` (async-signal-safe).
+fn write_file(path: &CString, data: &[u8]) -> bool {
+    // SAFETY: `path` is a valid NUL-terminated string; open/write/close are async-signal-safe
+    // and `data` is a valid buffer of `data.len()` bytes.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let n = libc::write(fd, data.as_ptr().cast(), data.len());
+        libc::close(fd);
+        usize::try_from(n).is_ok_and(|n| n == data.len())
+    }
+}
+
+/// Move the calling (single-threaded) process into a new network namespace. Async-signal-safe.
+pub(crate) fn enter_isolated_netns(prep: &NetPrep) -> NetResult {
+    // SAFETY: unshare has no memory-safety preconditions; the caller is single-threaded (a
+    // freshly forked child), as CLONE_NEWUSER requires.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
+        return NetResult::NetNs;
+    }
+    let netns_errno = errno();
+    // SAFETY: as above.
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) } == 0 {
+        let maps_ok = write_file(&prep.setgroups_path, b"deny")
+            & write_file(&prep.uid_map_path, &prep.uid_map)
+            & write_file(&prep.gid_map_path, &prep.gid_map);
+        return NetResult::UserNs { maps_ok };
+    }
+    NetResult::Refused {
+        netns_errno,
+        userns_errno: errno(),
+    }
 }
 
 /// A fixed-size line buffer for reporting from the child without allocating.
@@ -137,20 +212,25 @@ pub(crate) fn rlimit_settings(limits: &Limits, kill_grace_secs: u64) -> Vec<Rlim
     out
 }
 
-/// Everything the child does between fork and `exec` of bubblewrap, prepared in the parent.
-/// Namespaces, Landlock, seccomp and rlimits come later, from bubblewrap and `__jail`
-/// (see [`crate::jail`]); rlimits in particular must not bind bubblewrap's own forks.
+/// Everything the child does between fork and `exec` of bubblewrap (or, in the fallback
+/// without bubblewrap, of `__jail` itself), prepared in the parent. Namespaces, Landlock,
+/// seccomp and rlimits come later, from bubblewrap and `__jail` (see [`crate::jail`]);
+/// rlimits in particular must not bind bubblewrap's own forks. The one exception is the
+/// fallback's network namespace, which only an unshare here can give.
 pub(crate) struct ChildSetup {
     /// Write end of the report pipe (CLOEXEC in the parent; inherited by bubblewrap and
     /// `__jail`, which makes it close-on-exec again before the job runs).
     pub(crate) report_fd: RawFd,
     /// Pid of the supervisor, to detect that it died before PDEATHSIG was armed.
     pub(crate) parent: libc::pid_t,
+    /// Fallback without network: the network namespace to enter (required: fail if refused).
+    pub(crate) net: Option<NetPrep>,
 }
 
 impl ChildSetup {
-    pub(crate) fn new(report_fd: RawFd) -> Self {
+    pub(crate) fn new(report_fd: RawFd, net: Option<NetPrep>) -> Self {
         Self {
+            net,
             report_fd,
             // SAFETY: getpid cannot fail.
             parent: unsafe { libc::getpid() },
@@ -204,6 +284,30 @@ impl ChildSetup {
                 return Err(self.fail(b"signals", errno()));
             }
         }
+        // 3. Fallback without network: a network namespace of its own, or no job at all.
+        if let Some(prep) = &self.net {
+            match enter_isolated_netns(prep) {
+                NetResult::NetNs => Line::new().s(b"net netns").send(self.report_fd),
+                NetResult::UserNs { maps_ok } => Line::new()
+                    .s(b"net userns ")
+                    .n(i64::from(maps_ok))
+                    .send(self.report_fd),
+                NetResult::Refused {
+                    netns_errno,
+                    userns_errno,
+                } => {
+                    Line::new()
+                        .s(b"fail netns ")
+                        .n(i64::from(netns_errno))
+                        .s(b" unshare refused a network namespace: CLONE_NEWNET errno ")
+                        .n(i64::from(netns_errno))
+                        .s(b", CLONE_NEWUSER|CLONE_NEWNET errno ")
+                        .n(i64::from(userns_errno))
+                        .send(self.report_fd);
+                    return Err(io::Error::from_raw_os_error(netns_errno));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -217,6 +321,10 @@ pub(crate) struct ChildReport {
     pub(crate) landlock: Option<Result<i32, i32>>,
     pub(crate) seccomp: bool,
     pub(crate) pidns: bool,
+    /// Fallback: the network namespace the launcher's unshare made (`netns` or `userns`).
+    pub(crate) net: Option<String>,
+    /// Fallback: `__jail` dropped the capabilities it had (a root supervisor).
+    pub(crate) caps_dropped: bool,
     /// The job's main process's raw wait status, as seen by PID 1 of its namespace.
     pub(crate) exit_status: Option<i32>,
     /// Processes the job left behind when its main process ended (killed by PID 1).
@@ -233,6 +341,8 @@ pub(crate) fn parse_report(text: &str) -> ChildReport {
             ["ready"] => r.ready = true,
             ["seccomp"] => r.seccomp = true,
             ["pidns"] => r.pidns = true,
+            ["caps"] => r.caps_dropped = true,
+            ["net", kind, ..] => r.net = Some((*kind).to_string()),
             ["landlock", "none", e] => r.landlock = Some(Err(e.parse().unwrap_or(0))),
             ["landlock", abi] => r.landlock = abi.parse().ok().map(Ok),
             ["exit", s] => r.exit_status = s.parse().ok(),

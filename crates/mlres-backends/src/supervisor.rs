@@ -18,7 +18,7 @@ use crate::attempt::{
 };
 use crate::jail;
 use crate::logcap::{self, Captured};
-use crate::sandbox::{ChildReport, ChildSetup, errno_text, parse_report, rlimit_settings};
+use crate::sandbox::{ChildReport, ChildSetup, NetPrep, errno_text, parse_report, rlimit_settings};
 use crate::{BackendError, LocalJobSpec, NetworkPolicy, Outcome, Status, log_paths, procs};
 
 /// Set by SIGTERM/SIGINT/SIGUSR1: cancellation requested.
@@ -50,7 +50,11 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn supervise(dir: &Path) -> Result<Status, BackendError> {
+pub(crate) fn supervise(
+    dir: &Path,
+    bwrap: Option<&Path>,
+    chosen: Option<Result<(), String>>,
+) -> Result<Status, BackendError> {
     let dir = std::path::absolute(dir).map_err(io_err("resolve", dir))?;
     if !dir.join(SPEC).is_file() {
         return Err(BackendError::NotAnAttempt(dir));
@@ -85,7 +89,7 @@ pub(crate) fn supervise(dir: &Path) -> Result<Status, BackendError> {
     // SAFETY: prctl with integer arguments has no memory-safety preconditions.
     let subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0;
 
-    let mut status = run(&dir, subreaper);
+    let mut status = run(&dir, subreaper, bwrap, chosen);
     if !subreaper {
         status
             .notes
@@ -281,8 +285,43 @@ fn open_log(path: &Path) -> Result<File, String> {
     File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
 }
 
+/// Which outer layer runs `__jail`.
+pub(crate) enum Launcher {
+    /// bubblewrap at this path, whose namespaces were just seen to work.
+    Bwrap(PathBuf),
+    /// No bubblewrap (the reason why): `__jail` runs directly under the supervisor, Landlock
+    /// and seccomp confine the job, and an unshare in the launcher gives it its own network
+    /// namespace when it has no network.
+    Fallback(String),
+}
+
+impl Launcher {
+    /// Bubblewrap if it is there and can create the jobs' namespaces, else the fallback.
+    pub(crate) fn choose(bwrap: Option<&Path>, network: bool) -> Self {
+        match jail::find_bwrap(bwrap) {
+            Ok(b) => match jail::probe_bwrap(&b, network) {
+                Ok(_) => Launcher::Bwrap(b),
+                Err(e) => Launcher::Fallback(e),
+            },
+            Err(e) => Launcher::Fallback(e),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Launcher::Bwrap(b) => format!("bubblewrap {}", b.display()),
+            Launcher::Fallback(_) => "__jail (fallback without bubblewrap)".into(),
+        }
+    }
+}
+
 /// Run the job and produce its status. Never fails: problems become `StartFailed` or notes.
-fn run(dir: &Path, _subreaper: bool) -> Status {
+fn run(
+    dir: &Path,
+    _subreaper: bool,
+    bwrap: Option<&Path>,
+    chosen: Option<Result<(), String>>,
+) -> Status {
     let spec = match read_spec(dir) {
         Ok(s) => s,
         Err(e) => return empty_status(Outcome::StartFailed, format!("cannot read spec: {e}")),
@@ -322,13 +361,43 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
         }
     };
     let report_fd = std::os::fd::AsRawFd::as_raw_fd(&report_write);
-    let (mut cmd, bwrap) = match build_command(&spec, &program, &work, report_fd) {
+    let network = spec.network == NetworkPolicy::Host;
+    let launcher = match chosen {
+        None => Launcher::choose(bwrap, network),
+        Some(Err(reason)) => Launcher::Fallback(reason),
+        // Chosen by the caller's probe: bubblewrap at the same place (its absence now is a
+        // start failure, never a silent switch).
+        Some(Ok(())) => match jail::find_bwrap(bwrap) {
+            Ok(b) => Launcher::Bwrap(b),
+            Err(e) => Launcher::Fallback(e),
+        },
+    };
+    if let Launcher::Fallback(why) = &launcher {
+        match jail::landlock_abi() {
+            Ok(abi) if abi >= 1 => {}
+            other => {
+                return empty_status(
+                    Outcome::StartFailed,
+                    format!(
+                        "{}; the job was not run",
+                        jail::no_sandbox_reason(why, other.err())
+                    ),
+                );
+            }
+        }
+    }
+    let mut cmd = match build_command(&spec, &program, &work, report_fd, &launcher) {
         Ok(c) => c,
         Err(e) => return empty_status(Outcome::StartFailed, e),
     };
-    let setup = ChildSetup::new(report_fd);
+    let net = match &launcher {
+        Launcher::Fallback(_) if spec.network != NetworkPolicy::Host => Some(NetPrep::new()),
+        _ => None,
+    };
+    let setup = ChildSetup::new(report_fd, net);
     // SAFETY: `ChildSetup::apply` runs between fork and exec and is async-signal-safe: it only
-    // makes raw system calls (close_range, fcntl, prctl, getppid, signal, write) on data owned
+    // makes raw system calls (close_range, fcntl, prctl, getppid, signal, unshare, and
+    // open/write/close on C strings and buffers `NetPrep` built before the fork) on data owned
     // by the closure; it does not allocate, take locks or touch stdio. Its error is a raw-OS
     // `io::Error`, which does not allocate.
     unsafe {
@@ -358,8 +427,14 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
                 .unwrap_or_default();
             let report = parse_report(&text);
             let detail = match &report.failure {
+                Some((stage, _, msg)) if !msg.is_empty() => {
+                    format!("sandbox setup failed at {stage}: {msg}; the job was not run")
+                }
                 Some((stage, _, _)) => format!("sandbox setup failed at {stage}: {e}"),
-                None => format!("cannot start the job's sandbox ({}): {e}", bwrap.display()),
+                None => format!(
+                    "cannot start the job's sandbox ({}): {e}",
+                    launcher.describe()
+                ),
             };
             let mut s = empty_status(Outcome::StartFailed, detail);
             s.started_at_ms = started_at_ms;
@@ -484,7 +559,9 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
         .recv_timeout(collect_deadline.saturating_duration_since(Instant::now()))
         .unwrap_or_default();
     let report = parse_report(&text);
-    let network_isolated = report.ready && spec.network != NetworkPolicy::Host;
+    let network_isolated = report.ready
+        && spec.network != NetworkPolicy::Host
+        && (matches!(launcher, Launcher::Bwrap(_)) || report.net.is_some());
     if !report.ready && reason != Some(KillReason::Cancel) {
         // The job never ran: the sandbox could not be set up. Fail closed, with the reason.
         let detail = match &report.failure {
@@ -502,8 +579,8 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
                 let err = String::from_utf8_lossy(stderr_tail);
                 let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
                 format!(
-                    "the job's sandbox could not be set up (bubblewrap {}: {}); the job was not run",
-                    bwrap.display(),
+                    "the job's sandbox could not be set up ({}: {}); the job was not run",
+                    launcher.describe(),
                     if first.is_empty() {
                         "exited without starting it"
                     } else {
@@ -565,7 +642,10 @@ fn run(dir: &Path, _subreaper: bool) -> Status {
         }
         None => {}
     }
-    sandbox_notes.push(sandbox_note(&report, spec.network));
+    sandbox_notes.push(match &launcher {
+        Launcher::Bwrap(_) => sandbox_note(&report, spec.network),
+        Launcher::Fallback(why) => fallback_note(&report, why),
+    });
     sandbox_notes.extend(notes);
     Status {
         outcome,
@@ -612,6 +692,39 @@ fn sandbox_note(report: &ChildReport, network: NetworkPolicy) -> String {
         "no seccomp".into()
     });
     format!("sandbox: {}", layers.join("; "))
+}
+
+/// The note for a job run without bubblewrap: which layers there were, why bubblewrap was
+/// not used, and what the job could still see.
+fn fallback_note(report: &ChildReport, why: &str) -> String {
+    let abi = match report.landlock {
+        Some(Ok(abi)) => abi,
+        _ => 0,
+    };
+    let mut layers = vec![if abi > 0 {
+        format!("Landlock ABI {abi}")
+    } else {
+        "Landlock unknown".into()
+    }];
+    // The fallback's filter denies AF_UNIX sockets whatever the network policy.
+    layers.push(if report.seccomp {
+        "seccomp (no AF_UNIX sockets)".into()
+    } else {
+        "no seccomp".into()
+    });
+    match report.net.as_deref() {
+        Some("netns") => layers.push("own network namespace".into()),
+        Some(_) => layers.push("own network namespace (in a user namespace)".into()),
+        None => {}
+    }
+    if report.caps_dropped {
+        layers.push("all capabilities dropped".into());
+    }
+    format!(
+        "sandbox: {} (fallback: {why}; {})",
+        layers.join(" + "),
+        jail::fallback_gaps(abi)
+    )
 }
 
 fn classify(
@@ -685,21 +798,14 @@ fn program_paths(program: &Path, exe: &Path) -> Vec<PathBuf> {
 }
 
 /// The job's command: bubblewrap with the job's mount layout, then `<exe> __jail <config>
-/// <program> <argv...>`. Returns the command and bubblewrap's path.
+/// <program> <argv...>`; in the fallback, `<exe> __jail ...` directly.
 fn build_command(
     spec: &LocalJobSpec,
     program: &Path,
     work: &Path,
     report_fd: i32,
-) -> Result<(Command, PathBuf), String> {
-    let Some(bwrap) = jail::bwrap_path() else {
-        return Err(format!(
-            "bubblewrap is not installed (looked for {}); mlres runs a local job only inside its \
-             sandbox: install it (e.g. `apt-get install bubblewrap`) and check `mlres doctor`; \
-             the job was not run",
-            jail::BWRAP_PATHS.join(", ")
-        ));
-    };
+    launcher: &Launcher,
+) -> Result<Command, String> {
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot locate the supervisor's own executable: {e}"))?;
     if !exe.is_file() {
@@ -719,22 +825,32 @@ fn build_command(
             hard: r.hard,
         })
         .collect();
-    let layout = jail::layout(
-        work,
-        &read_only,
-        &spec.masked,
-        spec.network == NetworkPolicy::Host,
-        rlimits,
-        report_fd,
-    );
-    let config = serde_json::to_string(&layout.jail).map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(&bwrap);
-    cmd.args(&layout.bwrap_args)
-        .arg("--")
-        .arg(&exe)
-        .arg("__jail")
-        .arg(config)
-        .arg(program)
+    let network = spec.network == NetworkPolicy::Host;
+    let mut cmd = match launcher {
+        Launcher::Bwrap(bwrap) => {
+            let layout = jail::layout(work, &read_only, &spec.masked, network, rlimits, report_fd);
+            let config = serde_json::to_string(&layout.jail).map_err(|e| e.to_string())?;
+            let mut cmd = Command::new(bwrap);
+            cmd.args(&layout.bwrap_args)
+                .arg("--")
+                .arg(&exe)
+                .arg("__jail")
+                .arg(config);
+            cmd
+        }
+        Launcher::Fallback(_) => {
+            let cfg =
+                jail::fallback_config(work, &read_only, &spec.masked, network, rlimits, report_fd)
+                    .map_err(|e| {
+                        format!("the job's sandbox could not be set up ({e}); the job was not run")
+                    })?;
+            let config = serde_json::to_string(&cfg).map_err(|e| e.to_string())?;
+            let mut cmd = Command::new(&exe);
+            cmd.arg("__jail").arg(config);
+            cmd
+        }
+    };
+    cmd.arg(program)
         .args(&spec.argv)
         .env_clear()
         .envs(&spec.env)
@@ -753,7 +869,7 @@ fn build_command(
             cmd.env(k, v);
         }
     }
-    Ok((cmd, bwrap))
+    Ok(cmd)
 }
 
 #[cfg(test)]

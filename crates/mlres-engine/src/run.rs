@@ -38,6 +38,10 @@ pub struct EngineConfig {
     pub parent_env: BTreeMap<String, String>,
     /// The hf-jobs backend's endpoint and tokens (`None`: hf-jobs is unavailable).
     pub hf: Option<crate::hfjobs::HfSettings>,
+    /// Where local supervisors look for bubblewrap (`None`: the standard places). Passed to
+    /// each supervisor on its command line (`__supervise --bwrap`), since its environment
+    /// is cleared.
+    pub bwrap: Option<PathBuf>,
 }
 
 /// Everything needed to act on one project.
@@ -50,6 +54,8 @@ pub struct Engine {
     pub(crate) hf_state: crate::hfjobs::HfState,
     /// Per campaign: evaluation streaks, read incrementally from the chain.
     streaks: BTreeMap<String, Streaks>,
+    /// Per network setting: whether bubblewrap works (probed once per process).
+    sandbox_choice: BTreeMap<bool, Result<(), String>>,
 }
 
 /// Evaluation streaks of a campaign up to chain position `after_seq`.
@@ -261,6 +267,7 @@ impl Engine {
             log_offsets: BTreeMap::new(),
             hf_state: Default::default(),
             streaks: BTreeMap::new(),
+            sandbox_choice: BTreeMap::new(),
         })
     }
 
@@ -740,6 +747,20 @@ impl Engine {
             .arg(&dir)
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("LANG", "C.UTF-8");
+        if let Some(b) = &self.cfg.bwrap {
+            cmd.arg("--bwrap").arg(b);
+        }
+        // Bubblewrap is probed once per process and network setting, not once per job.
+        let network = job.network;
+        let chosen = self
+            .sandbox_choice
+            .entry(network)
+            .or_insert_with(|| mlres_backends::choose_sandbox(self.cfg.bwrap.as_deref(), network))
+            .clone();
+        match chosen {
+            Ok(()) => cmd.arg("--bwrap-ok"),
+            Err(reason) => cmd.arg("--sandbox-fallback").arg(reason),
+        };
         mlres_backends::launch(&dir, &cmd)?;
         self.launched_here.insert((exp.id, attempt));
         Ok(())

@@ -991,6 +991,15 @@ impl<'a> Analyzer<'a> {
         match name {
             "PATH" => self.path_modified = true,
             "MLRES_STATE_DIR" => return Err(STATE_DIR_REASON.into()),
+            // It picks the program mlres' supervisors run as the job sandbox, or turns
+            // bubblewrap off: a human's choice, never an agent's.
+            "MLRES_BWRAP" => {
+                return Err(
+                    "refused: `MLRES_BWRAP` chooses the program mlres runs as the \
+                            local job sandbox (or switches bubblewrap off); only a human sets it"
+                        .into(),
+                );
+            }
             "HOME" | "XDG_STATE_HOME" => self.state_env_assigned = Some(name.to_string()),
             // Changing the field separator turns a harmless-looking word into several words
             // (`IFS=_; c=hf_jobs_run; $c`): no ordinary ML command needs it.

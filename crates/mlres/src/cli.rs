@@ -84,7 +84,19 @@ pub enum Command {
     Setup(SetupCmd),
     /// Internal: the detached job supervisor (started by mlres itself).
     #[command(name = "__supervise", hide = true)]
-    Supervise { dir: PathBuf },
+    Supervise {
+        dir: PathBuf,
+        /// Use bubblewrap only at this path (from MLRES_BWRAP; the supervisor's own
+        /// environment is cleared, so it arrives here).
+        #[arg(long)]
+        bwrap: Option<PathBuf>,
+        /// The engine already saw bubblewrap work (it probes once per process, not per job).
+        #[arg(long, conflicts_with = "sandbox_fallback")]
+        bwrap_ok: bool,
+        /// The engine's probe found no working bubblewrap, for this reason: use the fallback.
+        #[arg(long, value_name = "REASON")]
+        sandbox_fallback: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

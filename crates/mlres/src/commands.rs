@@ -20,11 +20,18 @@ pub fn open_engine(cli: &Cli) -> Result<Engine, Failure> {
     Ok(Engine::open(cfg, &cli.project)?)
 }
 
-pub fn supervise(dir: &Path) -> Result<u8, Failure> {
+pub fn supervise(
+    dir: &Path,
+    bwrap: Option<&Path>,
+    chosen: Option<Result<(), String>>,
+) -> Result<u8, Failure> {
     let result = if mlres_backends::is_hf_attempt(dir) {
         crate::jobs::supervise_hf(dir)
     } else {
-        mlres_backends::supervise(dir)
+        match chosen {
+            Some(c) => mlres_backends::supervise_chosen(dir, bwrap, c),
+            None => mlres_backends::supervise(dir, bwrap),
+        }
     };
     match result {
         Ok(_) => Ok(exit::OK),
@@ -38,7 +45,8 @@ pub fn supervise(dir: &Path) -> Result<u8, Failure> {
 }
 
 pub fn doctor(json_out: bool) -> Result<u8, Failure> {
-    let checks = mlres_backends::doctor();
+    let bwrap = crate::bwrap_override(&crate::utf8_env()?);
+    let checks = mlres_backends::doctor(bwrap.as_deref());
     if json_out {
         let v: Vec<_> = checks
             .iter()

@@ -174,12 +174,23 @@ pub(crate) fn engine_config(cli: &Cli) -> Result<EngineConfig, Failure> {
     })?;
     let parent_env = utf8_env()?;
     let hf = jobs::hf_settings(&parent_env);
+    let bwrap = bwrap_override(&parent_env);
     Ok(EngineConfig {
         state_dir: state_dir(&cli.state_dir)?,
         exe,
         parent_env,
         hf,
+        bwrap,
     })
+}
+
+/// `MLRES_BWRAP`: use bubblewrap only at this path instead of looking in /usr/bin,
+/// /usr/local/bin and /bin. A path that does not exist makes local jobs run under the
+/// fallback sandbox (Landlock + seccomp), which is how the tests exercise it.
+pub(crate) fn bwrap_override(env: &BTreeMap<String, String>) -> Option<std::path::PathBuf> {
+    env.get("MLRES_BWRAP")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
 }
 
 /// How to tell the user to run mlres again, as they can type it from the directory they are in:
@@ -275,7 +286,19 @@ fn jail(args: &[std::ffi::OsString]) -> ExitCode {
 fn dispatch(cli: Cli) -> Result<u8, Failure> {
     use cli::{Command, ExpCmd, LedgerCmd, LoopCmd, TrainCmd};
     match &cli.command {
-        Command::Supervise { dir } => commands::supervise(dir),
+        Command::Supervise {
+            dir,
+            bwrap,
+            bwrap_ok,
+            sandbox_fallback,
+        } => {
+            let chosen = match (bwrap_ok, sandbox_fallback) {
+                (true, _) => Some(Ok(())),
+                (false, Some(reason)) => Some(Err(reason.clone())),
+                (false, None) => None,
+            };
+            commands::supervise(dir, bwrap.as_deref(), chosen)
+        }
         Command::Train(TrainCmd::Sft(a)) => train::sft(a),
         Command::Doctor(a) => commands::doctor(a.json),
         Command::Data(d) => data::run(&cli, d),

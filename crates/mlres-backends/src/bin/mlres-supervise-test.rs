@@ -2,7 +2,8 @@
 //! integration tests of `mlres-backends` (the real binary lives in the CLI crate).
 //!
 //! Usage:
-//! - `mlres-supervise-test supervise <dir>`: run the supervisor; exit 0 with a status, 3 if the
+//! - `mlres-supervise-test supervise <dir> [--bwrap <path>]`: run the supervisor (bubblewrap
+//!   only at `<path>` if given, as `mlres __supervise --bwrap`); exit 0 with a status, 3 if the
 //!   attempt was already claimed, 2 on any other error.
 //! - `mlres-supervise-test launch-and-die <dir>`: `launch` a detached supervisor for `dir`, then
 //!   SIGKILL ourselves (the supervisor must survive).
@@ -25,8 +26,12 @@ fn main() -> ExitCode {
     }
     let args: Vec<String> = std::env::args().collect();
     match args.get(1..) {
-        Some([mode, dir]) if mode == "supervise" => {
-            match mlres_backends::supervise(std::path::Path::new(dir)) {
+        Some([mode, dir, rest @ ..])
+            if mode == "supervise"
+                && (rest.is_empty() || rest.len() == 2 && rest[0] == "--bwrap") =>
+        {
+            let bwrap = rest.get(1).map(std::path::Path::new);
+            match mlres_backends::supervise(std::path::Path::new(dir), bwrap) {
                 Ok(s) => {
                     println!("{:?}", s.outcome);
                     ExitCode::SUCCESS

@@ -300,7 +300,7 @@ fn status_json_round_trips() {
 
 #[test]
 fn doctor_reports_the_protections() {
-    let report = doctor();
+    let report = doctor(None);
     let names: Vec<&str> = report.iter().map(|p| p.name.as_str()).collect();
     for n in [
         "bubblewrap",

@@ -2,6 +2,7 @@
 //! programs; the supervisor runs in the test-only binary `mlres-supervise-test`.
 
 mod bad_input;
+mod fallback;
 mod hfjobs;
 mod lifecycle;
 mod sandbox;

@@ -81,7 +81,7 @@ fn isolated_job_cannot_reach_host_loopback_but_host_job_can() {
     assert!(out.contains("connected"));
     assert!(!isolated);
 
-    let netns = mlres_backends::doctor()
+    let netns = mlres_backends::doctor(None)
         .into_iter()
         .any(|p| p.name == "network_namespace" && p.active);
     let (outcome, out, isolated) = connect_job(port, NetworkPolicy::Isolated);
@@ -376,7 +376,7 @@ fn host_unix_sockets_are_unreachable_without_network_but_socketpair_works() {
     );
     // With host network, Landlock's abstract-socket scoping (ABI >= 6) still denies the
     // connect; without it, the socket is simply not in the job's network namespace.
-    let scoped = mlres_backends::doctor()
+    let scoped = mlres_backends::doctor(None)
         .iter()
         .any(|p| p.name == "landlock" && p.detail.contains("abstract Unix sockets scoped"));
     for (policy, expect) in [

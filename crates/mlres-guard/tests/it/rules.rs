@@ -185,3 +185,15 @@ fn mlres_keeps_the_state_directory_the_user_set_up() {
     not_denied("mlres loop status --json");
     not_denied("HOME=/tmp/h python3 train.py");
 }
+
+#[test]
+fn an_agent_cannot_choose_the_job_sandbox() {
+    for cmd in [
+        "MLRES_BWRAP=/tmp/fake mlres loop run",
+        "export MLRES_BWRAP=/nonexistent; mlres exp submit --config '{}' --hypothesis h",
+        "env MLRES_BWRAP=/tmp/fake mlres loop run",
+    ] {
+        let reason = denied(cmd);
+        assert!(reason.contains("MLRES_BWRAP"), "{cmd}: {reason}");
+    }
+}

@@ -73,6 +73,7 @@ pub fn config(state: PathBuf) -> EngineConfig {
         exe: PathBuf::from("/nonexistent/mlres"),
         parent_env: BTreeMap::new(),
         hf: None,
+        bwrap: None,
     }
 }
 

@@ -541,3 +541,116 @@ fn the_supervisor_of_a_local_job_holds_no_token() {
     assert_eq!(vars, ["LANG", "PATH"], "the supervisor's environment");
     env.json(&["exp", "wait", &id, "--json", "--timeout", "2m"]);
 }
+
+/// Every `status.json` under the state directory's job attempts.
+fn statuses(env: &Env) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut stack = vec![env.state.join("jobs")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == "status.json") {
+                out.push(serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn without_bubblewrap_jobs_run_under_landlock_and_seccomp_and_doctor_says_so() {
+    const NO_BWRAP: &str = "/nonexistent/mlres-it/bwrap";
+    let env = Env::new();
+    let out = env
+        .cmd()
+        .env("MLRES_BWRAP", NO_BWRAP)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    env.record(&["doctor", "--json"], &out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let get = |n: &str| {
+        v["protections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {n}: {v}"))
+    };
+    // A missing bubblewrap is never shown as on; what jobs get is the fallback.
+    assert_eq!(get("bubblewrap")["active"], false, "{v}");
+    let sandbox = get("job_sandbox");
+    let landlock = get("landlock")["active"] == true;
+    assert_eq!(sandbox["active"], landlock, "{v}");
+    let detail = sandbox["detail"].as_str().unwrap();
+    if landlock {
+        assert!(
+            detail.contains(&format!(
+                "+ seccomp (fallback: bubblewrap not found at the configured path {NO_BWRAP}"
+            )),
+            "{detail}"
+        );
+    } else {
+        assert!(
+            detail.contains("sudo apt-get install bubblewrap"),
+            "{detail}"
+        );
+    }
+
+    // A job without network, run through the whole engine with MLRES_BWRAP pointing nowhere.
+    env.write_program(
+        &Fast {
+            script: "echo score={x}",
+            extra_job: "network: false",
+            ..Default::default()
+        }
+        .program(),
+    );
+    env.approve();
+    let args = [
+        "exp",
+        "submit",
+        "--config",
+        r#"{"x": 3}"#,
+        "--hypothesis",
+        "fallback",
+        "--json",
+    ];
+    let out = env
+        .cmd()
+        .env("MLRES_BWRAP", NO_BWRAP)
+        .args(args)
+        .output()
+        .unwrap();
+    env.record(&args, &out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"].to_string();
+    let out = env.run(&["exp", "wait", &id, "--json", "--timeout", "2m"]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    let st = statuses(&env);
+    assert_eq!(st.len(), 1, "{st:?}");
+    let notes: Vec<&str> = st[0]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    if !landlock {
+        assert_eq!(v["status"], "start_failed", "{v}");
+        return;
+    }
+    assert_eq!(v["status"], "completed", "{v}");
+    assert_eq!(v["metric"].as_f64(), Some(3.0), "{v}");
+    assert_eq!(st[0]["network_isolated"], true, "{st:?}");
+    assert!(
+        notes.iter().any(|n| n.starts_with("sandbox: Landlock ABI")
+            && n.contains("own network namespace")
+            && n.contains(&format!("(fallback: bubblewrap not found at the configured path {NO_BWRAP}; no mount or PID namespace"))),
+        "{notes:?}"
+    );
+}
