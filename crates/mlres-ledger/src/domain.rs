@@ -1120,51 +1120,46 @@ impl Ledger {
         get_exp(&self.conn, &self.key, exp_id)
     }
 
-    /// All experiments of a campaign, ordered by iter (empty for an unknown campaign).
-    pub fn experiments(&self, campaign: &str) -> Result<Vec<Experiment>, LedgerError> {
+    /// Experiments matching `filter` (the SQL after `WHERE`), each checked against its seal.
+    fn select_exps(
+        &self,
+        filter: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Experiment>, LedgerError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {EXP_COLS}, mac FROM experiments WHERE campaign = ?1 ORDER BY iter"
+            "SELECT {EXP_COLS}, mac FROM experiments WHERE {filter}"
         ))?;
         let key = self.key;
-        let rows = stmt.query_map([campaign], |r| exp_from_row(&key, r))?;
+        let rows = stmt.query_map(params, |r| exp_from_row(&key, r))?;
         let mut out = Vec::new();
         for row in rows {
             out.push(finish_exp(row?)?);
         }
         Ok(out)
+    }
+
+    /// All experiments of a campaign, ordered by iter (empty for an unknown campaign).
+    pub fn experiments(&self, campaign: &str) -> Result<Vec<Experiment>, LedgerError> {
+        self.select_exps("campaign = ?1 ORDER BY iter", [campaign])
     }
 
     /// A campaign's experiments that are not yet over (reserved, submitted or finished but not
     /// evaluated), ordered by iter: what a reconciler has to look at, without reading the
     /// whole campaign.
     pub fn open_experiments(&self, campaign: &str) -> Result<Vec<Experiment>, LedgerError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {EXP_COLS}, mac FROM experiments
-             WHERE campaign = ?1 AND state IN ('reserved', 'submitted', 'finished') ORDER BY iter"
-        ))?;
-        let key = self.key;
-        let rows = stmt.query_map([campaign], |r| exp_from_row(&key, r))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(finish_exp(row?)?);
-        }
-        Ok(out)
+        self.select_exps(
+            "campaign = ?1 AND state IN ('reserved', 'submitted', 'finished') ORDER BY iter",
+            [campaign],
+        )
     }
 
     /// A campaign's kept experiments (usually few: each one improved on the best), ordered by
     /// iter.
     pub fn kept_experiments(&self, campaign: &str) -> Result<Vec<Experiment>, LedgerError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {EXP_COLS}, mac FROM experiments
-             WHERE campaign = ?1 AND decision = 'keep' ORDER BY iter"
-        ))?;
-        let key = self.key;
-        let rows = stmt.query_map([campaign], |r| exp_from_row(&key, r))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(finish_exp(row?)?);
-        }
-        Ok(out)
+        self.select_exps(
+            "campaign = ?1 AND decision = 'keep' ORDER BY iter",
+            [campaign],
+        )
     }
 
     /// One page of a campaign's experiments, newest first by iter: at most `limit` with iter
@@ -1176,18 +1171,12 @@ impl Ledger {
         limit: usize,
         before_iter: Option<u32>,
     ) -> Result<(Vec<Experiment>, u64), LedgerError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {EXP_COLS}, mac FROM experiments
-             WHERE campaign = ?1 AND iter < ?2 ORDER BY iter DESC LIMIT ?3"
-        ))?;
-        let key = self.key;
         let before = i64::from(before_iter.unwrap_or(u32::MAX));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt.query_map((campaign, before, limit), |r| exp_from_row(&key, r))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(finish_exp(row?)?);
-        }
+        let mut out = self.select_exps(
+            "campaign = ?1 AND iter < ?2 ORDER BY iter DESC LIMIT ?3",
+            (campaign, before, limit),
+        )?;
         out.reverse();
         let total: u64 = self.conn.query_row(
             "SELECT COUNT(*) FROM experiments WHERE campaign = ?1",
@@ -1255,7 +1244,7 @@ impl Ledger {
 
     /// Current usage of a campaign (see [`Usage`]).
     pub fn usage(&self, campaign: &str) -> Result<Usage, LedgerError> {
-        let seal = integrity::checked_campaign_seal(&self.conn, &self.key, campaign)?
+        let seal = integrity::checked_campaign_seal(&self.conn, &self.key, campaign, false)?
             .ok_or_else(|| LedgerError::NotFound(format!("campaign {campaign}")))?;
         Ok(seal.tally.usage())
     }

@@ -333,12 +333,14 @@ pub(crate) struct CampaignSeal {
     pub tally: Tally,
 }
 
-/// Reads and checks a campaign row's seal: its MAC, and that its recorded last event and event
-/// count are the chain's. `Ok(None)` for an unknown campaign.
+/// Reads and checks a campaign row's seal: its MAC, and that its recorded last event is the
+/// chain's (an index lookup); with `count`, also its number of events (a scan of the
+/// campaign's events, made before spending). `Ok(None)` for an unknown campaign.
 pub(crate) fn checked_campaign_seal(
     conn: &Connection,
     key: &[u8; KEY_LEN],
     campaign: &str,
+    count: bool,
 ) -> Result<Option<CampaignSeal>, LedgerError> {
     let row = conn
         .query_row(
@@ -362,7 +364,16 @@ pub(crate) fn checked_campaign_seal(
     let tally = Tally::decode(&tally).ok_or_else(|| {
         LedgerError::Tampered(format!("campaign {campaign}: its tally is unreadable"))
     })?;
-    let (max_seq, count) = campaign_event_span(conn, campaign)?;
+    let (max_seq, count) = if count {
+        campaign_event_span(conn, campaign)?
+    } else {
+        let max: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE campaign = ?1",
+            [campaign],
+            |r| r.get(0),
+        )?;
+        (max, events)
+    };
     if (max_seq, count) != (last_seq, events) {
         return Err(LedgerError::Tampered(format!(
             "campaign {campaign}: the chain holds {count} of its events up to seq {max_seq}, \
@@ -475,7 +486,7 @@ impl Writer<'_> {
         if self.touched.campaigns.contains_key(campaign) {
             return Ok(true);
         }
-        let Some(seal) = checked_campaign_seal(self.conn, self.key(), campaign)? else {
+        let Some(seal) = checked_campaign_seal(self.conn, self.key(), campaign, false)? else {
             return Ok(false);
         };
         self.touched
@@ -497,6 +508,8 @@ impl Writer<'_> {
         if !self.check_campaign(campaign)? {
             return Ok(false);
         }
+        // The event count too: a scan, made once per spend.
+        checked_campaign_seal(self.conn, self.key(), campaign, true)?;
         let tally = self.touched.campaigns[campaign];
         let seal = CampaignSeal { tally };
         check_rows_match_tally(self.conn, campaign, &seal)?;

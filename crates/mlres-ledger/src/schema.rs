@@ -103,6 +103,7 @@ ALTER TABLE campaigns ADD COLUMN events INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE campaigns ADD COLUMN mac TEXT NOT NULL DEFAULT '';
 ALTER TABLE experiments ADD COLUMN mac TEXT NOT NULL DEFAULT '';
 CREATE UNIQUE INDEX campaigns_by_approval ON campaigns (approval_id);
+CREATE INDEX experiments_by_decision ON experiments (campaign, decision);
 "#;
 
 /// Creates or checks the schema. Runs in one IMMEDIATE transaction so that concurrent first
