@@ -176,9 +176,15 @@ fn claim_void_after_supervisor_claimed_returns_false() {
 #[test]
 fn launch_detaches_into_a_new_session() {
     let (_t, dir) = attempt_dir();
-    prepare_attempt(&dir, &sh("echo hello; sleep 1000")).unwrap();
+    // The job marks that it printed: inside the sandbox it starts some time after `job.pid`
+    // appears, and a cancel before its `echo` would leave nothing to capture.
+    prepare_attempt(&dir, &sh("echo hello; echo 1 > printed; sleep 1000")).unwrap();
     launch(&dir, &supervise_cmd(&dir)).unwrap();
     assert!(wait_for_file(&dir.join("job.pid")));
+    assert!(
+        wait_for_file(&dir.join("work/printed")),
+        "the job never ran"
+    );
     let sup = read_pid(&dir.join("supervisor.pid"));
     let me = std::process::id() as i32;
     let sid = session_of(sup).expect("supervisor alive");
