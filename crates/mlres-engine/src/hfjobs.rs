@@ -209,7 +209,7 @@ impl Engine {
     /// ledger as `spend_refused` with nothing reserved.
     pub(crate) fn hf_preflight(
         &mut self,
-        campaign: &Campaign,
+        campaign: Option<&str>,
         flavor: &str,
         timeout_secs: u64,
     ) -> Result<(u64, u64), EngineError> {
@@ -231,7 +231,7 @@ impl Engine {
         })();
         if let Err(EngineError::Refused { code, message }) = &r {
             self.ledger.append_event(
-                Some(&campaign.id),
+                campaign,
                 "spend_refused",
                 &json!({"code": code, "message": message, "backend": "hf-jobs", "flavor": flavor}),
             )?;

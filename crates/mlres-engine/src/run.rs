@@ -409,51 +409,7 @@ impl Engine {
                 campaign,
                 previous: None,
             } => Ok((campaign, CampaignStart::Fresh)),
-            Opened::NeedsApproval(c) => Err(EngineError::Refused {
-                code: "campaign_finished".into(),
-                message: format!(
-                    "campaign {} is {} ({}); a new campaign needs a new human approval: run `mlres approve`",
-                    c.id,
-                    if c.status == "active" {
-                        "still active"
-                    } else {
-                        c.status.as_str()
-                    },
-                    c.stop_reason.clone().unwrap_or_default()
-                ),
-            }),
-        }
-    }
-
-    /// The active campaign for agent-driven commands. The first submit opens one; after a
-    /// campaign has ended, only a human approval given since it ended opens the next (the agent
-    /// alone never refills a budget).
-    pub fn active_campaign(&mut self) -> Result<Campaign, EngineError> {
-        let root = self.project.root_str();
-        if let Some(c) = self.ledger.current_campaign(&root)?
-            && c.status == "active"
-        {
-            return Ok(c);
-        }
-        match self.open_campaign(false) {
-            Err(EngineError::Refused { code, .. }) if code == "campaign_finished" => {
-                let c = self.ledger.current_campaign(&root)?;
-                Err(EngineError::Refused {
-                    code: "campaign_finished".into(),
-                    message: match c {
-                        Some(c) => format!(
-                            "campaign {} is {}: {}. A human must approve a new campaign (`mlres approve`) before more is spent",
-                            c.id,
-                            c.status,
-                            c.stop_reason.unwrap_or_default()
-                        ),
-                        None => {
-                            "no campaign is open; a human must approve one (`mlres approve`)".into()
-                        }
-                    },
-                })
-            }
-            other => Ok(other?.0),
+            Opened::NeedsApproval(c) => Err(needs_approval(&c)),
         }
     }
 
@@ -491,10 +447,37 @@ impl Engine {
         req: SubmitRequest,
         overrides: &SubmitOverrides,
     ) -> Result<Experiment, EngineError> {
+        self.submit_to(Some(campaign), req, overrides)
+    }
+
+    /// An agent's submit: to the active campaign, or, when there is none, to the campaign the
+    /// current approval opens, found or opened in the SAME ledger transaction as the
+    /// reservation (see [`mlres_ledger::Ledger::open_and_reserve_submitted`]). N concurrent
+    /// first submits therefore share one campaign and one budget, and none of them sees a
+    /// campaign that another has opened but not yet reserved in.
+    pub fn submit_agent(
+        &mut self,
+        req: SubmitRequest,
+        overrides: &SubmitOverrides,
+    ) -> Result<Experiment, EngineError> {
+        let root = self.project.root_str();
+        match self.ledger.current_campaign(&root)? {
+            Some(c) if c.status == "active" => self.submit_to(Some(&c), req, overrides),
+            _ => self.submit_to(None, req, overrides),
+        }
+    }
+
+    fn submit_to(
+        &mut self,
+        campaign: Option<&Campaign>,
+        req: SubmitRequest,
+        overrides: &SubmitOverrides,
+    ) -> Result<Experiment, EngineError> {
         let approval = require_approval(&self.ledger, &self.project)?;
         self.ledger.check_present()?;
         self.check_datasets(&approval)?;
-        if let Some(c) = self.ledger.campaign(&campaign.id)?
+        if let Some(campaign) = campaign
+            && let Some(c) = self.ledger.campaign(&campaign.id)?
             && (c.stop_requested || c.status != "active")
         {
             return Err(EngineError::Refused {
@@ -516,7 +499,7 @@ impl Engine {
         let config = mlres_policy::validate_config(&space, &req.config)
             .map_err(EngineError::InvalidConfig)?;
         // Render once up front so a bad template is refused before anything is reserved.
-        let builtins = self.builtins(campaign, 0, 0);
+        let builtins = self.builtins(campaign.map_or("new", |c| c.id.as_str()), 0, 0);
         mlres_policy::render_command(&job.command, &config, &builtins)
             .map_err(EngineError::InvalidConfig)?;
         if req.hypothesis.trim().is_empty() {
@@ -557,7 +540,8 @@ impl Engine {
                         ),
                     });
                 }
-                let (c, p) = self.hf_preflight(campaign, &flavor, timeout_secs)?;
+                let (c, p) =
+                    self.hf_preflight(campaign.map(|c| c.id.as_str()), &flavor, timeout_secs)?;
                 (c, Some(p))
             }
         };
@@ -579,28 +563,47 @@ impl Engine {
         };
         // Reserved and marked submitted (attempt 1) in one transaction; `launch` then finds
         // the experiment already submitted with the same handle.
-        let jobs_dir = self.cfg.state_dir.join("jobs").join(&campaign.id);
-        let handle_for = |id: i64| {
+        let jobs_dir = self.cfg.state_dir.join("jobs");
+        let handle_for = |campaign: &str, id: i64| {
             jobs_dir
+                .join(campaign)
                 .join(format!("e{id}-a1"))
                 .to_string_lossy()
                 .into_owned()
         };
-        let exp = self.ledger.reserve_submitted(
-            &campaign.id,
-            &rr,
-            |u| {
-                let usage = mlres_policy::Usage {
-                    jobs: u.jobs,
-                    walltime_secs: u.walltime_secs,
-                    cost_micro_usd: u.cost_micro,
-                    in_flight: u.in_flight,
+        let check = |u: &mlres_ledger::Usage| {
+            let usage = mlres_policy::Usage {
+                jobs: u.jobs,
+                walltime_secs: u.walltime_secs,
+                cost_micro_usd: u.cost_micro,
+                in_flight: u.in_flight,
+            };
+            mlres_policy::check_spend(&envelope, &usage, &spend)
+                .map_err(|r| (r.code.to_string(), r.message))
+        };
+        let (campaign, exp) = match campaign {
+            Some(c) => {
+                let exp = self
+                    .ledger
+                    .reserve_submitted(&c.id, &rr, check, |id| handle_for(&c.id, id));
+                (c.clone(), exp)
+            }
+            None => {
+                let (opened, exp) = self.ledger.open_and_reserve_submitted(
+                    &approval,
+                    &self.project.hash,
+                    &rr,
+                    check,
+                    handle_for,
+                )?;
+                let campaign = match opened {
+                    Opened::NeedsApproval(c) => return Err(needs_approval(&c)),
+                    Opened::Resumed(c) | Opened::Created { campaign: c, .. } => c,
                 };
-                mlres_policy::check_spend(&envelope, &usage, &spend)
-                    .map_err(|r| (r.code.to_string(), r.message))
-            },
-            handle_for,
-        );
+                crate::identity::write_marker(&self.ledger, &self.project, &campaign)?;
+                (campaign, exp)
+            }
+        };
         let exp = match exp {
             Ok(e) => e,
             Err(mlres_ledger::LedgerError::Refused { code, message }) => {
@@ -608,7 +611,7 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        self.launch(campaign, &exp, 1, price)?;
+        self.launch(&campaign, &exp, 1, price)?;
         Ok(self.ledger.experiment(exp.id)?.unwrap_or(exp))
     }
 
@@ -656,14 +659,14 @@ impl Engine {
         })
     }
 
-    fn builtins(&self, campaign: &Campaign, exp: i64, iter: u32) -> BTreeMap<String, String> {
+    fn builtins(&self, campaign: &str, exp: i64, iter: u32) -> BTreeMap<String, String> {
         let mut b = BTreeMap::new();
         b.insert("mlres".into(), self.cfg.exe.to_string_lossy().into_owned());
         b.insert("exp_id".into(), exp.to_string());
         b.insert("iter".into(), iter.to_string());
         b.insert(
             "workdir".into(),
-            self.attempt_dir(&campaign.id, exp, 0)
+            self.attempt_dir(campaign, exp, 0)
                 .with_file_name("work")
                 .to_string_lossy()
                 .into_owned(),
@@ -686,7 +689,7 @@ impl Engine {
         let job = self.job()?.clone();
         let dir = self.attempt_dir(&campaign.id, exp.id, attempt);
         let config = exp.config.as_object().cloned().unwrap_or_default();
-        let mut builtins = self.builtins(campaign, exp.id, exp.iter);
+        let mut builtins = self.builtins(&campaign.id, exp.id, exp.iter);
         builtins.insert(
             "workdir".into(),
             dir.join("work").to_string_lossy().into_owned(),
@@ -1818,5 +1821,23 @@ fn decision_name(d: Decision) -> &'static str {
         Decision::Keep => "keep",
         Decision::Discard => "discard",
         Decision::Anomalous => "anomalous",
+    }
+}
+
+/// The refusal when the latest campaign has ended (or a fresh one was asked for) and no human
+/// approval has been given since.
+fn needs_approval(c: &Campaign) -> EngineError {
+    EngineError::Refused {
+        code: "campaign_finished".into(),
+        message: format!(
+            "campaign {} is {} ({}); a new campaign needs a new human approval: run `mlres approve`",
+            c.id,
+            if c.status == "active" {
+                "still active"
+            } else {
+                c.status.as_str()
+            },
+            c.stop_reason.clone().unwrap_or_default()
+        ),
     }
 }

@@ -506,6 +506,150 @@ fn end_campaign(
     Ok(())
 }
 
+/// The body of [`Ledger::open_campaign`], inside the caller's transaction.
+fn open_in(
+    w: &mut Writer<'_>,
+    approval: &Approval,
+    program_hash: &str,
+    fresh: bool,
+) -> Result<Opened, LedgerError> {
+    let root = approval.project_root.as_str();
+    let current = latest_campaign(w.conn, w.key(), root)?;
+    let previous = match current {
+        Some(c) if c.status == "active" && !fresh => {
+            write_campaign(w, &c.id)?;
+            return Ok(Opened::Resumed(c));
+        }
+        Some(c) => {
+            write_campaign(w, &c.id)?;
+            if !approved_after_in(w.conn, approval, &c)? {
+                return Ok(Opened::NeedsApproval(c));
+            }
+            if c.status == "active" {
+                end_campaign(w, &c.id, "stopped", "superseded by a fresh campaign")?;
+            }
+            Some(require_campaign(w.conn, w.key(), &c.id)?)
+        }
+        None => None,
+    };
+    let campaign = insert_campaign(w, root, program_hash, Some(approval.id))?;
+    Ok(Opened::Created { campaign, previous })
+}
+
+/// Checks a reservation request's fields; returns its config as JSON text.
+fn validate_reserve(req: &ReserveRequest) -> Result<String, LedgerError> {
+    one_of("source", &req.source, SOURCES)?;
+    i64_range("timeout_secs", req.timeout_secs)?;
+    i64_range("cost_micro", req.cost_micro)?;
+    if let Some(p) = req.proposal_index {
+        i64_range("proposal_index", p)?;
+    }
+    Ok(serde_json::to_string(&req.config)?)
+}
+
+/// The body of a reservation, inside the caller's transaction. The outer error aborts the
+/// transaction; the inner one (a refusal) commits its `spend_refused` event.
+fn reserve_in<F, H>(
+    w: &mut Writer<'_>,
+    campaign: &str,
+    req: &ReserveRequest,
+    config: &str,
+    check: F,
+    handle_for: Option<H>,
+) -> Result<Result<Experiment, LedgerError>, LedgerError>
+where
+    F: FnOnce(&Usage) -> Result<(), (String, String)>,
+    H: FnOnce(i64) -> String,
+{
+    // The full check before spending: the campaign's seal, and its rows against it.
+    if !w.check_campaign_rows(campaign)? {
+        return Err(LedgerError::NotFound(format!("campaign {campaign}")));
+    }
+    let c = require_campaign(w.conn, w.key(), campaign)?;
+    if let Some(p) = req.proposal_index {
+        let existing: Option<i64> = w
+            .conn
+            .query_row(
+                "SELECT id FROM experiments WHERE campaign = ?1 AND proposal_index = ?2",
+                (campaign, p),
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(existing) = existing {
+            return Err(LedgerError::DuplicateProposal { existing });
+        }
+    }
+    let usage = w.sealed_usage(campaign).unwrap_or_default();
+    let verdict = if c.status != "active" {
+        Err((
+            "campaign_not_active".to_string(),
+            format!("campaign {campaign} is {}", c.status),
+        ))
+    } else if c.stop_requested {
+        Err((
+            "stop_requested".to_string(),
+            format!(
+                "a stop was requested for campaign {campaign}: {}",
+                c.stop_reason.as_deref().unwrap_or("")
+            ),
+        ))
+    } else {
+        check(&usage)
+    };
+    if let Err((code, message)) = verdict {
+        w.append(
+            Some(campaign),
+            "spend_refused",
+            &json!({"code": code, "message": message, "request": req, "usage": usage}),
+        )?;
+        return Ok(Err(LedgerError::Refused { code, message }));
+    }
+    w.conn.execute(
+        "INSERT INTO experiments (campaign, iter, state, hypothesis, config, source,
+            proposal_index, backend, flavor, timeout_secs, reserved_cost_micro, attempt,
+            created_ms)
+         VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11)",
+        rusqlite::params![
+            campaign,
+            usage.next_iter,
+            req.hypothesis,
+            config,
+            req.source,
+            req.proposal_index,
+            req.backend,
+            req.flavor,
+            req.timeout_secs,
+            req.cost_micro,
+            w.now,
+        ],
+    )?;
+    let id = w.conn.last_insert_rowid();
+    w.inserted_exp(id);
+    w.append(
+        Some(campaign),
+        "reserved",
+        &json!({"exp_id": id, "iter": usage.next_iter, "request": req, "usage_before": usage}),
+    )?;
+    if let Some(handle_for) = handle_for {
+        let handle = handle_for(id);
+        non_empty("handle", &handle)?;
+        w.conn.execute(
+            "UPDATE experiments SET state = 'submitted', attempt = 1, handle = ?2,
+                    submitted_ms = ?3 WHERE id = ?1",
+            (id, &handle, w.now),
+        )?;
+        w.append(
+            Some(campaign),
+            "submitted",
+            &json!({"exp_id": id, "attempt": 1, "handle": handle}),
+        )?;
+    }
+    integrity::seal_exp(w.conn, w.key(), id)?;
+    Ok(Ok(get_exp(w.conn, w.key(), id)?.ok_or_else(|| {
+        LedgerError::NotFound(format!("experiment {id}"))
+    })?))
+}
+
 impl Ledger {
     // ---------------------------------------------------------------- campaigns
 
@@ -536,30 +680,8 @@ impl Ledger {
         program_hash: &str,
         fresh: bool,
     ) -> Result<Opened, LedgerError> {
-        let root = approval.project_root.clone();
-        non_empty("project_root", &root)?;
-        self.write(|w| {
-            let current = latest_campaign(w.conn, w.key(), &root)?;
-            let previous = match current {
-                Some(c) if c.status == "active" && !fresh => {
-                    write_campaign(w, &c.id)?;
-                    return Ok(Ok(Opened::Resumed(c)));
-                }
-                Some(c) => {
-                    write_campaign(w, &c.id)?;
-                    if !approved_after_in(w.conn, approval, &c)? {
-                        return Ok(Ok(Opened::NeedsApproval(c)));
-                    }
-                    if c.status == "active" {
-                        end_campaign(w, &c.id, "stopped", "superseded by a fresh campaign")?;
-                    }
-                    Some(require_campaign(w.conn, w.key(), &c.id)?)
-                }
-                None => None,
-            };
-            let campaign = insert_campaign(w, &root, program_hash, Some(approval.id))?;
-            Ok(Ok(Opened::Created { campaign, previous }))
-        })
+        non_empty("project_root", &approval.project_root)?;
+        self.write(|w| Ok(Ok(open_in(w, approval, program_hash, fresh)?)))
     }
 
     /// The latest-generation campaign of `project_root`, whatever its status.
@@ -890,100 +1012,53 @@ impl Ledger {
         F: FnOnce(&Usage) -> Result<(), (String, String)>,
         H: FnOnce(i64) -> String,
     {
-        one_of("source", &req.source, SOURCES)?;
-        i64_range("timeout_secs", req.timeout_secs)?;
-        i64_range("cost_micro", req.cost_micro)?;
-        if let Some(p) = req.proposal_index {
-            i64_range("proposal_index", p)?;
-        }
-        let config = serde_json::to_string(&req.config)?;
+        let config = validate_reserve(req)?;
+        self.write(|w| reserve_in(w, campaign, req, &config, check, handle_for))
+    }
+
+    /// The campaign spending goes to, found or opened exactly as by [`Ledger::open_campaign`]
+    /// (`fresh` = false), AND the first reservation in it, marked submitted with
+    /// `handle_for(campaign, id)`, all in ONE transaction: concurrent first submits cannot
+    /// each open a campaign, and a campaign never exists without the check that opened it
+    /// having reserved under its budget. [`Opened::NeedsApproval`] reserves nothing and
+    /// records nothing; a refused reservation still records the campaign it opened (and the
+    /// refusal).
+    pub fn open_and_reserve_submitted<F, H>(
+        &mut self,
+        approval: &Approval,
+        program_hash: &str,
+        req: &ReserveRequest,
+        check: F,
+        handle_for: H,
+    ) -> Result<(Opened, Result<Experiment, LedgerError>), LedgerError>
+    where
+        F: FnOnce(&Usage) -> Result<(), (String, String)>,
+        H: FnOnce(&str, i64) -> String,
+    {
+        non_empty("project_root", &approval.project_root)?;
+        let config = validate_reserve(req)?;
         self.write(|w| {
-            // The full check before spending: the campaign's seal, and its rows against it.
-            if !w.check_campaign_rows(campaign)? {
-                return Err(LedgerError::NotFound(format!("campaign {campaign}")));
-            }
-            let c = require_campaign(w.conn, w.key(), campaign)?;
-            if let Some(p) = req.proposal_index {
-                let existing: Option<i64> = w
-                    .conn
-                    .query_row(
-                        "SELECT id FROM experiments WHERE campaign = ?1 AND proposal_index = ?2",
-                        (campaign, p),
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(existing) = existing {
-                    return Err(LedgerError::DuplicateProposal { existing });
+            let opened = open_in(w, approval, program_hash, false)?;
+            let campaign = match &opened {
+                Opened::NeedsApproval(_) => {
+                    return Ok(Ok((
+                        opened,
+                        Err(LedgerError::NotFound(
+                            "an active campaign (a human must approve a new one)".into(),
+                        )),
+                    )));
                 }
-            }
-            let usage = w.sealed_usage(campaign).unwrap_or_default();
-            let verdict = if c.status != "active" {
-                Err((
-                    "campaign_not_active".to_string(),
-                    format!("campaign {campaign} is {}", c.status),
-                ))
-            } else if c.stop_requested {
-                Err((
-                    "stop_requested".to_string(),
-                    format!(
-                        "a stop was requested for campaign {campaign}: {}",
-                        c.stop_reason.as_deref().unwrap_or("")
-                    ),
-                ))
-            } else {
-                check(&usage)
+                Opened::Resumed(c) | Opened::Created { campaign: c, .. } => c.id.clone(),
             };
-            if let Err((code, message)) = verdict {
-                w.append(
-                    Some(campaign),
-                    "spend_refused",
-                    &json!({"code": code, "message": message, "request": req, "usage": usage}),
-                )?;
-                return Ok(Err(LedgerError::Refused { code, message }));
-            }
-            w.conn.execute(
-                "INSERT INTO experiments (campaign, iter, state, hypothesis, config, source,
-                    proposal_index, backend, flavor, timeout_secs, reserved_cost_micro, attempt,
-                    created_ms)
-                 VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11)",
-                rusqlite::params![
-                    campaign,
-                    usage.next_iter,
-                    req.hypothesis,
-                    config,
-                    req.source,
-                    req.proposal_index,
-                    req.backend,
-                    req.flavor,
-                    req.timeout_secs,
-                    req.cost_micro,
-                    w.now,
-                ],
+            let exp = reserve_in(
+                w,
+                &campaign,
+                req,
+                &config,
+                check,
+                Some(|id| handle_for(&campaign, id)),
             )?;
-            let id = w.conn.last_insert_rowid();
-            w.inserted_exp(id);
-            w.append(
-                Some(campaign),
-                "reserved",
-                &json!({"exp_id": id, "iter": usage.next_iter, "request": req, "usage_before": usage}),
-            )?;
-            if let Some(handle_for) = handle_for {
-                let handle = handle_for(id);
-                non_empty("handle", &handle)?;
-                w.conn.execute(
-                    "UPDATE experiments SET state = 'submitted', attempt = 1, handle = ?2,
-                            submitted_ms = ?3 WHERE id = ?1",
-                    (id, &handle, w.now),
-                )?;
-                w.append(
-                    Some(campaign),
-                    "submitted",
-                    &json!({"exp_id": id, "attempt": 1, "handle": handle}),
-                )?;
-            }
-            integrity::seal_exp(w.conn, w.key(), id)?;
-            Ok(Ok(get_exp(w.conn, w.key(), id)?
-                .ok_or_else(|| LedgerError::NotFound(format!("experiment {id}")))?))
+            Ok(Ok((opened, exp)))
         })
     }
 

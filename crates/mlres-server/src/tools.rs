@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mlres_engine::{Engine, EngineConfig, EngineError, SubmitRequest};
+use mlres_engine::{Engine, EngineConfig, EngineError, SubmitOverrides, SubmitRequest};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
@@ -275,15 +275,14 @@ impl MlresServer {
     ) -> Result<CallToolResult, ErrorData> {
         self.run(move |ctx| {
             let mut engine = ctx.engine()?;
-            let campaign = engine.active_campaign()?;
-            let exp = engine.submit(
-                &campaign,
+            let exp = engine.submit_agent(
                 SubmitRequest {
                     config: Value::Object(p.config),
                     hypothesis: p.hypothesis,
                     source: "agent",
                     proposal_index: None,
                 },
+                &SubmitOverrides::default(),
             )?;
             Ok(Out::Json(exp_json(&exp)))
         })

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use mlres_engine::{ApprovalStatus, Engine, LoopOptions, SubmitRequest};
+use mlres_engine::{ApprovalStatus, Engine, LoopOptions, SubmitOverrides, SubmitRequest};
 use serde_json::json;
 
 use crate::cli::{
@@ -336,15 +336,14 @@ pub fn exp_submit(cli: &Cli, a: &ExpSubmitArgs) -> Result<u8, Failure> {
             .map_err(|e| fail(exit::REFUSED, anyhow!("refused (invalid_config): {e}")))?,
         None => serde_json::Map::new(),
     };
-    let campaign = engine.active_campaign()?;
-    let exp = engine.submit(
-        &campaign,
+    let exp = engine.submit_agent(
         SubmitRequest {
             config: serde_json::Value::Object(config),
             hypothesis: a.hypothesis.clone(),
             source: "agent",
             proposal_index: None,
         },
+        &SubmitOverrides::default(),
     )?;
     if a.json {
         print::json(&print::exp_json(&exp));

@@ -200,14 +200,12 @@ fn run_one(cli: &Cli, a: &RunArgs) -> Result<u8, Failure> {
             format!("one hf-jobs run with {}", settings.join(", "))
         }
     });
-    let campaign = engine.active_campaign()?;
     let overrides = SubmitOverrides {
         flavor: a.flavor.clone(),
         timeout_secs,
         namespace: a.namespace.clone(),
     };
-    let exp = engine.submit_with(
-        &campaign,
+    let exp = engine.submit_agent(
         SubmitRequest {
             config,
             hypothesis,

@@ -4,7 +4,7 @@
 use mlres_ledger::{EvalRecord, FinishRecord, Ledger, LedgerError, Opened, ProblemKind, Usage};
 use proptest::prelude::*;
 
-use crate::common::{allow, fresh, raw, req};
+use crate::common::{allow, fresh, kinds, raw, req};
 
 /// Builds a campaign whose experiments reached the given stages:
 /// 0 reserved, 1 submitted, 2 finished, 3 evaluated, 4 released.
@@ -382,4 +382,96 @@ fn finish_and_evaluate_is_one_transaction_that_verifies() {
         Err(LedgerError::Invalid(_))
     ));
     assert_eq!(l.experiment(e2.id).unwrap().unwrap().state, "submitted");
+}
+
+/// Opening the campaign and its first reservation are one transaction: under 16 racing first
+/// submits, exactly `max_jobs` are accepted into one campaign, and the campaign's opening event
+/// is immediately followed by that same transaction's reservation (no other writer can come
+/// between them).
+#[test]
+fn concurrent_open_and_reserve_is_one_transaction() {
+    let (t, mut l) = fresh();
+    let a = l.record_approval("/p", "h", "doc", "alice").unwrap();
+    let dir = t.path().join("state");
+    let n = 16;
+    let max_jobs = 3u32;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (dir, a, barrier) = (dir.clone(), a.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut l = Ledger::open(&dir).unwrap();
+                barrier.wait();
+                let (opened, exp) = l
+                    .open_and_reserve_submitted(
+                        &a,
+                        "h",
+                        &req(None),
+                        |u| {
+                            if u.jobs >= max_jobs {
+                                Err(("max_jobs".into(), "full".into()))
+                            } else {
+                                Ok(())
+                            }
+                        },
+                        |c, id| format!("/jobs/{c}/e{id}-a1"),
+                    )
+                    .unwrap();
+                let c = match opened {
+                    Opened::Resumed(c) | Opened::Created { campaign: c, .. } => c,
+                    Opened::NeedsApproval(c) => panic!("needs approval: {c:?}"),
+                };
+                if let Ok(e) = &exp {
+                    assert_eq!(e.state, "submitted");
+                    assert_eq!(
+                        e.handle.as_deref(),
+                        Some(format!("/jobs/{}/e{}-a1", c.id, e.id).as_str())
+                    );
+                }
+                (c.id, exp.is_ok())
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let ids: std::collections::BTreeSet<_> = results.iter().map(|r| r.0.clone()).collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(results.iter().filter(|r| r.1).count(), max_jobs as usize);
+    let k = kinds(&l);
+    let opened = k
+        .iter()
+        .position(|k| k == "campaign_created")
+        .expect("{k:?}");
+    assert_eq!(
+        &k[opened + 1..opened + 3],
+        ["reserved", "submitted"],
+        "the opening transaction reserved: {k:?}"
+    );
+    assert!(l.verify().unwrap().is_ok());
+}
+
+/// A refused first reservation still opens the campaign (and records the refusal in it); an
+/// approval whose campaign has ended reserves and records nothing.
+#[test]
+fn open_and_reserve_refusals() {
+    let (_t, mut l) = fresh();
+    let a = l.record_approval("/p", "h", "doc", "alice").unwrap();
+    let deny = |_: &Usage| Err(("max_jobs".to_string(), "no".to_string()));
+    let (opened, exp) = l
+        .open_and_reserve_submitted(&a, "h", &req(None), deny, |_, _| "x".into())
+        .unwrap();
+    let Opened::Created { campaign: c, .. } = opened else {
+        panic!("{opened:?}")
+    };
+    assert!(matches!(exp, Err(LedgerError::Refused { ref code, .. }) if code == "max_jobs"));
+    assert_eq!(l.experiments(&c.id).unwrap().len(), 0);
+    assert_eq!(kinds(&l).last().map(String::as_str), Some("spend_refused"));
+    l.finish_campaign(&c.id, "finished", "done").unwrap();
+    let n = l.event_count().unwrap();
+    let (opened, exp) = l
+        .open_and_reserve_submitted(&a, "h", &req(None), allow, |_, _| "x".into())
+        .unwrap();
+    assert!(matches!(opened, Opened::NeedsApproval(_)), "{opened:?}");
+    assert!(exp.is_err());
+    assert_eq!(l.event_count().unwrap(), n, "nothing recorded");
+    assert!(l.verify().unwrap().is_ok());
 }
