@@ -15,6 +15,7 @@ mod export;
 mod hfjobs;
 pub mod identity;
 mod project;
+mod retention;
 mod run;
 pub mod time;
 
@@ -26,6 +27,7 @@ pub use hfjobs::{
     SUPERVISOR_SECRETS_ENV, SUPERVISOR_TOKEN_ENV, remote_job_json, settled_cost_micro,
 };
 pub use project::{ApprovalStatus, Project, approval_status, require_approval};
+pub use retention::{DEFAULT_KEEP_ATTEMPTS, MIN_KEEP_ATTEMPTS, Pruned};
 pub use run::{
     CampaignStart, Engine, EngineConfig, LoopEvent, LoopOptions, LoopSummary, StatusReport,
     StopOutcome, SubmitOverrides, SubmitRequest,

@@ -42,6 +42,9 @@ pub struct EngineConfig {
     /// each supervisor on its command line (`__supervise --bwrap`), since its environment
     /// is cleared.
     pub bwrap: Option<PathBuf>,
+    /// Retention: how many settled, not-kept experiments per campaign keep their attempt
+    /// directories (at least [`crate::MIN_KEEP_ATTEMPTS`]; kept and in-flight ones always do).
+    pub keep_attempts: usize,
 }
 
 /// Everything needed to act on one project.
@@ -1232,6 +1235,7 @@ impl Engine {
         let mut refused_stop: Option<String> = None;
         let mut poll = Duration::from_millis(1);
         let mut last_export = Instant::now();
+        let mut last_prune = Instant::now();
         loop {
             if opts.interrupt.is_some_and(|i| i.load(Ordering::SeqCst)) {
                 return Err(self.interrupted(&campaign)?);
@@ -1329,6 +1333,10 @@ impl Engine {
                 export(&self.ledger, &self.project, &campaign.id)?;
                 last_export = Instant::now();
             }
+            if last_prune.elapsed() > Duration::from_secs(10) {
+                self.prune_attempts(&campaign.id)?;
+                last_prune = Instant::now();
+            }
             if progressed {
                 poll = Duration::from_millis(1);
             } else {
@@ -1353,6 +1361,7 @@ impl Engine {
             (None, Some(r)) => r.to_string(),
             (None, None) => "stopped".into(),
         };
+        self.prune_attempts(&campaign.id)?;
         self.ledger.finish_campaign(&campaign.id, status, &reason)?;
         self.ledger.append_event(
             Some(&campaign.id),

@@ -1228,6 +1228,42 @@ impl Ledger {
         )
     }
 
+    /// Experiments whose attempt directories a retention rule may remove, oldest first, at
+    /// most `limit`: evaluated and not kept, or released, with id above `after_id`, and older
+    /// than the campaign's `keep` most recent such experiments. Kept experiments and anything
+    /// still in flight are never candidates.
+    pub fn retention_candidates(
+        &self,
+        campaign: &str,
+        after_id: i64,
+        keep: usize,
+        limit: usize,
+    ) -> Result<Vec<Experiment>, LedgerError> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.select_exps(
+            "campaign = ?1 AND id > ?2 AND state IN ('evaluated', 'released')
+               AND decision IS NOT 'keep'
+               AND id < (SELECT COALESCE(MIN(id), 0) FROM (
+                   SELECT id FROM experiments
+                    WHERE campaign = ?1 AND state IN ('evaluated', 'released')
+                    ORDER BY id DESC LIMIT ?3))
+             ORDER BY id LIMIT ?4",
+            (campaign, after_id, keep, limit),
+        )
+    }
+
+    /// The smallest id of a campaign's experiments still in flight (reserved, submitted, or
+    /// finished but not yet evaluated).
+    pub fn oldest_open_experiment(&self, campaign: &str) -> Result<Option<i64>, LedgerError> {
+        Ok(self.conn.query_row(
+            "SELECT MIN(id) FROM experiments
+              WHERE campaign = ?1 AND state IN ('reserved', 'submitted', 'finished')",
+            [campaign],
+            |r| r.get(0),
+        )?)
+    }
+
     /// A campaign's kept experiments (usually few: each one improved on the best), ordered by
     /// iter.
     pub fn kept_experiments(&self, campaign: &str) -> Result<Vec<Experiment>, LedgerError> {

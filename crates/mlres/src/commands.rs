@@ -426,6 +426,20 @@ pub fn exp_logs(cli: &Cli, a: &ExpLogsArgs) -> Result<u8, Failure> {
             anyhow!("experiment {} has not started", a.id),
         ));
     };
+    if !Path::new(h).exists() && (exp.state == "evaluated" || exp.state == "released") {
+        return Err(fail(
+            exit::ERROR,
+            anyhow!(
+                "the logs of experiment {} were removed by the retention rule (the {} most recent \
+                 settled experiments and every kept one keep theirs; set MLRES_KEEP_ATTEMPTS to \
+                 keep more). Its metric, decision and error are still in the ledger: `mlres exp \
+                 status {}`",
+                a.id,
+                engine.cfg.keep_attempts,
+                a.id
+            ),
+        ));
+    }
     let bytes = mlres_backends::read_log(Path::new(h), a.stderr)
         .map_err(|e| fail(exit::ERROR, anyhow!(e)))?;
     let text = engine.redact_secrets(Path::new(h), &String::from_utf8_lossy(&bytes));

@@ -175,13 +175,34 @@ pub(crate) fn engine_config(cli: &Cli) -> Result<EngineConfig, Failure> {
     let parent_env = utf8_env()?;
     let hf = jobs::hf_settings(&parent_env);
     let bwrap = bwrap_override(&parent_env);
+    let keep_attempts = keep_attempts(&parent_env)?;
     Ok(EngineConfig {
         state_dir: state_dir(&cli.state_dir)?,
         exe,
         parent_env,
         hf,
         bwrap,
+        keep_attempts,
     })
+}
+
+/// `MLRES_KEEP_ATTEMPTS`: how many settled, not-kept experiments per campaign keep their
+/// attempt directories (logs, work dir); default 100, at least 10.
+pub(crate) fn keep_attempts(env: &BTreeMap<String, String>) -> Result<usize, Failure> {
+    let Some(v) = env.get("MLRES_KEEP_ATTEMPTS").filter(|v| !v.is_empty()) else {
+        return Ok(mlres_engine::DEFAULT_KEEP_ATTEMPTS);
+    };
+    match v.trim().parse::<usize>() {
+        Ok(n) if n >= mlres_engine::MIN_KEEP_ATTEMPTS => Ok(n),
+        _ => Err(fail(
+            exit::USAGE,
+            anyhow::anyhow!(
+                "MLRES_KEEP_ATTEMPTS={v:?}: expected a whole number of at least {} (default {})",
+                mlres_engine::MIN_KEEP_ATTEMPTS,
+                mlres_engine::DEFAULT_KEEP_ATTEMPTS
+            ),
+        )),
+    }
 }
 
 /// `MLRES_BWRAP`: use bubblewrap only at this path instead of looking in /usr/bin,

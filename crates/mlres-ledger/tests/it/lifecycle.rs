@@ -608,3 +608,68 @@ fn ledger_is_send() {
     let h = std::thread::spawn(move || l.event_count().unwrap());
     assert_eq!(h.join().unwrap(), 0);
 }
+
+/// The retention rule's candidates: settled (evaluated or released), not kept, older than the
+/// `keep` most recent settled ones, above the cursor; never anything in flight.
+#[test]
+fn retention_candidates_skip_kept_in_flight_and_recent() {
+    let (_t, mut l) = crate::common::fresh();
+    let c = l.create_campaign("/p", "ph").unwrap().id;
+    // 0: kept, 1..=8: discarded, 9: released, 10: in flight (submitted), 11..=13: discarded.
+    let mut ids = Vec::new();
+    for i in 0..14u64 {
+        let e = l
+            .reserve(&c, &crate::common::req(Some(i)), crate::common::allow)
+            .unwrap();
+        ids.push(e.id);
+        if i == 9 {
+            l.release(e.id, "never ran").unwrap();
+            continue;
+        }
+        l.mark_submitted(e.id, 1, &format!("h{i}")).unwrap();
+        if i == 10 {
+            continue;
+        }
+        l.mark_finished(
+            e.id,
+            &mlres_ledger::FinishRecord {
+                status: "completed".into(),
+                exit_code: Some(0),
+                duration_ms: 10,
+                spent_cost_micro: 0,
+                error: None,
+            },
+        )
+        .unwrap();
+        l.mark_evaluated(
+            e.id,
+            &mlres_ledger::EvalRecord {
+                metric: Some(i as f64),
+                metrics: serde_json::json!({}),
+                decision: if i == 0 { "keep" } else { "discard" }.into(),
+                reason: "test".into(),
+                best_so_far: Some(0.0),
+            },
+        )
+        .unwrap();
+    }
+    let cand = |after: i64, keep: usize, limit: usize| -> Vec<i64> {
+        l.retention_candidates(&c, after, keep, limit)
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect()
+    };
+    // 13 settled (0..=9, 11..=13); the 4 newest are 9 (released), 11, 12, 13 (10 is in
+    // flight, not settled), which leaves 0..=8 older, and 0 is kept.
+    assert_eq!(cand(0, 4, 100), ids[1..=8].to_vec());
+    assert_eq!(cand(0, 4, 3), ids[1..=3].to_vec(), "limit");
+    assert_eq!(cand(ids[5], 4, 100), ids[6..=8].to_vec(), "cursor");
+    assert_eq!(
+        cand(0, 13, 100),
+        Vec::<i64>::new(),
+        "fewer settled than keep"
+    );
+    assert_eq!(cand(0, 1, 100), [&ids[1..=9], &ids[11..=12]].concat());
+    assert_eq!(l.oldest_open_experiment(&c).unwrap(), Some(ids[10]));
+}

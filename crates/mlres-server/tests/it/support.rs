@@ -69,11 +69,12 @@ pub struct Harness {
 pub fn config(state: PathBuf) -> EngineConfig {
     EngineConfig {
         state_dir: state,
-        // Never executed by these tests: nothing valid is ever submitted here.
+        // Never executed: a valid submit in these tests fails at its launch.
         exe: PathBuf::from("/nonexistent/mlres"),
         parent_env: BTreeMap::new(),
         hf: None,
         bwrap: None,
+        keep_attempts: mlres_engine::DEFAULT_KEEP_ATTEMPTS,
     }
 }
 

@@ -17,6 +17,7 @@ mod mcp;
 mod newcomer;
 mod plugin;
 mod readme;
+mod retention;
 mod sandbox;
 mod setup;
 mod state_reset;
