@@ -8,6 +8,7 @@
 //! environment variables (the binary hands it a snapshot of what it may pass to jobs) and never
 //! chooses exit codes. It must not know SQL, HTTP routes or terminal styling.
 
+mod approver;
 mod datasets;
 mod error;
 mod evaluate;
@@ -19,6 +20,9 @@ mod retention;
 mod run;
 pub mod time;
 
+pub use approver::{
+    HumanApprover, MIN_SECRET_CHARS, SecretSource, hash_secret, set_approver_secret, verify_secret,
+};
 pub use error::EngineError;
 pub use evaluate::{Evaluation, evaluate_logs, scan_logs as scan_log_files};
 pub use export::{ExportPaths, experiment_json, export};

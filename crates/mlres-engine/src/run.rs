@@ -324,15 +324,69 @@ impl Engine {
         out
     }
 
-    /// Records a human approval of the current program.
-    pub fn approve(&mut self, approver: &str) -> Result<mlres_ledger::Approval, EngineError> {
-        self.approve_with(approver, false)
+    /// Records a human approval of the current program, after checking the approver's secret
+    /// (see [`crate::approver`]). With `acknowledge_reset`, the human also accepts that the
+    /// project's history was written by another ledger that this one replaces (a fresh
+    /// budget); without it, such a project is refused ([`EngineError::LedgerReplaced`]).
+    /// The approval records who approved, how and from which uid, and what changed since the
+    /// previous approval (an `approval_context` event).
+    pub fn approve_with(
+        &mut self,
+        who: &crate::HumanApprover,
+        acknowledge_reset: bool,
+    ) -> Result<mlres_ledger::Approval, EngineError> {
+        if !acknowledge_reset {
+            crate::identity::require_own_history(&self.ledger, &self.project)?;
+        }
+        self.check_approver(who)?;
+        let approved_diff = match crate::approval_status(&self.ledger, &self.project)? {
+            crate::ApprovalStatus::Changed { diff, .. } => diff,
+            crate::ApprovalStatus::Approved(_) => "(unchanged: approved again)".into(),
+            crate::ApprovalStatus::Missing => "(first approval: the whole document)".into(),
+        };
+        let a = self.record_approval(&who.label(), acknowledge_reset)?;
+        self.ledger.append_event(
+            None,
+            "approval_context",
+            &json!({
+                "approval_id": a.id,
+                "user": who.user,
+                "uid": who.uid,
+                "method": who.source.label(),
+                "diff": approved_diff,
+            }),
+        )?;
+        Ok(a)
     }
 
-    /// [`Engine::approve`]; with `acknowledge_reset`, a human also accepts that the project's
-    /// history was written by another ledger that this one replaces (a fresh budget). Without
-    /// it, such a project is refused ([`EngineError::LedgerReplaced`]) and nothing is recorded.
-    pub fn approve_with(
+    /// The unattended approval of `mlres demo`: only for the built-in demo program, whose
+    /// source the caller passes (`program_src`); any other program.md is refused. The demo's
+    /// envelope is fixed, local and small, which is what makes a zero-setup demo safe.
+    pub fn approve_builtin_demo(
+        &mut self,
+        user: &str,
+        program_src: &str,
+    ) -> Result<mlres_ledger::Approval, EngineError> {
+        let demo =
+            mlres_policy::parse_program(program_src).map_err(|err| EngineError::Program {
+                path: self.project.program_path.clone(),
+                err,
+            })?;
+        let hash = mlres_policy::approval_hash(&mlres_policy::approval_document(&demo));
+        if hash != self.project.hash {
+            return Err(EngineError::Refused {
+                code: "not_the_demo".into(),
+                message: format!(
+                    "{} is not the built-in demo program; only a human approves it (`mlres approve`)",
+                    self.project.program_path.display()
+                ),
+            });
+        }
+        crate::identity::require_own_history(&self.ledger, &self.project)?;
+        self.record_approval(&format!("{user} (mlres demo)"), false)
+    }
+
+    fn record_approval(
         &mut self,
         approver: &str,
         acknowledge_reset: bool,

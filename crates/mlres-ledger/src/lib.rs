@@ -40,6 +40,7 @@
 
 #![warn(missing_docs)]
 
+mod approver;
 mod crypto;
 mod domain;
 mod error;
@@ -223,6 +224,24 @@ impl Ledger {
             }
             Ok(Ok(w.append(campaign, kind, payload)?))
         })
+    }
+
+    /// The payload of the newest event of `kind` (a ledger-wide event), if any.
+    pub(crate) fn latest_event_of_kind(
+        &self,
+        kind: &str,
+    ) -> Result<Option<serde_json::Value>, LedgerError> {
+        let payload: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT payload FROM events WHERE kind = ?1 ORDER BY seq DESC LIMIT 1",
+                [kind],
+                |r| r.get(0),
+            )
+            .optional()?;
+        payload
+            .map(|p| serde_json::from_str(&p).map_err(LedgerError::from))
+            .transpose()
     }
 
     /// Events with `seq > after_seq`, oldest first, at most `limit`; only those of `campaign`

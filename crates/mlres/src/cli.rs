@@ -101,9 +101,30 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum SetupCmd {
+    /// Set (or change) the approval secret a human gives to every `mlres approve`. Asks at the
+    /// terminal, or reads --secret-fd/--secret-file. Only its Argon2id hash is kept.
+    Approver(SetupApproverArgs),
     /// Add deny/allow permission rules to .claude/settings.json (and, with --user, the sandbox
     /// and credential settings to ~/.claude/settings.json). Prints every change; never removes.
     Claude(SetupClaudeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SetupApproverArgs {
+    /// Read the new secret from this file descriptor instead of the terminal.
+    #[arg(long, value_name = "N", conflicts_with = "secret_file")]
+    pub secret_fd: Option<i32>,
+    /// Read the new secret from this file (yours, mode 600) instead of the terminal.
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+    /// Changing a secret: read the current one from this file descriptor.
+    #[arg(long, value_name = "N", conflicts_with = "current_secret_file")]
+    pub current_secret_fd: Option<i32>,
+    /// Changing a secret: read the current one from this file (yours, mode 600).
+    #[arg(long, value_name = "PATH")]
+    pub current_secret_file: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -168,9 +189,17 @@ pub struct InitArgs {
 
 #[derive(Args, Debug)]
 pub struct ApproveArgs {
-    /// Approve without a terminal prompt. Only for a human operator (scripts, CI); agents must
-    /// never pass it, and mlres' guard denies it to them.
-    #[arg(long)]
+    /// Read the approval secret from this file descriptor (scripts, CI: `3< secret.txt`)
+    /// instead of asking at the terminal.
+    #[arg(long, value_name = "N", conflicts_with = "secret_file")]
+    pub secret_fd: Option<i32>,
+    /// Read the approval secret from this file (yours, mode 600) instead of asking at the
+    /// terminal.
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+    /// No longer enough on its own: approvals need the approval secret. Kept so that old
+    /// scripts get an explanation instead of a usage error.
+    #[arg(long, hide = true)]
     pub operator: bool,
     /// Accept that this project's history (runs/) was written by another ledger that the one in
     /// use replaces (the state dir was deleted, moved or replaced): the campaign starts over

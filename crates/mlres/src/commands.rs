@@ -1,6 +1,6 @@
 //! One function per subcommand: parse flags into engine calls, print results, pick exit codes.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -44,15 +44,20 @@ pub fn supervise(
     }
 }
 
-pub fn doctor(json_out: bool) -> Result<u8, Failure> {
+pub fn doctor(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
     let bwrap = crate::bwrap_override(&crate::utf8_env()?);
     let checks = mlres_backends::doctor(bwrap.as_deref());
+    let approvals = approval_protections(cli)?;
     if json_out {
         let v: Vec<_> = checks
             .iter()
             .map(|p| json!({"name": p.name, "active": p.active, "detail": p.detail}))
             .collect();
-        print::json(&json!({"protections": v}));
+        let a: Vec<_> = approvals
+            .iter()
+            .map(|(name, active, detail)| json!({"name": name, "active": active, "detail": detail}))
+            .collect();
+        print::json(&json!({"protections": v, "approvals": a}));
     } else {
         println!("Local backend protections on this machine:");
         for p in &checks {
@@ -63,8 +68,58 @@ pub fn doctor(json_out: bool) -> Result<u8, Failure> {
                 p.detail
             );
         }
+        println!("Approvals and state:");
+        for (name, active, detail) in &approvals {
+            println!(
+                "  [{}] {:<28} {}",
+                if *active { "on " } else { "off" },
+                name,
+                detail
+            );
+        }
     }
     Ok(exit::OK)
+}
+
+/// What protects approvals and the state dir, said plainly: the approval secret (set or not),
+/// and that in single-user mode an agent running as the same user can read the state.
+fn approval_protections(cli: &Cli) -> Result<Vec<(&'static str, bool, String)>, Failure> {
+    let dir = crate::state_dir(&cli.state_dir)?;
+    let secret = if dir.is_dir() {
+        mlres_ledger::Ledger::open(&dir)?.approver_secret()
+    } else {
+        Ok(None)
+    };
+    let (set, detail) = match secret {
+        Ok(Some(_)) => (
+            true,
+            "every `mlres approve` needs the approval secret (only its Argon2id hash is kept)"
+                .to_string(),
+        ),
+        Ok(None) => (
+            false,
+            format!(
+                "no approval secret is set: nothing can be approved until a human runs `{} setup approver`",
+                crate::invocation()
+            ),
+        ),
+        Err(e) => (false, format!("the approval secret cannot be trusted: {e}")),
+    };
+    Ok(vec![
+        ("approval_secret", set, detail),
+        (
+            "state_isolation",
+            false,
+            format!(
+                "single-user mode: the ledger, its key and the approval hash in {} are readable by \
+                 every process of user {}, including an agent with a shell; jobs cannot read them \
+                 (sandbox), but only a broker under its own user would hold against such an agent, \
+                 and this build has none",
+                dir.display(),
+                crate::user_name()
+            ),
+        ),
+    ])
 }
 
 pub fn init(cli: &Cli, force: bool) -> Result<u8, Failure> {
@@ -103,10 +158,30 @@ pub fn check(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
 }
 
 pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
+    if a.operator && a.secret_fd.is_none() && a.secret_file.is_none() {
+        return Err(fail(
+            exit::REFUSED,
+            anyhow!(
+                "--operator alone no longer approves anything: an approval needs the approval secret, \
+                 typed at the terminal (`mlres approve`) or given with --secret-fd N / --secret-file PATH. \
+                 Nothing was approved"
+            ),
+        ));
+    }
     let mut engine = open_engine(cli)?;
     // A replaced ledger is refused before anything is shown or asked.
     if !a.acknowledge_reset {
         mlres_engine::identity::require_own_history(&engine.ledger, &engine.project)?;
+    }
+    if !engine.approver_secret_is_set()? {
+        return Err(fail(
+            exit::REFUSED,
+            anyhow!(
+                "no approval secret is set. A human sets one once with `{} setup approver` (in a \
+                 terminal); every approval then needs it. Nothing was approved",
+                crate::invocation()
+            ),
+        ));
     }
     let status = mlres_engine::approval_status(&engine.ledger, &engine.project)?;
     let mut data_changes = Vec::new();
@@ -155,35 +230,9 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
             let _ = writeln!(err, "  {c}");
         }
     }
-    let approver = if a.operator {
-        format!("{} (--operator)", crate::user_name())
-    } else if crate::stdio_is_tty() {
-        let _ = write!(
-            err,
-            "\nType `approve` to authorise spending within this envelope: "
-        );
-        let _ = err.flush();
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("cannot read the answer")?;
-        if line.trim() != "approve" {
-            return Err(fail(
-                exit::REFUSED,
-                anyhow!("not approved (you typed {:?})", line.trim()),
-            ));
-        }
-        format!("{} (tty)", crate::user_name())
-    } else {
-        return Err(fail(
-            exit::REFUSED,
-            anyhow!(
-                "approval needs a human: run `mlres approve` in a terminal, or pass --operator if you are the operator (agents must not)"
-            ),
-        ));
-    };
-    let approval = engine.approve_with(&approver, a.acknowledge_reset)?;
+    let from = crate::secret::From::of(a.secret_fd, a.secret_file.as_deref());
+    let who = crate::secret::approver(&from)?;
+    let approval = engine.approve_with(&who, a.acknowledge_reset)?;
     if a.json {
         print::json(&json!({
             "approved": true,
@@ -283,10 +332,21 @@ pub fn loop_status(cli: &Cli, a: &LoopStatusArgs) -> Result<u8, Failure> {
     let json_out = a.json;
     let mut engine = open_engine(cli)?;
     let report = engine.status_page(a.limit as usize, a.before_iter)?;
+    // Said plainly on every status: what the budget's guarantees rest on in this mode.
+    const MODE: &str = "single-user: mlres runs as you, so an agent with a shell as you can read \
+                        its state dir (ledger, key); jobs cannot. See `mlres doctor`";
     if json_out {
-        print::json(&report);
+        let mut v = serde_json::to_value(&report).map_err(|e| fail(exit::ERROR, anyhow!(e)))?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "mode".into(),
+                json!({"name": "single-user", "detail": MODE}),
+            );
+        }
+        print::json(&v);
     } else {
         print::status(&report);
+        println!("\nMode: {MODE}.");
     }
     Ok(exit::OK)
 }
@@ -519,6 +579,47 @@ pub fn ledger_export(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
             "wrote {} and {}",
             paths.ledger_jsonl.display(),
             paths.summary_md.display()
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub fn setup_approver(cli: &Cli, a: &crate::cli::SetupApproverArgs) -> Result<u8, Failure> {
+    let dir = crate::state_dir(&cli.state_dir)?;
+    let ledger = mlres_ledger::Ledger::open(&dir)?;
+    let existing = ledger.approver_secret()?.is_some();
+    drop(ledger);
+    let current = if existing {
+        let from = crate::secret::From::of(a.current_secret_fd, a.current_secret_file.as_deref());
+        Some(crate::secret::read(&from, "Current approval secret: ")?.0)
+    } else {
+        None
+    };
+    let from = crate::secret::From::of(a.secret_fd, a.secret_file.as_deref());
+    let (new, source) =
+        crate::secret::read(&from, "New approval secret (at least 8 characters): ")?;
+    if source == mlres_engine::SecretSource::Terminal {
+        let (again, _) = crate::secret::read(&from, "Again: ")?;
+        if again != new {
+            return Err(fail(
+                exit::REFUSED,
+                anyhow!("the two entries differ; nothing was changed"),
+            ));
+        }
+    }
+    let set_by = format!("{} (uid {})", crate::user_name(), crate::secret::uid());
+    let mut ledger = mlres_ledger::Ledger::open(&dir)?;
+    mlres_engine::set_approver_secret(&mut ledger, &new, current.as_deref(), &set_by)?;
+    if a.json {
+        print::json(
+            &json!({"approver_secret": if existing { "changed" } else { "set" }, "by": set_by}),
+        );
+    } else {
+        println!(
+            "Approval secret {} (only its Argon2id hash is kept in {}). Every `mlres approve` now needs it.\n\
+             In single-user mode an agent running as you can read the state dir; a broker under its own user is what holds against that.",
+            if existing { "changed" } else { "set" },
+            dir.display()
         );
     }
     Ok(exit::OK)

@@ -55,7 +55,7 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<u8, Failure> {
         _ => true,
     };
     if needs_approval {
-        engine.approve(&format!("{} (mlres demo)", crate::user_name()))?;
+        engine.approve_builtin_demo(&crate::user_name(), PROGRAM)?;
     }
     eprintln!(
         "mlres demo: project {}  state {}",

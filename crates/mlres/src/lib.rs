@@ -14,12 +14,12 @@ mod hub;
 mod jobs;
 mod mcp;
 mod print;
+mod secret;
 mod setup;
 mod signals;
 mod train;
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -273,10 +273,6 @@ pub(crate) fn shell_word(s: &str) -> String {
     }
 }
 
-pub(crate) fn stdio_is_tty() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-}
-
 pub(crate) fn user_name() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
@@ -321,13 +317,14 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             commands::supervise(dir, bwrap.as_deref(), chosen)
         }
         Command::Train(TrainCmd::Sft(a)) => train::sft(a),
-        Command::Doctor(a) => commands::doctor(a.json),
+        Command::Doctor(a) => commands::doctor(&cli, a.json),
         Command::Data(d) => data::run(&cli, d),
         Command::Hub(h) => hub::run(&cli, h),
         Command::Jobs(j) => jobs::run(&cli, j),
         Command::Mcp => mcp::run(&cli),
         Command::Guard(a) => Ok(guard::run(&cli, a)),
         Command::Setup(cli::SetupCmd::Claude(a)) => setup::claude(&cli, a),
+        Command::Setup(cli::SetupCmd::Approver(a)) => commands::setup_approver(&cli, a),
         Command::Demo(a) => demo::run(&cli, a),
         Command::Init(a) => commands::init(&cli, a.force),
         Command::Check(a) => commands::check(&cli, a.json),

@@ -91,7 +91,16 @@ impl Harness {
         let cfg = config(state);
         if approve {
             let mut e = Engine::open(cfg.clone(), &project).expect("engine");
-            e.approve("test operator").expect("approve");
+            let secret = "server-tests-secret-1";
+            mlres_engine::set_approver_secret(&mut e.ledger, secret, None, "test human")
+                .expect("set secret");
+            let who = mlres_engine::HumanApprover {
+                user: "test human".into(),
+                uid: 0,
+                source: mlres_engine::SecretSource::File,
+                secret: secret.into(),
+            };
+            e.approve_with(&who, false).expect("approve");
         }
         let (server_io, client_io) = tokio::io::duplex(64 * 1024);
         let server = MlresServer::new(cfg.clone(), project.clone());

@@ -74,10 +74,12 @@ fn a_backend_that_is_not_implemented_is_refused_everywhere() {
     ] {
         let env = Env::new();
         env.write_program(&text);
+        env.set_secret();
+        let secret = env.secret_file();
         for args in [
             &["check"][..],
             &["check", "--json"],
-            &["approve", "--operator"],
+            &["approve", "--secret-file", &secret],
             &["loop", "run"],
             &["exp", "submit", "--config", "x=1", "--hypothesis", "h"],
         ] {
@@ -137,7 +139,9 @@ fn check_and_approve_refuse_programs_that_cannot_run() {
     for (name, text, needle) in cases {
         let env = Env::new();
         env.write_program(&text);
-        for args in [&["check"][..], &["approve", "--operator"]] {
+        env.set_secret();
+        let secret = env.secret_file();
+        for args in [&["check"][..], &["approve", "--secret-file", &secret]] {
             let out = env.run(args);
             assert_eq!(code(&out), 1, "{name} {args:?}: {}", stderr(&out));
             assert!(
@@ -177,8 +181,8 @@ fn warnings_are_shown_by_check_and_approve_and_listed_in_json() {
     assert!(w[0]["message"].as_str().unwrap().contains("`x`"), "{j}");
     assert!(w[0]["line"].as_u64().unwrap() > 0, "{j}");
     assert!(w[0]["help"].as_str().unwrap().contains("{x}"), "{j}");
-    // approve shows the warning on the screen the human reads before typing `approve`.
-    let out = env.run(&["approve", "--operator"]);
+    // approve shows the warning on the screen the human reads before giving the secret.
+    let out = env.approve_args(&[]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let err = stderr(&out);
     let warned = err.find("parameter `x` is not used").expect(&err);
@@ -191,7 +195,9 @@ fn warnings_are_shown_by_check_and_approve_and_listed_in_json() {
         }
         .program(),
     );
-    let j = env.json(&["approve", "--operator", "--json"]);
+    let out = env.approve_args(&["--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["approved"], true);
     assert_eq!(j["warnings"].as_array().map(Vec::len), Some(1), "{j}");
 }
@@ -300,8 +306,8 @@ fn malformed_programs_name_the_line_and_spend_nothing() {
         assert_ne!(code(&out), 0, "{name}: accepted");
         let err = stderr(&out);
         assert!(err.contains("line "), "{name}: no line in {err}");
-        // And an operator cannot approve it either, so nothing can be spent.
-        let out = env.run(&["approve", "--operator"]);
+        // And a human cannot approve it either, so nothing can be spent.
+        let out = env.approve_args(&[]);
         assert_ne!(code(&out), 0, "{name}: approved");
         let out = env.run(&[
             "exp",

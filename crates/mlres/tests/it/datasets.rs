@@ -94,7 +94,7 @@ fn an_unreadable_dataset_fails_the_approval_and_records_nothing() {
     // A symlink loop cannot be read even by root.
     std::os::unix::fs::symlink("loop", data.join("loop")).unwrap();
     env.write_program(&program_with("[data]"));
-    let out = env.run(&["approve", "--operator"]);
+    let out = env.approve_args(&[]);
     assert_ne!(code(&out), 0, "{}", stderr(&out));
     assert!(stderr(&out).contains("cannot be read"), "{}", stderr(&out));
     let out = submit(&env, 1);

@@ -220,7 +220,7 @@ fn a_fresh_human_approval_opens_a_new_campaign_for_exp_submit() {
     ]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     assert!(stderr(&out).contains("mlres approve"), "{}", stderr(&out));
-    // `approve --operator` with nothing changed still records a new approval, since the
+    // `approve` with nothing changed still records a new approval, since the
     // campaign it authorised has ended.
     env.approve();
     let second = submit(&env, 2);

@@ -23,6 +23,7 @@ fn env_with_history() -> Env {
 }
 
 fn assert_reset_refused(env: &Env) {
+    let secret = env.secret_file();
     for args in [
         &[
             "exp",
@@ -33,7 +34,7 @@ fn assert_reset_refused(env: &Env) {
             "again",
         ][..],
         &["loop", "run"][..],
-        &["approve", "--operator"][..],
+        &["approve", "--secret-file", &secret][..],
     ] {
         let out = env.run(args);
         assert_eq!(code(&out), 4, "{args:?}: {}", stderr(&out));
@@ -53,7 +54,9 @@ fn assert_reset_refused(env: &Env) {
 }
 
 fn acknowledge_and_continue(env: &Env) {
-    env.ok(&["approve", "--operator", "--acknowledge-reset"]);
+    // The replaced state dir has no approval secret either: the human sets it up again.
+    let out = env.approve_args(&["--acknowledge-reset"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     env.ok(&["loop", "run"]);
     let status = env.json(&["loop", "status", "--json"]);
     let id = status["campaign"]["id"]

@@ -7,6 +7,9 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mlres");
 
+/// The approval secret the tests' human uses.
+pub const SECRET: &str = "tests-approval-secret-0451";
+
 /// A temp project + state dir. It is a [`mlres_testkit::SweptDir`]: when the test ends, every
 /// file mlres wrote there (ledger, job dirs, logs, exports) and every output `run` captured is
 /// swept for the suite's canary secrets, and a leak fails the test.
@@ -77,8 +80,44 @@ impl Env {
         serde_json::from_str(&s).unwrap_or_else(|e| panic!("mlres {args:?}: not JSON ({e}): {s}"))
     }
 
+    /// The human's approval secret file (0600, in the temp dir, outside project and state).
+    pub fn secret_file(&self) -> String {
+        let p = self.tmp.path().join("approver-secret");
+        if !p.exists() {
+            std::fs::write(&p, SECRET).unwrap();
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+        }
+        p.to_string_lossy().into_owned()
+    }
+
+    /// A human sets the approval secret of this env's state dir (once; again after the state
+    /// dir was replaced).
+    pub fn set_secret(&self) {
+        if !self.state.join("approver.phc").exists() {
+            let f = self.secret_file();
+            self.ok(&["setup", "approver", "--secret-file", &f]);
+        }
+    }
+
+    /// `approve` as the human: the secret set up, then given from its file; `extra` args
+    /// follow.
+    pub fn approve_args(&self, extra: &[&str]) -> Output {
+        self.set_secret();
+        let f = self.secret_file();
+        let mut args = vec!["approve", "--secret-file", &f];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
     pub fn approve(&self) {
-        self.ok(&["approve", "--operator"]);
+        let out = self.approve_args(&[]);
+        assert!(
+            out.status.success(),
+            "approve failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -180,5 +219,54 @@ parameters:
             extra_objective = self.extra_objective,
             extra_space = self.extra_space,
         )
+    }
+}
+
+/// Process setup the approval tests need: no controlling terminal, and a file on fd 3.
+pub trait CommandExt2 {
+    /// Runs the child in a new session, so it has no controlling terminal (`/dev/tty` fails)
+    /// even when the tests themselves run in one.
+    fn setsid_if_possible(&mut self) -> &mut Self;
+    /// Opens `path` and hands it to the child as file descriptor 3.
+    fn fd3_from(&mut self, path: &Path) -> &mut Self;
+}
+
+impl CommandExt2 for Command {
+    fn setsid_if_possible(&mut self) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent; between
+        // fork and exec nothing else runs in the child.
+        unsafe {
+            self.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        self
+    }
+
+    fn fd3_from(&mut self, path: &Path) -> &mut Self {
+        use std::os::fd::IntoRawFd;
+        use std::os::unix::process::CommandExt;
+        // Leaked on purpose: the descriptor must stay open until the child is spawned; the
+        // test process ends soon after.
+        let fd = std::fs::File::open(path).unwrap().into_raw_fd();
+        // SAFETY: dup2 and fcntl are async-signal-safe; `fd` is open in the parent (never closed, see
+        // above) and so in the forked child.
+        unsafe {
+            self.pre_exec(move || {
+                // dup2 onto itself keeps close-on-exec set: clear it instead.
+                let r = if fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, 3)
+                };
+                if r < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        self.setsid_if_possible()
     }
 }
