@@ -1473,15 +1473,26 @@ impl Engine {
             .write(true)
             .open(&path)
             .map_err(EngineError::io(format!("cannot open {}", path.display())))?;
-        match f.try_lock() {
-            Ok(()) => Ok(f),
-            Err(std::fs::TryLockError::WouldBlock) => {
-                Err(EngineError::LoopBusy(campaign.to_string()))
+        // A loop killed a moment ago can leave its lock held for a few milliseconds by a
+        // child it forked but that has not yet exec'd (flock locks are shared across fork;
+        // close-on-exec releases them at exec). So wait a little before calling it busy.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match f.try_lock() {
+                Ok(()) => return Ok(f),
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(EngineError::LoopBusy(campaign.to_string()));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(EngineError::Io {
+                        context: format!("cannot lock {}", path.display()),
+                        source: e,
+                    });
+                }
             }
-            Err(std::fs::TryLockError::Error(e)) => Err(EngineError::Io {
-                context: format!("cannot lock {}", path.display()),
-                source: e,
-            }),
         }
     }
 

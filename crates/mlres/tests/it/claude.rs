@@ -786,14 +786,17 @@ fn without_the_hook_the_same_script_does_real_damage() {
         s.planted.exists(),
         "the control should write into the state dir"
     );
-    // Self-approval re-pins the widened envelope, and the next submit spends past the
-    // human's budget of 2: the broker cannot tell the agent from the operator here.
+    // Self-approval runs unguarded, but mlres itself refuses it: an approval needs the
+    // human's approval secret (it used to need only `--operator`, and this control then
+    // spent past the budget). So the widened envelope is never pinned and nothing more is
+    // spent: the budget of 2 holds without the hook.
     let approve = bash_call(&calls, "mlres approve --operator");
-    assert!(!approve.is_error, "{approve:#?}");
+    assert!(approve.is_error, "{approve:#?}");
+    assert!(result(approve).contains("Exit code 3"), "{approve:#?}");
     let after = bash_call(&calls, &submit(3, "after self-approval"));
-    assert!(!after.is_error, "{after:#?}");
+    assert!(after.is_error, "{after:#?}");
     let status = s.env.json(&["loop", "status", "--json"]);
-    assert_eq!(status["budget"]["jobs"]["used"], json!(3), "{status}");
+    assert_eq!(status["budget"]["jobs"]["used"], json!(2), "{status}");
     // Claude Code protects .claude/ itself, hook or not.
     assert!(!s.env.project.join(".claude/settings.local.json").exists());
     let denied = outcome["permission_denials"].as_array().map(Vec::len);
