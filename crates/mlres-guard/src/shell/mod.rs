@@ -5,12 +5,14 @@
 
 mod checks;
 mod parse;
+mod rules;
 mod walk;
 mod words;
 
 use std::collections::HashMap;
 
 use self::parse::parse_program;
+use self::rules::{skip_all_opts, skip_opts};
 use crate::code::{self, APPROVE_REASON, is_sensitive_var, mentions_hub_host};
 use crate::paths::PathEnv;
 use crate::{GuardContext, SANCTIONED_HUB, SANCTIONED_SPEND};
@@ -274,299 +276,11 @@ impl<'a> Analyzer<'a> {
         Ok(())
     }
 
-    /// Applies the rules to one command's argv (after wrappers are peeled, recursively).
-    fn argv(&mut self, args: &[Arg], stdin: &Stdin) -> R {
-        self.step()?;
-        self.depth += 1;
-        let r = if self.depth > MAX_DEPTH {
-            Err(deny_obf("the command nests wrappers too deeply"))
-        } else {
-            self.argv_inner(args, stdin)
-        };
-        self.depth -= 1;
-        r
-    }
-
-    fn argv_inner(&mut self, args: &[Arg], stdin: &Stdin) -> R {
-        let Some(name) = args.first() else {
-            return Ok(());
-        };
-        let rest = &args[1..];
-        if name.dynamic {
-            if self.lenient > 0 {
-                return Ok(());
-            }
-            return Err(deny_obf(
-                "the command name is built from variables or substitutions at run time",
-            ));
-        }
-        if name.glob || name.brace {
-            return Err(deny_obf("the command name uses glob or brace expansion"));
-        }
-        let raw = name.text.as_str();
-        let base = raw.rsplit('/').next().unwrap_or(raw);
-        if base == "mlres" && raw.contains('/') && !raw.starts_with('/') {
-            return Err(
-                "refused: runs `mlres` from a relative path, which may be a fake broker. Run the \
-                 installed `mlres` by name"
-                    .into(),
-            );
-        }
-        let prog = normalise_prog(base);
-        // Generic path checks on all arguments.
-        if PATH_EXEMPT.contains(&prog.as_str()) && prog != "mlres" {
-            for a in rest {
-                for c in Self::path_candidates(a) {
-                    if self.pe.secret_read(&c, a.glob) == Some(crate::paths::STATE) {
-                        return Err(format!("refused: {} (`{c}`)", crate::paths::STATE));
-                    }
-                }
-            }
-        }
-        if let Some(body) = self.aliases.get(raw).cloned() {
-            if rest.iter().any(|a| a.dynamic) {
-                return Err(deny_obf("an alias is called with runtime-built arguments"));
-            }
-            let joined = std::iter::once(body)
-                .chain(rest.iter().map(|a| a.s().to_string()))
-                .collect::<Vec<_>>()
-                .join(" ");
-            return self.analyze_shell_string(&joined, true);
-        }
-        if self.unseen_files.contains(&self.pe.norm(raw)) {
-            return Err(deny_obf(
-                "the command runs a file written earlier in the same command from content the guard cannot see",
-            ));
-        }
-        if !PATH_EXEMPT.contains(&prog.as_str()) && !matches!(prog.as_str(), "ssh" | "scp" | "sftp")
-        {
-            // For pattern-first tools the first positional is a pattern/program, not a path.
-            let pattern_first = matches!(
-                prog.as_str(),
-                "jq" | "gojq"
-                    | "jaq"
-                    | "yq"
-                    | "awk"
-                    | "gawk"
-                    | "mawk"
-                    | "nawk"
-                    | "sed"
-                    | "grep"
-                    | "egrep"
-                    | "fgrep"
-                    | "rg"
-                    | "ag"
-                    | "ack"
-            ) && !rest.iter().any(|a| {
-                matches!(
-                    a.s(),
-                    "-e" | "-f" | "--regexp" | "--file" | "--expression" | "--from-file"
-                )
-            });
-            let skip_idx = if pattern_first {
-                rest.iter().position(|a| !a.is_opt())
-            } else {
-                None
-            };
-            for (i, a) in rest.iter().enumerate() {
-                if Some(i) == skip_idx {
-                    continue;
-                }
-                self.check_read(a)?;
-            }
-        }
-        match prog.as_str() {
-            // ------------------------------------------------ wrappers
-            "command" => {
-                if rest.iter().any(|a| a.s() == "-v" || a.s() == "-V") {
-                    return Ok(());
-                }
-                self.wrapped(rest, &[], 0, stdin)
-            }
-            "builtin" | "exec" | "nohup" | "noglob" | "setsid" | "unbuffer" | "caffeinate"
-            | "catchsegv" | "proxychains" | "proxychains4" | "tsp" | "pv" => {
-                if prog == "pv" {
-                    return Ok(());
-                }
-                self.wrapped(rest, &["-a"], 0, stdin)
-            }
-            "time" => self.wrapped(rest, &["-f", "-o", "--format", "--output"], 0, stdin),
-            "nice" => self.wrapped(rest, &["-n", "--adjustment"], 0, stdin),
-            "ionice" => self.wrapped(
-                rest,
-                &["-c", "-n", "-p", "-P", "-u", "--class", "--classdata"],
-                0,
-                stdin,
-            ),
-            "chrt" => self.wrapped(rest, &[], 1, stdin),
-            "taskset" => {
-                let skip = 1;
-                self.wrapped(rest, &[], skip, stdin)
-            }
-            "numactl" => self.wrapped(
-                rest,
-                &[
-                    "-C",
-                    "-N",
-                    "-m",
-                    "-p",
-                    "-i",
-                    "--cpunodebind",
-                    "--membind",
-                    "--physcpubind",
-                    "--preferred",
-                    "--interleave",
-                ],
-                0,
-                stdin,
-            ),
-            "stdbuf" => self.wrapped(
-                rest,
-                &["-i", "-o", "-e", "--input", "--output", "--error"],
-                0,
-                stdin,
-            ),
-            "timeout" => self.wrapped(rest, &["-s", "-k", "--signal", "--kill-after"], 1, stdin),
-            "chroot" | "flock" | "faketime" => {
-                if prog == "flock"
-                    && let Some(i) = rest
-                        .iter()
-                        .position(|a| a.s() == "-c" || a.s() == "--command")
-                {
-                    return self.shell_payload(rest.get(i + 1));
-                }
-                self.wrapped(
-                    rest,
-                    &["-w", "-E", "--timeout", "--conflict-exit-code"],
-                    1,
-                    stdin,
-                )
-            }
-            "strace" | "ltrace" => self.wrapped(
-                rest,
-                &[
-                    "-o", "-e", "-p", "-s", "-u", "-E", "-P", "-X", "-a", "-b", "-I", "-O", "-S",
-                ],
-                0,
-                stdin,
-            ),
-            "valgrind" | "perf" | "cgexec" | "systemd-run" | "firejail" | "srun" | "mpirun"
-            | "mpiexec" => {
-                let (opts_v, skip): (&[&str], usize) = match prog.as_str() {
-                    "perf" => (&["-o", "-e", "-F", "-c", "-p", "-t"], 1),
-                    "cgexec" => (&["-g"], 0),
-                    "systemd-run" => (
-                        &[
-                            "-p",
-                            "-u",
-                            "-E",
-                            "--unit",
-                            "--property",
-                            "--setenv",
-                            "-M",
-                            "--machine",
-                            "--uid",
-                            "--gid",
-                            "--slice",
-                        ],
-                        0,
-                    ),
-                    "srun" | "mpirun" | "mpiexec" => (
-                        &[
-                            "-n",
-                            "-N",
-                            "-c",
-                            "-p",
-                            "-t",
-                            "-J",
-                            "-G",
-                            "-w",
-                            "--gres",
-                            "--partition",
-                            "--time",
-                            "--job-name",
-                            "-np",
-                            "--hostfile",
-                            "-H",
-                            "--host",
-                        ],
-                        0,
-                    ),
-                    _ => (&[], 0),
-                };
-                self.wrapped(rest, opts_v, skip, stdin)
-            }
-            "sudo" | "doas" | "su" | "runuser" | "sg" => self.sudo(&prog, rest, stdin),
-            "env" => self.env(rest, stdin),
-            "xargs" => self.xargs(rest),
-            "find" => self.find(rest),
-            "parallel" => {
-                let cmd: Vec<Arg> = rest
-                    .iter()
-                    .skip_while(|a| a.is_opt())
-                    .take_while(|a| !a.s().starts_with(":::"))
-                    .cloned()
-                    .collect();
-                if cmd.is_empty() {
-                    if matches!(stdin, Stdin::Pipe) {
-                        return Err(deny_obf(
-                            "piping command lines into `parallel` executes them unseen",
-                        ));
-                    }
-                    return Ok(());
-                }
-                if cmd.len() == 1 {
-                    return self.shell_payload(cmd.first());
-                }
-                self.argv(&cmd, &Stdin::Tty)
-            }
-            "watch" => {
-                let cmd: Vec<&Arg> =
-                    skip_opts(rest, &["-n", "-d", "--interval", "-c", "-g", "-x", "-q"]).collect();
-                if cmd.iter().any(|a| a.dynamic) {
-                    return Err(deny_obf("`watch` runs a command built at run time"));
-                }
-                let joined = cmd
-                    .iter()
-                    .map(|a| a.s().to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                self.analyze_shell_string(&joined, true)
-            }
-            "ssh" => {
-                let mut pos = skip_opts(
-                    rest,
-                    &[
-                        "-i", "-p", "-l", "-o", "-F", "-J", "-L", "-R", "-D", "-b", "-c", "-e",
-                        "-m", "-O", "-S", "-W", "-w", "-E", "-B", "-I", "-Q",
-                    ],
-                );
-                let _host = pos.next();
-                let remote: Vec<&Arg> = pos.collect();
-                if remote.is_empty() {
-                    return Ok(());
-                }
-                if remote.iter().any(|a| a.dynamic) {
-                    return Err(deny_obf("the remote command of `ssh` is built at run time"));
-                }
-                let joined = remote
-                    .iter()
-                    .map(|a| a.s().to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                self.analyze_shell_string(&joined, true)
-            }
-            "script" => {
-                if let Some(i) = rest
-                    .iter()
-                    .position(|a| a.s() == "-c" || a.s() == "--command")
-                {
-                    return self.shell_payload(rest.get(i + 1));
-                }
-                Ok(())
-            }
+    /// The rules not yet moved into `rules` (transitional).
+    fn legacy_rules(&mut self, prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
+        match prog {
             "tmux" | "screen" | "byobu" | "at" | "batch" => {
-                if matches!(prog.as_str(), "at" | "batch") {
+                if matches!(prog, "at" | "batch") {
                     return Err(deny_obf(
                         "`at`/`batch` schedule commands to run later, outside the guard",
                     ));
@@ -607,11 +321,11 @@ impl<'a> Analyzer<'a> {
             }
             "uv" | "uvx" | "pipx" | "poetry" | "pdm" | "hatch" | "pixi" | "rye" | "conda"
             | "mamba" | "micromamba" | "npx" | "bunx" | "pnpm" | "yarn" | "direnv" => {
-                self.runner(&prog, rest, stdin)
+                self.runner(prog, rest, stdin)
             }
             // ------------------------------------------------ shells and interpreters
             "sh" | "bash" | "zsh" | "dash" | "ksh" | "mksh" | "ash" | "fish" | "busybox"
-            | "tcsh" | "csh" => self.shell(&prog, rest, stdin),
+            | "tcsh" | "csh" => self.shell(prog, rest, stdin),
             "eval" => {
                 if rest.iter().any(|a| a.dynamic) {
                     return Err(deny_obf("`eval` of variables or substitutions"));
@@ -732,7 +446,7 @@ impl<'a> Analyzer<'a> {
                 Ok(())
             }
             // ------------------------------------------------ Hub and broker
-            "hf" | "huggingface-cli" => self.hf_cli(&prog, rest),
+            "hf" | "huggingface-cli" => self.hf_cli(prog, rest),
             "mlres" => self.mlres(rest),
             "git" => self.git(rest),
             "gh" => {
@@ -751,7 +465,7 @@ impl<'a> Analyzer<'a> {
                 Ok(())
             }
             "curl" | "wget" | "http" | "https" | "httpie" | "xh" | "xhs" | "curlie" | "aria2c"
-            | "lwp-request" | "wget2" => self.http(&prog, rest),
+            | "lwp-request" | "wget2" => self.http(prog, rest),
             "claude" => self.claude(rest),
             "kill" | "pkill" | "killall" => {
                 if rest.iter().any(|a| a.s().contains("mlres")) {
@@ -781,7 +495,7 @@ impl<'a> Analyzer<'a> {
                 }
                 Ok(())
             }
-            "export" | "declare" | "typeset" | "local" | "readonly" => self.declare(&prog, rest),
+            "export" | "declare" | "typeset" | "local" | "readonly" => self.declare(prog, rest),
             "compgen" => {
                 let bad = rest.iter().enumerate().any(|(i, a)| {
                     a.s() == "-v"
@@ -813,299 +527,8 @@ impl<'a> Analyzer<'a> {
                 Ok(())
             }
             // ------------------------------------------------ file writers / readers
-            _ => self.file_ops(&prog, rest, stdin),
+            _ => self.file_ops(prog, rest, stdin),
         }
-    }
-
-    /// Peels a wrapper: skips its options (and `skip` positionals) and analyses the rest.
-    fn wrapped(&mut self, rest: &[Arg], opts_with_value: &[&str], skip: usize, stdin: &Stdin) -> R {
-        let cmd: Vec<Arg> = skip_opts(rest, opts_with_value)
-            .skip(skip)
-            .cloned()
-            .collect();
-        if cmd.is_empty() {
-            return Ok(());
-        }
-        self.argv(&cmd, stdin)
-    }
-
-    fn shell_payload(&mut self, a: Option<&Arg>) -> R {
-        let Some(a) = a else { return Ok(()) };
-        if a.dynamic {
-            if self.lenient > 0 {
-                return Ok(());
-            }
-            return Err(deny_obf(
-                "the shell payload is built at run time (variables, substitutions or decoding)",
-            ));
-        }
-        self.analyze_shell_string(a.s(), true)
-    }
-
-    fn sudo(&mut self, prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
-        if matches!(prog, "su" | "runuser" | "sg")
-            && let Some(i) = rest
-                .iter()
-                .position(|a| a.s() == "-c" || a.s() == "--command")
-        {
-            return self.shell_payload(rest.get(i + 1));
-        }
-        let with_val = [
-            "-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-U", "-T", "--user", "--group",
-            "--chdir", "--prompt", "--host",
-        ];
-        let shell_mode = rest
-            .iter()
-            .take_while(|a| a.is_opt())
-            .any(|a| a.s() == "-s" || a.s() == "-i" || a.s() == "--shell" || a.s() == "--login");
-        let cmd: Vec<Arg> = skip_opts(rest, &with_val).cloned().collect();
-        if matches!(prog, "su" | "runuser" | "sg") {
-            // su [user]: interactive; runuser -u user -- cmd
-            if prog == "runuser" {
-                return self.argv(&cmd, stdin);
-            }
-            return Ok(());
-        }
-        if shell_mode && !cmd.is_empty() {
-            if cmd.iter().any(|a| a.dynamic) {
-                return Err(deny_obf("`sudo -s` payload built at run time"));
-            }
-            let joined = cmd
-                .iter()
-                .map(|a| a.s().to_string())
-                .collect::<Vec<_>>()
-                .join(" ");
-            return self.analyze_shell_string(&joined, true);
-        }
-        self.argv(&cmd, stdin)
-    }
-
-    fn env(&mut self, rest: &[Arg], stdin: &Stdin) -> R {
-        let mut i = 0;
-        while i < rest.len() {
-            let a = &rest[i];
-            let s = a.s();
-            if s == "--" {
-                i += 1;
-                break;
-            }
-            if s == "-S"
-                || s == "--split-string"
-                || s.starts_with("-S") && s.len() > 2
-                || s.starts_with("--split-string=")
-            {
-                let payload = if s == "-S" || s == "--split-string" {
-                    rest.get(i + 1).cloned()
-                } else {
-                    Some(Arg {
-                        text: s
-                            .split_once('=')
-                            .map(|(_, v)| v.to_string())
-                            .unwrap_or_else(|| s[2..].to_string()),
-                        ..a.clone()
-                    })
-                };
-                let skip = if s == "-S" || s == "--split-string" {
-                    2
-                } else {
-                    1
-                };
-                let mut joined = payload.map(|p| {
-                    if p.dynamic {
-                        Err(deny_obf("`env -S` with a runtime-built string"))
-                    } else {
-                        Ok(p.text)
-                    }
-                });
-                let tail: Vec<String> = rest[(i + skip).min(rest.len())..]
-                    .iter()
-                    .map(|a| a.s().to_string())
-                    .collect();
-                if let Some(Ok(j)) = &mut joined {
-                    for t in tail {
-                        j.push(' ');
-                        j.push_str(&t);
-                    }
-                }
-                return match joined {
-                    Some(Ok(j)) => self.analyze_shell_string(&j, true),
-                    Some(Err(e)) => Err(e),
-                    None => Ok(()),
-                };
-            }
-            if matches!(s, "-u" | "--unset" | "-C" | "--chdir") {
-                i += 2;
-                continue;
-            }
-            if a.is_opt() {
-                i += 1;
-                continue;
-            }
-            if let Some((n, _)) = s.split_once('=')
-                && !n.is_empty()
-                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                let val = Arg {
-                    text: s
-                        .split_once('=')
-                        .map(|(_, v)| v.to_string())
-                        .unwrap_or_default(),
-                    ..a.clone()
-                };
-                self.assignment(n, &val, true)?;
-                i += 1;
-                continue;
-            }
-            break;
-        }
-        let cmd = &rest[i.min(rest.len())..];
-        if cmd.is_empty() {
-            return Err(env_dump("env"));
-        }
-        self.argv(cmd, stdin)
-    }
-
-    fn xargs(&mut self, rest: &[Arg]) -> R {
-        let with_val = [
-            "-I",
-            "-L",
-            "-n",
-            "-P",
-            "-s",
-            "-d",
-            "-E",
-            "-a",
-            "--max-args",
-            "--max-procs",
-            "--delimiter",
-            "--arg-file",
-            "--replace",
-            "-l",
-        ];
-        let cmd: Vec<Arg> = skip_opts(rest, &with_val).cloned().collect();
-        if cmd.is_empty() {
-            return Ok(());
-        }
-        // Arguments arrive from stdin: the command runs with unknown extra args.
-        self.argv(&cmd, &Stdin::Tty)
-    }
-
-    fn find(&mut self, rest: &[Arg]) -> R {
-        let roots: Vec<&Arg> = rest
-            .iter()
-            .take_while(|a| !a.s().starts_with('-') && a.s() != "(" && a.s() != "!")
-            .collect();
-        let roots: Vec<Arg> = if roots.is_empty() {
-            vec![Arg::lit(".")]
-        } else {
-            roots.into_iter().cloned().collect()
-        };
-        let mut i = 0;
-        let mut execs: Vec<Vec<Arg>> = Vec::new();
-        let mut deletes = false;
-        let mut name_hits = false;
-        while i < rest.len() {
-            let s = rest[i].s();
-            match s {
-                "-exec" | "-execdir" | "-ok" | "-okdir" => {
-                    let mut cmd = Vec::new();
-                    i += 1;
-                    while i < rest.len() && rest[i].s() != ";" && rest[i].s() != "+" {
-                        cmd.push(rest[i].clone());
-                        i += 1;
-                    }
-                    execs.push(cmd);
-                }
-                "-delete" => deletes = true,
-                "-fprint" | "-fprint0" | "-fprintf" | "-fls" => {
-                    if let Some(t) = rest.get(i + 1) {
-                        self.check_write(t)?;
-                    }
-                }
-                "-name" | "-iname" | "-path" | "-ipath" | "-wholename" | "-regex" | "-iregex" => {
-                    if let Some(p) = rest.get(i + 1) {
-                        let pat = p.s().trim_matches(['*', '.', '/']).to_ascii_lowercase();
-                        const SECRET_NAMES: &[&str] = &[
-                            "token",
-                            "stored_tokens",
-                            "credentials",
-                            "credentials.json",
-                            "hosts.yml",
-                            "netrc",
-                            "git-credentials",
-                            "id_rsa",
-                            "id_ed25519",
-                            "id_ecdsa",
-                            "env",
-                            "environ",
-                            "claude.json",
-                            "kaggle.json",
-                        ];
-                        let raw = p.s().to_ascii_lowercase();
-                        if SECRET_NAMES.iter().any(|n| {
-                            pat == *n
-                                || crate::paths::fnmatch(&raw, n)
-                                || crate::paths::fnmatch(&raw, &format!(".{n}"))
-                        }) {
-                            name_hits = true;
-                        }
-                    }
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        for r in &roots {
-            if deletes {
-                self.check_write(r)?;
-                self.check_recursive_write(r)?;
-            }
-            let reaches_secrets = self.pe.contains_secrets(&r.text.replace(DYN, ""), r.glob);
-            if reaches_secrets && name_hits {
-                return Err(format!(
-                    "refused: searches `{}` for credential files. mlres handles credentials itself",
-                    r.s()
-                ));
-            }
-            if reaches_secrets
-                && execs.iter().any(|c| {
-                    c.first().is_some_and(|n| {
-                        !PATH_EXEMPT.contains(
-                            &normalise_prog(n.s().rsplit('/').next().unwrap_or("")).as_str(),
-                        )
-                    })
-                })
-            {
-                return Err(format!(
-                    "refused: `find {} -exec …` would run over credential stores or the mlres state. \
-                     Limit it to the project directory",
-                    r.s()
-                ));
-            }
-        }
-        for cmd in execs {
-            let cmd: Vec<Arg> = cmd
-                .into_iter()
-                .map(|a| {
-                    if a.s().contains("{}") {
-                        Arg {
-                            text: a.text.replace("{}", &DYN.to_string()),
-                            dynamic: true,
-                            ..a
-                        }
-                    } else {
-                        a
-                    }
-                })
-                .collect();
-            if cmd.first().is_some_and(|c| c.dynamic) {
-                return Err(deny_obf(
-                    "`find -exec` runs a command named by the found files",
-                ));
-            }
-            self.argv(&cmd, &Stdin::Tty)?;
-        }
-        Ok(())
     }
 
     fn runner(&mut self, prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
@@ -2118,31 +1541,6 @@ fn env_dump(what: &str) -> String {
     )
 }
 
-/// Programs that only inspect metadata: their path arguments are not reads.
-const PATH_EXEMPT: &[&str] = &[
-    "ls", "stat", "du", "test", "[", "realpath", "readlink", "dirname", "basename", "cd", "pushd",
-    "popd", "mkdir", "which", "type", "command", "file", "exa", "eza", "tree", "df", "mlres",
-];
-
-fn normalise_prog(base: &str) -> String {
-    let b = base.to_ascii_lowercase();
-    let stripped = b.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    match stripped {
-        "python" | "pypy" | "ipython" => stripped.to_string(),
-        _ if b.starts_with("python") => "python".to_string(),
-        "nodejs" => "node".to_string(),
-        _ => {
-            if b == "huggingface-cli" || b == "hf" {
-                b
-            } else if matches!(stripped, "perl" | "ruby" | "php" | "lua" | "luajit") {
-                stripped.to_string()
-            } else {
-                b
-            }
-        }
-    }
-}
-
 fn is_interpreter(p: &str) -> bool {
     matches!(
         p,
@@ -2164,27 +1562,6 @@ fn is_interpreter(p: &str) -> bool {
     )
 }
 
-/// Iterates the command after leading options of a wrapper (`--` ends options).
-fn skip_opts<'b>(rest: &'b [Arg], with_val: &'b [&'b str]) -> impl Iterator<Item = &'b Arg> + 'b {
-    let mut i = 0;
-    while i < rest.len() {
-        let s = rest[i].s();
-        if s == "--" {
-            i += 1;
-            break;
-        }
-        if !rest[i].is_opt() {
-            break;
-        }
-        if with_val.contains(&s) {
-            i += 2;
-        } else {
-            i += 1;
-        }
-    }
-    rest[i.min(rest.len())..].iter()
-}
-
 /// Like [`skip_opts`] but keeps everything after the options (for `-m`).
 fn skip_opts_keep(rest: &[Arg], with_val: &[&str]) -> Vec<Arg> {
     let mut out = Vec::new();
@@ -2203,33 +1580,4 @@ fn skip_opts_keep(rest: &[Arg], with_val: &[&str]) -> Vec<Arg> {
         }
     }
     out
-}
-
-/// Positionals anywhere, skipping options and their values.
-fn skip_all_opts<'b>(
-    rest: &'b [Arg],
-    with_val: &'b [&'b str],
-) -> impl Iterator<Item = &'b Arg> + 'b {
-    let mut skip_next = false;
-    let mut after_dd = false;
-    rest.iter().filter(move |a| {
-        if skip_next {
-            skip_next = false;
-            return false;
-        }
-        if after_dd {
-            return true;
-        }
-        if a.s() == "--" {
-            after_dd = true;
-            return false;
-        }
-        if a.is_opt() {
-            if with_val.contains(&a.s()) {
-                skip_next = true;
-            }
-            return false;
-        }
-        true
-    })
 }
