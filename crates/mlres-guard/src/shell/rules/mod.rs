@@ -8,6 +8,9 @@
 //! the mlres state. Then it looks the normalised program name up in [`PROGRAMS`] and runs that
 //! family's handler. A program the table does not list gets only these checks.
 
+mod deferred;
+mod runners;
+mod shells;
 mod wrappers;
 
 use super::{Analyzer, Arg, MAX_DEPTH, R, Stdin, deny_obf};
@@ -48,6 +51,23 @@ const PROGRAMS: &[(&[&str], Handler)] = &[
     (&["ssh"], wrappers::ssh),
     (&["script"], wrappers::script),
     // `pv` is a pipe viewer, not a wrapper: it has no rule.
+    // Shells and the builtins that run code (`shells`).
+    (&["sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "busybox", "tcsh", "csh"],
+        shells::shell),
+    (&["eval"], shells::eval),
+    (&["source", "."], shells::source),
+    (&["trap"], shells::trap),
+    (&["alias"], shells::alias),
+    (&["hash"], shells::hash),
+    (&["fc"], shells::fc),
+    (&["enable"], shells::enable),
+    // Commands run later or detached from this shell (`deferred`).
+    (&["at", "batch"], deferred::at),
+    (&["crontab"], deferred::crontab),
+    (&["tmux", "screen", "byobu"], deferred::multiplexer),
+    // Package and environment runners (`runners`).
+    (&["uv", "uvx", "pipx", "poetry", "pdm", "hatch", "pixi", "rye", "conda", "mamba",
+       "micromamba", "npx", "bunx", "pnpm", "yarn", "direnv"], runners::runner),
 ];
 
 /// The handler registered for a normalised program name.
