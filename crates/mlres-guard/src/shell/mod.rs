@@ -12,7 +12,7 @@ mod words;
 use std::collections::HashMap;
 
 use self::parse::parse_program;
-use self::rules::{skip_all_opts, skip_opts};
+use self::rules::skip_all_opts;
 use crate::code::{self, APPROVE_REASON, is_sensitive_var, mentions_hub_host};
 use crate::paths::PathEnv;
 use crate::{GuardContext, SANCTIONED_HUB, SANCTIONED_SPEND};
@@ -279,50 +279,6 @@ impl<'a> Analyzer<'a> {
     /// The rules not yet moved into `rules` (transitional).
     fn legacy_rules(&mut self, prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
         match prog {
-            p if is_interpreter(p) => self.interpreter(p, rest, stdin),
-            "awk" | "gawk" | "mawk" | "nawk" | "busybox-awk" => {
-                let prog_text = skip_opts(
-                    rest,
-                    &["-F", "-v", "-f", "--field-separator", "--assign", "--file"],
-                )
-                .next();
-                if let Some(p) = prog_text {
-                    if p.s().contains("ENVIRON") || p.s().contains("PROCINFO") {
-                        return Err(env_dump("awk ENVIRON"));
-                    }
-                    if p.s().contains("system(")
-                        || p.s().contains("| getline")
-                        || p.s().contains("|getline")
-                        || p.s().contains("print |")
-                        || p.s().contains("print|")
-                    {
-                        for lit in code::string_literals(p.s()) {
-                            self.analyze_embedded(&lit)?;
-                        }
-                    }
-                }
-                Ok(())
-            }
-            "jq" | "gojq" | "jaq" | "yq" => {
-                for a in rest.iter().filter(|a| !a.is_opt()).take(1) {
-                    let f = a.s();
-                    let bytes = f.as_bytes();
-                    let builtin_env = f.match_indices("env").any(|(i, _)| {
-                        let before = if i == 0 { b' ' } else { bytes[i - 1] };
-                        let after = bytes.get(i + 3).copied().unwrap_or(b' ');
-                        !(before.is_ascii_alphanumeric()
-                            || before == b'_'
-                            || before == b'.'
-                            || before == b'"'
-                            || after.is_ascii_alphanumeric()
-                            || after == b'_')
-                    });
-                    if builtin_env || f.contains("$ENV") {
-                        return Err(env_dump("jq env"));
-                    }
-                }
-                Ok(())
-            }
             // ------------------------------------------------ Hub and broker
             "hf" | "huggingface-cli" => self.hf_cli(prog, rest),
             "mlres" => self.mlres(rest),
@@ -406,137 +362,6 @@ impl<'a> Analyzer<'a> {
             }
             // ------------------------------------------------ file writers / readers
             _ => self.file_ops(prog, rest, stdin),
-        }
-    }
-
-    fn interpreter(&mut self, prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
-        let (code_flags, val_flags): (&[&str], &[&str]) = match prog {
-            "python" | "pypy" | "ipython" => {
-                (&["-c"], &["-W", "-X", "-Q", "--check-hash-based-pycs"])
-            }
-            "node" | "bun" | "deno" => (
-                &["-e", "--eval", "-p", "--print"],
-                &[
-                    "-r",
-                    "--require",
-                    "--import",
-                    "--loader",
-                    "-C",
-                    "--conditions",
-                    "--input-type",
-                ],
-            ),
-            "ruby" => (&["-e"], &["-r", "-I", "-C", "-E"]),
-            "perl" => (&["-e", "-E"], &["-M", "-I", "-m", "-x"]),
-            "php" => (&["-r"], &["-d", "-c", "-z"]),
-            "lua" | "luajit" => (&["-e"], &["-l"]),
-            "rscript" | "r" | "julia" => (&["-e", "-E", "--eval"], &[]),
-            "osascript" => (&["-e"], &[]),
-            _ => (&[], &[]),
-        };
-        let mut codes: Vec<&Arg> = Vec::new();
-        let mut script: Option<&Arg> = None;
-        let mut module: Option<(String, Vec<Arg>)> = None;
-        let mut i = 0;
-        while i < rest.len() {
-            let a = &rest[i];
-            let s = a.s();
-            if s == "--" {
-                script = rest.get(i + 1);
-                break;
-            }
-            if code_flags.contains(&s) {
-                if let Some(c) = rest.get(i + 1) {
-                    codes.push(c);
-                }
-                if prog == "python" {
-                    break;
-                }
-                i += 2;
-                continue;
-            }
-            if prog == "python" && s.starts_with("-c") && s.len() > 2 {
-                codes.push(a);
-                break;
-            }
-            if prog == "python" && (s == "-m" || s.starts_with("-m") && s.len() > 2) {
-                let (m, next) = if s == "-m" {
-                    (
-                        rest.get(i + 1)
-                            .map(|a| a.s().to_string())
-                            .unwrap_or_default(),
-                        i + 2,
-                    )
-                } else {
-                    (s[2..].to_string(), i + 1)
-                };
-                module = Some((m, rest[next.min(rest.len())..].to_vec()));
-                break;
-            }
-            if prog == "deno" && s == "eval" {
-                if let Some(c) = rest.get(i + 1) {
-                    codes.push(c);
-                }
-                break;
-            }
-            if val_flags.contains(&s) {
-                i += 2;
-                continue;
-            }
-            if a.is_opt() {
-                i += 1;
-                continue;
-            }
-            script = Some(a);
-            break;
-        }
-        if let Some((m, args)) = module {
-            if m.starts_with("huggingface_hub") {
-                return self.hf_cli("hf", &args);
-            }
-            if m == "mlres" {
-                return self.mlres(&args);
-            }
-            return Ok(());
-        }
-        if !codes.is_empty() {
-            for c in codes {
-                if c.dynamic {
-                    return Err(deny_obf(
-                        "the inline program is built at run time (variables, substitutions or decoding)",
-                    ));
-                }
-                code::scan_exec_code(c.s(), self)?;
-            }
-            return Ok(());
-        }
-        match script {
-            Some(s) => {
-                let t = s.s();
-                if s.procsub
-                    || s.dynamic && !t.trim_matches(DYN).ends_with(".py")
-                    || t.starts_with("/dev/fd/")
-                    || t.starts_with("/proc/")
-                {
-                    return Err(deny_obf(
-                        "the interpreter runs a program from a pipe, process substitution or runtime-built path",
-                    ));
-                }
-                if t == "-" || t == "/dev/stdin" {
-                    return self.stdin_program(stdin, "interpreter", |this, body| {
-                        code::scan_exec_code(body, this)
-                    });
-                }
-                if self.unseen_files.contains(&self.pe.norm(t)) {
-                    return Err(deny_obf(
-                        "the interpreter runs a file written earlier in the same command from content the guard cannot see",
-                    ));
-                }
-                Ok(())
-            }
-            None => self.stdin_program(stdin, "interpreter", |this, body| {
-                code::scan_exec_code(body, this)
-            }),
         }
     }
 
@@ -1248,26 +1073,5 @@ fn env_dump(what: &str) -> String {
     format!(
         "refused: `{what}` dumps the environment, which holds tokens. Print single, non-secret \
          variables instead (e.g. `echo \"$CUDA_VISIBLE_DEVICES\"`)"
-    )
-}
-
-fn is_interpreter(p: &str) -> bool {
-    matches!(
-        p,
-        "python"
-            | "pypy"
-            | "ipython"
-            | "node"
-            | "bun"
-            | "deno"
-            | "ruby"
-            | "perl"
-            | "php"
-            | "lua"
-            | "luajit"
-            | "rscript"
-            | "r"
-            | "julia"
-            | "osascript"
     )
 }

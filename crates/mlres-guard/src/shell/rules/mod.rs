@@ -9,8 +9,10 @@
 //! family's handler. A program the table does not list gets only these checks.
 
 mod deferred;
+mod interpreters;
 mod runners;
 mod shells;
+mod text;
 mod wrappers;
 
 use super::{Analyzer, Arg, MAX_DEPTH, R, Stdin, deny_obf};
@@ -68,6 +70,12 @@ const PROGRAMS: &[(&[&str], Handler)] = &[
     // Package and environment runners (`runners`).
     (&["uv", "uvx", "pipx", "poetry", "pdm", "hatch", "pixi", "rye", "conda", "mamba",
        "micromamba", "npx", "bunx", "pnpm", "yarn", "direnv"], runners::runner),
+    // Interpreters: inline code and programs on standard input (`interpreters`).
+    (&["python", "pypy", "ipython", "node", "bun", "deno", "ruby", "perl", "php", "lua",
+       "luajit", "rscript", "r", "julia", "osascript"], interpreters::interpreter),
+    // Text tools whose first argument is a program (`text`).
+    (&["awk", "gawk", "mawk", "nawk", "busybox-awk"], text::awk),
+    (&["jq", "gojq", "jaq", "yq"], text::jq),
 ];
 
 /// The handler registered for a normalised program name.
