@@ -116,10 +116,10 @@ pub(super) fn interpreter(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], stdin
     } = invocation(prog, rest);
     if let Some((m, args)) = module {
         if m.starts_with("huggingface_hub") {
-            return an.hf_cli("hf", &args);
+            return super::hf::hf(an, "hf", &args, stdin);
         }
         if m == "mlres" {
-            return an.mlres(&args);
+            return super::mlres::mlres(an, "mlres", &args, stdin);
         }
         return Ok(());
     }

@@ -8,8 +8,13 @@
 //! the mlres state. Then it looks the normalised program name up in [`PROGRAMS`] and runs that
 //! family's handler. A program the table does not list gets only these checks.
 
+mod claude;
 mod deferred;
+mod git;
+mod hf;
+mod http;
 mod interpreters;
+mod mlres;
 mod runners;
 mod shells;
 mod text;
@@ -76,6 +81,15 @@ const PROGRAMS: &[(&[&str], Handler)] = &[
     // Text tools whose first argument is a program (`text`).
     (&["awk", "gawk", "mawk", "nawk", "busybox-awk"], text::awk),
     (&["jq", "gojq", "jaq", "yq"], text::jq),
+    // The Hub, the broker and the agent itself.
+    (&["hf", "huggingface-cli"], hf::hf),
+    (&["mlres"], mlres::mlres),
+    (&["kill", "pkill", "killall"], mlres::kill),
+    (&["git"], git::git),
+    (&["gh"], git::gh),
+    (&["curl", "wget", "http", "https", "httpie", "xh", "xhs", "curlie", "aria2c", "lwp-request",
+       "wget2"], http::http),
+    (&["claude"], claude::claude),
 ];
 
 /// The handler registered for a normalised program name.
