@@ -2,6 +2,19 @@
 //! substitutions, process substitutions, functions, heredoc expansions and the payloads of
 //! `bash -c`, `eval`, `xargs`, `find -exec`, `env`, `sudo`, …) and apply the rules.
 //! Every rule returns `Err(reason)` to deny; `Ok(())` means "no objection".
+//!
+//! The walker and the rules live apart:
+//!
+//! * `parse`: the fenced calls into brush-parser, and `$'…'` decoding;
+//! * `words`: resolving a word (quotes, tildes, static variables, substitutions);
+//! * `walk`: the AST walker (lists, pipelines, compound commands, redirects, simple
+//!   commands), which hands every command's argv to the rules;
+//! * `checks`: the path checks shared by redirects and rules;
+//! * `rules`: what each program may do, one module per family of programs, registered in the
+//!   `PROGRAMS` table in `rules/mod.rs`.
+//!
+//! This module holds what they share: the [`Analyzer`] state, the resolved word [`Arg`], the
+//! limits, and the entry points the other tools (`crate::code`, `crate::tools`) call.
 
 mod checks;
 mod parse;
@@ -12,10 +25,8 @@ mod words;
 use std::collections::HashMap;
 
 use self::parse::parse_program;
-use self::rules::skip_all_opts;
-use crate::code::is_sensitive_var;
+use crate::GuardContext;
 use crate::paths::PathEnv;
-use crate::{GuardContext, SANCTIONED_HUB};
 
 type R = Result<(), String>;
 
@@ -95,13 +106,6 @@ pub(crate) struct Analyzer<'a> {
     /// Files written in this command from content the guard could not see.
     unseen_files: std::collections::HashSet<String>,
 }
-
-/// Why an agent's `mlres` must use the state directory the user set up: the broker's commands run
-/// outside Claude Code's sandbox with the user's credentials (see `mlres setup claude`), and a
-/// state directory of the agent's choosing could hold an approval the agent forged there.
-const STATE_DIR_REASON: &str = "refused: chooses another mlres state directory. The broker's \
-     commands run with the user's credentials, and only the state directory the user set up holds \
-     the human's approval; run `mlres` without --state-dir, MLRES_STATE_DIR, XDG_STATE_HOME or HOME";
 
 fn deny_obf(what: &str) -> String {
     format!("{what}. {OBFUSCATION}")
@@ -218,340 +222,4 @@ impl<'a> Analyzer<'a> {
         self.mlres_read_only = s.1;
         self.depth = s.2;
     }
-
-    fn assignment(&mut self, name: &str, val: &Arg, prefix: bool) -> R {
-        let _ = prefix;
-        match name {
-            "PATH" => self.path_modified = true,
-            "MLRES_STATE_DIR" => return Err(STATE_DIR_REASON.into()),
-            // It picks the program mlres' supervisors run as the job sandbox, or turns
-            // bubblewrap off: a human's choice, never an agent's.
-            "MLRES_BWRAP" => {
-                return Err(
-                    "refused: `MLRES_BWRAP` chooses the program mlres runs as the \
-                            local job sandbox (or switches bubblewrap off); only a human sets it"
-                        .into(),
-                );
-            }
-            "HOME" | "XDG_STATE_HOME" => self.state_env_assigned = Some(name.to_string()),
-            // Changing the field separator turns a harmless-looking word into several words
-            // (`IFS=_; c=hf_jobs_run; $c`): no ordinary ML command needs it.
-            "IFS" => {
-                return Err(deny_obf("setting `IFS` re-splits words into new commands"));
-            }
-            "BASH_ENV" | "ENV" | "LD_PRELOAD" | "PROMPT_COMMAND" | "PS4" | "BASH_XTRACEFD"
-            | "GIT_SSH_COMMAND" | "GIT_EXTERNAL_DIFF" | "PAGER" | "GIT_PAGER" | "EDITOR"
-            | "VISUAL" => {
-                if name.starts_with("GIT_") || matches!(name, "PAGER" | "EDITOR" | "VISUAL") {
-                    // These run a command: analyse it like a shell string.
-                    if val.dynamic {
-                        return Err(deny_obf(&format!(
-                            "`{name}` is set to a runtime-built command"
-                        )));
-                    }
-                    return self.analyze_shell_string(&val.text, false);
-                }
-                return Err(deny_obf(&format!(
-                    "setting `{name}` makes the shell or loader run extra code"
-                )));
-            }
-            "HF_ENDPOINT" | "HF_HUB_ENDPOINT" => {
-                return Err(format!(
-                    "setting `{name}` redirects Hub requests (and the HF token they carry) to \
-                     another host. {SANCTIONED_HUB}"
-                ));
-            }
-            _ => {}
-        }
-        if name.starts_with("BASH_FUNC_") {
-            return Err(deny_obf(
-                "exported bash functions via the environment are not allowed",
-            ));
-        }
-        if val.dynamic {
-            self.vars.insert(name.to_string(), None);
-        } else {
-            self.vars.insert(name.to_string(), Some(val.text.clone()));
-        }
-        Ok(())
-    }
-
-    /// The rules not yet moved into `rules` (transitional).
-    fn legacy_rules(&mut self, prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
-        match prog {
-            // ------------------------------------------------ environment dumps
-            "printenv" => {
-                let names: Vec<&Arg> = rest.iter().filter(|a| !a.is_opt()).collect();
-                if names.is_empty() {
-                    return Err(env_dump("printenv"));
-                }
-                for n in names {
-                    if n.dynamic || is_sensitive_var(n.s()) {
-                        return Err(format!(
-                            "refused: `printenv {}` prints a secret. Tokens never go to the agent",
-                            n.s()
-                        ));
-                    }
-                }
-                Ok(())
-            }
-            "set" => {
-                if rest.is_empty() {
-                    return Err(env_dump("set"));
-                }
-                Ok(())
-            }
-            "export" | "declare" | "typeset" | "local" | "readonly" => self.declare(prog, rest),
-            "compgen" => {
-                let bad = rest.iter().enumerate().any(|(i, a)| {
-                    a.s() == "-v"
-                        || a.s() == "-e"
-                        || (a.s().starts_with('-')
-                            && !a.s().starts_with("--")
-                            && (a.s().contains('v') || a.s().contains('e')))
-                        || (a.s() == "-A"
-                            && rest.get(i + 1).is_some_and(|n| {
-                                matches!(n.s(), "variable" | "export" | "arrayvar")
-                            }))
-                });
-                if bad {
-                    return Err(env_dump("compgen"));
-                }
-                Ok(())
-            }
-            "ps" => {
-                if rest.iter().any(|a| {
-                    !a.s().starts_with('-')
-                        && a.s().chars().all(|c| c.is_ascii_alphabetic())
-                        && a.s().contains('e')
-                }) || rest
-                    .iter()
-                    .any(|a| a.s() == "-E" || a.s() == "--environment")
-                {
-                    return Err(env_dump("ps e"));
-                }
-                Ok(())
-            }
-            // ------------------------------------------------ file writers / readers
-            _ => self.file_ops(prog, rest, stdin),
-        }
-    }
-
-    fn declare(&mut self, prog: &str, rest: &[Arg]) -> R {
-        let flags: String = rest
-            .iter()
-            .filter(|a| a.is_opt())
-            .map(|a| a.s().trim_start_matches('-').to_string())
-            .collect();
-        let names: Vec<&Arg> = rest.iter().filter(|a| !a.is_opt()).collect();
-        let dump = match prog {
-            "export" => names.is_empty(),
-            "declare" | "typeset" => {
-                (names.is_empty() && !flags.contains('f') && !flags.contains('F'))
-                    || (flags.contains('p') && names.is_empty())
-            }
-            _ => false,
-        };
-        if dump {
-            let shown = if flags.is_empty() {
-                prog.to_string()
-            } else {
-                format!("{prog} -{flags}")
-            };
-            return Err(env_dump(&shown));
-        }
-        for n in names {
-            let s = n.s();
-            match s.split_once('=') {
-                Some((name, v)) => {
-                    let val = Arg {
-                        text: v.to_string(),
-                        ..n.clone()
-                    };
-                    self.assignment(name.trim_end_matches('+'), &val, false)?;
-                }
-                None => {
-                    if flags.contains('p') && is_sensitive_var(s) {
-                        return Err(format!("refused: `{prog} -p {s}` prints a secret"));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Readers/writers of files: write targets and recursive reads.
-    fn file_ops(&mut self, prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
-        let pos: Vec<&Arg> = skip_all_opts(
-            rest,
-            &[
-                "-t",
-                "--target-directory",
-                "-m",
-                "--mode",
-                "-o",
-                "-g",
-                "-S",
-                "--suffix",
-                "-e",
-                "-f",
-                "--reference",
-                "-s",
-                "--size",
-            ],
-        )
-        .collect();
-        let has = |f: &[&str]| {
-            rest.iter().any(|a| {
-                f.contains(&a.s())
-                    || (a.s().starts_with('-')
-                        && !a.s().starts_with("--")
-                        && f.iter()
-                            .any(|x| x.len() == 2 && a.s()[1..].contains(&x[1..])))
-            })
-        };
-        let recursive = has(&["-r", "-R", "-a", "--recursive", "--archive"]);
-        match prog {
-            "cd" | "pushd" => {
-                match pos.first() {
-                    Some(d) if !d.dynamic => {
-                        let n = self.pe.norm(d.s());
-                        if n.starts_with('/') {
-                            self.pe.cwd = Some(n);
-                        } else {
-                            self.pe.cwd = None;
-                            self.cwd_unknown = true;
-                        }
-                    }
-                    Some(_) => {
-                        self.pe.cwd = None;
-                        self.cwd_unknown = true;
-                    }
-                    None => self.pe.cwd = self.pe.home.clone(),
-                }
-                if let Some(d) = pos.first()
-                    && let Some(why) = self.pe.secret_read(d.s(), d.glob)
-                    && why == crate::paths::STATE
-                {
-                    return Err(format!("refused: {why}"));
-                }
-                Ok(())
-            }
-            "tee" | "sponge" => {
-                for t in pos {
-                    self.check_write(t)?;
-                }
-                Ok(())
-            }
-            "cp" | "install" | "rsync" | "scp" | "ln" | "link" | "rclone" => {
-                if let Some(i) = rest
-                    .iter()
-                    .position(|a| a.s() == "-t" || a.s() == "--target-directory")
-                {
-                    if let Some(t) = rest.get(i + 1) {
-                        self.check_write(t)?;
-                    }
-                } else if let Some(dest) = pos.last() {
-                    self.check_write(dest)?;
-                }
-                if recursive || prog == "rsync" || prog == "rclone" {
-                    for src in pos.iter().take(pos.len().saturating_sub(1)) {
-                        self.check_recursive_read(src)?;
-                    }
-                }
-                Ok(())
-            }
-            "mv" | "rm" | "rmdir" | "unlink" | "shred" | "truncate" | "touch" | "chmod"
-            | "chown" | "chgrp" | "chattr" | "setfacl" | "srm" | "trash" | "trash-put"
-            | "patch" | "sed" | "perl" => {
-                if prog == "sed" || prog == "perl" {
-                    if !rest.iter().any(|a| {
-                        a.s().starts_with("-i")
-                            || a.s().starts_with("--in-place")
-                            || a.s() == "-pi"
-                            || a.s() == "-pie"
-                    }) {
-                        return Ok(());
-                    }
-                    let files = if rest
-                        .iter()
-                        .any(|a| a.s() == "-e" || a.s() == "-f" || a.s() == "--expression")
-                    {
-                        &pos[..]
-                    } else {
-                        pos.get(1..).unwrap_or(&[])
-                    };
-                    for t in files {
-                        self.check_write(t)?;
-                    }
-                    return Ok(());
-                }
-                let targets: &[&Arg] = if matches!(prog, "chmod" | "chown" | "chgrp" | "setfacl")
-                    && !rest.iter().any(|a| a.s().starts_with("--reference"))
-                {
-                    pos.get(1..).unwrap_or(&[])
-                } else {
-                    &pos[..]
-                };
-                for t in targets {
-                    self.check_write(t)?;
-                    if recursive || prog == "rm" && has(&["-r", "-R", "--recursive"]) {
-                        self.check_recursive_write(t)?;
-                    }
-                }
-                Ok(())
-            }
-            "dd" => {
-                for a in rest {
-                    if let Some(of) = a.s().strip_prefix("of=") {
-                        self.check_write(&Arg {
-                            text: of.to_string(),
-                            ..a.clone()
-                        })?;
-                    }
-                }
-                Ok(())
-            }
-            "tar" | "bsdtar" | "zip" | "7z" | "7za" | "rar" | "cpio" | "pax" | "grep" | "egrep"
-            | "fgrep" | "rg" | "ag" | "ack" | "git-grep" | "du" => {
-                let extracting = matches!(prog, "tar" | "bsdtar")
-                    && rest.iter().any(|a| {
-                        a.s() == "-x"
-                            || a.s() == "--extract"
-                            || (!a.s().starts_with("--")
-                                && a.s().trim_start_matches('-').starts_with('x'))
-                    });
-                if extracting {
-                    if let Some(i) = rest
-                        .iter()
-                        .position(|a| a.s() == "-C" || a.s() == "--directory")
-                        && let Some(d) = rest.get(i + 1)
-                    {
-                        self.check_write(d)?;
-                        self.check_recursive_write(d)?;
-                    }
-                    return Ok(());
-                }
-                let recursive_reader = match prog {
-                    "grep" | "egrep" | "fgrep" => recursive || has(&["-r", "-R"]),
-                    "du" => false,
-                    _ => true,
-                };
-                if recursive_reader {
-                    for a in rest.iter().filter(|a| !a.is_opt()) {
-                        self.check_recursive_read(a)?;
-                    }
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-fn env_dump(what: &str) -> String {
-    format!(
-        "refused: `{what}` dumps the environment, which holds tokens. Print single, non-secret \
-         variables instead (e.g. `echo \"$CUDA_VISIBLE_DEVICES\"`)"
-    )
 }

@@ -6,7 +6,14 @@
 //! records whether the last invocation was one.
 
 use crate::code::APPROVE_REASON;
-use crate::shell::{Analyzer, Arg, R, STATE_DIR_REASON, Stdin};
+use crate::shell::{Analyzer, Arg, R, Stdin};
+
+/// Why an agent's `mlres` must use the state directory the user set up: the broker's commands run
+/// outside Claude Code's sandbox with the user's credentials (see `mlres setup claude`), and a
+/// state directory of the agent's choosing could hold an approval the agent forged there.
+pub(super) const STATE_DIR_REASON: &str = "refused: chooses another mlres state directory. The broker's \
+     commands run with the user's credentials, and only the state directory the user set up holds \
+     the human's approval; run `mlres` without --state-dir, MLRES_STATE_DIR, XDG_STATE_HOME or HOME";
 
 pub(super) fn mlres(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
     an.mlres_invoked = true;

@@ -10,6 +10,8 @@
 
 mod claude;
 mod deferred;
+mod environment;
+mod files;
 mod git;
 mod hf;
 mod http;
@@ -27,7 +29,8 @@ use super::{Analyzer, Arg, MAX_DEPTH, R, Stdin, deny_obf};
 type Handler = fn(&mut Analyzer<'_>, &str, &[Arg], &Stdin) -> R;
 
 /// Every program with a rule of its own, by family. Names are normalised base names (see
-/// [`normalise_prog`]: `/usr/bin/python3.11` is `python`) and each appears once.
+/// [`normalise_prog`]: `/usr/bin/python3.11` is `python`) and each appears once (the tests
+/// below check both). A program that is not listed gets only the checks in `argv_inner`.
 #[rustfmt::skip]
 const PROGRAMS: &[(&[&str], Handler)] = &[
     // Wrappers: peel their options and analyse the command they run (`wrappers`).
@@ -81,7 +84,7 @@ const PROGRAMS: &[(&[&str], Handler)] = &[
     // Text tools whose first argument is a program (`text`).
     (&["awk", "gawk", "mawk", "nawk", "busybox-awk"], text::awk),
     (&["jq", "gojq", "jaq", "yq"], text::jq),
-    // The Hub, the broker and the agent itself.
+    // The Hub, the broker and the agent itself (`hf`, `mlres`, `git`, `http`, `claude`).
     (&["hf", "huggingface-cli"], hf::hf),
     (&["mlres"], mlres::mlres),
     (&["kill", "pkill", "killall"], mlres::kill),
@@ -90,6 +93,22 @@ const PROGRAMS: &[(&[&str], Handler)] = &[
     (&["curl", "wget", "http", "https", "httpie", "xh", "xhs", "curlie", "aria2c", "lwp-request",
        "wget2"], http::http),
     (&["claude"], claude::claude),
+    // Environment dumps (`environment`, which also checks every assignment).
+    (&["printenv"], environment::printenv),
+    (&["set"], environment::set),
+    (&["export", "declare", "typeset", "local", "readonly"], environment::declare),
+    (&["compgen"], environment::compgen),
+    (&["ps"], environment::ps),
+    // File writers and recursive readers (`files`).
+    (&["cd", "pushd"], files::cd),
+    (&["tee", "sponge"], files::tee),
+    (&["cp", "install", "rsync", "scp", "ln", "link", "rclone"], files::copy),
+    (&["mv", "rm", "rmdir", "unlink", "shred", "truncate", "touch", "chmod", "chown", "chgrp",
+       "chattr", "setfacl", "srm", "trash", "trash-put", "patch"], files::modify),
+    (&["sed"], files::sed),
+    (&["dd"], files::dd),
+    (&["tar", "bsdtar", "zip", "7z", "7za", "rar", "cpio", "pax", "grep", "egrep", "fgrep", "rg",
+       "ag", "ack", "git-grep", "du"], files::archive_or_search),
 ];
 
 /// The handler registered for a normalised program name.
@@ -101,7 +120,7 @@ fn rule_for(prog: &str) -> Option<Handler> {
 }
 
 /// Programs that only inspect metadata: their path arguments are not reads.
-pub(super) const PATH_EXEMPT: &[&str] = &[
+const PATH_EXEMPT: &[&str] = &[
     "ls", "stat", "du", "test", "[", "realpath", "readlink", "dirname", "basename", "cd", "pushd",
     "popd", "mkdir", "which", "type", "command", "file", "exa", "eza", "tree", "df", "mlres",
 ];
@@ -172,7 +191,7 @@ impl Analyzer<'_> {
         self.args_are_not_secret_reads(&prog, rest)?;
         match rule_for(&prog) {
             Some(handler) => handler(self, &prog, rest, stdin),
-            None => self.legacy_rules(&prog, rest, stdin),
+            None => Ok(()),
         }
     }
 
@@ -230,7 +249,9 @@ impl Analyzer<'_> {
         self.argv(&cmd, stdin)
     }
 
-    pub(super) fn shell_payload(&mut self, a: Option<&Arg>) -> R {
+    /// Analyses the string given to a `-c`-style option (`bash -c`, `su -c`, `flock -c`,
+    /// `git rebase -x`, …) as a shell program.
+    fn shell_payload(&mut self, a: Option<&Arg>) -> R {
         let Some(a) = a else { return Ok(()) };
         if a.dynamic {
             if self.lenient > 0 {
@@ -246,7 +267,7 @@ impl Analyzer<'_> {
 
 /// Lowercases a program's base name and folds versions and aliases (`python3.11` and
 /// `Python3` are `python`, `nodejs` is `node`, `perl5` is `perl`).
-pub(super) fn normalise_prog(base: &str) -> String {
+fn normalise_prog(base: &str) -> String {
     let b = base.to_ascii_lowercase();
     let stripped = b.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
     match stripped {
@@ -266,10 +287,7 @@ pub(super) fn normalise_prog(base: &str) -> String {
 }
 
 /// Iterates the command after leading options of a wrapper (`--` ends options).
-pub(super) fn skip_opts<'b>(
-    rest: &'b [Arg],
-    with_val: &'b [&'b str],
-) -> impl Iterator<Item = &'b Arg> + 'b {
+fn skip_opts<'b>(rest: &'b [Arg], with_val: &'b [&'b str]) -> impl Iterator<Item = &'b Arg> + 'b {
     let mut i = 0;
     while i < rest.len() {
         let s = rest[i].s();
@@ -290,7 +308,7 @@ pub(super) fn skip_opts<'b>(
 }
 
 /// Positionals anywhere, skipping options and their values.
-pub(super) fn skip_all_opts<'b>(
+fn skip_all_opts<'b>(
     rest: &'b [Arg],
     with_val: &'b [&'b str],
 ) -> impl Iterator<Item = &'b Arg> + 'b {

@@ -155,7 +155,7 @@ pub(super) fn enable(_an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: 
 }
 
 impl Analyzer<'_> {
-    pub(in crate::shell) fn stdin_program(
+    pub(super) fn stdin_program(
         &mut self,
         stdin: &Stdin,
         what: &str,

@@ -4,9 +4,10 @@
 //! hands to `system()`, `getline` or a `print |` pipe are analysed as command lines. Their
 //! file arguments are checked like any others (see `rules`), skipping the program itself.
 
+use super::environment::env_dump;
 use super::skip_opts;
 use crate::code;
-use crate::shell::{Analyzer, Arg, R, Stdin, env_dump};
+use crate::shell::{Analyzer, Arg, R, Stdin};
 
 pub(super) fn awk(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
     let prog_text = skip_opts(

@@ -8,8 +8,9 @@
 //! environment), and `find` searching for credential files or running `-exec` over
 //! credential stores or the mlres state.
 
+use super::environment::env_dump;
 use super::{PATH_EXEMPT, normalise_prog, skip_opts};
-use crate::shell::{Analyzer, Arg, DYN, R, Stdin, deny_obf, env_dump};
+use crate::shell::{Analyzer, Arg, DYN, R, Stdin, deny_obf};
 
 /// `command cmd …` runs `cmd`; `command -v`/`-V` only looks it up.
 pub(super) fn command(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
@@ -363,34 +364,10 @@ pub(super) fn find(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &St
                     an.check_write(t)?;
                 }
             }
-            "-name" | "-iname" | "-path" | "-ipath" | "-wholename" | "-regex" | "-iregex" => {
-                if let Some(p) = rest.get(i + 1) {
-                    let pat = p.s().trim_matches(['*', '.', '/']).to_ascii_lowercase();
-                    const SECRET_NAMES: &[&str] = &[
-                        "token",
-                        "stored_tokens",
-                        "credentials",
-                        "credentials.json",
-                        "hosts.yml",
-                        "netrc",
-                        "git-credentials",
-                        "id_rsa",
-                        "id_ed25519",
-                        "id_ecdsa",
-                        "env",
-                        "environ",
-                        "claude.json",
-                        "kaggle.json",
-                    ];
-                    let raw = p.s().to_ascii_lowercase();
-                    if SECRET_NAMES.iter().any(|n| {
-                        pat == *n
-                            || crate::paths::fnmatch(&raw, n)
-                            || crate::paths::fnmatch(&raw, &format!(".{n}"))
-                    }) {
-                        name_hits = true;
-                    }
-                }
+            "-name" | "-iname" | "-path" | "-ipath" | "-wholename" | "-regex" | "-iregex"
+                if rest.get(i + 1).is_some_and(names_credentials) =>
+            {
+                name_hits = true;
             }
             _ => {}
         }
@@ -520,4 +497,31 @@ pub(super) fn script(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &
         return an.shell_payload(rest.get(i + 1));
     }
     Ok(())
+}
+
+/// File names (and their dotted forms) that hold credentials.
+const SECRET_NAMES: &[&str] = &[
+    "token",
+    "stored_tokens",
+    "credentials",
+    "credentials.json",
+    "hosts.yml",
+    "netrc",
+    "git-credentials",
+    "id_rsa",
+    "id_ed25519",
+    "id_ecdsa",
+    "env",
+    "environ",
+    "claude.json",
+    "kaggle.json",
+];
+
+/// Whether a `find -name`/`-path`/`-regex` pattern looks for credential files.
+fn names_credentials(p: &Arg) -> bool {
+    let pat = p.s().trim_matches(['*', '.', '/']).to_ascii_lowercase();
+    let raw = p.s().to_ascii_lowercase();
+    SECRET_NAMES.iter().any(|n| {
+        pat == *n || crate::paths::fnmatch(&raw, n) || crate::paths::fnmatch(&raw, &format!(".{n}"))
+    })
 }
