@@ -1,6 +1,6 @@
 //! Deferred and detached execution: `at`/`batch` and `crontab` install commands that run
-//! later, outside any hook, so they are denied (`crontab -l` and `crontab -u USER -l` only
-//! list). Terminal multiplexers (`tmux`, `screen`, `byobu`) run their arguments in a new
+//! later, outside any hook, so they are denied; `crontab -l` (and `crontab -u USER` with
+//! nothing else) is let through as a listing. Terminal multiplexers (`tmux`, `screen`, `byobu`) run their arguments in a new
 //! session: every argument is analysed as an embedded command line, and `screen cmd …` also
 //! as a command. A multiplexer given a runtime-built argument is denied.
 

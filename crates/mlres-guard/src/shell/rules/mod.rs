@@ -5,7 +5,8 @@
 //! literal (no substitutions, globs or braces), `mlres` must not come from a relative path,
 //! aliases defined earlier in the command are expanded, a file written earlier from content
 //! the guard could not see must not be run, and no argument may name a credential store or
-//! the mlres state. Then it looks the normalised program name up in [`PROGRAMS`] and runs that
+//! the mlres state (metadata-only tools such as `ls` and `stat` may name credential files,
+//! but not the state). Then it looks the normalised program name up in [`PROGRAMS`] and runs that
 //! family's handler. A program the table does not list gets only these checks.
 
 mod claude;
