@@ -1,0 +1,206 @@
+//! File tools: `cd`/`pushd`, writers (`tee`, `sponge`, `cp`, `mv`, `rm`, `ln`, `rsync`, `dd
+//! of=`, `chmod`, `touch`, `patch`, `sed -i`, …) and recursive readers (archivers, `grep -r`,
+//! `rg`, …). Denied: writing to or changing the guard's configuration (Claude Code settings,
+//! hooks, the plugin) or the mlres state, recursive changes that would reach them, extracting
+//! an archive into them, recursive copies or searches that would take in credential stores
+//! or the mlres state, and `cd` into the state directory. (Plain reads of credential files
+//! are denied for every program, see `rules`.) `cd` also moves the working directory that
+//! relative paths are resolved against.
+
+use super::skip_all_opts;
+use crate::shell::{Analyzer, Arg, R, Stdin};
+
+/// The file tools' options that take a value.
+const WITH_VALUE: &[&str] = &[
+    "-t",
+    "--target-directory",
+    "-m",
+    "--mode",
+    "-o",
+    "-g",
+    "-S",
+    "--suffix",
+    "-e",
+    "-f",
+    "--reference",
+    "-s",
+    "--size",
+];
+
+/// The operands: arguments that are neither options nor their values.
+fn positionals(rest: &[Arg]) -> Vec<&Arg> {
+    skip_all_opts(rest, WITH_VALUE).collect()
+}
+
+/// Whether one of the flags `f` is given, alone or among bundled short flags (`-rf`).
+fn has(rest: &[Arg], f: &[&str]) -> bool {
+    rest.iter().any(|a| {
+        f.contains(&a.s())
+            || (a.s().starts_with('-')
+                && !a.s().starts_with("--")
+                && f.iter()
+                    .any(|x| x.len() == 2 && a.s()[1..].contains(&x[1..])))
+    })
+}
+
+/// `-r`, `-R`, `-a` (archive) or their long forms.
+fn recursive(rest: &[Arg]) -> bool {
+    has(rest, &["-r", "-R", "-a", "--recursive", "--archive"])
+}
+
+/// `cd DIR`, `pushd DIR`: follows the working directory when it can.
+pub(super) fn cd(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
+    let pos = positionals(rest);
+    match pos.first() {
+        Some(d) if !d.dynamic => {
+            let n = an.pe.norm(d.s());
+            if n.starts_with('/') {
+                an.pe.cwd = Some(n);
+            } else {
+                an.pe.cwd = None;
+                an.cwd_unknown = true;
+            }
+        }
+        Some(_) => {
+            an.pe.cwd = None;
+            an.cwd_unknown = true;
+        }
+        None => an.pe.cwd = an.pe.home.clone(),
+    }
+    if let Some(d) = pos.first()
+        && let Some(why) = an.pe.secret_read(d.s(), d.glob)
+        && why == crate::paths::STATE
+    {
+        return Err(format!("refused: {why}"));
+    }
+    Ok(())
+}
+
+/// `tee FILES…`, `sponge FILE`.
+pub(super) fn tee(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
+    let pos = positionals(rest);
+    for t in pos {
+        an.check_write(t)?;
+    }
+    Ok(())
+}
+
+/// `cp`, `install`, `rsync`, `scp`, `ln`, `link`, `rclone`: the destination is a write; the
+/// sources of a recursive copy (and of any `rsync`/`rclone`) are recursive reads.
+pub(super) fn copy(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
+    let pos = positionals(rest);
+    if let Some(i) = rest
+        .iter()
+        .position(|a| a.s() == "-t" || a.s() == "--target-directory")
+    {
+        if let Some(t) = rest.get(i + 1) {
+            an.check_write(t)?;
+        }
+    } else if let Some(dest) = pos.last() {
+        an.check_write(dest)?;
+    }
+    if recursive(rest) || prog == "rsync" || prog == "rclone" {
+        for src in pos.iter().take(pos.len().saturating_sub(1)) {
+            an.check_recursive_read(src)?;
+        }
+    }
+    Ok(())
+}
+
+/// `mv`, `rm`, `chmod`, `touch`, `truncate`, `patch`, …: every operand is a write (the
+/// first operand of `chmod`/`chown`/`chgrp`/`setfacl` is the mode or owner).
+pub(super) fn modify(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
+    let pos = positionals(rest);
+    let targets: &[&Arg] = if matches!(prog, "chmod" | "chown" | "chgrp" | "setfacl")
+        && !rest.iter().any(|a| a.s().starts_with("--reference"))
+    {
+        pos.get(1..).unwrap_or(&[])
+    } else {
+        &pos[..]
+    };
+    for t in targets {
+        an.check_write(t)?;
+        if recursive(rest) || prog == "rm" && has(rest, &["-r", "-R", "--recursive"]) {
+            an.check_recursive_write(t)?;
+        }
+    }
+    Ok(())
+}
+
+/// `sed -i`: the files after the script are writes. (`-pi`/`-pie` are perl's spelling;
+/// `perl` itself is registered as an interpreter and never reaches this rule.)
+pub(super) fn sed(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
+    let pos = positionals(rest);
+    if !rest.iter().any(|a| {
+        a.s().starts_with("-i")
+            || a.s().starts_with("--in-place")
+            || a.s() == "-pi"
+            || a.s() == "-pie"
+    }) {
+        return Ok(());
+    }
+    let files = if rest
+        .iter()
+        .any(|a| a.s() == "-e" || a.s() == "-f" || a.s() == "--expression")
+    {
+        &pos[..]
+    } else {
+        pos.get(1..).unwrap_or(&[])
+    };
+    for t in files {
+        an.check_write(t)?;
+    }
+    Ok(())
+}
+
+/// `dd of=FILE`.
+pub(super) fn dd(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
+    for a in rest {
+        if let Some(of) = a.s().strip_prefix("of=") {
+            an.check_write(&Arg {
+                text: of.to_string(),
+                ..a.clone()
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Archivers and recursive searches: `tar -x -C DIR` writes into `DIR`; otherwise (and for
+/// `grep -r`, `rg`, `ag`, `ack`, `git-grep`) the operands are read recursively. `du` only
+/// measures.
+pub(super) fn archive_or_search(
+    an: &mut Analyzer<'_>,
+    prog: &str,
+    rest: &[Arg],
+    _stdin: &Stdin,
+) -> R {
+    let extracting = matches!(prog, "tar" | "bsdtar")
+        && rest.iter().any(|a| {
+            a.s() == "-x"
+                || a.s() == "--extract"
+                || (!a.s().starts_with("--") && a.s().trim_start_matches('-').starts_with('x'))
+        });
+    if extracting {
+        if let Some(i) = rest
+            .iter()
+            .position(|a| a.s() == "-C" || a.s() == "--directory")
+            && let Some(d) = rest.get(i + 1)
+        {
+            an.check_write(d)?;
+            an.check_recursive_write(d)?;
+        }
+        return Ok(());
+    }
+    let recursive_reader = match prog {
+        "grep" | "egrep" | "fgrep" => recursive(rest) || has(rest, &["-r", "-R"]),
+        "du" => false,
+        _ => true,
+    };
+    if recursive_reader {
+        for a in rest.iter().filter(|a| !a.is_opt()) {
+            an.check_recursive_read(a)?;
+        }
+    }
+    Ok(())
+}
