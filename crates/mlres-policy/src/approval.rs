@@ -112,6 +112,25 @@ fn job(j: &JobTemplate) -> Value {
         .map(|(k, v)| (k.as_str(), Value::from(v.clone())))
         .collect();
     let l = &j.limits;
+    let mut limits = vec![
+        ("memory", Value::from(format_size(l.memory_bytes))),
+        (
+            "cpu_time",
+            l.cpu_secs
+                .map_or(Value::Null, |s| Value::from(format_duration(s))),
+        ),
+        ("file_size", Value::from(format_size(l.file_size_bytes))),
+        ("processes", Value::from(l.processes)),
+        ("log_size", Value::from(format_size(l.log_bytes))),
+    ];
+    // Keys added later appear only when set, so programs that do not use them keep the
+    // hash they were approved under.
+    if let Some(a) = l.address_space_bytes {
+        limits.push(("address_space", Value::from(format_size(a))));
+    }
+    if let Some(c) = l.cpu_millis {
+        limits.push(("cpus", Value::from(crate::program::format_cpus(c))));
+    }
     obj(vec![
         ("backend", Value::from(j.backend.as_str())),
         ("command", strings(&j.command)),
@@ -120,20 +139,7 @@ fn job(j: &JobTemplate) -> Value {
         ("env", obj(env)),
         ("pass_env", strings(&j.pass_env)),
         ("secrets", strings(&j.secrets)),
-        (
-            "limits",
-            obj(vec![
-                ("memory", Value::from(format_size(l.memory_bytes))),
-                (
-                    "cpu_time",
-                    l.cpu_secs
-                        .map_or(Value::Null, |s| Value::from(format_duration(s))),
-                ),
-                ("file_size", Value::from(format_size(l.file_size_bytes))),
-                ("processes", Value::from(l.processes)),
-                ("log_size", Value::from(format_size(l.log_bytes))),
-            ]),
-        ),
+        ("limits", obj(limits)),
         ("network", Value::from(j.network)),
         ("image", j.image.clone().map_or(Value::Null, Value::from)),
     ])

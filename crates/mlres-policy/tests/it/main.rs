@@ -5,6 +5,7 @@ mod budget;
 mod durations;
 mod hfjobs;
 mod hub;
+mod limits;
 mod malformed;
 mod metrics;
 mod program;
