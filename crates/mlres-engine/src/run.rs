@@ -709,6 +709,8 @@ impl Engine {
                 file_size_bytes: Some(job.limits.file_size_bytes),
                 processes: Some(job.limits.processes),
                 open_files: Some(1024),
+                address_space_bytes: job.limits.address_space_bytes,
+                cpu_millis: job.limits.cpu_millis,
             },
             log_cap_bytes: job.limits.log_bytes,
             // Without network the job must not reach anything: fail closed if the sandbox

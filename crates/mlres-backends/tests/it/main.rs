@@ -5,6 +5,7 @@ mod bad_input;
 mod fallback;
 mod hfjobs;
 mod lifecycle;
+mod limits;
 mod sandbox;
 
 use std::collections::BTreeMap;
