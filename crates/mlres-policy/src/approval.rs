@@ -131,7 +131,7 @@ fn job(j: &JobTemplate) -> Value {
     if let Some(c) = l.cpu_millis {
         limits.push(("cpus", Value::from(crate::program::format_cpus(c))));
     }
-    obj(vec![
+    let mut fields = vec![
         ("backend", Value::from(j.backend.as_str())),
         ("command", strings(&j.command)),
         ("flavor", Value::from(j.flavor.clone())),
@@ -142,7 +142,15 @@ fn job(j: &JobTemplate) -> Value {
         ("limits", obj(limits)),
         ("network", Value::from(j.network)),
         ("image", j.image.clone().map_or(Value::Null, Value::from)),
-    ])
+    ];
+    // Like the newer limit keys: only when used, so older programs keep their hash.
+    if j.gpus > 0 {
+        fields.push(("gpus", Value::from(j.gpus)));
+    }
+    if j.share_gpus {
+        fields.push(("share_gpus", Value::from(true)));
+    }
+    obj(fields)
 }
 
 fn scalar(s: &Scalar) -> Value {

@@ -234,6 +234,14 @@ pub struct JobTemplate {
     /// Container image (`image`): required for `hf-jobs` and must be listed in the
     /// envelope's `images`; unused by `local`.
     pub image: Option<String>,
+    /// `gpus`: how many of the machine's GPUs a local job gets (default 0: none, and
+    /// `CUDA_VISIBLE_DEVICES` is empty). An hf-jobs job's GPUs come from its flavor.
+    #[serde(default)]
+    pub gpus: u32,
+    /// `share_gpus`: the job's GPUs may be shared with other jobs that say so too (default
+    /// false: a GPU belongs to one job at a time).
+    #[serde(default)]
+    pub share_gpus: bool,
 }
 
 /// Resource limits of a job.
@@ -414,9 +422,21 @@ const OBJECTIVE_KEYS: &[&str] = &[
     "max_consecutive_failures",
 ];
 const JOB_KEYS: &[&str] = &[
-    "backend", "command", "flavor", "timeout", "env", "pass_env", "secrets", "limits", "network",
+    "backend",
+    "command",
+    "flavor",
+    "timeout",
+    "env",
+    "pass_env",
+    "secrets",
+    "limits",
+    "network",
     "image",
+    "gpus",
+    "share_gpus",
 ];
+/// The variable `gpus` decides for local jobs; a template cannot set or pass it.
+const GPU_ENV: &str = "CUDA_VISIBLE_DEVICES";
 const LIMIT_KEYS: &[&str] = &[
     "memory",
     "cpu_time",
@@ -1340,6 +1360,57 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
         .unwrap_or(false);
     let image_node = m.get("image");
     let image = image_node.map(|n| get_str(n, "image")).transpose()?;
+    let gpus_node = m.get("gpus");
+    let gpus = gpus_node
+        .map(|n| get_u32(n, "gpus"))
+        .transpose()?
+        .unwrap_or(0);
+    let share_node = m.get("share_gpus");
+    let share_gpus = share_node
+        .map(|n| get_bool(n, "share_gpus"))
+        .transpose()?
+        .unwrap_or(false);
+    if let Some(n) = gpus_node
+        && backend != Backend::Local
+    {
+        return Err(err(
+            n,
+            "`gpus` is for local jobs; an hf-jobs job gets the GPUs of its flavor",
+        )
+        .with_help("remove `gpus` and choose a GPU flavor, e.g. `flavor: t4-small`"));
+    }
+    if let Some(n) = share_node
+        && share_gpus
+        && gpus == 0
+    {
+        return Err(err(n, "`share_gpus: true` needs `gpus` of at least 1")
+            .with_help("set `gpus: 1` or remove `share_gpus`"));
+    }
+    if backend == Backend::Local {
+        let set = m
+            .get("env")
+            .and_then(|n| match &n.kind {
+                Kind::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _)| key_text(k) == GPU_ENV)
+                    .map(|(k, _)| k.clone()),
+                _ => None,
+            })
+            .or_else(|| match m.get("pass_env").map(|n| &n.kind) {
+                Some(Kind::Seq(items)) => items
+                    .iter()
+                    .find(|i| matches!(&i.kind, Kind::Scalar { value, .. } if value == GPU_ENV))
+                    .cloned(),
+                _ => None,
+            });
+        if let Some(n) = set {
+            return Err(err(
+                &n,
+                format!("`{GPU_ENV}` is decided by `gpus` for local jobs"),
+            )
+            .with_help("write `gpus: 1` (or how many GPUs the job needs) instead"));
+        }
+    }
     let pos = JobPos {
         backend: backend_node.cloned(),
         image: image_node.cloned(),
@@ -1361,6 +1432,8 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
             limits,
             network,
             image,
+            gpus,
+            share_gpus,
         },
         pos,
     ))

@@ -3,6 +3,7 @@
 mod approval;
 mod budget;
 mod durations;
+mod gpus;
 mod hfjobs;
 mod hub;
 mod limits;

@@ -88,6 +88,8 @@ fn fixture_parses_into_expected_struct() {
             },
             network: false,
             image: None,
+            gpus: 0,
+            share_gpus: false,
         })
     );
     assert_eq!(
