@@ -20,6 +20,7 @@ pub(crate) const SUPERVISOR_LOG: &str = "supervisor.log";
 pub(crate) const JOB_PID: &str = "job.pid";
 pub(crate) const JOB_START: &str = "job.start";
 pub(crate) const CGROUPS: &str = "cgroups";
+pub(crate) const GPUS: &str = "gpus";
 pub(crate) const CANCEL: &str = "cancel";
 pub(crate) const STATUS: &str = "status.json";
 

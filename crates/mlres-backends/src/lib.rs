@@ -25,6 +25,7 @@
 //! | `supervisor.log` | [`launch`] | stdout/stderr of the supervisor process itself |
 //! | `job.pid` | supervisor | pid (= process group id) of the job's sandbox (bubblewrap), once spawned |
 //! | `job.start` | supervisor | start time of the job process (clock ticks since boot, /proc field 22), to detect pid reuse |
+//! | `gpus` | supervisor | the GPUs the job was given (its `CUDA_VISIBLE_DEVICES`) |
 //! | `cgroups` | supervisor | the job's cgroup directories, one per line, written before the job starts (they are removed when it ends) |
 //! | `stdout.log`, `stderr.log` | supervisor | the job's output, each capped at `log_cap_bytes` (the head is kept) |
 //! | `stdout.tail.log`, `stderr.tail.log` | supervisor | the last 64 KiB of each stream, written when the job ends |
@@ -45,6 +46,7 @@
 mod attempt;
 mod cgroup;
 mod doctor;
+mod gpu;
 mod hfjobs;
 mod jail;
 mod logcap;
@@ -95,6 +97,28 @@ pub struct LocalJobSpec {
     /// state directory that lives inside the project.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub masked: Vec<PathBuf>,
+    /// The job's GPUs. `Some` decides `CUDA_VISIBLE_DEVICES` (empty for a count of 0);
+    /// `None` (spec files written before GPUs) leaves `env` as it is and gives no GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<GpuRequest>,
+}
+
+/// GPUs a local job needs, from the machine's pool. The supervisor holds a lock per GPU
+/// (`flock` on `<lock_dir>/gpu-<id>.lock`, exclusive unless `share`) for the job's whole
+/// life, waits up to the job's timeout for busy ones, and never runs the job without them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GpuRequest {
+    /// How many GPUs (0: none, and `CUDA_VISIBLE_DEVICES` is empty).
+    pub count: u32,
+    /// The GPUs may be shared with other jobs whose request shares too (a shared lock).
+    #[serde(default)]
+    pub share: bool,
+    /// The machine's GPUs local jobs may use, as `CUDA_VISIBLE_DEVICES` names them
+    /// (indices such as `0`, or UUIDs).
+    pub host: Vec<String>,
+    /// Where the per-GPU lock files are: every supervisor handing out the same GPUs must
+    /// use the same directory.
+    pub lock_dir: PathBuf,
 }
 
 /// Resource limits of a job. Memory, processes and the CPU quota are cgroup limits where a

@@ -13,14 +13,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::attempt::{
-    CANCEL, CGROUPS, CLAIM, JOB_PID, JOB_START, LOCK, SPEC, STATUS, SUPERVISOR_PID, WORK,
+    CANCEL, CGROUPS, CLAIM, GPUS, JOB_PID, JOB_START, LOCK, SPEC, STATUS, SUPERVISOR_PID, WORK,
     create_exclusive, io_err, read_opt, read_spec, validate_spec, write_atomic,
 };
 use crate::cgroup::{self, JobCgroup, Version};
-use crate::jail;
 use crate::logcap::{self, Captured};
 use crate::sandbox::{ChildReport, ChildSetup, NetPrep, errno_text, parse_report, rlimit_settings};
 use crate::{BackendError, LocalJobSpec, NetworkPolicy, Outcome, Status, log_paths, procs};
+use crate::{gpu, jail};
 
 /// Set by SIGTERM/SIGINT/SIGUSR1: cancellation requested.
 static CANCEL_REQUESTED: AtomicBool = AtomicBool::new(false);
@@ -327,7 +327,7 @@ fn run(
     bwrap: Option<&Path>,
     chosen: Option<Result<(), String>>,
 ) -> Status {
-    let spec = match read_spec(dir) {
+    let mut spec = match read_spec(dir) {
         Ok(s) => s,
         Err(e) => return empty_status(Outcome::StartFailed, format!("cannot read spec: {e}")),
     };
@@ -351,6 +351,52 @@ fn run(
         Ok(p) => p,
         Err(e) => return empty_status(Outcome::StartFailed, e),
     };
+    // GPUs before anything else of the job: it waits for busy ones, never runs without.
+    let gpu_lease = match &spec.gpus {
+        None => None,
+        Some(g) if g.count == 0 => {
+            spec.env.insert(gpu::VISIBLE.into(), String::new());
+            None
+        }
+        Some(g) => {
+            let deadline = Instant::now() + Duration::from_secs(spec.timeout_secs);
+            match gpu::acquire(g, deadline, &|| cancel_requested(dir)) {
+                Ok(lease) => {
+                    spec.env.insert(gpu::VISIBLE.into(), lease.ids.join(","));
+                    let _ = write_atomic(
+                        &dir.join(GPUS),
+                        format!("{}\n", lease.ids.join(",")).as_bytes(),
+                    );
+                    Some(lease)
+                }
+                Err(gpu::Refusal::Cancelled) => {
+                    return empty_status(
+                        Outcome::Cancelled,
+                        "cancelled while waiting for its GPUs; the job was not run".into(),
+                    );
+                }
+                Err(gpu::Refusal::Impossible(why)) => {
+                    return empty_status(
+                        Outcome::StartFailed,
+                        format!("cannot give the job its GPUs: {why}; the job was not run"),
+                    );
+                }
+                Err(gpu::Refusal::Busy(why)) => {
+                    return empty_status(
+                        Outcome::StartFailed,
+                        format!(
+                            "the job waited its whole timeout ({} s) for {} GPU(s) and did not get them ({why}); the job was not run",
+                            spec.timeout_secs, g.count
+                        ),
+                    );
+                }
+            }
+        }
+    };
+    let gpu_devices = gpu_lease
+        .as_ref()
+        .map(|l| gpu::device_files(&l.ids))
+        .unwrap_or_default();
     let logs = log_paths(dir);
     let (out_file, err_file) = match (open_log(&logs.stdout), open_log(&logs.stderr)) {
         (Ok(a), Ok(b)) => (a, b),
@@ -391,7 +437,7 @@ fn run(
             }
         }
     }
-    let mut cmd = match build_command(&spec, &program, &work, report_fd, &launcher) {
+    let mut cmd = match build_command(&spec, &program, &work, report_fd, &launcher, &gpu_devices) {
         Ok(c) => c,
         Err(e) => return empty_status(Outcome::StartFailed, e),
     };
@@ -703,6 +749,30 @@ fn run(
         Launcher::Bwrap(_) => sandbox_note(&report, spec.network),
         Launcher::Fallback(why) => fallback_note(&report, why),
     });
+    sandbox_notes.push(match (&spec.gpus, &gpu_lease) {
+        (_, Some(l)) => format!(
+            "GPUs: {} ({}; CUDA_VISIBLE_DEVICES={}; device files: {})",
+            l.ids.join(","),
+            if spec.gpus.as_ref().is_some_and(|g| g.share) {
+                "shared with other jobs that share"
+            } else {
+                "exclusive"
+            },
+            l.ids.join(","),
+            if gpu_devices.is_empty() {
+                "none found".to_string()
+            } else {
+                gpu_devices
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        ),
+        (Some(_), None) => "GPUs: none (CUDA_VISIBLE_DEVICES is empty)".into(),
+        (None, None) => String::new(),
+    });
+    sandbox_notes.retain(|n| !n.is_empty());
     sandbox_notes.extend(cg_note);
     sandbox_notes.extend(oom_note);
     sandbox_notes.extend(cg_problems);
@@ -897,6 +967,7 @@ fn build_command(
     work: &Path,
     report_fd: i32,
     launcher: &Launcher,
+    devices: &[PathBuf],
 ) -> Result<Command, String> {
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot locate the supervisor's own executable: {e}"))?;
@@ -920,7 +991,15 @@ fn build_command(
     let network = spec.network == NetworkPolicy::Host;
     let mut cmd = match launcher {
         Launcher::Bwrap(bwrap) => {
-            let layout = jail::layout(work, &read_only, &spec.masked, network, rlimits, report_fd);
+            let layout = jail::layout(
+                work,
+                &read_only,
+                &spec.masked,
+                devices,
+                network,
+                rlimits,
+                report_fd,
+            );
             let config = serde_json::to_string(&layout.jail).map_err(|e| e.to_string())?;
             let mut cmd = Command::new(bwrap);
             cmd.args(&layout.bwrap_args)
@@ -931,11 +1010,18 @@ fn build_command(
             cmd
         }
         Launcher::Fallback(_) => {
-            let cfg =
-                jail::fallback_config(work, &read_only, &spec.masked, network, rlimits, report_fd)
-                    .map_err(|e| {
-                        format!("the job's sandbox could not be set up ({e}); the job was not run")
-                    })?;
+            let cfg = jail::fallback_config(
+                work,
+                &read_only,
+                &spec.masked,
+                devices,
+                network,
+                rlimits,
+                report_fd,
+            )
+            .map_err(|e| {
+                format!("the job's sandbox could not be set up ({e}); the job was not run")
+            })?;
             let config = serde_json::to_string(&cfg).map_err(|e| e.to_string())?;
             let mut cmd = Command::new(&exe);
             cmd.arg("__jail").arg(config);
@@ -1019,6 +1105,7 @@ mod tests {
             network: crate::NetworkPolicy::Host,
             read_only: Vec::new(),
             masked: Vec::new(),
+            gpus: None,
         }
     }
 

@@ -1000,6 +1000,15 @@ impl<'a> Analyzer<'a> {
                         .into(),
                 );
             }
+            // It decides which of the machine's GPUs local jobs are given and where their
+            // locks are kept apart from other jobs': the operator's, like the sandbox.
+            "MLRES_LOCAL_GPUS" => {
+                return Err(
+                    "refused: `MLRES_LOCAL_GPUS` chooses which of the machine's GPUs local \
+                            jobs are given; only a human sets it"
+                        .into(),
+                );
+            }
             "HOME" | "XDG_STATE_HOME" => self.state_env_assigned = Some(name.to_string()),
             // Changing the field separator turns a harmless-looking word into several words
             // (`IFS=_; c=hf_jobs_run; $c`): no ordinary ML command needs it.

@@ -159,6 +159,26 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
             let line = line.trim_start_matches("on this machine: ");
             let _ = writeln!(err, "  {line}");
         }
+        if job.gpus > 0 {
+            let pool = &engine.cfg.local_gpus;
+            let _ = writeln!(
+                err,
+                "  gpus {}: {}",
+                job.gpus,
+                if pool.len() >= job.gpus as usize {
+                    format!(
+                        "this machine gives local jobs {} (MLRES_LOCAL_GPUS)",
+                        pool.join(",")
+                    )
+                } else {
+                    format!(
+                        "this machine gives local jobs {} GPU(s) (MLRES_LOCAL_GPUS={:?}): these jobs will be refused",
+                        pool.len(),
+                        pool.join(",")
+                    )
+                }
+            );
+        }
     }
     print::warnings(&engine.project.program.warnings, &mut err);
     if !data_changes.is_empty() {

@@ -171,6 +171,13 @@ pub fn program_summary(project: &mlres_engine::Project) {
                     if let Some(c) = j.limits.cpu_millis {
                         facts.push(format!("cpus {}", mlres_policy::format_cpus(c)));
                     }
+                    if j.gpus > 0 {
+                        facts.push(format!(
+                            "gpus {}{}",
+                            j.gpus,
+                            if j.share_gpus { " (shared)" } else { "" }
+                        ));
+                    }
                     if let Some(a) = j.limits.address_space_bytes {
                         facts.push(format!("address space {}", mlres_policy::format_size(a)));
                     }

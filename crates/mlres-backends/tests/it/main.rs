@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod fallback;
+mod gpus;
 mod hfjobs;
 mod lifecycle;
 mod limits;
@@ -41,6 +42,7 @@ pub fn spec(argv: &[&str]) -> LocalJobSpec {
         network: NetworkPolicy::Host,
         read_only: Vec::new(),
         masked: Vec::new(),
+        gpus: None,
     }
 }
 

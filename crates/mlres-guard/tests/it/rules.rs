@@ -197,3 +197,16 @@ fn an_agent_cannot_choose_the_job_sandbox() {
         assert!(reason.contains("MLRES_BWRAP"), "{cmd}: {reason}");
     }
 }
+
+#[test]
+fn an_agent_cannot_choose_the_gpus_of_local_jobs() {
+    for cmd in [
+        "MLRES_LOCAL_GPUS=0,1,2,3 mlres loop run",
+        "export MLRES_LOCAL_GPUS=0; mlres exp submit --config '{}' --hypothesis h",
+        "env MLRES_LOCAL_GPUS=1 mlres loop run",
+    ] {
+        let reason = denied(cmd);
+        assert!(reason.contains("MLRES_LOCAL_GPUS"), "{cmd}: {reason}");
+    }
+    not_denied("CUDA_VISIBLE_DEVICES=0 python3 train.py");
+}

@@ -74,6 +74,7 @@ pub fn config(state: PathBuf) -> EngineConfig {
         parent_env: BTreeMap::new(),
         hf: None,
         bwrap: None,
+        local_gpus: Vec::new(),
     }
 }
 

@@ -742,3 +742,107 @@ fn without_bubblewrap_jobs_run_under_landlock_and_seccomp_and_doctor_says_so() {
         "{notes:?}"
     );
 }
+
+/// `gpus` decides a local job's `CUDA_VISIBLE_DEVICES` from the GPUs the operator lists in
+/// `MLRES_LOCAL_GPUS` (no GPU needed: the test reads the environment the job got); without
+/// `gpus` it is empty; more than the machine gives is refused before anything is spent.
+#[test]
+fn gpus_decide_cuda_visible_devices_from_mlres_local_gpus() {
+    let cases = [
+        ("", "0,1", "cvd=[] set=1"),
+        ("gpus: 0", "0,1", "cvd=[] set=1"),
+        ("gpus: 1", "0,1", "cvd=[0] set=1"),
+        (
+            "gpus: 2\nshare_gpus: true",
+            "GPU-aa,GPU-bb",
+            "cvd=[GPU-aa,GPU-bb] set=1",
+        ),
+        ("", "", "cvd=[] set=1"),
+    ];
+    for (extra, pool, want) in cases {
+        let env = Env::new();
+        env.write_program(
+            &Fast {
+                script: "echo cvd=[$CUDA_VISIBLE_DEVICES] set=$(env | grep -c ^CUDA_VISIBLE_DEVICES=) score={x}",
+                extra_job: extra,
+                ..Default::default()
+            }
+            .program(),
+        );
+        env.approve();
+        let args = [
+            "exp",
+            "submit",
+            "--config",
+            r#"{"x": 1}"#,
+            "--hypothesis",
+            "gpus",
+            "--json",
+        ];
+        let out = env
+            .cmd()
+            .env("MLRES_LOCAL_GPUS", pool)
+            .env("CUDA_VISIBLE_DEVICES", "7")
+            .args(args)
+            .output()
+            .unwrap();
+        env.record(&args, &out);
+        assert!(out.status.success(), "{extra}: {}", stderr(&out));
+        let id =
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"].to_string();
+        env.ok(&["exp", "wait", &id, "--timeout", "2m"]);
+        let log = logs(&env, &serde_json::Value::from(id.parse::<i64>().unwrap()));
+        assert!(log.contains(want), "{extra} / {pool}: {log}");
+    }
+    // Three GPUs wanted, two given: refused with the reason, nothing reserved.
+    let env = Env::new();
+    env.write_program(
+        &Fast {
+            extra_job: "gpus: 3",
+            ..Default::default()
+        }
+        .program(),
+    );
+    env.approve();
+    let out = env
+        .cmd()
+        .env("MLRES_LOCAL_GPUS", "0,1")
+        .args([
+            "exp",
+            "submit",
+            "--config",
+            r#"{"x": 1}"#,
+            "--hypothesis",
+            "h",
+        ])
+        .output()
+        .unwrap();
+    env.record(&["exp", "submit"], &out);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("gpus_unavailable"), "{err}");
+    assert!(err.contains("needs 3 GPU(s)"), "{err}");
+    let s = env.json(&["loop", "status", "--json"]);
+    assert_eq!(s["budget"]["walltime_secs"]["used"], 0, "{s}");
+    // A malformed list is a usage error, not a guess.
+    let out = env
+        .cmd()
+        .env("MLRES_LOCAL_GPUS", "0,,1")
+        .args([
+            "exp",
+            "submit",
+            "--config",
+            r#"{"x": 1}"#,
+            "--hypothesis",
+            "h",
+        ])
+        .output()
+        .unwrap();
+    env.record(&["exp", "submit"], &out);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("MLRES_LOCAL_GPUS"),
+        "{}",
+        stderr(&out)
+    );
+}
