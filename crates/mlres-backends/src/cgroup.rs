@@ -805,7 +805,10 @@ pub(crate) fn kill_listed(list: &str) -> usize {
 /// Whether each limit can be enforced here, found the only reliable way: a short-lived
 /// cgroup gets every limit, a forked child moves itself into it, and it is removed again.
 pub(crate) fn probe() -> JobCgroup {
-    let name = format!("mlres-probe-{}", std::process::id());
+    // Unique per call: probes may run on several threads of one process at once.
+    static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("mlres-probe-{}-{n}", std::process::id());
     let req = Request {
         memory_bytes: Some(256 << 20),
         pids: Some(64),
