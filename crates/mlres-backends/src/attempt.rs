@@ -19,6 +19,8 @@ pub(crate) const SUPERVISOR_PID: &str = "supervisor.pid";
 pub(crate) const SUPERVISOR_LOG: &str = "supervisor.log";
 pub(crate) const JOB_PID: &str = "job.pid";
 pub(crate) const JOB_START: &str = "job.start";
+pub(crate) const CGROUPS: &str = "cgroups";
+pub(crate) const GPUS: &str = "gpus";
 pub(crate) const CANCEL: &str = "cancel";
 pub(crate) const STATUS: &str = "status.json";
 
@@ -251,6 +253,17 @@ pub(crate) fn kill_lost(dir: &Path) -> Result<usize, BackendError> {
     if poll(dir)? != AttemptState::Lost {
         return Ok(0);
     }
+    let in_group = kill_lost_group(dir)?;
+    // The job's cgroups hold everything it started, even what left the group; they are
+    // named after this attempt and its supervisor, so nothing else is in them.
+    let in_cgroups = read_opt(&dir.join(CGROUPS))?
+        .map(|b| crate::cgroup::kill_listed(&String::from_utf8_lossy(&b)))
+        .unwrap_or(0);
+    Ok(in_group.max(in_cgroups))
+}
+
+/// SIGKILL the job's process group, unless its pid was reused.
+fn kill_lost_group(dir: &Path) -> Result<usize, BackendError> {
     let Some(pgid) = read_pid(&dir.join(JOB_PID))?.and_then(|p| i32::try_from(p).ok()) else {
         return Ok(0);
     };

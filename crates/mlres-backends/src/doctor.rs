@@ -14,7 +14,7 @@ pub struct Protection {
     /// Short name (`job_sandbox` (what local jobs get here, first), `bubblewrap`,
     /// `network_namespace`, `landlock`, `seccomp`, `supervisor_env`, `rlimits`,
     /// `process_groups`, `rlimit_nproc`, `child_subreaper`, `parent_death_signal`,
-    /// `cgroup_v2`).
+    /// `cgroup_limits`).
     pub name: String,
     /// Whether the protection works (for report-only entries: whether the feature exists).
     pub active: bool,
@@ -312,7 +312,7 @@ pub(crate) fn doctor(bwrap: Option<&Path>) -> Vec<Protection> {
         "rlimits",
         rl == Some(0),
         if rl == Some(0) {
-            "setrlimit works (AS, CPU, FSIZE, NPROC, NOFILE, CORE=0 applied per job)"
+            "setrlimit works (CPU, FSIZE, NPROC, NOFILE, CORE=0 applied per job; AS only with limits.address_space)"
         } else {
             "setrlimit failed in a probe child: limits may not be applied"
         },
@@ -342,13 +342,13 @@ pub(crate) fn doctor(bwrap: Option<&Path>) -> Vec<Protection> {
         p(
             "rlimit_nproc",
             false,
-            "running as root: the kernel does NOT enforce RLIMIT_NPROC for root, so limits.processes has no effect (fork bombs are only bounded by the timeout)",
+            "running as root: the kernel does NOT enforce RLIMIT_NPROC for root (limits.processes holds only through the pids cgroup; see cgroup_limits)",
         )
     } else if privileged_caps {
         p(
             "rlimit_nproc",
             false,
-            "CAP_SYS_ADMIN or CAP_SYS_RESOURCE is effective: the kernel does NOT enforce RLIMIT_NPROC",
+            "CAP_SYS_ADMIN or CAP_SYS_RESOURCE is effective: the kernel does NOT enforce RLIMIT_NPROC (limits.processes holds only through the pids cgroup; see cgroup_limits)",
         )
     } else {
         p(
@@ -398,24 +398,32 @@ pub(crate) fn doctor(bwrap: Option<&Path>) -> Vec<Protection> {
         },
     ));
 
-    // cgroup v2 (report only).
-    let unified = [
-        "/sys/fs/cgroup/cgroup.controllers",
-        "/sys/fs/cgroup/unified/cgroup.controllers",
+    // cgroup limits: memory, processes, cpus (probed with a real cgroup).
+    out.push(cgroup_entry(&crate::cgroup_limits()));
+    out
+}
+
+/// The `cgroup_limits` entry: on only when memory, processes and cpus are all enforced; the
+/// detail says for each whether and how.
+pub(crate) fn cgroup_entry(l: &crate::CgroupLimits) -> Protection {
+    use crate::LimitEnforcement::{Enforced, NotEnforced};
+    let all = l.memory.is_enforced() && l.processes.is_enforced() && l.cpus.is_enforced();
+    let parts: Vec<String> = [
+        ("limits.memory", &l.memory),
+        ("limits.processes", &l.processes),
+        ("limits.cpus", &l.cpus),
     ]
     .into_iter()
-    .find(|p| fs::metadata(p).is_ok());
-    out.push(match unified {
-        Some(path) => p(
-            "cgroup_v2",
-            true,
-            format!("cgroup v2 is available ({path}); report only: the local backend uses rlimits, not cgroups"),
-        ),
-        None => p(
-            "cgroup_v2",
-            false,
-            "cgroup v2 not found; report only: the local backend uses rlimits, not cgroups",
-        ),
-    });
-    out
+    .map(|(what, e)| match e {
+        Enforced(how) => format!("{what} enforced ({how})"),
+        NotEnforced(why) => format!("{what} NOT enforced ({why})"),
+    })
+    .collect();
+    let mut detail = parts.join("; ");
+    if !l.memory.is_enforced() {
+        detail.push_str(
+            "; without a memory cgroup a job can use all the memory of the machine (jobs still run; no address-space cap replaces it)",
+        );
+    }
+    p("cgroup_limits", all, detail)
 }

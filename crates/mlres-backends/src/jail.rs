@@ -125,7 +125,7 @@ pub(crate) fn probe_bwrap(bwrap: &Path, network: bool) -> Result<String, String>
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let layout = layout(Path::new("/tmp"), &[], &[], network, Vec::new(), -1);
+    let layout = layout(Path::new("/tmp"), &[], &[], &[], network, Vec::new(), -1);
     let script = if network {
         "test $$ = 1"
     } else {
@@ -224,6 +224,7 @@ pub(crate) fn layout(
     work: &Path,
     extra_ro: &[PathBuf],
     masked: &[PathBuf],
+    devices: &[PathBuf],
     network: bool,
     rlimits: Vec<JailRlimit>,
     report_fd: i32,
@@ -293,9 +294,12 @@ pub(crate) fn layout(
         "/dev".as_ref(),
         "--tmpfs".as_ref(),
         "/dev/shm".as_ref(),
-        "--chdir".as_ref(),
-        work.as_os_str(),
     ]);
+    // The device files of the job's GPUs, on top of bubblewrap's minimal /dev.
+    for d in devices {
+        push(&["--dev-bind-try".as_ref(), d.as_os_str(), d.as_os_str()]);
+    }
+    push(&["--chdir".as_ref(), work.as_os_str()]);
     ro.push(PathBuf::from("/proc"));
     Layout {
         bwrap_args: a,
@@ -360,6 +364,7 @@ pub(crate) fn fallback_config(
     work: &Path,
     extra_ro: &[PathBuf],
     masked: &[PathBuf],
+    devices: &[PathBuf],
     network: bool,
     rlimits: Vec<JailRlimit>,
     report_fd: i32,
@@ -385,6 +390,8 @@ pub(crate) fn fallback_config(
             .map(PathBuf::from)
             .filter(|p| p.exists()),
     );
+    // The job's GPUs' device files.
+    rw.extend(devices.iter().filter(|p| p.exists()).cloned());
     Ok(JailConfig {
         read_only: ro,
         read_write: rw,
@@ -909,6 +916,7 @@ mod tests {
             Path::new("/p/state/jobs/c/e1-a0/work"),
             &[PathBuf::from("/p"), PathBuf::from("/usr/bin/python3")],
             &[PathBuf::from("/p/state")],
+            &[PathBuf::from("/dev/nvidia3")],
             false,
             Vec::new(),
             9,
@@ -932,8 +940,12 @@ mod tests {
                 .read_write
                 .contains(&PathBuf::from("/p/state/jobs/c/e1-a0/work"))
         );
-        let host = layout(Path::new("/w"), &[], &[], true, Vec::new(), 9);
+        // A GPU's device file comes after bubblewrap's own /dev.
+        assert_eq!(args[pos("/dev/nvidia3") - 1], "--dev-bind-try");
+        assert!(pos("--dev") < pos("/dev/nvidia3"));
+        let host = layout(Path::new("/w"), &[], &[], &[], true, Vec::new(), 9);
         assert!(!host.bwrap_args.iter().any(|a| a == "--unshare-net"));
+        assert!(!host.bwrap_args.iter().any(|a| a == "--dev-bind-try"));
     }
 
     #[test]
@@ -950,6 +962,7 @@ mod tests {
             &work,
             &[project.clone(), t.join("missing")],
             &[project.join("state")],
+            &[],
             false,
             Vec::new(),
             9,

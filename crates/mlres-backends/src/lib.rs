@@ -3,7 +3,8 @@
 //! directory, launch a detached supervisor process (with an empty environment: no token in
 //! the job's ancestry), run one job inside a sandbox (bubblewrap user/mount/PID/IPC and
 //! optional network namespaces showing only system directories, granted read-only paths and
-//! its own work directory; Landlock; seccomp; clean environment; own process group; rlimits;
+//! its own work directory; Landlock; seccomp; clean environment; own process group; cgroup
+//! memory, pids and CPU limits where a cgroup can be created (the `cgroup` module); rlimits;
 //! wall-clock timeout with TERM then KILL; capped logs; see the `jail` module; without
 //! bubblewrap, a fallback of Landlock, seccomp and an `unshare`d network namespace) and record the outcome on disk so that a
 //! resumed loop can re-attach. It must NOT know about campaigns, budgets, the ledger, metric
@@ -24,6 +25,8 @@
 //! | `supervisor.log` | [`launch`] | stdout/stderr of the supervisor process itself |
 //! | `job.pid` | supervisor | pid (= process group id) of the job's sandbox (bubblewrap), once spawned |
 //! | `job.start` | supervisor | start time of the job process (clock ticks since boot, /proc field 22), to detect pid reuse |
+//! | `gpus` | supervisor | the GPUs the job was given (its `CUDA_VISIBLE_DEVICES`) |
+//! | `cgroups` | supervisor | the job's cgroup directories, one per line, written before the job starts (they are removed when it ends) |
 //! | `stdout.log`, `stderr.log` | supervisor | the job's output, each capped at `log_cap_bytes` (the head is kept) |
 //! | `stdout.tail.log`, `stderr.tail.log` | supervisor | the last 64 KiB of each stream, written when the job ends |
 //! | `cancel` | [`cancel`] | cancellation request (the supervisor also gets SIGTERM) |
@@ -41,7 +44,9 @@
 #![cfg(target_os = "linux")]
 
 mod attempt;
+mod cgroup;
 mod doctor;
+mod gpu;
 mod hfjobs;
 mod jail;
 mod logcap;
@@ -92,22 +97,58 @@ pub struct LocalJobSpec {
     /// state directory that lives inside the project.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub masked: Vec<PathBuf>,
+    /// The job's GPUs. `Some` decides `CUDA_VISIBLE_DEVICES` (empty for a count of 0);
+    /// `None` (spec files written before GPUs) leaves `env` as it is and gives no GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<GpuRequest>,
 }
 
-/// Resource limits, each applied as an rlimit (soft = hard) when `Some`.
+/// GPUs a local job needs, from the machine's pool. The supervisor holds a lock per GPU
+/// (`flock` on `<lock_dir>/gpu-<id>.lock`, exclusive unless `share`) for the job's whole
+/// life, waits up to the job's timeout for busy ones, and never runs the job without them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GpuRequest {
+    /// How many GPUs (0: none, and `CUDA_VISIBLE_DEVICES` is empty).
+    pub count: u32,
+    /// The GPUs may be shared with other jobs whose request shares too (a shared lock).
+    #[serde(default)]
+    pub share: bool,
+    /// The machine's GPUs local jobs may use, as `CUDA_VISIBLE_DEVICES` names them
+    /// (indices such as `0`, or UUIDs).
+    pub host: Vec<String>,
+    /// Where the per-GPU lock files are: every supervisor handing out the same GPUs must
+    /// use the same directory.
+    pub lock_dir: PathBuf,
+}
+
+/// Resource limits of a job. Memory, processes and the CPU quota are cgroup limits where a
+/// cgroup can be created (see [`cgroup_limits`]); the others are rlimits (soft = hard) that
+/// `__jail` sets right before it execs the job. `None` leaves a limit off.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Limits {
-    /// Address-space limit (`RLIMIT_AS`) in bytes.
+    /// Memory the job's processes may use together, page cache included and no swap
+    /// (cgroup v2 `memory.max` + `memory.swap.max`, v1 `memory.limit_in_bytes` +
+    /// `memory.memsw.limit_in_bytes`). The kernel OOM-kills the job past it
+    /// ([`Outcome::MemoryExceeded`]). NOT enforced where no cgroup can be created: the job
+    /// still runs, and its notes say so. Address space the job only reserves never counts.
     pub memory_bytes: Option<u64>,
     /// CPU time limit (`RLIMIT_CPU`) in seconds; the hard limit is `kill_grace_secs` (min 1) later.
     pub cpu_secs: Option<u64>,
     /// Largest file the job may write (`RLIMIT_FSIZE`) in bytes.
     pub file_size_bytes: Option<u64>,
-    /// Process count (`RLIMIT_NPROC`); NOT enforced by the kernel for root (see [`doctor`]).
+    /// Processes and threads of the job: cgroup `pids.max` (plus the sandbox's own two
+    /// processes under bubblewrap), and `RLIMIT_NPROC`, which the kernel does not enforce for
+    /// root and which counts all processes of the user.
     pub processes: Option<u64>,
     /// Open file descriptors (`RLIMIT_NOFILE`).
     pub open_files: Option<u64>,
+    /// Address space of each process (`RLIMIT_AS`), only when asked for explicitly: CUDA
+    /// and PyTorch reserve far more address space than they use.
+    pub address_space_bytes: Option<u64>,
+    /// CPU quota in thousandths of a CPU (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us` per
+    /// 100 ms `cpu.cfs_period_us`).
+    pub cpu_millis: Option<u64>,
 }
 
 /// Network policy of the job.
@@ -356,9 +397,11 @@ pub fn wait(dir: &Path, timeout: Duration) -> Result<AttemptState, BackendError>
 
 /// Resume path for a [`AttemptState::Lost`] attempt: SIGKILL what is left of the job's process
 /// group (the job's main process dies with its supervisor through `PR_SET_PDEATHSIG`, but its
-/// children would survive). Returns how many processes were signalled; `Ok(0)` if the attempt is
-/// not `Lost`, the job never started, or the pid was reused. Descendants that left the group
-/// (`setsid`) cannot be found once the supervisor is gone.
+/// children would survive) and of its cgroups (listed in the attempt's `cgroups` file; they
+/// hold descendants that left the group with `setsid` too), then remove the cgroups. Returns
+/// how many processes were signalled; `Ok(0)` if the attempt is not `Lost` or the job never
+/// started. Without cgroups, descendants that left the group cannot be found once the
+/// supervisor is gone.
 pub fn kill_lost(dir: &Path) -> Result<usize, BackendError> {
     attempt::kill_lost(dir)
 }
@@ -407,6 +450,52 @@ pub fn read_log(dir: &Path, stderr: bool) -> Result<Vec<u8>, BackendError> {
     }
     let tail_bytes = read(&tail)?.unwrap_or_default();
     Ok(assemble_log(&head_bytes, &tail_bytes, total))
+}
+
+/// Whether one cgroup limit of local jobs is enforced on this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LimitEnforcement {
+    /// Enforced, and how (e.g. `cgroup v1: memory.limit_in_bytes + memory.memsw.limit_in_bytes (no swap)`).
+    Enforced(String),
+    /// NOT enforced, and why (no controller, no permission, ...).
+    NotEnforced(String),
+}
+
+impl LimitEnforcement {
+    /// Whether the limit holds.
+    pub fn is_enforced(&self) -> bool {
+        matches!(self, LimitEnforcement::Enforced(_))
+    }
+}
+
+/// The cgroup limits of local jobs on this machine: `limits.memory`, `limits.processes` and
+/// `limits.cpus`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CgroupLimits {
+    /// `limits.memory`.
+    pub memory: LimitEnforcement,
+    /// `limits.processes` (pids).
+    pub processes: LimitEnforcement,
+    /// `limits.cpus`.
+    pub cpus: LimitEnforcement,
+}
+
+/// Probe, for real, whether local jobs started by this process would get their cgroup
+/// limits: a short-lived cgroup is created below this process's own with every limit, a
+/// forked child moves itself into it, and it is removed again. Where it cannot be, the
+/// limits are NOT enforced (jobs still run).
+pub fn cgroup_limits() -> CgroupLimits {
+    let cg = cgroup::probe();
+    let map = |s: &cgroup::LimitState| match s {
+        cgroup::LimitState::Enforced { how, .. } => LimitEnforcement::Enforced(how.clone()),
+        cgroup::LimitState::NotEnforced(why) => LimitEnforcement::NotEnforced(why.clone()),
+        cgroup::LimitState::NotRequested => LimitEnforcement::NotEnforced("not probed".into()),
+    };
+    CgroupLimits {
+        memory: map(&cg.memory),
+        processes: map(&cg.pids),
+        cpus: map(&cg.cpu),
+    }
 }
 
 /// Report which protections the local backend can apply on this machine, first

@@ -188,7 +188,8 @@ pub(crate) fn rlimit_settings(limits: &Limits, kill_grace_secs: u64) -> Vec<Rlim
             hard: hard.min(cap),
         });
     };
-    if let Some(v) = limits.memory_bytes {
+    // Memory is a cgroup limit; address space only on explicit request.
+    if let Some(v) = limits.address_space_bytes {
         add(libc::RLIMIT_AS, "RLIMIT_AS", v, v);
     }
     if let Some(v) = limits.cpu_secs {
@@ -225,12 +226,16 @@ pub(crate) struct ChildSetup {
     pub(crate) parent: libc::pid_t,
     /// Fallback without network: the network namespace to enter (required: fail if refused).
     pub(crate) net: Option<NetPrep>,
+    /// `cgroup.procs` of each of the job's cgroups: the child moves itself in before it
+    /// execs anything, so the whole job tree is inside (required: fail if refused).
+    pub(crate) cgroup_procs: Vec<CString>,
 }
 
 impl ChildSetup {
-    pub(crate) fn new(report_fd: RawFd, net: Option<NetPrep>) -> Self {
+    pub(crate) fn new(report_fd: RawFd, net: Option<NetPrep>, cgroup_procs: Vec<CString>) -> Self {
         Self {
             net,
+            cgroup_procs,
             report_fd,
             // SAFETY: getpid cannot fail.
             parent: unsafe { libc::getpid() },
@@ -255,6 +260,18 @@ impl ChildSetup {
         // SAFETY: fcntl on an integer descriptor takes no pointers.
         if unsafe { libc::fcntl(self.report_fd, libc::F_SETFD, 0) } != 0 {
             return Err(self.fail(b"report-fd", errno()));
+        }
+        // 0b. Into the job's cgroups (writing 0 moves the writer), before anything runs.
+        for procs in &self.cgroup_procs {
+            if !write_file(procs, b"0") {
+                let e = errno();
+                Line::new()
+                    .s(b"fail cgroup ")
+                    .n(i64::from(e))
+                    .s(b" cannot move the job into its cgroup")
+                    .send(self.report_fd);
+                return Err(io::Error::from_raw_os_error(e));
+            }
         }
         // 1. Parent-death signal: bubblewrap (and with it, through --die-with-parent, the whole
         //    PID namespace of the job) dies with the supervisor.

@@ -13,13 +13,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::attempt::{
-    CANCEL, CLAIM, JOB_PID, JOB_START, LOCK, SPEC, STATUS, SUPERVISOR_PID, WORK, create_exclusive,
-    io_err, read_opt, read_spec, validate_spec, write_atomic,
+    CANCEL, CGROUPS, CLAIM, GPUS, JOB_PID, JOB_START, LOCK, SPEC, STATUS, SUPERVISOR_PID, WORK,
+    create_exclusive, io_err, read_opt, read_spec, validate_spec, write_atomic,
 };
-use crate::jail;
+use crate::cgroup::{self, JobCgroup, Version};
 use crate::logcap::{self, Captured};
 use crate::sandbox::{ChildReport, ChildSetup, NetPrep, errno_text, parse_report, rlimit_settings};
 use crate::{BackendError, LocalJobSpec, NetworkPolicy, Outcome, Status, log_paths, procs};
+use crate::{gpu, jail};
 
 /// Set by SIGTERM/SIGINT/SIGUSR1: cancellation requested.
 static CANCEL_REQUESTED: AtomicBool = AtomicBool::new(false);
@@ -250,6 +251,10 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
+/// Processes the sandbox itself adds to the job's pids cgroup under bubblewrap: bubblewrap's
+/// monitor outside the namespaces and `__jail`, PID 1 inside them.
+const SANDBOX_TASKS: u64 = 2;
+
 /// Strings in the stderr tail that show an allocation failure.
 const MEMORY_EVIDENCE: &[&str] = &[
     "memoryerror",
@@ -322,7 +327,7 @@ fn run(
     bwrap: Option<&Path>,
     chosen: Option<Result<(), String>>,
 ) -> Status {
-    let spec = match read_spec(dir) {
+    let mut spec = match read_spec(dir) {
         Ok(s) => s,
         Err(e) => return empty_status(Outcome::StartFailed, format!("cannot read spec: {e}")),
     };
@@ -346,6 +351,52 @@ fn run(
         Ok(p) => p,
         Err(e) => return empty_status(Outcome::StartFailed, e),
     };
+    // GPUs before anything else of the job: it waits for busy ones, never runs without.
+    let gpu_lease = match &spec.gpus {
+        None => None,
+        Some(g) if g.count == 0 => {
+            spec.env.insert(gpu::VISIBLE.into(), String::new());
+            None
+        }
+        Some(g) => {
+            let deadline = Instant::now() + Duration::from_secs(spec.timeout_secs);
+            match gpu::acquire(g, deadline, &|| cancel_requested(dir)) {
+                Ok(lease) => {
+                    spec.env.insert(gpu::VISIBLE.into(), lease.ids.join(","));
+                    let _ = write_atomic(
+                        &dir.join(GPUS),
+                        format!("{}\n", lease.ids.join(",")).as_bytes(),
+                    );
+                    Some(lease)
+                }
+                Err(gpu::Refusal::Cancelled) => {
+                    return empty_status(
+                        Outcome::Cancelled,
+                        "cancelled while waiting for its GPUs; the job was not run".into(),
+                    );
+                }
+                Err(gpu::Refusal::Impossible(why)) => {
+                    return empty_status(
+                        Outcome::StartFailed,
+                        format!("cannot give the job its GPUs: {why}; the job was not run"),
+                    );
+                }
+                Err(gpu::Refusal::Busy(why)) => {
+                    return empty_status(
+                        Outcome::StartFailed,
+                        format!(
+                            "the job waited its whole timeout ({} s) for {} GPU(s) and did not get them ({why}); the job was not run",
+                            spec.timeout_secs, g.count
+                        ),
+                    );
+                }
+            }
+        }
+    };
+    let gpu_devices = gpu_lease
+        .as_ref()
+        .map(|l| gpu::device_files(&l.ids))
+        .unwrap_or_default();
     let logs = log_paths(dir);
     let (out_file, err_file) = match (open_log(&logs.stdout), open_log(&logs.stderr)) {
         (Ok(a), Ok(b)) => (a, b),
@@ -386,7 +437,7 @@ fn run(
             }
         }
     }
-    let mut cmd = match build_command(&spec, &program, &work, report_fd, &launcher) {
+    let mut cmd = match build_command(&spec, &program, &work, report_fd, &launcher, &gpu_devices) {
         Ok(c) => c,
         Err(e) => return empty_status(Outcome::StartFailed, e),
     };
@@ -394,7 +445,35 @@ fn run(
         Launcher::Fallback(_) if spec.network != NetworkPolicy::Host => Some(NetPrep::new()),
         _ => None,
     };
-    let setup = ChildSetup::new(report_fd, net);
+    // The job's cgroups, before anything of it exists: the child moves itself in before it
+    // execs bubblewrap or `__jail`.
+    let sandbox_tasks = match &launcher {
+        Launcher::Bwrap(_) => SANDBOX_TASKS,
+        Launcher::Fallback(_) => 0,
+    };
+    let mut cg = JobCgroup::create(
+        &cgroup::name_for(dir, std::process::id()),
+        cgroup::Request {
+            memory_bytes: spec.limits.memory_bytes,
+            pids: spec.limits.processes,
+            pids_extra: sandbox_tasks,
+            cpu_millis: spec.limits.cpu_millis,
+        },
+    );
+    let cg_list: String = cg
+        .paths()
+        .iter()
+        .map(|p| format!("{}\n", p.display()))
+        .collect();
+    if !cg_list.is_empty()
+        && let Err(e) = write_atomic(&dir.join(CGROUPS), cg_list.as_bytes())
+    {
+        return empty_status(
+            Outcome::StartFailed,
+            format!("cannot record the job's cgroups: {e}; the job was not run"),
+        );
+    }
+    let setup = ChildSetup::new(report_fd, net, cg.procs_files());
     // SAFETY: `ChildSetup::apply` runs between fork and exec and is async-signal-safe: it only
     // makes raw system calls (close_range, fcntl, prctl, getppid, signal, unshare, and
     // open/write/close on C strings and buffers `NetPrep` built before the fork) on data owned
@@ -515,7 +594,12 @@ fn run(
         std::thread::sleep(poll);
         poll = (poll * 2).min(Duration::from_millis(20));
     }
-    let leftovers = terminate_tree(me, &mut job, Duration::from_secs(spec.kill_grace_secs));
+    let mut leftovers = terminate_tree(me, &mut job, Duration::from_secs(spec.kill_grace_secs));
+    // Whatever escaped the group and the subreaper is still in the job's cgroups.
+    let oom_kills = cg.oom_kills();
+    leftovers += cg.kill_all(&mut || job.reap());
+    let cg_note = cg.describe();
+    let cg_problems = cg.remove();
     let ended_at_ms = now_ms();
     let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
 
@@ -621,7 +705,26 @@ fn run(
                 spec.timeout_secs
             ),
         ),
-        None => classify(&spec, exit_code, signal, stderr_tail, cpu_ms, max_rss_kb),
+        None => classify(
+            &spec,
+            exit_code,
+            signal,
+            stderr_tail,
+            cpu_ms,
+            &MemoryFacts {
+                enforced: cg.memory_version(),
+                oom_kills,
+            },
+        ),
+    };
+    // An OOM kill the job survived, or one before a timeout or cancel, is still worth saying.
+    let oom_note = match (outcome, oom_kills, spec.limits.memory_bytes) {
+        (Outcome::MemoryExceeded, _, _) => None,
+        (_, Some((n, true)), Some(limit)) if n > 0 => Some(format!(
+            "the kernel's OOM killer ended {n} process(es) of the job at its memory limit of {}",
+            cgroup::human_size(limit)
+        )),
+        _ => None,
     };
     let mut sandbox_notes = Vec::new();
     match report.leftovers {
@@ -646,6 +749,33 @@ fn run(
         Launcher::Bwrap(_) => sandbox_note(&report, spec.network),
         Launcher::Fallback(why) => fallback_note(&report, why),
     });
+    sandbox_notes.push(match (&spec.gpus, &gpu_lease) {
+        (_, Some(l)) => format!(
+            "GPUs: {} ({}; CUDA_VISIBLE_DEVICES={}; device files: {})",
+            l.ids.join(","),
+            if spec.gpus.as_ref().is_some_and(|g| g.share) {
+                "shared with other jobs that share"
+            } else {
+                "exclusive"
+            },
+            l.ids.join(","),
+            if gpu_devices.is_empty() {
+                "none found".to_string()
+            } else {
+                gpu_devices
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        ),
+        (Some(_), None) => "GPUs: none (CUDA_VISIBLE_DEVICES is empty)".into(),
+        (None, None) => String::new(),
+    });
+    sandbox_notes.retain(|n| !n.is_empty());
+    sandbox_notes.extend(cg_note);
+    sandbox_notes.extend(oom_note);
+    sandbox_notes.extend(cg_problems);
     sandbox_notes.extend(notes);
     Status {
         outcome,
@@ -727,13 +857,22 @@ fn fallback_note(report: &ChildReport, why: &str) -> String {
     )
 }
 
+/// What the job's memory cgroup saw.
+struct MemoryFacts {
+    /// Where the memory limit was enforced (`None`: not at all).
+    enforced: Option<Version>,
+    /// OOM kills in the job's memory cgroup, and whether the count is exact (see
+    /// [`JobCgroup::oom_kills`]).
+    oom_kills: Option<(u64, bool)>,
+}
+
 fn classify(
     spec: &LocalJobSpec,
     exit_code: Option<i32>,
     signal: Option<i32>,
     stderr_tail: &[u8],
     cpu_ms: Option<u64>,
-    max_rss_kb: Option<u64>,
+    mem: &MemoryFacts,
 ) -> (Outcome, String) {
     if exit_code == Some(0) {
         return (Outcome::Completed, "exited with code 0".into());
@@ -743,21 +882,44 @@ fn classify(
         (None, Some(s)) => format!("killed by signal {s} ({})", signal_name(s)),
         (None, None) => "ended with an unknown status".into(),
     };
-    let mem = spec.limits.memory_bytes;
+    let limit = spec.limits.memory_bytes;
+    if let (Some(limit), Some(version), Some((n, exact))) = (limit, mem.enforced, mem.oom_kills)
+        && n > 0
+        && (exact || signal == Some(libc::SIGKILL))
+    {
+        let size = cgroup::human_size(limit);
+        let evidence = if exact {
+            format!("the kernel's OOM killer ended {n} process(es) of the job")
+        } else {
+            format!("memory.failcnt {n} and SIGKILL")
+        };
+        let reason = format!(
+            "memory limit {size} exceeded ({}: {evidence})",
+            version.label()
+        );
+        return (
+            Outcome::MemoryExceeded,
+            if signal == Some(libc::SIGKILL) {
+                format!("killed: {reason}")
+            } else {
+                format!("{how}: {reason}")
+            },
+        );
+    }
     if let Some(ev) = memory_evidence(stderr_tail) {
-        let lim = mem.map_or(String::new(), |m| format!(" (limit {m} bytes)"));
+        let lim = match (limit, mem.enforced) {
+            (Some(m), Some(v)) => {
+                format!(" (memory limit {}, {})", cgroup::human_size(m), v.label())
+            }
+            (Some(m), None) => format!(
+                " (its memory limit of {} is not enforced here)",
+                cgroup::human_size(m)
+            ),
+            (None, _) => String::new(),
+        };
         return (
             Outcome::MemoryExceeded,
             format!("{how}; out of memory{lim}: stderr shows {ev:?}"),
-        );
-    }
-    if let (Some(limit), Some(s), Some(rss)) = (mem, signal, max_rss_kb)
-        && [libc::SIGKILL, libc::SIGSEGV, libc::SIGABRT].contains(&s)
-        && rss.saturating_mul(1024) >= limit / 2
-    {
-        return (
-            Outcome::MemoryExceeded,
-            format!("{how}; memory limit {limit} bytes likely exceeded (max RSS {rss} KiB)"),
         );
     }
     let mut detail = how;
@@ -805,6 +967,7 @@ fn build_command(
     work: &Path,
     report_fd: i32,
     launcher: &Launcher,
+    devices: &[PathBuf],
 ) -> Result<Command, String> {
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot locate the supervisor's own executable: {e}"))?;
@@ -828,7 +991,15 @@ fn build_command(
     let network = spec.network == NetworkPolicy::Host;
     let mut cmd = match launcher {
         Launcher::Bwrap(bwrap) => {
-            let layout = jail::layout(work, &read_only, &spec.masked, network, rlimits, report_fd);
+            let layout = jail::layout(
+                work,
+                &read_only,
+                &spec.masked,
+                devices,
+                network,
+                rlimits,
+                report_fd,
+            );
             let config = serde_json::to_string(&layout.jail).map_err(|e| e.to_string())?;
             let mut cmd = Command::new(bwrap);
             cmd.args(&layout.bwrap_args)
@@ -839,11 +1010,18 @@ fn build_command(
             cmd
         }
         Launcher::Fallback(_) => {
-            let cfg =
-                jail::fallback_config(work, &read_only, &spec.masked, network, rlimits, report_fd)
-                    .map_err(|e| {
-                        format!("the job's sandbox could not be set up ({e}); the job was not run")
-                    })?;
+            let cfg = jail::fallback_config(
+                work,
+                &read_only,
+                &spec.masked,
+                devices,
+                network,
+                rlimits,
+                report_fd,
+            )
+            .map_err(|e| {
+                format!("the job's sandbox could not be set up ({e}); the job was not run")
+            })?;
             let config = serde_json::to_string(&cfg).map_err(|e| e.to_string())?;
             let mut cmd = Command::new(&exe);
             cmd.arg("__jail").arg(config);
@@ -927,31 +1105,60 @@ mod tests {
             network: crate::NetworkPolicy::Host,
             read_only: Vec::new(),
             masked: Vec::new(),
+            gpus: None,
         }
     }
 
     #[test]
     fn classify_outcomes() {
         let s = spec_with_mem(Some(1 << 30));
+        let none = MemoryFacts {
+            enforced: None,
+            oom_kills: None,
+        };
+        let v1 = |n, exact| MemoryFacts {
+            enforced: Some(Version::V1),
+            oom_kills: Some((n, exact)),
+        };
         assert_eq!(
-            classify(&s, Some(0), None, b"MemoryError", None, None).0,
+            classify(&s, Some(0), None, b"MemoryError", None, &v1(1, true)).0,
             Outcome::Completed
         );
         assert_eq!(
-            classify(&s, Some(1), None, b"oops", None, None).0,
+            classify(&s, Some(1), None, b"oops", None, &none).0,
+            Outcome::Failed
+        );
+        let (o, d) = classify(&s, Some(1), None, b"MemoryError", None, &none);
+        assert_eq!(o, Outcome::MemoryExceeded);
+        assert!(d.contains("not enforced here"), "{d}");
+        // The cgroup's OOM kill decides; a SIGKILL alone (even near the limit) does not.
+        let (o, d) = classify(&s, None, Some(libc::SIGKILL), b"", None, &v1(1, true));
+        assert_eq!(o, Outcome::MemoryExceeded);
+        assert_eq!(
+            d,
+            "killed: memory limit 1 GiB exceeded (cgroup v1: the kernel's OOM killer ended 1 process(es) of the job)"
+        );
+        let (o, d) = classify(&s, Some(137), None, b"", None, &v1(2, true));
+        assert_eq!(o, Outcome::MemoryExceeded);
+        assert!(
+            d.starts_with("exited with code 137: memory limit 1 GiB exceeded"),
+            "{d}"
+        );
+        assert_eq!(
+            classify(&s, None, Some(libc::SIGKILL), b"", None, &v1(0, true)).0,
             Outcome::Failed
         );
         assert_eq!(
-            classify(&s, Some(1), None, b"MemoryError", None, None).0,
+            classify(&s, None, Some(libc::SIGKILL), b"", None, &none).0,
+            Outcome::Failed
+        );
+        // Without an oom_kill counter, failcnt counts only together with SIGKILL.
+        assert_eq!(
+            classify(&s, None, Some(libc::SIGKILL), b"", None, &v1(3, false)).0,
             Outcome::MemoryExceeded
         );
-        // SIGKILL near the limit counts as memory; far below it does not.
         assert_eq!(
-            classify(&s, None, Some(libc::SIGKILL), b"", None, Some(900 * 1024)).0,
-            Outcome::MemoryExceeded
-        );
-        assert_eq!(
-            classify(&s, None, Some(libc::SIGKILL), b"", None, Some(1024)).0,
+            classify(&s, Some(1), None, b"", None, &v1(3, false)).0,
             Outcome::Failed
         );
         let no_limit = spec_with_mem(None);
@@ -962,7 +1169,7 @@ mod tests {
                 Some(libc::SIGKILL),
                 b"",
                 None,
-                Some(900 * 1024)
+                &v1(1, true)
             )
             .0,
             Outcome::Failed

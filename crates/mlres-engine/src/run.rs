@@ -45,6 +45,10 @@ pub struct EngineConfig {
     /// Retention: how many settled, not-kept experiments per campaign keep their attempt
     /// directories (at least [`crate::MIN_KEEP_ATTEMPTS`]; kept and in-flight ones always do).
     pub keep_attempts: usize,
+    /// The machine's GPUs local jobs may be given (`MLRES_LOCAL_GPUS`, read by the binary),
+    /// as `CUDA_VISIBLE_DEVICES` names them. Empty: local jobs get no GPU, and a template
+    /// with `gpus` is refused at submit.
+    pub local_gpus: Vec<String>,
 }
 
 /// Everything needed to act on one project.
@@ -533,6 +537,7 @@ impl Engine {
         let approval = require_approval(&self.ledger, &self.project)?;
         self.ledger.check_present()?;
         self.check_datasets(&approval)?;
+        self.check_gpus()?;
         if let Some(campaign) = campaign
             && let Some(c) = self.ledger.campaign(&campaign.id)?
             && (c.stop_requested || c.status != "active")
@@ -716,6 +721,42 @@ impl Engine {
         })
     }
 
+    /// Refuses, before anything is reserved, a local job that needs more GPUs than this
+    /// machine gives local jobs: it could never run.
+    fn check_gpus(&self) -> Result<(), EngineError> {
+        let job = self.job()?;
+        if job.backend != Backend::Local || job.gpus == 0 {
+            return Ok(());
+        }
+        let have = self.cfg.local_gpus.len();
+        if usize::try_from(job.gpus).unwrap_or(usize::MAX) <= have {
+            return Ok(());
+        }
+        Err(EngineError::Refused {
+            code: "gpus_unavailable".into(),
+            message: if have == 0 {
+                format!(
+                    "the job needs {} GPU(s) and no GPU is configured for local jobs on this \
+                     machine; the operator lists them in MLRES_LOCAL_GPUS (e.g. 0,1)",
+                    job.gpus
+                )
+            } else {
+                format!(
+                    "the job needs {} GPU(s) and this machine gives local jobs {} ({}); \
+                     ask the operator for a program with fewer `gpus`",
+                    job.gpus,
+                    have,
+                    self.cfg.local_gpus.join(",")
+                )
+            },
+        })
+    }
+
+    /// Where supervisors lock the GPUs they hand out: one directory per state directory.
+    pub fn gpu_lock_dir(&self) -> PathBuf {
+        self.cfg.state_dir.join("gpus")
+    }
+
     fn builtins(&self, campaign: &str, exp: i64, iter: u32) -> BTreeMap<String, String> {
         let mut b = BTreeMap::new();
         b.insert("mlres".into(), self.cfg.exe.to_string_lossy().into_owned());
@@ -769,6 +810,8 @@ impl Engine {
                 file_size_bytes: Some(job.limits.file_size_bytes),
                 processes: Some(job.limits.processes),
                 open_files: Some(1024),
+                address_space_bytes: job.limits.address_space_bytes,
+                cpu_millis: job.limits.cpu_millis,
             },
             log_cap_bytes: job.limits.log_bytes,
             // Without network the job must not reach anything: fail closed if the sandbox
@@ -790,6 +833,13 @@ impl Engine {
                     .or_else(|_| std::path::absolute(&self.cfg.state_dir))
                     .unwrap_or_else(|_| self.cfg.state_dir.clone()),
             ],
+            // Always set: no `gpus` means an empty CUDA_VISIBLE_DEVICES, never the host's.
+            gpus: Some(mlres_backends::GpuRequest {
+                count: job.gpus,
+                share: job.share_gpus,
+                host: self.cfg.local_gpus.clone(),
+                lock_dir: self.gpu_lock_dir(),
+            }),
         };
         self.ledger
             .mark_submitted(exp.id, attempt, &dir.to_string_lossy())?;

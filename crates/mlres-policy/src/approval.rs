@@ -112,7 +112,26 @@ fn job(j: &JobTemplate) -> Value {
         .map(|(k, v)| (k.as_str(), Value::from(v.clone())))
         .collect();
     let l = &j.limits;
-    obj(vec![
+    let mut limits = vec![
+        ("memory", Value::from(format_size(l.memory_bytes))),
+        (
+            "cpu_time",
+            l.cpu_secs
+                .map_or(Value::Null, |s| Value::from(format_duration(s))),
+        ),
+        ("file_size", Value::from(format_size(l.file_size_bytes))),
+        ("processes", Value::from(l.processes)),
+        ("log_size", Value::from(format_size(l.log_bytes))),
+    ];
+    // Keys added later appear only when set, so programs that do not use them keep the
+    // hash they were approved under.
+    if let Some(a) = l.address_space_bytes {
+        limits.push(("address_space", Value::from(format_size(a))));
+    }
+    if let Some(c) = l.cpu_millis {
+        limits.push(("cpus", Value::from(crate::program::format_cpus(c))));
+    }
+    let mut fields = vec![
         ("backend", Value::from(j.backend.as_str())),
         ("command", strings(&j.command)),
         ("flavor", Value::from(j.flavor.clone())),
@@ -120,23 +139,18 @@ fn job(j: &JobTemplate) -> Value {
         ("env", obj(env)),
         ("pass_env", strings(&j.pass_env)),
         ("secrets", strings(&j.secrets)),
-        (
-            "limits",
-            obj(vec![
-                ("memory", Value::from(format_size(l.memory_bytes))),
-                (
-                    "cpu_time",
-                    l.cpu_secs
-                        .map_or(Value::Null, |s| Value::from(format_duration(s))),
-                ),
-                ("file_size", Value::from(format_size(l.file_size_bytes))),
-                ("processes", Value::from(l.processes)),
-                ("log_size", Value::from(format_size(l.log_bytes))),
-            ]),
-        ),
+        ("limits", obj(limits)),
         ("network", Value::from(j.network)),
         ("image", j.image.clone().map_or(Value::Null, Value::from)),
-    ])
+    ];
+    // Like the newer limit keys: only when used, so older programs keep their hash.
+    if j.gpus > 0 {
+        fields.push(("gpus", Value::from(j.gpus)));
+    }
+    if j.share_gpus {
+        fields.push(("share_gpus", Value::from(true)));
+    }
+    obj(fields)
 }
 
 fn scalar(s: &Scalar) -> Value {

@@ -42,8 +42,8 @@ pub use hub::{
 pub use metrics::{MAX_METRIC_KEYS, MetricScan, parse_metric_line};
 pub use program::{
     BUILTIN_PLACEHOLDERS, Backend, Envelope, Goal, JobLimits, JobTemplate, Method, Objective,
-    Param, Program, ProgramWarning, Scalar, SearchSpace, Section, TokenScope, is_env_name,
-    is_metric_key, is_param_name, parse_program, split_command,
+    Param, Program, ProgramWarning, Scalar, SearchSpace, Section, TokenScope, format_cpus,
+    is_env_name, is_metric_key, is_param_name, parse_program, split_command,
 };
 pub use search::{
     Config, ConfigArgError, grid_size, param_size, parse_config_args, propose, render_command,

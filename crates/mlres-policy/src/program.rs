@@ -234,21 +234,39 @@ pub struct JobTemplate {
     /// Container image (`image`): required for `hf-jobs` and must be listed in the
     /// envelope's `images`; unused by `local`.
     pub image: Option<String>,
+    /// `gpus`: how many of the machine's GPUs a local job gets (default 0: none, and
+    /// `CUDA_VISIBLE_DEVICES` is empty). An hf-jobs job's GPUs come from its flavor.
+    #[serde(default)]
+    pub gpus: u32,
+    /// `share_gpus`: the job's GPUs may be shared with other jobs that say so too (default
+    /// false: a GPU belongs to one job at a time).
+    #[serde(default)]
+    pub share_gpus: bool,
 }
 
 /// Resource limits of a job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobLimits {
-    /// `memory` (default 2 GiB).
+    /// `memory` (default 2 GiB): memory the job may actually use (resident, page cache and
+    /// swap), not address space it reserves.
     pub memory_bytes: u64,
     /// `cpu_time`, if set.
     pub cpu_secs: Option<u64>,
     /// `file_size`: largest file the job may write (default 1 GiB).
     pub file_size_bytes: u64,
-    /// `processes` (default 256).
+    /// `processes` (default 256): processes and threads of the job.
     pub processes: u64,
     /// `log_size`: captured log cap (default 8 MiB).
     pub log_bytes: u64,
+    /// `address_space`: an explicit cap on the address space of each process
+    /// (`RLIMIT_AS`); unset by default, because CUDA and PyTorch reserve far more address
+    /// space than they use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_space_bytes: Option<u64>,
+    /// `cpus`: how many CPUs' worth of time the job may use, in thousandths of a CPU
+    /// (`cpus: 1.5` is 1500); unset by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_millis: Option<u64>,
 }
 
 impl Default for JobLimits {
@@ -259,6 +277,8 @@ impl Default for JobLimits {
             file_size_bytes: 1 << 30,
             processes: 256,
             log_bytes: 8 << 20,
+            address_space_bytes: None,
+            cpu_millis: None,
         }
     }
 }
@@ -402,10 +422,34 @@ const OBJECTIVE_KEYS: &[&str] = &[
     "max_consecutive_failures",
 ];
 const JOB_KEYS: &[&str] = &[
-    "backend", "command", "flavor", "timeout", "env", "pass_env", "secrets", "limits", "network",
+    "backend",
+    "command",
+    "flavor",
+    "timeout",
+    "env",
+    "pass_env",
+    "secrets",
+    "limits",
+    "network",
     "image",
+    "gpus",
+    "share_gpus",
 ];
-const LIMIT_KEYS: &[&str] = &["memory", "cpu_time", "file_size", "processes", "log_size"];
+/// The variable `gpus` decides for local jobs; a template cannot set or pass it.
+const GPU_ENV: &str = "CUDA_VISIBLE_DEVICES";
+const LIMIT_KEYS: &[&str] = &[
+    "memory",
+    "cpu_time",
+    "file_size",
+    "processes",
+    "log_size",
+    "address_space",
+    "cpus",
+];
+/// Smallest `cpus`: the kernel's smallest CPU quota is 1 ms per 100 ms period.
+const MIN_CPU_MILLIS: u64 = 10;
+/// Largest `cpus` (a bound against typos, far above any machine mlres runs on).
+const MAX_CPU_MILLIS: u64 = 4096 * 1000;
 const SEARCH_KEYS: &[&str] = &["method", "parameters", "seed"];
 const PARAM_KEYS: &[&str] = &["value", "values", "distribution", "min", "max", "q"];
 const DISTRIBUTIONS: &[&str] = &[
@@ -1166,7 +1210,68 @@ fn parse_limits(node: &Node) -> Result<JobLimits, ProgramError> {
     if let Some(n) = m.get("log_size") {
         limits.log_bytes = positive(n, "log_size", get_size(n, "log_size")?)?;
     }
+    if let Some(n) = m.get("address_space") {
+        limits.address_space_bytes =
+            Some(positive(n, "address_space", get_size(n, "address_space")?)?);
+    }
+    if let Some(n) = m.get("cpus") {
+        limits.cpu_millis = Some(get_cpus(n)?);
+    }
     Ok(limits)
+}
+
+/// `cpus`: a plain positive decimal with at most three decimals (`2`, `0.5`, `1.25`), from
+/// 0.01 to 4096, kept exactly as thousandths of a CPU.
+fn get_cpus(node: &Node) -> Result<u64, ProgramError> {
+    const KEY: &str = "cpus";
+    let Some((Plain::Int | Plain::Float, v)) = plain_class(node) else {
+        let e = err(
+            node,
+            format!(
+                "`{KEY}` must be a number of CPUs such as `2` or `0.5`, found {}",
+                node.describe()
+            ),
+        );
+        return Err(number_help(node, e));
+    };
+    if v.starts_with('-') || v.starts_with('+') {
+        return Err(err(node, format!("`{KEY}` must be greater than 0")));
+    }
+    let millis = crate::units::exact_decimal(v, 1000).map_err(|e| match e {
+        crate::units::ExactError::NotWhole => err(
+            node,
+            format!("`{KEY}` has more than three decimals (`{v}`)"),
+        ),
+        crate::units::ExactError::Overflow => err(node, format!("`{KEY}` is too large")),
+        crate::units::ExactError::Syntax => err(
+            node,
+            format!("`{KEY}` must be a plain decimal such as `2` or `0.5`, found `{v}`"),
+        ),
+    })?;
+    if millis == 0 {
+        return Err(err(node, format!("`{KEY}` must be greater than 0")));
+    }
+    if millis < MIN_CPU_MILLIS {
+        return Err(err(
+            node,
+            format!("`{KEY}` must be at least 0.01 (the kernel's smallest CPU quota)"),
+        ));
+    }
+    if millis > MAX_CPU_MILLIS {
+        return Err(err(node, format!("`{KEY}` must be at most 4096")));
+    }
+    Ok(millis)
+}
+
+/// `cpus` as written back: `2`, `0.5`, `1.25`.
+pub fn format_cpus(millis: u64) -> String {
+    let whole = millis / 1000;
+    let frac = millis % 1000;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let f = format!("{frac:03}");
+    format!("{whole}.{}", f.trim_end_matches('0'))
 }
 
 fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
@@ -1255,6 +1360,57 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
         .unwrap_or(false);
     let image_node = m.get("image");
     let image = image_node.map(|n| get_str(n, "image")).transpose()?;
+    let gpus_node = m.get("gpus");
+    let gpus = gpus_node
+        .map(|n| get_u32(n, "gpus"))
+        .transpose()?
+        .unwrap_or(0);
+    let share_node = m.get("share_gpus");
+    let share_gpus = share_node
+        .map(|n| get_bool(n, "share_gpus"))
+        .transpose()?
+        .unwrap_or(false);
+    if let Some(n) = gpus_node
+        && backend != Backend::Local
+    {
+        return Err(err(
+            n,
+            "`gpus` is for local jobs; an hf-jobs job gets the GPUs of its flavor",
+        )
+        .with_help("remove `gpus` and choose a GPU flavor, e.g. `flavor: t4-small`"));
+    }
+    if let Some(n) = share_node
+        && share_gpus
+        && gpus == 0
+    {
+        return Err(err(n, "`share_gpus: true` needs `gpus` of at least 1")
+            .with_help("set `gpus: 1` or remove `share_gpus`"));
+    }
+    if backend == Backend::Local {
+        let set = m
+            .get("env")
+            .and_then(|n| match &n.kind {
+                Kind::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _)| key_text(k) == GPU_ENV)
+                    .map(|(k, _)| k.clone()),
+                _ => None,
+            })
+            .or_else(|| match m.get("pass_env").map(|n| &n.kind) {
+                Some(Kind::Seq(items)) => items
+                    .iter()
+                    .find(|i| matches!(&i.kind, Kind::Scalar { value, .. } if value == GPU_ENV))
+                    .cloned(),
+                _ => None,
+            });
+        if let Some(n) = set {
+            return Err(err(
+                &n,
+                format!("`{GPU_ENV}` is decided by `gpus` for local jobs"),
+            )
+            .with_help("write `gpus: 1` (or how many GPUs the job needs) instead"));
+        }
+    }
     let pos = JobPos {
         backend: backend_node.cloned(),
         image: image_node.cloned(),
@@ -1276,6 +1432,8 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
             limits,
             network,
             image,
+            gpus,
+            share_gpus,
         },
         pos,
     ))

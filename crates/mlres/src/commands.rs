@@ -220,6 +220,41 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
     if let ApprovalStatus::Changed { diff, .. } = &status {
         let _ = writeln!(err, "\nChanges since the last approval:\n{diff}");
     }
+    // What the document's limits mean here: a limit this machine cannot enforce is said to
+    // be off before anyone approves it.
+    if let Some(job) = engine
+        .project
+        .program
+        .job
+        .as_ref()
+        .filter(|j| j.backend == mlres_policy::Backend::Local)
+    {
+        let _ = writeln!(err, "\nLocal job limits on this machine:");
+        for line in print::limits_here(job) {
+            let line = line.trim_start_matches("on this machine: ");
+            let _ = writeln!(err, "  {line}");
+        }
+        if job.gpus > 0 {
+            let pool = &engine.cfg.local_gpus;
+            let _ = writeln!(
+                err,
+                "  gpus {}: {}",
+                job.gpus,
+                if pool.len() >= job.gpus as usize {
+                    format!(
+                        "this machine gives local jobs {} (MLRES_LOCAL_GPUS)",
+                        pool.join(",")
+                    )
+                } else {
+                    format!(
+                        "this machine gives local jobs {} GPU(s) (MLRES_LOCAL_GPUS={:?}): these jobs will be refused",
+                        pool.len(),
+                        pool.join(",")
+                    )
+                }
+            );
+        }
+    }
     print::warnings(&engine.project.program.warnings, &mut err);
     if !data_changes.is_empty() {
         let _ = writeln!(

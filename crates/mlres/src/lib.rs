@@ -176,6 +176,7 @@ pub(crate) fn engine_config(cli: &Cli) -> Result<EngineConfig, Failure> {
     let hf = jobs::hf_settings(&parent_env);
     let bwrap = bwrap_override(&parent_env);
     let keep_attempts = keep_attempts(&parent_env)?;
+    let local_gpus = local_gpus(&parent_env).map_err(|e| fail(exit::USAGE, anyhow::anyhow!(e)))?;
     Ok(EngineConfig {
         state_dir: state_dir(&cli.state_dir)?,
         exe,
@@ -183,6 +184,7 @@ pub(crate) fn engine_config(cli: &Cli) -> Result<EngineConfig, Failure> {
         hf,
         bwrap,
         keep_attempts,
+        local_gpus,
     })
 }
 
@@ -203,6 +205,31 @@ pub(crate) fn keep_attempts(env: &BTreeMap<String, String>) -> Result<usize, Fai
             ),
         )),
     }
+}
+
+/// `MLRES_LOCAL_GPUS`: the GPUs local jobs may be given, comma-separated as
+/// `CUDA_VISIBLE_DEVICES` names them (`0,1`, or UUIDs). Unset or empty: none, and local jobs
+/// get an empty `CUDA_VISIBLE_DEVICES`. Only a human sets it (the guard refuses an agent).
+pub(crate) fn local_gpus(env: &BTreeMap<String, String>) -> Result<Vec<String>, String> {
+    let Some(v) = env.get("MLRES_LOCAL_GPUS").filter(|v| !v.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
+    if let Some(bad) = ids.iter().find(|i| {
+        i.is_empty()
+            || !i
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':' || c == '.')
+    }) {
+        return Err(format!(
+            "MLRES_LOCAL_GPUS={v:?}: {bad:?} is not a GPU id; write e.g. MLRES_LOCAL_GPUS=0,1"
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = ids.iter().find(|i| !seen.insert(i.as_str())) {
+        return Err(format!("MLRES_LOCAL_GPUS={v:?}: GPU {dup} is listed twice"));
+    }
+    Ok(ids)
 }
 
 /// `MLRES_BWRAP`: use bubblewrap only at this path instead of looking in /usr/bin,

@@ -20,6 +20,35 @@ pub fn exp_json(e: &Experiment) -> Value {
     mlres_engine::experiment_json(e)
 }
 
+/// Whether this machine enforces a local job's cgroup limits (memory, processes, cpus),
+/// probed for real: one line each, starting `on this machine:`. A limit that is not
+/// enforced says so; it is never shown as on.
+pub fn limits_here(job: &mlres_policy::JobTemplate) -> Vec<String> {
+    use mlres_backends::LimitEnforcement::{Enforced, NotEnforced};
+    let here = mlres_backends::cgroup_limits();
+    let l = &job.limits;
+    let mut rows = vec![
+        (
+            format!("memory {}", mlres_policy::format_size(l.memory_bytes)),
+            &here.memory,
+        ),
+        (format!("processes {}", l.processes), &here.processes),
+    ];
+    if let Some(c) = l.cpu_millis {
+        rows.push((format!("cpus {}", mlres_policy::format_cpus(c)), &here.cpus));
+    }
+    rows.into_iter()
+        .map(|(what, e)| match e {
+            Enforced(how) => format!("on this machine: {what} enforced by {how}"),
+            NotEnforced(why) if what.starts_with("processes") => format!(
+                "on this machine: {what} NOT enforced per job ({why}); only RLIMIT_NPROC, \
+                 which counts every process of the user and does not bind root"
+            ),
+            NotEnforced(why) => format!("on this machine: {what} NOT enforced ({why})"),
+        })
+        .collect()
+}
+
 /// `mlres check` for a human: what the program authorises, in words, with its warnings.
 pub fn program_summary(project: &mlres_engine::Project) {
     use mlres_policy::{Backend, Goal, Method, Param, format_duration as dur};
@@ -139,6 +168,19 @@ pub fn program_summary(project: &mlres_engine::Project) {
                     if let Some(c) = j.limits.cpu_secs {
                         facts.push(format!("cpu time {}", dur(c)));
                     }
+                    if let Some(c) = j.limits.cpu_millis {
+                        facts.push(format!("cpus {}", mlres_policy::format_cpus(c)));
+                    }
+                    if j.gpus > 0 {
+                        facts.push(format!(
+                            "gpus {}{}",
+                            j.gpus,
+                            if j.share_gpus { " (shared)" } else { "" }
+                        ));
+                    }
+                    if let Some(a) = j.limits.address_space_bytes {
+                        facts.push(format!("address space {}", mlres_policy::format_size(a)));
+                    }
                 }
                 Backend::HfJobs => {
                     if let Some(i) = &j.image {
@@ -147,6 +189,11 @@ pub fn program_summary(project: &mlres_engine::Project) {
                 }
             }
             println!("           {}", facts.join(", "));
+            if j.backend == Backend::Local {
+                for line in limits_here(j) {
+                    println!("           {line}");
+                }
+            }
             let env: Vec<String> = j.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
             for (what, list) in [
                 ("env", &env),

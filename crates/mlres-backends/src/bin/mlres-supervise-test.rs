@@ -8,6 +8,8 @@
 //! - `mlres-supervise-test launch-and-die <dir>`: `launch` a detached supervisor for `dir`, then
 //!   SIGKILL ourselves (the supervisor must survive).
 //! - `mlres-supervise-test __jail ...`: the job sandbox's inner stage (as `mlres __jail`).
+//! - `mlres-supervise-test cgroup-limits`: print whether each cgroup limit is enforced for
+//!   jobs of this process (`<limit> on|off <how or why>`).
 //! - `mlres-supervise-test supervise-hf <dir>`: the hf-jobs supervisor, token from
 //!   `MLRES_TEST_HF_TOKEN`, secrets (JSON) from `MLRES_TEST_HF_SECRETS`.
 
@@ -74,6 +76,22 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+        Some([mode]) if mode == "cgroup-limits" => {
+            let l = mlres_backends::cgroup_limits();
+            for (name, e) in [
+                ("memory", &l.memory),
+                ("processes", &l.processes),
+                ("cpus", &l.cpus),
+            ] {
+                match e {
+                    mlres_backends::LimitEnforcement::Enforced(how) => println!("{name} on {how}"),
+                    mlres_backends::LimitEnforcement::NotEnforced(why) => {
+                        println!("{name} off {why}")
+                    }
+                }
+            }
+            ExitCode::SUCCESS
         }
         Some([mode, dir]) if mode == "launch-and-die" => {
             let exe = match std::env::current_exe() {

@@ -319,7 +319,7 @@ fn doctor_reports_the_protections() {
         "rlimit_nproc",
         "child_subreaper",
         "parent_death_signal",
-        "cgroup_v2",
+        "cgroup_limits",
     ] {
         assert!(names.contains(&n), "missing {n}: {names:?}");
     }

@@ -3,8 +3,10 @@
 
 mod bad_input;
 mod fallback;
+mod gpus;
 mod hfjobs;
 mod lifecycle;
+mod limits;
 mod sandbox;
 
 use std::collections::BTreeMap;
@@ -40,6 +42,7 @@ pub fn spec(argv: &[&str]) -> LocalJobSpec {
         network: NetworkPolicy::Host,
         read_only: Vec::new(),
         masked: Vec::new(),
+        gpus: None,
     }
 }
 

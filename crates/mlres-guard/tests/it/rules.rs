@@ -197,3 +197,37 @@ fn an_agent_cannot_choose_the_job_sandbox() {
         assert!(reason.contains("MLRES_BWRAP"), "{cmd}: {reason}");
     }
 }
+
+#[test]
+fn an_agent_cannot_choose_the_gpus_of_local_jobs() {
+    for cmd in [
+        "MLRES_LOCAL_GPUS=0,1,2,3 mlres loop run",
+        "export MLRES_LOCAL_GPUS=0; mlres exp submit --config '{}' --hypothesis h",
+        "env MLRES_LOCAL_GPUS=1 mlres loop run",
+    ] {
+        let reason = denied(cmd);
+        assert!(reason.contains("MLRES_LOCAL_GPUS"), "{cmd}: {reason}");
+    }
+    not_denied("CUDA_VISIBLE_DEVICES=0 python3 train.py");
+}
+
+#[test]
+fn an_agent_cannot_set_the_approval_secret_or_any_mlres_setting() {
+    for cmd in [
+        "mlres setup approver",
+        "mlres setup approver --secret-file /tmp/mine",
+        "cd /tmp && mlres -C /work/p setup approver --secret-fd 3 3</tmp/s",
+    ] {
+        let reason = denied(cmd);
+        assert!(reason.contains("setup approver"), "{cmd}: {reason}");
+    }
+    for cmd in [
+        "MLRES_KEEP_ATTEMPTS=10 mlres loop run",
+        "export MLRES_ANYTHING_NEW=1; mlres loop run",
+        "env MLRES_KEEP_ATTEMPTS=10 mlres loop run",
+    ] {
+        let reason = denied(cmd);
+        assert!(reason.contains("MLRES_"), "{cmd}: {reason}");
+    }
+    not_denied("mlres setup claude --dry-run");
+}

@@ -181,6 +181,22 @@ fn mutations() -> Vec<Mutation> {
             Box::new(|p: &mut Program| job(p).limits.log_bytes += 1),
         ),
         (
+            "job address_space",
+            Box::new(|p: &mut Program| job(p).limits.address_space_bytes = Some(64 << 30)),
+        ),
+        ("job gpus", Box::new(|p: &mut Program| job(p).gpus = 1)),
+        (
+            "job share_gpus",
+            Box::new(|p: &mut Program| {
+                job(p).gpus = 1;
+                job(p).share_gpus = true;
+            }),
+        ),
+        (
+            "job cpus",
+            Box::new(|p: &mut Program| job(p).limits.cpu_millis = Some(1500)),
+        ),
+        (
             "job network",
             Box::new(|p: &mut Program| job(p).network = true),
         ),

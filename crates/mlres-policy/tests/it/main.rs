@@ -3,8 +3,10 @@
 mod approval;
 mod budget;
 mod durations;
+mod gpus;
 mod hfjobs;
 mod hub;
+mod limits;
 mod malformed;
 mod metrics;
 mod program;

@@ -83,9 +83,13 @@ fn fixture_parses_into_expected_struct() {
                 file_size_bytes: 512 << 20,
                 processes: 64,
                 log_bytes: 4 << 20,
+                address_space_bytes: None,
+                cpu_millis: None,
             },
             network: false,
             image: None,
+            gpus: 0,
+            share_gpus: false,
         })
     );
     assert_eq!(

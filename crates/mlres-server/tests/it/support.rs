@@ -75,6 +75,7 @@ pub fn config(state: PathBuf) -> EngineConfig {
         hf: None,
         bwrap: None,
         keep_attempts: mlres_engine::DEFAULT_KEEP_ATTEMPTS,
+        local_gpus: Vec::new(),
     }
 }
 

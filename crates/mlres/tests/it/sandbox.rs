@@ -158,9 +158,39 @@ fn a_job_past_its_timeout_is_killed_with_its_children_and_recorded() {
     assert!(s["budget"]["walltime_secs"]["used"].as_u64().unwrap() <= 60);
 }
 
+fn root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `mlres doctor --json`'s `cgroup_limits` entry.
+fn cgroup_entry(env: &Env) -> serde_json::Value {
+    let v = env.json(&["doctor", "--json"]);
+    v["protections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "cgroup_limits")
+        .cloned()
+        .unwrap_or_else(|| panic!("no cgroup_limits: {v}"))
+}
+
+/// A job that touches more memory than `limits.memory` is killed, and the ledger's reason
+/// names the limit. As root (here and in CI) the cgroup must be there and enforced; as
+/// another user without a cgroup of its own, doctor must say it is not.
 #[test]
 fn a_job_over_its_memory_limit_fails_cleanly_and_is_recorded() {
     let env = Env::new();
+    let entry = cgroup_entry(&env);
+    let detail = entry["detail"].as_str().unwrap().to_string();
+    let enforced = detail.contains("limits.memory enforced (cgroup v");
+    if root() {
+        assert!(enforced, "root must get a memory cgroup: {entry}");
+    } else if !enforced {
+        assert!(detail.contains("limits.memory NOT enforced"), "{entry}");
+        assert_eq!(entry["active"], false, "{entry}");
+        return;
+    }
     env.write_program(
         &Fast {
             script: "python3 -c 'x = bytearray(1024 * 1024 * 1024); print(len(x))'; echo score={x}",
@@ -176,8 +206,66 @@ fn a_job_over_its_memory_limit_fails_cleanly_and_is_recorded() {
     assert_eq!(c, 5, "{v}");
     assert_eq!(v["status"], "memory_exceeded", "{v}");
     assert_eq!(v["decision"], "discard");
+    let error = v["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("memory limit 256 MiB exceeded (cgroup v"),
+        "{v}"
+    );
     let v = env.json(&["ledger", "verify", "--json"]);
     assert_eq!(v["problems"].as_array().map(Vec::len), Some(0));
+}
+
+/// What CUDA and `import torch` do: reserve far more address space than the memory limit and
+/// never touch it. Under the default limits (memory 2GiB) this job runs; with the old
+/// RLIMIT_AS of 2 GiB its mmap failed.
+#[test]
+fn a_job_that_reserves_address_space_it_never_touches_runs_under_the_default_limits() {
+    let env = Env::new();
+    env.write_program(
+        &Fast {
+            script: "python3 -c 'import ctypes; l = ctypes.CDLL(None); l.mmap.restype = ctypes.c_void_p; l.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]; p = l.mmap(None, 16 << 30, 0, 0x4022, -1, 0); assert p not in (None, 2 ** 64 - 1), p' && echo score={x}",
+            ..Default::default()
+        }
+        .program(),
+    );
+    env.approve();
+    let (c, v) = submit_and_wait(&env, 1);
+    assert_eq!(c, 0, "{v}");
+    assert_eq!(v["status"], "completed", "{v}");
+    assert_eq!(v["metrics"]["score"], 1.0, "{v}");
+}
+
+/// `mlres approve` says, before anyone approves, whether this machine enforces the job's
+/// limits, and `check` says the same; neither ever shows a missing one as on.
+#[test]
+fn approve_and_check_say_whether_the_limits_are_enforced_here() {
+    let env = Env::new();
+    env.write_program(
+        &Fast {
+            extra_job: "limits:\n  memory: 512MiB\n  processes: 64\n  cpus: 1.5",
+            ..Default::default()
+        }
+        .program(),
+    );
+    let enforced = cgroup_entry(&env)["active"] == true;
+    if root() {
+        assert!(enforced, "{}", cgroup_entry(&env));
+    }
+    let out = env.run(&["approve", "--operator"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("Local job limits on this machine:"), "{err}");
+    let check = env.ok(&["check"]);
+    for what in ["memory 512MiB", "processes 64", "cpus 1.5"] {
+        let on = format!("{what} enforced by cgroup v");
+        let off = format!("{what} NOT enforced");
+        let want = if enforced { &on } else { &off };
+        assert!(err.contains(&format!("  {want}")), "{want}: {err}");
+        assert!(
+            check.contains(&format!("on this machine: {want}")),
+            "{want}: {check}"
+        );
+    }
 }
 
 #[test]
@@ -652,5 +740,109 @@ fn without_bubblewrap_jobs_run_under_landlock_and_seccomp_and_doctor_says_so() {
             && n.contains("own network namespace")
             && n.contains(&format!("(fallback: bubblewrap not found at the configured path {NO_BWRAP}; no mount or PID namespace"))),
         "{notes:?}"
+    );
+}
+
+/// `gpus` decides a local job's `CUDA_VISIBLE_DEVICES` from the GPUs the operator lists in
+/// `MLRES_LOCAL_GPUS` (no GPU needed: the test reads the environment the job got); without
+/// `gpus` it is empty; more than the machine gives is refused before anything is spent.
+#[test]
+fn gpus_decide_cuda_visible_devices_from_mlres_local_gpus() {
+    let cases = [
+        ("", "0,1", "cvd=[] set=1"),
+        ("gpus: 0", "0,1", "cvd=[] set=1"),
+        ("gpus: 1", "0,1", "cvd=[0] set=1"),
+        (
+            "gpus: 2\nshare_gpus: true",
+            "GPU-aa,GPU-bb",
+            "cvd=[GPU-aa,GPU-bb] set=1",
+        ),
+        ("", "", "cvd=[] set=1"),
+    ];
+    for (extra, pool, want) in cases {
+        let env = Env::new();
+        env.write_program(
+            &Fast {
+                script: "echo cvd=[$CUDA_VISIBLE_DEVICES] set=$(env | grep -c ^CUDA_VISIBLE_DEVICES=) score={x}",
+                extra_job: extra,
+                ..Default::default()
+            }
+            .program(),
+        );
+        env.approve();
+        let args = [
+            "exp",
+            "submit",
+            "--config",
+            r#"{"x": 1}"#,
+            "--hypothesis",
+            "gpus",
+            "--json",
+        ];
+        let out = env
+            .cmd()
+            .env("MLRES_LOCAL_GPUS", pool)
+            .env("CUDA_VISIBLE_DEVICES", "7")
+            .args(args)
+            .output()
+            .unwrap();
+        env.record(&args, &out);
+        assert!(out.status.success(), "{extra}: {}", stderr(&out));
+        let id =
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"].to_string();
+        env.ok(&["exp", "wait", &id, "--timeout", "2m"]);
+        let log = logs(&env, &serde_json::Value::from(id.parse::<i64>().unwrap()));
+        assert!(log.contains(want), "{extra} / {pool}: {log}");
+    }
+    // Three GPUs wanted, two given: refused with the reason, nothing reserved.
+    let env = Env::new();
+    env.write_program(
+        &Fast {
+            extra_job: "gpus: 3",
+            ..Default::default()
+        }
+        .program(),
+    );
+    env.approve();
+    let out = env
+        .cmd()
+        .env("MLRES_LOCAL_GPUS", "0,1")
+        .args([
+            "exp",
+            "submit",
+            "--config",
+            r#"{"x": 1}"#,
+            "--hypothesis",
+            "h",
+        ])
+        .output()
+        .unwrap();
+    env.record(&["exp", "submit"], &out);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("gpus_unavailable"), "{err}");
+    assert!(err.contains("needs 3 GPU(s)"), "{err}");
+    let s = env.json(&["loop", "status", "--json"]);
+    assert_eq!(s["budget"]["walltime_secs"]["used"], 0, "{s}");
+    // A malformed list is a usage error, not a guess.
+    let out = env
+        .cmd()
+        .env("MLRES_LOCAL_GPUS", "0,,1")
+        .args([
+            "exp",
+            "submit",
+            "--config",
+            r#"{"x": 1}"#,
+            "--hypothesis",
+            "h",
+        ])
+        .output()
+        .unwrap();
+    env.record(&["exp", "submit"], &out);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("MLRES_LOCAL_GPUS"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -2,8 +2,8 @@
 //! commands that print all of it are denied (`env`, `printenv`, `set`, `export`, `declare
 //! -p`, `compgen -v`, `ps e`, and awk's `ENVIRON` or jq's `env` elsewhere), as is printing a
 //! secret variable by name. Assignments, whether `X=1 cmd`, `export X=1`, `declare X=1` or
-//! `env X=1 cmd`, are checked here too: denied are `MLRES_STATE_DIR` and `MLRES_BWRAP` (a
-//! human's choices), `IFS`, variables that make the shell or loader run extra code
+//! `env X=1 cmd`, are checked here too: denied are `MLRES_STATE_DIR`, `MLRES_BWRAP` and every other `MLRES_*`
+//! setting (a human's choices), `IFS`, variables that make the shell or loader run extra code
 //! (`BASH_ENV`, `LD_PRELOAD`, `PROMPT_COMMAND`, exported functions, …), and `HF_ENDPOINT`
 //! (it would send the token elsewhere). Commands in `GIT_SSH_COMMAND`, `PAGER`, `EDITOR`, …
 //! are analysed; `PATH`, `HOME` and `XDG_STATE_HOME` are remembered for the `mlres` rules.
@@ -140,6 +140,22 @@ impl Analyzer<'_> {
                             local job sandbox (or switches bubblewrap off); only a human sets it"
                         .into(),
                 );
+            }
+            // It decides which of the machine's GPUs local jobs are given and where their
+            // locks are kept apart from other jobs': the operator's, like the sandbox.
+            "MLRES_LOCAL_GPUS" => {
+                return Err(
+                    "refused: `MLRES_LOCAL_GPUS` chooses which of the machine's GPUs local \
+                            jobs are given; only a human sets it"
+                        .into(),
+                );
+            }
+            // Any other setting of mlres' own (retention, ...) is the operator's too.
+            n if n.starts_with("MLRES_") => {
+                return Err(format!(
+                    "refused: `{n}` is one of mlres' own settings (how it keeps logs, which \
+                     sandbox or GPUs jobs get); only a human sets them"
+                ));
             }
             "HOME" | "XDG_STATE_HOME" => self.state_env_assigned = Some(name.to_string()),
             // Changing the field separator turns a harmless-looking word into several words

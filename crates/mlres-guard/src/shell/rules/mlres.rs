@@ -1,5 +1,5 @@
-//! mlres itself, the broker (also reached as `python -m mlres`). Denied: `mlres approve` and
-//! `--approve` (only a human approves), a state directory other than the one the user set up
+//! mlres itself, the broker (also reached as `python -m mlres`). Denied: `mlres approve`,
+//! `--approve` and `mlres setup approver` (only a human approves or sets the approval secret), a state directory other than the one the user set up
 //! (`--state-dir`, or `HOME`/`XDG_STATE_HOME` assigned in the same command), and stopping the
 //! broker with `kill`/`pkill`/`killall`. A single plain read-only `mlres` command (`status`,
 //! `list`, `logs`, …) is what lets the guard answer Allow instead of deferring; this module
@@ -20,6 +20,13 @@ pub(super) fn mlres(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &S
     let pos: Vec<&str> = rest.iter().filter(|a| !a.is_opt()).map(|a| a.s()).collect();
     if pos.iter().take(3).any(|p| *p == "approve") || rest.iter().any(|a| a.s() == "--approve") {
         return Err(APPROVE_REASON.into());
+    }
+    // Setting the approval secret first would let the agent approve with its own secret.
+    if pos.windows(2).take(3).any(|w| w == ["setup", "approver"]) {
+        return Err(format!(
+            "{APPROVE_REASON}; `mlres setup approver` sets the secret every approval needs, so only \
+             the human runs it"
+        ));
     }
     if rest
         .iter()
