@@ -86,6 +86,7 @@ fn fixture_parses_into_expected_struct() {
             },
             network: false,
             image: None,
+            code: vec![],
         })
     );
     assert_eq!(
