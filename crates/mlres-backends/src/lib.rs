@@ -89,9 +89,14 @@ pub struct LocalJobSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub read_only: Vec<PathBuf>,
     /// Paths inside `read_only` ones the job must not see (covered by an empty tmpfs), e.g. a
-    /// state directory that lives inside the project.
+    /// state directory that lives inside the project. A `read_only` path inside a masked one
+    /// (a code snapshot in that state directory) stays visible.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub masked: Vec<PathBuf>,
+    /// Manifest hash of the approved code snapshot the job runs (among `read_only`), for the
+    /// record: the spec says which code produced the job's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_sha256: Option<String>,
 }
 
 /// Resource limits, each applied as an rlimit (soft = hard) when `Some`.

@@ -927,6 +927,7 @@ mod tests {
             network: crate::NetworkPolicy::Host,
             read_only: Vec::new(),
             masked: Vec::new(),
+            code_sha256: None,
         }
     }
 

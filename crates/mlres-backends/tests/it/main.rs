@@ -40,6 +40,7 @@ pub fn spec(argv: &[&str]) -> LocalJobSpec {
         network: NetworkPolicy::Host,
         read_only: Vec::new(),
         masked: Vec::new(),
+        code_sha256: None,
     }
 }
 
