@@ -343,6 +343,7 @@ impl Engine {
             network: NetworkPolicy::Host,
             read_only: Vec::new(),
             masked: Vec::new(),
+            code_sha256: None,
         };
         self.ledger
             .mark_submitted(exp.id, attempt, &dir.to_string_lossy())?;

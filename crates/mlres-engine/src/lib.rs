@@ -8,6 +8,7 @@
 //! environment variables (the binary hands it a snapshot of what it may pass to jobs) and never
 //! chooses exit codes. It must not know SQL, HTTP routes or terminal styling.
 
+mod code;
 mod datasets;
 mod error;
 mod evaluate;
@@ -18,6 +19,7 @@ mod project;
 mod run;
 pub mod time;
 
+pub use code::{CodeChange, PinnedCode};
 pub use error::EngineError;
 pub use evaluate::{Evaluation, evaluate_logs, scan_logs as scan_log_files};
 pub use export::{ExportPaths, experiment_json, export};

@@ -119,6 +119,14 @@ pub fn check_code_size(files: &[CodeFile]) -> Result<(), String> {
     ))
 }
 
+/// sha256 of `data`, lowercase hex (the content hash of one code file).
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A size for people: `512 B`, `3.2 KiB`, `68.0 MiB`.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];

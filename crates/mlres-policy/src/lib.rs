@@ -37,7 +37,7 @@ pub use budget::{
 };
 pub use code::{
     CODE_MANIFEST_FORMAT, CodeChanges, CodeFile, CodeManifest, MAX_CODE_BYTES, MAX_CODE_FILES,
-    check_code_size, code_changes, human_size,
+    check_code_size, code_changes, human_size, sha256_hex,
 };
 pub use error::{DurationError, ProgramError, SizeError};
 pub use hub::{
@@ -49,6 +49,7 @@ pub use program::{
     BUILTIN_PLACEHOLDERS, Backend, Envelope, Goal, JobLimits, JobTemplate, Method, Objective,
     Param, Program, ProgramWarning, RUNS_DIR, Scalar, SearchSpace, Section, TokenScope,
     is_env_name, is_metric_key, is_param_name, normalize_code_path, parse_program, split_command,
+    uses_placeholder,
 };
 pub use search::{
     Config, ConfigArgError, grid_size, param_size, parse_config_args, propose, render_command,

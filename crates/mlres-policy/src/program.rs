@@ -913,6 +913,14 @@ pub(crate) fn parse_placeholders(arg: &str) -> Result<Vec<Piece>, String> {
     Ok(out)
 }
 
+/// Whether any word of `command` uses the placeholder `{name}` (escaped braces do not count).
+pub fn uses_placeholder(command: &[String], name: &str) -> bool {
+    command.iter().any(|w| {
+        parse_placeholders(w)
+            .is_ok_and(|ps| ps.iter().any(|p| matches!(p, Piece::Var(v) if v == name)))
+    })
+}
+
 /// Splits a one-line command into words: whitespace separates, `'…'` and `"…"` quote
 /// (no escapes), adjacent parts join. No shell: operators and `$` are refused unquoted.
 pub fn split_command(s: &str) -> Result<Vec<String>, String> {
