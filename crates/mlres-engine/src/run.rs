@@ -343,6 +343,11 @@ impl Engine {
         // cannot be pinned fails the approval with nothing recorded.
         let datasets = crate::datasets::current(&self.project)?;
         let code = crate::code::pin(&self.project, &self.cfg.state_dir)?;
+        if let Some(c) = &code
+            && self.job()?.backend == Backend::HfJobs
+        {
+            crate::hfjobs::shipped_code(c)?;
+        }
         let code = code
             .map(|c| serde_json::to_value(&c.manifest))
             .transpose()
@@ -573,6 +578,10 @@ impl Engine {
                     });
                 }
                 let (c, p) = self.hf_preflight(campaign, &flavor, timeout_secs)?;
+                // Code that cannot be shipped is refused before anything is reserved.
+                if let Some(code) = &code {
+                    crate::hfjobs::shipped_code(code)?;
+                }
                 (c, Some(p))
             }
         };
@@ -693,9 +702,21 @@ impl Engine {
         b.insert("seed".into(), (exp.max(0) as u64).to_string());
         // Jobs run in their attempt's work dir; files beside program.md are found through this.
         b.insert("project".into(), self.project.root_str());
-        // The approved code snapshot (the policy refuses `{code}` without a `code:` list).
+        // The approved code snapshot (the policy refuses `{code}` without a `code:` list). A
+        // remote job gets it decoded into its working directory.
         if let Some(c) = code {
-            b.insert("code".into(), c.dir.to_string_lossy().into_owned());
+            let remote = self
+                .project
+                .program
+                .job
+                .as_ref()
+                .is_some_and(|j| j.backend == Backend::HfJobs);
+            let at = if remote {
+                ".".to_string()
+            } else {
+                c.dir.to_string_lossy().into_owned()
+            };
+            b.insert("code".into(), at);
         }
         b
     }
@@ -809,7 +830,9 @@ impl Engine {
             .map_err(EngineError::InvalidConfig)?;
         // One arm per backend, no default: a new backend cannot fall through to `local`.
         match job.backend {
-            Backend::HfJobs => return self.launch_hf(campaign, exp, attempt, &dir, argv, price),
+            Backend::HfJobs => {
+                return self.launch_hf(campaign, exp, attempt, &dir, argv, price, code);
+            }
             Backend::Local => {}
         }
         let spec = LocalJobSpec {

@@ -1440,12 +1440,21 @@ fn check_hf_job(job: &JobTemplate, pos: &JobPos, env: &Envelope) -> Result<(), P
         return Err(err(at, "`pass_env` is not allowed for hf-jobs: a remote job gets only literal `env` values and granted `secrets`")
             .with_help("write the values under `env`, or grant a secret under `secrets`"));
     }
-    if let Some(at) = &pos.code {
+    // The snapshot travels as `hf jobs uv run` ships a local script: one file, decoded into the
+    // job's working directory under its name (so `{code}` is `.` there).
+    if let Some(at) = &pos.code
+        && (job.code.len() != 1 || job.code[0].contains('/'))
+    {
         return Err(err(
             at,
-            "`code` is not supported by the hf-jobs backend yet: the snapshot is not shipped",
+            "hf-jobs ships one script for now: `code` must list a single file at the top of the \
+             project",
         )
-        .with_help("run this job on the local backend, or bake the code into the image"));
+        .with_help(
+            "put the job's code in one script beside program.md (e.g. `code: [train.py]`, with \
+             PEP 723 `# /// script` dependencies for `uv run`), run it locally, or bake the rest \
+             into the image",
+        ));
     }
     Ok(())
 }

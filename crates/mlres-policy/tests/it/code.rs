@@ -192,23 +192,29 @@ fn project_files_without_a_code_list_are_a_warning() {
 }
 
 #[test]
-fn hf_jobs_refuse_code_until_it_can_be_shipped() {
+fn hf_jobs_ship_one_top_level_script() {
     let env = "max_jobs: 3\nmax_walltime: 8h\nallowed_flavors: [cpu-basic]\nmax_timeout: 1h\nbackends: [hf-jobs]\nnamespace: alice\nimages: [\"python:3.12\"]";
-    let (src, starts) = doc(&[
-        ("Budget envelope", env),
-        (
-            "Job",
-            "backend: hf-jobs\nimage: \"python:3.12\"\ncommand: [python, \"{code}/train.py\", \"{lr}\"]\ntimeout: 10m\ncode: [train.py]",
-        ),
-        ("Objective", OBJECTIVE),
-        ("Search space", SPACE),
-    ]);
-    expect_err(
-        &src,
-        starts[1] + 4,
-        7,
-        "not supported by the hf-jobs backend",
-    );
+    let hf = |code: &str| {
+        doc(&[
+            ("Budget envelope", env),
+            (
+                "Job",
+                &format!(
+                    "backend: hf-jobs\nimage: \"python:3.12\"\ncommand: [uv, run, \"{{code}}/train.py\", \"{{lr}}\"]\ntimeout: 10m\ncode: {code}"
+                ),
+            ),
+            ("Objective", OBJECTIVE),
+            ("Search space", SPACE),
+        ])
+    };
+    let (src, _) = hf("[train.py]");
+    let p = parse_program(&src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.job.unwrap().code, ["train.py"]);
+    for code in ["[train.py, util.py]", "[src/train.py]"] {
+        let (src, starts) = hf(code);
+        let e = expect_err(&src, starts[1] + 4, 7, "hf-jobs ships one script");
+        assert!(e.help.unwrap_or_default().contains("PEP 723"), "{code}");
+    }
 }
 
 #[test]
