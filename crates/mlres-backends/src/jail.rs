@@ -274,15 +274,20 @@ pub(crate) fn layout(
         .collect();
     extra.sort_by_key(|p| p.components().count());
     extra.dedup();
-    for p in extra {
+    for p in &extra {
         push(&["--ro-bind-try".as_ref(), p.as_os_str(), p.as_os_str()]);
-        ro.push(p);
+        ro.push(p.clone());
     }
     for m in masked {
         // Only a masked path inside a granted one would be visible at all.
         if is_under(m, &ro) {
             push(&["--tmpfs".as_ref(), m.as_os_str()]);
         }
+    }
+    // A path granted on its own inside a masked one (the job's code snapshot in a state
+    // directory that lives in the project) is bound again on top of the mask.
+    for p in extra.iter().filter(|p| is_under(p, masked)) {
+        push(&["--ro-bind-try".as_ref(), p.as_os_str(), p.as_os_str()]);
     }
     push(&[
         "--bind".as_ref(),
@@ -378,7 +383,12 @@ pub(crate) fn fallback_config(
         grant_except(Path::new(d), &masked, &mut ro)?;
     }
     for p in extra_ro {
-        grant_except(p, &masked, &mut ro)?;
+        match resolved(p) {
+            // Granted on its own inside a masked path (a code snapshot in a state directory
+            // that lives in the project): that path alone, not the masked one around it.
+            Some(real) if masked.iter().any(|m| real.starts_with(m)) => ro.push(real),
+            _ => grant_except(p, &masked, &mut ro)?,
+        }
     }
     ro.push(PathBuf::from("/proc"));
     ro.sort();
@@ -946,6 +956,72 @@ mod tests {
         let host = layout(Path::new("/w"), &[], &[], &[], true, Vec::new(), 9);
         assert!(!host.bwrap_args.iter().any(|a| a == "--unshare-net"));
         assert!(!host.bwrap_args.iter().any(|a| a == "--dev-bind-try"));
+    }
+
+    #[test]
+    fn a_code_snapshot_in_a_masked_state_dir_is_bound_again_over_the_mask() {
+        let snap = PathBuf::from("/p/state/code/abc");
+        let l = layout(
+            Path::new("/p/state/jobs/c/e1-a1/work"),
+            &[PathBuf::from("/p"), snap.clone()],
+            &[PathBuf::from("/p/state")],
+            &[],
+            false,
+            Vec::new(),
+            9,
+        );
+        let args: Vec<String> = l
+            .bwrap_args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let tmpfs = args
+            .windows(2)
+            .position(|w| w[0] == "--tmpfs" && w[1] == "/p/state")
+            .unwrap();
+        let binds: Vec<usize> = args
+            .windows(3)
+            .enumerate()
+            .filter(|(_, w)| w[0] == "--ro-bind-try" && w[1] == "/p/state/code/abc")
+            .map(|(i, _)| i)
+            .collect();
+        assert!(binds.iter().any(|&b| b > tmpfs), "{args:?}");
+        assert!(l.jail.read_only.contains(&snap));
+    }
+
+    #[test]
+    fn fallback_grants_a_code_snapshot_inside_a_masked_state_dir_alone() {
+        let t = std::env::temp_dir().join(format!("mlres-fallback-code-{}", std::process::id()));
+        let project = t.join("project");
+        let snap = project.join("state/code/abc");
+        std::fs::create_dir_all(&snap).unwrap();
+        std::fs::create_dir_all(project.join("state/jobs")).unwrap();
+        std::fs::write(project.join("train.py"), "").unwrap();
+        let work = t.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let cfg = fallback_config(
+            &work,
+            &[project.clone(), snap.clone()],
+            &[project.join("state")],
+            &[],
+            false,
+            Vec::new(),
+            9,
+        )
+        .unwrap();
+        let p = std::fs::canonicalize(&project).unwrap();
+        let _ = std::fs::remove_dir_all(&t);
+        assert!(cfg.read_only.contains(&p.join("state/code/abc")), "{cfg:?}");
+        let state: Vec<&PathBuf> = cfg
+            .read_only
+            .iter()
+            .filter(|r| r.starts_with(p.join("state")))
+            .collect();
+        assert_eq!(
+            state,
+            [&p.join("state/code/abc")],
+            "nothing else of the state dir"
+        );
     }
 
     #[test]

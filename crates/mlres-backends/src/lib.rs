@@ -94,13 +94,18 @@ pub struct LocalJobSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub read_only: Vec<PathBuf>,
     /// Paths inside `read_only` ones the job must not see (covered by an empty tmpfs), e.g. a
-    /// state directory that lives inside the project.
+    /// state directory that lives inside the project. A `read_only` path inside a masked one
+    /// (a code snapshot in that state directory) stays visible.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub masked: Vec<PathBuf>,
     /// The job's GPUs. `Some` decides `CUDA_VISIBLE_DEVICES` (empty for a count of 0);
     /// `None` (spec files written before GPUs) leaves `env` as it is and gives no GPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpus: Option<GpuRequest>,
+    /// Manifest hash of the approved code snapshot the job runs (among `read_only`), for the
+    /// record: the spec says which code produced the job's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_sha256: Option<String>,
 }
 
 /// GPUs a local job needs, from the machine's pool. The supervisor holds a lock per GPU

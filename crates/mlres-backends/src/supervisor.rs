@@ -1106,6 +1106,7 @@ mod tests {
             read_only: Vec::new(),
             masked: Vec::new(),
             gpus: None,
+            code_sha256: None,
         }
     }
 

@@ -22,6 +22,12 @@ pub enum EngineError {
     ApprovalChanged { diff: String },
     #[error("refused ({code}): {message}")]
     Refused { code: String, message: String },
+    #[error(
+        "refused (code_changed): the job's code changed since it was approved; nothing was spent. \
+         Review the change below; a human must run `mlres approve` again before anything more is \
+         spent.\n{0}"
+    )]
+    CodeChanged(Box<crate::code::CodeChange>),
     #[error("invalid config: {0}")]
     InvalidConfig(String),
     #[error("no experiment {0} in this campaign")]
@@ -80,6 +86,7 @@ impl EngineError {
             EngineError::NotApproved
                 | EngineError::ApprovalChanged { .. }
                 | EngineError::Refused { .. }
+                | EngineError::CodeChanged(_)
                 | EngineError::InvalidConfig(_)
         ) || matches!(
             self,

@@ -267,7 +267,10 @@ impl Engine {
     }
 
     /// Marks the attempt submitted, writes `hfjob.json` + `spec.json` and starts the detached
-    /// hf supervisor with the token in its environment only.
+    /// hf supervisor with the token in its environment only. With `code`, the snapshot's one
+    /// script is shipped in the job's environment the way `hf jobs uv run` ships a local
+    /// script (see [`mlres_hf::ship_local_files`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn launch_hf(
         &mut self,
         campaign: &Campaign,
@@ -276,6 +279,7 @@ impl Engine {
         dir: &Path,
         argv: Vec<String>,
         price: Option<u64>,
+        code: Option<&crate::code::PinnedCode>,
     ) -> Result<(), EngineError> {
         let job = self
             .project
@@ -310,6 +314,17 @@ impl Engine {
         env.insert("MLRES_CAMPAIGN".into(), campaign.id.clone());
         env.insert("MLRES_EXP_ID".into(), exp.id.to_string());
         env.insert("MLRES_ITER".into(), exp.iter.to_string());
+        let argv = match code {
+            None => argv,
+            Some(c) => {
+                let (name, bytes) = shipped_code(c)?;
+                let (command, value) =
+                    mlres_hf::ship_local_files(&[(name.as_str(), &bytes)], &argv)
+                        .map_err(|m| refused("code_not_shippable", m))?;
+                env.insert(mlres_hf::LOCAL_FILES_ENV.into(), value);
+                command
+            }
+        };
         let secrets = self.hf_job_secrets(&job);
         let labels: BTreeMap<String, String> = [
             (LABEL_CAMPAIGN.to_string(), campaign.id.clone()),
@@ -344,9 +359,14 @@ impl Engine {
             read_only: Vec::new(),
             masked: Vec::new(),
             gpus: None,
+            code_sha256: code.map(|c| c.manifest.sha256.clone()),
         };
-        self.ledger
-            .mark_submitted(exp.id, attempt, &dir.to_string_lossy())?;
+        self.ledger.mark_submitted_code(
+            exp.id,
+            attempt,
+            &dir.to_string_lossy(),
+            spec.code_sha256.as_deref(),
+        )?;
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent).map_err(EngineError::io(format!(
                 "cannot create {}",
@@ -832,4 +852,34 @@ fn view(j: JobInfo, known: Option<KnownJob>) -> RemoteJobView {
 /// JSON of a view (for `--json`).
 pub fn remote_job_json(v: &RemoteJobView) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// The one script of an approved snapshot that an hf job ships, read from the (verified)
+/// snapshot: `hf jobs uv run` ships single files by name, so the code must be one file at the
+/// top of the project, small enough for one environment variable.
+pub(crate) fn shipped_code(
+    code: &crate::code::PinnedCode,
+) -> Result<(String, Vec<u8>), EngineError> {
+    let files = &code.manifest.files;
+    let [f] = files.as_slice() else {
+        let names: Vec<&str> = files.iter().take(5).map(|f| f.path.as_str()).collect();
+        return Err(refused(
+            "code_not_shippable",
+            format!(
+                "hf-jobs ships one script for now, and the job's code has {} files ({}{}); \
+                 run it on the local backend or put it in one script",
+                files.len(),
+                names.join(", "),
+                if files.len() > 5 { ", …" } else { "" }
+            ),
+        ));
+    };
+    let path = code.dir.join(&f.path);
+    let bytes = std::fs::read(&path).map_err(EngineError::io(format!(
+        "cannot read the code snapshot {}",
+        path.display()
+    )))?;
+    mlres_hf::ship_local_files(&[(f.path.as_str(), &bytes)], &["true".to_string()])
+        .map_err(|m| refused("code_not_shippable", m))?;
+    Ok((f.path.clone(), bytes))
 }

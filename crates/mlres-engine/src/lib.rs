@@ -9,6 +9,7 @@
 //! chooses exit codes. It must not know SQL, HTTP routes or terminal styling.
 
 mod approver;
+mod code;
 mod datasets;
 mod error;
 mod evaluate;
@@ -23,6 +24,7 @@ pub mod time;
 pub use approver::{
     HumanApprover, MIN_SECRET_CHARS, SecretSource, hash_secret, set_approver_secret, verify_secret,
 };
+pub use code::{CodeChange, PinnedCode};
 pub use error::EngineError;
 pub use evaluate::{Evaluation, evaluate_logs, scan_logs as scan_log_files};
 pub use export::{ExportPaths, experiment_json, export};

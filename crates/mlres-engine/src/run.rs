@@ -396,10 +396,27 @@ impl Engine {
         acknowledge_reset: bool,
     ) -> Result<mlres_ledger::Approval, EngineError> {
         let root = self.project.root_str();
-        if let Some(prev) = crate::identity::foreign_history(&self.ledger, &self.project)? {
-            if !acknowledge_reset {
-                crate::identity::require_own_history(&self.ledger, &self.project)?;
-            }
+        let foreign = crate::identity::foreign_history(&self.ledger, &self.project)?;
+        if foreign.is_some() && !acknowledge_reset {
+            crate::identity::require_own_history(&self.ledger, &self.project)?;
+        }
+        // Hash the datasets and snapshot the code first: an unreadable dataset or code that
+        // cannot be pinned fails the approval with nothing recorded.
+        let datasets = crate::datasets::current(&self.project)?;
+        let code = crate::code::pin(&self.project, &self.cfg.state_dir)?;
+        if let Some(c) = &code
+            && self.job()?.backend == Backend::HfJobs
+        {
+            crate::hfjobs::shipped_code(c)?;
+        }
+        let code = code
+            .map(|c| serde_json::to_value(&c.manifest))
+            .transpose()
+            .map_err(|e| EngineError::Refused {
+                code: "code_unreadable".into(),
+                message: format!("the code manifest cannot be recorded: {e}"),
+            })?;
+        if let Some(prev) = foreign {
             self.ledger.acknowledge_reset(
                 &root,
                 &prev.ledger_id,
@@ -408,14 +425,16 @@ impl Engine {
                 approver,
             )?;
         }
-        // Hash the datasets first: an unreadable dataset fails the approval, nothing recorded.
-        let datasets = crate::datasets::current(&self.project)?;
-        let a = self.ledger.record_approval_pinned(
+        let pins = mlres_ledger::ApprovalPins {
+            datasets: datasets.as_ref(),
+            code: code.as_ref(),
+        };
+        let a = self.ledger.record_approval_with(
             &root,
             &self.project.hash,
             &self.project.document,
             approver,
-            datasets.as_ref(),
+            &pins,
         )?;
         Ok(a)
     }
@@ -538,6 +557,7 @@ impl Engine {
         self.ledger.check_present()?;
         self.check_datasets(&approval)?;
         self.check_gpus()?;
+        let code = self.check_code(&approval)?;
         if let Some(campaign) = campaign
             && let Some(c) = self.ledger.campaign(&campaign.id)?
             && (c.stop_requested || c.status != "active")
@@ -561,7 +581,12 @@ impl Engine {
         let config = mlres_policy::validate_config(&space, &req.config)
             .map_err(EngineError::InvalidConfig)?;
         // Render once up front so a bad template is refused before anything is reserved.
-        let builtins = self.builtins(campaign.map_or("new", |c| c.id.as_str()), 0, 0);
+        let builtins = self.builtins(
+            campaign.map_or("new", |c| c.id.as_str()),
+            0,
+            0,
+            code.as_ref(),
+        );
         mlres_policy::render_command(&job.command, &config, &builtins)
             .map_err(EngineError::InvalidConfig)?;
         if req.hypothesis.trim().is_empty() {
@@ -604,6 +629,10 @@ impl Engine {
                 }
                 let (c, p) =
                     self.hf_preflight(campaign.map(|c| c.id.as_str()), &flavor, timeout_secs)?;
+                // Code that cannot be shipped is refused before anything is reserved.
+                if let Some(code) = &code {
+                    crate::hfjobs::shipped_code(code)?;
+                }
                 (c, Some(p))
             }
         };
@@ -622,6 +651,7 @@ impl Engine {
             flavor,
             timeout_secs,
             cost_micro,
+            code_sha256: code.as_ref().map(|c| c.manifest.sha256.clone()),
         };
         // Reserved and marked submitted (attempt 1) in one transaction; `launch` then finds
         // the experiment already submitted with the same handle.
@@ -673,7 +703,7 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        self.launch(&campaign, &exp, 1, price)?;
+        self.launch(&campaign, &exp, 1, price, code.as_ref())?;
         Ok(self.ledger.experiment(exp.id)?.unwrap_or(exp))
     }
 
@@ -757,7 +787,13 @@ impl Engine {
         self.cfg.state_dir.join("gpus")
     }
 
-    fn builtins(&self, campaign: &str, exp: i64, iter: u32) -> BTreeMap<String, String> {
+    fn builtins(
+        &self,
+        campaign: &str,
+        exp: i64,
+        iter: u32,
+        code: Option<&crate::code::PinnedCode>,
+    ) -> BTreeMap<String, String> {
         let mut b = BTreeMap::new();
         b.insert("mlres".into(), self.cfg.exe.to_string_lossy().into_owned());
         b.insert("exp_id".into(), exp.to_string());
@@ -772,22 +808,126 @@ impl Engine {
         b.insert("seed".into(), (exp.max(0) as u64).to_string());
         // Jobs run in their attempt's work dir; files beside program.md are found through this.
         b.insert("project".into(), self.project.root_str());
+        // The approved code snapshot (the policy refuses `{code}` without a `code:` list). A
+        // remote job gets it decoded into its working directory.
+        if let Some(c) = code {
+            let remote = self
+                .project
+                .program
+                .job
+                .as_ref()
+                .is_some_and(|j| j.backend == Backend::HfJobs);
+            let at = if remote {
+                ".".to_string()
+            } else {
+                c.dir.to_string_lossy().into_owned()
+            };
+            b.insert("code".into(), at);
+        }
         b
     }
 
+    /// Refuses (before anything is reserved) unless the project's code is exactly the code
+    /// pinned with `approval` and its snapshot is intact; returns the snapshot jobs run.
+    /// `None` when the job declares no code.
+    fn check_code(
+        &self,
+        approval: &mlres_ledger::Approval,
+    ) -> Result<Option<crate::code::PinnedCode>, EngineError> {
+        if !crate::code::declared(&self.project) {
+            return Ok(None);
+        }
+        let Some(v) = self.ledger.pinned_code(approval)? else {
+            return Err(EngineError::Refused {
+                code: "code_not_pinned".into(),
+                message: "the approval has no code manifest; nothing was spent. A human runs \
+                          `mlres approve` again to pin the job's code"
+                    .into(),
+            });
+        };
+        let pinned = crate::code::parse_pinned(&v)?;
+        let now = crate::code::current_lenient(&self.project, &self.cfg.state_dir)?;
+        if now.sha256 != pinned.sha256 {
+            return Err(EngineError::CodeChanged(Box::new(crate::code::describe(
+                &self.project,
+                &self.cfg.state_dir,
+                &pinned,
+                &now,
+            ))));
+        }
+        Ok(Some(crate::code::snapshot(&self.cfg.state_dir, &pinned)?))
+    }
+
+    /// How the project's code differs from the code pinned with `approval` (`None` when it
+    /// matches or the job declares no code). An approval without a pin differs from any code.
+    pub fn code_change(
+        &self,
+        approval: &mlres_ledger::Approval,
+    ) -> Result<Option<crate::code::CodeChange>, EngineError> {
+        if !crate::code::declared(&self.project) {
+            return Ok(None);
+        }
+        let now = crate::code::current_lenient(&self.project, &self.cfg.state_dir)?;
+        let pinned = match self.ledger.pinned_code(approval)? {
+            Some(v) => crate::code::parse_pinned(&v)?,
+            None => mlres_policy::CodeManifest {
+                sha256: String::new(),
+                files: Vec::new(),
+            },
+        };
+        if now.sha256 == pinned.sha256 {
+            return Ok(None);
+        }
+        Ok(Some(crate::code::describe(
+            &self.project,
+            &self.cfg.state_dir,
+            &pinned,
+            &now,
+        )))
+    }
+
+    /// The job's code as it is now, hashed but not pinned (`None` without `code:`): what an
+    /// approval would pin.
+    pub fn current_code(&self) -> Result<Option<mlres_policy::CodeManifest>, EngineError> {
+        crate::code::current(&self.project, &self.cfg.state_dir)
+    }
+
+    /// The snapshot a relaunched attempt runs: the one pinned with the latest approval (any
+    /// pinned snapshot is code a human approved), verified.
+    fn relaunch_code(&self) -> Result<Option<crate::code::PinnedCode>, EngineError> {
+        if !crate::code::declared(&self.project) {
+            return Ok(None);
+        }
+        let approval = self
+            .ledger
+            .latest_approval(&self.project.root_str())?
+            .ok_or(EngineError::NotApproved)?;
+        let Some(v) = self.ledger.pinned_code(&approval)? else {
+            return Err(EngineError::Refused {
+                code: "code_not_pinned".into(),
+                message: "the approval has no code manifest; a human runs `mlres approve` again"
+                    .into(),
+            });
+        };
+        let pinned = crate::code::parse_pinned(&v)?;
+        Ok(Some(crate::code::snapshot(&self.cfg.state_dir, &pinned)?))
+    }
+
     /// Marks attempt `attempt` submitted (a compare-and-set in the ledger), prepares its
-    /// directory and starts a detached supervisor.
+    /// directory and starts a detached supervisor. A job with `code` runs `code`, the
+    /// approved snapshot.
     fn launch(
         &mut self,
         campaign: &Campaign,
         exp: &Experiment,
         attempt: u32,
         price: Option<u64>,
+        code: Option<&crate::code::PinnedCode>,
     ) -> Result<(), EngineError> {
         let job = self.job()?.clone();
         let dir = self.attempt_dir(&campaign.id, exp.id, attempt);
         let config = exp.config.as_object().cloned().unwrap_or_default();
-        let mut builtins = self.builtins(&campaign.id, exp.id, exp.iter);
+        let mut builtins = self.builtins(&campaign.id, exp.id, exp.iter, code);
         builtins.insert(
             "workdir".into(),
             dir.join("work").to_string_lossy().into_owned(),
@@ -796,7 +936,9 @@ impl Engine {
             .map_err(EngineError::InvalidConfig)?;
         // One arm per backend, no default: a new backend cannot fall through to `local`.
         match job.backend {
-            Backend::HfJobs => return self.launch_hf(campaign, exp, attempt, &dir, argv, price),
+            Backend::HfJobs => {
+                return self.launch_hf(campaign, exp, attempt, &dir, argv, price, code);
+            }
             Backend::Local => {}
         }
         let spec = LocalJobSpec {
@@ -821,10 +963,17 @@ impl Engine {
             } else {
                 NetworkPolicy::Isolated
             },
-            // The job's code and data: files beside program.md (`{project}`) and the
-            // envelope's local datasets, read-only. Nothing else of the host but system
-            // directories and its work dir is visible to it.
-            read_only: std::iter::once(self.project.root.clone())
+            // The job's code and data, read-only: the approved code snapshot (`{code}`); the
+            // project (`{project}`) when the command names it or the job declares no `code`
+            // (then its code can only come from there); the envelope's local datasets.
+            // Nothing else of the host but system directories and its work dir is visible.
+            read_only: code
+                .map(|c| c.dir.clone())
+                .into_iter()
+                .chain(
+                    (code.is_none() || mlres_policy::uses_placeholder(&job.command, "project"))
+                        .then(|| self.project.root.clone()),
+                )
                 .chain(crate::datasets::local_paths(&self.project))
                 .collect(),
             // A state directory inside the project (ledger, key, other attempts) stays hidden.
@@ -840,9 +989,14 @@ impl Engine {
                 host: self.cfg.local_gpus.clone(),
                 lock_dir: self.gpu_lock_dir(),
             }),
+            code_sha256: code.map(|c| c.manifest.sha256.clone()),
         };
-        self.ledger
-            .mark_submitted(exp.id, attempt, &dir.to_string_lossy())?;
+        self.ledger.mark_submitted_code(
+            exp.id,
+            attempt,
+            &dir.to_string_lossy(),
+            spec.code_sha256.as_deref(),
+        )?;
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent).map_err(EngineError::io(format!(
                 "cannot create {}",
@@ -997,7 +1151,8 @@ impl Engine {
                 }
                 let stale = now.saturating_sub(exp.created_ms) > UNCLAIMED_GRACE_MS;
                 if (resuming && exp.source == "loop") || stale || exp.attempt > 0 {
-                    match self.launch(campaign, &exp, exp.attempt + 1, None) {
+                    let code = self.relaunch_code()?;
+                    match self.launch(campaign, &exp, exp.attempt + 1, None, code.as_ref()) {
                         Ok(()) => {}
                         Err(EngineError::Ledger(
                             mlres_ledger::LedgerError::InvalidTransition { .. },
@@ -1316,7 +1471,9 @@ impl Engine {
         opts: &LoopOptions,
         on_event: &mut dyn FnMut(LoopEvent),
     ) -> Result<LoopSummary, EngineError> {
-        require_approval(&self.ledger, &self.project)?;
+        let approval = require_approval(&self.ledger, &self.project)?;
+        // Changed code refuses before a campaign is opened or anything is spent.
+        self.check_code(&approval)?;
         let objective = self.objective()?.clone();
         let space = self.space()?.clone();
         self.job()?;

@@ -357,6 +357,43 @@ fn finish(state: &State, id: &str, stage: &str, message: Option<String>, code: O
     });
 }
 
+/// Where the fake keeps the programs a job image would provide (see [`install_uv_shim`]).
+fn shim_dir(work_root: &std::path::Path) -> std::path::PathBuf {
+    work_root.join(".fake-image-bin")
+}
+
+/// A job's `PATH`: the image stand-ins first, then the host's system directories.
+fn job_path(work_root: &std::path::Path) -> String {
+    format!(
+        "{}:/usr/local/bin:/usr/bin:/bin",
+        shim_dir(work_root).display()
+    )
+}
+
+/// The fake runs jobs on the host, not in their image. `hf jobs uv run` jobs use an image
+/// with `uv` (`ghcr.io/astral-sh/uv:python3.12-bookworm`), so the fake provides a stand-in:
+/// `uv run [--with DEP]... [--python VERSION] SCRIPT ARGS...` runs SCRIPT with the host's
+/// `python3`. Dependencies (`--with`, PEP 723 blocks) are not installed.
+pub(crate) fn install_uv_shim(work_root: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = shim_dir(work_root);
+    std::fs::create_dir_all(&dir)?;
+    let uv = dir.join("uv");
+    std::fs::write(
+        &uv,
+        "#!/bin/sh\n\
+         # mlres-fakehf stand-in for uv: `uv run [--with D]... [--python V] SCRIPT ARGS` runs\n\
+         # SCRIPT with python3; dependencies are not installed.\n\
+         [ \"$1\" = run ] || { echo \"fake uv: only 'uv run' is supported\" >&2; exit 2; }\n\
+         shift\n\
+         while [ $# -gt 0 ]; do\n\
+         \x20 case \"$1\" in --with|--python|-p) shift 2 ;; *) break ;; esac\n\
+         done\n\
+         exec python3 \"$@\"\n",
+    )?;
+    std::fs::set_permissions(&uv, std::fs::Permissions::from_mode(0o755))
+}
+
 fn run_job(
     state: &Arc<State>,
     id: &str,
@@ -396,7 +433,7 @@ fn run_job(
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..])
         .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("PATH", job_path(&state.work_root))
         .env("HOME", &dir)
         .envs(&env)
         .current_dir(&dir)

@@ -123,6 +123,7 @@ impl FakeHf {
                 addr.port()
             ));
         std::fs::create_dir_all(&work_root)?;
+        jobs::install_uv_shim(&work_root)?;
         let state = Arc::new(State::new(
             inner,
             flavors,

@@ -371,3 +371,72 @@ pub struct StreamEnd {
     /// Reconnects made.
     pub reconnects: u32,
 }
+
+/// The environment variable that carries shipped local files, as `huggingface_hub`'s
+/// `run_uv_job` (releases 1.4 to 1.12, behind `hf jobs uv run <local script>`) sends them:
+/// one `<name> <base64 of the bytes>` line per file.
+pub const LOCAL_FILES_ENV: &str = "LOCAL_FILES_ENCODED";
+
+/// The shell step `run_uv_job` puts in front of the command: it decodes every shipped file into
+/// the job's working directory under its name.
+pub const LOCAL_FILES_DECODE: &str =
+    "echo $LOCAL_FILES_ENCODED | xargs -n 2 bash -c 'echo \"$1\" | base64 -d > \"$0\"' && ";
+
+/// Most bytes of [`LOCAL_FILES_ENV`]'s value: Linux refuses a single environment string or
+/// argument longer than 128 KiB (`MAX_ARG_STRLEN`), and the decode step passes it as both.
+pub const MAX_LOCAL_FILES_ENV_BYTES: usize = 128 * 1024 - 1;
+
+/// `arg` in single quotes for `bash -c`, as `run_uv_job` quotes each word.
+pub fn shell_quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', r"'\''"))
+}
+
+/// Ships `files` (name, bytes) with a job that runs `argv`, the way `run_uv_job` ships a local
+/// script: returns the command (`bash -c` with [`LOCAL_FILES_DECODE`] and then `argv`, each
+/// word single-quoted) and the value of [`LOCAL_FILES_ENV`] to add to the job's plain
+/// environment. Inline script metadata (PEP 723 `# /// script` blocks) travels inside the bytes,
+/// for `uv run` to read in the job. A name must be one path component without whitespace (the
+/// decode step splits on it); the whole value must fit [`MAX_LOCAL_FILES_ENV_BYTES`].
+pub fn ship_local_files(
+    files: &[(&str, &[u8])],
+    argv: &[String],
+) -> Result<(Vec<String>, String), String> {
+    use base64::Engine as _;
+    if files.is_empty() {
+        return Err("no files to ship".into());
+    }
+    if argv.is_empty() {
+        return Err("the command is empty".into());
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut lines = Vec::with_capacity(files.len());
+    for (name, bytes) in files {
+        if name.is_empty()
+            || *name == "."
+            || *name == ".."
+            || name.contains('/')
+            || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(format!(
+                "`{name}` cannot be shipped: a shipped file is named by one path component \
+                 without whitespace"
+            ));
+        }
+        lines.push(format!("{name} {}", b64.encode(bytes)));
+    }
+    let value = lines.join("\n");
+    if value.len() > MAX_LOCAL_FILES_ENV_BYTES {
+        return Err(format!(
+            "the shipped files take {} bytes once encoded, over the {MAX_LOCAL_FILES_ENV_BYTES} \
+             one environment variable may hold",
+            value.len()
+        ));
+    }
+    let words: Vec<String> = argv.iter().map(|w| shell_quote(w)).collect();
+    let command = vec![
+        "bash".to_string(),
+        "-c".to_string(),
+        format!("{LOCAL_FILES_DECODE}{}", words.join(" ")),
+    ];
+    Ok((command, value))
+}

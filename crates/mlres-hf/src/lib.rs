@@ -26,8 +26,9 @@ pub use hub::{
     CommitInfo, CommitOp, FileContent, LfsInfo, RepoId, RepoType, TreeEntry, TreeEntryKind,
 };
 pub use jobs::{
-    Accelerator, Durations, Hardware, JobInfo, JobOwner, JobSpec, JobStage, ListFilter, LogLine,
-    StreamEnd,
+    Accelerator, Durations, Hardware, JobInfo, JobOwner, JobSpec, JobStage, LOCAL_FILES_DECODE,
+    LOCAL_FILES_ENV, ListFilter, LogLine, MAX_LOCAL_FILES_ENV_BYTES, StreamEnd, shell_quote,
+    ship_local_files,
 };
 pub use token::{Token, TokenSource, resolve_token, token_file_path};
 pub use viewer::{

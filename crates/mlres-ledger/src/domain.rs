@@ -8,8 +8,8 @@ use crate::integrity::{self, TAG_CAMPAIGN_ROW_MAC, TAG_EXP_ROW_MAC};
 use crate::types::state::{EVALUATED, FINISHED, RELEASED, RESERVED, SUBMITTED};
 use crate::types::{DECISIONS, FINISH_STATUSES, SOURCES};
 use crate::{
-    Approval, Campaign, EvalRecord, Experiment, FinishRecord, Ledger, LedgerError, ReserveRequest,
-    Usage, Writer,
+    Approval, ApprovalPins, Campaign, EvalRecord, Experiment, FinishRecord, Ledger, LedgerError,
+    ReserveRequest, Usage, Writer,
 };
 
 /// The campaign's own columns (the first 8 of the sealed ones), then the rest of the sealed
@@ -641,7 +641,7 @@ where
         w.append(
             Some(campaign),
             "submitted",
-            &json!({"exp_id": id, "attempt": 1, "handle": handle}),
+            &submitted_payload(id, 1, &handle, req.code_sha256.as_deref()),
         )?;
     }
     integrity::seal_exp(w.conn, w.key(), id)?;
@@ -808,6 +808,25 @@ impl Ledger {
         approver: &str,
         datasets: Option<&serde_json::Value>,
     ) -> Result<Approval, LedgerError> {
+        let pins = ApprovalPins {
+            datasets,
+            code: None,
+        };
+        self.record_approval_with(project_root, hash, document, approver, &pins)
+    }
+
+    /// [`Ledger::record_approval`] with everything the approval pins besides the document:
+    /// the datasets' manifest (`dataset_manifest` event) and the job's code manifest
+    /// (`code_manifest` event), all in the approval's transaction.
+    pub fn record_approval_with(
+        &mut self,
+        project_root: &str,
+        hash: &str,
+        document: &str,
+        approver: &str,
+        pins: &ApprovalPins<'_>,
+    ) -> Result<Approval, LedgerError> {
+        let datasets = pins.datasets;
         non_empty("project_root", project_root)?;
         non_empty("approval hash", hash)?;
         self.write(|w| {
@@ -846,6 +865,20 @@ impl Ledger {
                     }),
                 )?;
             }
+            if let Some(m) = pins.code {
+                w.append(
+                    None,
+                    "code_manifest",
+                    &json!({
+                        "approval_id": id,
+                        "project_root": project_root,
+                        "approval_hash": hash,
+                        "approval_created_ms": w.now,
+                        "sha256": m["sha256"],
+                        "manifest": m,
+                    }),
+                )?;
+            }
             Ok(Ok(Approval {
                 id,
                 project_root: project_root.to_string(),
@@ -871,6 +904,27 @@ impl Ledger {
             let payload: Value = serde_json::from_str(&row?)?;
             if payload["approval_id"] == approval.id
                 && payload["project_root"] == approval.project_root.as_str()
+            {
+                return Ok(Some(payload["manifest"].clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The code manifest pinned with `approval` (see [`Ledger::record_approval_with`]), if
+    /// any; matched by approval id like [`Ledger::pinned_datasets`].
+    pub fn pinned_code(&self, approval: &Approval) -> Result<Option<Value>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT payload FROM events WHERE kind = 'code_manifest'
+               AND json_valid(payload) AND json_extract(payload, '$.approval_id') = ?1
+             ORDER BY seq DESC",
+        )?;
+        let rows = stmt.query_map([approval.id], |r| r.get::<_, String>(0))?;
+        for row in rows {
+            let payload: Value = serde_json::from_str(&row?)?;
+            if payload["approval_id"] == approval.id
+                && payload["project_root"] == approval.project_root.as_str()
+                && payload["approval_hash"] == approval.hash.as_str()
             {
                 return Ok(Some(payload["manifest"].clone()));
             }
@@ -1072,6 +1126,18 @@ impl Ledger {
         attempt: u32,
         handle: &str,
     ) -> Result<(), LedgerError> {
+        self.mark_submitted_code(exp_id, attempt, handle, None)
+    }
+
+    /// [`Ledger::mark_submitted`] whose `submitted` event also records the manifest hash of
+    /// the code snapshot the attempt runs.
+    pub fn mark_submitted_code(
+        &mut self,
+        exp_id: i64,
+        attempt: u32,
+        handle: &str,
+        code_sha256: Option<&str>,
+    ) -> Result<(), LedgerError> {
         non_empty("handle", handle)?;
         self.write(|w| {
             let exp = write_exp(w, exp_id)?;
@@ -1097,7 +1163,7 @@ impl Ledger {
             w.append(
                 Some(&exp.campaign),
                 "submitted",
-                &json!({"exp_id": exp_id, "attempt": attempt, "handle": handle}),
+                &submitted_payload(exp_id, attempt, handle, code_sha256),
             )?;
             Ok(Ok(()))
         })
@@ -1359,4 +1425,13 @@ impl Ledger {
             .ok_or_else(|| LedgerError::NotFound(format!("campaign {campaign}")))?;
         Ok(seal.tally.usage())
     }
+}
+
+/// The payload of a `submitted` event; `code_sha256` only when the job runs a code snapshot.
+fn submitted_payload(exp_id: i64, attempt: u32, handle: &str, code_sha256: Option<&str>) -> Value {
+    let mut p = json!({"exp_id": exp_id, "attempt": attempt, "handle": handle});
+    if let Some(c) = code_sha256 {
+        p["code_sha256"] = json!(c);
+    }
+    p
 }

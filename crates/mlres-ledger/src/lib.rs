@@ -63,8 +63,8 @@ pub use error::LedgerError;
 pub use remote::RemoteJob;
 pub use schema::SCHEMA_VERSION;
 pub use types::{
-    Approval, Campaign, DECISIONS, EvalRecord, Event, Experiment, FINISH_STATUSES, FinishRecord,
-    Problem, ProblemKind, ReserveRequest, SOURCES, Usage, VerifyReport, state,
+    Approval, ApprovalPins, Campaign, DECISIONS, EvalRecord, Event, Experiment, FINISH_STATUSES,
+    FinishRecord, Problem, ProblemKind, ReserveRequest, SOURCES, Usage, VerifyReport, state,
 };
 
 use crypto::TAG_EVENT_MAC;

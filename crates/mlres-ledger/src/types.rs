@@ -52,6 +52,19 @@ pub struct ReserveRequest {
     pub timeout_secs: u64,
     /// Worst-case cost in micro-units; reserved until the job finishes.
     pub cost_micro: u64,
+    /// Manifest hash of the approved code snapshot the job runs (recorded in the `reserved`
+    /// and `submitted` events), when the job template declares `code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_sha256: Option<String>,
+}
+
+/// What an approval pins besides its document (see [`crate::Ledger::record_approval_with`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApprovalPins<'a> {
+    /// The declared datasets' content manifest.
+    pub datasets: Option<&'a serde_json::Value>,
+    /// The job's code manifest (an object with `sha256` and `files`).
+    pub code: Option<&'a serde_json::Value>,
 }
 
 /// How a job ended.

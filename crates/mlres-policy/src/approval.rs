@@ -150,6 +150,10 @@ fn job(j: &JobTemplate) -> Value {
     if j.share_gpus {
         fields.push(("share_gpus", Value::from(true)));
     }
+    // Only when declared: a program without `code` keeps the document (and hash) it had.
+    if !j.code.is_empty() {
+        fields.push(("code", strings(&j.code)));
+    }
     obj(fields)
 }
 
@@ -341,6 +345,75 @@ pub fn diff_documents(old: &str, new: &str) -> String {
                 out.push('\n');
                 skipped = false;
             }
+        }
+    }
+    out
+}
+
+/// A unified diff (`--- old_label`, `+++ new_label`, `@@ -a,b +c,d @@` hunks with `context`
+/// lines around each change), as `diff -u` writes it. Empty when the texts have the same lines.
+pub fn unified_diff(
+    old: &str,
+    new: &str,
+    old_label: &str,
+    new_label: &str,
+    context: usize,
+) -> String {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    let ops = diff_ops(&a, &b);
+    let changed: Vec<usize> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| !matches!(o, Op::Same(_)))
+        .map(|(i, _)| i)
+        .collect();
+    if changed.is_empty() {
+        return String::new();
+    }
+    // Hunks as ranges of ops: each change with its context, overlapping ones merged.
+    let mut hunks: Vec<(usize, usize)> = Vec::new();
+    for &c in &changed {
+        let start = c.saturating_sub(context);
+        let end = (c + context + 1).min(ops.len());
+        match hunks.last_mut() {
+            Some(h) if start <= h.1 => h.1 = end,
+            _ => hunks.push((start, end)),
+        }
+    }
+    // Line numbers (1-based) in old and new at the start of each op.
+    let mut pos = Vec::with_capacity(ops.len() + 1);
+    let (mut i, mut j) = (1usize, 1usize);
+    for op in &ops {
+        pos.push((i, j));
+        match op {
+            Op::Same(_) => {
+                i += 1;
+                j += 1;
+            }
+            Op::Del(_) => i += 1,
+            Op::Add(_) => j += 1,
+        }
+    }
+    let mut out = format!("--- {old_label}\n+++ {new_label}\n");
+    for (s, e) in hunks {
+        let span = &ops[s..e];
+        let olen = span.iter().filter(|o| !matches!(o, Op::Add(_))).count();
+        let nlen = span.iter().filter(|o| !matches!(o, Op::Del(_))).count();
+        let (os, ns) = pos[s];
+        // An empty side starts at the line before it, as diff -u writes it.
+        let ostart = if olen == 0 { os - 1 } else { os };
+        let nstart = if nlen == 0 { ns - 1 } else { ns };
+        out.push_str(&format!("@@ -{ostart},{olen} +{nstart},{nlen} @@\n"));
+        for op in span {
+            let (mark, l) = match op {
+                Op::Same(l) => (' ', l),
+                Op::Del(l) => ('-', l),
+                Op::Add(l) => ('+', l),
+            };
+            out.push(mark);
+            out.push_str(l);
+            out.push('\n');
         }
     }
     out

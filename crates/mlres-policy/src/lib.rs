@@ -20,6 +20,7 @@
 
 mod approval;
 mod budget;
+mod code;
 mod error;
 mod hub;
 mod markdown;
@@ -29,10 +30,14 @@ mod search;
 mod units;
 mod yaml;
 
-pub use approval::{approval_document, approval_hash, diff_documents, format_size};
+pub use approval::{approval_document, approval_hash, diff_documents, format_size, unified_diff};
 pub use budget::{
     Decision, LoopFacts, Refusal, SpendRequest, StopReason, Usage, check_spend, decide, glob_match,
     job_cost_micro, priced_cost_micro, repo_allowed, stop_reason,
+};
+pub use code::{
+    CODE_MANIFEST_FORMAT, CodeChanges, CodeFile, CodeManifest, MAX_CODE_BYTES, MAX_CODE_FILES,
+    check_code_size, code_changes, human_size, sha256_hex,
 };
 pub use error::{DurationError, ProgramError, SizeError};
 pub use hub::{
@@ -42,8 +47,9 @@ pub use hub::{
 pub use metrics::{MAX_METRIC_KEYS, MetricScan, parse_metric_line};
 pub use program::{
     BUILTIN_PLACEHOLDERS, Backend, Envelope, Goal, JobLimits, JobTemplate, Method, Objective,
-    Param, Program, ProgramWarning, Scalar, SearchSpace, Section, TokenScope, format_cpus,
-    is_env_name, is_metric_key, is_param_name, parse_program, split_command,
+    Param, Program, ProgramWarning, RUNS_DIR, Scalar, SearchSpace, Section, TokenScope,
+    format_cpus, is_env_name, is_metric_key, is_param_name, normalize_code_path, parse_program,
+    split_command, uses_placeholder,
 };
 pub use search::{
     Config, ConfigArgError, grid_size, param_size, parse_config_args, propose, render_command,

@@ -242,6 +242,11 @@ pub struct JobTemplate {
     /// false: a GPU belongs to one job at a time).
     #[serde(default)]
     pub share_gpus: bool,
+    /// The code the job runs (`code:`): project-relative files and directories, normalised
+    /// (no `.`, `..`, leading `/` or trailing `/`), none inside another. Hashed and
+    /// snapshotted at approval; `{code}` names the snapshot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub code: Vec<String>,
 }
 
 /// Resource limits of a job.
@@ -391,8 +396,14 @@ impl Scalar {
 /// Placeholders every job command may use besides search-space parameters.
 /// `{project}` is the absolute project directory (the one holding `program.md`); a job's
 /// working directory is its attempt's `{workdir}`, so files in the project are named through it.
-pub const BUILTIN_PLACEHOLDERS: &[&str] =
-    &["mlres", "exp_id", "iter", "workdir", "seed", "project"];
+/// `{code}` is the root of the read-only snapshot of the job's `code:` taken at approval (only
+/// with a `code:` list).
+pub const BUILTIN_PLACEHOLDERS: &[&str] = &[
+    "mlres", "exp_id", "iter", "workdir", "seed", "project", "code",
+];
+
+/// The project directory mlres writes its exports to: never code.
+pub const RUNS_DIR: &str = "runs";
 
 const ENVELOPE_KEYS: &[&str] = &[
     "max_jobs",
@@ -434,6 +445,7 @@ const JOB_KEYS: &[&str] = &[
     "image",
     "gpus",
     "share_gpus",
+    "code",
 ];
 /// The variable `gpus` decides for local jobs; a template cannot set or pass it.
 const GPU_ENV: &str = "CUDA_VISIBLE_DEVICES";
@@ -946,6 +958,14 @@ pub(crate) fn parse_placeholders(arg: &str) -> Result<Vec<Piece>, String> {
     Ok(out)
 }
 
+/// Whether any word of `command` uses the placeholder `{name}` (escaped braces do not count).
+pub fn uses_placeholder(command: &[String], name: &str) -> bool {
+    command.iter().any(|w| {
+        parse_placeholders(w)
+            .is_ok_and(|ps| ps.iter().any(|p| matches!(p, Piece::Var(v) if v == name)))
+    })
+}
+
 /// Splits a one-line command into words: whitespace separates, `'…'` and `"…"` quote
 /// (no escapes), adjacent parts join. No shell: operators and `$` are refused unquoted.
 pub fn split_command(s: &str) -> Result<Vec<String>, String> {
@@ -1003,6 +1023,8 @@ struct JobPos {
     timeout: Node,
     /// One node per command word (the whole string node when the command was a string).
     command: Vec<Node>,
+    /// The `code:` list.
+    code: Option<Node>,
     at: Node,
 }
 
@@ -1411,6 +1433,8 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
             .with_help("write `gpus: 1` (or how many GPUs the job needs) instead"));
         }
     }
+    let code_node = m.get("code");
+    let code = code_node.map(parse_code).transpose()?.unwrap_or_default();
     let pos = JobPos {
         backend: backend_node.cloned(),
         image: image_node.cloned(),
@@ -1418,6 +1442,7 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
         flavor: flavor_node.cloned(),
         timeout: timeout_node.clone(),
         command: command_pos,
+        code: code_node.cloned(),
         at: root.clone(),
     };
     Ok((
@@ -1434,9 +1459,108 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
             image,
             gpus,
             share_gpus,
+            code,
         },
         pos,
     ))
+}
+
+/// One `code:` entry, normalised: a project-relative path of plain components (`./` and a
+/// trailing `/` dropped). Absolute paths, `~`, `..`, the whole project and `runs/` are refused;
+/// whether the path exists, stays in the project through symlinks and avoids the state
+/// directory is checked by the engine when it hashes the files.
+pub fn normalize_code_path(entry: &str) -> Result<String, (String, String)> {
+    let relative_help = "name it relative to the project (the directory holding program.md), \
+                         e.g. `train.py` or `src`";
+    if entry.contains('\0') {
+        return Err((
+            format!("`code` entry {entry:?} contains a NUL character"),
+            relative_help.into(),
+        ));
+    }
+    if entry.starts_with('/') {
+        return Err((
+            format!("`code` entry `{entry}` is an absolute path"),
+            relative_help.into(),
+        ));
+    }
+    if entry.starts_with('~') {
+        return Err((
+            format!("`code` entry `{entry}` starts with `~`, which is not expanded"),
+            relative_help.into(),
+        ));
+    }
+    let trimmed = entry.trim_end_matches('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in trimmed.split('/') {
+        match part {
+            "." => {}
+            "" => {
+                return Err((
+                    format!("`code` entry `{entry}` has an empty path component (`//`)"),
+                    "write single `/` between directory names".into(),
+                ));
+            }
+            ".." => {
+                return Err((
+                    format!("`code` entry `{entry}` uses `..`: code must be inside the project"),
+                    "move or copy the code into the project, next to program.md".into(),
+                ));
+            }
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Err((
+            format!("`code` entry `{entry}` is the whole project"),
+            "list the files and directories the job runs (e.g. `train.py`, `src`): the whole \
+             project would pin its data, checkpoints and `.git` as code"
+                .into(),
+        ));
+    }
+    if parts[0] == RUNS_DIR {
+        return Err((
+            format!(
+                "`code` entry `{entry}` is inside `{RUNS_DIR}/`, where mlres writes its exports"
+            ),
+            "name the job's own files; mlres regenerates `runs/` and never reads it back".into(),
+        ));
+    }
+    Ok(parts.join("/"))
+}
+
+fn parse_code(node: &Node) -> Result<Vec<String>, ProgramError> {
+    let items = get_list(node, "code")?;
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let raw = get_str(item, "code entry")?;
+        let path =
+            normalize_code_path(&raw).map_err(|(msg, help)| err(item, msg).with_help(help))?;
+        for prev in &out {
+            if *prev == path {
+                return Err(err(item, format!("`{path}` is listed twice in `code`")));
+            }
+            let (outer, inner) = if path.len() > prev.len() {
+                (prev, &path)
+            } else {
+                (&path, prev)
+            };
+            if inner.starts_with(&format!("{outer}/")) {
+                return Err(err(
+                    item,
+                    format!("`{inner}` is inside `{outer}`: both are listed in `code`"),
+                )
+                .with_help(format!("keep only `{outer}`")));
+            }
+        }
+        out.push(path);
+    }
+    if out.is_empty() {
+        return Err(err(node, "`code` is empty").with_help(
+            "list the files and directories the job runs, e.g. `code: [train.py]`, or remove `code`",
+        ));
+    }
+    Ok(out)
 }
 
 /// The hf-jobs rules of a job template: an image from the envelope's `images`, a namespace
@@ -1474,6 +1598,22 @@ fn check_hf_job(job: &JobTemplate, pos: &JobPos, env: &Envelope) -> Result<(), P
         let at = pos.pass_env.as_ref().unwrap_or(&pos.at);
         return Err(err(at, "`pass_env` is not allowed for hf-jobs: a remote job gets only literal `env` values and granted `secrets`")
             .with_help("write the values under `env`, or grant a secret under `secrets`"));
+    }
+    // The snapshot travels as `hf jobs uv run` ships a local script: one file, decoded into the
+    // job's working directory under its name (so `{code}` is `.` there).
+    if let Some(at) = &pos.code
+        && (job.code.len() != 1 || job.code[0].contains('/'))
+    {
+        return Err(err(
+            at,
+            "hf-jobs ships one script for now: `code` must list a single file at the top of the \
+             project",
+        )
+        .with_help(
+            "put the job's code in one script beside program.md (e.g. `code: [train.py]`, with \
+             PEP 723 `# /// script` dependencies for `uv run`), run it locally, or bake the rest \
+             into the image",
+        ));
     }
     Ok(())
 }
@@ -1874,6 +2014,7 @@ pub fn parse_program(src: &str) -> Result<Program, ProgramError> {
             if let (Some(space), Some(root)) = (&search_space, &search_root) {
                 warnings.extend(unused_parameters(&job, space, root));
             }
+            warnings.extend(unpinned_project_code(&job, &pos));
             Some(job)
         }
         _ => {
@@ -2045,6 +2186,29 @@ fn unused_parameters(job: &JobTemplate, space: &SearchSpace, root: &Node) -> Vec
         .collect()
 }
 
+/// A command that runs files from `{project}` without a `code:` list runs whatever those files
+/// hold at the time: the approval pins the command, not the code behind it.
+fn unpinned_project_code(job: &JobTemplate, pos: &JobPos) -> Option<ProgramWarning> {
+    if !job.code.is_empty() {
+        return None;
+    }
+    let (_, at) = job.command.iter().zip(&pos.command).find(|(w, _)| {
+        parse_placeholders(w).is_ok_and(|ps| ps.iter().any(|p| *p == Piece::Var("project".into())))
+    })?;
+    Some(ProgramWarning {
+        line: at.line,
+        column: at.col,
+        message: "the command runs files from `{project}` but the job declares no `code`: the \
+                  approval does not pin them, so they can change after approval"
+            .into(),
+        help: Some(
+            "list them in the job, e.g. `code: [train.py]`, and run `{code}/train.py`: mlres \
+             then hashes and snapshots them at approval and refuses to spend if they change"
+                .into(),
+        ),
+    })
+}
+
 fn check_job(
     job: &JobTemplate,
     pos: &JobPos,
@@ -2109,9 +2273,8 @@ fn check_job(
     for (word, node) in job.command.iter().zip(&pos.command) {
         let pieces = parse_placeholders(word).map_err(|e| err(node, e))?;
         for p in pieces {
-            if let Piece::Var(v) = p
-                && !names.contains(&v.as_str())
-            {
+            let Piece::Var(v) = p else { continue };
+            if !names.contains(&v.as_str()) {
                 let mut e = err(
                     node,
                     format!("unknown placeholder `{{{v}}}` in the job command"),
@@ -2125,6 +2288,17 @@ fn check_job(
                     None => e.with_help(known),
                 };
                 return Err(e);
+            }
+            if v == "code" && job.code.is_empty() {
+                return Err(err(
+                    node,
+                    "`{code}` names the approved snapshot of the job's `code`, but the job \
+                     declares no `code`",
+                )
+                .with_help(
+                    "list the files the job runs, e.g. `code: [train.py]`, and run \
+                     `{code}/train.py`",
+                ));
             }
         }
     }

@@ -131,6 +131,10 @@ fn engine_message(e: &EngineError) -> String {
             "{e}\nThe config must be a JSON object with exactly the search-space parameters and \
              values allowed by it (see check_program). Nothing was spent."
         ),
+        EngineError::CodeChanged(_) => format!(
+            "{e}\nApproval is human-only; ask the human to review the code change and run \
+             `mlres approve`. Do not edit the code back and forth to get around it."
+        ),
         EngineError::NotApproved | EngineError::ApprovalChanged { .. } => format!(
             "refused: {e}\nApproval is human-only; ask the human to review program.md and run \
              `mlres approve`. Nothing was spent."

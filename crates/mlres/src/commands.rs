@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use mlres_engine::{ApprovalStatus, Engine, LoopOptions, SubmitOverrides, SubmitRequest};
+use mlres_engine::{
+    ApprovalStatus, Engine, EngineError, LoopOptions, SubmitOverrides, SubmitRequest,
+};
 use serde_json::json;
 
 use crate::cli::{
@@ -14,6 +16,21 @@ use crate::cli::{
 };
 use crate::print::{self, Progress};
 use crate::{Failure, engine_config, exit, fail};
+
+/// With `--json`, a refusal because the job's code changed is also printed to stdout as JSON
+/// (`refused`, `message`, and `code_change`: hashes, files added/removed/changed, the diff); the
+/// exit code and the message on stderr are the same as without it.
+fn json_refusal<T>(json_out: bool, r: Result<T, EngineError>) -> Result<T, Failure> {
+    if json_out && let Err(EngineError::CodeChanged(c)) = &r {
+        print::json(&json!({
+            "refused": "code_changed",
+            "message": "the job's code changed since it was approved; nothing was spent. A human \
+                        must run `mlres approve` again before anything more is spent.",
+            "code_change": c,
+        }));
+    }
+    Ok(r?)
+}
 
 pub fn open_engine(cli: &Cli) -> Result<Engine, Failure> {
     let cfg = engine_config(cli)?;
@@ -185,6 +202,7 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
     }
     let status = mlres_engine::approval_status(&engine.ledger, &engine.project)?;
     let mut data_changes = Vec::new();
+    let mut code_change = None;
     if let ApprovalStatus::Approved(prev) = &status {
         let current = engine.current_campaign()?;
         // A finished campaign needs an approval given after it ended to open the next one.
@@ -193,7 +211,8 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
             _ => false,
         };
         data_changes = engine.dataset_changes(prev)?;
-        if !needs_new && data_changes.is_empty() {
+        code_change = engine.code_change(prev)?;
+        if !needs_new && data_changes.is_empty() && code_change.is_none() {
             if a.json {
                 print::json(&json!({
                     "approved": true,
@@ -265,6 +284,31 @@ pub fn approve(cli: &Cli, a: &ApproveArgs) -> Result<u8, Failure> {
             let _ = writeln!(err, "  {c}");
         }
     }
+    // The code this approval pins (hashed now; snapshotted when approved).
+    if let Some(m) = engine.current_code()? {
+        let _ = writeln!(
+            err,
+            "\nCode pinned with this approval ({} files, {}, sha256 {}); jobs run this snapshot:",
+            m.files.len(),
+            mlres_policy::human_size(m.total_bytes()),
+            &m.sha256[..16]
+        );
+        for f in m.files.iter().take(30) {
+            let _ = writeln!(
+                err,
+                "  {} ({}{})",
+                f.path,
+                mlres_policy::human_size(f.size),
+                if f.executable { ", executable" } else { "" }
+            );
+        }
+        if m.files.len() > 30 {
+            let _ = writeln!(err, "  … and {} more", m.files.len() - 30);
+        }
+    }
+    if let Some(c) = &code_change {
+        let _ = writeln!(err, "\nCode changes since the last approval:\n{c}");
+    }
     let from = crate::secret::From::of(a.secret_fd, a.secret_file.as_deref());
     let who = crate::secret::approver(&from)?;
     let approval = engine.approve_with(&who, a.acknowledge_reset)?;
@@ -305,7 +349,7 @@ pub fn loop_run(cli: &Cli, a: &LoopRunArgs) -> Result<u8, Failure> {
             campaign,
             in_flight,
         }) => return Ok(interrupted(cli, &campaign, &in_flight)),
-        other => other?,
+        other => json_refusal(a.json, other)?,
     };
     if a.json {
         print::json(&summary);
@@ -439,7 +483,8 @@ pub fn exp_submit(cli: &Cli, a: &ExpSubmitArgs) -> Result<u8, Failure> {
             proposal_index: None,
         },
         &SubmitOverrides::default(),
-    )?;
+    );
+    let exp = json_refusal(a.json, exp)?;
     if a.json {
         print::json(&print::exp_json(&exp));
     } else {

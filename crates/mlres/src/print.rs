@@ -195,6 +195,12 @@ pub fn program_summary(project: &mlres_engine::Project) {
                 }
             }
             let env: Vec<String> = j.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            if !j.code.is_empty() {
+                println!(
+                    "           code: {} (hashed and snapshotted at approval; jobs run the snapshot)",
+                    j.code.join(", ")
+                );
+            }
             for (what, list) in [
                 ("env", &env),
                 ("pass_env", &j.pass_env),

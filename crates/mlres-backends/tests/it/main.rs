@@ -43,6 +43,7 @@ pub fn spec(argv: &[&str]) -> LocalJobSpec {
         read_only: Vec::new(),
         masked: Vec::new(),
         gpus: None,
+        code_sha256: None,
     }
 }
 

@@ -2,6 +2,8 @@
 //! keep/discard) and the loop's decisions on the ledger. End-to-end behaviour (submit, crash
 //! resume, concurrency) is tested through the real binary in `crates/mlres/tests/it`.
 
+mod code;
+
 use std::io::Write;
 
 use mlres_engine::evaluate_logs;

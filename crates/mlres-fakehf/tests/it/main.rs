@@ -207,3 +207,45 @@ fn binary_prints_its_url_first() {
     assert_eq!(r.status, 200);
     assert!(r.body.contains("unitCostMicroUSD"));
 }
+
+/// The body `huggingface_hub` 1.4 to 1.12 posts for `hf jobs uv run --secrets HF_TOKEN
+/// train.py --lr 0.1` (`HfApi.run_uv_job` → `_create_uv_command_env_and_secrets` →
+/// `_create_job_spec`): the local script travels base64-encoded in `LOCAL_FILES_ENCODED` and a
+/// `bash -c` step decodes it before `uv run`. The fake accepts exactly that and runs it (its
+/// `uv` stand-in runs the script with python3).
+#[test]
+fn a_run_uv_job_local_script_body_is_accepted_and_runs() {
+    let f = fake();
+    // base64 of: # /// script\n# dependencies = ["cowsay"]\n# ///\nprint("hi")\n
+    let body = r#"{"command":["bash","-c","echo $LOCAL_FILES_ENCODED | xargs -n 2 bash -c 'echo \"$1\" | base64 -d > \"$0\"' && uv run 'train.py' '--lr' '0.1'"],"arguments":[],"environment":{"LOCAL_FILES_ENCODED":"train.py IyAvLy8gc2NyaXB0CiMgZGVwZW5kZW5jaWVzID0gWyJjb3dzYXkiXQojIC8vLwpwcmludCgiaGkiKQo="},"flavor":"cpu-basic","secrets":{"HF_TOKEN":"hf_notarealtoken"},"timeoutSeconds":1800,"dockerImage":"ghcr.io/astral-sh/uv:python3.12-bookworm"}"#;
+    let r = raw(
+        &f.url(),
+        "POST",
+        "/api/jobs/alice",
+        Some(CANARY_TOKEN),
+        body,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut stage = String::new();
+    for _ in 0..2000 {
+        let j = f.state().snapshot()["jobs"][0].clone();
+        stage = j["stage"].as_str().unwrap_or_default().to_string();
+        if ["COMPLETED", "ERROR"].contains(&stage.as_str()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let logs = raw(
+        &f.url(),
+        "GET",
+        &format!("/api/jobs/alice/{id}/logs"),
+        Some(CANARY_TOKEN),
+        "",
+    );
+    assert_eq!(stage, "COMPLETED", "{}", logs.body);
+    assert!(logs.body.contains("hi"), "{}", logs.body);
+}

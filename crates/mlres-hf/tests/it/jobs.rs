@@ -192,3 +192,60 @@ fn job_info_decoder_accepts_snake_case_and_unknown_stage() {
     assert_eq!(j.durations.running_secs, Some(2.0));
     assert!(JobInfo::from_json(r#"{"id":"x"}"#).is_err());
 }
+
+/// What `huggingface_hub` 1.4 to 1.12 sends for `hf jobs uv run train.py --lr 0.1` (from
+/// `HfApi._create_uv_command_env_and_secrets`): the script's bytes in `LOCAL_FILES_ENCODED`
+/// (`<name> <base64>`), decoded by a `bash -c` step before the quoted command runs.
+#[test]
+fn a_local_script_is_shipped_as_run_uv_job_ships_it_and_runs_in_the_fake() {
+    use base64::Engine as _;
+    let script = b"# /// script\n# requires-python = \">=3.10\"\n# dependencies = []\n# ///\nimport sys\nprint(open(__file__).read().splitlines()[0], sys.argv[1:])\n";
+    let argv: Vec<String> = ["uv", "run", "train.py", "--lr", "0.1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (command, value) = mlres_hf::ship_local_files(&[("train.py", script)], &argv).unwrap();
+    assert_eq!(
+        command,
+        [
+            "bash",
+            "-c",
+            "echo $LOCAL_FILES_ENCODED | xargs -n 2 bash -c 'echo \"$1\" | base64 -d > \"$0\"' && 'uv' 'run' 'train.py' '--lr' '0.1'"
+        ]
+    );
+    let b64 = base64::engine::general_purpose::STANDARD.encode(script);
+    assert_eq!(value, format!("train.py {b64}"));
+    // Quotes in a word survive the shell.
+    assert_eq!(mlres_hf::shell_quote("it's"), r"'it'\''s'");
+
+    // The fake runs it like a job container would (its `uv run` stand-in runs python3): the
+    // decoded file is byte for byte the script, PEP 723 block included.
+    let argv: Vec<String> = ["uv", "run", "train.py", "--lr", "it's"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (command, value) = mlres_hf::ship_local_files(&[("train.py", script)], &argv).unwrap();
+    let f = fake();
+    let c = client(&f);
+    let mut s = spec();
+    s.command = command;
+    s.environment
+        .insert(mlres_hf::LOCAL_FILES_ENV.into(), value);
+    let job = c.create_job("alice", &s).unwrap();
+    let (lines, stage) = logs(&c, &job.id);
+    assert_eq!(stage, Some(JobStage::Completed), "{lines:?}");
+    assert_eq!(lines, ["# /// script ['--lr', \"it's\"]"], "{lines:?}");
+}
+
+#[test]
+fn files_that_cannot_be_shipped_are_refused() {
+    let argv = vec!["python3".to_string(), "t.py".to_string()];
+    for name in ["", ".", "..", "src/t.py", "my script.py", "a\nb"] {
+        let e = mlres_hf::ship_local_files(&[(name, b"x")], &argv).unwrap_err();
+        assert!(e.contains("cannot be shipped"), "{name:?}: {e}");
+    }
+    let big = vec![b'x'; 100 * 1024];
+    let e = mlres_hf::ship_local_files(&[("t.py", &big)], &argv).unwrap_err();
+    assert!(e.contains("one environment variable may hold"), "{e}");
+    assert!(mlres_hf::ship_local_files(&[], &argv).is_err());
+}

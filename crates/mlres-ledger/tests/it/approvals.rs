@@ -144,3 +144,69 @@ fn only_an_approval_given_after_a_campaign_ended_opens_the_next_one_whatever_the
         Err(LedgerError::Tampered(_))
     ));
 }
+
+#[test]
+fn a_code_manifest_is_pinned_with_its_approval_and_submits_record_the_code_they_run() {
+    let (_t, mut l) = fresh();
+    let code = serde_json::json!({"sha256": "c1", "files": [{"path": "train.py"}]});
+    let data = serde_json::json!({"entries": []});
+    let pins = mlres_ledger::ApprovalPins {
+        datasets: Some(&data),
+        code: Some(&code),
+    };
+    let a1 = l
+        .record_approval_with("/p", "h1", "doc", "alice", &pins)
+        .unwrap();
+    assert_eq!(l.pinned_code(&a1).unwrap(), Some(code.clone()));
+    assert_eq!(l.pinned_datasets(&a1).unwrap(), Some(data.clone()));
+    // A later approval without code pins none, and another project's pin never matches.
+    let a2 = l.record_approval("/p", "h1", "doc", "alice").unwrap();
+    assert_eq!(l.pinned_code(&a2).unwrap(), None);
+    l.record_approval_with("/q", "h1", "doc", "alice", &pins)
+        .unwrap();
+    assert_eq!(l.pinned_code(&a2).unwrap(), None);
+    let events = l.events(None, 0, 100).unwrap();
+    let pinned = events
+        .iter()
+        .find(|e| e.kind == "code_manifest")
+        .expect("a code_manifest event");
+    assert_eq!(pinned.payload["approval_id"], a1.id);
+    assert_eq!(pinned.payload["sha256"], "c1");
+
+    // The reservation and every submission of the experiment name the code it runs.
+    let c = l.create_campaign("/p", "h1").unwrap().id;
+    let mut r = crate::common::req(Some(0));
+    r.code_sha256 = Some("c1".into());
+    let e = l
+        .reserve_submitted(&c, &r, crate::common::allow, |id| format!("/jobs/e{id}-a1"))
+        .unwrap();
+    l.void_attempt(e.id, 1, "never started").unwrap();
+    l.mark_submitted_code(e.id, 2, "/jobs/e-a2", Some("c2"))
+        .unwrap();
+    let events = l.events(Some(&c), 0, 100).unwrap();
+    let by_kind = |k: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e.kind == k)
+            .map(|e| &e.payload)
+            .collect()
+    };
+    assert_eq!(by_kind("reserved")[0]["request"]["code_sha256"], "c1");
+    let submitted = by_kind("submitted");
+    assert_eq!(submitted[0]["code_sha256"], "c1");
+    assert_eq!(submitted[1]["code_sha256"], "c2");
+    assert!(l.verify().unwrap().is_ok());
+    // Without code, the payloads are what they always were.
+    let e2 = l
+        .reserve_submitted(
+            &c,
+            &crate::common::req(Some(1)),
+            crate::common::allow,
+            |id| format!("/jobs/e{id}-a1"),
+        )
+        .unwrap();
+    let last = l.events(Some(&c), 0, 100).unwrap();
+    let p = &last.last().unwrap().payload;
+    assert_eq!(p["exp_id"], e2.id);
+    assert!(p.get("code_sha256").is_none(), "{p}");
+}

@@ -43,6 +43,7 @@ pub fn req(proposal_index: Option<u64>) -> ReserveRequest {
         flavor: "cpu".into(),
         timeout_secs: 100,
         cost_micro: 5_000,
+        code_sha256: None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod approval;
 mod budget;
+mod code;
 mod durations;
 mod gpus;
 mod hfjobs;

@@ -90,6 +90,7 @@ fn fixture_parses_into_expected_struct() {
             image: None,
             gpus: 0,
             share_gpus: false,
+            code: vec![],
         })
     );
     assert_eq!(

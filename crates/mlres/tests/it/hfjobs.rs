@@ -999,3 +999,139 @@ fn sixteen_hf_first_submits_open_one_campaign() {
 fn sixty_four_hf_first_submits_open_one_campaign() {
     hf_first_submits_race(64, 3);
 }
+
+const UV_SCRIPT: &str = "# /// script\n# requires-python = \">=3.10\"\n# dependencies = []\n# ///\nimport sys\nprint(f\"score={int(sys.argv[1]) * 10}\")\n";
+
+fn code_program(code: &str) -> String {
+    format!(
+        r#"# hf-jobs with pinned code
+
+## Budget envelope
+```yaml
+max_jobs: 4
+max_walltime: 2h
+allowed_flavors: [cpu-basic]
+max_timeout: 10m
+max_cost_usd: 1.00
+backends: [hf-jobs]
+namespace: alice
+images: ["ghcr.io/astral-sh/uv:python3.12-bookworm"]
+```
+
+## Objective
+```yaml
+metric: score
+goal: maximize
+```
+
+## Job
+```yaml
+backend: hf-jobs
+image: "ghcr.io/astral-sh/uv:python3.12-bookworm"
+command: [uv, run, "{{code}}/train.py", "{{x}}"]
+timeout: 1m
+code: {code}
+```
+
+## Search space
+```yaml
+method: grid
+parameters:
+  x: {{values: [1, 2, 3]}}
+```
+"#
+    )
+}
+
+/// A job's pinned script is shipped the way `hf jobs uv run train.py` ships a local script
+/// (huggingface_hub 1.4 to 1.12): base64 in `LOCAL_FILES_ENCODED`, decoded by a `bash -c`
+/// step in the job's working directory, where `{code}` is `.`; the script runs under `uv run`
+/// with its PEP 723 block. A changed script is refused before any job is created.
+#[test]
+fn pinned_code_is_shipped_like_hf_jobs_uv_run_and_a_change_is_refused() {
+    let env = Env::new();
+    std::fs::write(env.project.join("train.py"), UV_SCRIPT).unwrap();
+    env.write_program(&code_program("[train.py]"));
+    env.approve();
+    let fake = FakeHf::start(FakeConfig {
+        work_root: Some(env!("CARGO_TARGET_TMPDIR").into()),
+        scheduling_delay_ms: 5,
+        ..FakeConfig::default()
+    })
+    .unwrap();
+    let h = Hf { env, fake };
+    let v = h.json(&[
+        "exp",
+        "submit",
+        "--config",
+        "x=2",
+        "--hypothesis",
+        "h",
+        "--json",
+    ]);
+    let id = v["id"].to_string();
+    let done = h.json(&["exp", "wait", &id, "--timeout", "2m", "--json"]);
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["metric"], 20.0, "{done}");
+    let jobs = h.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0]["command"],
+        serde_json::json!([
+            "bash",
+            "-c",
+            "echo $LOCAL_FILES_ENCODED | xargs -n 2 bash -c 'echo \"$1\" | base64 -d > \"$0\"' && 'uv' 'run' './train.py' '2'"
+        ])
+    );
+    let names = jobs[0]["environmentNames"].to_string();
+    assert!(names.contains("LOCAL_FILES_ENCODED"), "{names}");
+    // The ledger and the attempt's spec name the code that ran.
+    let events = h.json(&["ledger", "events", "--json", "--limit", "500"]);
+    let sub = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "submitted")
+        .unwrap();
+    let sha = sub["payload"]["code_sha256"].as_str().unwrap();
+    assert_eq!(sha.len(), 64);
+    let specs: Vec<_> = walk(&h.env.state.join("jobs"))
+        .into_iter()
+        .filter(|p| p.ends_with("spec.json"))
+        .collect();
+    let spec: Value = serde_json::from_slice(&std::fs::read(&specs[0]).unwrap()).unwrap();
+    assert_eq!(spec["code_sha256"], sha);
+
+    // The script is edited after approval: refused, no job created.
+    std::fs::write(
+        h.env.project.join("train.py"),
+        UV_SCRIPT.replace("* 10", "* 1000"),
+    )
+    .unwrap();
+    let creates = h.job_creates();
+    let out = h.run(&["exp", "submit", "--config", "x=3", "--hypothesis", "h"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("refused (code_changed)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("+print(f\"score={int(sys.argv[1]) * 1000}\")"));
+    assert_eq!(h.job_creates(), creates);
+    h.no_canary_in_files();
+}
+
+/// More than one file cannot be shipped yet: refused at approval, naming the files.
+#[test]
+fn hf_jobs_code_of_several_files_is_refused_at_approval() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.project.join("src")).unwrap();
+    std::fs::write(env.project.join("src/train.py"), UV_SCRIPT).unwrap();
+    std::fs::write(env.project.join("src/util.py"), "").unwrap();
+    env.write_program(&code_program("[src]").replace("{code}/train.py", "{code}/src/train.py"));
+    let out = env.approve_args(&[]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("code_not_shippable"), "{err}");
+    assert!(err.contains("2 files (src/train.py, src/util.py)"), "{err}");
+}

@@ -4,6 +4,7 @@
 mod approval;
 mod claude;
 mod cli;
+mod code;
 mod concurrency;
 mod crash;
 mod data_audit;

@@ -251,7 +251,7 @@ fn approve_and_check_say_whether_the_limits_are_enforced_here() {
     if root() {
         assert!(enforced, "{}", cgroup_entry(&env));
     }
-    let out = env.run(&["approve", "--operator"]);
+    let out = env.approve_args(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("Local job limits on this machine:"), "{err}");
