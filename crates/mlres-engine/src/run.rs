@@ -348,18 +348,13 @@ impl Engine {
             crate::ApprovalStatus::Approved(_) => "(unchanged: approved again)".into(),
             crate::ApprovalStatus::Missing => "(first approval: the whole document)".into(),
         };
-        let a = self.record_approval(&who.label(), acknowledge_reset)?;
-        self.ledger.append_event(
-            None,
-            "approval_context",
-            &json!({
-                "approval_id": a.id,
-                "user": who.user,
-                "uid": who.uid,
-                "method": who.source.label(),
-                "diff": approved_diff,
-            }),
-        )?;
+        let context = json!({
+            "user": who.user,
+            "uid": who.uid,
+            "method": who.source.label(),
+            "diff": approved_diff,
+        });
+        let a = self.record_approval(&who.label(), acknowledge_reset, Some(&context))?;
         Ok(a)
     }
 
@@ -387,13 +382,16 @@ impl Engine {
             });
         }
         crate::identity::require_own_history(&self.ledger, &self.project)?;
-        self.record_approval(&format!("{user} (mlres demo)"), false)
+        let context =
+            json!({"user": user, "method": "demo", "diff": "(the built-in demo program)"});
+        self.record_approval(&format!("{user} (mlres demo)"), false, Some(&context))
     }
 
     fn record_approval(
         &mut self,
         approver: &str,
         acknowledge_reset: bool,
+        context: Option<&Value>,
     ) -> Result<mlres_ledger::Approval, EngineError> {
         let root = self.project.root_str();
         let foreign = crate::identity::foreign_history(&self.ledger, &self.project)?;
@@ -428,6 +426,7 @@ impl Engine {
         let pins = mlres_ledger::ApprovalPins {
             datasets: datasets.as_ref(),
             code: code.as_ref(),
+            context,
         };
         let a = self.ledger.record_approval_with(
             &root,
@@ -782,6 +781,17 @@ impl Engine {
         })
     }
 
+    /// Whether a job command names the project: the `{project}` placeholder, or a literal
+    /// path inside it.
+    fn command_asks_for_project(&self, command: &[String]) -> bool {
+        let root = self.project.root_str();
+        mlres_policy::uses_placeholder(command, "project")
+            || command.iter().any(|w| {
+                w.split(['=', ':', ','])
+                    .any(|part| part == root || part.starts_with(&format!("{root}/")))
+            })
+    }
+
     /// Where supervisors lock the GPUs they hand out: one directory per state directory.
     pub fn gpu_lock_dir(&self) -> PathBuf {
         self.cfg.state_dir.join("gpus")
@@ -964,14 +974,15 @@ impl Engine {
                 NetworkPolicy::Isolated
             },
             // The job's code and data, read-only: the approved code snapshot (`{code}`); the
-            // project (`{project}`) when the command names it or the job declares no `code`
-            // (then its code can only come from there); the envelope's local datasets.
-            // Nothing else of the host but system directories and its work dir is visible.
+            // project only when the command asks for it (`{project}`, or a literal path into
+            // it), so files beside program.md that the job was never meant to see (`.env`,
+            // notes, other checkpoints) stay hidden; the envelope's local datasets. Nothing
+            // else of the host but system directories and its work dir is visible.
             read_only: code
                 .map(|c| c.dir.clone())
                 .into_iter()
                 .chain(
-                    (code.is_none() || mlres_policy::uses_placeholder(&job.command, "project"))
+                    self.command_asks_for_project(&job.command)
                         .then(|| self.project.root.clone()),
                 )
                 .chain(crate::datasets::local_paths(&self.project))

@@ -811,6 +811,7 @@ impl Ledger {
         let pins = ApprovalPins {
             datasets,
             code: None,
+            context: None,
         };
         self.record_approval_with(project_root, hash, document, approver, &pins)
     }
@@ -864,6 +865,13 @@ impl Ledger {
                         "manifest": m,
                     }),
                 )?;
+            }
+            if let Some(c) = pins.context {
+                let mut c = c.clone();
+                if let Some(o) = c.as_object_mut() {
+                    o.insert("approval_id".into(), json!(id));
+                }
+                w.append(None, "approval_context", &c)?;
             }
             if let Some(m) = pins.code {
                 w.append(

@@ -65,6 +65,9 @@ pub struct ApprovalPins<'a> {
     pub datasets: Option<&'a serde_json::Value>,
     /// The job's code manifest (an object with `sha256` and `files`).
     pub code: Option<&'a serde_json::Value>,
+    /// How the approval was given (who, how, uid, the diff approved): recorded as an
+    /// `approval_context` event in the approval's transaction, with its `approval_id`.
+    pub context: Option<&'a serde_json::Value>,
 }
 
 /// How a job ended.

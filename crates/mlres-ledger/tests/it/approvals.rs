@@ -153,6 +153,7 @@ fn a_code_manifest_is_pinned_with_its_approval_and_submits_record_the_code_they_
     let pins = mlres_ledger::ApprovalPins {
         datasets: Some(&data),
         code: Some(&code),
+        context: None,
     };
     let a1 = l
         .record_approval_with("/p", "h1", "doc", "alice", &pins)

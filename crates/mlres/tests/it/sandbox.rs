@@ -846,3 +846,46 @@ fn gpus_decide_cuda_visible_devices_from_mlres_local_gpus() {
         stderr(&out)
     );
 }
+
+/// A job sees the project only when its command asks for it: files beside program.md that it
+/// was never meant to read (a `.env` with a token) stay hidden otherwise.
+#[test]
+fn the_project_is_visible_only_to_a_command_that_names_it() {
+    let env = Env::new();
+    std::fs::write(env.project.join(".env"), "HF_TOKEN=hf_project_dotenv\n").unwrap();
+    env.tmp.allow(env.project.join(".env"));
+    let extra = format!("env: {{P: \"{}\"}}", env.project.display());
+    // The path reaches the job through its environment, not its command.
+    env.write_program(
+        &Fast {
+            max_jobs: 1,
+            values: "[1]",
+            script: "if cat $P/.env; then echo score=9; else echo hidden; echo score={x}; fi",
+            extra_job: &extra,
+            ..Default::default()
+        }
+        .program(),
+    );
+    env.approve();
+    let s = env.json(&["loop", "run", "--json"]);
+    assert_eq!(s["best"]["metric"].as_f64(), Some(1.0), "{s}");
+    let logs = env.ok(&["exp", "logs", &s["best"]["id"].to_string()]);
+    assert!(logs.contains("hidden"), "{logs}");
+    assert!(!logs.contains("hf_project_dotenv"), "{logs}");
+
+    // Naming {project} grants it (read-only).
+    let env2 = Env::new();
+    std::fs::write(env2.project.join("data.txt"), "visible\n").unwrap();
+    env2.write_program(
+        &Fast {
+            max_jobs: 1,
+            values: "[1]",
+            script: "cat {project}/data.txt && echo score={x}",
+            ..Default::default()
+        }
+        .program(),
+    );
+    env2.approve();
+    let s = env2.json(&["loop", "run", "--json"]);
+    assert_eq!(s["best"]["metric"].as_f64(), Some(1.0), "{s}");
+}
