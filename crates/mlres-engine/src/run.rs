@@ -781,17 +781,6 @@ impl Engine {
         })
     }
 
-    /// Whether a job command names the project: the `{project}` placeholder, or a literal
-    /// path inside it.
-    fn command_asks_for_project(&self, command: &[String]) -> bool {
-        let root = self.project.root_str();
-        mlres_policy::uses_placeholder(command, "project")
-            || command.iter().any(|w| {
-                w.split(['=', ':', ','])
-                    .any(|part| part == root || part.starts_with(&format!("{root}/")))
-            })
-    }
-
     /// Where supervisors lock the GPUs they hand out: one directory per state directory.
     pub fn gpu_lock_dir(&self) -> PathBuf {
         self.cfg.state_dir.join("gpus")
@@ -974,15 +963,16 @@ impl Engine {
                 NetworkPolicy::Isolated
             },
             // The job's code and data, read-only: the approved code snapshot (`{code}`); the
-            // project only when the command asks for it (`{project}`, or a literal path into
-            // it), so files beside program.md that the job was never meant to see (`.env`,
-            // notes, other checkpoints) stay hidden; the envelope's local datasets. Nothing
-            // else of the host but system directories and its work dir is visible.
+            // project only when the command asks for it with `{project}` (a literal path does
+            // not count: it is not visible), so files beside program.md that the job was never
+            // meant to see (`.env`, notes, other checkpoints) stay hidden; the envelope's local
+            // datasets. Nothing else of the host but system directories and its work dir is
+            // visible.
             read_only: code
                 .map(|c| c.dir.clone())
                 .into_iter()
                 .chain(
-                    self.command_asks_for_project(&job.command)
+                    mlres_policy::uses_placeholder(&job.command, "project")
                         .then(|| self.project.root.clone()),
                 )
                 .chain(crate::datasets::local_paths(&self.project))

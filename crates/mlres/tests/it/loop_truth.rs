@@ -335,12 +335,12 @@ fn the_operators_stop_reason_is_shown_while_stopping_and_kept_when_the_loop_ends
 #[test]
 fn summary_best_so_far_is_the_best_up_to_each_row_and_agent_text_is_escaped() {
     let env = Env::new();
-    // In the project: the job's sandbox shows it the project (read-only), nothing else of ours.
+    // In the project, named by `{project}`: the job's sandbox then shows it the project
+    // (read-only), nothing else of ours.
     let gate = env.project.join("gate");
-    let script = format!(
-        "if [ {{x}} = 1 ]; then while [ ! -e {} ]; do sleep 0.05; done; fi; echo score={{x}}",
-        gate.display()
-    );
+    let script =
+        "if [ {x} = 1 ]; then while [ ! -e {project}/gate ]; do sleep 0.05; done; fi; echo score={x}"
+            .to_string();
     env.write_program(
         &Fast {
             script: &script,

@@ -173,12 +173,10 @@ fn ok_json(out: &Value, key: &str) -> Value {
 fn python_mcp_client_submits_waits_and_gets_tool_errors() {
     let py = python_with_mcp();
     let env = Env::new();
-    // In the project: the job's sandbox shows it the project (read-only), nothing else of ours.
+    // In the project, named by `{project}`: the job's sandbox then shows it the project
+    // (read-only), nothing else of ours.
     let release = env.project.join("release");
-    let script = format!(
-        "if [ {{x}} = 5 ]; then while [ ! -e {} ]; do sleep 0.05; done; fi; echo score={{x}}",
-        release.display()
-    );
+    let script = "if [ {x} = 5 ]; then while [ ! -e {project}/release ]; do sleep 0.05; done; fi; echo score={x}".to_string();
     env.write_program(
         &Fast {
             script: &script,

@@ -18,7 +18,6 @@ fn old_discarded_attempts_are_removed_and_the_rest_kept() {
     env.write_program(
         &Fast {
             max_jobs: 24,
-            max_concurrent: 2,
             values: &values,
             ..Default::default()
         }
