@@ -205,10 +205,9 @@ fn a_changed_file_refuses_the_submit_before_anything_is_reserved() {
     assert!(msg.starts_with("refused (code_changed): "), "{msg}");
     assert!(msg.contains("`mlres approve` again"), "{msg}");
     assert!(msg.contains("  changed: train.py"), "{msg}");
-    // Nothing reserved: the campaign opened by the submit holds no experiment.
-    let campaign = e.current_campaign().unwrap().unwrap();
-    assert!(e.ledger.experiments(&campaign.id).unwrap().is_empty());
-    assert_eq!(e.ledger.usage(&campaign.id).unwrap().jobs, 0);
+    // Nothing reserved, and no campaign opened: an agent's submit opens the campaign only in
+    // the transaction of its first reservation.
+    assert!(e.current_campaign().unwrap().is_none());
     assert!(!s.state.join("jobs").exists(), "no attempt directory");
     assert!(
         e.ledger.event_count().unwrap() <= events + 2,
