@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet -p mlres
-python3 - "$PWD/target/release/mlres" crates/mlres-guard/tests/corpus/*.jsonl <<'EOPY'
+python3 - "${CARGO_TARGET_DIR:-$PWD/target}/release/mlres" crates/mlres-guard/tests/corpus/*.jsonl <<'EOPY'
 import json, subprocess, sys, time, statistics, os, tempfile
 mlres, files = sys.argv[1], sys.argv[2:]
 inputs = []

@@ -19,7 +19,7 @@ LARGE=${2:-3000}
 REPS=${3:-3}
 if [ -z "${MLRES_BIN:-}" ]; then
   cargo build --release --quiet -p mlres
-  MLRES_BIN=$PWD/target/release/mlres
+  MLRES_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/mlres
 fi
 BIN=$MLRES_BIN
 WORK=$(mktemp -d)

@@ -28,6 +28,11 @@ pub enum EngineError {
          spent.\n{0}"
     )]
     CodeChanged(Box<crate::code::CodeChange>),
+    /// A finished experiment's outputs cannot be copied or uploaded for a reason that is not a
+    /// policy decision (not finished, never ran, removed by retention, missing, a write that
+    /// failed).
+    #[error("{message}")]
+    Outputs { code: String, message: String },
     #[error("invalid config: {0}")]
     InvalidConfig(String),
     #[error("no experiment {0} in this campaign")]

@@ -37,35 +37,83 @@ pub fn experiment_json(e: &Experiment) -> Value {
     })
 }
 
-/// The plugin's `runs/ledger.jsonl` row, plus mlres' own fields.
-pub fn plugin_row(e: &Experiment) -> Value {
+/// What the ledger knows of an experiment beyond its row: the backend's job id of its
+/// current attempt (hf-jobs), and the Hub repo its outputs were last pushed to.
+#[derive(Debug, Clone, Default)]
+pub struct RowFacts {
+    /// The remote job id (hf-jobs), from the `remote_job` events.
+    pub remote_job: Option<String>,
+    /// The latest `hub_push` of its outputs.
+    pub push: Option<mlres_ledger::HubPush>,
+}
+
+/// Per experiment id, what [`plugin_row`] adds from the campaign's events.
+pub fn row_facts(
+    ledger: &Ledger,
+    campaign: &str,
+    exps: &[Experiment],
+) -> Result<std::collections::BTreeMap<i64, RowFacts>, EngineError> {
+    let mut out: std::collections::BTreeMap<i64, RowFacts> = std::collections::BTreeMap::new();
+    let remote = ledger.remote_jobs(campaign)?;
+    for e in exps {
+        // The current attempt's job, else the latest one recorded for the experiment.
+        let job = remote
+            .iter()
+            .rev()
+            .find(|r| r.exp_id == e.id && r.attempt == e.attempt)
+            .or_else(|| remote.iter().rev().find(|r| r.exp_id == e.id));
+        if let Some(j) = job {
+            out.entry(e.id).or_default().remote_job = Some(j.job_id.clone());
+        }
+    }
+    for p in ledger.hub_pushes(campaign)? {
+        let id = p.exp_id;
+        out.entry(id).or_default().push = Some(p);
+    }
+    Ok(out)
+}
+
+/// The plugin's `runs/ledger.jsonl` row, plus mlres' own fields. `job_id` is the backend's:
+/// the Hugging Face job id for hf-jobs (null until one was created), `local-e<id>-a<attempt>`
+/// for a local attempt; `hub_url` is the repo the experiment's outputs were pushed to.
+pub fn plugin_row(e: &Experiment, facts: &RowFacts) -> Value {
     let status = match (e.state.as_str(), e.status.as_deref()) {
         (_, Some("completed")) => "completed",
         (_, Some(_)) => "error",
         ("released", None) => "cancelled",
         _ => "submitted",
     };
+    let job_id = match (&facts.remote_job, e.backend.as_str()) {
+        (Some(id), _) => Value::from(id.clone()),
+        (None, "local") => Value::from(format!("local-e{}-a{}", e.id, e.attempt)),
+        (None, _) => Value::Null,
+    };
+    let mut mlres = json!({
+        "experiment_id": e.id,
+        "campaign": e.campaign,
+        "state": e.state,
+        "outcome": e.status,
+        "duration_ms": e.duration_ms,
+        "reason": e.decision_reason,
+        "source": e.source,
+        "backend": e.backend,
+    });
+    if let Some(p) = &facts.push {
+        mlres["hub"] = json!({"repo": p.repo, "commit": p.commit});
+    }
     json!({
         "iter": e.iter,
         "ts": iso8601(e.created_ms),
         "hypothesis": e.hypothesis,
         "config": e.config,
-        "job_id": format!("local-e{}-a{}", e.id, e.attempt),
+        "job_id": job_id,
         "status": status,
         "metric": e.metric,
-        "hub_url": Value::Null,
+        "hub_url": facts.push.as_ref().map(|p| p.url.clone()),
         "decision": e.decision,
         "best_so_far": e.best_so_far,
         "timeout": mlres_policy::format_duration(e.timeout_secs),
-        "mlres": {
-            "experiment_id": e.id,
-            "campaign": e.campaign,
-            "state": e.state,
-            "outcome": e.status,
-            "duration_ms": e.duration_ms,
-            "reason": e.decision_reason,
-            "source": e.source,
-        }
+        "mlres": mlres,
     })
 }
 
@@ -100,9 +148,11 @@ pub fn export(
     if let Some(c) = ledger.campaign(campaign)? {
         crate::identity::write_marker(ledger, project, &c)?;
     }
+    let facts = row_facts(ledger, campaign, &exps)?;
+    let none = RowFacts::default();
     let mut jsonl = String::new();
     for e in &exps {
-        jsonl.push_str(&plugin_row(e).to_string());
+        jsonl.push_str(&plugin_row(e, facts.get(&e.id).unwrap_or(&none)).to_string());
         jsonl.push('\n');
     }
     let ledger_jsonl = runs.join("ledger.jsonl");
@@ -110,7 +160,7 @@ pub fn export(
     let summary_md = runs.join("summary.md");
     write_atomic(
         &summary_md,
-        summary(ledger, project, campaign, &exps)?.as_bytes(),
+        summary(ledger, project, campaign, &exps, &facts)?.as_bytes(),
     )?;
     Ok(ExportPaths {
         ledger_jsonl,
@@ -123,6 +173,7 @@ fn summary(
     project: &Project,
     campaign: &str,
     exps: &[Experiment],
+    facts: &std::collections::BTreeMap<i64, RowFacts>,
 ) -> Result<String, EngineError> {
     let c = ledger.campaign(campaign)?;
     let u = ledger.usage(campaign)?;
@@ -166,6 +217,14 @@ fn summary(
             b.metric,
             md_text(&b.config.to_string())
         ));
+        if let Some(p) = facts.get(&b.id).and_then(|f| f.push.as_ref()) {
+            s.push_str(&format!(
+                "- Best model on the Hub: [{}]({}) (commit `{}`)\n",
+                md_text(&p.repo),
+                md_url(&p.url),
+                md_text(&p.commit.chars().take(12).collect::<String>())
+            ));
+        }
     }
     s.push_str(&format!(
         "\n| iter | exp | status | {} | decision | best so far | config | hypothesis |\n|---:|---:|---|---:|---|---:|---|---|\n",
@@ -200,6 +259,24 @@ fn summary(
         ));
     }
     Ok(s)
+}
+
+/// A URL as a markdown link target: characters that could end the target or the link are
+/// percent-encoded (mlres builds these URLs from the endpoint and a validated repo id).
+fn md_url(u: &str) -> String {
+    let mut out = String::with_capacity(u.len());
+    for c in u.chars() {
+        match c {
+            '(' | ')' | '<' | '>' | '[' | ']' | ' ' | '"' | '`' | '\\' => {
+                for b in c.to_string().bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Text from agents or jobs as inline markdown that stays inside its table cell or list line:

@@ -16,6 +16,7 @@ mod evaluate;
 mod export;
 mod hfjobs;
 pub mod identity;
+mod outputs;
 mod project;
 mod retention;
 mod run;
@@ -31,6 +32,10 @@ pub use export::{ExportPaths, experiment_json, export};
 pub use hfjobs::{
     HfSettings, KnownJob, LABEL_ATTEMPT, LABEL_CAMPAIGN, LABEL_EXP, RemoteJobView,
     SUPERVISOR_SECRETS_ENV, SUPERVISOR_TOKEN_ENV, remote_job_json, settled_cost_micro,
+};
+pub use outputs::{
+    ARTIFACTS_DIR, ArtifactsReport, Content, CopiedFile, DEFAULT_MAX_OUTPUT_BYTES,
+    MAX_OUTPUT_FILES, OutputFile, Outputs, Prepared, SkippedOutput,
 };
 pub use project::{ApprovalStatus, Project, approval_status, require_approval};
 pub use retention::{DEFAULT_KEEP_ATTEMPTS, MIN_KEEP_ATTEMPTS, Pruned};

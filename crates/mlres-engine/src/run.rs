@@ -308,22 +308,8 @@ impl Engine {
     /// this process's environment.
     pub fn redact_secrets(&self, attempt_dir: &Path, text: &str) -> String {
         let mut out = text.to_string();
-        let Some(job) = &self.project.program.job else {
-            return out;
-        };
-        let spec_env = mlres_backends::read_spec(attempt_dir)
-            .map(|s| s.env)
-            .unwrap_or_default();
-        for name in &job.secrets {
-            for v in [spec_env.get(name), self.cfg.parent_env.get(name)]
-                .into_iter()
-                .flatten()
-            {
-                // Very short values would redact ordinary text and protect nothing.
-                if v.len() >= 6 {
-                    out = out.replace(v.as_str(), &format!("[REDACTED:{name}]"));
-                }
-            }
+        for (name, v) in self.granted_secrets(attempt_dir) {
+            out = out.replace(v.as_str(), &format!("[REDACTED:{name}]"));
         }
         out
     }

@@ -1,5 +1,6 @@
-//! Hub endpoints: repo create, repo info, tree (cursor pagination, `%2F`), resolve,
-//! preupload (always regular) and NDJSON commits.
+//! Hub endpoints: repo create, repo info, tree (cursor pagination, `%2F`, LFS info), resolve,
+//! preupload (regular or lfs, decided like the Hub) and NDJSON commits (`file`, `lfsFile`,
+//! `deletedFile`, `deletedFolder`). The LFS store itself is in `lfs.rs`.
 
 use base64::Engine as _;
 
@@ -7,6 +8,125 @@ use crate::http::{Request, Response};
 use crate::jobs::enc;
 use crate::state::{RepoFile, State, TokenConfig, can_read, can_write, new_repo, sha256_hex};
 use crate::{caller, require_caller};
+
+/// `""` for models, `datasets/` or `spaces/`: how repo URLs outside `/api` start.
+pub(crate) fn url_prefix(kind: &str) -> &'static str {
+    match kind {
+        "datasets" => "datasets/",
+        "spaces" => "spaces/",
+        _ => "",
+    }
+}
+
+/// Extensions the `.gitattributes` of a new Hub repo sends to LFS.
+const LFS_EXTENSIONS: &[&str] = &[
+    "7z",
+    "arrow",
+    "bin",
+    "bz2",
+    "ckpt",
+    "ftz",
+    "gz",
+    "h5",
+    "joblib",
+    "mlmodel",
+    "model",
+    "msgpack",
+    "npy",
+    "npz",
+    "onnx",
+    "ot",
+    "parquet",
+    "pb",
+    "pickle",
+    "pkl",
+    "pt",
+    "pth",
+    "rar",
+    "safetensors",
+    "tar",
+    "tflite",
+    "tgz",
+    "wasm",
+    "xz",
+    "zip",
+    "zst",
+];
+
+/// Whether the Hub wants a file in LFS: matched by the default `.gitattributes` patterns
+/// (extensions above, `*.lfs.*`, `*.tar.*`, `*tfevents*`, `saved_model/**/*`), binary (a NUL
+/// byte in its sample), or at least `threshold` bytes. Empty files are always regular.
+fn wants_lfs(path: &str, sample: &[u8], size: u64, threshold: u64) -> bool {
+    if size == 0 {
+        return false;
+    }
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let ext = base.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    LFS_EXTENSIONS.contains(&ext)
+        || base.contains(".lfs.")
+        || base.contains(".tar.")
+        || base.contains("tfevents")
+        || path.starts_with("saved_model/")
+        || sample.contains(&0)
+        || size >= threshold
+}
+
+fn preupload(req: &Request, state: &State, kind: &str, id: &str) -> Response {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let v: serde_json::Value = match serde_json::from_slice(&req.body) {
+        Ok(v) => v,
+        Err(e) => return Response::error(400, None, &format!("Invalid JSON: {e}")),
+    };
+    let Some(files) = v["files"].as_array() else {
+        return Response::error(400, None, "files must be a list");
+    };
+    if files.len() > 256 {
+        return Response::error(400, None, "at most 256 files per preupload request");
+    }
+    let g = state.lock();
+    let threshold = g.lfs_threshold;
+    let repo = &g.repos[&(kind.to_string(), id.to_string())];
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        let (Some(path), Some(size), Some(sample)) =
+            (f["path"].as_str(), f["size"].as_u64(), f["sample"].as_str())
+        else {
+            return Response::error(
+                400,
+                None,
+                "each file needs path (string), size (integer) and sample (base64)",
+            );
+        };
+        let Ok(sample) = b64.decode(sample) else {
+            return Response::error(400, None, &format!("{path}: sample is not base64"));
+        };
+        if sample.len() > 512 {
+            return Response::error(400, None, &format!("{path}: sample is more than 512 bytes"));
+        }
+        let lfs = wants_lfs(path, &sample, size, threshold);
+        // The remote oid: what the client compares its own with to drop unchanged files (the
+        // sha256 for LFS files, the blob id for regular ones).
+        let oid = repo.files.get(path).map(|existing| {
+            if existing.lfs {
+                sha256_hex(&existing.bytes)
+            } else {
+                blob_oid(&existing.bytes)
+            }
+        });
+        out.push(serde_json::json!({
+            "path": path,
+            "uploadMode": if lfs { "lfs" } else { "regular" },
+            "shouldIgnore": false,
+            "oid": oid,
+        }));
+    }
+    Response::json(200, &serde_json::json!({"files": out}))
+}
+
+/// The fake's stand-in for a git blob id (40 hex; not git's sha1).
+fn blob_oid(bytes: &[u8]) -> String {
+    sha256_hex(bytes)[..40].to_string()
+}
 
 fn name_ok(s: &str) -> bool {
     !s.is_empty()
@@ -118,7 +238,7 @@ pub(crate) fn api(
     }
     let id = format!("{ns}/{name}");
     match (req.method.as_str(), rest) {
-        ("GET", []) => {
+        ("GET", [] | ["revision", "main"]) => {
             let g = state.lock();
             let repo = &g.repos[&(kind.to_string(), id.clone())];
             Response::json(
@@ -130,18 +250,16 @@ pub(crate) fn api(
             )
         }
         ("GET", ["tree", rev, path @ ..]) => tree(req, state, kind, &id, rev, &path.join("/")),
+        ("GET", ["revision", rev]) => Response::error(
+            404,
+            Some("RevisionNotFound"),
+            &format!("Invalid rev id: {rev}"),
+        ),
         ("POST", ["preupload", rev]) => {
             if let Some(r) = write_check(t.as_ref(), ns, &id, rev) {
                 return r;
             }
-            let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
-            let files: Vec<serde_json::Value> = v["files"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|f| serde_json::json!({"path": f["path"], "uploadMode": "regular", "shouldIgnore": false, "oid": null}))
-                .collect();
-            Response::json(200, &serde_json::json!({"files": files}))
+            preupload(req, state, kind, &id)
         }
         ("POST", ["commit", rev]) => {
             if let Some(r) = write_check(t.as_ref(), ns, &id, rev) {
@@ -215,7 +333,11 @@ fn tree(req: &Request, state: &State, kind: &str, id: &str, rev: &str, path: &st
             }
         }
         if parts.len() == 1 || recursive {
-            entries.push(serde_json::json!({"type": "file", "oid": &sha256_hex(&f.bytes)[..40], "size": f.bytes.len(), "path": p}));
+            let mut e = serde_json::json!({"type": "file", "oid": blob_oid(&f.bytes), "size": f.bytes.len(), "path": p});
+            if f.lfs {
+                e["lfs"] = serde_json::json!({"oid": sha256_hex(&f.bytes), "size": f.bytes.len(), "pointerSize": 134});
+            }
+            entries.push(e);
         }
     }
     for d in dirs {
@@ -348,10 +470,47 @@ fn commit(req: &Request, state: &State, kind: &str, id: &str) -> Response {
                 }
                 match b64.decode(v["value"]["content"].as_str().unwrap_or("")) {
                     Ok(bytes) => {
-                        files.insert(path, RepoFile { bytes });
+                        files.insert(path, RepoFile { bytes, lfs: false });
                     }
                     Err(e) => return Response::error(422, None, &format!("bad base64: {e}")),
                 }
+            }
+            Some("lfsFile") => {
+                let val = &v["value"];
+                if val["algo"] != "sha256" {
+                    return Response::error(
+                        422,
+                        None,
+                        &format!("line {}: lfsFile algo must be sha256", n + 2),
+                    );
+                }
+                let oid = val["oid"].as_str().unwrap_or_default();
+                let key = (kind.to_string(), id.to_string(), oid.to_string());
+                let Some(obj) = g.lfs_objects.get(&key) else {
+                    return Response::error(
+                        422,
+                        None,
+                        &format!(
+                            "Your push was rejected because an LFS pointer pointed to a file that does not exist: {path} ({oid})"
+                        ),
+                    );
+                };
+                if let Some(size) = val.get("size").filter(|s| !s.is_null())
+                    && size.as_u64() != Some(obj.bytes.len() as u64)
+                {
+                    return Response::error(
+                        422,
+                        None,
+                        &format!("line {}: {path}: size does not match the LFS object", n + 2),
+                    );
+                }
+                files.insert(
+                    path,
+                    RepoFile {
+                        bytes: obj.bytes.clone(),
+                        lfs: true,
+                    },
+                );
             }
             Some("deletedFile") => {
                 if files.remove(&path).is_none() {

@@ -12,6 +12,7 @@
 mod http;
 mod hub;
 mod jobs;
+mod lfs;
 mod state;
 pub mod viewer;
 
@@ -25,6 +26,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use http::{Request, Response, percent_decode};
+pub use lfs::{LfsObject, PendingUpload};
 pub use state::{
     Flavor, Injection, Inner, Job, LoggedRequest, Repo, RepoFile, State, TokenConfig, can_read,
     can_write, default_flavors, iso, sha256_hex,
@@ -53,6 +55,15 @@ pub struct FakeConfig {
     pub work_root: Option<PathBuf>,
     /// Port (0: any free port).
     pub port: u16,
+    /// Preupload answers `lfs` for files of at least this many bytes (the Hub: 10 MB), as
+    /// well as for binary samples and the default `.gitattributes` patterns (`*.bin`,
+    /// `*.safetensors`, …).
+    pub lfs_threshold: u64,
+    /// The LFS batch answers multipart, when the client offers it, for objects of at least
+    /// this many bytes.
+    pub lfs_multipart_threshold: u64,
+    /// Multipart chunk size (`chunk_size` in the upload action's header).
+    pub lfs_chunk_size: u64,
 }
 
 impl Default for FakeConfig {
@@ -73,6 +84,9 @@ impl Default for FakeConfig {
             unpriced_flavor: Some("cpu-unpriced".into()),
             work_root: None,
             port: 0,
+            lfs_threshold: 10_000_000,
+            lfs_multipart_threshold: 64 << 20,
+            lfs_chunk_size: 16 << 20,
         }
     }
 }
@@ -111,6 +125,9 @@ impl FakeHf {
             tree_page_size: config.tree_page_size.max(1),
             keepalive: Duration::from_millis(config.keepalive_ms.max(1)),
             next_job: 1,
+            lfs_threshold: config.lfs_threshold,
+            lfs_multipart_threshold: config.lfs_multipart_threshold,
+            lfs_chunk_size: config.lfs_chunk_size.max(1),
             ..Inner::default()
         };
         let work_root = config
@@ -236,12 +253,25 @@ fn log_request(state: &State, req: &Request, status: u16) {
                 .join("&"),
         );
     }
+    let content_type = req.header("content-type").map(str::to_string);
+    let textual = content_type.as_deref().is_some_and(|c| {
+        c.starts_with("application/json")
+            || c.starts_with("application/x-ndjson")
+            || c.starts_with(lfs::LFS_MEDIA)
+    });
+    let body = (textual && req.body.len() <= 1 << 20)
+        .then(|| String::from_utf8_lossy(&req.body).into_owned());
     state.lock().requests.push(LoggedRequest {
         method: req.method.clone(),
         path,
         auth: auth.is_some(),
         auth_sha256: auth.map(|a| sha256_hex(a.as_bytes())),
         status,
+        content_type,
+        accept: req.header("accept").map(str::to_string),
+        body,
+        body_len: req.body.len(),
+        body_sha256: (!req.body.is_empty()).then(|| sha256_hex(&req.body)),
     });
 }
 
@@ -341,6 +371,31 @@ fn route(req: &Request, state: &Arc<State>) -> Reply {
                 rest @ ..,
             ],
         ) => hub::api(req, state, kind, ns, name, rest),
+        (
+            "POST",
+            [
+                kind @ ("datasets" | "spaces"),
+                ns,
+                repo,
+                "info",
+                "lfs",
+                "objects",
+                what,
+            ],
+        ) if repo.ends_with(".git") => {
+            lfs::objects(req, state, kind, ns, repo.trim_end_matches(".git"), what)
+        }
+        ("POST", [ns, repo, "info", "lfs", "objects", what]) if repo.ends_with(".git") => {
+            lfs::objects(
+                req,
+                state,
+                "models",
+                ns,
+                repo.trim_end_matches(".git"),
+                what,
+            )
+        }
+        (_, ["lfs-store", rest @ ..]) => lfs::store(req, state, rest),
         ("GET" | "HEAD", ["datasets" | "spaces", ns, name, "resolve", rest @ ..]) => {
             hub::resolve(req, state, s[0], ns, name, rest)
         }

@@ -154,6 +154,8 @@ impl Job {
 pub struct RepoFile {
     /// Bytes.
     pub bytes: Vec<u8>,
+    /// Committed as an `lfsFile` (its content went through the LFS store).
+    pub lfs: bool,
 }
 
 /// A fake repo.
@@ -183,6 +185,16 @@ pub struct LoggedRequest {
     pub auth_sha256: Option<String>,
     /// Status answered.
     pub status: u16,
+    /// `Content-Type` of the request.
+    pub content_type: Option<String>,
+    /// `Accept` of the request.
+    pub accept: Option<String>,
+    /// The body as text, for JSON, NDJSON and git-lfs requests (at most 1 MiB).
+    pub body: Option<String>,
+    /// Body length in bytes.
+    pub body_len: usize,
+    /// sha256 hex of the body (for uploads, whose bytes are not kept in the log).
+    pub body_sha256: Option<String>,
 }
 
 /// Mutable state behind the lock.
@@ -214,6 +226,19 @@ pub struct Inner {
     pub keepalive: Duration,
     /// Job id counter.
     pub next_job: u64,
+    /// Preupload answers `lfs` for files at least this large (besides binary samples and
+    /// the default `.gitattributes` patterns).
+    pub lfs_threshold: u64,
+    /// The LFS batch answers multipart (when offered) for objects at least this large.
+    pub lfs_multipart_threshold: u64,
+    /// Multipart chunk size.
+    pub lfs_chunk_size: u64,
+    /// LFS objects by `(plural type, "ns/name", sha256)`.
+    pub lfs_objects: BTreeMap<(String, String, String), crate::lfs::LfsObject>,
+    /// Uploads handed out by the batch endpoint, by signature.
+    pub lfs_pending: BTreeMap<String, crate::lfs::PendingUpload>,
+    /// Signatures issued.
+    pub lfs_signatures: u64,
 }
 
 /// Shared state of one fake server.
@@ -316,6 +341,7 @@ impl State {
             path.into(),
             RepoFile {
                 bytes: bytes.to_vec(),
+                lfs: false,
             },
         );
         r.commits += 1;
@@ -373,7 +399,7 @@ impl State {
             .map(|((k, id), r)| {
                 serde_json::json!({
                     "type": k, "id": id, "private": r.private, "commit": r.commit, "commits": r.commits,
-                    "files": r.files.iter().map(|(p, f)| serde_json::json!({"path": p, "size": f.bytes.len(), "sha256": sha256_hex(&f.bytes)})).collect::<Vec<_>>(),
+                    "files": r.files.iter().map(|(p, f)| serde_json::json!({"path": p, "size": f.bytes.len(), "sha256": sha256_hex(&f.bytes), "lfs": f.lfs})).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -381,15 +407,23 @@ impl State {
             .requests
             .iter()
             .map(|r| {
-                serde_json::json!({"method": r.method, "path": r.path, "auth": r.auth, "authSha256": r.auth_sha256, "status": r.status})
+                serde_json::json!({"method": r.method, "path": r.path, "auth": r.auth, "authSha256": r.auth_sha256, "status": r.status,
+                    "contentType": r.content_type, "accept": r.accept, "body": r.body, "bodyLen": r.body_len, "bodySha256": r.body_sha256})
             })
             .collect();
         let mut spent: BTreeMap<String, u64> = BTreeMap::new();
         for j in &g.jobs {
             *spent.entry(j.namespace.clone()).or_default() += j.cost_micro_usd();
         }
+        let lfs: Vec<serde_json::Value> = g
+            .lfs_objects
+            .iter()
+            .map(|((k, id, oid), o)| {
+                serde_json::json!({"type": k, "repo": id, "oid": oid, "size": o.bytes.len(), "verified": o.verified})
+            })
+            .collect();
         serde_json::json!({
-            "jobs": jobs, "repos": repos, "requests": requests,
+            "jobs": jobs, "repos": repos, "requests": requests, "lfsObjects": lfs,
             "credits": g.credits, "spentMicroUSD": spent,
             "scheduledJobCalls": g.scheduled_calls, "whoamiCalls": g.whoami_calls,
         })

@@ -3,8 +3,6 @@ use std::ops::ControlFlow;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use base64::Engine as _;
-
 use crate::hub::{quote, quote_all};
 use crate::sse::{SseLine, parse_line};
 use crate::{
@@ -14,8 +12,6 @@ use crate::{
 
 /// Largest body read into memory for JSON answers.
 const MAX_JSON_BYTES: u64 = 64 << 20;
-/// Largest file committed inline (the Hub wants LFS above 10 MB).
-const MAX_INLINE_BYTES: usize = 10 << 20;
 /// Most pages followed by one listing.
 const MAX_PAGES: usize = 10_000;
 /// Most same-host redirects followed.
@@ -70,6 +66,9 @@ pub struct HfClient {
     token: Option<Token>,
     agent: ureq::Agent,
     sse_agent: ureq::Agent,
+    /// For uploads of file bodies: no overall deadline (a checkpoint takes what it takes),
+    /// only per-read and connect timeouts.
+    upload_agent: ureq::Agent,
     retry: RetryPolicy,
     sse_reconnects: u32,
     whoami_cache: Mutex<Option<WhoAmI>>,
@@ -104,6 +103,7 @@ impl HfClient {
             token,
             agent: agent(Duration::from_secs(60), Some(Duration::from_secs(300))),
             sse_agent: agent(Duration::from_secs(75), None),
+            upload_agent: agent(Duration::from_secs(300), None),
             retry: RetryPolicy::default(),
             sse_reconnects: 20,
             whoami_cache: Mutex::new(None),
@@ -162,9 +162,19 @@ impl HfClient {
         if auth && self.token.is_none() {
             return Err(HfError::NoToken);
         }
+        self.retrying(idempotent, || self.send_following(method, url, body, auth))
+    }
+
+    /// Runs `once` until it succeeds or may not be retried: 429 always (bounded), 5xx and
+    /// transport errors only when `idempotent`, with backoff.
+    pub(crate) fn retrying(
+        &self,
+        idempotent: bool,
+        mut once: impl FnMut() -> Result<Resp, HfError>,
+    ) -> Result<Resp, HfError> {
         let mut attempt = 0u32;
         loop {
-            let r = self.send_following(method, url, body, auth);
+            let r = once();
             let retry_after = match &r {
                 Ok(resp) if resp.status == 429 => Some(parse_retry_after(resp)),
                 Ok(resp) if resp.status >= 500 && idempotent => Some(None),
@@ -179,6 +189,71 @@ impl HfClient {
                 _ => return r,
             }
         }
+    }
+
+    /// One request without redirects: `method` with `headers`, the token only when `auth`,
+    /// and `body` (sent with its length).
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        auth: bool,
+        body: Option<&[u8]>,
+    ) -> Result<Resp, HfError> {
+        let mut reader: &[u8] = body.unwrap_or_default();
+        let len = reader.len() as u64;
+        self.request_on(&self.agent, method, url, headers, auth, &mut reader, len)
+    }
+
+    /// Like [`HfClient::request`] with `len` bytes from a reader (streamed; never retried
+    /// here: the caller reopens its source for another attempt). Never carries the token.
+    pub(crate) fn request_reader(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &mut dyn std::io::Read,
+        len: u64,
+    ) -> Result<Resp, HfError> {
+        self.request_on(&self.upload_agent, method, url, headers, false, body, len)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn request_on(
+        &self,
+        agent: &ureq::Agent,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        auth: bool,
+        body: &mut dyn std::io::Read,
+        len: u64,
+    ) -> Result<Resp, HfError> {
+        let token = if auth {
+            Some(self.token.as_ref().ok_or(HfError::NoToken)?)
+        } else {
+            None
+        };
+        let mut rb = match method {
+            "PUT" => agent.put(url),
+            "POST" => agent.post(url),
+            other => {
+                return Err(HfError::Transport(format!(
+                    "unsupported method {other} with a body"
+                )));
+            }
+        };
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(t) = token {
+            rb = rb.header("authorization", &format!("Bearer {}", t.expose()));
+        }
+        let result = rb
+            .header("content-length", &len.to_string())
+            .send(ureq::SendBody::from_reader(body));
+        self.read_response(result)
     }
 
     fn send_following(
@@ -255,6 +330,13 @@ impl HfClient {
                 }
             }
         };
+        self.read_response(result)
+    }
+
+    fn read_response(
+        &self,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Resp, HfError> {
         let mut resp = result.map_err(|e| HfError::Transport(self.scrub(&e.to_string())))?;
         let status = resp.status().as_u16();
         let headers = resp
@@ -307,7 +389,11 @@ impl HfClient {
             .unwrap_or_else(|| {
                 let t = String::from_utf8_lossy(&resp.body);
                 if t.trim_start().starts_with('<') {
-                    String::new()
+                    // Storage (S3) errors are XML: keep their <Message>; HTML pages say nothing.
+                    t.split_once("<Message>")
+                        .and_then(|(_, m)| m.split_once("</Message>"))
+                        .map(|(m, _)| m.chars().take(300).collect())
+                        .unwrap_or_default()
                 } else {
                     t.chars().take(300).collect()
                 }
@@ -315,7 +401,7 @@ impl HfClient {
         self.scrub(msg.trim())
     }
 
-    fn check(&self, resp: Resp) -> Result<Resp, HfError> {
+    pub(crate) fn check(&self, resp: Resp) -> Result<Resp, HfError> {
         if (200..300).contains(&resp.status) {
             return Ok(resp);
         }
@@ -759,8 +845,8 @@ impl HfClient {
             .to_string())
     }
 
-    /// One NDJSON commit of small regular files and deletions on `revision`. Asks the
-    /// preupload endpoint first and refuses files the Hub wants in LFS.
+    /// One NDJSON commit of `ops` on `revision` with an empty description; large and binary
+    /// files go through LFS (see [`HfClient::commit_described`]).
     pub fn commit(
         &self,
         repo: &RepoId,
@@ -768,100 +854,7 @@ impl HfClient {
         summary: &str,
         ops: &[CommitOp],
     ) -> Result<CommitInfo, HfError> {
-        let base = format!(
-            "/api/{}/{}/{}",
-            repo.kind.plural(),
-            seg(&repo.namespace)?,
-            seg(&repo.name)?
-        );
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let adds: Vec<(&str, &[u8])> = ops
-            .iter()
-            .filter_map(|op| match op {
-                CommitOp::Add { path, bytes } => Some((path.as_str(), bytes.as_slice())),
-                CommitOp::Delete { .. } => None,
-            })
-            .collect();
-        for (path, bytes) in &adds {
-            if bytes.len() > MAX_INLINE_BYTES {
-                return Err(HfError::LfsRequired {
-                    path: (*path).into(),
-                });
-            }
-        }
-        if !adds.is_empty() {
-            let files: Vec<serde_json::Value> = adds
-                .iter()
-                .map(|(p, b)| {
-                    serde_json::json!({
-                        "path": p,
-                        "sample": b64.encode(&b[..b.len().min(512)]),
-                        "size": b.len(),
-                    })
-                })
-                .collect();
-            let body = serde_json::to_vec(&serde_json::json!({ "files": files }))
-                .map_err(|e| decode("preupload body", e))?;
-            let url = self
-                .endpoint
-                .url(&format!("{base}/preupload/{}", quote_all(revision)));
-            let resp = self.check(self.send(
-                Method::Post,
-                &url,
-                Some(("application/json", &body)),
-                true,
-                true,
-            )?)?;
-            let v: serde_json::Value =
-                serde_json::from_slice(&resp.body).map_err(|e| decode("preupload", e))?;
-            for f in v
-                .get("files")
-                .and_then(|f| f.as_array())
-                .into_iter()
-                .flatten()
-            {
-                if f.get("uploadMode").and_then(|m| m.as_str()) == Some("lfs") {
-                    return Err(HfError::LfsRequired {
-                        path: f
-                            .get("path")
-                            .and_then(|p| p.as_str())
-                            .unwrap_or_default()
-                            .into(),
-                    });
-                }
-            }
-        }
-        let mut body = Vec::new();
-        let mut line = |v: serde_json::Value| -> Result<(), HfError> {
-            serde_json::to_writer(&mut body, &v).map_err(|e| decode("commit body", e))?;
-            body.push(b'\n');
-            Ok(())
-        };
-        line(
-            serde_json::json!({"key": "header", "value": {"summary": summary, "description": ""}}),
-        )?;
-        for op in ops {
-            match op {
-                CommitOp::Add { path, bytes } => line(serde_json::json!({
-                    "key": "file",
-                    "value": {"content": b64.encode(bytes), "path": path, "encoding": "base64"}
-                }))?,
-                CommitOp::Delete { path } => line(serde_json::json!({
-                    "key": "deletedFile", "value": {"path": path}
-                }))?,
-            }
-        }
-        let url = self
-            .endpoint
-            .url(&format!("{base}/commit/{}", quote_all(revision)));
-        let resp = self.check(self.send(
-            Method::Post,
-            &url,
-            Some(("application/x-ndjson", &body)),
-            true,
-            false,
-        )?)?;
-        serde_json::from_slice(&resp.body).map_err(|e| decode("commit", e))
+        self.commit_described(repo, revision, summary, "", ops)
     }
 }
 
@@ -875,7 +868,7 @@ fn poisoned() -> HfError {
     HfError::Transport("whoami cache lock poisoned".into())
 }
 
-fn decode(what: &str, e: serde_json::Error) -> HfError {
+pub(crate) fn decode(what: &str, e: serde_json::Error) -> HfError {
     HfError::Decode {
         what: what.into(),
         detail: e.to_string(),
@@ -883,7 +876,7 @@ fn decode(what: &str, e: serde_json::Error) -> HfError {
 }
 
 /// One path segment (namespace, name, job id): must be non-empty and URL-safe as is.
-fn seg(s: &str) -> Result<&str, HfError> {
+pub(crate) fn seg(s: &str) -> Result<&str, HfError> {
     if !s.is_empty()
         && s != "."
         && s != ".."

@@ -4,7 +4,7 @@ use crate::HfError;
 
 /// The Hub's default base URL.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
-const STAGING_ENDPOINT: &str = "https://hub-ci.huggingface.co";
+pub(crate) const STAGING_ENDPOINT: &str = "https://hub-ci.huggingface.co";
 
 /// The base URL of the Hub (and of the Jobs API, which lives under it).
 #[derive(Clone, Debug, PartialEq, Eq)]

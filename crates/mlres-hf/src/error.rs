@@ -90,13 +90,14 @@ pub enum HfError {
         /// What limit applies.
         reason: String,
     },
-    /// The Hub wants this file uploaded through LFS, which this client does not do.
-    #[error(
-        "{path}: the Hub requires LFS for this file (binary or large); mlres only uploads small regular files"
-    )]
-    LfsRequired {
-        /// The file.
+    /// A file of a commit could not be uploaded (read locally, sent to LFS storage,
+    /// verified), or it changed while it was being uploaded. Nothing was committed.
+    #[error("{path}: {reason}")]
+    Upload {
+        /// The file (path in the repo).
         path: String,
+        /// What went wrong.
+        reason: String,
     },
     /// Dataset viewer: the dataset does not exist, or it is private or gated and this caller
     /// may not read it (the viewer cannot tell these apart).

@@ -147,12 +147,24 @@ pub struct FileContent {
 /// One operation of a commit.
 #[derive(Clone, PartialEq, Eq)]
 pub enum CommitOp {
-    /// Add or replace a (small, regular) file.
+    /// Add or replace a file from memory.
     Add {
         /// Path in the repo.
         path: String,
         /// Content.
         bytes: Vec<u8>,
+    },
+    /// Add or replace a file streamed from disk. The caller has hashed it: its size and
+    /// sha256 are what the Hub is told, and the commit fails if the file changes meanwhile.
+    AddFile {
+        /// Path in the repo.
+        path: String,
+        /// The local file.
+        local: std::path::PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// Its sha256, lower-case hex.
+        sha256: String,
     },
     /// Delete a file.
     Delete {
@@ -165,6 +177,9 @@ impl std::fmt::Debug for CommitOp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CommitOp::Add { path, bytes } => write!(f, "Add({path}, {} bytes)", bytes.len()),
+            CommitOp::AddFile {
+                path, local, size, ..
+            } => write!(f, "AddFile({path} <- {}, {size} bytes)", local.display()),
             CommitOp::Delete { path } => write!(f, "Delete({path})"),
         }
     }
@@ -174,7 +189,9 @@ impl CommitOp {
     /// The path it touches.
     pub fn path(&self) -> &str {
         match self {
-            CommitOp::Add { path, .. } | CommitOp::Delete { path } => path,
+            CommitOp::Add { path, .. }
+            | CommitOp::AddFile { path, .. }
+            | CommitOp::Delete { path } => path,
         }
     }
 }
@@ -188,6 +205,9 @@ pub struct CommitInfo {
     /// Web URL of the commit.
     #[serde(default)]
     pub commit_url: String,
+    /// How each added file went (filled in by the client, not part of the Hub's answer).
+    #[serde(skip)]
+    pub files: Vec<crate::CommittedFile>,
 }
 
 /// Percent-encode everything except unreserved characters (Python's `quote(s, safe="")`).

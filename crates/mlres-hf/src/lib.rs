@@ -1,7 +1,8 @@
 //! Blocking, typed client for the parts of the Hugging Face API mlres uses: token resolution
 //! and endpoint selection exactly as `huggingface_hub` does them, `whoami-v2`, the Jobs API
 //! (hardware catalog with per-minute prices, create/get/list/cancel, SSE logs with lossless
-//! reconnect) and the Hub file operations (tree, resolve, create repo, NDJSON commit).
+//! reconnect) and the Hub file operations (tree, resolve, create repo, NDJSON commits with
+//! LFS uploads as `huggingface_hub` makes them without `hf_xet`).
 //!
 //! The token is a [`Token`] newtype that never prints; redirects are never followed
 //! automatically, so the `Authorization` header cannot leave the configured host. Errors are
@@ -16,6 +17,7 @@ mod hub;
 mod jobs;
 pub mod sse;
 mod token;
+mod upload;
 mod viewer;
 mod whoami;
 
@@ -31,6 +33,7 @@ pub use jobs::{
     ship_local_files,
 };
 pub use token::{Token, TokenSource, resolve_token, token_file_path};
+pub use upload::CommittedFile;
 pub use viewer::{
     DEFAULT_VIEWER_ENDPOINT, DatasetInfo, DatasetSize, Feature, MAX_ROWS_PER_PAGE, RowsPage,
     SplitInfo, SplitRef, SplitSize, Validity, ViewerClient, type_name, viewer_endpoint,

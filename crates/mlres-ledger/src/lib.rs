@@ -60,7 +60,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 pub use crypto::{GENESIS_HASH, KEY_LEN, event_hash};
 pub use domain::Opened;
 pub use error::LedgerError;
-pub use remote::RemoteJob;
+pub use remote::{HubPush, RemoteJob};
 pub use schema::SCHEMA_VERSION;
 pub use types::{
     Approval, ApprovalPins, Campaign, DECISIONS, EvalRecord, Event, Experiment, FINISH_STATUSES,

@@ -1,5 +1,6 @@
 //! Remote jobs (hf-jobs): which backend job ids belong to which experiment attempt. Recorded
-//! as `remote_job` events (no schema change), at most once per job id and campaign.
+//! as `remote_job` events (no schema change), at most once per job id and campaign. And Hub
+//! pushes: which experiment's outputs went to which repo (`hub_push` events).
 
 use serde::Serialize;
 use serde_json::json;
@@ -22,7 +23,88 @@ pub struct RemoteJob {
     pub job_id: String,
 }
 
+/// An experiment's outputs pushed to a Hub repo (a `hub_push` event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HubPush {
+    /// Experiment id.
+    pub exp_id: i64,
+    /// Repo as written (`ns/name`, `datasets/ns/name`).
+    pub repo: String,
+    /// The repo's web URL.
+    pub url: String,
+    /// The commit made.
+    pub commit: String,
+}
+
 impl Ledger {
+    /// Records that experiment `exp_id`'s outputs were pushed to `repo` (web `url`) in
+    /// `commit`, with `details` (files, sizes, hashes) merged into the `hub_push` event, in the
+    /// experiment's campaign. Returns the event's seq.
+    pub fn record_hub_push(
+        &mut self,
+        exp_id: i64,
+        repo: &str,
+        url: &str,
+        commit: &str,
+        details: &serde_json::Value,
+    ) -> Result<u64, LedgerError> {
+        if repo.is_empty() || commit.is_empty() {
+            return Err(LedgerError::Invalid(
+                "a Hub push needs a repo and a commit".into(),
+            ));
+        }
+        let mut payload = match details {
+            serde_json::Value::Object(m) => m.clone(),
+            serde_json::Value::Null => serde_json::Map::new(),
+            _ => {
+                return Err(LedgerError::Invalid(
+                    "Hub push details must be an object".into(),
+                ));
+            }
+        };
+        payload.insert("exp_id".into(), exp_id.into());
+        payload.insert("repo".into(), repo.into());
+        payload.insert("url".into(), url.into());
+        payload.insert("commit".into(), commit.into());
+        let payload = serde_json::Value::Object(payload);
+        self.write(|w| {
+            let campaign: Option<String> =
+                rusqlite::OptionalExtension::optional(w.conn.query_row(
+                    "SELECT campaign FROM experiments WHERE id = ?1",
+                    [exp_id],
+                    |r| r.get(0),
+                ))?;
+            let Some(campaign) = campaign else {
+                return Err(LedgerError::NotFound(format!("experiment {exp_id}")));
+            };
+            crate::domain::write_campaign(w, &campaign)?;
+            Ok(Ok(w.append(Some(&campaign), "hub_push", &payload)?))
+        })
+    }
+
+    /// The Hub pushes recorded for a campaign, oldest first.
+    pub fn hub_pushes(&self, campaign: &str) -> Result<Vec<HubPush>, LedgerError> {
+        require_campaign(&self.conn, &self.key, campaign)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT json_extract(payload, '$.exp_id'), json_extract(payload, '$.repo'),
+                    json_extract(payload, '$.url'), json_extract(payload, '$.commit')
+             FROM events WHERE kind = 'hub_push' AND campaign = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([campaign], |r| {
+            Ok(HubPush {
+                exp_id: r.get(0)?,
+                repo: r.get(1)?,
+                url: r.get(2)?,
+                commit: r.get(3)?,
+            })
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?);
+        }
+        Ok(out)
+    }
+
     /// Records that experiment `exp_id`'s attempt `attempt` is the remote job `job_id`.
     /// Returns `false` (nothing recorded) when this job id is already recorded for the
     /// experiment's campaign; errors if the experiment is unknown.

@@ -154,6 +154,9 @@ fn job(j: &JobTemplate) -> Value {
     if !j.code.is_empty() {
         fields.push(("code", strings(&j.code)));
     }
+    if !j.outputs.is_empty() {
+        fields.push(("outputs", strings(&j.outputs)));
+    }
     obj(fields)
 }
 

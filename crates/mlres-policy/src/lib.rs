@@ -48,8 +48,8 @@ pub use metrics::{MAX_METRIC_KEYS, MetricScan, parse_metric_line};
 pub use program::{
     BUILTIN_PLACEHOLDERS, Backend, Envelope, Goal, JobLimits, JobTemplate, Method, Objective,
     Param, Program, ProgramWarning, RUNS_DIR, Scalar, SearchSpace, Section, TokenScope,
-    format_cpus, is_env_name, is_metric_key, is_param_name, normalize_code_path, parse_program,
-    split_command, uses_placeholder,
+    format_cpus, is_env_name, is_metric_key, is_param_name, normalize_code_path,
+    normalize_output_path, parse_program, split_command, uses_placeholder,
 };
 pub use search::{
     Config, ConfigArgError, grid_size, param_size, parse_config_args, propose, render_command,

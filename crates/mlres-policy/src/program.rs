@@ -247,6 +247,11 @@ pub struct JobTemplate {
     /// snapshotted at approval; `{code}` names the snapshot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub code: Vec<String>,
+    /// What the job leaves behind for the project (`outputs:`): files and directories relative
+    /// to its work dir, normalised like `code` (no `.`, `..`, leading or trailing `/`), none
+    /// inside another. Only these come back (`mlres exp artifacts`, `mlres hub push`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
 }
 
 /// Resource limits of a job.
@@ -446,6 +451,7 @@ const JOB_KEYS: &[&str] = &[
     "gpus",
     "share_gpus",
     "code",
+    "outputs",
 ];
 /// The variable `gpus` decides for local jobs; a template cannot set or pass it.
 const GPU_ENV: &str = "CUDA_VISIBLE_DEVICES";
@@ -1025,6 +1031,8 @@ struct JobPos {
     command: Vec<Node>,
     /// The `code:` list.
     code: Option<Node>,
+    /// The `outputs:` list.
+    outputs: Option<Node>,
     at: Node,
 }
 
@@ -1435,6 +1443,11 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
     }
     let code_node = m.get("code");
     let code = code_node.map(parse_code).transpose()?.unwrap_or_default();
+    let outputs_node = m.get("outputs");
+    let outputs = outputs_node
+        .map(parse_outputs)
+        .transpose()?
+        .unwrap_or_default();
     let pos = JobPos {
         backend: backend_node.cloned(),
         image: image_node.cloned(),
@@ -1443,6 +1456,7 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
         timeout: timeout_node.clone(),
         command: command_pos,
         code: code_node.cloned(),
+        outputs: outputs_node.cloned(),
         at: root.clone(),
     };
     Ok((
@@ -1460,6 +1474,7 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
             gpus,
             share_gpus,
             code,
+            outputs,
         },
         pos,
     ))
@@ -1563,6 +1578,100 @@ fn parse_code(node: &Node) -> Result<Vec<String>, ProgramError> {
     Ok(out)
 }
 
+/// One `outputs:` entry, normalised: a path relative to the job's work dir (`{workdir}`) of
+/// plain components (`./` and a trailing `/` dropped). Absolute paths, `~`, `..` and the whole
+/// work dir are refused; whether the path exists and stays in the work dir through symlinks
+/// is checked by the engine when it copies the outputs.
+pub fn normalize_output_path(entry: &str) -> Result<String, (String, String)> {
+    let relative_help = "name it relative to the job's work dir (`{workdir}`, where the job runs), \
+                         e.g. `checkpoint/` or `eval_results.json`";
+    if entry.contains('\0') {
+        return Err((
+            format!("`outputs` entry {entry:?} contains a NUL character"),
+            relative_help.into(),
+        ));
+    }
+    if entry.starts_with('/') {
+        return Err((
+            format!("`outputs` entry `{entry}` is an absolute path"),
+            relative_help.into(),
+        ));
+    }
+    if entry.starts_with('~') {
+        return Err((
+            format!("`outputs` entry `{entry}` starts with `~`, which is not expanded"),
+            relative_help.into(),
+        ));
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in entry.trim_end_matches('/').split('/') {
+        match part {
+            "." => {}
+            "" => {
+                return Err((
+                    format!("`outputs` entry `{entry}` has an empty path component (`//`)"),
+                    "write single `/` between directory names".into(),
+                ));
+            }
+            ".." => {
+                return Err((
+                    format!(
+                        "`outputs` entry `{entry}` uses `..`: outputs must be inside the job's work dir"
+                    ),
+                    "have the job write what it keeps below its work dir, e.g. \
+                     `--output_dir checkpoint`"
+                        .into(),
+                ));
+            }
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Err((
+            format!("`outputs` entry `{entry}` is the whole work dir"),
+            "list what the job keeps (e.g. `checkpoint/`, `eval_results.json`): the whole work \
+             dir would bring back its caches and temporary files"
+                .into(),
+        ));
+    }
+    Ok(parts.join("/"))
+}
+
+fn parse_outputs(node: &Node) -> Result<Vec<String>, ProgramError> {
+    let items = get_list(node, "outputs")?;
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let raw = get_str(item, "outputs entry")?;
+        let path =
+            normalize_output_path(&raw).map_err(|(msg, help)| err(item, msg).with_help(help))?;
+        for prev in &out {
+            if *prev == path {
+                return Err(err(item, format!("`{path}` is listed twice in `outputs`")));
+            }
+            let (outer, inner) = if path.len() > prev.len() {
+                (prev, &path)
+            } else {
+                (&path, prev)
+            };
+            if inner.starts_with(&format!("{outer}/")) {
+                return Err(err(
+                    item,
+                    format!("`{inner}` is inside `{outer}`: both are listed in `outputs`"),
+                )
+                .with_help(format!("keep only `{outer}`")));
+            }
+        }
+        out.push(path);
+    }
+    if out.is_empty() {
+        return Err(err(node, "`outputs` is empty").with_help(
+            "list what the job keeps, e.g. `outputs: [checkpoint/, eval_results.json]`, or remove \
+             `outputs`",
+        ));
+    }
+    Ok(out)
+}
+
 /// The hf-jobs rules of a job template: an image from the envelope's `images`, a namespace
 /// in the envelope, no `pass_env` (a remote job gets no local environment, only literal `env`
 /// values and granted `secrets`), and no `{workdir}`/`{mlres}` placeholders (they name local
@@ -1598,6 +1707,18 @@ fn check_hf_job(job: &JobTemplate, pos: &JobPos, env: &Envelope) -> Result<(), P
         let at = pos.pass_env.as_ref().unwrap_or(&pos.at);
         return Err(err(at, "`pass_env` is not allowed for hf-jobs: a remote job gets only literal `env` values and granted `secrets`")
             .with_help("write the values under `env`, or grant a secret under `secrets`"));
+    }
+    // A remote job's work dir is in its container, which mlres never copies back.
+    if let Some(at) = &pos.outputs {
+        return Err(err(
+            at,
+            "`outputs` is for local jobs: an hf-jobs job's files stay in its container, and mlres \
+             does not bring them back",
+        )
+        .with_help(
+            "remove `outputs`; have the job upload what it keeps to a repo in the envelope's \
+             `output_repos` itself",
+        ));
     }
     // The snapshot travels as `hf jobs uv run` ships a local script: one file, decoded into the
     // job's working directory under its name (so `{code}` is `.` there).

@@ -55,7 +55,7 @@ pub enum Command {
     /// The autonomous loop: run, status, stop.
     #[command(subcommand)]
     Loop(LoopCmd),
-    /// Agent-driven experiments: submit one, then status/wait/evaluate it.
+    /// Agent-driven experiments: submit one, then status/wait/evaluate it, copy its outputs.
     #[command(subcommand)]
     Exp(ExpCmd),
     /// The tamper-evident ledger.
@@ -67,7 +67,7 @@ pub enum Command {
     /// Inspect and audit training data (local files or Hugging Face datasets); spends nothing.
     #[command(subcommand)]
     Data(crate::data::DataCmd),
-    /// Hugging Face Hub: whoami, repo files (list/read/upload/delete), repo create.
+    /// Hugging Face Hub: whoami, files (list/read/upload/delete), repo create, push outputs.
     #[command(subcommand)]
     Hub(crate::hub::HubCmd),
     /// Hugging Face Jobs: run one approved experiment; status, logs, cancel, list.
@@ -254,6 +254,10 @@ pub enum ExpCmd {
     Evaluate(ExpIdArgs),
     /// Print an experiment's captured output.
     Logs(ExpLogsArgs),
+    /// Copy a finished local experiment's declared outputs (`outputs:` in `## Job`) into the
+    /// project: text redacted, no symlink followed out of the job's work dir, nothing replaced
+    /// without --force; recorded in the ledger.
+    Artifacts(ExpArtifactsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -293,6 +297,25 @@ pub struct ExpLogsArgs {
     /// Show stderr instead of stdout.
     #[arg(long)]
     pub stderr: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExpArtifactsArgs {
+    pub id: i64,
+    /// Where to copy them: a directory in the project, not `runs/` or a hidden directory
+    /// (relative paths are relative to the current directory) [default: artifacts/e<ID> in the
+    /// project].
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
+    /// Replace files that already exist there.
+    #[arg(long)]
+    pub force: bool,
+    /// Refuse outputs larger than this in total.
+    #[arg(long, default_value = "4GiB", value_name = "SIZE")]
+    pub max_size: String,
+    /// Machine-readable output: the files copied, their sizes and sha256s.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]

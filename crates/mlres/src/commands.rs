@@ -11,8 +11,8 @@ use mlres_engine::{
 use serde_json::json;
 
 use crate::cli::{
-    ApproveArgs, Cli, ExpLogsArgs, ExpSubmitArgs, ExpWaitArgs, LedgerEventsArgs, LoopRunArgs,
-    LoopStatusArgs, LoopStopArgs,
+    ApproveArgs, Cli, ExpArtifactsArgs, ExpLogsArgs, ExpSubmitArgs, ExpWaitArgs, LedgerEventsArgs,
+    LoopRunArgs, LoopStatusArgs, LoopStopArgs,
 };
 use crate::print::{self, Progress};
 use crate::{Failure, engine_config, exit, fail};
@@ -584,6 +584,68 @@ pub fn exp_logs(cli: &Cli, a: &ExpLogsArgs) -> Result<u8, Failure> {
         .map_err(|e| fail(exit::ERROR, anyhow!(e)))?;
     let text = engine.redact_secrets(Path::new(h), &String::from_utf8_lossy(&bytes));
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(exit::OK)
+}
+
+/// `--max-size` of the commands that copy or upload outputs.
+pub(crate) fn max_size(s: &str) -> Result<u64, Failure> {
+    mlres_policy::parse_size(s).map_err(|e| fail(exit::USAGE, anyhow!("--max-size: {e}")))
+}
+
+pub fn exp_artifacts(cli: &Cli, a: &ExpArtifactsArgs) -> Result<u8, Failure> {
+    let max = max_size(&a.max_size)?;
+    let to =
+        a.to.as_deref()
+            .map(std::path::absolute)
+            .transpose()
+            .context("--to")?;
+    let mut engine = open_engine(cli)?;
+    let r = engine.copy_artifacts(a.id, to.as_deref(), a.force, max)?;
+    if a.json {
+        print::json(&r);
+        return Ok(exit::OK);
+    }
+    let shown = r
+        .dest
+        .strip_prefix(&engine.project.root)
+        .unwrap_or(&r.dest)
+        .display()
+        .to_string();
+    println!(
+        "Copied {} file(s) ({}) of experiment {} ({}{}) to {shown}:",
+        r.files.len(),
+        mlres_policy::human_size(r.bytes),
+        r.exp_id,
+        r.status.as_deref().unwrap_or("finished"),
+        r.decision
+            .as_deref()
+            .map(|d| format!(", {d}"))
+            .unwrap_or_default(),
+    );
+    for f in &r.files {
+        let mut note = String::new();
+        if !f.redacted.is_empty() {
+            let mut kinds = f.redacted.clone();
+            kinds.dedup();
+            note.push_str(&format!(
+                "  ({} redacted: {})",
+                f.redacted.len(),
+                kinds.join(", ")
+            ));
+        }
+        if f.replaced {
+            note.push_str("  (replaced)");
+        }
+        println!(
+            "  {:<40} {:>10}  sha256 {}{note}",
+            f.path,
+            mlres_policy::human_size(f.bytes),
+            &f.sha256[..12]
+        );
+    }
+    for s in &r.skipped {
+        println!("  skipped {}: {}", s.path, s.reason);
+    }
     Ok(exit::OK)
 }
 

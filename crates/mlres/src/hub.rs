@@ -1,5 +1,5 @@
-//! `mlres hub`: whoami, repo files (list, read, upload, delete) and repo creation on the
-//! Hugging Face Hub, through `mlres-hf`. mlres is the only holder of the token: it is
+//! `mlres hub`: whoami, repo files (list, read, upload, delete), repo creation and pushing an
+//! experiment's outputs on the Hugging Face Hub, through `mlres-hf`. mlres is the only holder of the token: it is
 //! resolved from the environment like `huggingface_hub` does and never printed. Writes need
 //! an approved program.md and pass the pure scope checks in `mlres_policy::hub`; each remote
 //! write is recorded in the ledger.
@@ -29,6 +29,27 @@ pub enum HubCmd {
     /// Hub repos.
     #[command(subcommand)]
     Repo(RepoCmd),
+    /// Upload a finished local experiment's declared outputs (`outputs:` in `## Job`, e.g. its
+    /// checkpoint folder) to a repo in the envelope's `output_repos`: one commit, large and
+    /// binary files through LFS, text redacted; needs approval; recorded in the ledger.
+    Push(PushArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// The experiment (its job must have completed).
+    pub exp: i64,
+    #[command(flatten)]
+    pub repo: RepoArg,
+    /// Push only this declared output (repeat for several) [default: all of them].
+    #[arg(long = "output", value_name = "PATH")]
+    pub outputs: Vec<String>,
+    /// Refuse outputs larger than this in total.
+    #[arg(long, default_value = "4GiB", value_name = "SIZE")]
+    pub max_size: String,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +131,7 @@ pub fn run(cli: &Cli, cmd: &HubCmd) -> Result<u8, Failure> {
         }) => upload(cli, repo, local, path_in_repo.as_deref()),
         HubCmd::Files(FilesCmd::Delete { repo, path }) => delete(cli, repo, path),
         HubCmd::Repo(RepoCmd::Create { repo, public }) => create(cli, repo, *public),
+        HubCmd::Push(a) => push(cli, a),
     }
 }
 
@@ -433,5 +455,176 @@ fn create(cli: &Cli, r: &RepoArg, public: bool) -> Result<u8, Failure> {
         "created {} repo {repo}: {url}",
         if public { "public" } else { "private" }
     );
+    Ok(exit::OK)
+}
+
+/// The repo's web page: `{endpoint}/{ns}/{name}` (`datasets/…`, `spaces/…` for those).
+fn repo_url(c: &HfClient, repo: &RepoId) -> String {
+    format!("{}/{repo}", c.endpoint().as_str())
+}
+
+fn push(cli: &Cli, a: &PushArgs) -> Result<u8, Failure> {
+    let repo = parse_repo(&a.repo)?;
+    let max = crate::commands::max_size(&a.max_size)?;
+    let mut engine = approved(cli)?;
+    let env = engine.project.program.envelope.clone();
+    // The scope first: an out-of-scope repo is refused before anything is read or sent.
+    scope(&env, &repo)?;
+    let outs = engine.outputs(a.exp, &a.outputs, max)?;
+    let exp = outs.exp.clone();
+    if exp.status.as_deref() != Some("completed") {
+        return Err(fail(
+            exit::ERROR,
+            anyhow!(
+                "experiment {} did not complete (its job ended {}); only a completed experiment's \
+                 outputs are pushed. `mlres exp artifacts {}` still copies them into the project",
+                exp.id,
+                exp.status.as_deref().unwrap_or("without a status"),
+                exp.id
+            ),
+        ));
+    }
+    if outs.files.is_empty() {
+        return Err(fail(
+            exit::ERROR,
+            anyhow!(
+                "experiment {}'s outputs hold no files; nothing to push",
+                exp.id
+            ),
+        ));
+    }
+    let mut ops = Vec::with_capacity(outs.files.len());
+    let mut redacted = Vec::with_capacity(outs.files.len());
+    for f in &outs.files {
+        if !valid_repo_path(&f.path) {
+            return Err(fail(
+                exit::ERROR,
+                anyhow!("`{}` cannot be a path in a repo", f.path),
+            ));
+        }
+        let p = engine.prepare_output(&outs, f, None)?;
+        let content: &[u8] = match &p.content {
+            mlres_engine::Content::Text(b) => b,
+            mlres_engine::Content::Binary => &[],
+        };
+        if let Some(why) = mlres_policy::credential_reason(std::path::Path::new(&f.path), content) {
+            return Err(refused(format!("never uploaded: {why}")));
+        }
+        redacted.push(p.redacted.len());
+        ops.push(match p.content {
+            mlres_engine::Content::Text(bytes) => CommitOp::Add {
+                path: f.path.clone(),
+                bytes,
+            },
+            mlres_engine::Content::Binary => CommitOp::AddFile {
+                path: f.path.clone(),
+                local: f.source.clone(),
+                size: p.size,
+                sha256: p.sha256,
+            },
+        });
+    }
+    let (c, _) = client()?;
+    check_token_scope(&engine, &c)?;
+    // Replacing a file already in the repo counts as a delete, as for `hub files upload`.
+    let existing: std::collections::BTreeSet<String> = match c.list_tree(&repo, "main", "", true) {
+        Ok(entries) => entries
+            .into_iter()
+            .filter(|e| e.kind == mlres_hf::TreeEntryKind::File)
+            .map(|e| e.path)
+            .collect(),
+        Err(e) if e.is_not_found() => {
+            return Err(fail(
+                exit::ERROR,
+                anyhow!(
+                    "{repo} does not exist (or this token cannot see it): {e}. Create it first: \
+                     `mlres hub repo create {repo}`"
+                ),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let overwrites: Vec<&str> = ops
+        .iter()
+        .map(CommitOp::path)
+        .filter(|p| existing.contains(*p))
+        .collect();
+    if !overwrites.is_empty() && !env.allow_deletes {
+        return Err(refused(format!(
+            "{} already hold(s) {}: replacing files counts as a delete, which needs \
+             allow_deletes: true; nothing was uploaded",
+            repo,
+            overwrites.join(", ")
+        )));
+    }
+    let metric = match (&engine.project.program.objective, exp.metric) {
+        (Some(o), Some(m)) => format!(", {} = {m}", o.metric),
+        _ => String::new(),
+    };
+    let summary = format!("mlres: outputs of experiment {}", exp.id);
+    let description = format!(
+        "Outputs ({}) of mlres experiment {} (campaign {}, iter {}{metric}), config {}.",
+        outs.declared.join(", "),
+        exp.id,
+        exp.campaign,
+        exp.iter,
+        exp.config
+    );
+    let info = c.commit_described(&repo, "main", &summary, &description, &ops)?;
+    let url = repo_url(&c, &repo);
+    let files: Vec<serde_json::Value> = info
+        .files
+        .iter()
+        .zip(&redacted)
+        .map(|(f, r)| {
+            json!({"path": f.path, "bytes": f.size, "sha256": f.sha256, "lfs": f.lfs,
+                   "uploaded": f.uploaded, "skipped": f.skipped, "redactions": r})
+        })
+        .collect();
+    engine
+        .ledger
+        .record_hub_push(
+            exp.id,
+            &repo.to_string(),
+            &url,
+            &info.commit_oid,
+            &json!({
+                "attempt": exp.attempt,
+                "outputs": outs.declared,
+                "commit_url": info.commit_url,
+                "overwrote": overwrites,
+                "files": files,
+                "skipped": outs.skipped,
+            }),
+        )
+        .context("cannot record the push in the ledger")?;
+    // The exports show where the experiment's outputs went.
+    if let Some(c) = engine.current_campaign()?
+        && c.id == exp.campaign
+    {
+        mlres_engine::export(&engine.ledger, &engine.project, &c.id)?;
+    }
+    if a.json {
+        crate::print::json(&json!({
+            "exp_id": exp.id,
+            "repo": repo.to_string(),
+            "url": url,
+            "commit": info.commit_oid,
+            "commit_url": info.commit_url,
+            "files": files,
+            "skipped": outs.skipped,
+        }));
+    } else {
+        let lfs = info.files.iter().filter(|f| f.lfs).count();
+        println!(
+            "Pushed {} file(s) of experiment {} to {repo} ({lfs} through LFS), commit {}: {url}",
+            info.files.len(),
+            exp.id,
+            info.commit_oid
+        );
+        for s in &outs.skipped {
+            println!("  skipped {}: {}", s.path, s.reason);
+        }
+    }
     Ok(exit::OK)
 }

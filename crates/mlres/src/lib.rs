@@ -364,6 +364,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Exp(ExpCmd::Wait(a)) => commands::exp_wait(&cli, a),
         Command::Exp(ExpCmd::Evaluate(a)) => commands::exp_evaluate(&cli, a.id, a.json),
         Command::Exp(ExpCmd::Logs(a)) => commands::exp_logs(&cli, a),
+        Command::Exp(ExpCmd::Artifacts(a)) => commands::exp_artifacts(&cli, a),
         Command::Ledger(LedgerCmd::Verify(a)) => commands::ledger_verify(&cli, a.json),
         Command::Ledger(LedgerCmd::Events(a)) => commands::ledger_events(&cli, a),
         Command::Ledger(LedgerCmd::Export(a)) => commands::ledger_export(&cli, a.json),

@@ -201,6 +201,12 @@ pub fn program_summary(project: &mlres_engine::Project) {
                     j.code.join(", ")
                 );
             }
+            if !j.outputs.is_empty() {
+                println!(
+                    "           outputs: {} (in the job's work dir; `mlres exp artifacts <id>` copies them into the project)",
+                    j.outputs.join(", ")
+                );
+            }
             for (what, list) in [
                 ("env", &env),
                 ("pass_env", &j.pass_env),

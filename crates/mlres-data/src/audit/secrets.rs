@@ -41,32 +41,102 @@ impl Default for Scanner {
     }
 }
 
+/// Secrets recognised by their shape alone: `(kind, pattern)`. Shared by the text scanner and
+/// the byte scanner, so a binary file is checked for the same tokens as a text one.
+const TOKEN_PATTERNS: &[(&str, &str)] = &[
+    (
+        "private_key",
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+    ),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
+    ("openai_key", r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}"),
+    ("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}"),
+    ("aws_access_key", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
+    (
+        "github_token",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})",
+    ),
+    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
+    ("gitlab_token", r"\bglpat-[A-Za-z0-9_\-]{20,}"),
+    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
+    (
+        "jwt",
+        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+    ),
+];
+
+/// The token patterns over raw bytes (ASCII classes and word boundaries), for files that are
+/// not text; optionally also exact values (secrets granted to a job), found wherever they are.
+#[derive(Debug)]
+pub struct ByteScanner {
+    tokens: Vec<(&'static str, regex::bytes::Regex)>,
+    literals: Vec<(String, regex::bytes::Regex)>,
+}
+
+impl Default for ByteScanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ByteScanner {
+    pub fn new() -> Self {
+        ByteScanner {
+            tokens: TOKEN_PATTERNS
+                .iter()
+                .map(|(k, p)| {
+                    let r = regex::bytes::Regex::new(&format!("(?-u){p}"))
+                        .unwrap_or_else(|e| panic!("bad built-in pattern {p}: {e}"));
+                    (*k, r)
+                })
+                .collect(),
+            literals: Vec::new(),
+        }
+    }
+
+    /// Also finds these exact values, each reported under its name. Empty values are ignored.
+    pub fn with_literals<'a>(
+        mut self,
+        values: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        for (name, value) in values {
+            if value.is_empty() {
+                continue;
+            }
+            // An escaped literal always compiles; the size limit is generous for one value.
+            if let Ok(r) = regex::bytes::Regex::new(&format!("(?-u){}", regex::escape(value))) {
+                self.literals.push((name.to_string(), r));
+            }
+        }
+        self
+    }
+
+    /// The first secret in `hay`: its kind (a token kind, or a literal's name) and byte range.
+    pub fn find(&self, hay: &[u8]) -> Option<(String, std::ops::Range<usize>)> {
+        let tokens = self
+            .tokens
+            .iter()
+            .filter_map(|(k, r)| r.find(hay).map(|m| (k.to_string(), m.range())));
+        let literals = self
+            .literals
+            .iter()
+            .filter_map(|(k, r)| r.find(hay).map(|m| (k.clone(), m.range())));
+        tokens.chain(literals).min_by_key(|(_, r)| r.start)
+    }
+
+    /// The longest literal, in bytes (a scan over chunks must overlap by at least this).
+    pub fn longest_literal(&self) -> usize {
+        self.literals
+            .iter()
+            .map(|(_, r)| r.as_str().len())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 impl Scanner {
     pub fn new() -> Self {
-        let tokens = vec![
-            (
-                "private_key",
-                re(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
-            ),
-            ("anthropic_key", re(r"\bsk-ant-[A-Za-z0-9_\-]{20,}")),
-            (
-                "openai_key",
-                re(r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}"),
-            ),
-            ("huggingface_token", re(r"\bhf_[A-Za-z0-9]{30,}")),
-            ("aws_access_key", re(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
-            (
-                "github_token",
-                re(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})"),
-            ),
-            ("slack_token", re(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}")),
-            ("gitlab_token", re(r"\bglpat-[A-Za-z0-9_\-]{20,}")),
-            ("google_api_key", re(r"\bAIza[0-9A-Za-z_\-]{35}")),
-            (
-                "jwt",
-                re(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
-            ),
-        ];
+        let tokens = TOKEN_PATTERNS.iter().map(|(k, p)| (*k, re(p))).collect();
         Scanner {
             tokens,
             email: re(

@@ -987,3 +987,31 @@ fn exact_groups_hold_every_copy() {
     let sizes: HashMap<u64, u64> = d.examples.iter().map(|g| (g.rows[0], g.size)).collect();
     assert!(sizes.values().all(|&s| s == 4));
 }
+
+/// The byte scanner finds the same token shapes as the text scanner inside binary data (a
+/// checkpoint, a pickle), and nothing in random-looking bytes without one.
+#[test]
+fn byte_scanner_finds_tokens_in_binary_data() {
+    let s = audit::secrets::ByteScanner::new();
+    let mut blob: Vec<u8> = (0..4096u32).map(|i| (i * 131 % 251) as u8).collect();
+    assert_eq!(s.find(&blob), None);
+    let token = b"hf_abcdefghijklmnopqrstuvwxyz0123456789";
+    let at = 1000;
+    blob[at - 1] = 0;
+    blob[at..at + token.len()].copy_from_slice(token);
+    blob[at + token.len()] = 0xff;
+    let (kind, range) = s.find(&blob).unwrap();
+    assert_eq!(kind, "huggingface_token");
+    assert_eq!(range.start, at);
+    // A private key header between invalid UTF-8 bytes.
+    let mut pem = vec![0xc3, 0x28];
+    pem.extend_from_slice(b"-----BEGIN OPENSSH PRIVATE KEY-----");
+    assert_eq!(s.find(&pem).unwrap().0, "private_key");
+    // Exact values, under their names, wherever they are.
+    let s = audit::secrets::ByteScanner::new()
+        .with_literals([("MY_SECRET", "s3cr3t.value+x"), ("EMPTY", "")]);
+    let mut bin = vec![0u8, 255, 7];
+    bin.extend_from_slice(b"s3cr3t.value+x");
+    assert_eq!(s.find(&bin), Some(("MY_SECRET".to_string(), 3..17)));
+    assert_eq!(s.find(b"s3cr3tXvalue+x"), None, "the dot is literal");
+}

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use mlres_fakehf::{CANARY_TOKEN, FakeConfig, FakeHf};
 
+mod lfs;
+
 struct Reply {
     status: u16,
     headers: String,

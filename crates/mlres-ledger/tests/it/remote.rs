@@ -53,3 +53,58 @@ fn bad_remote_job_records_are_refused() {
         Err(LedgerError::NotFound(_))
     ));
 }
+
+#[test]
+fn hub_pushes_are_recorded_in_the_experiments_campaign() {
+    let (_t, mut l) = fresh();
+    let c = l.create_campaign("/p", "h").unwrap();
+    let e = l.reserve(&c.id, &req(Some(0)), allow).unwrap();
+    assert!(l.hub_pushes(&c.id).unwrap().is_empty());
+    let details = serde_json::json!({"files": [{"path": "model.bin", "sha256": "ab"}]});
+    l.record_hub_push(
+        e.id,
+        "alice/m",
+        "https://huggingface.co/alice/m",
+        "c0ffee",
+        &details,
+    )
+    .unwrap();
+    l.record_hub_push(
+        e.id,
+        "alice/m2",
+        "https://huggingface.co/alice/m2",
+        "beef",
+        &serde_json::Value::Null,
+    )
+    .unwrap();
+    let pushes = l.hub_pushes(&c.id).unwrap();
+    assert_eq!(pushes.len(), 2);
+    assert_eq!(
+        (
+            pushes[0].exp_id,
+            pushes[0].repo.as_str(),
+            pushes[0].commit.as_str()
+        ),
+        (e.id, "alice/m", "c0ffee")
+    );
+    assert_eq!(pushes[1].url, "https://huggingface.co/alice/m2");
+    let ev = l.events(Some(&c.id), 0, 100).unwrap();
+    let push = ev.iter().find(|x| x.kind == "hub_push").unwrap();
+    assert_eq!(push.payload["files"][0]["path"], "model.bin");
+    // Refused: an unknown experiment, an empty repo, details that are not an object.
+    let before = l.event_count().unwrap();
+    assert!(matches!(
+        l.record_hub_push(e.id + 100, "a/b", "u", "c", &serde_json::Value::Null),
+        Err(LedgerError::NotFound(_))
+    ));
+    assert!(matches!(
+        l.record_hub_push(e.id, "", "u", "c", &serde_json::Value::Null),
+        Err(LedgerError::Invalid(_))
+    ));
+    assert!(matches!(
+        l.record_hub_push(e.id, "a/b", "u", "c", &serde_json::json!([1])),
+        Err(LedgerError::Invalid(_))
+    ));
+    assert_eq!(l.event_count().unwrap(), before);
+    assert!(l.verify().unwrap().is_ok());
+}

@@ -10,6 +10,7 @@ mod hub;
 mod limits;
 mod malformed;
 mod metrics;
+mod outputs;
 mod program;
 mod props;
 mod runnable;

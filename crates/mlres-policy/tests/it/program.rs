@@ -91,6 +91,7 @@ fn fixture_parses_into_expected_struct() {
             gpus: 0,
             share_gpus: false,
             code: vec![],
+            outputs: vec![],
         })
     );
     assert_eq!(

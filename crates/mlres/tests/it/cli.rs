@@ -403,6 +403,13 @@ fn loop_runs_to_completion_and_exports_plugin_rows() {
         assert!(rows.iter().all(|r| r.get(key).is_some()), "missing {key}");
     }
     assert!(rows.iter().all(|r| r["status"] == "completed"));
+    // A local attempt's job id names it; nothing was pushed, so no Hub URL.
+    for r in &rows {
+        let id = r["mlres"]["experiment_id"].as_i64().unwrap();
+        assert_eq!(r["job_id"], format!("local-e{id}-a1"), "{r}");
+        assert_eq!(r["mlres"]["backend"], "local");
+        assert!(r["hub_url"].is_null(), "{r}");
+    }
     // Two run at once, so evaluation order varies; every decision must agree with best_so_far.
     for r in &rows {
         let keep = r["decision"] == "keep";

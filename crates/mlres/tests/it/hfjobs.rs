@@ -309,6 +309,24 @@ fn full_campaign_ledger_fake_and_money_agree() {
         .filter(|e| e["kind"] == "remote_job")
         .count();
     assert_eq!(remote, 3, "{events}");
+    // The exports carry each experiment's real Hugging Face job id, the one the fake ran.
+    let jsonl = std::fs::read_to_string(h.env.project.join("runs/ledger.jsonl")).unwrap();
+    let rows: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        let exp = r["mlres"]["experiment_id"].as_i64().unwrap().to_string();
+        let job = jobs
+            .iter()
+            .find(|j| j["labels"]["mlres-exp"] == exp.as_str())
+            .unwrap();
+        assert_eq!(r["job_id"], job["id"], "{r}");
+        assert!(!r["job_id"].as_str().unwrap().starts_with("local-"), "{r}");
+        assert_eq!(r["mlres"]["backend"], "hf-jobs");
+        assert!(r["hub_url"].is_null(), "{r}");
+    }
     h.ok(&["ledger", "verify"]);
     h.no_canary_in_files();
 }

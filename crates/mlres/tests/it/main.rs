@@ -2,6 +2,7 @@
 //! concurrency, the sandbox as seen through the ledger, and the demo.
 
 mod approval;
+mod artifacts;
 mod claude;
 mod cli;
 mod code;

@@ -1,6 +1,6 @@
 //! Retention: a long campaign does not keep every finished attempt's directory. Kept and
 //! recent experiments keep theirs; older discarded ones are removed, the removal is in the
-//! ledger, and `exp logs` says why the logs are gone.
+//! ledger, and `exp logs` and `exp artifacts` say why the logs and outputs are gone.
 
 use serde_json::Value;
 
@@ -19,6 +19,8 @@ fn old_discarded_attempts_are_removed_and_the_rest_kept() {
         &Fast {
             max_jobs: 24,
             values: &values,
+            script: "echo x={x} > out.txt; echo score={x}",
+            extra_job: "outputs: [out.txt]",
             ..Default::default()
         }
         .program(),
@@ -84,6 +86,21 @@ fn old_discarded_attempts_are_removed_and_the_rest_kept() {
     // A recent one still shows its logs.
     let logs = env.ok(&["exp", "logs", &recent[0].to_string()]);
     assert!(logs.contains("score="), "{logs}");
+    // Its outputs went with it, and `exp artifacts` says so; the kept one's still come back.
+    let out = env.run(&["exp", "artifacts", &old[0].to_string()]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("outputs are gone"), "{err}");
+    assert!(
+        err.contains("retention rule") && err.contains("MLRES_KEEP_ATTEMPTS"),
+        "{err}"
+    );
+    assert!(!env.project.join("artifacts").exists());
+    let v = env.json(&["exp", "artifacts", &kept[0].to_string(), "--json"]);
+    assert_eq!(v["decision"], "keep");
+    assert_eq!(v["files"][0]["path"], "out.txt");
+    let dest = env.project.join(format!("artifacts/e{}/out.txt", kept[0]));
+    assert_eq!(std::fs::read_to_string(dest).unwrap(), "x=100\n");
 }
 
 #[test]
