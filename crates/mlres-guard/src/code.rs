@@ -270,6 +270,7 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
     }
     env_dump_in_code(code)?;
     sensitive_names_in_code(code)?;
+    broker_copy_in_code(code)?;
     let decoding = DECODERS.iter().any(|d| code.contains(d));
     let dyn_exec = [
         "exec(",
@@ -337,6 +338,44 @@ fn check_literal_path(lit: &str, pe: &PathEnv) -> Result<(), String> {
         && why != crate::paths::LEDGER_VIEW_WRITE
     {
         return Err(format!("inline code refers to `{l}`: {why}"));
+    }
+    Ok(())
+}
+
+/// Copying or linking the mlres binary from code (`shutil.copy(shutil.which('mlres'), …)`,
+/// `os.symlink('/usr/local/bin/mlres', …)`): a broker under another name escapes the guard.
+fn broker_copy_in_code(code: &str) -> Result<(), String> {
+    const COPIERS: &[&str] = &[
+        "shutil.copy",
+        "shutil.move",
+        "copyfile",
+        "os.symlink",
+        "os.link",
+        "symlink_to",
+        "hardlink_to",
+        "copyFileSync",
+        "copyFile(",
+        "fs.cp",
+        "symlinkSync",
+        "linkSync",
+        "FileUtils.cp",
+        "FileUtils.ln",
+        "File.symlink",
+        "File.link",
+        "File::Copy",
+    ];
+    if !COPIERS.iter().any(|c| code.contains(c)) {
+        return Ok(());
+    }
+    let names_broker = string_literals(code)
+        .iter()
+        .any(|l| l.trim_end_matches('/').rsplit('/').next() == Some("mlres"));
+    if names_broker {
+        return Err(
+            "inline code copies or links the mlres binary to another place; a broker under another \
+             name escapes the guard. Run the installed `mlres` by name"
+                .into(),
+        );
     }
     Ok(())
 }

@@ -17,6 +17,8 @@ pub(crate) struct PathEnv {
     pub state_dir: String,
     pub plugin_dir: Option<String>,
     pub claude_dir: Option<String>,
+    /// The installed broker's path (see `GuardContext::broker_exe`).
+    pub broker_exe: Option<String>,
 }
 
 fn p2s(p: &std::path::Path) -> String {
@@ -33,6 +35,7 @@ impl PathEnv {
             state_dir: String::new(),
             plugin_dir: None,
             claude_dir: None,
+            broker_exe: None,
         };
         env.project = ctx.project_dir.as_deref().map(p2s).map(|p| env.norm(&p));
         env.cwd = cwd
@@ -46,6 +49,7 @@ impl PathEnv {
             env.norm(&sd)
         };
         env.plugin_dir = ctx.plugin_dir.as_deref().map(p2s).map(|p| env.norm(&p));
+        env.broker_exe = ctx.broker_exe.as_deref().map(p2s).map(|p| env.norm(&p));
         env.claude_dir = ctx
             .claude_config_dir
             .as_deref()
@@ -97,6 +101,7 @@ impl PathEnv {
             ".gnupg",
             ".kaggle",
             ".pypirc",
+            ".config/gcloud",
             ".local/state/mlres",
         ]
         .iter()
@@ -312,6 +317,9 @@ const SECRET_TAILS: &[&str] = &[
     ".docker/config.json",
     ".pypirc",
     ".kaggle/kaggle.json",
+    ".config/gcloud/credentials.db",
+    ".config/gcloud/access_tokens.db",
+    ".config/gcloud/application_default_credentials.json",
 ];
 
 const STATE_EXAMPLES: &[&str] = &[
@@ -402,6 +410,15 @@ fn classify_secret(p: &str, state_dir: &str) -> Option<&'static str> {
         return Some(CRED);
     }
     if parent == ".aws" && base != "config" {
+        return Some(CRED);
+    }
+    if comps.contains(&"gcloud")
+        && (comps.contains(&"legacy_credentials")
+            || matches!(
+                base,
+                "credentials.db" | "access_tokens.db" | "application_default_credentials.json"
+            ))
+    {
         return Some(CRED);
     }
     if base == "hosts.yml" && parent == "gh" {

@@ -58,6 +58,7 @@ pub fn run(cli: &Cli, a: &GuardArgs) -> u8 {
         home,
         state_dir,
         plugin_dir: env_path("CLAUDE_PLUGIN_ROOT"),
+        broker_exe: std::env::current_exe().ok(),
     };
     let result = std::panic::catch_unwind(|| {
         let verdict = mlres_guard::decide(&input, &ctx);

@@ -25,8 +25,8 @@ mod words;
 use std::collections::HashMap;
 
 use self::parse::parse_program;
-use crate::GuardContext;
 use crate::paths::PathEnv;
+use crate::{GuardContext, Machine};
 
 type R = Result<(), String>;
 
@@ -56,6 +56,9 @@ pub(crate) struct Arg {
     pub procsub: bool,
     /// Variables referenced.
     pub vars: Vec<String>,
+    /// The source text of the command substitutions in the word (`which mlres` for
+    /// `$(which mlres)`), already analysed as commands of their own.
+    pub subs: Vec<String>,
 }
 
 impl Arg {
@@ -85,6 +88,8 @@ enum Stdin {
 pub(crate) struct Analyzer<'a> {
     pe: PathEnv,
     _ctx: &'a GuardContext,
+    /// What the guard may ask about files and processes (the binary's IO, or nothing).
+    pub(crate) machine: &'a dyn Machine,
     vars: HashMap<String, Option<String>>,
     depth: usize,
     steps: usize,
@@ -112,10 +117,11 @@ fn deny_obf(what: &str) -> String {
 }
 
 impl<'a> Analyzer<'a> {
-    pub(crate) fn new(ctx: &'a GuardContext, cwd: Option<&str>) -> Self {
+    pub(crate) fn new(ctx: &'a GuardContext, cwd: Option<&str>, machine: &'a dyn Machine) -> Self {
         Analyzer {
             pe: PathEnv::new(ctx, cwd),
             _ctx: ctx,
+            machine,
             vars: HashMap::new(),
             depth: 0,
             steps: 0,

@@ -9,6 +9,9 @@ use super::parse::code_unescape;
 use super::{Analyzer, Arg, DYN, R, Stdin};
 use crate::code;
 
+/// Longest list of literal words a `for` loop is analysed once per word for.
+const MAX_LITERAL_LOOP: usize = 16;
+
 impl Analyzer<'_> {
     pub(super) fn compound_list(&mut self, cl: &ast::CompoundList, piped: bool) -> R {
         for item in &cl.0 {
@@ -110,10 +113,24 @@ impl Analyzer<'_> {
             C::BraceGroup(b) => self.compound_list(&b.list, piped),
             C::Subshell(s) => self.compound_list(&s.list, piped),
             C::ForClause(f) => {
+                let mut values = Vec::new();
                 if let Some(vals) = &f.values {
                     for w in vals {
-                        self.resolve(&w.value, false)?;
+                        values.push(self.resolve(&w.value, false)?);
                     }
+                }
+                // A loop over a short list of literal words runs its body once per word, with
+                // the variable known (`for lr in 1e-4 3e-4; do … --config lr=$lr; done`).
+                let literal = f.values.is_some()
+                    && !values.is_empty()
+                    && values.len() <= MAX_LITERAL_LOOP
+                    && values.iter().all(|v| !v.dynamic && !v.glob && !v.brace);
+                if literal {
+                    for v in values {
+                        self.vars.insert(f.variable_name.clone(), Some(v.text));
+                        self.compound_list(&f.body.list, piped)?;
+                    }
+                    return Ok(());
                 }
                 self.vars.insert(f.variable_name.clone(), None);
                 self.compound_list(&f.body.list, piped)

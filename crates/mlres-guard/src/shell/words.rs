@@ -86,6 +86,7 @@ impl Analyzer<'_> {
                     self.analyze_shell_string(s, true)?;
                     self.pe.cwd = saved;
                     a.text.push(DYN);
+                    a.subs.push(s.clone());
                 }
                 WordPiece::EscapeSequence(s) => {
                     let rest = s.strip_prefix('\\').unwrap_or(s);

@@ -1,8 +1,8 @@
 //! Focused rule tests beyond the corpus.
 
-use mlres_guard::{Verdict, decide};
+use mlres_guard::{Verdict, decide, decide_with};
 
-use crate::{bash, ctx};
+use crate::{MapMachine, bash, ctx};
 
 fn denied(cmd: &str) -> String {
     match decide(&bash(cmd), &ctx()) {
@@ -230,4 +230,85 @@ fn an_agent_cannot_set_the_approval_secret_or_any_mlres_setting() {
         assert!(reason.contains("MLRES_"), "{cmd}: {reason}");
     }
     not_denied("mlres setup claude --dry-run");
+}
+
+#[test]
+fn mlres_arguments_must_be_literal_unless_it_only_reads() {
+    for cmd in [
+        r#"mlres exp submit --config "$X" --hypothesis h"#,
+        "mlres exp submit --config lr=$(cat lr) --hypothesis h",
+        "mlres loop run --max-experiments `cat n`",
+        "mlres exp submit --config configs/*.yaml --hypothesis h",
+        "mlres exp submit --config {a,b}.yaml --hypothesis h",
+        "ls configs | xargs -I% mlres exp submit --config % --hypothesis h",
+        "mlres $(echo exp) status 3",
+        "for c in $(ls configs); do mlres exp submit --config $c --hypothesis h; done",
+    ] {
+        let reason = denied(cmd);
+        assert!(reason.contains("literal arguments"), "{cmd}: {reason}");
+    }
+    not_denied("mlres exp status $(cat .last)");
+    not_denied("mlres -C $(pwd) loop status --json");
+    not_denied("mlres exp logs \"$ID\" --tail 20");
+    not_denied(r#"mlres exp submit --config '{"lr": [1, 2]}' --hypothesis 'a, b'"#);
+    not_denied(
+        "for lr in 1e-4 3e-4; do mlres exp submit --config lr=$lr --hypothesis \"lr $lr\"; done",
+    );
+}
+
+#[test]
+fn mlres_data_does_not_read_credentials() {
+    for cmd in [
+        "mlres data inspect ~/.aws/credentials",
+        "mlres data audit ~/.ssh/id_ed25519",
+        "mlres data inspect certs/server.key",
+        "mlres -C /home/user/proj data inspect /home/user/.local/state/mlres/ledger.db",
+    ] {
+        let reason = denied(cmd);
+        assert!(
+            reason.contains("mlres data inspect data/"),
+            "{cmd}: {reason}"
+        );
+    }
+    not_denied("mlres data inspect data/train.jsonl --json");
+    not_denied("mlres data audit data/ --only near-dup");
+}
+
+#[test]
+fn mlres_is_only_the_installed_broker() {
+    for cmd in [
+        "./target/debug/mlres loop status",
+        "/opt/build/mlres loop status",
+        "mlres2 loop status",
+        "MLRES.bak exp submit --config lr=1 --hypothesis h",
+        "cp $(which mlres) x",
+        "ln /usr/local/bin/mlres /tmp/b",
+        "dd if=/usr/local/bin/mlres of=/tmp/b",
+        "cargo run --bin mlres -- loop run",
+        "cargo run --manifest-path crates/mlres/Cargo.toml -- check",
+        "cargo run -- exp submit --config lr=1 --hypothesis h",
+        "cargo +nightly r -- loop run",
+        "cargo install mlres",
+        "cargo install --path crates/mlres",
+    ] {
+        let reason = denied(cmd);
+        assert!(reason.contains("installed"), "{cmd}: {reason}");
+    }
+    not_denied("/home/user/.cargo/bin/mlres loop status");
+    not_denied("/usr/local/bin/mlres check");
+    not_denied("cargo run --release -- --epochs 3");
+    not_denied("cargo install ripgrep");
+    not_denied("cp configs/mlres.yaml /tmp/");
+    let machine = MapMachine::default();
+    let mut machine = machine.with_file("/tmp/t.sh", "echo hi");
+    machine.files.insert(
+        "/tmp/m".into(),
+        mlres_guard::FileView::Binary { broker: true },
+    );
+    assert!(decide_with(&bash("/tmp/m loop status"), &ctx(), &machine).is_deny());
+    machine.files.insert(
+        "/tmp/m".into(),
+        mlres_guard::FileView::Binary { broker: false },
+    );
+    assert!(!decide_with(&bash("/tmp/m loop status"), &ctx(), &machine).is_deny());
 }

@@ -9,6 +9,7 @@
 //! but not the state). Then it looks the normalised program name up in [`PROGRAMS`] and runs that
 //! family's handler. A program the table does not list gets only these checks.
 
+mod cargo;
 mod claude;
 mod deferred;
 mod environment;
@@ -94,6 +95,7 @@ const PROGRAMS: &[(&[&str], Handler)] = &[
     (&["curl", "wget", "http", "https", "httpie", "xh", "xhs", "curlie", "aria2c", "lwp-request",
        "wget2"], http::http),
     (&["claude"], claude::claude),
+    (&["cargo"], cargo::cargo),
     // Environment dumps (`environment`, which also checks every assignment).
     (&["printenv"], environment::printenv),
     (&["set"], environment::set),
@@ -165,13 +167,7 @@ impl Analyzer<'_> {
         }
         let raw = name.text.as_str();
         let base = raw.rsplit('/').next().unwrap_or(raw);
-        if base == "mlres" && raw.contains('/') && !raw.starts_with('/') {
-            return Err(
-                "refused: runs `mlres` from a relative path, which may be a fake broker. Run the \
-                 installed `mlres` by name"
-                    .into(),
-            );
-        }
+        self.broker_by_another_path(raw, base)?;
         let prog = normalise_prog(base);
         self.exempt_args_outside_state(&prog, rest)?;
         if let Some(body) = self.aliases.get(raw).cloned() {
@@ -194,6 +190,42 @@ impl Analyzer<'_> {
             Some(handler) => handler(self, &prog, rest, stdin),
             None => Ok(()),
         }
+    }
+
+    /// Denies reaching mlres other than as the installed broker: a program named like it
+    /// (`mlres2`, `mlres-dev`), `…/mlres` at a path other than the installed one (a build in
+    /// `target/`, a copy in `/tmp`), or any program the [`crate::Machine`] recognises as an
+    /// mlres binary (`/tmp/m`, a copy under another name). The agent could have built,
+    /// changed or wrapped such a binary; the installed `mlres` is the broker the user set up.
+    fn broker_by_another_path(&self, raw: &str, base: &str) -> R {
+        let lower = base.to_ascii_lowercase();
+        let named_like = lower.starts_with("mlres") && lower != "mlres";
+        let path = raw.contains('/');
+        let installed = |n: &str| {
+            matches!(n, "/usr/bin/mlres" | "/usr/local/bin/mlres")
+                || self.pe.broker_exe.as_deref() == Some(n)
+        };
+        let norm = if path {
+            self.pe.norm(raw)
+        } else {
+            String::new()
+        };
+        let other_build = path && lower == "mlres" && !installed(&norm);
+        let recognised = path
+            && !installed(&norm)
+            && norm.starts_with('/')
+            && matches!(
+                self.machine.file(&norm),
+                crate::FileView::Binary { broker: true }
+            );
+        if named_like || other_build || recognised {
+            return Err(format!(
+                "refused: runs `{raw}`, an mlres other than the installed broker (a build, a copy \
+                 or a link the agent could have made or changed). Run the installed `mlres` by \
+                 name, e.g. `mlres loop status`"
+            ));
+        }
+        Ok(())
     }
 
     /// Metadata-only programs (see [`PATH_EXEMPT`]) may name credential files, but not the

@@ -323,11 +323,43 @@ pub(super) fn xargs(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &S
         "--replace",
         "-l",
     ];
-    let cmd: Vec<Arg> = skip_opts(rest, &with_val).cloned().collect();
+    let mut cmd: Vec<Arg> = skip_opts(rest, &with_val).cloned().collect();
     if cmd.is_empty() {
         return Ok(());
     }
-    // Arguments arrive from stdin: the command runs with unknown extra args.
+    // Arguments arrive from stdin: the replace string (`-I {}`) stands for them, or they are
+    // appended. Either way the command runs with words the guard cannot see.
+    let replace = rest.iter().enumerate().find_map(|(i, a)| {
+        let s = a.s();
+        if s == "-I" || s == "--replace" {
+            rest.get(i + 1).map(|r| r.s().to_string())
+        } else if let Some(r) = s.strip_prefix("--replace=") {
+            Some(r.to_string())
+        } else if s == "-i" {
+            Some("{}".to_string())
+        } else {
+            s.strip_prefix("-I")
+                .or_else(|| s.strip_prefix("-i"))
+                .filter(|r| !r.is_empty())
+                .map(str::to_string)
+        }
+    });
+    let unseen = Arg {
+        text: DYN.to_string(),
+        dynamic: true,
+        ..Default::default()
+    };
+    match replace {
+        Some(r) if !r.is_empty() => {
+            for a in cmd.iter_mut().skip(1) {
+                if a.text.contains(&r) {
+                    a.text = a.text.replace(&r, &DYN.to_string());
+                    a.dynamic = true;
+                }
+            }
+        }
+        _ => cmd.push(unseen),
+    }
     an.argv(&cmd, &Stdin::Tty)
 }
 
