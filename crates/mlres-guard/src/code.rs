@@ -271,6 +271,7 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
     env_dump_in_code(code)?;
     sensitive_names_in_code(code)?;
     broker_copy_in_code(code)?;
+    pty_in_code(code)?;
     let decoding = DECODERS.iter().any(|d| code.contains(d));
     let dyn_exec = [
         "exec(",
@@ -376,6 +377,38 @@ fn broker_copy_in_code(code: &str) -> Result<(), String> {
              name escapes the guard. Run the installed `mlres` by name"
                 .into(),
         );
+    }
+    Ok(())
+}
+
+/// A pseudo-terminal from code (`pty.spawn`, `os.openpty`, `pexpect`, Ruby's `PTY`, Perl's
+/// `IO::Pty`/`Expect`, `node-pty`): a terminal faker, like `script` or `expect`.
+fn pty_in_code(code: &str) -> Result<(), String> {
+    const NEEDLES: &[&str] = &[
+        "openpty",
+        "forkpty",
+        "pexpect",
+        "ptyprocess",
+        "wexpect",
+        "node-pty",
+        "IO::Pty",
+        "IO::Tty",
+        "zpty",
+    ];
+    let found = NEEDLES
+        .iter()
+        .find(|n| code.contains(*n))
+        .copied()
+        .or_else(|| has_ident(code, "pty").then_some("pty"))
+        .or_else(|| has_ident(code, "PTY").then_some("PTY"))
+        .or_else(|| (has_ident(code, "Expect") && code.contains("use Expect")).then_some("Expect"));
+    if let Some(what) = found {
+        return Err(format!(
+            "inline code opens a fake terminal (`{what}`), which lets the agent drive prompts meant \
+             for a human at the keyboard (`mlres approve` asks for the approval secret there). Run \
+             the command directly; for unbuffered output use `python3 -u …` or \
+             `PYTHONUNBUFFERED=1 …`"
+        ));
     }
     Ok(())
 }

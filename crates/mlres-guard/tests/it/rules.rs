@@ -312,3 +312,29 @@ fn mlres_is_only_the_installed_broker() {
     );
     assert!(!decide_with(&bash("/tmp/m loop status"), &ctx(), &machine).is_deny());
 }
+
+#[test]
+fn terminal_fakers_are_denied_whatever_they_run() {
+    for cmd in [
+        "script -qc ls /dev/null",
+        "script -q typescript",
+        "unbuffer python3 train.py",
+        "expect drive.exp",
+        "empty -f mlres loop run",
+        "socat - EXEC:bash,pty,stderr",
+        "socat PTY,link=/tmp/tty EXEC:python3",
+        "python3 -c 'import pty; pty.spawn(\"/bin/sh\")'",
+        "python3 -c 'import os; m, s = os.openpty()'",
+        "ruby -e 'require \"pty\"; PTY.spawn(\"mlres loop run\")'",
+    ] {
+        let reason = denied(cmd);
+        assert!(
+            reason.contains("fake terminal") && reason.contains("python3 -u"),
+            "{cmd}: {reason}"
+        );
+    }
+    denied("socat - EXEC:'hf jobs run ubuntu true'");
+    not_denied("stdbuf -oL python3 train.py");
+    not_denied("socat TCP-LISTEN:8888,fork TCP:localhost:8889");
+    not_denied("python3 -c 'print(\"empty\", [].__len__())'");
+}

@@ -19,8 +19,10 @@ mod hf;
 mod http;
 mod interpreters;
 mod mlres;
+mod net;
 mod runners;
 mod shells;
+mod terminals;
 mod text;
 mod wrappers;
 
@@ -37,7 +39,7 @@ type Handler = fn(&mut Analyzer<'_>, &str, &[Arg], &Stdin) -> R;
 const PROGRAMS: &[(&[&str], Handler)] = &[
     // Wrappers: peel their options and analyse the command they run (`wrappers`).
     (&["command"], wrappers::command),
-    (&["builtin", "exec", "nohup", "noglob", "setsid", "unbuffer", "caffeinate", "catchsegv",
+    (&["builtin", "exec", "nohup", "noglob", "setsid", "caffeinate", "catchsegv",
        "proxychains", "proxychains4", "tsp"], wrappers::plain),
     (&["time"], wrappers::time),
     (&["nice"], wrappers::nice),
@@ -61,8 +63,9 @@ const PROGRAMS: &[(&[&str], Handler)] = &[
     (&["parallel"], wrappers::parallel),
     (&["watch"], wrappers::watch),
     (&["ssh"], wrappers::ssh),
-    (&["script"], wrappers::script),
     // `pv` is a pipe viewer, not a wrapper: it has no rule.
+    // Terminal fakers, denied whatever they run (`terminals`).
+    (&["script", "expect", "unbuffer", "empty", "zpty"], terminals::faker),
     // Shells and the builtins that run code (`shells`).
     (&["sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "busybox", "tcsh", "csh"],
         shells::shell),
@@ -95,6 +98,8 @@ const PROGRAMS: &[(&[&str], Handler)] = &[
     (&["curl", "wget", "http", "https", "httpie", "xh", "xhs", "curlie", "aria2c", "lwp-request",
        "wget2"], http::http),
     (&["claude"], claude::claude),
+    // Raw network tools (`net`).
+    (&["socat"], net::socat),
     (&["cargo"], cargo::cargo),
     // Environment dumps (`environment`, which also checks every assignment).
     (&["printenv"], environment::printenv),

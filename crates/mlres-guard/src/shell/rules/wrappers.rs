@@ -1,6 +1,6 @@
 //! Wrappers: programs that run another command given as their arguments (`nohup`, `time`,
 //! `nice`, `timeout`, `sudo`, `env`, `xargs`, `find -exec`, `parallel`, `watch`, `ssh host
-//! cmd`, `script -c`, `strace`, `srun`, …). Each handler skips the wrapper's own options and
+//! cmd`, `strace`, `srun`, …). Each handler skips the wrapper's own options and
 //! hands the wrapped command back to [`Analyzer::argv`] (or a `-c`-style string to the shell
 //! parser), so it meets every rule a bare command would. Denied here: wrapped commands built
 //! at run time (`sudo -s "$x"`, `env -S "$x"`, `watch "$x"`, a `find -exec` command named by
@@ -518,17 +518,6 @@ pub(super) fn ssh(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Std
         .collect::<Vec<_>>()
         .join(" ");
     an.analyze_shell_string(&joined, true)
-}
-
-/// `script -c 'shell string'`.
-pub(super) fn script(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
-    if let Some(i) = rest
-        .iter()
-        .position(|a| a.s() == "-c" || a.s() == "--command")
-    {
-        return an.shell_payload(rest.get(i + 1));
-    }
-    Ok(())
 }
 
 /// File names (and their dotted forms) that hold credentials.
