@@ -300,6 +300,7 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
     for lit in &lits {
         check_literal_path(lit, an.paths())?;
     }
+    moves_protected_dirs(code, &lits, an.paths())?;
     if spawns {
         for (i, lit) in lits.iter().enumerate() {
             let l = lit.trim();
@@ -317,6 +318,59 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
                 let argv: Vec<String> = lits[i..lits.len().min(i + 6)].to_vec();
                 an.analyze_embedded_argv(&argv)?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Calls that move or delete files and directories.
+const MOVERS: &[&str] = &[
+    "shutil.move",
+    "shutil.rmtree",
+    "os.rename",
+    "os.renames",
+    "os.replace",
+    "os.remove",
+    "os.rmdir",
+    "os.removedirs",
+    "os.unlink",
+    ".rename(",
+    ".replace(",
+    ".rmdir(",
+    ".unlink(",
+    "renameSync",
+    "rmSync",
+    "rmdirSync",
+    "fs.rename",
+    "fs.rm",
+    "FileUtils.mv",
+    "FileUtils.rm",
+    "File.rename",
+    "rmtree",
+];
+
+/// Code that moves or deletes files and names a directory holding the mlres state or the
+/// guard's configuration (`shutil.move(os.path.expanduser('~/.local/state'), …)`). The home
+/// directory and `/` themselves are left out: code names them for many other reasons.
+fn moves_protected_dirs(code: &str, lits: &[String], pe: &PathEnv) -> Result<(), String> {
+    if !MOVERS.iter().any(|m| code.contains(m)) {
+        return Ok(());
+    }
+    for lit in lits {
+        let l = lit.trim();
+        if l.is_empty() || l.len() > 4096 || !(l.contains('/') || l.starts_with('~')) {
+            continue;
+        }
+        let p = pe.norm(l);
+        if p == "/" || pe.home.as_deref() == Some(p.as_str()) {
+            continue;
+        }
+        if pe.contains_protected(l, false) {
+            return Err(format!(
+                "inline code moves or deletes files and names `{l}`, which holds the mlres state \
+                 directory or the guard's configuration. Leave it where it is: `mlres loop stop` \
+                 stops the broker, and moving its state is the user's call"
+            ));
         }
     }
     Ok(())

@@ -99,8 +99,9 @@ pub(crate) struct Analyzer<'a> {
     pub mlres_invoked: bool,
     /// PATH was assigned somewhere.
     pub path_modified: bool,
-    /// A variable that moves mlres' state directory (`HOME`, `XDG_STATE_HOME`) was assigned.
-    state_env_assigned: Option<String>,
+    /// Something in this command moves mlres' state directory for the commands after it
+    /// (`HOME`/`XDG_STATE_HOME` assigned or unset, `env -i`, `sudo`): how, for the reason.
+    pub(crate) state_override: Option<String>,
     /// Number of simple commands seen.
     pub simple_count: usize,
     /// Something dynamic, a redirect or an assignment was seen (disqualifies Allow).
@@ -129,7 +130,7 @@ impl<'a> Analyzer<'a> {
             cwd_unknown: false,
             mlres_invoked: false,
             path_modified: false,
-            state_env_assigned: None,
+            state_override: None,
             simple_count: 0,
             impure: false,
             mlres_read_only: false,

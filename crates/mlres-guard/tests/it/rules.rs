@@ -338,3 +338,50 @@ fn terminal_fakers_are_denied_whatever_they_run() {
     not_denied("socat TCP-LISTEN:8888,fork TCP:localhost:8889");
     not_denied("python3 -c 'print(\"empty\", [].__len__())'");
 }
+
+#[test]
+fn the_state_directory_and_its_parents_stay_put() {
+    for cmd in [
+        "mv ~/.local/state /tmp/s",
+        "mv /home/user/.local /tmp/l",
+        "rm -r /home/user/.local/state",
+        "mv -t /tmp ~/.local/state",
+        "cd /home/user && mv .local x",
+        "mv ~/.claude /tmp/c",
+        "python3 -c \"import shutil; shutil.rmtree('/home/user/.local/state')\"",
+    ] {
+        let reason = denied(cmd);
+        assert!(reason.contains("mlres loop stop"), "{cmd}: {reason}");
+    }
+    for cmd in [
+        "export HOME=/tmp/h",
+        "HOME=/tmp/h; python3 train.py",
+        "XDG_STATE_HOME=/tmp/x",
+    ] {
+        let reason = denied(cmd);
+        assert!(
+            reason.contains("rest of the shell session"),
+            "{cmd}: {reason}"
+        );
+    }
+    for cmd in [
+        "sudo mlres loop run",
+        "sudo -u other mlres loop status",
+        "env -i mlres loop run",
+        "env -u HOME mlres loop run",
+        "unset HOME; mlres loop run",
+        "doas mlres exp submit --config lr=1 --hypothesis h",
+    ] {
+        let reason = denied(cmd);
+        assert!(reason.contains("state directory"), "{cmd}: {reason}");
+    }
+    denied("rmdir ~/.local/state/mlres");
+    denied("unset MLRES_STATE_DIR; mlres loop run");
+    denied("env -u MLRES_STATE_DIR mlres loop run");
+    not_denied("mv ~/.local/share/x /tmp/");
+    not_denied("rm -rf ~/.cache/pip");
+    not_denied("mv checkpoints/a checkpoints/b");
+    not_denied("sudo apt-get install -y bubblewrap");
+    not_denied("env -i PATH=/usr/bin python3 train.py");
+    not_denied("python3 -c \"import shutil; shutil.rmtree('out/tmp')\"");
+}

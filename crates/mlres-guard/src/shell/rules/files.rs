@@ -134,9 +134,42 @@ pub(super) fn names_the_broker(a: &Arg) -> bool {
 }
 
 /// `mv`, `rm`, `chmod`, `touch`, `truncate`, `patch`, …: every operand is a write (the
-/// first operand of `chmod`/`chown`/`chgrp`/`setfacl` is the mode or owner).
+/// first operand of `chmod`/`chown`/`chgrp`/`setfacl` is the mode or owner), and the movers
+/// and removers may not take away a directory that holds the mlres state or the guard's
+/// configuration (`mv ~/.local/state …`, `rm -r ~/.local`), even without `-r`: mlres would
+/// start over in an empty state directory.
 pub(super) fn modify(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
     let pos = positionals(rest);
+    if let Some(i) = rest
+        .iter()
+        .position(|a| a.s() == "-t" || a.s() == "--target-directory")
+        && let Some(t) = rest.get(i + 1)
+    {
+        an.check_write(t)?;
+    }
+    let removes = matches!(
+        prog,
+        "mv" | "rm" | "rmdir" | "unlink" | "shred" | "srm" | "trash" | "trash-put"
+    );
+    if removes {
+        let sources = if prog == "mv" && !rest.iter().any(|a| a.s() == "-t") {
+            &pos[..pos.len().saturating_sub(1)]
+        } else {
+            &pos[..]
+        };
+        for t in sources {
+            let p = t.s().replace(crate::shell::DYN, "");
+            if !p.is_empty() && an.pe.contains_protected(&p, t.glob) {
+                return Err(format!(
+                    "refused: `{prog}` would move or delete `{}`, which holds the mlres state \
+                     directory (ledger, key, approvals) or the guard's configuration; mlres would \
+                     start over somewhere else. Leave it where it is: `mlres loop stop` stops the \
+                     broker, and moving its state is the user's call",
+                    t.s()
+                ));
+            }
+        }
+    }
     let targets: &[&Arg] = if matches!(prog, "chmod" | "chown" | "chgrp" | "setfacl")
         && !rest.iter().any(|a| a.s().starts_with("--reference"))
     {

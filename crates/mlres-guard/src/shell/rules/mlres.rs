@@ -92,10 +92,8 @@ pub(super) fn mlres(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &S
     {
         return Err(STATE_DIR_REASON.into());
     }
-    if let Some(var) = &an.state_env_assigned {
-        return Err(format!(
-            "{STATE_DIR_REASON} (`{var}` is set in this command)"
-        ));
+    if let Some(how) = &an.state_override {
+        return Err(format!("{STATE_DIR_REASON} ({how})"));
     }
     let sub = subcommand(rest);
     computed_arguments(rest, &sub)?;

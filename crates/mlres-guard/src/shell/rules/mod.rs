@@ -106,6 +106,7 @@ const PROGRAMS: &[(&[&str], Handler)] = &[
     (&["set"], environment::set),
     (&["export", "declare", "typeset", "local", "readonly"], environment::declare),
     (&["compgen"], environment::compgen),
+    (&["unset"], environment::unset),
     (&["ps"], environment::ps),
     // File writers and recursive readers (`files`).
     (&["cd", "pushd"], files::cd),

@@ -182,6 +182,11 @@ pub(super) fn mpi(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], stdin: &Stdi
 
 /// `sudo`, `doas`, `su -c`, `runuser`, `sg`; `sudo -s`/`-i` runs its words as a shell string.
 pub(super) fn sudo(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
+    // Whatever it runs runs as another user (root by default) with that user's HOME, so an
+    // `mlres` in it would use another state directory.
+    an.state_override = Some(format!(
+        "`{prog}` runs it as another user, with that user's HOME"
+    ));
     if matches!(prog, "su" | "runuser" | "sg")
         && let Some(i) = rest
             .iter()
@@ -274,7 +279,26 @@ pub(super) fn env(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], stdin: &Stdi
                 None => Ok(()),
             };
         }
-        if matches!(s, "-u" | "--unset" | "-C" | "--chdir") {
+        if matches!(s, "-i" | "-" | "--ignore-environment") {
+            an.state_override = Some("`env -i` clears HOME for it".into());
+        }
+        if matches!(s, "-u" | "--unset") {
+            if let Some(n) = rest.get(i + 1) {
+                let n = n.s();
+                if n.starts_with("MLRES_") {
+                    return Err(format!(
+                        "refused: `env -u {n}` changes one of mlres' own settings; only a human \
+                         sets them"
+                    ));
+                }
+                if matches!(n, "HOME" | "XDG_STATE_HOME") {
+                    an.state_override = Some(format!("`env -u {n}` is in this command"));
+                }
+            }
+            i += 2;
+            continue;
+        }
+        if matches!(s, "-C" | "--chdir") {
             i += 2;
             continue;
         }
