@@ -144,8 +144,17 @@ pub(crate) fn mentions_hub_host(text: &str) -> bool {
 
 /// Extracts string literals ('…', "…", `…`) from code, honouring backslash escapes.
 pub(crate) fn string_literals(code: &str) -> Vec<String> {
-    let mut out = Vec::new();
     let chars: Vec<char> = code.chars().collect();
+    string_literal_spans(&chars)
+        .into_iter()
+        .map(|(s, _, _)| s)
+        .collect()
+}
+
+/// String literals with their positions: `(text, index of the opening quote, index after the
+/// closing quote)`, in chars.
+pub(crate) fn string_literal_spans(chars: &[char]) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -170,7 +179,7 @@ pub(crate) fn string_literals(code: &str) -> Vec<String> {
                 j += 1;
             }
             if closed {
-                out.push(s);
+                out.push((s, i, j + 1));
                 i = j + 1;
                 continue;
             }
@@ -301,6 +310,7 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
         check_literal_path(lit, an.paths())?;
     }
     moves_protected_dirs(code, &lits, an.paths())?;
+    crate::assembled::check(code, an.paths())?;
     if spawns {
         for (i, lit) in lits.iter().enumerate() {
             let l = lit.trim();
@@ -377,7 +387,7 @@ fn moves_protected_dirs(code: &str, lits: &[String], pe: &PathEnv) -> Result<(),
 }
 
 /// String literals in executed code that name credential stores or protected paths.
-fn check_literal_path(lit: &str, pe: &PathEnv) -> Result<(), String> {
+pub(crate) fn check_literal_path(lit: &str, pe: &PathEnv) -> Result<(), String> {
     let l = lit.trim();
     if l.is_empty() || l.len() > 4096 || l.contains('\n') {
         return Ok(());

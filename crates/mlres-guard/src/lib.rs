@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+mod assembled;
 mod code;
 mod paths;
 mod redact;

@@ -385,3 +385,29 @@ fn the_state_directory_and_its_parents_stay_put() {
     not_denied("env -i PATH=/usr/bin python3 train.py");
     not_denied("python3 -c \"import shutil; shutil.rmtree('out/tmp')\"");
 }
+
+#[test]
+fn names_assembled_in_code_are_denied() {
+    for cmd in [
+        r#"python3 -c "k='led'+'ger.key'; print(k)""#,
+        r#"python3 -c "import os; f=os.path.join(d, '.to'+'ken')""#,
+        r#"python3 -c "n = 'hugging' 'face'""#,
+        r#"python3 -c "print(chr(109)+chr(108)+chr(114)+chr(101)+chr(115))""#,
+        r#"node -e "const n = String.fromCharCode(46,110,101,116,114,99)""#,
+        r#"python3 -c "import base64; n = base64.b64decode('aGZfdG9rZW4=')""#,
+        r#"python3 -c "from pathlib import Path; p = Path.home() / '.ssh' / 'id_' 'rsa'""#,
+    ] {
+        let reason = denied(cmd);
+        assert!(reason.contains("Name files literally"), "{cmd}: {reason}");
+    }
+    for cmd in [
+        r#"python3 -c "print('max_' + 'tokens', 'special_' + 'tokens_map.json')""#,
+        r#"python3 -c "import os; print(os.path.join('data', 'train' + '.jsonl'))""#,
+        r#"python3 -c "tags = ['ml', 'research']; print(tags)""#,
+        r#"python3 -c "import base64; print(base64.b64encode(b'ledger'))""#,
+        r#"python3 -c "print(''.join(chr(c) for c in [104, 105]))""#,
+        r#"python3 -c "s = 'abc'[::-1]; print(s)""#,
+    ] {
+        not_denied(cmd);
+    }
+}
