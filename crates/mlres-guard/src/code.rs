@@ -235,8 +235,26 @@ const DECODERS: &[&str] = &[
 
 /// Scans code that will be executed locally with the user's credentials.
 pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String> {
+    scan_code(code, an, false)
+}
+
+/// Scans a whole program run from a file (`python3 x.py`, `./tool`; see `shell::scripts`)
+/// with the rules for inline code, minus what ordinary training and evaluation scripts do:
+/// `push_to_hub` (it needs the token, which sandboxed commands do not have, and the same
+/// script runs inside mlres' jobs), reading `HF_TOKEN` for a gated download (printing or
+/// sending it is still refused), copying the environment for a subprocess (dumping it is
+/// still refused), `getattr`, tokenizer `decode`/`torch.compile` next to each other, and
+/// loading a `.env` file.
+pub(crate) fn scan_script(code: &str, an: &mut Analyzer) -> Result<(), String> {
+    scan_code(code, an, true)
+}
+
+fn scan_code(code: &str, an: &mut Analyzer, script: bool) -> Result<(), String> {
     let lower = code.to_ascii_lowercase();
     for api in HUB_WRITE_APIS {
+        if script && *api == "push_to_hub" {
+            continue;
+        }
         if has_ident(code, api) {
             return Err(format!(
                 "inline code calls the Hub write/spend API `{api}` outside mlres. {SANCTIONED_SPEND}"
@@ -263,6 +281,7 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
             "urlopen(",
             "request(",
         ];
+        let writes = if script { &writes[..6] } else { &writes[..] };
         if writes.iter().any(|w| lower.contains(w)) {
             return Err(format!(
                 "inline code sends an authenticated or non-GET request to the Hugging Face Hub. {SANCTIONED_HUB}"
@@ -277,21 +296,34 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
             ));
         }
     }
-    env_dump_in_code(code)?;
-    sensitive_names_in_code(code)?;
+    if script {
+        secrets_shown_by_script(code)?;
+    } else {
+        env_dump_in_code(code)?;
+        sensitive_names_in_code(code)?;
+    }
     broker_copy_in_code(code)?;
     pty_in_code(code)?;
-    let decoding = DECODERS.iter().any(|d| code.contains(d));
-    let dyn_exec = [
-        "exec(",
-        "eval(",
-        "compile(",
-        "Function(",
-        "__import__",
-        "getattr(",
-    ]
-    .iter()
-    .any(|d| code.contains(d));
+    let (decoding, dyn_exec) = if script {
+        (
+            STRONG_DECODERS.iter().any(|d| code.contains(d)),
+            code.contains("exec(") || code.contains("eval("),
+        )
+    } else {
+        (
+            DECODERS.iter().any(|d| code.contains(d)),
+            [
+                "exec(",
+                "eval(",
+                "compile(",
+                "Function(",
+                "__import__",
+                "getattr(",
+            ]
+            .iter()
+            .any(|d| code.contains(d)),
+        )
+    };
     if decoding && dyn_exec {
         return Err(
             "inline code decodes data and executes it (exec/eval of decoded text is obfuscated \
@@ -299,7 +331,7 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
                 .into(),
         );
     }
-    if code.contains("huggingface_hub") && code.contains("getattr(") {
+    if !script && code.contains("huggingface_hub") && code.contains("getattr(") {
         return Err(format!(
             "inline code resolves huggingface_hub methods dynamically (getattr). {SANCTIONED_SPEND}"
         ));
@@ -307,6 +339,10 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
     let spawns = SPAWN_APIS.iter().any(|s| code.contains(s));
     let lits = string_literals(code);
     for lit in &lits {
+        let base = lit.trim().rsplit('/').next().unwrap_or("");
+        if script && crate::paths::is_env_file(base) {
+            continue;
+        }
         check_literal_path(lit, an.paths())?;
     }
     moves_protected_dirs(code, &lits, an.paths())?;
@@ -328,6 +364,86 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
                 let argv: Vec<String> = lits[i..lits.len().min(i + 6)].to_vec();
                 an.analyze_embedded_argv(&argv)?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Decoders that turn data into code, for whole scripts (where `decode(` and `compile(` are
+/// everyday tokenizer and `torch.compile` calls).
+const STRONG_DECODERS: &[&str] = &[
+    "b64decode",
+    "fromhex",
+    "unhexlify",
+    "zlib.decompress",
+    "marshal.loads",
+    "rot13",
+    "rot_13",
+    "[::-1]",
+    "atob(",
+];
+
+/// Words on a line that show or send what is on it.
+const OUTPUTS: &[&str] = &[
+    "print(",
+    "pprint",
+    ".write(",
+    "json.dump",
+    "sys.stdout",
+    "logging.",
+    "logger.",
+    "requests.",
+    "urlopen",
+    "console.log",
+    "puts ",
+    "send(",
+];
+
+/// A whole script: a secret variable or the whole environment printed, written or sent
+/// (`print(os.environ["HF_TOKEN"])`, `json.dumps(dict(os.environ))`), and `/proc/*/environ`.
+fn secrets_shown_by_script(code: &str) -> Result<(), String> {
+    if code.contains("/environ") {
+        return Err(
+            "the script reads a process environment (/proc/*/environ), which holds tokens".into(),
+        );
+    }
+    for line in code.lines() {
+        if !OUTPUTS.iter().any(|o| line.contains(o)) {
+            continue;
+        }
+        for name in [
+            "HF_TOKEN",
+            "HUGGING_FACE_HUB_TOKEN",
+            "ANTHROPIC_API_KEY",
+            "GH_TOKEN",
+            "GITHUB_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+            "OPENAI_API_KEY",
+            "WANDB_API_KEY",
+        ] {
+            if has_ident(line, name) {
+                return Err(format!(
+                    "the script prints, writes or sends the secret `{name}`. Tokens never leave \
+                     mlres; `mlres` commands use the credentials for you"
+                ));
+            }
+        }
+        let whole_env = [
+            "dict(os.environ",
+            "os.environ)",
+            "os.environ.items",
+            "process.env)",
+            "%ENV",
+            "ENV.to_h",
+        ]
+        .iter()
+        .any(|w| line.contains(w));
+        if whole_env {
+            return Err(
+                "the script prints, writes or sends the whole environment, which holds tokens. \
+                 Print single, non-secret variables instead"
+                    .into(),
+            );
         }
     }
     Ok(())

@@ -363,7 +363,7 @@ const STARTUP_FILES: &[&str] = &[
     ".inputrc",
 ];
 
-fn is_env_file(base: &str) -> bool {
+pub(crate) fn is_env_file(base: &str) -> bool {
     let lower = base.to_ascii_lowercase();
     let benign = [".example", ".sample", ".template", ".dist", ".defaults"];
     if benign.iter().any(|b| lower.ends_with(b)) {

@@ -19,6 +19,7 @@
 mod checks;
 mod parse;
 mod rules;
+mod scripts;
 mod walk;
 mod words;
 
@@ -111,6 +112,11 @@ pub(crate) struct Analyzer<'a> {
     aliases: HashMap<String, String>,
     /// Files written in this command from content the guard could not see.
     unseen_files: std::collections::HashSet<String>,
+    /// Files written in this command from content the guard saw, by normalised path: what
+    /// runs if the command then runs them.
+    seen_files: HashMap<String, String>,
+    /// Script files read through the Machine so far.
+    scripts_read: usize,
 }
 
 fn deny_obf(what: &str) -> String {
@@ -136,6 +142,8 @@ impl<'a> Analyzer<'a> {
             mlres_read_only: false,
             aliases: HashMap::new(),
             unseen_files: std::collections::HashSet::new(),
+            seen_files: HashMap::new(),
+            scripts_read: 0,
         }
     }
 

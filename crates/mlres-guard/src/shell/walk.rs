@@ -369,16 +369,20 @@ impl Analyzer<'_> {
         piped: bool,
     ) -> R {
         let mut seen_content = false;
+        let name = args
+            .first()
+            .map(|a| a.s().rsplit('/').next().unwrap_or("").to_string())
+            .unwrap_or_default();
+        let mut content = None;
         if let Stdin::Text { body, .. } = stdin {
             let target = write_target.unwrap_or("heredoc");
             code::scan_file_content(body, target)?;
             seen_content = true;
+            if name == "cat" && args.len() == 1 {
+                content = Some(body.clone());
+            }
         }
         if let Some(target) = write_target {
-            let name = args
-                .first()
-                .map(|a| a.s().rsplit('/').next().unwrap_or("").to_string())
-                .unwrap_or_default();
             if matches!(name.as_str(), "echo" | "printf") && !args.iter().any(|a| a.dynamic) {
                 let joined = args[1..]
                     .iter()
@@ -393,11 +397,15 @@ impl Analyzer<'_> {
                     .join(" ");
                 code::scan_file_content(&joined, target)?;
                 seen_content = true;
+                content = Some(joined);
             }
+            let t = self.resolve(target, false)?;
+            let path = self.pe.norm(&t.text.replace(DYN, ""));
             if !seen_content || piped {
-                let t = self.resolve(target, false)?;
-                self.unseen_files
-                    .insert(self.pe.norm(&t.text.replace(DYN, "")));
+                self.unseen_files.insert(path);
+            } else if let Some(c) = content {
+                // Running it later in this command runs this text (see `scripts`).
+                self.seen_files.insert(path, c);
             }
         }
         Ok(())

@@ -411,3 +411,61 @@ fn names_assembled_in_code_are_denied() {
         not_denied(cmd);
     }
 }
+
+fn decide_on(cmd: &str, machine: &MapMachine) -> Verdict {
+    decide_with(&bash(cmd), &ctx(), machine)
+}
+
+#[test]
+fn scripts_run_from_files_meet_the_same_rules() {
+    let m = MapMachine::default()
+        .with_file("/home/user/proj/x.sh", "set -e\ncat ~/.netrc\n")
+        .with_file("/home/user/proj/outer.sh", "cd sub\nbash ../x.sh\n")
+        .with_file("/home/user/proj/tool", "#!/usr/bin/env python3\nimport pty\npty.spawn('sh')\n")
+        .with_file("/home/user/proj/shell-tool", "#!/bin/sh\nhf jobs run ubuntu true\n")
+        .with_file("/home/user/proj/env.sh", "export MLRES_STATE_DIR=/tmp/s\n")
+        .with_file("/home/user/proj/up.py", "from huggingface_hub import HfApi\nHfApi().upload_folder(repo_id='me/m', folder_path='out')\n")
+        .with_file("/home/user/proj/show.py", "import os\nprint(os.environ['HF_TOKEN'])\n")
+        .with_file(
+            "/home/user/proj/train.py",
+            "import os, subprocess, torch\nfrom transformers import AutoTokenizer\n\
+             tok = AutoTokenizer.from_pretrained('gpt2', token=os.environ.get('HF_TOKEN'))\n\
+             env = os.environ.copy()\nsubprocess.run(['nvidia-smi'], env=env)\n\
+             model = torch.compile(torch.nn.Linear(2, 2))\nprint(tok.decode([1, 2]))\n\
+             from dotenv import load_dotenv\nload_dotenv('.env')\nmodel.push_to_hub('me/m')\n",
+        );
+    for cmd in [
+        "bash x.sh",
+        "sh ./x.sh",
+        "bash outer.sh",
+        "./tool",
+        "/home/user/proj/shell-tool",
+        "source env.sh",
+        ". ./env.sh",
+        "python3 up.py",
+        "uv run up.py",
+        "accelerate launch --num_processes 2 up.py",
+        "python3 show.py",
+    ] {
+        let v = decide_on(cmd, &m);
+        let Verdict::Deny { reason } = v else {
+            panic!("{cmd} -> {v:?}")
+        };
+        assert!(reason.contains("the script `"), "{cmd}: {reason}");
+    }
+    for cmd in [
+        "python3 train.py --lr 3e-4",
+        "torchrun --nproc_per_node 2 train.py",
+        "python3 missing.py",
+        "bash missing.sh",
+        "./missing-tool",
+    ] {
+        let v = decide_on(cmd, &m);
+        assert!(!v.is_deny(), "{cmd} -> {v:?}");
+    }
+    // What this command wrote into a script is what runs.
+    denied("cat > y.sh <<'EOF'\ncat ~/.netrc\nEOF\nbash y.sh");
+    denied("echo 'cat ~/.netrc' > z.sh; sh z.sh");
+    not_denied("echo 'python3 train.py --lr 1e-3' > run.sh && bash run.sh");
+    not_denied("if [ -n \"$X\" ]; then echo set; fi");
+}

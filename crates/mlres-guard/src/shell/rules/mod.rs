@@ -86,6 +86,7 @@ const PROGRAMS: &[(&[&str], Handler)] = &[
     // Interpreters: inline code and programs on standard input (`interpreters`).
     (&["python", "pypy", "ipython", "node", "bun", "deno", "ruby", "perl", "php", "lua",
        "luajit", "rscript", "r", "julia", "osascript"], interpreters::interpreter),
+    (&["torchrun", "accelerate", "deepspeed"], interpreters::launcher),
     // Text tools whose first argument is a program (`text`).
     (&["awk", "gawk", "mawk", "nawk", "busybox-awk"], text::awk),
     (&["jq", "gojq", "jaq", "yq"], text::jq),
@@ -194,6 +195,8 @@ impl Analyzer<'_> {
         self.args_are_not_secret_reads(&prog, rest)?;
         match rule_for(&prog) {
             Some(handler) => handler(self, &prog, rest, stdin),
+            // A program run by path may be a script the agent wrote (`./x.sh`).
+            None if raw.contains('/') => self.run_program_file(name),
             None => Ok(()),
         }
     }
