@@ -304,6 +304,7 @@ fn scan_code(code: &str, an: &mut Analyzer, script: bool) -> Result<(), String> 
     }
     broker_copy_in_code(code)?;
     pty_in_code(code)?;
+    kills_broker_in_code(code)?;
     let (decoding, dyn_exec) = if script {
         (
             STRONG_DECODERS.iter().any(|d| code.contains(d)),
@@ -555,6 +556,37 @@ fn broker_copy_in_code(code: &str) -> Result<(), String> {
         return Err(
             "inline code copies or links the mlres binary to another place; a broker under another \
              name escapes the guard. Run the installed `mlres` by name"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Code that signals processes and names mlres (`os.kill(pid, …)` over `pgrep -f mlres`,
+/// `psutil` processes whose name is `mlres`).
+fn kills_broker_in_code(code: &str) -> Result<(), String> {
+    const SIGNALS: &[&str] = &[
+        "os.kill",
+        "killpg",
+        "SIGKILL",
+        "SIGTERM",
+        "SIGINT",
+        ".kill(",
+        ".terminate(",
+        "send_signal",
+        "process.kill",
+        "Process.kill",
+        "pkill",
+        "killall",
+    ];
+    if SIGNALS.iter().any(|s| code.contains(s))
+        && string_literals(code)
+            .iter()
+            .any(|l| l.to_ascii_lowercase().contains("mlres"))
+    {
+        return Err(
+            "inline code signals processes and names mlres: stopping the broker, its loop or a job \
+             supervisor is not the agent's call. Use `mlres loop stop`, or ask the user"
                 .into(),
         );
     }

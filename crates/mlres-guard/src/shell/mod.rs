@@ -117,6 +117,9 @@ pub(crate) struct Analyzer<'a> {
     seen_files: HashMap<String, String>,
     /// Script files read through the Machine so far.
     scripts_read: usize,
+    /// This command looks mlres processes up (`pgrep -f mlres`): a `kill` of computed pids
+    /// in it would stop them.
+    pub(crate) broker_looked_up: bool,
 }
 
 fn deny_obf(what: &str) -> String {
@@ -144,6 +147,7 @@ impl<'a> Analyzer<'a> {
             unseen_files: std::collections::HashSet::new(),
             seen_files: HashMap::new(),
             scripts_read: 0,
+            broker_looked_up: false,
         }
     }
 

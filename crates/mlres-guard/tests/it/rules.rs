@@ -469,3 +469,46 @@ fn scripts_run_from_files_meet_the_same_rules() {
     not_denied("echo 'python3 train.py --lr 1e-3' > run.sh && bash run.sh");
     not_denied("if [ -n \"$X\" ]; then echo set; fi");
 }
+
+#[test]
+fn mlres_processes_are_stopped_with_mlres_loop_stop() {
+    for cmd in [
+        "kill $(pgrep -f mlres)",
+        "kill -9 `pidof mlres`",
+        "pkill -f 'ml.es'",
+        "pkill -if MLRES",
+        "pkill -f '[m]lres loop'",
+        "pkill -f __supervise",
+        "killall mlres",
+        "killall -r '^ml'",
+        "pgrep -f mlres | xargs kill",
+        "ps aux | grep [m]lres | awk '{print $2}' | xargs kill -TERM",
+        "mlres loop run --json & sleep 5; kill $!",
+        "kill -9 -1",
+        "kill -- -1",
+        "pkill -u user",
+        "killall -u user",
+        "python3 -c \"import os, signal, subprocess; os.kill(int(subprocess.check_output(['pgrep', 'mlres'])), signal.SIGTERM)\"",
+    ] {
+        let reason = denied(cmd);
+        assert!(reason.contains("mlres loop stop"), "{cmd}: {reason}");
+    }
+    let mut m = MapMachine::default();
+    m.broker_pids.push(4242);
+    assert!(decide_on("kill 4242", &m).is_deny());
+    assert!(decide_on("kill -TERM -- -4242", &m).is_deny());
+    assert!(!decide_on("kill 4243", &m).is_deny());
+    for cmd in [
+        "kill 12345",
+        "kill %1",
+        "kill -l",
+        "python3 train.py & sleep 60; kill $!",
+        "kill $(pgrep -f 'python3 train.py')",
+        "pkill -f train.py",
+        "pkill -u user python3",
+        "pgrep -fa mlres",
+        "killall tensorboard",
+    ] {
+        not_denied(cmd);
+    }
+}

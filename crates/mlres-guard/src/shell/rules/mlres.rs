@@ -4,8 +4,8 @@
 //! `XDG_STATE_HOME` assigned in the same command), any argument computed at run time
 //! (substitutions, unknown variables, globs, brace expansions, words supplied by `xargs`)
 //! unless the command only reads (`mlres exp status "$id"`), `mlres data inspect|audit` of a
-//! credential file or the state, and stopping the broker with `kill`/`pkill`/`killall`. A
-//! single plain read-only `mlres` command (`status`, `list`, `logs`, …) is what lets the guard
+//! credential file or the state (stopping the broker is `signals`' business). A single
+//! plain read-only `mlres` command (`status`, `list`, `logs`, …) is what lets the guard
 //! answer Allow instead of deferring; this module records whether the last invocation was
 //! one.
 
@@ -167,14 +167,6 @@ fn data_sources(an: &Analyzer<'_>, rest: &[Arg], sub: &[Option<&str>]) -> R {
                 a.s()
             ));
         }
-    }
-    Ok(())
-}
-
-/// `kill`/`pkill`/`killall` aimed at mlres.
-pub(super) fn kill(_an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
-    if rest.iter().any(|a| a.s().contains("mlres")) {
-        return Err("refused: stopping the mlres broker from the agent. Use `mlres loop stop` or ask the user".into());
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ mod mlres;
 mod net;
 mod runners;
 mod shells;
+mod signals;
 mod terminals;
 mod text;
 mod wrappers;
@@ -93,7 +94,7 @@ const PROGRAMS: &[(&[&str], Handler)] = &[
     // The Hub, the broker and the agent itself (`hf`, `mlres`, `git`, `http`, `claude`).
     (&["hf", "huggingface-cli"], hf::hf),
     (&["mlres"], mlres::mlres),
-    (&["kill", "pkill", "killall"], mlres::kill),
+    (&["kill", "pkill", "killall"], signals::kill),
     (&["git"], git::git),
     (&["gh"], git::gh),
     (&["curl", "wget", "http", "https", "httpie", "xh", "xhs", "curlie", "aria2c", "lwp-request",
@@ -193,6 +194,7 @@ impl Analyzer<'_> {
             ));
         }
         self.args_are_not_secret_reads(&prog, rest)?;
+        self.note_broker_lookup(&prog, rest);
         match rule_for(&prog) {
             Some(handler) => handler(self, &prog, rest, stdin),
             // A program run by path may be a script the agent wrote (`./x.sh`).
