@@ -305,6 +305,7 @@ fn scan_code(code: &str, an: &mut Analyzer, script: bool) -> Result<(), String> 
     broker_copy_in_code(code)?;
     pty_in_code(code)?;
     kills_broker_in_code(code)?;
+    uploads_in_code(code)?;
     let (decoding, dyn_exec) = if script {
         (
             STRONG_DECODERS.iter().any(|d| code.contains(d)),
@@ -558,6 +559,72 @@ fn broker_copy_in_code(code: &str) -> Result<(), String> {
              name escapes the guard. Run the installed `mlres` by name"
                 .into(),
         );
+    }
+    Ok(())
+}
+
+/// Code that sends a local file somewhere other than this machine: a request with `files=`
+/// or a body read from a file (`data=open(…)`), FTP `storbinary`, SFTP `put`, S3
+/// `upload_fileobj`/`put_object`, a socket's `sendfile`. URLs all on this machine
+/// (`localhost`, `127.0.0.1`) are fine.
+fn uploads_in_code(code: &str) -> Result<(), String> {
+    const SENDS: &[&str] = &[
+        "files=",
+        "data=open(",
+        "data = open(",
+        "content=open(",
+        "storbinary",
+        "upload_fileobj",
+        "put_object",
+        "sftp.put",
+        ".sendfile(",
+        "FormData",
+        "createReadStream",
+    ];
+    let Some(how) = SENDS.iter().find(|s| code.contains(*s)) else {
+        return Ok(());
+    };
+    let remote = string_literals(code).into_iter().find_map(|l| {
+        let l = l.trim();
+        if !l.contains("://") {
+            return None;
+        }
+        let host = crate::shell::url_host(l)?;
+        (!crate::shell::is_local_host(&host)).then_some(host)
+    });
+    let network = [
+        "requests.",
+        "httpx.",
+        "urlopen",
+        "aiohttp",
+        "ftplib",
+        "FTP(",
+        "paramiko",
+        "boto3",
+        "http.client",
+        "fetch(",
+        "axios",
+        "socket",
+    ]
+    .iter()
+    .any(|n| code.contains(n));
+    if let Some(host) = remote.as_ref().filter(|_| network) {
+        return Err(format!(
+            "inline code uploads a local file (`{how}`) to `{host}`. Files leave this machine \
+             through mlres (`mlres hub files upload --repo <approved output repo> <path>`) or the \
+             user"
+        ));
+    }
+    if network
+        && remote.is_none()
+        && !code.contains("://")
+        && ["storbinary", "sftp.put", "upload_fileobj", "put_object"].contains(how)
+    {
+        return Err(format!(
+            "inline code uploads a local file (`{how}`) to another machine. Files leave this \
+             machine through mlres (`mlres hub files upload --repo <approved output repo> \
+             <path>`) or the user"
+        ));
     }
     Ok(())
 }

@@ -19,6 +19,8 @@
 mod checks;
 mod parse;
 mod rules;
+
+pub(crate) use rules::{is_local_host, url_host};
 mod scripts;
 mod walk;
 mod words;

@@ -95,6 +95,9 @@ pub(super) fn copy(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], _stdin: &Std
         .filter(|o| !matches!(*o, "-s" | "--size"))
         .collect();
     let pos: Vec<&Arg> = skip_all_opts(rest, &with_value).collect();
+    if matches!(prog, "scp" | "rsync" | "rclone") {
+        super::uploads::remote_copy(prog, &pos)?;
+    }
     let explicit_target = rest
         .iter()
         .position(|a| a.s() == "-t" || a.s() == "--target-directory");

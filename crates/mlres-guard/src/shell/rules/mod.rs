@@ -25,9 +25,11 @@ mod shells;
 mod signals;
 mod terminals;
 mod text;
+mod uploads;
 mod wrappers;
 
 use super::{Analyzer, Arg, MAX_DEPTH, R, Stdin, deny_obf};
+pub(crate) use uploads::{is_local_host, url_host};
 
 /// A family's rule for one program: `(analyzer, normalised program name, the arguments after
 /// the name, what the program reads on standard input)`. `Err(reason)` denies.
@@ -102,6 +104,11 @@ const PROGRAMS: &[(&[&str], Handler)] = &[
     (&["claude"], claude::claude),
     // Raw network tools (`net`).
     (&["socat"], net::socat),
+    // Uploads of local files to other machines (`uploads`).
+    (&["nc", "ncat", "netcat", "nc.openbsd", "nc.traditional", "telnet"], uploads::netcat),
+    (&["sftp"], uploads::sftp),
+    (&["aws", "gsutil", "gcloud", "azcopy", "az", "croc", "wormhole", "magic-wormhole", "ffsend"],
+        uploads::cloud_copy),
     (&["cargo"], cargo::cargo),
     // Environment dumps (`environment`, which also checks every assignment).
     (&["printenv"], environment::printenv),

@@ -1,11 +1,12 @@
-//! Raw network tools: `socat`. Denied: a `pty` address (a terminal faker, see `terminals`).
-//! The command of an `EXEC:`/`SYSTEM:` address is analysed like any other.
+//! Raw network tools: `socat`. Denied: a `pty` address (a terminal faker, see `terminals`)
+//! and a file, standard input or a program wired to a network address off this machine (see
+//! `uploads`). The command of an `EXEC:`/`SYSTEM:` address is analysed like any other.
 
 use super::terminals;
 use crate::shell::{Analyzer, Arg, R, Stdin};
 
 /// `socat [options] ADDRESS ADDRESS`.
-pub(super) fn socat(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
+pub(super) fn socat(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
     let addrs: Vec<&Arg> = rest
         .iter()
         .filter(|a| !a.is_opt() || a.s() == "-")
@@ -15,6 +16,7 @@ pub(super) fn socat(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], _stdin: &St
             return Err(terminals::reason(&format!("{prog} … pty")));
         }
     }
+    super::uploads::socat_upload(&addrs, stdin)?;
     for a in &addrs {
         let lower = a.s().to_ascii_lowercase();
         let cmd = ["exec:", "system:"]

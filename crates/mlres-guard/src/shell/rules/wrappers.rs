@@ -520,7 +520,7 @@ pub(super) fn watch(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &S
 
 /// `ssh HOST cmd …` runs its words as a shell string (on the remote host, which may well
 /// hold the same credentials).
-pub(super) fn ssh(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
+pub(super) fn ssh(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
     let mut pos = skip_opts(
         rest,
         &[
@@ -528,7 +528,21 @@ pub(super) fn ssh(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Std
             "-S", "-W", "-w", "-E", "-B", "-I", "-Q",
         ],
     );
-    let _host = pos.next();
+    let host = pos.next();
+    // What it reads on standard input goes to the other machine (`tar c data | ssh box 'cat
+    // > d.tgz'`, `ssh box < script.sh`).
+    if matches!(stdin, Stdin::File | Stdin::Pipe | Stdin::Text { .. }) {
+        let h = host.and_then(|h| super::uploads::url_host(h.s()));
+        if !h.as_deref().is_some_and(super::uploads::is_local_host) {
+            let to = h
+                .map(|h| format!("`{h}`"))
+                .unwrap_or_else(|| "another machine".into());
+            return Err(super::uploads::reason(
+                &format!("`{prog}` fed a file or a pipe"),
+                &to,
+            ));
+        }
+    }
     let remote: Vec<&Arg> = pos.collect();
     if remote.is_empty() {
         return Ok(());
