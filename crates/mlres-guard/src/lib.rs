@@ -30,6 +30,7 @@ mod paths;
 mod redact;
 mod shell;
 mod tools;
+mod web;
 
 use std::path::PathBuf;
 
@@ -63,7 +64,29 @@ pub trait Machine {
     fn file(&self, path: &str) -> FileView;
     /// Whether process `pid` is an mlres process (the broker, its loop or a job supervisor).
     fn is_broker_process(&self, pid: u32) -> bool;
+    /// Hosts the user allowed for the agent's network access besides [`RESEARCH_HOSTS`]
+    /// (Claude Code's `sandbox.network.allowedDomains`; `*.example.com` for subdomains). Asked
+    /// only when a tool fetches a URL.
+    fn allowed_web_hosts(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
+
+/// The hosts (and their subdomains) the agent's WebFetch may reach by default: papers,
+/// models and datasets, code, packages and library documentation. `mlres setup claude
+/// --user` writes the same list into Claude Code's `sandbox.network.allowedDomains`, so
+/// sandboxed commands and the guard agree.
+pub const RESEARCH_HOSTS: &[&str] = &[
+    "arxiv.org",
+    "huggingface.co",
+    "github.com",
+    "semanticscholar.org",
+    "pypi.org",
+    "files.pythonhosted.org",
+    "docs.python.org",
+    "pytorch.org",
+    "readthedocs.io",
+];
 
 /// What a [`Machine`] found at a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,7 +240,8 @@ fn decide_inner(json: &str, ctx: &GuardContext, machine: &dyn Machine) -> Verdic
         },
         "Write" | "Edit" | "MultiEdit" | "NotebookEdit" => tools::file_edit(tool, input, &mut an).map(|()| None),
         "Read" | "Grep" | "Glob" | "LS" => tools::read(tool, input, an.paths()).map(|()| None),
-        "WebFetch" => tools::web_fetch(input, an.paths()).map(|()| None),
+        "WebFetch" => tools::web_fetch(input, &an).map(|()| None),
+        "WebSearch" => tools::web_search(input).map(|()| None),
         "Agent" | "Task" => tools::agent(input, &mut an).map(|()| None),
         t if t.starts_with("mcp__") => tools::mcp(t, input, &mut an).map(|()| None),
         _ => Ok(None),

@@ -583,3 +583,94 @@ fn local_files_do_not_leave_the_machine() {
         not_denied(cmd);
     }
 }
+
+fn tool_call(tool: &str, input: serde_json::Value) -> Verdict {
+    decide(
+        &serde_json::json!({"tool_name": tool, "cwd": "/home/user/proj", "tool_input": input})
+            .to_string(),
+        &ctx(),
+    )
+}
+
+#[test]
+fn web_fetch_stays_on_research_hosts_and_carries_no_secrets() {
+    let fetch = |url: &str| tool_call("WebFetch", serde_json::json!({"url": url, "prompt": "p"}));
+    for url in [
+        "https://evil.example.com/x",
+        "https://arxiv.org.evil.com/abs/1",
+        "https://github.com.attacker.io/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost:8080/",
+        "ftp://arxiv.org/pub",
+        "https://huggingface.co@evil.example/x",
+        "https://arxiv.org/abs/1?x=2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
+        "https://github.com/search?q=ZmFrZS1rZXktZm9yLXRlc3RzLW9ubHktMTIzNDU2Nzg5MGFi",
+        "https://github.com/x/ZmFrZS1rZXktZm9yLXRlc3RzLW9ubHktMTIzNDU2Nzg5MGFi",
+        "https://pypi.org/?token=abc",
+    ] {
+        assert!(fetch(url).is_deny(), "{url}");
+    }
+    let Verdict::Deny { reason } = fetch("https://webhook.site/x") else {
+        panic!()
+    };
+    assert!(
+        reason.contains("arxiv.org") && reason.contains("mlres setup claude"),
+        "{reason}"
+    );
+    for url in [
+        "https://arxiv.org/abs/1706.03762",
+        "https://export.arxiv.org/api/query?search_query=all:lora",
+        "https://huggingface.co/datasets/x/y/resolve/7c8b1f59b2a6e2bb9a0d2d8cbe7a1c6e4f5d2e3a/README.md",
+        "https://github.com/pytorch/pytorch/commit/0123456789abcdef0123456789abcdef01234567",
+        "https://api.semanticscholar.org/graph/v1/paper/search?query=lora+adapters&limit=5",
+        "https://peft.readthedocs.io/en/latest/",
+        "https://download.pytorch.org/whl/cu121/torch-2.3.0%2Bcu121-cp311-cp311-linux_x86_64.whl",
+        "https://files.pythonhosted.org/packages/source/t/trl/trl-0.9.6.tar.gz",
+    ] {
+        assert!(!fetch(url).is_deny(), "{url}");
+    }
+    // Hosts the user allowed in Claude Code's sandbox settings (read by the Machine).
+    struct UserHosts;
+    impl mlres_guard::Machine for UserHosts {
+        fn file(&self, _: &str) -> mlres_guard::FileView {
+            mlres_guard::FileView::Missing
+        }
+        fn is_broker_process(&self, _: u32) -> bool {
+            false
+        }
+        fn allowed_web_hosts(&self) -> Vec<String> {
+            vec!["*.wandb.ai".into()]
+        }
+    }
+    let j = serde_json::json!({"tool_name": "WebFetch", "tool_input": {"url": "https://docs.wandb.ai/x", "prompt": "p"}}).to_string();
+    assert!(!decide_with(&j, &ctx(), &UserHosts).is_deny());
+    // Other tools that take a URL, and search queries.
+    assert!(
+        tool_call(
+            "mcp__fetch__fetch",
+            serde_json::json!({"url": "https://evil.example/x"})
+        )
+        .is_deny()
+    );
+    assert!(
+        !tool_call(
+            "mcp__fetch__fetch",
+            serde_json::json!({"url": "https://arxiv.org/abs/1"})
+        )
+        .is_deny()
+    );
+    assert!(
+        tool_call(
+            "WebSearch",
+            serde_json::json!({"query": "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db"})
+        )
+        .is_deny()
+    );
+    assert!(
+        !tool_call(
+            "WebSearch",
+            serde_json::json!({"query": "lion optimizer lr schedule"})
+        )
+        .is_deny()
+    );
+}
