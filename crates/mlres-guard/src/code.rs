@@ -348,6 +348,7 @@ fn scan_code(code: &str, an: &mut Analyzer, script: bool) -> Result<(), String> 
         check_literal_path(lit, an.paths())?;
     }
     moves_protected_dirs(code, &lits, an.paths())?;
+    writes_exports(code, &lits, an.paths())?;
     crate::assembled::check(code, an.paths())?;
     if spawns {
         for (i, lit) in lits.iter().enumerate() {
@@ -451,6 +452,55 @@ fn secrets_shown_by_script(code: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Code that writes a file and names one in the project's `runs/`, mlres' exports
+/// (`open('runs/summary.md', 'w')`). Reading them is fine.
+fn writes_exports(code: &str, lits: &[String], pe: &PathEnv) -> Result<(), String> {
+    const WRITES: &[&str] = &[
+        "'w'",
+        "\"w\"",
+        "'a'",
+        "\"a\"",
+        "'wb'",
+        "\"wb\"",
+        "'ab'",
+        "'w+'",
+        "'r+'",
+        "write_text",
+        "write_bytes",
+        "writeFile",
+        "appendFile",
+        "shutil.",
+        "os.remove",
+        "os.unlink",
+        "os.rename",
+        "os.replace",
+        ".unlink(",
+        ".rename(",
+        ".touch(",
+        "savefig(",
+        "to_csv(",
+        "to_json(",
+        "File.write",
+        "File.open",
+    ];
+    if !WRITES.iter().any(|w| code.contains(w)) {
+        return Ok(());
+    }
+    for lit in lits {
+        let l = lit.trim();
+        if l.is_empty() || l.len() > 4096 || !l.contains("runs") {
+            continue;
+        }
+        if pe.protected_write(l, false) == Some(crate::paths::EXPORTS_WRITE) {
+            return Err(format!(
+                "inline code writes `{l}`: {}",
+                crate::paths::EXPORTS_WRITE
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Calls that move or delete files and directories.
 const MOVERS: &[&str] = &[
     "shutil.move",
@@ -519,6 +569,7 @@ pub(crate) fn check_literal_path(lit: &str, pe: &PathEnv) -> Result<(), String> 
     if let Some(why) = pe.protected_write(l, true)
         && why != crate::paths::FAKE_BROKER
         && why != crate::paths::LEDGER_VIEW_WRITE
+        && why != crate::paths::EXPORTS_WRITE
     {
         return Err(format!("inline code refers to `{l}`: {why}"));
     }

@@ -674,3 +674,43 @@ fn web_fetch_stays_on_research_hosts_and_carries_no_secrets() {
         .is_deny()
     );
 }
+
+#[test]
+fn runs_is_mlres_to_write() {
+    for cmd in [
+        "echo x > runs/summary.md",
+        "echo x >> /home/user/proj/runs/notes.md",
+        "cp /tmp/s.md runs/summary.md",
+        "mv runs/summary.md /tmp/",
+        "tee -a runs/summary.md < d.md",
+        "sed -i s/a/b/ runs/summary.md",
+        "touch runs/.mlres-ledger.json",
+        "rm -rf runs",
+        "cd runs && echo x > summary.md",
+        "python3 -c \"open('runs/summary.md', 'w').write('x')\"",
+    ] {
+        let reason = denied(cmd);
+        assert!(reason.contains("mlres ledger export"), "{cmd}: {reason}");
+    }
+    let write = |path: &str| {
+        tool_call(
+            "Write",
+            serde_json::json!({"file_path": path, "content": "x"}),
+        )
+    };
+    assert!(write("/home/user/proj/runs/summary.md").is_deny());
+    assert!(write("/home/user/proj/runs/exp1/notes.md").is_deny());
+    assert!(!write("/home/user/proj/notes/runs.md").is_deny());
+    assert!(!write("/home/user/proj/src/runs/x.py").is_deny());
+    for cmd in [
+        "cat runs/summary.md",
+        "ls -la runs/",
+        "cp runs/summary.md notes/",
+        "tensorboard --logdir runs",
+        "python3 -c \"print(open('runs/summary.md').read())\"",
+        "find . -name '*.pyc' -delete",
+        "rm -rf build/ dist/",
+    ] {
+        not_denied(cmd);
+    }
+}
