@@ -119,6 +119,8 @@ pub(crate) struct Analyzer<'a> {
     seen_files: HashMap<String, String>,
     /// Script files read through the Machine so far.
     scripts_read: usize,
+    /// What the Machine said about each path asked.
+    files_seen: HashMap<String, crate::FileView>,
     /// This command looks mlres processes up (`pgrep -f mlres`): a `kill` of computed pids
     /// in it would stop them.
     pub(crate) broker_looked_up: bool,
@@ -149,6 +151,7 @@ impl<'a> Analyzer<'a> {
             unseen_files: std::collections::HashSet::new(),
             seen_files: HashMap::new(),
             scripts_read: 0,
+            files_seen: HashMap::new(),
             broker_looked_up: false,
         }
     }

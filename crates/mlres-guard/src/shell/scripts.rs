@@ -42,11 +42,21 @@ impl Analyzer<'_> {
         if !path.starts_with('/') || self.scripts_read >= MAX_SCRIPTS || system_path(&path) {
             return None;
         }
-        self.scripts_read += 1;
-        match self.machine.file(&path) {
+        match self.file_view(&path) {
             FileView::Text(t) => Some((path, t)),
             _ => None,
         }
+    }
+
+    /// What the [`crate::Machine`] finds at `path`, asked once per path and decision.
+    pub(crate) fn file_view(&mut self, path: &str) -> FileView {
+        if let Some(v) = self.files_seen.get(path) {
+            return v.clone();
+        }
+        self.scripts_read += 1;
+        let v = self.machine.file(path);
+        self.files_seen.insert(path.to_string(), v.clone());
+        v
     }
 
     /// Analyses the script `a` names, if its text can be known, as `lang`.

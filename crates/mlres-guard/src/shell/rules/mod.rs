@@ -215,7 +215,7 @@ impl Analyzer<'_> {
     /// `target/`, a copy in `/tmp`), or any program the [`crate::Machine`] recognises as an
     /// mlres binary (`/tmp/m`, a copy under another name). The agent could have built,
     /// changed or wrapped such a binary; the installed `mlres` is the broker the user set up.
-    fn broker_by_another_path(&self, raw: &str, base: &str) -> R {
+    fn broker_by_another_path(&mut self, raw: &str, base: &str) -> R {
         let lower = base.to_ascii_lowercase();
         let named_like = lower.starts_with("mlres") && lower != "mlres";
         let path = raw.contains('/');
@@ -233,7 +233,7 @@ impl Analyzer<'_> {
             && !installed(&norm)
             && norm.starts_with('/')
             && matches!(
-                self.machine.file(&norm),
+                self.file_view(&norm),
                 crate::FileView::Binary { broker: true }
             );
         if named_like || other_build || recognised {
