@@ -249,6 +249,7 @@ pub(crate) fn scan_script(code: &str, an: &mut Analyzer) -> Result<(), String> {
     scan_code(code, an, true)
 }
 
+/// The code rules: inline programs (`script == false`) or whole scripts run from files.
 fn scan_code(code: &str, an: &mut Analyzer, script: bool) -> Result<(), String> {
     let lower = code.to_ascii_lowercase();
     for api in HUB_WRITE_APIS {

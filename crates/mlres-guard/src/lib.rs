@@ -6,9 +6,13 @@
 //! given a hook's stdin JSON it decides whether a tool call goes *around* the broker
 //! (Hub CLIs, SDK calls in inline code, raw HTTP, git pushes to the Hub), reads
 //! credentials or the mlres state, dumps the environment, hides what it runs
-//! (decoding, `eval`, runtime-built command names), or weakens the guard itself
-//! (settings, plugin, hooks, PATH tricks, subagents in bypass mode). It fails closed:
-//! unparseable input or shell syntax is denied.
+//! (decoding, `eval`, runtime-built command names, names assembled in code, scripts whose
+//! content would be refused), weakens the guard itself (settings, plugin, hooks, PATH tricks,
+//! subagents in bypass mode, terminal fakers), or the broker (an `mlres` given computed
+//! arguments or reached through another path, stopping it, moving its state, writing its
+//! `runs/` exports), or sends data away (uploads of local files, WebFetch off the research
+//! hosts or carrying secret-shaped values). It fails closed: unparseable input or shell syntax
+//! is denied.
 //!
 //! Bash commands are parsed with `brush-parser`; every simple command is analysed,
 //! including those inside substitutions, functions, heredoc expansions and the payloads of

@@ -52,6 +52,7 @@ fn names_mlres(rest: &[Arg]) -> Option<String> {
     None
 }
 
+/// `cargo run`/`cargo r` of mlres and `cargo install` of mlres; everything else passes.
 pub(super) fn cargo(_an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
     let with_val = [
         "--bin",

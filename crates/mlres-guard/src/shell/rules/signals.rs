@@ -18,6 +18,7 @@ const BROKER_CMDLINES: &[&str] = &[
     "mlres guard",
 ];
 
+/// The reason for denying a command that would stop mlres, naming `mlres loop stop`.
 fn reason(what: &str) -> String {
     format!(
         "refused: `{what}` would stop mlres processes (the broker, its loop or a job supervisor). \
