@@ -53,6 +53,8 @@ pub(super) fn http(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], stdin: &Stdi
                 "refused: sends {why} to the Hugging Face Hub outside the broker. {SANCTIONED_HUB}"
             ));
         }
+        // An upload of local data says so, before the runtime-URL rule below.
+        super::uploads::http_upload(prog, rest, stdin)?;
         let url_dynamic = rest.iter().any(|a| a.dynamic && !a.is_opt());
         if url_dynamic {
             return Err(deny_obf(&format!(

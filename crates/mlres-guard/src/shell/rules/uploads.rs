@@ -133,6 +133,16 @@ pub(super) fn http_upload(prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
             break;
         }
     }
+    // A body computed by a command substitution (`-d "$(cat data.jsonl)"`) carries whatever
+    // that command read.
+    if sends.is_none()
+        && rest
+            .iter()
+            .enumerate()
+            .any(|(i, a)| computed_body(prog, rest, i, a))
+    {
+        sends = Some("the output of a command substitution".into());
+    }
     // httpie and xh send what they read on standard input as the body.
     if sends.is_none()
         && matches!(prog, "http" | "https" | "httpie" | "xh" | "xhs")
@@ -187,6 +197,38 @@ pub(super) fn http_upload(prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
         return Err(reason(&format!("`{prog}` uploading {file}"), &to));
     }
     Ok(())
+}
+
+/// Whether argument `i` is (or holds) a request body computed by a command substitution.
+fn computed_body(prog: &str, rest: &[Arg], i: usize, a: &Arg) -> bool {
+    const BODY: &[&str] = &[
+        "-d",
+        "--data",
+        "--data-binary",
+        "--data-raw",
+        "--data-ascii",
+        "--data-urlencode",
+        "--json",
+        "-F",
+        "--form",
+        "--post-data",
+        "--body-data",
+        "--raw",
+    ];
+    let s = a.s();
+    let attached = s.split_once('=').is_some_and(|(f, _)| BODY.contains(&f))
+        || (s.len() > 2 && (s.starts_with("-d") || s.starts_with("-F")) && !s.starts_with("--"));
+    let httpie_field = matches!(prog, "http" | "https" | "httpie" | "xh" | "xhs")
+        && !a.is_opt()
+        && s.contains('=');
+    let value = if BODY.contains(&s) {
+        rest.get(i + 1)
+    } else if attached || httpie_field {
+        Some(a)
+    } else {
+        None
+    };
+    value.is_some_and(|v| !v.subs.is_empty())
 }
 
 /// curl: `-F name=@file`, `-F 'name=<file'`, `-T file`, `-d @file`, `--data-binary @file`,
