@@ -3,10 +3,14 @@
 # tool call), over the guard's corpus (attacks + everyday commands), p50/p99.
 # Peer, side by side: the floor of any Python hook (the ml-research plugin's guard is Python):
 # `python3 -c` that only parses the same hook JSON and prints nothing.
+# MLRES_BIN=path benchmarks that binary instead of building one (honours CARGO_TARGET_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet -p mlres
-python3 - "${CARGO_TARGET_DIR:-$PWD/target}/release/mlres" crates/mlres-guard/tests/corpus/*.jsonl <<'EOPY'
+if [ -z "${MLRES_BIN:-}" ]; then
+  cargo build --release --quiet -p mlres
+  MLRES_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/mlres"
+fi
+python3 - "$MLRES_BIN" crates/mlres-guard/tests/corpus/*.jsonl <<'EOPY'
 import json, subprocess, sys, time, statistics, os, tempfile
 mlres, files = sys.argv[1], sys.argv[2:]
 inputs = []

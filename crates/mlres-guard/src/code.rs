@@ -144,8 +144,17 @@ pub(crate) fn mentions_hub_host(text: &str) -> bool {
 
 /// Extracts string literals ('…', "…", `…`) from code, honouring backslash escapes.
 pub(crate) fn string_literals(code: &str) -> Vec<String> {
-    let mut out = Vec::new();
     let chars: Vec<char> = code.chars().collect();
+    string_literal_spans(&chars)
+        .into_iter()
+        .map(|(s, _, _)| s)
+        .collect()
+}
+
+/// String literals with their positions: `(text, index of the opening quote, index after the
+/// closing quote)`, in chars.
+pub(crate) fn string_literal_spans(chars: &[char]) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -170,7 +179,7 @@ pub(crate) fn string_literals(code: &str) -> Vec<String> {
                 j += 1;
             }
             if closed {
-                out.push(s);
+                out.push((s, i, j + 1));
                 i = j + 1;
                 continue;
             }
@@ -226,8 +235,27 @@ const DECODERS: &[&str] = &[
 
 /// Scans code that will be executed locally with the user's credentials.
 pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String> {
+    scan_code(code, an, false)
+}
+
+/// Scans a whole program run from a file (`python3 x.py`, `./tool`; see `shell::scripts`)
+/// with the rules for inline code, minus what ordinary training and evaluation scripts do:
+/// `push_to_hub` (it needs the token, which sandboxed commands do not have, and the same
+/// script runs inside mlres' jobs), reading `HF_TOKEN` for a gated download (printing or
+/// sending it is still refused), copying the environment for a subprocess (dumping it is
+/// still refused), `getattr`, tokenizer `decode`/`torch.compile` next to each other, and
+/// loading a `.env` file.
+pub(crate) fn scan_script(code: &str, an: &mut Analyzer) -> Result<(), String> {
+    scan_code(code, an, true)
+}
+
+/// The code rules: inline programs (`script == false`) or whole scripts run from files.
+fn scan_code(code: &str, an: &mut Analyzer, script: bool) -> Result<(), String> {
     let lower = code.to_ascii_lowercase();
     for api in HUB_WRITE_APIS {
+        if script && *api == "push_to_hub" {
+            continue;
+        }
         if has_ident(code, api) {
             return Err(format!(
                 "inline code calls the Hub write/spend API `{api}` outside mlres. {SANCTIONED_SPEND}"
@@ -254,6 +282,7 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
             "urlopen(",
             "request(",
         ];
+        let writes = if script { &writes[..6] } else { &writes[..] };
         if writes.iter().any(|w| lower.contains(w)) {
             return Err(format!(
                 "inline code sends an authenticated or non-GET request to the Hugging Face Hub. {SANCTIONED_HUB}"
@@ -268,19 +297,36 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
             ));
         }
     }
-    env_dump_in_code(code)?;
-    sensitive_names_in_code(code)?;
-    let decoding = DECODERS.iter().any(|d| code.contains(d));
-    let dyn_exec = [
-        "exec(",
-        "eval(",
-        "compile(",
-        "Function(",
-        "__import__",
-        "getattr(",
-    ]
-    .iter()
-    .any(|d| code.contains(d));
+    if script {
+        secrets_shown_by_script(code)?;
+    } else {
+        env_dump_in_code(code)?;
+        sensitive_names_in_code(code)?;
+    }
+    broker_copy_in_code(code)?;
+    pty_in_code(code)?;
+    kills_broker_in_code(code)?;
+    uploads_in_code(code)?;
+    let (decoding, dyn_exec) = if script {
+        (
+            STRONG_DECODERS.iter().any(|d| code.contains(d)),
+            code.contains("exec(") || code.contains("eval("),
+        )
+    } else {
+        (
+            DECODERS.iter().any(|d| code.contains(d)),
+            [
+                "exec(",
+                "eval(",
+                "compile(",
+                "Function(",
+                "__import__",
+                "getattr(",
+            ]
+            .iter()
+            .any(|d| code.contains(d)),
+        )
+    };
     if decoding && dyn_exec {
         return Err(
             "inline code decodes data and executes it (exec/eval of decoded text is obfuscated \
@@ -288,7 +334,7 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
                 .into(),
         );
     }
-    if code.contains("huggingface_hub") && code.contains("getattr(") {
+    if !script && code.contains("huggingface_hub") && code.contains("getattr(") {
         return Err(format!(
             "inline code resolves huggingface_hub methods dynamically (getattr). {SANCTIONED_SPEND}"
         ));
@@ -296,8 +342,15 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
     let spawns = SPAWN_APIS.iter().any(|s| code.contains(s));
     let lits = string_literals(code);
     for lit in &lits {
+        let base = lit.trim().rsplit('/').next().unwrap_or("");
+        if script && crate::paths::is_env_file(base) {
+            continue;
+        }
         check_literal_path(lit, an.paths())?;
     }
+    moves_protected_dirs(code, &lits, an.paths())?;
+    writes_exports(code, &lits, an.paths())?;
+    crate::assembled::check(code, an.paths())?;
     if spawns {
         for (i, lit) in lits.iter().enumerate() {
             let l = lit.trim();
@@ -320,8 +373,190 @@ pub(crate) fn scan_exec_code(code: &str, an: &mut Analyzer) -> Result<(), String
     Ok(())
 }
 
+/// Decoders that turn data into code, for whole scripts (where `decode(` and `compile(` are
+/// everyday tokenizer and `torch.compile` calls).
+const STRONG_DECODERS: &[&str] = &[
+    "b64decode",
+    "fromhex",
+    "unhexlify",
+    "zlib.decompress",
+    "marshal.loads",
+    "rot13",
+    "rot_13",
+    "[::-1]",
+    "atob(",
+];
+
+/// Words on a line that show or send what is on it.
+const OUTPUTS: &[&str] = &[
+    "print(",
+    "pprint",
+    ".write(",
+    "json.dump",
+    "sys.stdout",
+    "logging.",
+    "logger.",
+    "requests.",
+    "urlopen",
+    "console.log",
+    "puts ",
+    "send(",
+];
+
+/// A whole script: a secret variable or the whole environment printed, written or sent
+/// (`print(os.environ["HF_TOKEN"])`, `json.dumps(dict(os.environ))`), and `/proc/*/environ`.
+fn secrets_shown_by_script(code: &str) -> Result<(), String> {
+    if code.contains("/environ") {
+        return Err(
+            "the script reads a process environment (/proc/*/environ), which holds tokens".into(),
+        );
+    }
+    for line in code.lines() {
+        if !OUTPUTS.iter().any(|o| line.contains(o)) {
+            continue;
+        }
+        for name in [
+            "HF_TOKEN",
+            "HUGGING_FACE_HUB_TOKEN",
+            "ANTHROPIC_API_KEY",
+            "GH_TOKEN",
+            "GITHUB_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+            "OPENAI_API_KEY",
+            "WANDB_API_KEY",
+        ] {
+            if has_ident(line, name) {
+                return Err(format!(
+                    "the script prints, writes or sends the secret `{name}`. Tokens never leave \
+                     mlres; `mlres` commands use the credentials for you"
+                ));
+            }
+        }
+        let whole_env = [
+            "dict(os.environ",
+            "os.environ)",
+            "os.environ.items",
+            "process.env)",
+            "%ENV",
+            "ENV.to_h",
+        ]
+        .iter()
+        .any(|w| line.contains(w));
+        if whole_env {
+            return Err(
+                "the script prints, writes or sends the whole environment, which holds tokens. \
+                 Print single, non-secret variables instead"
+                    .into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Code that writes a file and names one in the project's `runs/`, mlres' exports
+/// (`open('runs/summary.md', 'w')`). Reading them is fine.
+fn writes_exports(code: &str, lits: &[String], pe: &PathEnv) -> Result<(), String> {
+    const WRITES: &[&str] = &[
+        "'w'",
+        "\"w\"",
+        "'a'",
+        "\"a\"",
+        "'wb'",
+        "\"wb\"",
+        "'ab'",
+        "'w+'",
+        "'r+'",
+        "write_text",
+        "write_bytes",
+        "writeFile",
+        "appendFile",
+        "shutil.",
+        "os.remove",
+        "os.unlink",
+        "os.rename",
+        "os.replace",
+        ".unlink(",
+        ".rename(",
+        ".touch(",
+        "savefig(",
+        "to_csv(",
+        "to_json(",
+        "File.write",
+        "File.open",
+    ];
+    if !WRITES.iter().any(|w| code.contains(w)) {
+        return Ok(());
+    }
+    for lit in lits {
+        let l = lit.trim();
+        if l.is_empty() || l.len() > 4096 || !l.contains("runs") {
+            continue;
+        }
+        if pe.protected_write(l, false) == Some(crate::paths::EXPORTS_WRITE) {
+            return Err(format!(
+                "inline code writes `{l}`: {}",
+                crate::paths::EXPORTS_WRITE
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Calls that move or delete files and directories.
+const MOVERS: &[&str] = &[
+    "shutil.move",
+    "shutil.rmtree",
+    "os.rename",
+    "os.renames",
+    "os.replace",
+    "os.remove",
+    "os.rmdir",
+    "os.removedirs",
+    "os.unlink",
+    ".rename(",
+    ".replace(",
+    ".rmdir(",
+    ".unlink(",
+    "renameSync",
+    "rmSync",
+    "rmdirSync",
+    "fs.rename",
+    "fs.rm",
+    "FileUtils.mv",
+    "FileUtils.rm",
+    "File.rename",
+    "rmtree",
+];
+
+/// Code that moves or deletes files and names a directory holding the mlres state or the
+/// guard's configuration (`shutil.move(os.path.expanduser('~/.local/state'), …)`). The home
+/// directory and `/` themselves are left out: code names them for many other reasons.
+fn moves_protected_dirs(code: &str, lits: &[String], pe: &PathEnv) -> Result<(), String> {
+    if !MOVERS.iter().any(|m| code.contains(m)) {
+        return Ok(());
+    }
+    for lit in lits {
+        let l = lit.trim();
+        if l.is_empty() || l.len() > 4096 || !(l.contains('/') || l.starts_with('~')) {
+            continue;
+        }
+        let p = pe.norm(l);
+        if p == "/" || pe.home.as_deref() == Some(p.as_str()) {
+            continue;
+        }
+        if pe.contains_protected(l, false) {
+            return Err(format!(
+                "inline code moves or deletes files and names `{l}`, which holds the mlres state \
+                 directory or the guard's configuration. Leave it where it is: `mlres loop stop` \
+                 stops the broker, and moving its state is the user's call"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// String literals in executed code that name credential stores or protected paths.
-fn check_literal_path(lit: &str, pe: &PathEnv) -> Result<(), String> {
+pub(crate) fn check_literal_path(lit: &str, pe: &PathEnv) -> Result<(), String> {
     let l = lit.trim();
     if l.is_empty() || l.len() > 4096 || l.contains('\n') {
         return Ok(());
@@ -335,8 +570,176 @@ fn check_literal_path(lit: &str, pe: &PathEnv) -> Result<(), String> {
     if let Some(why) = pe.protected_write(l, true)
         && why != crate::paths::FAKE_BROKER
         && why != crate::paths::LEDGER_VIEW_WRITE
+        && why != crate::paths::EXPORTS_WRITE
     {
         return Err(format!("inline code refers to `{l}`: {why}"));
+    }
+    Ok(())
+}
+
+/// Copying or linking the mlres binary from code (`shutil.copy(shutil.which('mlres'), …)`,
+/// `os.symlink('/usr/local/bin/mlres', …)`): a broker under another name escapes the guard.
+fn broker_copy_in_code(code: &str) -> Result<(), String> {
+    const COPIERS: &[&str] = &[
+        "shutil.copy",
+        "shutil.move",
+        "copyfile",
+        "os.symlink",
+        "os.link",
+        "symlink_to",
+        "hardlink_to",
+        "copyFileSync",
+        "copyFile(",
+        "fs.cp",
+        "symlinkSync",
+        "linkSync",
+        "FileUtils.cp",
+        "FileUtils.ln",
+        "File.symlink",
+        "File.link",
+        "File::Copy",
+    ];
+    if !COPIERS.iter().any(|c| code.contains(c)) {
+        return Ok(());
+    }
+    let names_broker = string_literals(code)
+        .iter()
+        .any(|l| l.trim_end_matches('/').rsplit('/').next() == Some("mlres"));
+    if names_broker {
+        return Err(
+            "inline code copies or links the mlres binary to another place; a broker under another \
+             name escapes the guard. Run the installed `mlres` by name"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Code that sends a local file somewhere other than this machine: a request with `files=`
+/// or a body read from a file (`data=open(…)`), FTP `storbinary`, SFTP `put`, S3
+/// `upload_fileobj`/`put_object`, a socket's `sendfile`. URLs all on this machine
+/// (`localhost`, `127.0.0.1`) are fine.
+fn uploads_in_code(code: &str) -> Result<(), String> {
+    const SENDS: &[&str] = &[
+        "files=",
+        "data=open(",
+        "data = open(",
+        "content=open(",
+        "storbinary",
+        "upload_fileobj",
+        "put_object",
+        "sftp.put",
+        ".sendfile(",
+        "FormData",
+        "createReadStream",
+    ];
+    let Some(how) = SENDS.iter().find(|s| code.contains(*s)) else {
+        return Ok(());
+    };
+    let remote = string_literals(code).into_iter().find_map(|l| {
+        let l = l.trim();
+        if !l.contains("://") {
+            return None;
+        }
+        let host = crate::shell::url_host(l)?;
+        (!crate::shell::is_local_host(&host)).then_some(host)
+    });
+    let network = [
+        "requests.",
+        "httpx.",
+        "urlopen",
+        "aiohttp",
+        "ftplib",
+        "FTP(",
+        "paramiko",
+        "boto3",
+        "http.client",
+        "fetch(",
+        "axios",
+        "socket",
+    ]
+    .iter()
+    .any(|n| code.contains(n));
+    if let Some(host) = remote.as_ref().filter(|_| network) {
+        return Err(format!(
+            "inline code uploads a local file (`{how}`) to `{host}`. Files leave this machine \
+             through mlres (`mlres hub files upload --repo <approved output repo> <path>`) or the \
+             user"
+        ));
+    }
+    if network
+        && remote.is_none()
+        && !code.contains("://")
+        && ["storbinary", "sftp.put", "upload_fileobj", "put_object"].contains(how)
+    {
+        return Err(format!(
+            "inline code uploads a local file (`{how}`) to another machine. Files leave this \
+             machine through mlres (`mlres hub files upload --repo <approved output repo> \
+             <path>`) or the user"
+        ));
+    }
+    Ok(())
+}
+
+/// Code that signals processes and names mlres (`os.kill(pid, …)` over `pgrep -f mlres`,
+/// `psutil` processes whose name is `mlres`).
+fn kills_broker_in_code(code: &str) -> Result<(), String> {
+    const SIGNALS: &[&str] = &[
+        "os.kill",
+        "killpg",
+        "SIGKILL",
+        "SIGTERM",
+        "SIGINT",
+        ".kill(",
+        ".terminate(",
+        "send_signal",
+        "process.kill",
+        "Process.kill",
+        "pkill",
+        "killall",
+    ];
+    if SIGNALS.iter().any(|s| code.contains(s))
+        && string_literals(code)
+            .iter()
+            .any(|l| l.to_ascii_lowercase().contains("mlres"))
+    {
+        return Err(
+            "inline code signals processes and names mlres: stopping the broker, its loop or a job \
+             supervisor is not the agent's call. Use `mlres loop stop`, or ask the user"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// A pseudo-terminal from code (`pty.spawn`, `os.openpty`, `pexpect`, Ruby's `PTY`, Perl's
+/// `IO::Pty`/`Expect`, `node-pty`): a terminal faker, like `script` or `expect`.
+fn pty_in_code(code: &str) -> Result<(), String> {
+    const NEEDLES: &[&str] = &[
+        "openpty",
+        "forkpty",
+        "pexpect",
+        "ptyprocess",
+        "wexpect",
+        "node-pty",
+        "IO::Pty",
+        "IO::Tty",
+        "zpty",
+    ];
+    let found = NEEDLES
+        .iter()
+        .find(|n| code.contains(*n))
+        .copied()
+        .or_else(|| has_ident(code, "pty").then_some("pty"))
+        .or_else(|| has_ident(code, "PTY").then_some("PTY"))
+        .or_else(|| (has_ident(code, "Expect") && code.contains("use Expect")).then_some("Expect"));
+    if let Some(what) = found {
+        return Err(format!(
+            "inline code opens a fake terminal (`{what}`), which lets the agent drive prompts meant \
+             for a human at the keyboard (`mlres approve` asks for the approval secret there). Run \
+             the command directly; for unbuffered output use `python3 -u …` or \
+             `PYTHONUNBUFFERED=1 …`"
+        ));
     }
     Ok(())
 }

@@ -6,9 +6,13 @@
 //! given a hook's stdin JSON it decides whether a tool call goes *around* the broker
 //! (Hub CLIs, SDK calls in inline code, raw HTTP, git pushes to the Hub), reads
 //! credentials or the mlres state, dumps the environment, hides what it runs
-//! (decoding, `eval`, runtime-built command names), or weakens the guard itself
-//! (settings, plugin, hooks, PATH tricks, subagents in bypass mode). It fails closed:
-//! unparseable input or shell syntax is denied.
+//! (decoding, `eval`, runtime-built command names, names assembled in code, scripts whose
+//! content would be refused), weakens the guard itself (settings, plugin, hooks, PATH tricks,
+//! subagents in bypass mode, terminal fakers), or the broker (an `mlres` given computed
+//! arguments or reached through another path, stopping it, moving its state, writing its
+//! `runs/` exports), or sends data away (uploads of local files, WebFetch off the research
+//! hosts or carrying secret-shaped values). It fails closed: unparseable input or shell syntax
+//! is denied.
 //!
 //! Bash commands are parsed with `brush-parser`; every simple command is analysed,
 //! including those inside substitutions, functions, heredoc expansions and the payloads of
@@ -16,16 +20,21 @@
 //!
 //! This crate must not know about IO of any kind: no files, environment variables,
 //! clock, processes or network. The `mlres` binary reads stdin and the environment,
-//! builds a [`GuardContext`], calls [`decide`] and prints what [`render`] returns. Paths
-//! are classified textually (symlinks cannot be resolved without IO).
+//! builds a [`GuardContext`], calls [`decide_with`] and prints what [`render`] returns. Paths
+//! are classified textually (symlinks cannot be resolved without IO). The few facts about
+//! the machine a decision needs (what a script the command runs contains, whether a
+//! program or a process is mlres) are asked through the [`Machine`] trait, which the binary
+//! implements and tests replace with a map.
 
 #![forbid(unsafe_code)]
 
+mod assembled;
 mod code;
 mod paths;
 mod redact;
 mod shell;
 mod tools;
+mod web;
 
 use std::path::PathBuf;
 
@@ -45,6 +54,77 @@ pub struct GuardContext {
     pub plugin_dir: Option<PathBuf>,
     /// `CLAUDE_CONFIG_DIR`, or `~/.claude`.
     pub claude_config_dir: Option<PathBuf>,
+    /// The running `mlres` binary (the hook is `mlres guard`): the installed broker, the only
+    /// mlres an agent may call by path. Any other path to an mlres is a build, copy or link.
+    pub broker_exe: Option<PathBuf>,
+}
+
+/// What the guard may ask about the machine it guards. The guard does no IO itself: the
+/// `mlres` binary answers these questions (bounded reads of one file, a look at `/proc`), and
+/// tests answer them from a map. Every answer may be wrong by the time the command runs (the
+/// file can change in between), so a Machine only ever adds denials.
+pub trait Machine {
+    /// What is at `path` (absolute and normalised), a script or program the command would run.
+    fn file(&self, path: &str) -> FileView;
+    /// Whether process `pid` is an mlres process (the broker, its loop or a job supervisor).
+    fn is_broker_process(&self, pid: u32) -> bool;
+    /// Hosts the user allowed for the agent's network access besides [`RESEARCH_HOSTS`]
+    /// (Claude Code's `sandbox.network.allowedDomains`; `*.example.com` for subdomains). Asked
+    /// only when a tool fetches a URL.
+    fn allowed_web_hosts(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The hosts (and their subdomains) the agent's WebFetch may reach by default: papers,
+/// models and datasets, code, packages and library documentation. `mlres setup claude
+/// --user` writes the same list into Claude Code's `sandbox.network.allowedDomains`, so
+/// sandboxed commands and the guard agree.
+pub const RESEARCH_HOSTS: &[&str] = &[
+    "arxiv.org",
+    "huggingface.co",
+    "github.com",
+    "semanticscholar.org",
+    "pypi.org",
+    "files.pythonhosted.org",
+    "docs.python.org",
+    "pytorch.org",
+    "readthedocs.io",
+];
+
+/// What a [`Machine`] found at a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileView {
+    /// Nothing there, or not a regular file.
+    Missing,
+    /// It exists but could not be read, or is larger than the guard looks at.
+    Unreadable,
+    /// A text file (a script), whole.
+    Text(String),
+    /// A compiled program; `broker` when it is mlres (the installed binary, a copy, a link
+    /// or another build of it: every build carries [`BROKER_MARKER`]).
+    Binary {
+        /// It is mlres.
+        broker: bool,
+    },
+}
+
+/// Bytes every build of mlres carries (the binary searches programs for them to recognise a
+/// copy or a rebuild of the broker under another name).
+pub const BROKER_MARKER: &str = "mlres-broker-identity:5b0e6c1f-guard";
+
+/// A [`Machine`] that knows nothing: every file is missing and no process is mlres. What
+/// [`decide`] uses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoMachine;
+
+impl Machine for NoMachine {
+    fn file(&self, _path: &str) -> FileView {
+        FileView::Missing
+    }
+    fn is_broker_process(&self, _pid: u32) -> bool {
+        false
+    }
 }
 
 /// The guard's decision for one tool call.
@@ -95,10 +175,17 @@ fn deny(reason: impl Into<String>) -> Verdict {
     Verdict::Deny { reason: s }
 }
 
-/// Decides a `PreToolUse` hook call. Never panics; malformed input is denied.
+/// Decides a `PreToolUse` hook call without asking anything about the machine (as if no
+/// script the command runs existed). Never panics; malformed input is denied.
 pub fn decide(hook_input_json: &str, ctx: &GuardContext) -> Verdict {
+    decide_with(hook_input_json, ctx, &NoMachine)
+}
+
+/// Decides a `PreToolUse` hook call, asking `machine` about the scripts, programs and
+/// processes the call names. Never panics; malformed input is denied.
+pub fn decide_with(hook_input_json: &str, ctx: &GuardContext, machine: &dyn Machine) -> Verdict {
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decide_inner(hook_input_json, ctx)
+        decide_inner(hook_input_json, ctx, machine)
     }));
     match res {
         Ok(v) => v,
@@ -106,7 +193,7 @@ pub fn decide(hook_input_json: &str, ctx: &GuardContext) -> Verdict {
     }
 }
 
-fn decide_inner(json: &str, ctx: &GuardContext) -> Verdict {
+fn decide_inner(json: &str, ctx: &GuardContext, machine: &dyn Machine) -> Verdict {
     let value: Value = match serde_json::from_str(json) {
         Ok(v) => v,
         Err(e) => {
@@ -141,7 +228,7 @@ fn decide_inner(json: &str, ctx: &GuardContext) -> Verdict {
             return deny("malformed hook input (`cwd` is not a string); the guard fails closed");
         }
     };
-    let mut an = shell::Analyzer::new(ctx, cwd);
+    let mut an = shell::Analyzer::new(ctx, cwd, machine);
     let result: Result<Option<Verdict>, String> = match tool {
         "Bash" => match input.get("command") {
             Some(Value::String(cmd)) => an.analyze_command(cmd).map(|()| {
@@ -157,7 +244,8 @@ fn decide_inner(json: &str, ctx: &GuardContext) -> Verdict {
         },
         "Write" | "Edit" | "MultiEdit" | "NotebookEdit" => tools::file_edit(tool, input, &mut an).map(|()| None),
         "Read" | "Grep" | "Glob" | "LS" => tools::read(tool, input, an.paths()).map(|()| None),
-        "WebFetch" => tools::web_fetch(input, an.paths()).map(|()| None),
+        "WebFetch" => tools::web_fetch(input, &an).map(|()| None),
+        "WebSearch" => tools::web_search(input).map(|()| None),
         "Agent" | "Task" => tools::agent(input, &mut an).map(|()| None),
         t if t.starts_with("mcp__") => tools::mcp(t, input, &mut an).map(|()| None),
         _ => Ok(None),

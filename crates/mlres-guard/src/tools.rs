@@ -134,57 +134,19 @@ pub(crate) fn read(tool: &str, input: &Map<String, Value>, pe: &PathEnv) -> R {
     Ok(())
 }
 
-/// WebFetch: refuse URLs carrying credentials and local credential files.
-pub(crate) fn web_fetch(input: &Map<String, Value>, pe: &PathEnv) -> R {
+/// WebFetch: the URL must be on a research host and carry no credential or secret-shaped
+/// value (see `crate::web`).
+pub(crate) fn web_fetch(input: &Map<String, Value>, an: &Analyzer) -> R {
     let url = req_str(input, "url")?;
-    if let Some(kind) = crate::redact::first_secret(url) {
-        return Err(format!(
-            "the URL carries a credential ({kind}). Credentials never leave mlres"
-        ));
+    crate::web::check_url(url, "WebFetch", an.paths(), an.machine)
+}
+
+/// WebSearch: the query goes to a search engine; it must carry no secret.
+pub(crate) fn web_search(input: &Map<String, Value>) -> R {
+    match opt_str(input, "query")? {
+        Some(q) => crate::web::check_search(q),
+        None => Ok(()),
     }
-    let lower = url.to_ascii_lowercase();
-    if let Some(rest) = lower.strip_prefix("file://") {
-        if let Some(why) = pe.secret_read(rest, true) {
-            return Err(format!("{why} (`{url}`)"));
-        }
-        return Ok(());
-    }
-    if let Some((_, after_scheme)) = lower.split_once("://") {
-        let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or("");
-        if authority.contains('@') {
-            return Err(
-                "the URL embeds user credentials (`user:pass@host`). Credentials never leave mlres"
-                    .into(),
-            );
-        }
-    }
-    if let Some((_, query)) = lower.split_once('?') {
-        for pair in query.split(['&', '#']) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            if v.is_empty() {
-                continue;
-            }
-            if matches!(
-                k,
-                "token"
-                    | "access_token"
-                    | "api_key"
-                    | "apikey"
-                    | "key"
-                    | "auth"
-                    | "password"
-                    | "secret"
-                    | "hf_token"
-                    | "private_token"
-                    | "client_secret"
-            ) {
-                return Err(format!(
-                    "the URL passes a credential in its `{k}` parameter. Credentials never leave mlres"
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 fn all_strings<'v>(v: &'v Value, out: &mut Vec<(&'v str, Option<&'v str>)>, key: Option<&'v str>) {
@@ -356,6 +318,13 @@ pub(crate) fn mcp(tool: &str, input: &Map<String, Value>, an: &mut Analyzer) -> 
     .any(|w| name_l.contains(w));
     for (s, key) in &strings {
         let k = key.unwrap_or("").to_ascii_lowercase();
+        if matches!(
+            k.as_str(),
+            "url" | "uri" | "href" | "link" | "endpoint" | "website" | "page_url" | "target_url"
+        ) && (s.starts_with("http://") || s.starts_with("https://"))
+        {
+            crate::web::check_url(s, &format!("the MCP tool `{tool}`"), an.paths(), an.machine)?;
+        }
         if shellish && matches!(k.as_str(), "command" | "cmd" | "script" | "shell" | "input") {
             an.analyze_command(s)?;
         }

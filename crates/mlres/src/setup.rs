@@ -113,6 +113,16 @@ const DENIED_ENV: &[&str] = &[
     "OPENAI_API_KEY",
 ];
 
+/// The hosts sandboxed commands may reach: the guard's research hosts
+/// ([`mlres_guard::RESEARCH_HOSTS`], the same list its WebFetch rule allows), each with its
+/// subdomains (`huggingface.co`'s downloads come from `cdn-lfs.huggingface.co`).
+fn allowed_domains() -> Vec<String> {
+    mlres_guard::RESEARCH_HOSTS
+        .iter()
+        .flat_map(|h| [h.to_string(), format!("*.{h}")])
+        .collect()
+}
+
 /// Sandbox settings for the user's `~/.claude/settings.json` (keys a project's settings cannot
 /// set).
 ///
@@ -133,7 +143,7 @@ fn user_settings(state_dir: &Path) -> Value {
             "excludedCommands": UNSANDBOXED_MLRES,
             "network": {
                 "strictAllowlist": true,
-                "allowedDomains": ["pypi.org", "files.pythonhosted.org", "arxiv.org", "api.semanticscholar.org"]
+                "allowedDomains": allowed_domains()
             },
             "filesystem": { "denyRead": [state_dir.to_string_lossy()], "denyWrite": [state_dir.to_string_lossy()] },
             "credentials": {

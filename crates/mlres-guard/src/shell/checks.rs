@@ -70,6 +70,32 @@ impl Analyzer<'_> {
         Ok(())
     }
 
+    /// Why a program that reads and prints a file's content (`mlres data inspect`) must not be
+    /// given `a`: every path [`Self::check_read`] refuses, and also private keys and
+    /// certificates (`*.pem`, `*.key`, `*.p12`, `id_*` keys anywhere) and files named like
+    /// credential stores (`credentials`, `credentials.json`, `*.netrc`) outside the home
+    /// directory's known places.
+    pub(super) fn credential_like(&self, a: &Arg) -> Option<&'static str> {
+        for c in Self::path_candidates(a) {
+            if let Some(why) = self.pe.secret_read(&c, a.glob) {
+                return Some(why);
+            }
+            let base = c.rsplit('/').next().unwrap_or(&c).to_ascii_lowercase();
+            let keyish = [".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".ppk"]
+                .iter()
+                .any(|x| base.ends_with(x));
+            let named = matches!(
+                base.as_str(),
+                "credentials" | "credentials.json" | "credentials.db" | "netrc" | "_netrc"
+            ) || base.ends_with(".netrc")
+                || (base.starts_with("id_") && !base.ends_with(".pub"));
+            if keyish || named {
+                return Some(crate::paths::CRED);
+            }
+        }
+        None
+    }
+
     pub(super) fn check_write(&self, a: &Arg) -> R {
         let t = a.text.replace(DYN, "");
         if t.is_empty() || t.starts_with("/dev/") {

@@ -19,14 +19,17 @@
 mod checks;
 mod parse;
 mod rules;
+
+pub(crate) use rules::{is_local_host, url_host};
+mod scripts;
 mod walk;
 mod words;
 
 use std::collections::HashMap;
 
 use self::parse::parse_program;
-use crate::GuardContext;
 use crate::paths::PathEnv;
+use crate::{GuardContext, Machine};
 
 type R = Result<(), String>;
 
@@ -56,6 +59,9 @@ pub(crate) struct Arg {
     pub procsub: bool,
     /// Variables referenced.
     pub vars: Vec<String>,
+    /// The source text of the command substitutions in the word (`which mlres` for
+    /// `$(which mlres)`), already analysed as commands of their own.
+    pub subs: Vec<String>,
 }
 
 impl Arg {
@@ -85,6 +91,8 @@ enum Stdin {
 pub(crate) struct Analyzer<'a> {
     pe: PathEnv,
     _ctx: &'a GuardContext,
+    /// What the guard may ask about files and processes (the binary's IO, or nothing).
+    pub(crate) machine: &'a dyn Machine,
     vars: HashMap<String, Option<String>>,
     depth: usize,
     steps: usize,
@@ -94,8 +102,9 @@ pub(crate) struct Analyzer<'a> {
     pub mlres_invoked: bool,
     /// PATH was assigned somewhere.
     pub path_modified: bool,
-    /// A variable that moves mlres' state directory (`HOME`, `XDG_STATE_HOME`) was assigned.
-    state_env_assigned: Option<String>,
+    /// Something in this command moves mlres' state directory for the commands after it
+    /// (`HOME`/`XDG_STATE_HOME` assigned or unset, `env -i`, `sudo`): how, for the reason.
+    pub(crate) state_override: Option<String>,
     /// Number of simple commands seen.
     pub simple_count: usize,
     /// Something dynamic, a redirect or an assignment was seen (disqualifies Allow).
@@ -105,6 +114,16 @@ pub(crate) struct Analyzer<'a> {
     aliases: HashMap<String, String>,
     /// Files written in this command from content the guard could not see.
     unseen_files: std::collections::HashSet<String>,
+    /// Files written in this command from content the guard saw, by normalised path: what
+    /// runs if the command then runs them.
+    seen_files: HashMap<String, String>,
+    /// Script files read through the Machine so far.
+    scripts_read: usize,
+    /// What the Machine said about each path asked.
+    files_seen: HashMap<String, crate::FileView>,
+    /// This command looks mlres processes up (`pgrep -f mlres`): a `kill` of computed pids
+    /// in it would stop them.
+    pub(crate) broker_looked_up: bool,
 }
 
 fn deny_obf(what: &str) -> String {
@@ -112,10 +131,11 @@ fn deny_obf(what: &str) -> String {
 }
 
 impl<'a> Analyzer<'a> {
-    pub(crate) fn new(ctx: &'a GuardContext, cwd: Option<&str>) -> Self {
+    pub(crate) fn new(ctx: &'a GuardContext, cwd: Option<&str>, machine: &'a dyn Machine) -> Self {
         Analyzer {
             pe: PathEnv::new(ctx, cwd),
             _ctx: ctx,
+            machine,
             vars: HashMap::new(),
             depth: 0,
             steps: 0,
@@ -123,12 +143,16 @@ impl<'a> Analyzer<'a> {
             cwd_unknown: false,
             mlres_invoked: false,
             path_modified: false,
-            state_env_assigned: None,
+            state_override: None,
             simple_count: 0,
             impure: false,
             mlres_read_only: false,
             aliases: HashMap::new(),
             unseen_files: std::collections::HashSet::new(),
+            seen_files: HashMap::new(),
+            scripts_read: 0,
+            files_seen: HashMap::new(),
+            broker_looked_up: false,
         }
     }
 

@@ -9,6 +9,9 @@ use super::parse::code_unescape;
 use super::{Analyzer, Arg, DYN, R, Stdin};
 use crate::code;
 
+/// Longest list of literal words a `for` loop is analysed once per word for.
+const MAX_LITERAL_LOOP: usize = 16;
+
 impl Analyzer<'_> {
     pub(super) fn compound_list(&mut self, cl: &ast::CompoundList, piped: bool) -> R {
         for item in &cl.0 {
@@ -110,10 +113,24 @@ impl Analyzer<'_> {
             C::BraceGroup(b) => self.compound_list(&b.list, piped),
             C::Subshell(s) => self.compound_list(&s.list, piped),
             C::ForClause(f) => {
+                let mut values = Vec::new();
                 if let Some(vals) = &f.values {
                     for w in vals {
-                        self.resolve(&w.value, false)?;
+                        values.push(self.resolve(&w.value, false)?);
                     }
+                }
+                // A loop over a short list of literal words runs its body once per word, with
+                // the variable known (`for lr in 1e-4 3e-4; do … --config lr=$lr; done`).
+                let literal = f.values.is_some()
+                    && !values.is_empty()
+                    && values.len() <= MAX_LITERAL_LOOP
+                    && values.iter().all(|v| !v.dynamic && !v.glob && !v.brace);
+                if literal {
+                    for v in values {
+                        self.vars.insert(f.variable_name.clone(), Some(v.text));
+                        self.compound_list(&f.body.list, piped)?;
+                    }
+                    return Ok(());
                 }
                 self.vars.insert(f.variable_name.clone(), None);
                 self.compound_list(&f.body.list, piped)
@@ -352,16 +369,20 @@ impl Analyzer<'_> {
         piped: bool,
     ) -> R {
         let mut seen_content = false;
+        let name = args
+            .first()
+            .map(|a| a.s().rsplit('/').next().unwrap_or("").to_string())
+            .unwrap_or_default();
+        let mut content = None;
         if let Stdin::Text { body, .. } = stdin {
             let target = write_target.unwrap_or("heredoc");
             code::scan_file_content(body, target)?;
             seen_content = true;
+            if name == "cat" && args.len() == 1 {
+                content = Some(body.clone());
+            }
         }
         if let Some(target) = write_target {
-            let name = args
-                .first()
-                .map(|a| a.s().rsplit('/').next().unwrap_or("").to_string())
-                .unwrap_or_default();
             if matches!(name.as_str(), "echo" | "printf") && !args.iter().any(|a| a.dynamic) {
                 let joined = args[1..]
                     .iter()
@@ -376,11 +397,15 @@ impl Analyzer<'_> {
                     .join(" ");
                 code::scan_file_content(&joined, target)?;
                 seen_content = true;
+                content = Some(joined);
             }
+            let t = self.resolve(target, false)?;
+            let path = self.pe.norm(&t.text.replace(DYN, ""));
             if !seen_content || piped {
-                let t = self.resolve(target, false)?;
-                self.unseen_files
-                    .insert(self.pe.norm(&t.text.replace(DYN, "")));
+                self.unseen_files.insert(path);
+            } else if let Some(c) = content {
+                // Running it later in this command runs this text (see `scripts`).
+                self.seen_files.insert(path, c);
             }
         }
         Ok(())

@@ -47,7 +47,9 @@ impl Analyzer<'_> {
             match &p.piece {
                 WordPiece::Text(s) => {
                     if !quoted {
-                        if s.contains(['*', '?', '[']) {
+                        // A `[` only globs with a `]` after it (`[` itself is the test command).
+                        let bracket = s.find('[').is_some_and(|i| s[i + 1..].contains(']'));
+                        if s.contains(['*', '?']) || bracket {
                             a.glob = true;
                         }
                         if s.contains('{') && (s.contains(',') || s.contains("..")) {
@@ -86,6 +88,7 @@ impl Analyzer<'_> {
                     self.analyze_shell_string(s, true)?;
                     self.pe.cwd = saved;
                     a.text.push(DYN);
+                    a.subs.push(s.clone());
                 }
                 WordPiece::EscapeSequence(s) => {
                     let rest = s.strip_prefix('\\').unwrap_or(s);

@@ -98,12 +98,12 @@ fn only_plain_mlres_reads_are_allowed() {
         Verdict::Allow { .. }
     ));
     for c in [
-        "mlres loop status --json && rm -rf runs",
+        "mlres loop status --json && rm -rf build",
         "mlres loop status > out.txt",
         "mlres exp submit --config c.yaml --hypothesis h",
         "X=1 mlres loop status",
         "mlres loop status | tee x",
-        "mlres status $(cat f)",
+        "mlres exp status $(cat f)",
     ] {
         let v = decide(&bash(c), &ctx());
         assert_eq!(v, Verdict::Defer, "{c}");

@@ -91,6 +91,26 @@ pub(super) fn declare(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], _stdin: &
     Ok(())
 }
 
+/// `unset NAME…`: unsetting `HOME` or `XDG_STATE_HOME` moves mlres' state directory, and
+/// mlres' own settings (`MLRES_*`) are the user's, like assigning them.
+pub(super) fn unset(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
+    for n in rest.iter().filter(|a| !a.is_opt()) {
+        match n.s() {
+            "HOME" | "XDG_STATE_HOME" => {
+                an.state_override = Some(format!("`unset {}` is in this command", n.s()))
+            }
+            s if s.starts_with("MLRES_") => {
+                return Err(format!(
+                    "refused: `unset {s}` changes one of mlres' own settings (its state directory, \
+                     sandbox or GPUs); only a human sets them"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// `compgen -v`, `-e` and `-A variable|export|arrayvar` list the variables.
 pub(super) fn compgen(_an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
     let bad = rest.iter().enumerate().any(|(i, a)| {
@@ -128,7 +148,6 @@ pub(super) fn ps(_an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Std
 impl Analyzer<'_> {
     /// Checks an assignment `name=val`, wherever it appears, and remembers its value.
     pub(in crate::shell) fn assignment(&mut self, name: &str, val: &Arg, prefix: bool) -> R {
-        let _ = prefix;
         match name {
             "PATH" => self.path_modified = true,
             "MLRES_STATE_DIR" => return Err(STATE_DIR_REASON.into()),
@@ -157,7 +176,20 @@ impl Analyzer<'_> {
                      sandbox or GPUs jobs get); only a human sets them"
                 ));
             }
-            "HOME" | "XDG_STATE_HOME" => self.state_env_assigned = Some(name.to_string()),
+            // As a command's prefix (`HOME=/tmp/h python3 train.py`) it only concerns that
+            // command, which the mlres rule checks; on its own it lasts for the rest of the
+            // shell session, and `mlres` would use another state directory in later commands.
+            "HOME" | "XDG_STATE_HOME" => {
+                if !prefix {
+                    return Err(format!(
+                        "refused: assigning `{name}` for the rest of the shell session moves \
+                         mlres' state directory for every later `mlres` command. Set it only as \
+                         the prefix of the one command that needs it (`{name}=… python3 …`), never \
+                         for `mlres`"
+                    ));
+                }
+                self.state_override = Some(format!("`{name}` is set in this command"));
+            }
             // Changing the field separator turns a harmless-looking word into several words
             // (`IFS=_; c=hf_jobs_run; $c`): no ordinary ML command needs it.
             "IFS" => {

@@ -88,16 +88,38 @@ pub(super) fn tee(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Std
 /// `cp`, `install`, `rsync`, `scp`, `ln`, `link`, `rclone`: the destination is a write; the
 /// sources of a recursive copy (and of any `rsync`/`rclone`) are recursive reads.
 pub(super) fn copy(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
-    let pos = positionals(rest);
-    if let Some(i) = rest
+    // For the copiers `-s` is a flag (`ln -s`, `cp -s`, `install -s`), not a size.
+    let with_value: Vec<&str> = WITH_VALUE
         .iter()
-        .position(|a| a.s() == "-t" || a.s() == "--target-directory")
-    {
+        .copied()
+        .filter(|o| !matches!(*o, "-s" | "--size"))
+        .collect();
+    let pos: Vec<&Arg> = skip_all_opts(rest, &with_value).collect();
+    if matches!(prog, "scp" | "rsync" | "rclone") {
+        super::uploads::remote_copy(prog, &pos)?;
+    }
+    let explicit_target = rest
+        .iter()
+        .position(|a| a.s() == "-t" || a.s() == "--target-directory");
+    if let Some(i) = explicit_target {
         if let Some(t) = rest.get(i + 1) {
             an.check_write(t)?;
         }
     } else if let Some(dest) = pos.last() {
         an.check_write(dest)?;
+    }
+    let sources = if explicit_target.is_some() {
+        &pos[..]
+    } else {
+        &pos[..pos.len().saturating_sub(1)]
+    };
+    if let Some(src) = sources.iter().find(|a| names_the_broker(a)) {
+        return Err(format!(
+            "refused: `{prog}` copies or links the mlres binary (`{}`) to another place; a broker \
+             under another name or path escapes the guard's view. Run the installed `mlres` by \
+             name",
+            src.s().replace(crate::shell::DYN, "$(…)")
+        ));
     }
     if recursive(rest) || prog == "rsync" || prog == "rclone" {
         for src in pos.iter().take(pos.len().saturating_sub(1)) {
@@ -107,10 +129,50 @@ pub(super) fn copy(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], _stdin: &Std
     Ok(())
 }
 
+/// Whether a source operand is the mlres binary: a path whose last component is `mlres`, or
+/// a substitution that looks it up (`$(which mlres)`, `$(command -v mlres)`).
+pub(super) fn names_the_broker(a: &Arg) -> bool {
+    let t = a.s().trim_end_matches('/');
+    t.rsplit('/').next() == Some("mlres") || a.subs.iter().any(|s| s.contains("mlres"))
+}
+
 /// `mv`, `rm`, `chmod`, `touch`, `truncate`, `patch`, …: every operand is a write (the
-/// first operand of `chmod`/`chown`/`chgrp`/`setfacl` is the mode or owner).
+/// first operand of `chmod`/`chown`/`chgrp`/`setfacl` is the mode or owner), and the movers
+/// and removers may not take away a directory that holds the mlres state or the guard's
+/// configuration (`mv ~/.local/state …`, `rm -r ~/.local`), even without `-r`: mlres would
+/// start over in an empty state directory.
 pub(super) fn modify(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
     let pos = positionals(rest);
+    if let Some(i) = rest
+        .iter()
+        .position(|a| a.s() == "-t" || a.s() == "--target-directory")
+        && let Some(t) = rest.get(i + 1)
+    {
+        an.check_write(t)?;
+    }
+    let removes = matches!(
+        prog,
+        "mv" | "rm" | "rmdir" | "unlink" | "shred" | "srm" | "trash" | "trash-put"
+    );
+    if removes {
+        let sources = if prog == "mv" && !rest.iter().any(|a| a.s() == "-t") {
+            &pos[..pos.len().saturating_sub(1)]
+        } else {
+            &pos[..]
+        };
+        for t in sources {
+            let p = t.s().replace(crate::shell::DYN, "");
+            if !p.is_empty() && an.pe.contains_protected(&p, t.glob) {
+                return Err(format!(
+                    "refused: `{prog}` would move or delete `{}`, which holds the mlres state \
+                     directory (ledger, key, approvals) or the guard's configuration; mlres would \
+                     start over somewhere else. Leave it where it is: `mlres loop stop` stops the \
+                     broker, and moving its state is the user's call",
+                    t.s()
+                ));
+            }
+        }
+    }
     let targets: &[&Arg] = if matches!(prog, "chmod" | "chown" | "chgrp" | "setfacl")
         && !rest.iter().any(|a| a.s().starts_with("--reference"))
     {
@@ -153,9 +215,21 @@ pub(super) fn sed(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Std
     Ok(())
 }
 
-/// `dd of=FILE`.
+/// `dd of=FILE`; `dd if=` of the mlres binary is a copy of the broker.
 pub(super) fn dd(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
     for a in rest {
+        if let Some(src) = a.s().strip_prefix("if=")
+            && names_the_broker(&Arg {
+                text: src.to_string(),
+                ..a.clone()
+            })
+        {
+            return Err(
+                "refused: `dd` copies the mlres binary to another place. Run the installed \
+                 `mlres` by name"
+                    .into(),
+            );
+        }
         if let Some(of) = a.s().strip_prefix("of=") {
             an.check_write(&Arg {
                 text: of.to_string(),

@@ -4,13 +4,14 @@
 //! that write (a non-GET method, a body or upload, an authorization header, credentials or a
 //! config file). A writing request to a URL built at run time is denied too, since it may be
 //! the Hub. Plain downloads, from the Hub or elsewhere, are fine; their output file is
-//! checked like any write.
+//! checked like any write. Uploads of local files or standard input to other machines are
+//! `uploads`' rule.
 
 use crate::code::mentions_hub_host;
 use crate::shell::{Analyzer, Arg, R, Stdin, deny_obf};
 use crate::{SANCTIONED_HUB, SANCTIONED_SPEND};
 
-pub(super) fn http(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
+pub(super) fn http(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
     let lower: Vec<String> = rest.iter().map(|a| a.s().to_ascii_lowercase()).collect();
     let hub = rest
         .iter()
@@ -52,6 +53,8 @@ pub(super) fn http(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], _stdin: &Std
                 "refused: sends {why} to the Hugging Face Hub outside the broker. {SANCTIONED_HUB}"
             ));
         }
+        // An upload of local data says so, before the runtime-URL rule below.
+        super::uploads::http_upload(prog, rest, stdin)?;
         let url_dynamic = rest.iter().any(|a| a.dynamic && !a.is_opt());
         if url_dynamic {
             return Err(deny_obf(&format!(
@@ -59,6 +62,7 @@ pub(super) fn http(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], _stdin: &Std
             )));
         }
     }
+    super::uploads::http_upload(prog, rest, stdin)?;
     // Downloads: check output targets.
     for (i, s) in rest.iter().enumerate() {
         if matches!(s.s(), "-o" | "--output" | "-O" | "--output-document")

@@ -6,9 +6,11 @@
 //! mlres; other modules have no rule. Denied: inline programs built at run time, programs
 //! piped in (`curl … | python`), read from a process substitution or `/dev/fd`, or from a
 //! file written earlier in the same command from content the guard could not see. A script
-//! file itself is not read (the guard does no IO).
+//! file is analysed when its text can be known (see `shell::scripts`), and so is the script
+//! of `torchrun`, `accelerate launch` and `deepspeed`.
 
 use crate::code;
+use crate::shell::scripts::Lang;
 use crate::shell::{Analyzer, Arg, DYN, R, Stdin, deny_obf};
 
 /// The options that take inline code, and the other options that take a value.
@@ -164,5 +166,14 @@ fn run_script(an: &mut Analyzer<'_>, s: &Arg, stdin: &Stdin) -> R {
             "the interpreter runs a file written earlier in the same command from content the guard cannot see",
         ));
     }
-    Ok(())
+    an.run_script_file(s, Lang::Code)
+}
+
+/// Launchers that run a Python script: `torchrun`, `accelerate launch`, `deepspeed`. The
+/// first `.py` operand is the script (read like `python3 script.py`).
+pub(super) fn launcher(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
+    match rest.iter().find(|a| !a.is_opt() && a.s().ends_with(".py")) {
+        Some(script) => an.run_script_file(script, Lang::Code),
+        None => Ok(()),
+    }
 }

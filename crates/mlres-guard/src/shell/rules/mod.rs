@@ -9,6 +9,7 @@
 //! but not the state). Then it looks the normalised program name up in [`PROGRAMS`] and runs that
 //! family's handler. A program the table does not list gets only these checks.
 
+mod cargo;
 mod claude;
 mod deferred;
 mod environment;
@@ -18,12 +19,17 @@ mod hf;
 mod http;
 mod interpreters;
 mod mlres;
+mod net;
 mod runners;
 mod shells;
+mod signals;
+mod terminals;
 mod text;
+mod uploads;
 mod wrappers;
 
 use super::{Analyzer, Arg, MAX_DEPTH, R, Stdin, deny_obf};
+pub(crate) use uploads::{is_local_host, url_host};
 
 /// A family's rule for one program: `(analyzer, normalised program name, the arguments after
 /// the name, what the program reads on standard input)`. `Err(reason)` denies.
@@ -36,7 +42,7 @@ type Handler = fn(&mut Analyzer<'_>, &str, &[Arg], &Stdin) -> R;
 const PROGRAMS: &[(&[&str], Handler)] = &[
     // Wrappers: peel their options and analyse the command they run (`wrappers`).
     (&["command"], wrappers::command),
-    (&["builtin", "exec", "nohup", "noglob", "setsid", "unbuffer", "caffeinate", "catchsegv",
+    (&["builtin", "exec", "nohup", "noglob", "setsid", "caffeinate", "catchsegv",
        "proxychains", "proxychains4", "tsp"], wrappers::plain),
     (&["time"], wrappers::time),
     (&["nice"], wrappers::nice),
@@ -60,8 +66,9 @@ const PROGRAMS: &[(&[&str], Handler)] = &[
     (&["parallel"], wrappers::parallel),
     (&["watch"], wrappers::watch),
     (&["ssh"], wrappers::ssh),
-    (&["script"], wrappers::script),
     // `pv` is a pipe viewer, not a wrapper: it has no rule.
+    // Terminal fakers, denied whatever they run (`terminals`).
+    (&["script", "expect", "unbuffer", "empty", "zpty"], terminals::faker),
     // Shells and the builtins that run code (`shells`).
     (&["sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "busybox", "tcsh", "csh"],
         shells::shell),
@@ -82,23 +89,33 @@ const PROGRAMS: &[(&[&str], Handler)] = &[
     // Interpreters: inline code and programs on standard input (`interpreters`).
     (&["python", "pypy", "ipython", "node", "bun", "deno", "ruby", "perl", "php", "lua",
        "luajit", "rscript", "r", "julia", "osascript"], interpreters::interpreter),
+    (&["torchrun", "accelerate", "deepspeed"], interpreters::launcher),
     // Text tools whose first argument is a program (`text`).
     (&["awk", "gawk", "mawk", "nawk", "busybox-awk"], text::awk),
     (&["jq", "gojq", "jaq", "yq"], text::jq),
     // The Hub, the broker and the agent itself (`hf`, `mlres`, `git`, `http`, `claude`).
     (&["hf", "huggingface-cli"], hf::hf),
     (&["mlres"], mlres::mlres),
-    (&["kill", "pkill", "killall"], mlres::kill),
+    (&["kill", "pkill", "killall"], signals::kill),
     (&["git"], git::git),
     (&["gh"], git::gh),
     (&["curl", "wget", "http", "https", "httpie", "xh", "xhs", "curlie", "aria2c", "lwp-request",
        "wget2"], http::http),
     (&["claude"], claude::claude),
+    // Raw network tools (`net`).
+    (&["socat"], net::socat),
+    // Uploads of local files to other machines (`uploads`).
+    (&["nc", "ncat", "netcat", "nc.openbsd", "nc.traditional", "telnet"], uploads::netcat),
+    (&["sftp"], uploads::sftp),
+    (&["aws", "gsutil", "gcloud", "azcopy", "az", "croc", "wormhole", "magic-wormhole", "ffsend"],
+        uploads::cloud_copy),
+    (&["cargo"], cargo::cargo),
     // Environment dumps (`environment`, which also checks every assignment).
     (&["printenv"], environment::printenv),
     (&["set"], environment::set),
     (&["export", "declare", "typeset", "local", "readonly"], environment::declare),
     (&["compgen"], environment::compgen),
+    (&["unset"], environment::unset),
     (&["ps"], environment::ps),
     // File writers and recursive readers (`files`).
     (&["cd", "pushd"], files::cd),
@@ -165,13 +182,7 @@ impl Analyzer<'_> {
         }
         let raw = name.text.as_str();
         let base = raw.rsplit('/').next().unwrap_or(raw);
-        if base == "mlres" && raw.contains('/') && !raw.starts_with('/') {
-            return Err(
-                "refused: runs `mlres` from a relative path, which may be a fake broker. Run the \
-                 installed `mlres` by name"
-                    .into(),
-            );
-        }
+        self.broker_by_another_path(raw, base)?;
         let prog = normalise_prog(base);
         self.exempt_args_outside_state(&prog, rest)?;
         if let Some(body) = self.aliases.get(raw).cloned() {
@@ -190,10 +201,49 @@ impl Analyzer<'_> {
             ));
         }
         self.args_are_not_secret_reads(&prog, rest)?;
+        self.note_broker_lookup(&prog, rest);
         match rule_for(&prog) {
             Some(handler) => handler(self, &prog, rest, stdin),
+            // A program run by path may be a script the agent wrote (`./x.sh`).
+            None if raw.contains('/') => self.run_program_file(name),
             None => Ok(()),
         }
+    }
+
+    /// Denies reaching mlres other than as the installed broker: a program named like it
+    /// (`mlres2`, `mlres-dev`), `…/mlres` at a path other than the installed one (a build in
+    /// `target/`, a copy in `/tmp`), or any program the [`crate::Machine`] recognises as an
+    /// mlres binary (`/tmp/m`, a copy under another name). The agent could have built,
+    /// changed or wrapped such a binary; the installed `mlres` is the broker the user set up.
+    fn broker_by_another_path(&mut self, raw: &str, base: &str) -> R {
+        let lower = base.to_ascii_lowercase();
+        let named_like = lower.starts_with("mlres") && lower != "mlres";
+        let path = raw.contains('/');
+        let installed = |n: &str| {
+            matches!(n, "/usr/bin/mlres" | "/usr/local/bin/mlres")
+                || self.pe.broker_exe.as_deref() == Some(n)
+        };
+        let norm = if path {
+            self.pe.norm(raw)
+        } else {
+            String::new()
+        };
+        let other_build = path && lower == "mlres" && !installed(&norm);
+        let recognised = path
+            && !installed(&norm)
+            && norm.starts_with('/')
+            && matches!(
+                self.file_view(&norm),
+                crate::FileView::Binary { broker: true }
+            );
+        if named_like || other_build || recognised {
+            return Err(format!(
+                "refused: runs `{raw}`, an mlres other than the installed broker (a build, a copy \
+                 or a link the agent could have made or changed). Run the installed `mlres` by \
+                 name, e.g. `mlres loop status`"
+            ));
+        }
+        Ok(())
     }
 
     /// Metadata-only programs (see [`PATH_EXEMPT`]) may name credential files, but not the

@@ -2,8 +2,8 @@
 //! `npx`, `pnpm exec`, `yarn dlx`, `direnv exec`, …. Their subcommand and options are
 //! skipped and the command they run is analysed like a bare one (`uv run -m mod` as `python
 //! -m mod`). Other subcommands (installing, locking, syncing) have no rule. A runner given a
-//! `.py` script (or, except under `uv`, a `.sh` script) is not looked into: the file is
-//! ordinary project code.
+//! `.py` script (or, except under `uv`, a `.sh` script) runs it like `python`/`sh` would, so
+//! the script is read (see `shell::scripts`).
 
 use super::skip_opts;
 use crate::shell::{Analyzer, Arg, R, Stdin};
@@ -80,8 +80,18 @@ pub(super) fn runner(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], stdin: &St
         return Ok(());
     }
     let first = cmd[0].s();
-    if first.ends_with(".py") || first.ends_with(".sh") && prog != "uv" {
-        return Ok(());
+    // `uv run x.py` is `python x.py`, `poetry run x.sh` is `sh x.sh`: both read the script.
+    let interp = if first.ends_with(".py") {
+        Some("python")
+    } else if first.ends_with(".sh") && prog != "uv" {
+        Some("sh")
+    } else {
+        None
+    };
+    if let Some(i) = interp {
+        let mut run = vec![Arg::lit(i)];
+        run.extend(cmd);
+        return an.argv(&run, stdin);
     }
     an.argv(&cmd, stdin)
 }

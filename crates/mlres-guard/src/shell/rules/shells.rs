@@ -6,6 +6,7 @@
 //! written earlier in the same command from content the guard could not see, an alias named
 //! `mlres`, `hash -p … mlres`, `fc` re-running history and `enable -f` loading code.
 
+use crate::shell::scripts::Lang;
 use crate::shell::{Analyzer, Arg, R, Stdin, deny_obf};
 
 /// `sh`, `bash`, `zsh`, … and `busybox sh`: `-c STRING`, a script file, or a program read
@@ -68,7 +69,7 @@ pub(super) fn shell(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], stdin: &Std
                     "the shell runs a script written earlier in the same command from content the guard cannot see",
                 ));
             }
-            Ok(())
+            an.run_script_file(script, Lang::Shell)
         }
         None => an.stdin_program(stdin, "shell", |this, body| {
             this.analyze_shell_string(body, true)
@@ -88,8 +89,9 @@ pub(super) fn eval(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &St
     an.analyze_shell_string(&joined, true)
 }
 
-/// `source FILE` / `. FILE`: the file itself is not read, but it must be a plain path.
-pub(super) fn source(_an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
+/// `source FILE` / `. FILE`: a plain path, whose text (when it can be known) is analysed as
+/// part of this shell.
+pub(super) fn source(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
     let Some(f) = rest.first() else { return Ok(()) };
     if f.dynamic || f.procsub {
         return Err(deny_obf(
@@ -100,7 +102,7 @@ pub(super) fn source(_an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: 
     if t == "/dev/stdin" || t.starts_with("/dev/fd/") || t.starts_with("/proc/") || t == "-" {
         return Err(deny_obf("`source` from standard input"));
     }
-    Ok(())
+    an.run_script_file(f, Lang::Sourced)
 }
 
 /// `trap HANDLER SIGNALS`: the handler is a shell string.

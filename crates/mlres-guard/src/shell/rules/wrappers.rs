@@ -1,6 +1,6 @@
 //! Wrappers: programs that run another command given as their arguments (`nohup`, `time`,
 //! `nice`, `timeout`, `sudo`, `env`, `xargs`, `find -exec`, `parallel`, `watch`, `ssh host
-//! cmd`, `script -c`, `strace`, `srun`, …). Each handler skips the wrapper's own options and
+//! cmd`, `strace`, `srun`, …). Each handler skips the wrapper's own options and
 //! hands the wrapped command back to [`Analyzer::argv`] (or a `-c`-style string to the shell
 //! parser), so it meets every rule a bare command would. Denied here: wrapped commands built
 //! at run time (`sudo -s "$x"`, `env -S "$x"`, `watch "$x"`, a `find -exec` command named by
@@ -182,6 +182,11 @@ pub(super) fn mpi(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], stdin: &Stdi
 
 /// `sudo`, `doas`, `su -c`, `runuser`, `sg`; `sudo -s`/`-i` runs its words as a shell string.
 pub(super) fn sudo(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
+    // Whatever it runs runs as another user (root by default) with that user's HOME, so an
+    // `mlres` in it would use another state directory.
+    an.state_override = Some(format!(
+        "`{prog}` runs it as another user, with that user's HOME"
+    ));
     if matches!(prog, "su" | "runuser" | "sg")
         && let Some(i) = rest
             .iter()
@@ -274,7 +279,26 @@ pub(super) fn env(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], stdin: &Stdi
                 None => Ok(()),
             };
         }
-        if matches!(s, "-u" | "--unset" | "-C" | "--chdir") {
+        if matches!(s, "-i" | "-" | "--ignore-environment") {
+            an.state_override = Some("`env -i` clears HOME for it".into());
+        }
+        if matches!(s, "-u" | "--unset") {
+            if let Some(n) = rest.get(i + 1) {
+                let n = n.s();
+                if n.starts_with("MLRES_") {
+                    return Err(format!(
+                        "refused: `env -u {n}` changes one of mlres' own settings; only a human \
+                         sets them"
+                    ));
+                }
+                if matches!(n, "HOME" | "XDG_STATE_HOME") {
+                    an.state_override = Some(format!("`env -u {n}` is in this command"));
+                }
+            }
+            i += 2;
+            continue;
+        }
+        if matches!(s, "-C" | "--chdir") {
             i += 2;
             continue;
         }
@@ -323,11 +347,43 @@ pub(super) fn xargs(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &S
         "--replace",
         "-l",
     ];
-    let cmd: Vec<Arg> = skip_opts(rest, &with_val).cloned().collect();
+    let mut cmd: Vec<Arg> = skip_opts(rest, &with_val).cloned().collect();
     if cmd.is_empty() {
         return Ok(());
     }
-    // Arguments arrive from stdin: the command runs with unknown extra args.
+    // Arguments arrive from stdin: the replace string (`-I {}`) stands for them, or they are
+    // appended. Either way the command runs with words the guard cannot see.
+    let replace = rest.iter().enumerate().find_map(|(i, a)| {
+        let s = a.s();
+        if s == "-I" || s == "--replace" {
+            rest.get(i + 1).map(|r| r.s().to_string())
+        } else if let Some(r) = s.strip_prefix("--replace=") {
+            Some(r.to_string())
+        } else if s == "-i" {
+            Some("{}".to_string())
+        } else {
+            s.strip_prefix("-I")
+                .or_else(|| s.strip_prefix("-i"))
+                .filter(|r| !r.is_empty())
+                .map(str::to_string)
+        }
+    });
+    let unseen = Arg {
+        text: DYN.to_string(),
+        dynamic: true,
+        ..Default::default()
+    };
+    match replace {
+        Some(r) if !r.is_empty() => {
+            for a in cmd.iter_mut().skip(1) {
+                if a.text.contains(&r) {
+                    a.text = a.text.replace(&r, &DYN.to_string());
+                    a.dynamic = true;
+                }
+            }
+        }
+        _ => cmd.push(unseen),
+    }
     an.argv(&cmd, &Stdin::Tty)
 }
 
@@ -464,7 +520,7 @@ pub(super) fn watch(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &S
 
 /// `ssh HOST cmd …` runs its words as a shell string (on the remote host, which may well
 /// hold the same credentials).
-pub(super) fn ssh(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
+pub(super) fn ssh(an: &mut Analyzer<'_>, prog: &str, rest: &[Arg], stdin: &Stdin) -> R {
     let mut pos = skip_opts(
         rest,
         &[
@@ -472,7 +528,21 @@ pub(super) fn ssh(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Std
             "-S", "-W", "-w", "-E", "-B", "-I", "-Q",
         ],
     );
-    let _host = pos.next();
+    let host = pos.next();
+    // What it reads on standard input goes to the other machine (`tar c data | ssh box 'cat
+    // > d.tgz'`, `ssh box < script.sh`).
+    if matches!(stdin, Stdin::File | Stdin::Pipe | Stdin::Text { .. }) {
+        let h = host.and_then(|h| super::uploads::url_host(h.s()));
+        if !h.as_deref().is_some_and(super::uploads::is_local_host) {
+            let to = h
+                .map(|h| format!("`{h}`"))
+                .unwrap_or_else(|| "another machine".into());
+            return Err(super::uploads::reason(
+                &format!("`{prog}` fed a file or a pipe"),
+                &to,
+            ));
+        }
+    }
     let remote: Vec<&Arg> = pos.collect();
     if remote.is_empty() {
         return Ok(());
@@ -486,17 +556,6 @@ pub(super) fn ssh(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Std
         .collect::<Vec<_>>()
         .join(" ");
     an.analyze_shell_string(&joined, true)
-}
-
-/// `script -c 'shell string'`.
-pub(super) fn script(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &Stdin) -> R {
-    if let Some(i) = rest
-        .iter()
-        .position(|a| a.s() == "-c" || a.s() == "--command")
-    {
-        return an.shell_payload(rest.get(i + 1));
-    }
-    Ok(())
 }
 
 /// File names (and their dotted forms) that hold credentials.
