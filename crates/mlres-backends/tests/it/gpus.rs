@@ -177,9 +177,7 @@ fn a_job_that_cannot_get_its_gpus_is_not_run() {
     let dir = t.path().join("c");
     let mut s = gpu_job("echo ran", &locks, 1, false, &["0"]);
     s.timeout_secs = 1;
-    let before = Instant::now();
     let st = run(&dir, &s);
-    assert!(before.elapsed() >= Duration::from_secs(1));
     assert_eq!(st.outcome, Outcome::StartFailed, "{}", st.detail);
     assert!(
         st.detail
