@@ -1545,37 +1545,12 @@ pub fn normalize_code_path(entry: &str) -> Result<String, (String, String)> {
 }
 
 fn parse_code(node: &Node) -> Result<Vec<String>, ProgramError> {
-    let items = get_list(node, "code")?;
-    let mut out: Vec<String> = Vec::with_capacity(items.len());
-    for item in items {
-        let raw = get_str(item, "code entry")?;
-        let path =
-            normalize_code_path(&raw).map_err(|(msg, help)| err(item, msg).with_help(help))?;
-        for prev in &out {
-            if *prev == path {
-                return Err(err(item, format!("`{path}` is listed twice in `code`")));
-            }
-            let (outer, inner) = if path.len() > prev.len() {
-                (prev, &path)
-            } else {
-                (&path, prev)
-            };
-            if inner.starts_with(&format!("{outer}/")) {
-                return Err(err(
-                    item,
-                    format!("`{inner}` is inside `{outer}`: both are listed in `code`"),
-                )
-                .with_help(format!("keep only `{outer}`")));
-            }
-        }
-        out.push(path);
-    }
-    if out.is_empty() {
-        return Err(err(node, "`code` is empty").with_help(
-            "list the files and directories the job runs, e.g. `code: [train.py]`, or remove `code`",
-        ));
-    }
-    Ok(out)
+    parse_path_list(
+        node,
+        "code",
+        normalize_code_path,
+        "list the files and directories the job runs, e.g. `code: [train.py]`, or remove `code`",
+    )
 }
 
 /// One `outputs:` entry, normalised: a path relative to the job's work dir (`{workdir}`) of
@@ -1638,15 +1613,31 @@ pub fn normalize_output_path(entry: &str) -> Result<String, (String, String)> {
 }
 
 fn parse_outputs(node: &Node) -> Result<Vec<String>, ProgramError> {
-    let items = get_list(node, "outputs")?;
+    parse_path_list(
+        node,
+        "outputs",
+        normalize_output_path,
+        "list what the job keeps, e.g. `outputs: [checkpoint/, eval_results.json]`, or remove \
+         `outputs`",
+    )
+}
+
+/// A non-empty list of relative paths under `key` (`code`, `outputs`), each normalised by
+/// `normalize`, none listed twice and none inside another.
+fn parse_path_list(
+    node: &Node,
+    key: &str,
+    normalize: fn(&str) -> Result<String, (String, String)>,
+    empty_help: &str,
+) -> Result<Vec<String>, ProgramError> {
+    let items = get_list(node, key)?;
     let mut out: Vec<String> = Vec::with_capacity(items.len());
     for item in items {
-        let raw = get_str(item, "outputs entry")?;
-        let path =
-            normalize_output_path(&raw).map_err(|(msg, help)| err(item, msg).with_help(help))?;
+        let raw = get_str(item, &format!("{key} entry"))?;
+        let path = normalize(&raw).map_err(|(msg, help)| err(item, msg).with_help(help))?;
         for prev in &out {
             if *prev == path {
-                return Err(err(item, format!("`{path}` is listed twice in `outputs`")));
+                return Err(err(item, format!("`{path}` is listed twice in `{key}`")));
             }
             let (outer, inner) = if path.len() > prev.len() {
                 (prev, &path)
@@ -1656,7 +1647,7 @@ fn parse_outputs(node: &Node) -> Result<Vec<String>, ProgramError> {
             if inner.starts_with(&format!("{outer}/")) {
                 return Err(err(
                     item,
-                    format!("`{inner}` is inside `{outer}`: both are listed in `outputs`"),
+                    format!("`{inner}` is inside `{outer}`: both are listed in `{key}`"),
                 )
                 .with_help(format!("keep only `{outer}`")));
             }
@@ -1664,10 +1655,7 @@ fn parse_outputs(node: &Node) -> Result<Vec<String>, ProgramError> {
         out.push(path);
     }
     if out.is_empty() {
-        return Err(err(node, "`outputs` is empty").with_help(
-            "list what the job keeps, e.g. `outputs: [checkpoint/, eval_results.json]`, or remove \
-             `outputs`",
-        ));
+        return Err(err(node, format!("`{key}` is empty")).with_help(empty_help));
     }
     Ok(out)
 }
