@@ -79,9 +79,12 @@ pub enum Command {
     Mcp,
     /// Claude Code hook: read the hook JSON on stdin, allow or deny the tool call (fails closed).
     Guard(GuardArgs),
-    /// Write recommended settings for an agent client.
+    /// Write recommended settings for an agent client, the approval secret, or a broker.
     #[command(subcommand)]
     Setup(SetupCmd),
+    /// Broker mode: the daemon that owns the state under its own user, its login and status.
+    #[command(subcommand)]
+    Broker(BrokerCmd),
     /// Internal: the detached job supervisor (started by mlres itself).
     #[command(name = "__supervise", hide = true)]
     Supervise {
@@ -107,6 +110,95 @@ pub enum SetupCmd {
     /// Add deny/allow permission rules to .claude/settings.json (and, with --user, the sandbox
     /// and credential settings to ~/.claude/settings.json). Prints every change; never removes.
     Claude(SetupClaudeArgs),
+    /// Once, with root: create the broker's system user, its state dir (0700) and socket
+    /// dir, install this binary where only root can change it, write /etc/mlres/broker.json,
+    /// set the approval secret, and start the broker (systemd unit, or the one command to
+    /// run). From then on every mlres command of the listed clients goes through the broker.
+    Broker(SetupBrokerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SetupBrokerArgs {
+    /// The broker's system user (created when missing).
+    #[arg(long, default_value = "mlres")]
+    pub user: String,
+    /// Users allowed to use the broker (repeatable). Default: the user who ran sudo.
+    #[arg(long, value_name = "USER")]
+    pub client: Vec<String>,
+    /// The broker's state dir (ledger, key, approvals, credentials, job dirs).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/mlres")]
+    pub broker_state_dir: PathBuf,
+    /// The socket clients connect to.
+    #[arg(long, value_name = "PATH", default_value = "/run/mlres/broker.sock")]
+    pub socket: PathBuf,
+    /// Where the broker's binary is installed (root-owned).
+    #[arg(long, value_name = "DIR", default_value = "/usr/local/lib/mlres")]
+    pub install_dir: PathBuf,
+    /// The configuration every client reads (only this default path turns broker mode on
+    /// for everyone; elsewhere clients need MLRES_BROKER_SOCKET).
+    #[arg(long, value_name = "PATH", default_value = "/etc/mlres/broker.json")]
+    pub config: PathBuf,
+    /// Where the systemd unit is written.
+    #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+    pub unit_dir: PathBuf,
+    /// Do not write or start a systemd unit; print the command that starts the broker.
+    #[arg(long)]
+    pub no_systemd: bool,
+    /// Read the approval secret from this file descriptor instead of the terminal.
+    #[arg(long, value_name = "N", conflicts_with = "secret_file")]
+    pub secret_fd: Option<i32>,
+    /// Read the approval secret from this file (mode 600) instead of the terminal.
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BrokerCmd {
+    /// Run the broker (as its own user; `mlres setup broker` says how). Serves every mlres
+    /// command of its clients over a Unix socket, identified by SO_PEERCRED.
+    Serve(ServeArgs),
+    /// Hand the broker your Hugging Face token, once (after the approval secret). Reads it
+    /// from the terminal (hidden) or --token-fd/--token-file; it never leaves the broker.
+    Login(LoginArgs),
+    /// Which mode this CLI is in and, in broker mode, who the broker sees you as.
+    Status(JsonArg),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The configuration `mlres setup broker` wrote (default /etc/mlres/broker.json when it
+    /// exists). --socket, --state-dir and --allow-user override it.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The socket to listen on.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// A user allowed to connect (name or uid; repeatable). None anywhere: every local user.
+    #[arg(long, value_name = "USER")]
+    pub allow_user: Vec<String>,
+    /// Allow running as root (never in production: jobs would start from root).
+    #[arg(long, hide = true)]
+    pub allow_root: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Read the token from this file descriptor instead of the terminal.
+    #[arg(long, value_name = "N", conflicts_with = "token_file")]
+    pub token_fd: Option<i32>,
+    /// Read the token from this file (yours, mode 600) instead of the terminal.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Read the approval secret from this file descriptor instead of the terminal.
+    #[arg(long, value_name = "N", conflicts_with = "secret_file")]
+    pub secret_fd: Option<i32>,
+    /// Read the approval secret from this file (yours, mode 600) instead of the terminal.
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

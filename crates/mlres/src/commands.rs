@@ -113,6 +113,11 @@ fn approval_protections(cli: &Cli) -> Result<Vec<(&'static str, bool, String)>, 
             "every `mlres approve` needs the approval secret (only its Argon2id hash is kept)"
                 .to_string(),
         ),
+        Ok(None) if crate::broker::served().is_some() => (
+            false,
+            "no approval secret is set: nothing can be approved until a human runs `sudo mlres setup broker`"
+                .to_string(),
+        ),
         Ok(None) => (
             false,
             format!(
@@ -122,6 +127,23 @@ fn approval_protections(cli: &Cli) -> Result<Vec<(&'static str, bool, String)>, 
         ),
         Err(e) => (false, format!("the approval secret cannot be trusted: {e}")),
     };
+    if let Some(s) = crate::broker::served() {
+        return Ok(vec![
+            ("approval_secret", set, detail),
+            (
+                "state_isolation",
+                true,
+                format!(
+                    "broker mode: the state in {} belongs to user {} (0700); you ({}, uid {}) reach it only \
+                     through the broker's socket, and jobs run in their own user namespace without it",
+                    dir.display(),
+                    crate::broker::user_of(unsafe_getuid()),
+                    s.peer_name,
+                    s.peer.uid
+                ),
+            ),
+        ]);
+    }
     Ok(vec![
         ("approval_secret", set, detail),
         (
@@ -137,6 +159,11 @@ fn approval_protections(cli: &Cli) -> Result<Vec<(&'static str, bool, String)>, 
             ),
         ),
     ])
+}
+
+fn unsafe_getuid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
 }
 
 pub fn init(cli: &Cli, force: bool) -> Result<u8, Failure> {
@@ -412,20 +439,24 @@ pub fn loop_status(cli: &Cli, a: &LoopStatusArgs) -> Result<u8, Failure> {
     let mut engine = open_engine(cli)?;
     let report = engine.status_page(a.limit as usize, a.before_iter)?;
     // Said plainly on every status: what the budget's guarantees rest on in this mode.
-    const MODE: &str = "single-user: mlres runs as you, so an agent with a shell as you can read \
-                        its state dir (ledger, key); jobs cannot. See `mlres doctor`";
+    const SINGLE: &str = "single-user: mlres runs as you, so an agent with a shell as you can read \
+                          its state dir (ledger, key); jobs cannot. See `mlres doctor`";
+    const BROKER: &str = "broker: the state belongs to the broker's own user; you reach it only \
+                          through its socket. See `mlres doctor`";
+    let (name, detail) = if crate::broker::served().is_some() {
+        ("broker", BROKER)
+    } else {
+        ("single-user", SINGLE)
+    };
     if json_out {
         let mut v = serde_json::to_value(&report).map_err(|e| fail(exit::ERROR, anyhow!(e)))?;
         if let Some(o) = v.as_object_mut() {
-            o.insert(
-                "mode".into(),
-                json!({"name": "single-user", "detail": MODE}),
-            );
+            o.insert("mode".into(), json!({"name": name, "detail": detail}));
         }
         print::json(&v);
     } else {
         print::status(&report);
-        println!("\nMode: {MODE}.");
+        println!("\nMode: {detail}.");
     }
     Ok(exit::OK)
 }
@@ -731,6 +762,15 @@ pub fn setup_approver(cli: &Cli, a: &crate::cli::SetupApproverArgs) -> Result<u8
     let ledger = mlres_ledger::Ledger::open(&dir)?;
     let existing = ledger.approver_secret()?.is_some();
     drop(ledger);
+    if !existing && crate::broker::served().is_some() {
+        return Err(fail(
+            exit::REFUSED,
+            anyhow!(
+                "this broker has no approval secret; only `sudo mlres setup broker` sets the first one \
+                 (a client of the broker could be an agent)"
+            ),
+        ));
+    }
     let current = if existing {
         let from = crate::secret::From::of(a.current_secret_fd, a.current_secret_file.as_deref());
         Some(crate::secret::read(&from, "Current approval secret: ")?.0)

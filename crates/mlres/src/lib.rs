@@ -3,6 +3,7 @@
 //! policy (`mlres-policy`), the ledger (`mlres-ledger`), the backends (`mlres-backends`) and the
 //! built-in trainer (`mlres-train`). It must not contain budget rules or SQL.
 
+mod broker;
 mod cli;
 mod commands;
 mod data;
@@ -86,6 +87,24 @@ pub fn run() -> ExitCode {
     };
     if !matches!(cli.command, cli::Command::Supervise { .. }) {
         default_sigpipe();
+    }
+    if !broker::runs_locally(&cli.command) {
+        match broker::configured_socket() {
+            Ok(Some(socket)) => {
+                return match broker::client::forward(&socket, &args, &cli.command) {
+                    Ok(code) => ExitCode::from(code),
+                    Err(f) => {
+                        eprintln!("error: {:#}", f.error);
+                        ExitCode::from(f.code)
+                    }
+                };
+            }
+            Ok(None) => {}
+            Err(f) => {
+                eprintln!("error: {:#}", f.error);
+                return ExitCode::from(f.code);
+            }
+        }
     }
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
@@ -301,6 +320,9 @@ pub(crate) fn shell_word(s: &str) -> String {
 }
 
 pub(crate) fn user_name() -> String {
+    if let Some(s) = broker::served() {
+        return s.peer_name.clone();
+    }
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| format!("uid {}", uid_from_proc()))
@@ -352,6 +374,10 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Guard(a) => Ok(guard::run(&cli, a)),
         Command::Setup(cli::SetupCmd::Claude(a)) => setup::claude(&cli, a),
         Command::Setup(cli::SetupCmd::Approver(a)) => commands::setup_approver(&cli, a),
+        Command::Setup(cli::SetupCmd::Broker(a)) => broker::setup::setup(&cli, a),
+        Command::Broker(cli::BrokerCmd::Serve(a)) => broker::serve::run(&cli, a),
+        Command::Broker(cli::BrokerCmd::Login(a)) => broker::setup::login(a),
+        Command::Broker(cli::BrokerCmd::Status(a)) => broker::setup::status(a.json),
         Command::Demo(a) => demo::run(&cli, a),
         Command::Init(a) => commands::init(&cli, a.force),
         Command::Check(a) => commands::check(&cli, a.json),

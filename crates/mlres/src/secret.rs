@@ -30,8 +30,12 @@ impl<'a> From<'a> {
     }
 }
 
-/// The real uid of this process (from `/proc/self/status`).
+/// The real uid of this process (from `/proc/self/status`); in the broker, the client's
+/// (from `SO_PEERCRED`).
 pub(crate) fn uid() -> u32 {
+    if let Some(s) = crate::broker::served() {
+        return s.peer.uid;
+    }
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -107,19 +111,23 @@ impl Drop for EchoOff {
 }
 
 fn read_tty(prompt: &str) -> Result<String, Failure> {
-    let mut tty = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .map_err(|_| {
-            fail(
-                exit::REFUSED,
-                anyhow!(
-                    "approval needs a human: run this in a terminal, or give the approval secret with \
+    // In the broker, the client's terminal arrives as a descriptor (the broker has none).
+    let opened = match crate::broker::served() {
+        Some(s) => match s.tty {
+            Some(fd) => dup_file(fd),
+            None => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        },
+        None => OpenOptions::new().read(true).write(true).open("/dev/tty"),
+    };
+    let mut tty = opened.map_err(|_| {
+        fail(
+            exit::REFUSED,
+            anyhow!(
+                "approval needs a human: run this in a terminal, or give the approval secret with \
                      --secret-fd N or --secret-file PATH (agents have neither)"
-                ),
-            )
-        })?;
+            ),
+        )
+    })?;
     let fd = tty.as_raw_fd();
     // SAFETY: termios is a plain C struct of integers and arrays; all-zero is a valid value,
     // and tcgetattr overwrites it before it is read.
@@ -150,6 +158,18 @@ fn read_tty(prompt: &str) -> Result<String, Failure> {
     let _ = writeln!(tty);
     r.context("cannot read from the terminal")?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// A `File` of its own for a descriptor this process keeps open.
+fn dup_file(fd: i32) -> std::io::Result<File> {
+    // SAFETY: `fd` is the terminal descriptor the broker received for this command and keeps
+    // open for the whole process; `dup` only creates a new descriptor.
+    let n = unsafe { libc::dup(fd) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `n` was just returned by dup and is owned by nothing else.
+    Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(n) })
 }
 
 /// The approver for this process, with their secret read from `from`.
