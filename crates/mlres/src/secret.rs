@@ -58,10 +58,10 @@ pub(crate) fn read(from: &From<'_>, prompt: &str) -> Result<(String, SecretSourc
                     ),
                 ));
             }
-            // Reopening through /proc reads what the descriptor refers to (a pipe or a file)
-            // without taking ownership of a raw descriptor.
-            let path = format!("/proc/self/fd/{fd}");
-            let f = File::open(&path)
+            // A descriptor of its own for the same open file (not a reopening through /proc,
+            // which would check the file's permissions again, against the broker's user when
+            // a broker serves the command).
+            let f = dup_file(*fd)
                 .with_context(|| format!("--secret-fd {fd}: not an open descriptor"))?;
             Ok((first_line(f)?, SecretSource::Fd))
         }
@@ -162,8 +162,8 @@ fn read_tty(prompt: &str) -> Result<String, Failure> {
 
 /// A `File` of its own for a descriptor this process keeps open.
 fn dup_file(fd: i32) -> std::io::Result<File> {
-    // SAFETY: `fd` is the terminal descriptor the broker received for this command and keeps
-    // open for the whole process; `dup` only creates a new descriptor.
+    // SAFETY: dup only creates a new descriptor (or fails with EBADF for one that is not
+    // open); nothing is closed or aliased.
     let n = unsafe { libc::dup(fd) };
     if n < 0 {
         return Err(std::io::Error::last_os_error());

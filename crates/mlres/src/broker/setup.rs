@@ -261,6 +261,8 @@ fn unit_text(user: &str, serve: &str) -> String {
          ExecStart={serve}\n\
          UMask=0077\n\
          NoNewPrivileges=yes\n\
+         # A cgroup of its own, so each job's memory, process and CPU limits are enforced.\n\
+         Delegate=yes\n\
          # Jobs and `loop run`s outlive a broker restart; the ledger re-attaches to them.\n\
          KillMode=process\n\
          Restart=on-failure\n\n\

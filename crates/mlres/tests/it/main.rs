@@ -3,6 +3,7 @@
 
 mod approval;
 mod artifacts;
+mod broker;
 mod claude;
 mod cli;
 mod code;
