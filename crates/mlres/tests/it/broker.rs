@@ -607,3 +607,100 @@ impl FdFrom for Command {
         self
     }
 }
+
+/// `mlres mcp` is a broker client: an MCP client speaking to it as the agent reaches the
+/// broker's campaign (the state the agent cannot read) through the same tools, and a submit
+/// through MCP spends from the same budget.
+#[test]
+fn mcp_through_the_broker_serves_the_broker_s_campaign() {
+    use std::io::{BufRead, BufReader, Write};
+    let w = World::new("m");
+    w.write_program(
+        &Fast {
+            max_jobs: 1,
+            ..Fast::default()
+        }
+        .program(),
+    );
+    let o = w.human_run(&["approve", "--secret-fd", "3"]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    let mut mcp = w
+        .agent()
+        .arg("mcp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut tx = mcp.stdin.take().unwrap();
+    let mut rx = BufReader::new(mcp.stdout.take().unwrap());
+    let mut call = |id: u64, method: &str, params: Value| -> Value {
+        let msg =
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        writeln!(tx, "{msg}").unwrap();
+        tx.flush().unwrap();
+        if method == "initialize" {
+            let mut line = String::new();
+            rx.read_line(&mut line).unwrap();
+            writeln!(
+                tx,
+                "{}",
+                serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            )
+            .unwrap();
+            return serde_json::from_str(&line).unwrap();
+        }
+        let mut line = String::new();
+        rx.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    let init = call(
+        1,
+        "initialize",
+        serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                           "clientInfo": {"name": "broker-test", "version": "0"}}),
+    );
+    assert!(init["result"]["serverInfo"].is_object(), "{init}");
+    let tools = call(2, "tools/list", serde_json::json!({}));
+    let names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"exp_submit") && !names.iter().any(|n| n.contains("approve")));
+    let st = call(
+        3,
+        "tools/call",
+        serde_json::json!({"name": "loop_status", "arguments": {}}),
+    );
+    let text = st["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        text.contains("\"approved\""),
+        "the broker's approval is visible: {st}"
+    );
+    let sub = call(
+        4,
+        "tools/call",
+        serde_json::json!({"name": "exp_submit",
+                           "arguments": {"config": {"x": 1}, "hypothesis": "via mcp"}}),
+    );
+    assert_ne!(sub["result"]["isError"], true, "{sub}");
+    let over = call(
+        5,
+        "tools/call",
+        serde_json::json!({"name": "exp_submit",
+                           "arguments": {"config": {"x": 2}, "hypothesis": "over budget"}}),
+    );
+    assert_eq!(
+        over["result"]["isError"], true,
+        "past max_jobs through MCP: {over}"
+    );
+    drop(tx);
+    let _ = mcp.wait();
+    // The CLI sees the MCP submit: one budget, in the broker.
+    let st = ok_json(&w.agent_run(&["loop", "status", "--json"]));
+    assert_eq!(st["page"]["total"], 1, "{st}");
+}
