@@ -48,20 +48,20 @@ fn user_cmd(args: &[&str]) {
 }
 
 /// A broker world: users, a root-installed broker, a project the agent owns.
-struct World {
-    dir: PathBuf,
+pub(crate) struct World {
+    pub(crate) dir: PathBuf,
     broker_user: String,
     agent_user: String,
     broker: (u32, u32),
-    agent: (u32, u32),
-    exe: PathBuf,
+    pub(crate) agent: (u32, u32),
+    pub(crate) exe: PathBuf,
     config: PathBuf,
-    socket: PathBuf,
-    state: PathBuf,
-    project: PathBuf,
+    pub(crate) socket: PathBuf,
+    pub(crate) state: PathBuf,
+    pub(crate) project: PathBuf,
     /// The human's approval secret (root-owned 0600: the agent cannot open it; the human
     /// hands it to a command as fd 3).
-    secret: PathBuf,
+    pub(crate) secret: PathBuf,
     server: Option<Child>,
 }
 
@@ -82,7 +82,7 @@ impl Drop for World {
 }
 
 impl World {
-    fn new(tag: &str) -> World {
+    pub(crate) fn new(tag: &str) -> World {
         assert!(
             is_root(),
             "the broker tests create users and switch to them: run them as root (CI does)"
@@ -212,7 +212,7 @@ impl World {
     }
 
     /// A command run as `uid`, with a clean environment.
-    fn as_uid(&self, (uid, gid): (u32, u32), program: &Path) -> Command {
+    pub(crate) fn as_uid(&self, (uid, gid): (u32, u32), program: &Path) -> Command {
         let mut c = Command::new("setpriv");
         c.arg(format!("--reuid={uid}"))
             .arg(format!("--regid={gid}"))
@@ -226,7 +226,7 @@ impl World {
     }
 
     /// `mlres` as the agent, in its project, through the broker.
-    fn agent(&self) -> Command {
+    pub(crate) fn agent(&self) -> Command {
         let mut c = self.as_uid(self.agent, &self.exe);
         c.env("MLRES_BROKER_SOCKET", &self.socket)
             .env("HOME", self.dir.join("agent-home"));
@@ -243,13 +243,13 @@ impl World {
             .unwrap()
     }
 
-    fn agent_run(&self, args: &[&str]) -> Output {
+    pub(crate) fn agent_run(&self, args: &[&str]) -> Output {
         self.agent().args(args).output().unwrap()
     }
 
     /// The human at the agent's uid, handing the secret in on fd 3 (which the agent's own
     /// processes cannot open).
-    fn human_run(&self, args: &[&str]) -> Output {
+    pub(crate) fn human_run(&self, args: &[&str]) -> Output {
         self.agent()
             .args(args)
             .fd3_from(&self.secret)
@@ -257,7 +257,7 @@ impl World {
             .unwrap()
     }
 
-    fn write_program(&self, text: &str) {
+    pub(crate) fn write_program(&self, text: &str) {
         let p = self.project.join("program.md");
         std::fs::write(&p, text).unwrap();
         std::os::unix::fs::chown(&p, Some(self.agent.0), Some(self.agent.1)).unwrap();
@@ -265,7 +265,7 @@ impl World {
     }
 }
 
-fn out_text(o: &Output) -> String {
+pub(crate) fn out_text(o: &Output) -> String {
     format!(
         "status {:?}\nstdout: {}\nstderr: {}",
         o.status.code(),
@@ -274,7 +274,7 @@ fn out_text(o: &Output) -> String {
     )
 }
 
-fn ok_json(o: &Output) -> Value {
+pub(crate) fn ok_json(o: &Output) -> Value {
     assert!(o.status.success(), "{}", out_text(o));
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", out_text(o)))
 }

@@ -828,3 +828,227 @@ fn base64_matches_the_standard_alphabet() {
     assert_eq!(base64(b"foo"), "Zm9v");
     assert_eq!(base64(b"hf jobs"), "aGYgam9icw==");
 }
+
+/// Claude Code's files where any user can run them (the cargo target dir may be under a home
+/// only root can enter): a copy under /tmp, made once per version.
+fn claude_for_everyone() -> PathBuf {
+    let src = claude_bin();
+    let root = src.ancestors().nth(3).unwrap().to_path_buf();
+    let shared = PathBuf::from(format!("/tmp/mlres-claude-code-{CLAUDE_CODE_VERSION}"));
+    let bin = shared.join("node_modules/.bin/claude");
+    if !reports_version(&bin) {
+        let staging = PathBuf::from(format!(
+            "{}.partial-{}",
+            shared.display(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&staging);
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(&root)
+            .arg(&staging)
+            .status()
+            .unwrap();
+        assert!(st.success(), "copy Claude Code to {}", staging.display());
+        let _ = Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(&staging)
+            .status();
+        let _ = std::fs::remove_dir_all(&shared);
+        std::fs::rename(&staging, &shared).unwrap();
+    }
+    bin
+}
+
+/// Broker mode, with the agent a real user of its own: Claude Code runs as the agent (under
+/// the settings `mlres setup claude --user` writes for it), the sanctioned submits run through
+/// the broker's socket, and every way at the state ends in a hook denial or an error from the
+/// operating system or the broker, with nothing read, written or spent.
+#[test]
+fn in_broker_mode_the_agent_reaches_the_socket_and_nothing_of_the_state() {
+    use crate::broker::{World, ok_json, out_text};
+    let w = World::new("c");
+    w.write_program(&program(2));
+    let o = w.human_run(&["approve", "--secret-fd", "3"]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    let claude = claude_for_everyone();
+    // The plugin, readable by the agent.
+    let plugin = w.dir.join("plugin");
+    copy_dir(&repo_root().join("plugin"), &plugin);
+    let _ = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&plugin)
+        .status();
+    let home = w.dir.join("agent-home");
+    let o = w
+        .agent()
+        .env("HOME", &home)
+        .args(["setup", "claude", "--user", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "setup claude as the agent: {}",
+        out_text(&o)
+    );
+    let state = w.state.display().to_string();
+    let turns = json!([
+        bash("mlres loop status --json"),
+        { "tool": "Bash", "input": { "command": submit(1, "baseline x=1"), "description": "submit" },
+          "capture": { "id1": "\"id\":\\s*(\\d+)" } },
+        bash("mlres exp wait {{id1}} --json --timeout 2m"),
+        { "tool": "Bash", "input": { "command": submit(2, "x=2"), "description": "submit" },
+          "capture": { "id2": "\"id\":\\s*(\\d+)" } },
+        bash("mlres exp wait {{id2}} --json --timeout 2m"),
+        bash(&submit(3, "one more past the budget")),
+        // The ways at the state that a hook alone could miss: the OS must stop them.
+        bash(&format!("ls -la {state}")),
+        bash(&format!("python3 -c \"print(open('{state}/' + 'ke' + 'y','rb').read())\"")),
+        { "tool": "Read", "input": { "file_path": format!("{state}/approver.phc") } },
+        bash(&format!("cp {0}/bin/mlres /tmp/m2-{1} && /tmp/m2-{1} approve --operator", w.dir.display(), w.agent.0)),
+        bash("mlres approve --operator"),
+        bash(&format!("mlres --state-dir {}/agent-state loop status", w.dir.display())),
+        bash(&submit(3, "after the attempts")),
+        { "text": "Done." }
+    ]);
+    let fake = FakeApi::start(&w.dir, turns);
+    let path = format!(
+        "{}:{}:/usr/local/bin:/usr/bin:/bin",
+        w.dir.join("bin").display(),
+        claude.parent().unwrap().display()
+    );
+    let out_file = w.dir.join("claude.stdout");
+    let err_file = w.dir.join("claude.stderr");
+    let mut child = w
+        .as_uid(w.agent, &claude)
+        .env("PATH", &path)
+        .env("HOME", &home)
+        .env("LANG", "C.UTF-8")
+        .env("MLRES_BROKER_SOCKET", &w.socket)
+        .env(
+            "ANTHROPIC_BASE_URL",
+            format!("http://127.0.0.1:{}", fake.port),
+        )
+        .env("ANTHROPIC_API_KEY", "sk-ant-test-dummy")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .arg("-p")
+        .arg("Run the approved mlres campaign in this project and report the best result.")
+        .arg("--plugin-dir")
+        .arg(&plugin)
+        .args(["--output-format", "json", "--model", MODEL])
+        .args([
+            "--allowedTools",
+            "Bash",
+            "Read",
+            "Write",
+            "Edit",
+            "mcp__plugin_mlres_mlres",
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > SESSION_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "claude did not finish: {}",
+                std::fs::read_to_string(&err_file).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = std::fs::read_to_string(&out_file).unwrap_or_default();
+    assert!(
+        status.success(),
+        "claude -p as the agent failed ({status}): {stdout}\n{}",
+        std::fs::read_to_string(&err_file).unwrap_or_default()
+    );
+    let outcome: Value = serde_json::from_str(&stdout).unwrap();
+    let calls = transcript(&fake.requests());
+    let denied: Vec<&str> = outcome["permission_denials"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["tool_use_id"].as_str())
+        .collect();
+
+    let st = bash_call(&calls, "mlres loop status --json");
+    assert!(!st.is_error, "{st:#?}");
+    assert!(
+        result(st).contains("\"broker\""),
+        "the agent's mlres is a broker client: {st:#?}"
+    );
+    for x in [1, 2] {
+        let c = find(
+            &calls,
+            |c| {
+                c.input["command"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(&submit(x, "")[..40]))
+            },
+            "submit",
+        );
+        assert!(
+            !c.is_error && !denied.contains(&c.id.as_str()),
+            "sanctioned submit: {c:#?}"
+        );
+    }
+    let over = bash_call(&calls, &submit(3, "one more past the budget"));
+    assert!(
+        over.is_error && result(over).contains("Exit code 3"),
+        "{over:#?}"
+    );
+    // Every attempt at the state: denied, or failed; none printed anything of it.
+    for c in calls.iter().skip(6) {
+        let is_attempt = c.input.to_string().contains(&state)
+            || c.input.to_string().contains("--operator")
+            || c.input.to_string().contains("--state-dir");
+        if !is_attempt {
+            continue;
+        }
+        assert!(
+            denied.contains(&c.id.as_str()) || c.is_error,
+            "an attempt at the state went through: {c:#?}"
+        );
+    }
+    // What the hook lets through (it knows no broker state path) the operating system stops:
+    // the state is another user's.
+    for probe in [
+        format!("ls -la {state}"),
+        format!("python3 -c \"print(open('{state}/' + 'ke' + 'y','rb').read())\""),
+    ] {
+        let c = bash_call(&calls, &probe);
+        assert!(
+            c.is_error && result(c).contains("Permission denied"),
+            "the OS should refuse: {c:#?}"
+        );
+    }
+    let read = find(
+        &calls,
+        |c| {
+            c.name == "Read"
+                && c.input["file_path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("approver.phc"))
+        },
+        "Read approver.phc",
+    );
+    assert!(
+        read.is_error && !result(read).contains("$argon2"),
+        "{read:#?}"
+    );
+    assert!(!w.dir.join("agent-state").exists());
+    let v = ok_json(&w.agent_run(&["loop", "status", "--json"]));
+    assert_eq!(v["budget"]["jobs"]["used"], json!(2), "{v}");
+    assert_eq!(v["approval"], "approved", "{v}");
+    let v = ok_json(&w.agent_run(&["ledger", "verify", "--json"]));
+    assert_eq!(v["problems"], json!([]), "{v}");
+}
