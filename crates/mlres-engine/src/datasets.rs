@@ -63,6 +63,12 @@ pub(crate) fn local_paths(project: &Project) -> Vec<PathBuf> {
     out
 }
 
+/// The envelope's local datasets as declared (resolved against the project root), for a
+/// caller that must check who may read them (the broker checks its client could).
+pub fn local_dataset_paths(project: &Project) -> Vec<PathBuf> {
+    local_paths(project)
+}
+
 /// The manifest of the envelope's datasets as they are now; `None` when none are declared.
 pub(crate) fn current(project: &Project) -> Result<Option<Value>, EngineError> {
     current_with(project, true)

@@ -26,6 +26,7 @@ pub use approver::{
     HumanApprover, MIN_SECRET_CHARS, SecretSource, hash_secret, set_approver_secret, verify_secret,
 };
 pub use code::{CodeChange, PinnedCode};
+pub use datasets::local_dataset_paths;
 pub use error::EngineError;
 pub use evaluate::{Evaluation, evaluate_logs, scan_logs as scan_log_files};
 pub use export::{ExportPaths, experiment_json, export};

@@ -54,6 +54,16 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<u8, Failure> {
         }
         _ => true,
     };
+    if needs_approval && crate::broker::served().is_some() {
+        return Err(fail(
+            exit::REFUSED,
+            anyhow!(
+                "in broker mode the demo is approved like any campaign, by a human with the approval secret: \
+                 `mlres -C {d} approve`, then `mlres -C {d} loop run` (program.md is the demo's)",
+                d = crate::shell_word(&engine.project.root.to_string_lossy())
+            ),
+        ));
+    }
     if needs_approval {
         engine.approve_builtin_demo(&crate::user_name(), PROGRAM)?;
     }

@@ -402,7 +402,7 @@ fn child(conn: UnixStream, listener: RawFd, peer: PeerCred, o: &Opts) -> u8 {
                 exit::OK
             }
         }
-        Ok(cli) => match admit(&cli, &peer, o) {
+        Ok(cli) => match admit(&cli, &req.argv, &peer, o) {
             Err(f) => {
                 eprintln!("error: {:#}", f.error);
                 f.code
@@ -528,7 +528,7 @@ fn place(req: &wire::Request, fds: Vec<OwnedFd>, peer: &PeerCred, o: &Opts) -> R
 /// What the broker refuses to run for a client, before anything runs: another state dir,
 /// the commands that run in the client's own process, and paths the client could not reach
 /// itself (the broker's rights must not become the client's).
-fn admit(cli: &Cli, peer: &PeerCred, o: &Opts) -> Result<(), Failure> {
+fn admit(cli: &Cli, argv: &[String], peer: &PeerCred, o: &Opts) -> Result<(), Failure> {
     if cli.state_dir.is_some() {
         return Err(fail(
             exit::USAGE,
@@ -566,24 +566,64 @@ fn admit(cli: &Cli, peer: &PeerCred, o: &Opts) -> Result<(), Failure> {
         }
         peer_may(project, peer, 5).map_err(refused)?;
     }
-    let writes_project = matches!(cli.command, Command::Demo(_));
-    if writes_project && project.exists() {
-        peer_may(project, peer, 3).map_err(refused)?;
+    // Any argument that names an existing path (a data file, an upload, `--against`, a
+    // `--flag=PATH`): the client must be able to read it itself.
+    let cwd = std::env::current_dir().unwrap_or_default();
+    for arg in argv.iter().skip(1) {
+        let cand = match arg.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => v,
+            _ => arg.as_str(),
+        };
+        if cand.is_empty() || cand.len() > 4096 || cand.starts_with("hf:") {
+            continue;
+        }
+        for base in [&cwd, project] {
+            let p = base.join(cand);
+            if let Ok(m) = std::fs::metadata(&p) {
+                peer_may(&p, peer, if m.is_dir() { 5 } else { 4 }).map_err(refused)?;
+            }
+        }
     }
-    if let Command::Exp(ExpCmd::Artifacts(a)) = &cli.command
-        && let Some(to) = &a.to
+    // The datasets program.md declares: a job would be granted them, and approval prints
+    // their rows; the client must be able to read them itself.
+    if project.join("program.md").is_file()
+        && let Ok(p) = mlres_engine::Project::load(project)
     {
-        let mut at = project.join(to);
+        for d in mlres_engine::local_dataset_paths(&p) {
+            if inside_state(&d) {
+                return Err(refused(format!(
+                    "dataset {} is inside the broker's state dir",
+                    d.display()
+                )));
+            }
+            if let Ok(m) = std::fs::metadata(&d) {
+                peer_may(&d, peer, if m.is_dir() { 5 } else { 4 })
+                    .map_err(|e| refused(format!("dataset: {e}")))?;
+            }
+        }
+    }
+    // Where the broker would create or write files for the client: the nearest existing
+    // directory must be one the client could write, and none of the broker's state.
+    let target = match &cli.command {
+        Command::Demo(a) => Some(a.dir.clone()),
+        Command::Exp(ExpCmd::Artifacts(a)) => a.to.as_ref().map(|to| project.join(to)),
+        _ => None,
+    };
+    if let Some(t) = target {
+        let mut at = t.clone();
         while !at.exists() {
             match at.parent() {
                 Some(p) if !p.as_os_str().is_empty() => at = p.to_path_buf(),
-                _ => break,
+                _ => {
+                    at = PathBuf::from(".");
+                    break;
+                }
             }
         }
         if inside_state(&at) {
             return Err(refused(format!(
                 "{} is inside the broker's state dir",
-                to.display()
+                t.display()
             )));
         }
         peer_may(&at, peer, 3).map_err(refused)?;

@@ -295,9 +295,10 @@ fn an_agent_with_a_shell_cannot_reach_the_state_and_the_sanctioned_path_works() 
     );
     for probe in [
         format!("ls {state}"),
-        format!("cat {state}/ledger.db"),
-        format!("cat {state}/key"),
+        format!("cat {state}/ledger.sqlite3"),
+        format!("cat {state}/ledger.key"),
         format!("cat {state}/approver.phc"),
+        format!("sqlite3 {state}/ledger.sqlite3 'select 1'"),
         format!("touch {state}/planted"),
         format!("mv {state} {state}.moved"),
         format!("rm -rf {state}"),
@@ -310,14 +311,20 @@ fn an_agent_with_a_shell_cannot_reach_the_state_and_the_sanctioned_path_works() 
             out_text(&o)
         );
     }
-    assert!(w.state.join("ledger.db").exists() || w.state.is_dir());
+    for f in ["ledger.sqlite3", "ledger.key", "approver.phc"] {
+        assert!(
+            w.state.join(f).is_file(),
+            "{f} exists, so its probes mean something"
+        );
+    }
 
     // The broker's process: its environment and descriptors are not the agent's to read.
     let pid = w.server.as_ref().unwrap().id();
     for probe in [
         format!("cat /proc/{pid}/environ"),
         format!("ls -l /proc/{pid}/fd/"),
-        format!("cat /proc/{pid}/cwd/ledger.db"),
+        format!("cat /proc/{pid}/cwd/ledger.key"),
+        format!("cat /proc/{pid}/root{state}/ledger.key"),
         format!("kill -TERM {pid}"),
     ] {
         let o = w.agent_sh(&probe);
@@ -351,7 +358,7 @@ fn an_agent_with_a_shell_cannot_reach_the_state_and_the_sanctioned_path_works() 
             max_jobs: 3,
             max_concurrent: 3,
             script: &format!(
-                "cat {state}/key >/dev/null 2>&1 && echo score=666 || echo score={{x}}"
+                "cat {state}/ledger.key >/dev/null 2>&1 && echo score=666 || echo score={{x}}"
             ),
             ..Fast::default()
         }
@@ -703,4 +710,65 @@ fn mcp_through_the_broker_serves_the_broker_s_campaign() {
     // The CLI sees the MCP submit: one budget, in the broker.
     let st = ok_json(&w.agent_run(&["loop", "status", "--json"]));
     assert_eq!(st["page"]["total"], 1, "{st}");
+}
+
+/// The confused deputy: the broker can read its state dir and the client cannot, so no
+/// argument, project, dataset or symlink may make the broker read something for the client
+/// that the client could not read itself.
+#[test]
+fn the_broker_reads_only_what_its_client_could() {
+    let w = World::new("d");
+    let state = w.state.display().to_string();
+    let key = format!("{state}/ledger.key");
+    assert!(Path::new(&key).exists());
+    let refused = |o: &Output, what: &str| {
+        assert_eq!(code(o), 3, "{what}: {}", out_text(o));
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains("the broker reads and writes only what you could"),
+            "{what}: {e}"
+        );
+    };
+    // Path arguments, plain and as --flag=PATH.
+    refused(
+        &w.agent_run(&["hub", "files", "upload", "me/repo", &key]),
+        "upload of the key",
+    );
+    refused(
+        &w.agent_run(&["data", "audit", "hf:a/b", &format!("--against={key}")]),
+        "--against=the key",
+    );
+    refused(
+        &w.agent_run(&["-C", &state, "check"]),
+        "-C into the state dir",
+    );
+    // A dataset that is the key, directly or through a symlink in the project.
+    let fast = Fast::default().program();
+    let with = |ds: &str| fast.replacen("max_jobs:", &format!("datasets: [{ds}]\nmax_jobs:"), 1);
+    w.write_program(&with(&key));
+    refused(&w.agent_run(&["check"]), "a dataset in the state dir");
+    let o = w.agent_sh(&format!("ln -s {key} {}/data.jsonl", w.project.display()));
+    assert!(o.status.success(), "{}", out_text(&o));
+    w.write_program(&with("data.jsonl"));
+    refused(&w.agent_run(&["check"]), "a dataset symlinked to the key");
+    // With readable data the same commands work.
+    let o = w.agent_sh(&format!(
+        "rm {0}/data.jsonl && echo '{{\"text\": \"hi\"}}' > {0}/data.jsonl",
+        w.project.display()
+    ));
+    assert!(o.status.success(), "{}", out_text(&o));
+    let o = w.agent_run(&["check"]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    // The demo approves itself only in single-user mode; in broker mode a human approves.
+    let demo = w.dir.join("demo");
+    std::fs::create_dir_all(&demo).unwrap();
+    std::os::unix::fs::chown(&demo, Some(w.agent.0), Some(w.broker.1)).unwrap();
+    std::fs::set_permissions(&demo, std::fs::Permissions::from_mode(0o2770)).unwrap();
+    let o = w.agent_run(&["demo", "--dir", &format!("{state}/demo")]);
+    refused(&o, "a demo project in the state dir");
+    let o = w.agent_run(&["demo", "--dir", demo.to_str().unwrap()]);
+    assert_eq!(code(&o), 3, "{}", out_text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("approved like any campaign"));
+    let st = ok_json(&w.agent_run(&["-C", demo.to_str().unwrap(), "loop", "status", "--json"]));
+    assert_eq!(st["approval"], "not approved", "{st}");
 }

@@ -903,7 +903,7 @@ fn in_broker_mode_the_agent_reaches_the_socket_and_nothing_of_the_state() {
         bash(&submit(3, "one more past the budget")),
         // The ways at the state that a hook alone could miss: the OS must stop them.
         bash(&format!("ls -la {state}")),
-        bash(&format!("python3 -c \"print(open('{state}/' + 'ke' + 'y','rb').read())\"")),
+        bash(&format!("python3 -c \"print(open('{state}/ledger.' + 'k' + 'ey','rb').read())\"")),
         { "tool": "Read", "input": { "file_path": format!("{state}/approver.phc") } },
         bash(&format!("cp {0}/bin/mlres /tmp/m2-{1} && /tmp/m2-{1} approve --operator", w.dir.display(), w.agent.0)),
         bash("mlres approve --operator"),
@@ -1023,7 +1023,7 @@ fn in_broker_mode_the_agent_reaches_the_socket_and_nothing_of_the_state() {
     // the state is another user's.
     for probe in [
         format!("ls -la {state}"),
-        format!("python3 -c \"print(open('{state}/' + 'ke' + 'y','rb').read())\""),
+        format!("python3 -c \"print(open('{state}/ledger.' + 'k' + 'ey','rb').read())\""),
     ] {
         let c = bash_call(&calls, &probe);
         assert!(
