@@ -20,7 +20,9 @@ the campaign failed: `loop run` ended without any experiment producing a usable 
 130/143 `loop run` interrupted by SIGINT/SIGTERM (jobs in flight keep running).
 
 State (ledger, approvals, HMAC key, job directories) lives in $MLRES_STATE_DIR, else
-$XDG_STATE_HOME/mlres, else ~/.local/state/mlres: outside the project, where agents cannot write.";
+$XDG_STATE_HOME/mlres, else ~/.local/state/mlres: outside the project, where agents cannot write.
+Broker mode (`sudo mlres setup broker`) moves it to a user of its own; this CLI then goes
+through the broker's socket (`mlres broker status`).";
 
 /// mlres: an autonomous, budget-bounded ML research broker.
 #[derive(Parser, Debug)]
