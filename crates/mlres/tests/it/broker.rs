@@ -772,3 +772,100 @@ fn the_broker_reads_only_what_its_client_could() {
     let st = ok_json(&w.agent_run(&["-C", demo.to_str().unwrap(), "loop", "status", "--json"]));
     assert_eq!(st["approval"], "not approved", "{st}");
 }
+
+/// Same command, same exit code and the same words in both modes; and a Ctrl-C on the client
+/// reaches the command in the broker, which stops the way single-user `loop run` does.
+#[test]
+fn broker_mode_answers_like_single_user_mode_and_forwards_signals() {
+    let w = World::new("p");
+    w.write_program(
+        &Fast {
+            max_jobs: 3,
+            script: "sleep 4; echo score={x}",
+            ..Fast::default()
+        }
+        .program(),
+    );
+    // Single-user mode, as root, on a copy of the same project with its own state dir.
+    let single_state = w.dir.join("single-state");
+    let single = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(&w.project)
+            .env_remove("MLRES_BROKER_SOCKET")
+            .env("MLRES_STATE_DIR", &single_state)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        vec!["exp", "submit", "--config", "x=1", "--hypothesis", "h"],
+        vec!["exp", "submit", "--config", "nope=1", "--hypothesis", "h"],
+        vec!["exp", "status", "99"],
+        vec!["loop", "run"],
+        vec!["check", "--bogus-flag"],
+        vec!["ledger", "events", "--json", "--limit", "x"],
+    ] {
+        let (b, s) = (w.agent_run(&args), single(&args));
+        assert_eq!(
+            code(&b),
+            code(&s),
+            "{args:?}\nbroker: {}\nsingle: {}",
+            out_text(&b),
+            out_text(&s)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&b.stderr).lines().next(),
+            String::from_utf8_lossy(&s.stderr).lines().next(),
+            "{args:?}"
+        );
+    }
+    let (b, s) = (
+        w.agent_run(&["check", "--json"]),
+        single(&["check", "--json"]),
+    );
+    assert_eq!(code(&b), 0, "{}", out_text(&b));
+    let (mut bj, mut sj): (Value, Value) = (
+        serde_json::from_slice(&b.stdout).unwrap(),
+        serde_json::from_slice(&s.stdout).unwrap(),
+    );
+    for v in [&mut bj, &mut sj] {
+        if let Some(o) = v.as_object_mut() {
+            // Which machine protections apply is probed as each side's user.
+            o.remove("limits_here");
+            o.remove("approval_protections");
+        }
+    }
+    assert_eq!(bj, sj, "check --json differs between the modes");
+
+    // SIGINT on the client: the broker's loop stops at its next step, exit 130, and says so.
+    let o = w.human_run(&["approve", "--secret-fd", "3"]);
+    assert!(o.status.success(), "{}", out_text(&o));
+    let run = w
+        .agent()
+        .args(["loop", "run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        let st = ok_json(&w.agent_run(&["loop", "status", "--json"]));
+        if st["in_flight"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{st}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // setpriv execs mlres in place, so the child's pid is the client's.
+    // SAFETY: kill with a valid pid and signal.
+    unsafe {
+        libc::kill(run.id() as i32, libc::SIGINT);
+    }
+    let o = run.wait_with_output().unwrap();
+    assert_eq!(code(&o), 130, "{}", out_text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("interrupted by SIGINT"),
+        "{}",
+        out_text(&o)
+    );
+}
