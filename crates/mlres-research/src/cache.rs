@@ -51,6 +51,7 @@ impl Cached {
             url: self.url.clone(),
             cache_age: Some(age),
             stale,
+            headers: Vec::new(),
         }
     }
 }

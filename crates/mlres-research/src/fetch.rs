@@ -98,9 +98,18 @@ pub struct Response {
     /// True when the network was not reachable (or offline was asked for) and a stale cache
     /// entry answered.
     pub stale: bool,
+    /// Response headers, names lowercased (empty when the cache answered).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Response {
+    /// A header's value (name matched case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -484,8 +493,27 @@ impl Fetcher {
                 }
                 continue;
             }
-            let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v));
+            // `Retry-After`, else GitHub's exhausted quota (`x-ratelimit-remaining: 0` with
+            // `x-ratelimit-reset`, epoch seconds).
+            let retry_after = header("retry-after")
+                .and_then(|v| parse_retry_after(&v))
+                .or_else(|| {
+                    let exhausted =
+                        header("x-ratelimit-remaining").is_some_and(|v| v.trim() == "0");
+                    let reset: u64 = header("x-ratelimit-reset")?.trim().parse().ok()?;
+                    exhausted.then(|| Duration::from_secs(reset.saturating_sub(now_secs())))
+                });
             let content_type = header("content-type");
+            let headers: Vec<(String, String)> = resp
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| {
+                    Some((
+                        k.as_str().to_ascii_lowercase(),
+                        v.to_str().ok()?.to_string(),
+                    ))
+                })
+                .collect();
             let mut buf = Vec::new();
             let limit = req.max_bytes as u64 + 1;
             resp.body_mut()
@@ -510,6 +538,7 @@ impl Fetcher {
                     url,
                     cache_age: None,
                     stale: false,
+                    headers,
                 },
                 retry_after,
             ));

@@ -8,8 +8,12 @@
 //! [`Secrets`]) and never prints.
 
 pub mod cache;
+pub mod docs;
 pub mod fetch;
+pub mod github;
+pub mod hubsearch;
 pub mod untrusted;
+mod util;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

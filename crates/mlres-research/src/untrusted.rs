@@ -53,14 +53,19 @@ impl Untrusted {
                 text = text.replace(*s, "[REDACTED]");
             }
         }
-        let scanner = mlres_data::audit::secrets::Scanner::new();
+        // Compiled once per process: listings wrap many short texts.
+        static SCANNER: std::sync::OnceLock<mlres_data::audit::secrets::Scanner> =
+            std::sync::OnceLock::new();
+        static DETECTOR: std::sync::OnceLock<mlres_data::audit::inject::Detector> =
+            std::sync::OnceLock::new();
+        let scanner = SCANNER.get_or_init(mlres_data::audit::secrets::Scanner::new);
         let hits = scanner.scan(&text).len();
         if hits > 0 {
             redacted += hits;
             text = scanner.redact_all(&text);
         }
         // Injection scan on the text as an agent would read it (before escaping).
-        let detector = mlres_data::audit::inject::Detector::new();
+        let detector = DETECTOR.get_or_init(mlres_data::audit::inject::Detector::new);
         let mut injections: Vec<String> = detector
             .scan(&text)
             .into_iter()
