@@ -13,6 +13,7 @@ mod http;
 mod hub;
 mod jobs;
 mod lfs;
+pub mod research_code;
 mod state;
 pub mod viewer;
 
@@ -351,6 +352,9 @@ fn route(req: &Request, state: &Arc<State>) -> Reply {
         return Reply::Full(r);
     }
     if let Some(r) = viewer::handle(req, state) {
+        return Reply::Full(r);
+    }
+    if let Some(r) = research_code::handle(req, state) {
         return Reply::Full(r);
     }
     let seg = req.segments();

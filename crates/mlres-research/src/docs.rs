@@ -506,6 +506,11 @@ pub fn docs_url(f: &Fetcher, page: &str) -> Result<String, ResearchError> {
         )));
     } else if p.starts_with("/docs/") {
         p.to_string()
+    } else if p.starts_with('/') {
+        return Err(ResearchError::Usage(format!(
+            "{} is not a page under /docs/",
+            visible(p)
+        )));
     } else {
         format!("/docs/{}", p.trim_start_matches('/'))
     };
