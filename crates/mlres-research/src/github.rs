@@ -696,7 +696,18 @@ pub fn find_examples(
         Ok(x) => x,
         Err(ResearchError::NotFound(_)) => {
             let q = format!("org:{} {}", repo.owner, repo.name);
-            let suggestions = search_repos(f, &q, 10).map(|l| l.repos).unwrap_or_default();
+            // Suggestions are a courtesy: a failed search leaves them empty.
+            let suggestions = match search_repos(f, &q, 10) {
+                Ok(l) => {
+                    if let Some(a) = l.cache_age {
+                        c.age.cache_age = Some(c.age.cache_age.map_or(a, |b| b.max(a)));
+                    }
+                    c.age.stale |= l.stale;
+                    c.quota = l.quota;
+                    l.repos
+                }
+                Err(_) => Vec::new(),
+            };
             return Ok(Examples {
                 repo: repo.full(),
                 repo_found: false,

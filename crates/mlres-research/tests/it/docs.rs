@@ -3,6 +3,7 @@
 //! and the OpenAPI finder's curl examples.
 
 use mlres_fakehf::research_code::{DOC_SECRET_SHAPED, INJECTED_DOC_PAGE};
+use mlres_research::fetch::host_of;
 use mlres_research::untrusted::{BEGIN, END};
 use mlres_research::{Cache, Fetcher, ResearchError, docs};
 use proptest::prelude::*;
@@ -256,18 +257,23 @@ proptest! {
     #[test]
     fn sidebar_extraction_never_panics(html in ".{0,600}", url in ".{0,40}") {
         let _ = docs::extract_sidebar(&html, &url);
-        let _ = docs::extract_sidebar(&html, "https://huggingface.co/docs/trl/index");
+        for l in docs::extract_sidebar(&html, "https://huggingface.co/docs/trl/index") {
+            prop_assert_eq!(host_of(&l.url), Some("huggingface.co".to_string()));
+        }
     }
 
     #[test]
     fn sidebar_extraction_never_panics_on_tag_soup(
         parts in prop::collection::vec(prop::sample::select(vec![
             "<nav", "<nav class=\"flex-auto\">", "</nav>", "<a href=\"/docs/x\">", "<a href='y'", "</a>",
-            "<a", ">", "\"", "'", "&amp;", "&#x1F600;", "&#99999999;", "é", "\u{202E}", " ", "href=", "class=flex-auto",
+            "<a", ">", "\"", "'", "&amp;", "<a href=\"https://evil.example/x\">", "<a href=\"//evil.example/y\">",
+            "<a href=\"HTTPS://HuggingFace.co/docs/z\">", "<a href=\"https://u@huggingface.co/docs/w\">", "&#x1F600;", "&#99999999;", "é", "\u{202E}", " ", "href=", "class=flex-auto",
         ]), 0..60)
     ) {
         let html: String = parts.concat();
-        let _ = docs::extract_sidebar(&html, "https://huggingface.co/docs/trl/index");
+        for l in docs::extract_sidebar(&html, "https://huggingface.co/docs/trl/index") {
+            prop_assert_eq!(host_of(&l.url), Some("huggingface.co".to_string()));
+        }
     }
 
     #[test]

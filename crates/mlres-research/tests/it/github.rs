@@ -510,7 +510,24 @@ proptest! {
 
     #[test]
     fn gh_hosts_parser_never_panics(text in ".{0,400}", host in "[a-z.]{0,20}") {
-        let _ = github::gh_hosts_token(&text, &host);
+        if let Some(t) = github::gh_hosts_token(&text, &host) {
+            prop_assert!(!t.is_empty());
+            prop_assert!(text.lines().any(|l| l.contains("oauth_token") && l.contains(t.as_str())));
+        }
+    }
+
+    #[test]
+    fn gh_hosts_parser_never_panics_on_yaml_soup(
+        parts in prop::collection::vec(prop::sample::select(vec![
+            "github.com:", "\n", "  ", "    ", "\t", "oauth_token:", " gho_x", "users:", "user:", " a",
+            "\"", "'", "#", " #c", "- ", ":", "é", "\r\n", "\"github.com\":", "oauth_token: ''",
+        ]), 0..50)
+    ) {
+        let text: String = parts.concat();
+        if let Some(t) = github::gh_hosts_token(&text, "github.com") {
+            prop_assert!(!t.is_empty());
+            prop_assert!(text.lines().any(|l| l.contains("oauth_token") && l.contains(t.as_str())));
+        }
     }
 
     #[test]
