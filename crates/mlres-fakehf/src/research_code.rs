@@ -63,6 +63,11 @@ pub struct GithubControl {
     pub secondary: bool,
     /// Anonymous quota (default 60).
     pub anonymous_limit: Option<u64>,
+    /// Answer the next `body_count` GitHub requests 200 with `body` repeated `body_repeat`
+    /// times (malformed JSON, a huge body).
+    pub body: Option<String>,
+    pub body_repeat: usize,
+    pub body_count: u32,
 }
 
 fn now() -> u64 {
@@ -111,12 +116,8 @@ fn control(state: &State) -> GithubControl {
         .unwrap_or_default()
 }
 
-fn take_rate_limited(state: &State) -> Option<(u16, GithubControl)> {
-    let c = control(state);
-    let status = c.rate_limited?;
-    if c.rate_limited_count == 0 {
-        return None;
-    }
+/// Decrements the control's counter `key`.
+fn count_down(state: &State, key: &str, from: u32) {
     let mut g = state.lock();
     if let Some(f) = g
         .repos
@@ -124,10 +125,29 @@ fn take_rate_limited(state: &State) -> Option<(u16, GithubControl)> {
         .and_then(|r| r.files.get_mut(GITHUB_CONTROL_FILE))
     {
         let mut v: Value = serde_json::from_slice(&f.bytes).unwrap_or_default();
-        v["rate_limited_count"] = json!(c.rate_limited_count - 1);
+        v[key] = json!(from.saturating_sub(1));
         f.bytes = serde_json::to_vec(&v).unwrap_or_default();
     }
+}
+
+fn take_rate_limited(state: &State) -> Option<(u16, GithubControl)> {
+    let c = control(state);
+    let status = c.rate_limited?;
+    if c.rate_limited_count == 0 {
+        return None;
+    }
+    count_down(state, "rate_limited_count", c.rate_limited_count);
     Some((status, c))
+}
+
+fn take_body(state: &State) -> Option<Vec<u8>> {
+    let c = control(state);
+    let body = c.body?;
+    if c.body_count == 0 {
+        return None;
+    }
+    count_down(state, "body_count", c.body_count);
+    Some(body.repeat(c.body_repeat.max(1)).into_bytes())
 }
 
 fn github(req: &Request, state: &State, rest: &[&str]) -> Response {
@@ -194,6 +214,17 @@ fn github(req: &Request, state: &State, rest: &[&str]) -> Response {
         return exhausted(403);
     }
     let remaining = limit - used;
+    if let Some(body) = take_body(state) {
+        let r = Response {
+            status: 200,
+            headers: vec![(
+                "Content-Type".into(),
+                "application/json; charset=utf-8".into(),
+            )],
+            body,
+        };
+        return with_quota(r, remaining);
+    }
     if req.method != "GET" {
         return with_quota(not_found(""), remaining);
     }

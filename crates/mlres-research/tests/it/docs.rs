@@ -115,6 +115,36 @@ fn composite_libraries_expand_and_skip_missing_sites() {
 }
 
 #[test]
+fn a_page_that_fails_is_listed_and_the_rest_are_searched() {
+    let fake = fake();
+    let f = anonymous(&fake);
+    fake.state().inject(mlres_fakehf::Injection {
+        method: "GET".into(),
+        path_prefix: "/docs/trl/grpo_trainer.md".into(),
+        status: 500,
+        count: 1,
+        location: None,
+        message: None,
+    });
+    let r = docs::explore(&f, "trl", Some("GRPO reward functions"), 3).unwrap();
+    assert_eq!(r.pages_failed.len(), 1, "{r:#?}");
+    assert!(r.pages_failed[0].ends_with("/docs/trl/grpo_trainer.md"));
+    assert_eq!(r.pages_searched, r.pages.len() - 1);
+    assert!(!r.hits.iter().any(|h| h.url.ends_with("/grpo_trainer")));
+    // A sidebar that fails is the error of a single library.
+    fake.state().inject(mlres_fakehf::Injection {
+        method: "GET".into(),
+        path_prefix: "/docs/peft".into(),
+        status: 503,
+        count: 1,
+        location: None,
+        message: None,
+    });
+    let e = docs::explore(&f, "peft", None, 3).unwrap_err();
+    assert!(matches!(e, ResearchError::Api { status: 503, .. }), "{e}");
+}
+
+#[test]
 fn the_injected_page_comes_back_wrapped_flagged_and_redacted() {
     let fake = fake();
     let f = with_tokens(&fake, None);

@@ -340,6 +340,54 @@ fn rate_limits_and_bad_tokens_are_typed_errors() {
     assert!(!e.to_string().contains(GITHUB_BAD_TOKEN));
 }
 
+#[test]
+fn server_errors_malformed_and_huge_bodies_are_typed() {
+    let fake = fake();
+    let f = anonymous(&fake);
+    // A 502 (no retries configured): GitHub's status, typed.
+    fake.state().inject(mlres_fakehf::Injection {
+        method: "GET".into(),
+        path_prefix: "/github/search/repositories".into(),
+        status: 502,
+        count: 1,
+        location: None,
+        message: Some("Server Error".into()),
+    });
+    let e = github::search_repos(&f, "trl", 5).unwrap_err();
+    assert!(matches!(e, ResearchError::Api { status: 502, .. }), "{e}");
+    // With retries, a transient 503 is retried and the call succeeds.
+    fake.state().inject(mlres_fakehf::Injection {
+        method: "GET".into(),
+        path_prefix: "/github/search/repositories".into(),
+        status: 503,
+        count: 1,
+        location: None,
+        message: None,
+    });
+    let patient = Fetcher::with_pacing(
+        endpoints(&fake),
+        Secrets::default(),
+        None,
+        mlres_research::Pacing {
+            retries: 2,
+            backoff: Duration::from_millis(10),
+            ..mlres_research::Pacing::default()
+        },
+    );
+    assert!(github::search_repos(&patient, "trl", 5).is_ok());
+    // Malformed JSON.
+    set_control(&fake, r#"{"body": "{\"items\": [", "body_count": 1}"#);
+    let e = github::search_repos(&f, "trl", 5).unwrap_err();
+    assert!(matches!(e, ResearchError::Decode { .. }), "{e}");
+    // A body over the cap is refused, not cut.
+    set_control(
+        &fake,
+        r#"{"body": "0123456789abcdef", "body_repeat": 600000, "body_count": 1}"#,
+    );
+    let e = github::list_tree(&f, &trl(), Some("main"), None, 5).unwrap_err();
+    assert!(matches!(e, ResearchError::TooLarge { .. }), "{e}");
+}
+
 /// Two fakes: GitHub on one, HF on the other; both canary tokens configured. Every request
 /// GitHub's fake saw carried the GitHub token or nothing, every request HF's saw the HF token
 /// or nothing, also when each redirects to the other; the outputs and the cache hold neither.
