@@ -386,13 +386,20 @@ pub fn bm25(pages: &[PageText], query: &str, limit: usize) -> Vec<Hit> {
     let n = pages.len() as f64;
     let avg = (lens.iter().sum::<f64>() / n).max(1.0);
     let (k1, b) = (1.2, 0.75);
+    let df: BTreeMap<&str, f64> = q
+        .iter()
+        .map(|w| {
+            let n = docs.iter().filter(|d| d.contains_key(w)).count() as f64;
+            (w.as_str(), n)
+        })
+        .collect();
     let mut scored: Vec<(usize, f64)> = docs
         .iter()
         .enumerate()
         .map(|(i, d)| {
             let mut s = 0.0;
             for w in &q {
-                let df = docs.iter().filter(|d| d.contains_key(w)).count() as f64;
+                let df = df[w.as_str()];
                 let tf = *d.get(w).unwrap_or(&0) as f64;
                 if tf == 0.0 {
                     continue;
@@ -649,11 +656,17 @@ pub fn explore(
             });
         }
     }
-    let warnings = scan_names(
+    let mut warnings = scan_names(
         f,
         &format!("{base}/docs/{library}"),
         pages.iter().map(|p| p.title.as_str()),
     );
+    if query.is_some() && pages.len() > MAX_PAGES {
+        warnings.push(format!(
+            "note: searched the first {MAX_PAGES} of {} pages",
+            pages.len()
+        ));
+    }
     Ok(DocsExplore {
         library: library.trim().to_ascii_lowercase(),
         sites: sites.iter().map(|s| s.to_string()).collect(),
