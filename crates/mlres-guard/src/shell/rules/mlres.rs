@@ -38,6 +38,17 @@ const READ_ONLY_PATHS: &[&[&str]] = &[
     &["jobs", "list"],
 ];
 
+/// The research commands: they only read, but they send their arguments to the network
+/// (arXiv, Semantic Scholar, GitHub, the Hub), so every argument must be on the command line
+/// and none may look like a secret.
+const RESEARCH_PATHS: &[&[&str]] = &[&["papers"], &["docs"], &["github"], &["hub", "search"]];
+
+fn research_path(sub: &[Option<&str>]) -> bool {
+    RESEARCH_PATHS
+        .iter()
+        .any(|p| p.len() <= sub.len() && p.iter().zip(sub).all(|(want, got)| Some(*want) == *got))
+}
+
 /// mlres' global options that take a value (they may appear before or after the subcommand).
 const GLOBAL_WITH_VALUE: &[&str] = &["-C", "--project", "--state-dir"];
 
@@ -96,6 +107,9 @@ pub(super) fn mlres(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &S
         return Err(format!("{STATE_DIR_REASON} ({how})"));
     }
     let sub = subcommand(rest);
+    if research_path(&sub) {
+        return research(an, rest, &sub);
+    }
     computed_arguments(rest, &sub)?;
     data_sources(an, rest, &sub)?;
     if rest.iter().any(|a| a.dynamic) {
@@ -117,6 +131,33 @@ pub(super) fn mlres(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &S
     an.mlres_read_only = flags_only_help
         || (head.iter().take(2).any(|p| READ.contains(p))
             && !head.iter().any(|p| WRITE.contains(p)));
+    Ok(())
+}
+
+/// `mlres papers|docs|github|hub search`: read-only, answered by Allow, unless an argument is
+/// computed at run time or looks like a secret (the query would carry it to another host).
+fn research(an: &mut Analyzer<'_>, rest: &[Arg], sub: &[Option<&str>]) -> R {
+    let words: Vec<&str> = sub.iter().map(|w| w.unwrap_or("…")).collect();
+    if let Some(a) = rest.iter().find(|a| a.dynamic || a.glob || a.brace) {
+        return Err(format!(
+            "refused: `mlres {}` sends its arguments to the network, and `{}` is computed at run \
+             time (a substitution, a variable, a glob or words from xargs), so the guard cannot see \
+             what would leave this machine. Write the query literally, e.g. \
+             `mlres papers search \"direct preference optimization\"`",
+            words.join(" "),
+            a.s().replace(DYN, "…")
+        ));
+    }
+    if let Some(hit) = rest.iter().find_map(|a| crate::web::secret_shaped(a.s())) {
+        return Err(format!(
+            "refused: `mlres {}` would send a secret-shaped value (`{}…`: a long hex or base64 run) \
+             to the network. Search with words, ids and names; nothing read from credentials, the \
+             environment or the state directory may go into a query",
+            words.join(" "),
+            hit.chars().take(8).collect::<String>()
+        ));
+    }
+    an.mlres_read_only = true;
     Ok(())
 }
 
