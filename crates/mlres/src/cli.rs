@@ -72,6 +72,14 @@ pub enum Command {
     /// Hugging Face Hub: whoami, files (list/read/upload/delete), repo create, push outputs.
     #[command(subcommand)]
     Hub(crate::hub::HubCmd),
+    /// Hugging Face library docs: explore and search a library's pages, fetch one, find an API
+    /// endpoint. Read-only; external text is shown as untrusted.
+    #[command(subcommand)]
+    Docs(crate::research::DocsCmd),
+    /// GitHub: example scripts for a library or task, read a file, a repo's tree, an owner's
+    /// repos, repository search. Read-only; uses GITHUB_TOKEN or gh's login when present.
+    #[command(subcommand)]
+    Github(crate::research::GithubCmd),
     /// Hugging Face Jobs: run one approved experiment; status, logs, cancel, list.
     #[command(subcommand)]
     Jobs(crate::jobs::JobsCmd),

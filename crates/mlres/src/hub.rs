@@ -33,6 +33,9 @@ pub enum HubCmd {
     /// checkpoint folder) to a repo in the envelope's `output_repos`: one commit, large and
     /// binary files through LFS, text redacted; needs approval; recorded in the ledger.
     Push(PushArgs),
+    /// Search models or datasets on the Hub by task, library, license, tags, downloads and
+    /// size: `mlres hub search models --task text-generation --library peft --limit 5`.
+    Search(crate::research::HubSearchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -132,6 +135,7 @@ pub fn run(cli: &Cli, cmd: &HubCmd) -> Result<u8, Failure> {
         HubCmd::Files(FilesCmd::Delete { repo, path }) => delete(cli, repo, path),
         HubCmd::Repo(RepoCmd::Create { repo, public }) => create(cli, repo, *public),
         HubCmd::Push(a) => push(cli, a),
+        HubCmd::Search(a) => crate::research::hub_search(a),
     }
 }
 

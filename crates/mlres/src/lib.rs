@@ -15,6 +15,7 @@ mod hub;
 mod jobs;
 mod mcp;
 mod print;
+mod research;
 mod secret;
 mod setup;
 mod signals;
@@ -370,6 +371,8 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Data(d) => data::run(&cli, d),
         Command::Hub(h) => hub::run(&cli, h),
         Command::Jobs(j) => jobs::run(&cli, j),
+        Command::Docs(d) => research::docs(d),
+        Command::Github(g) => research::github(g),
         Command::Mcp => mcp::run(&cli),
         Command::Guard(a) => Ok(guard::run(&cli, a)),
         Command::Setup(cli::SetupCmd::Claude(a)) => setup::claude(&cli, a),

@@ -91,7 +91,11 @@ pub fn runs_locally(cmd: &Command) -> bool {
         | Command::Init(_)
         | Command::Setup(SetupCmd::Claude(_))
         | Command::Setup(SetupCmd::Broker(_))
-        | Command::Broker(crate::cli::BrokerCmd::Serve(_)) => true,
+        | Command::Broker(crate::cli::BrokerCmd::Serve(_))
+        // Research reads the network, not the state, with the caller's own tokens.
+        | Command::Docs(_)
+        | Command::Github(_)
+        | Command::Hub(crate::hub::HubCmd::Search(_)) => true,
         // Local files are read as the caller (who can read them); a Hub dataset may need the
         // token, which only the broker holds.
         Command::Data(crate::data::DataCmd::Inspect(a)) => !a.source.starts_with("hf:"),

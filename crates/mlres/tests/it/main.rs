@@ -20,6 +20,7 @@ mod mcp;
 mod newcomer;
 mod plugin;
 mod readme;
+mod research;
 mod retention;
 mod sandbox;
 mod setup;
