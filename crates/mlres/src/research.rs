@@ -520,9 +520,8 @@ fn walk(v: &Value, indent: usize, out: &mut String) {
                     untrusted_block(x, indent + 2, out);
                 } else if let Some(s) = scalar(x) {
                     out.push_str(&format!("{pad}{k}: {s}\n"));
-                } else if x.is_null() {
-                    continue;
-                } else if x.as_array().is_some_and(|a| a.is_empty())
+                } else if x.is_null()
+                    || x.as_array().is_some_and(|a| a.is_empty())
                     || x.as_object().is_some_and(|o| o.is_empty())
                 {
                     continue;
