@@ -59,10 +59,14 @@ pub(crate) fn read(from: &From<'_>, prompt: &str) -> Result<(String, SecretSourc
                 ));
             }
             // Reopening through /proc reads what the descriptor refers to (a pipe or a file)
-            // without taking ownership of a raw descriptor.
-            let path = format!("/proc/self/fd/{fd}");
-            let f = File::open(&path)
-                .with_context(|| format!("--secret-fd {fd}: not an open descriptor"))?;
+            // without taking ownership of a raw descriptor. In the broker the descriptor is
+            // the client's (its 0600 file, its pipe): a reopen is a new open checked against
+            // the broker's user and refused, so the passed descriptor itself is read (a dup).
+            let f = match crate::broker::served() {
+                Some(_) => dup_file(*fd),
+                None => File::open(format!("/proc/self/fd/{fd}")),
+            }
+            .with_context(|| format!("--secret-fd {fd}: not an open descriptor"))?;
             Ok((first_line(f)?, SecretSource::Fd))
         }
         From::File(p) => {
@@ -162,8 +166,9 @@ fn read_tty(prompt: &str) -> Result<String, Failure> {
 
 /// A `File` of its own for a descriptor this process keeps open.
 fn dup_file(fd: i32) -> std::io::Result<File> {
-    // SAFETY: `fd` is the terminal descriptor the broker received for this command and keeps
-    // open for the whole process; `dup` only creates a new descriptor.
+    // SAFETY: `fd` is a descriptor the broker received for this command (the terminal, or a
+    // numbered one) and keeps open for the whole process, or one that is not open (then dup
+    // fails with EBADF); `dup` only creates a new descriptor.
     let n = unsafe { libc::dup(fd) };
     if n < 0 {
         return Err(std::io::Error::last_os_error());
