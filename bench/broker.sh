@@ -14,10 +14,12 @@
 # this script created them. Everything else lives in one temp dir under /tmp.
 #
 # Each call is timed as a whole process from a Python driver (fork, exec, the command, exit);
-# broker and single-user calls alternate one by one, so load from other processes falls on
-# both alike. It does not fall on them equally: a brokered call passes through three processes
-# (client, broker, the broker's child), so busy CPUs add more to it; the load average is shown. Per mode: p50 and p90 of each rerun; "added" is p50(broker) - p50(single-user)
-# of the same rerun. The summary gives each figure's range (min..max) over the REPS reruns.
+# broker and single-user calls alternate one by one, and the jobs a pair of submits started
+# are waited for (untimed) before the next call. Load from other processes still does not fall
+# on both modes equally: a brokered call passes through three processes (client, broker, the
+# broker's child), so busy CPUs add more to it; the load average is shown before and after.
+# Per mode: p50 and p90 of each rerun; "added" is p50(broker) - p50(single-user) of the same
+# rerun. The summary gives each figure's range (min..max) over the REPS reruns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATUS=${1:-200}
@@ -163,7 +165,7 @@ echo "$STATUS loop status --json and $SUBMITS exp submit per mode per rerun, $RE
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 trap 'echo "load average after: $(cut -d" " -f1-3 /proc/loadavg)"; cleanup' EXIT
 as_agent "$PY" - "$BIN" "$WORK" "$STATUS" "$SUBMITS" "$REPS" <<'EOPY'
-import os, subprocess, sys, time
+import json, os, subprocess, sys, time
 bin_, work, n_status, n_submit, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 base = {"PATH": "/usr/bin:/bin", "HOME": os.environ["HOME"], "LANG": "C.UTF-8"}
 modes = {
@@ -171,15 +173,27 @@ modes = {
     "broker": (dict(base, MLRES_BROKER_SOCKET=f"{work}/broker/run/broker.sock"), f"{work}/proj-broker"),
 }
 
+last_id = {}
+
 def call(mode, args):
     env, proj = modes[mode]
     t0 = time.perf_counter()
     r = subprocess.run([bin_, "-C", proj, *args], env=env, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     dt = (time.perf_counter() - t0) * 1000
     if r.returncode != 0:
         sys.exit(f"{mode}: mlres {' '.join(args)} exited {r.returncode}: {r.stderr.decode()[-500:]}")
+    if args[:2] == ["exp", "submit"]:
+        last_id[mode] = json.loads(r.stdout)["id"]
     return dt
+
+def settle():
+    # Untimed: wait for the jobs the last submits started, so they do not load the next calls.
+    for m, i in last_id.items():
+        env, proj = modes[m]
+        subprocess.run([bin_, "-C", proj, "exp", "wait", str(i), "--timeout", "1m", "--json"], env=env,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last_id.clear()
 
 def pct(xs, p):
     xs = sorted(xs)
@@ -201,6 +215,7 @@ for rep in range(reps):
             a = args()
             for m in (order if i % 2 == 0 else order[::-1]):
                 lat[m].append(call(m, a))
+            settle()
         for m in modes:
             results.setdefault((what, m), []).append((pct(lat[m], 50), pct(lat[m], 90)))
         s50, b50 = pct(lat["single-user"], 50), pct(lat["broker"], 50)
