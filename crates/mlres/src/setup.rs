@@ -10,12 +10,51 @@ use serde_json::{Map, Value, json};
 use crate::cli::{Cli, SetupClaudeArgs};
 use crate::{Failure, exit, fail};
 
-/// Permission rules for the project's `.claude/settings.json`.
-fn project_rules(state_dir: &Path) -> (Vec<String>, Vec<String>) {
-    let state = state_dir
-        .to_string_lossy()
-        .trim_end_matches('/')
-        .to_string();
+/// Where the state the settings must keep from the agent is.
+#[derive(Debug, Clone, PartialEq)]
+enum Mode {
+    /// mlres runs as the user, on the user's own state dir.
+    Single { state_dir: PathBuf },
+    /// A broker owns the state; the CLI reaches it through `socket`. Its state dir is known
+    /// from the broker configuration, unless only `MLRES_BROKER_SOCKET` names the broker.
+    Broker {
+        socket: PathBuf,
+        state_dir: Option<PathBuf>,
+    },
+}
+
+impl Mode {
+    /// The state dir to deny, when it is known.
+    fn state_dir(&self) -> Option<&Path> {
+        match self {
+            Mode::Single { state_dir } => Some(state_dir),
+            Mode::Broker { state_dir, .. } => state_dir.as_deref(),
+        }
+    }
+}
+
+/// Broker mode (as the CLI decides it, [`crate::broker::configured_socket`]) or single-user.
+/// The broker's state dir comes from `/etc/mlres/broker.json` when that file names the same
+/// socket the CLI uses.
+fn mode(cli: &Cli) -> Result<Mode, Failure> {
+    if let Some(socket) = crate::broker::configured_socket()? {
+        let config = Path::new(crate::broker::DEFAULT_CONFIG);
+        let state_dir = if config.exists() {
+            let c = crate::broker::Config::load(config)?;
+            (c.socket == socket).then_some(c.state_dir)
+        } else {
+            None
+        };
+        return Ok(Mode::Broker { socket, state_dir });
+    }
+    let state_dir = crate::state_dir(&cli.state_dir)?;
+    let state_dir = std::path::absolute(&state_dir).unwrap_or(state_dir);
+    Ok(Mode::Single { state_dir })
+}
+
+/// Permission rules for the project's `.claude/settings.json` (`state_dir`: the state dir to
+/// deny, when known).
+fn project_rules(state_dir: Option<&Path>) -> (Vec<String>, Vec<String>) {
     let allow = vec![
         "Bash(mlres check*)".to_string(),
         "Bash(mlres loop status*)".to_string(),
@@ -23,7 +62,7 @@ fn project_rules(state_dir: &Path) -> (Vec<String>, Vec<String>) {
         "Bash(mlres ledger verify*)".to_string(),
         "mcp__mlres".to_string(),
     ];
-    let deny = vec![
+    let mut deny = vec![
         // Approval is human-only; deny rules hold even in bypassPermissions mode.
         "Bash(mlres approve*)".to_string(),
         "Bash(*mlres approve*)".to_string(),
@@ -43,10 +82,16 @@ fn project_rules(state_dir: &Path) -> (Vec<String>, Vec<String>) {
         "Read(~/.git-credentials)".to_string(),
         "Read(~/.config/gh/**)".to_string(),
         "Read(./.env)".to_string(),
-        format!("Read(/{state}/**)"),
-        format!("Edit(/{state}/**)"),
-        "Edit(/.claude/**)".to_string(),
     ];
+    if let Some(state_dir) = state_dir {
+        let state = state_dir
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_string();
+        deny.push(format!("Read(/{state}/**)"));
+        deny.push(format!("Edit(/{state}/**)"));
+    }
+    deny.push("Edit(/.claude/**)".to_string());
     (allow, deny)
 }
 
@@ -123,39 +168,62 @@ fn allowed_domains() -> Vec<String> {
         .collect()
 }
 
+/// The `mlres` commands that run outside Claude Code's Bash sandbox in `mode`, on Linux
+/// (`linux`) or not.
+///
+/// Single-user mode: [`UNSANDBOXED_MLRES`], which need the state dir.
+///
+/// Broker mode: a sandboxed `mlres` needs only the broker's socket (the broker reads the state
+/// and launches the jobs), so on macOS, where Claude Code allows one socket by its path
+/// (`sandbox.network.allowUnixSockets`), every `mlres` command stays in the sandbox. On Linux
+/// Claude Code ignores that list (its seccomp filter cannot tell one socket path from
+/// another): a sandboxed command reaches no Unix socket unless `allowAllUnixSockets` opens
+/// every one of them (a Docker or SSH-agent socket included) to every sandboxed command. So
+/// on Linux the same commands as in single-user mode run outside the sandbox, which in broker
+/// mode gives them nothing of the state: it belongs to the broker's user.
+fn unsandboxed_mlres(mode: &Mode, linux: bool) -> &'static [&'static str] {
+    match mode {
+        Mode::Broker { .. } if !linux => &[],
+        _ => UNSANDBOXED_MLRES,
+    }
+}
+
 /// Sandbox settings for the user's `~/.claude/settings.json` (keys a project's settings cannot
-/// set).
+/// set), for `mode` on Linux (`linux`) or not.
 ///
 /// `CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1` is deliberately not set: in Claude Code 2.1.330 it runs
 /// every Bash command inside bubblewrap whatever `sandbox.excludedCommands` says, so `mlres` would
 /// lose the state directory again. The sandbox's own `credentials.envVars` list takes its place
 /// for sandboxed commands ([`DENIED_ENV`]); `setup` warns when the variable is already set.
-fn user_settings(state_dir: &Path) -> Value {
+fn user_settings(mode: &Mode, linux: bool) -> Value {
     let env: Vec<Value> = DENIED_ENV
         .iter()
         .map(|name| json!({"name": name, "mode": "deny"}))
         .collect();
-    json!({
-        "sandbox": {
-            "enabled": true,
-            "failIfUnavailable": true,
-            "allowUnsandboxedCommands": false,
-            "excludedCommands": UNSANDBOXED_MLRES,
-            "network": {
-                "strictAllowlist": true,
-                "allowedDomains": allowed_domains()
-            },
-            "filesystem": { "denyRead": [state_dir.to_string_lossy()], "denyWrite": [state_dir.to_string_lossy()] },
-            "credentials": {
-                "files": [
-                    {"path": "~/.cache/huggingface", "mode": "deny"},
-                    {"path": "~/.claude/.credentials.json", "mode": "deny"},
-                    {"path": state_dir.to_string_lossy(), "mode": "deny"}
-                ],
-                "envVars": env
-            }
-        }
-    })
+    let mut files = vec![
+        json!({"path": "~/.cache/huggingface", "mode": "deny"}),
+        json!({"path": "~/.claude/.credentials.json", "mode": "deny"}),
+    ];
+    let mut sandbox = json!({
+        "enabled": true,
+        "failIfUnavailable": true,
+        "allowUnsandboxedCommands": false,
+        "excludedCommands": unsandboxed_mlres(mode, linux),
+        "network": {
+            "strictAllowlist": true,
+            "allowedDomains": allowed_domains()
+        },
+    });
+    if let Mode::Broker { socket, .. } = mode {
+        sandbox["network"]["allowUnixSockets"] = json!([socket.to_string_lossy()]);
+    }
+    if let Some(state_dir) = mode.state_dir() {
+        let state = state_dir.to_string_lossy();
+        sandbox["filesystem"] = json!({ "denyRead": [state], "denyWrite": [state] });
+        files.push(json!({"path": state, "mode": "deny"}));
+    }
+    sandbox["credentials"] = json!({ "files": files, "envVars": env });
+    json!({ "sandbox": sandbox })
 }
 
 /// Settings already in the user's file that defeat the recommended ones. `setup` never removes
@@ -409,12 +477,57 @@ fn update_file(
     Ok((changes, base))
 }
 
+/// The mode as JSON, for `--json`.
+fn mode_json(mode: &Mode) -> Value {
+    match mode {
+        Mode::Single { state_dir } => json!({"kind": "single-user", "state_dir": state_dir}),
+        Mode::Broker { socket, state_dir } => json!({
+            "kind": "broker",
+            "socket": socket,
+            "state_dir": state_dir,
+            "state_dir_known": state_dir.is_some(),
+        }),
+    }
+}
+
+/// What the settings enforce in `mode`, in words (after the list of changes).
+fn mode_words(mode: &Mode, linux: bool) -> String {
+    match mode {
+        Mode::Single { .. } => "The broker's own commands (`mlres exp …`, `mlres loop status|run|stop`, `mlres check`, `mlres ledger verify`) run outside that sandbox, as `mlres mcp` does, so they can reach the state directory; every other command, `mlres approve` included, stays inside it.".to_string(),
+        Mode::Broker { socket, state_dir } => {
+            let reach = if linux {
+                format!(
+                    "Broker mode: mlres' state belongs to the broker's user; `mlres` reaches it only through the socket {}. On Linux Claude Code's sandbox cannot allow one Unix socket by its path (sandbox.network.allowUnixSockets is honoured on macOS only) and allowAllUnixSockets would open every socket to every sandboxed command, so the broker's own commands (`mlres exp …`, `mlres loop status|run|stop`, `mlres check`, `mlres ledger verify`) run outside the sandbox to reach the socket; the state stays the broker's. Every other command, `mlres approve` included, stays inside it.",
+                    socket.display()
+                )
+            } else {
+                format!(
+                    "Broker mode: mlres' state belongs to the broker's user; every `mlres` command runs inside the sandbox, which may connect to the broker's socket {} (sandbox.network.allowUnixSockets).",
+                    socket.display()
+                )
+            };
+            let state = match state_dir {
+                Some(d) => format!(
+                    " The broker's state dir {} is denied to Claude Code's tools and to the sandbox.",
+                    d.display()
+                ),
+                None => format!(
+                    " The broker's state dir is unknown here (MLRES_BROKER_SOCKET names the broker, and {} does not name that socket), so no rule names it: it is protected by its owner and mode (0700) alone. Run `mlres setup claude` where {} exists to deny it by name too.",
+                    crate::broker::DEFAULT_CONFIG,
+                    crate::broker::DEFAULT_CONFIG
+                ),
+            };
+            reach + &state
+        }
+    }
+}
+
 pub fn claude(cli: &Cli, a: &SetupClaudeArgs) -> Result<u8, Failure> {
-    let state_dir = crate::state_dir(&cli.state_dir)?;
-    let state_dir = std::path::absolute(&state_dir).unwrap_or(state_dir);
+    let mode = mode(cli)?;
+    let linux = cfg!(target_os = "linux");
     let project: PathBuf =
         std::path::absolute(&cli.project).unwrap_or_else(|_| cli.project.clone());
-    let (allow, deny) = project_rules(&state_dir);
+    let (allow, deny) = project_rules(mode.state_dir());
     let project_file = project.join(".claude/settings.json");
     let mut report = vec![];
     let (changes, _) = update_file(
@@ -435,7 +548,7 @@ pub fn claude(cli: &Cli, a: &SetupClaudeArgs) -> Result<u8, Failure> {
                 )
             })?;
         let user_file = home.join("settings.json");
-        let (changes, merged) = update_file(&user_file, &user_settings(&state_dir), a.dry_run)?;
+        let (changes, merged) = update_file(&user_file, &user_settings(&mode, linux), a.dry_run)?;
         conflicts = user_conflicts(&merged)
             .into_iter()
             .map(|c| format!("{}: {c}", user_file.display()))
@@ -449,7 +562,7 @@ pub fn claude(cli: &Cli, a: &SetupClaudeArgs) -> Result<u8, Failure> {
             .map(|(p, c)| json!({"file": p, "changes": c, "written": !a.dry_run && c.iter().any(|x| x.starts_with('+'))}))
             .collect();
         crate::print::json(
-            &json!({"files": v, "unsandboxed_mlres_commands": UNSANDBOXED_MLRES, "requirements": needs, "conflicts": conflicts}),
+            &json!({"mode": mode_json(&mode), "files": v, "unsandboxed_mlres_commands": unsandboxed_mlres(&mode, linux), "requirements": needs, "conflicts": conflicts}),
         );
     } else {
         for (p, c) in &report {
@@ -476,7 +589,8 @@ pub fn claude(cli: &Cli, a: &SetupClaudeArgs) -> Result<u8, Failure> {
             );
         }
         println!(
-            "\nEnforced by Claude Code: deny rules (even in bypassPermissions mode) and, with --user, the OS sandbox for Bash.\nThe broker's own commands (`mlres exp …`, `mlres loop status|run|stop`, `mlres check`, `mlres ledger verify`) run outside that sandbox, as `mlres mcp` does, so they can reach the state directory; every other command, `mlres approve` included, stays inside it.\nBest effort: the `mlres guard` hook (a textual guard). The budget itself is enforced by mlres, whatever the agent runs."
+            "\nEnforced by Claude Code: deny rules (even in bypassPermissions mode) and, with --user, the OS sandbox for Bash.\n{}\nBest effort: the `mlres guard` hook (a textual guard). The budget itself is enforced by mlres, whatever the agent runs.",
+            mode_words(&mode, linux)
         );
         print_requirements(&needs);
         for c in &conflicts {
@@ -546,5 +660,63 @@ mod tests {
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert!(changes[0].starts_with("+ permissions.deny[]"));
         assert!(changes[1].starts_with("! permissions.defaultMode kept"));
+    }
+
+    fn broker(state_dir: Option<&str>) -> Mode {
+        Mode::Broker {
+            socket: PathBuf::from("/run/mlres/broker.sock"),
+            state_dir: state_dir.map(PathBuf::from),
+        }
+    }
+
+    /// The written settings without the long lists that are the same in every mode.
+    fn shown(mode: &Mode, linux: bool) -> String {
+        let mut user = user_settings(mode, linux);
+        let sandbox = user["sandbox"].as_object_mut().unwrap();
+        sandbox["network"]["allowedDomains"] = json!("(research hosts)");
+        sandbox["credentials"]["envVars"] = json!("(denied credentials)");
+        let (allow, deny) = project_rules(mode.state_dir());
+        format!(
+            "unsandboxed: {:?}\nproject: {}\nuser: {}\n\n{}\n",
+            unsandboxed_mlres(mode, linux),
+            serde_json::to_string_pretty(&json!({"allow": allow, "deny": deny})).unwrap(),
+            serde_json::to_string_pretty(&user).unwrap(),
+            mode_words(mode, linux)
+        )
+    }
+
+    #[test]
+    fn broker_mode_allows_the_socket_and_denies_the_brokers_state_dir() {
+        let known = broker(Some("/var/lib/mlres"));
+        insta::assert_snapshot!("broker_linux", shown(&known, true));
+        insta::assert_snapshot!("broker_macos", shown(&known, false));
+        insta::assert_snapshot!("broker_state_unknown_linux", shown(&broker(None), true));
+        // On macOS no mlres command leaves the sandbox; on Linux the same ones as in single-user
+        // mode (the socket cannot be allowed by path there), never `allowAllUnixSockets`.
+        assert!(unsandboxed_mlres(&known, false).is_empty());
+        assert_eq!(unsandboxed_mlres(&known, true), UNSANDBOXED_MLRES);
+        for linux in [true, false] {
+            let user = user_settings(&known, linux);
+            assert!(user["sandbox"]["network"]["allowAllUnixSockets"].is_null());
+            assert_eq!(
+                user["sandbox"]["network"]["allowUnixSockets"],
+                json!(["/run/mlres/broker.sock"])
+            );
+        }
+        // The state dir unknown: nothing names a state dir (not the user's single-user one).
+        let unknown = user_settings(&broker(None), true);
+        assert!(unknown["sandbox"]["filesystem"].is_null(), "{unknown}");
+        let (_, deny) = project_rules(None);
+        assert!(!deny.iter().any(|r| r.contains("state")), "{deny:?}");
+    }
+
+    #[test]
+    fn single_user_settings_are_unchanged_by_broker_support() {
+        let single = Mode::Single {
+            state_dir: PathBuf::from("/home/u/.local/state/mlres"),
+        };
+        // Same for both platforms: the state dir must be reached from outside the sandbox.
+        assert_eq!(user_settings(&single, true), user_settings(&single, false));
+        insta::assert_snapshot!("single_user", shown(&single, true));
     }
 }

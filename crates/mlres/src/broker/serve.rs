@@ -420,6 +420,7 @@ fn child(conn: UnixStream, listener: RawFd, peer: PeerCred, o: &Opts) -> u8 {
         },
     };
     let _ = std::io::stdout().flush();
+    release_stdio();
     let _ = wire::write_msg(
         &mut conn,
         &Reply {
@@ -428,6 +429,28 @@ fn child(conn: UnixStream, listener: RawFd, peer: PeerCred, o: &Opts) -> u8 {
         },
     );
     code
+}
+
+/// Points descriptors 0, 1 and 2 (the client's stdio) at /dev/null once the command is done,
+/// before the exit code is sent: a client's reader (a pipe, `$(mlres …)`, an agent's shell
+/// tool) then sees the end of the output when the client exits, as with a single-user
+/// command, instead of also waiting for this process to tear itself down.
+fn release_stdio() {
+    let _ = std::io::stderr().flush();
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
+        return;
+    };
+    for fd in 0..3 {
+        // SAFETY: dup2 of a descriptor we own onto 0, 1 or 2, which this process owns (the
+        // client's stdio, placed by `place`); nothing holds them as an owned Rust object.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), fd);
+        }
+    }
 }
 
 /// Puts the passed descriptors in place (stdio, cwd, numbered), sets the environment and

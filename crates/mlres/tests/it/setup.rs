@@ -268,3 +268,85 @@ fn setup_claude_names_what_the_linux_sandbox_needs_and_detects_what_is_missing()
     let v: serde_json::Value = serde_json::from_slice(&run(&bin, true).stdout).unwrap();
     assert_eq!(v["requirements"]["ready"], true, "{v}");
 }
+
+/// `mlres setup claude --user` as the human sees it, and the two files it wrote, with the
+/// temp dir shown as `[TMP]` and the lists that are the same in every mode (research hosts,
+/// denied credential variables) left out. `broker`: the `MLRES_BROKER_SOCKET` to set.
+#[cfg(target_os = "linux")]
+fn setup_claude_shown(env: &Env, broker: Option<&std::path::Path>) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    // Stand-ins for what the Linux sandbox needs, so the output does not depend on the host.
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for name in ["bwrap", "socat"] {
+        let p = bin.join(name);
+        std::fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut c = env.cmd();
+    c.env_remove("CLAUDE_CONFIG_DIR")
+        .env_remove("MLRES_BROKER_SOCKET")
+        .env("PATH", &bin)
+        .args(["setup", "claude", "--user"]);
+    if let Some(socket) = broker {
+        c.env("MLRES_BROKER_SOCKET", socket);
+    }
+    let out = c.output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "no warnings expected");
+    let read = |p: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let project = read(env.project.join(".claude/settings.json"));
+    let mut user = user_settings(env);
+    user["sandbox"]["network"]["allowedDomains"] = serde_json::json!("(research hosts)");
+    user["sandbox"]["credentials"]["envVars"] = serde_json::json!("(denied credentials)");
+    let stdout = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| match l.split_once("+ sandbox = ") {
+            Some((indent, _)) => format!("{indent}+ sandbox = (as written, below)"),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        "{stdout}\n\n## {{project}}/.claude/settings.json\n{}\n\n## ~/.claude/settings.json\n{}\n",
+        serde_json::to_string_pretty(&project).unwrap(),
+        serde_json::to_string_pretty(&user).unwrap()
+    )
+    .replace(&env.path().to_string_lossy().into_owned(), "[TMP]")
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn setup_claude_in_broker_mode_reaches_the_socket_and_names_no_state_dir_of_its_own() {
+    // Single-user mode: the user's state dir is denied, the mlres commands leave the sandbox.
+    let single = Env::new();
+    let shown = setup_claude_shown(&single, None);
+    insta::assert_snapshot!("setup_claude_single_user", shown);
+
+    // Broker mode from MLRES_BROKER_SOCKET alone: the socket is allowed, the user's own
+    // (single-user) state dir is not what needs denying, and the broker's is not known here,
+    // which the output says.
+    let brokered = Env::new();
+    let socket = brokered.path().join("run/broker.sock");
+    let shown = setup_claude_shown(&brokered, Some(&socket));
+    insta::assert_snapshot!("setup_claude_broker_socket_only", shown);
+    assert!(shown.contains("\"allowUnixSockets\""), "{shown}");
+    assert!(!shown.contains("[TMP]/state"), "{shown}");
+    assert!(shown.contains("state dir is unknown here"), "{shown}");
+
+    let v: serde_json::Value = serde_json::from_slice(
+        &brokered
+            .cmd()
+            .env("MLRES_BROKER_SOCKET", &socket)
+            .args(["setup", "claude", "--user", "--json", "--dry-run"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(v["mode"]["kind"], "broker", "{v}");
+    assert_eq!(v["mode"]["state_dir_known"], false, "{v}");
+    assert_eq!(v["mode"]["socket"], serde_json::json!(socket), "{v}");
+}
