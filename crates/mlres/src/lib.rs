@@ -17,6 +17,7 @@ mod print;
 mod secret;
 mod setup;
 mod signals;
+mod templates;
 mod train;
 
 use std::collections::BTreeMap;
@@ -353,7 +354,21 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Setup(cli::SetupCmd::Claude(a)) => setup::claude(&cli, a),
         Command::Setup(cli::SetupCmd::Approver(a)) => commands::setup_approver(&cli, a),
         Command::Demo(a) => demo::run(&cli, a),
-        Command::Init(a) => commands::init(&cli, a.force),
+        Command::Init(a) => match a.template {
+            None => commands::init(&cli, a.force),
+            Some(template) => templates::init(
+                &cli,
+                &templates::Request {
+                    template,
+                    lora: a.lora,
+                    dataset: a.dataset.as_deref(),
+                    model: &a.model,
+                    python: &a.python,
+                    gpus: a.gpus.unwrap_or(0),
+                    force: a.force,
+                },
+            ),
+        },
         Command::Check(a) => commands::check(&cli, a.json),
         Command::Approve(a) => commands::approve(&cli, a),
         Command::Loop(LoopCmd::Run(a)) => commands::loop_run(&cli, a),

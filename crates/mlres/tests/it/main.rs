@@ -24,3 +24,4 @@ mod sandbox;
 mod setup;
 mod state_reset;
 mod support;
+mod templates;
