@@ -25,3 +25,4 @@ mod setup;
 mod state_reset;
 mod support;
 mod templates;
+mod trl;
