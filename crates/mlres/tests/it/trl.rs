@@ -22,7 +22,7 @@ fn trl_dir() -> PathBuf {
 }
 
 /// The venv's python, made (or found current) by setup-venv.sh once per test process.
-fn python() -> &'static Path {
+pub(crate) fn python() -> &'static Path {
     static PY: OnceLock<PathBuf> = OnceLock::new();
     PY.get_or_init(|| {
         let target = Path::new(env!("CARGO_TARGET_TMPDIR"))

@@ -23,7 +23,22 @@ python=${MLRES_TRL_PYTHON:-/usr/bin/python3}
 stamp="$venv/.mlres-requirements.sha256"
 want=$( (cat "$here/requirements.txt"; "$python" --version) | sha256sum | cut -d' ' -f1)
 
+# huggingface_hub 1.12 beside it (not on the venv's path; PYTHONPATH=$venv/hub-1.12): the
+# last release whose run_uv_job ships a local script in LOCAL_FILES_ENCODED, the way mlres
+# ships a job's code. The hf-jobs test compares what it sends with what mlres sends.
+hub112() {
+    local dir="$venv/hub-1.12"
+    if [ -f "$dir/.ok" ]; then return 0; fi
+    rm -rf "$dir.partial"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --no-warn-conflicts --target "$dir.partial" huggingface_hub==1.12.2 >&2
+    touch "$dir.partial/.ok"
+    rm -rf "$dir"
+    mv "$dir.partial" "$dir"
+}
+
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$venv/bin/python" -c 'import trl' 2>/dev/null; then
+    hub112
     echo "trl venv: up to date at $venv" >&2
     echo "$venv"
     exit 0
@@ -44,5 +59,6 @@ echo "$want" >"$tmp/.mlres-requirements.sha256"
 rm -rf "$venv"
 mv "$tmp" "$venv"
 trap - EXIT
+hub112
 echo "trl venv: created $venv in $(( $(date +%s) - start ))s ($(du -sh "$venv" | cut -f1))" >&2
 echo "$venv"
