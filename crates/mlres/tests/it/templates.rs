@@ -173,6 +173,17 @@ fn existing_files_are_not_overwritten_without_force() {
         check["campaign"]["envelope"]["datasets"],
         serde_json::json!(["data"])
     );
+    // CPU by default; --gpus asks for GPUs and drops the CPU flags.
+    let cmd = check["campaign"]["job"]["command"].to_string();
+    assert!(cmd.contains("--use_cpu"), "{cmd}");
+    env.ok(&["init", "--template", "grpo", "--gpus", "2", "--force"]);
+    let check = env.json(&["check", "--json"]);
+    assert_eq!(check["campaign"]["job"]["gpus"], 2);
+    let cmd = check["campaign"]["job"]["command"].to_string();
+    assert!(
+        !cmd.contains("--use_cpu") && !cmd.contains("--bf16"),
+        "{cmd}"
+    );
 }
 
 #[test]
