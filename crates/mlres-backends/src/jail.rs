@@ -274,8 +274,16 @@ pub(crate) fn layout(
         .collect();
     extra.sort_by_key(|p| p.components().count());
     extra.dedup();
+    let mut bound: Vec<PathBuf> = Vec::new();
     for p in &extra {
-        push(&["--ro-bind-try".as_ref(), p.as_os_str(), p.as_os_str()]);
+        // A path inside one already bound is visible through it. Binding it again fails when
+        // it is a symlink in a read-only bind (a virtualenv's `bin/python` inside the granted
+        // virtualenv or project: bubblewrap "Can't create file at …"); one under a masked
+        // path is bound again below.
+        if !is_under(p, &bound) {
+            push(&["--ro-bind-try".as_ref(), p.as_os_str(), p.as_os_str()]);
+            bound.push(p.clone());
+        }
         ro.push(p.clone());
     }
     for m in masked {
@@ -919,6 +927,38 @@ fn jail(cfg: &JailConfig, program: &OsStr, argv: &[OsString]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_inside_a_granted_one_is_not_bound_again() {
+        // A virtualenv's interpreter (a symlink) and the virtualenv itself, both granted.
+        let l = layout(
+            Path::new("/w"),
+            &[
+                PathBuf::from("/v/bin/python"),
+                PathBuf::from("/v"),
+                PathBuf::from("/p"),
+                PathBuf::from("/p/state/code/abc"),
+            ],
+            &[PathBuf::from("/p/state")],
+            &[],
+            false,
+            Vec::new(),
+            9,
+        );
+        let args: Vec<String> = l
+            .bwrap_args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let count = |s: &str| args.iter().filter(|a| *a == s).count();
+        assert_eq!(count("/v"), 2, "{args:?}");
+        assert_eq!(count("/v/bin/python"), 0, "{args:?}");
+        // Under the masked state dir: bound once, on top of the mask.
+        assert_eq!(count("/p/state/code/abc"), 2, "{args:?}");
+        let pos = |s: &str| args.iter().position(|a| a == s).unwrap();
+        assert!(pos("/p/state") < pos("/p/state/code/abc"));
+        assert!(l.jail.read_only.contains(&PathBuf::from("/v/bin/python")));
+    }
 
     #[test]
     fn layout_binds_work_last_and_masks_nested_state() {

@@ -48,7 +48,7 @@ pub struct Cli {
 pub enum Command {
     /// Create a demo campaign, approve it as you, and sweep the built-in trainer locally.
     Demo(DemoArgs),
-    /// Write a starter program.md (the demo campaign) into the project directory.
+    /// Write a starter program.md: the demo, or a TRL campaign (--template sft|dpo|grpo).
     Init(InitArgs),
     /// Parse program.md strictly and print the resolved campaign (spends nothing).
     Check(JsonArg),
@@ -282,11 +282,72 @@ pub struct DemoArgs {
     pub json: bool,
 }
 
+const INIT_AFTER_HELP: &str = "\
+Templates (TRL, in the style of TRL's own trl/scripts/*.py):
+  sft   supervised fine-tuning: data with `messages`, `text`, or `prompt`+`completion`;
+        objective eval_loss (minimize)
+  dpo   preference optimization: `prompt`, `chosen`, `rejected`; the reference model is a
+        frozen copy of the policy (--ref_model in the command for another; with --lora the
+        adapter-disabled base); objective eval_loss (minimize)
+  grpo  GRPO with a verifiable reward shipped in the script (the completion's final number
+        must equal the row's `answer`): `prompt`, `answer`; objective eval_reward (maximize)
+
+Each writes program.md and the script (sft.py, dpo.py, grpo.py) into the project: the script
+is pinned with the approval (`code:`), runs from {project}/.venv/bin/python, evaluates on the
+held-out split (or 10% of train with a fixed seed), prints metric lines mlres parses, and
+never pushes (outputs come back with `mlres exp artifacts`, go to the Hub with
+`mlres hub push`). With --dataset, the data is inspected first and a template it cannot train
+is refused (exit 3), naming the template(s) it fits; `mlres data inspect` names them too.
+
+Examples:
+  mlres init                                     the demo campaign (built-in trainer)
+  mlres init --template sft --dataset data/ --model Qwen/Qwen2.5-0.5B-Instruct
+  mlres init --template dpo --lora --dataset prefs.jsonl --model models/base
+  mlres init --template grpo --dataset hf:openai/gsm8k --gpus 1";
+
+/// `mlres init`: the demo campaign, or a TRL training campaign with `--template`.
 #[derive(Args, Debug)]
+#[command(after_help = INIT_AFTER_HELP)]
 pub struct InitArgs {
-    /// Overwrite an existing program.md.
+    /// Overwrite an existing program.md (and the template's script).
     #[arg(long)]
     pub force: bool,
+    /// Write a TRL training campaign instead of the demo: program.md plus sft.py, dpo.py or
+    /// grpo.py.
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub template: Option<crate::templates::Template>,
+    /// Fine-tune LoRA adapters (peft: rank searched over 8/16/32, alpha 32, all linear
+    /// layers) instead of every weight.
+    #[arg(long, requires = "template")]
+    pub lora: bool,
+    /// The training data: a .jsonl/.json/.csv/.parquet file, a dataset directory (train*,
+    /// test* files), or hf:<owner>/<name>. Inspected first: data that cannot train the
+    /// template is refused. Pinned with the approval. [default: data/ in the project]
+    #[arg(long, value_name = "PATH", requires = "template")]
+    pub dataset: Option<String>,
+    /// The model to fine-tune: a Hub id (the jobs then get the network) or a directory in the
+    /// project (offline).
+    #[arg(
+        long,
+        value_name = "ID_OR_DIR",
+        requires = "template",
+        default_value = "Qwen/Qwen2.5-0.5B-Instruct"
+    )]
+    pub model: String,
+    /// The Python the job runs: a virtualenv's `bin/python` (the job gets that whole
+    /// virtualenv read-only) with torch, transformers, trl, peft and datasets. Relative paths
+    /// are in the project. The venv must come from a system interpreter (/usr/bin/python3):
+    /// jobs do not see $HOME, where pyenv, conda and uv keep theirs.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "template",
+        default_value = ".venv/bin/python"
+    )]
+    pub python: String,
+    /// GPUs per job (`gpus:`); 0 trains on CPU (`--use_cpu true --bf16 false`).
+    #[arg(long, value_name = "N", requires = "template")]
+    pub gpus: Option<u32>,
 }
 
 #[derive(Args, Debug)]

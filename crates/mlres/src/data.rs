@@ -92,10 +92,20 @@ fn inspect(cli: &Cli, a: &InspectArgs) -> Result<u8, Failure> {
         mlres_data::inspect::inspect_path(path, opts, &mut |p| bar.update(p))
             .map_err(|e| fail(exit::ERROR, anyhow!("cannot inspect {}: {e}", a.source)))?
     };
+    let templates: Vec<&str> = crate::templates::fitting(&report)
+        .into_iter()
+        .map(|t| t.name())
+        .collect();
     if a.json {
-        print::json(&report);
+        // The report as `mlres_data` serialises it, plus the `mlres init` templates it fits.
+        let mut v = serde_json::to_value(&report)
+            .map_err(|e| fail(exit::ERROR, anyhow!("cannot serialise the report: {e}")))?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("templates".into(), serde_json::json!(templates));
+        }
+        print::json(&v);
     } else {
-        print_report(&report);
+        print_report(&report, &templates, &a.source);
     }
     Ok(exit::OK)
 }
@@ -154,7 +164,7 @@ fn verdict_line(name: &str, v: &Verdict) -> String {
     s
 }
 
-fn print_report(r: &InspectReport) {
+fn print_report(r: &InspectReport, templates: &[&str], source: &str) {
     println!(
         "{}{}: {} rows in {} split{}{}",
         r.source,
@@ -234,6 +244,17 @@ fn print_report(r: &InspectReport) {
     println!("{}", verdict_line("SFT", &r.fitness.sft));
     println!("{}", verdict_line("DPO", &r.fitness.dpo));
     println!("{}", verdict_line("GRPO", &r.fitness.grpo));
+    if templates.is_empty() {
+        println!("Templates: none (`mlres init --template` needs data that fits one of the above)");
+    } else {
+        println!("Templates:");
+        for t in templates {
+            println!("  mlres init --template {t} --dataset {source}");
+        }
+    }
+    for (t, problems) in crate::templates::near_misses(r) {
+        println!("  not --template {}: {}", t.name(), problems.join("; "));
+    }
     if !r.samples.is_empty() {
         println!("\nSample rows:");
         for s in &r.samples {

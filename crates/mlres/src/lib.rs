@@ -19,6 +19,7 @@ mod research;
 mod secret;
 mod setup;
 mod signals;
+mod templates;
 mod train;
 
 use std::collections::BTreeMap;
@@ -382,7 +383,21 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Broker(cli::BrokerCmd::Login(a)) => broker::setup::login(a),
         Command::Broker(cli::BrokerCmd::Status(a)) => broker::setup::status(a.json),
         Command::Demo(a) => demo::run(&cli, a),
-        Command::Init(a) => commands::init(&cli, a.force),
+        Command::Init(a) => match a.template {
+            None => commands::init(&cli, a.force),
+            Some(template) => templates::init(
+                &cli,
+                &templates::Request {
+                    template,
+                    lora: a.lora,
+                    dataset: a.dataset.as_deref(),
+                    model: &a.model,
+                    python: &a.python,
+                    gpus: a.gpus.unwrap_or(0),
+                    force: a.force,
+                },
+            ),
+        },
         Command::Check(a) => commands::check(&cli, a.json),
         Command::Approve(a) => commands::approve(&cli, a),
         Command::Loop(LoopCmd::Run(a)) => commands::loop_run(&cli, a),

@@ -1153,3 +1153,164 @@ fn hf_jobs_code_of_several_files_is_refused_at_approval() {
     assert!(err.contains("code_not_shippable"), "{err}");
     assert!(err.contains("2 files (src/train.py, src/util.py)"), "{err}");
 }
+
+/// Splits a POSIX shell word list made of plain and single-quoted words (what both
+/// huggingface_hub and mlres write after the decode step).
+fn shell_words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for q in chars.by_ref() {
+                    if q == '\'' {
+                        break;
+                    }
+                    cur.push(q);
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
+/// The body of the last job creation the fake received.
+fn last_job_create(fake: &FakeHf) -> Value {
+    let snap = fake.state().snapshot();
+    let body = snap["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|r| r["method"] == "POST" && r["path"] == "/api/jobs/alice")
+        .expect("a job creation")["body"]
+        .as_str()
+        .expect("its JSON body is logged")
+        .to_string();
+    serde_json::from_str(&body).unwrap()
+}
+
+/// What mlres sends for a job's pinned script, side by side with what huggingface_hub's own
+/// `HfApi.run_uv_job` (1.12.2, the last release that ships a local script in
+/// `LOCAL_FILES_ENCODED`; installed by tests/trl/setup-venv.sh) sends for the same script and
+/// arguments to the same fake: the encoded files are byte for byte the same, the decode step
+/// is the same, and the command after it is the same words (mlres single-quotes every word of
+/// the approved command and names the script `./train.py`, `{code}` being `.`).
+#[test]
+fn the_shipped_script_matches_what_huggingface_hub_run_uv_job_sends() {
+    let py = crate::trl::python();
+    let venv = py.parent().unwrap().parent().unwrap();
+    let fake = FakeHf::start(FakeConfig {
+        work_root: Some(env!("CARGO_TARGET_TMPDIR").into()),
+        scheduling_delay_ms: 5,
+        ..FakeConfig::default()
+    })
+    .unwrap();
+
+    // huggingface_hub itself, from a directory holding train.py.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("uvjob-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("train.py"), UV_SCRIPT).unwrap();
+    let out = std::process::Command::new(py)
+        .current_dir(&dir)
+        .env("PYTHONPATH", venv.join("hub-1.12"))
+        .env("HF_ENDPOINT", fake.url())
+        .env("HF_TOKEN", CANARY_TOKEN)
+        .env("HF_HOME", dir.join("hfhome"))
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .arg("-c")
+        .arg(
+            "import huggingface_hub as h\n\
+             assert h.__version__ == '1.12.2', h.__version__\n\
+             job = h.HfApi().run_uv_job('train.py', script_args=['2'], namespace='alice',\n\
+                 image='ghcr.io/astral-sh/uv:python3.12-bookworm', flavor='cpu-basic', timeout=60)\n\
+             print(job.id)\n",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "huggingface_hub run_uv_job against the fake failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs = last_job_create(&fake);
+
+    // mlres, for the same script and argument.
+    let env = Env::new();
+    std::fs::write(env.project.join("train.py"), UV_SCRIPT).unwrap();
+    env.write_program(&code_program("[train.py]"));
+    env.approve();
+    let h = Hf { env, fake };
+    let v = h.json(&[
+        "exp",
+        "submit",
+        "--config",
+        "x=2",
+        "--hypothesis",
+        "h",
+        "--json",
+    ]);
+    let id = v["id"].to_string();
+    let done = h.json(&["exp", "wait", &id, "--timeout", "2m", "--json"]);
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(h.job_creates(), 2, "huggingface_hub's job, then mlres'");
+    let ours = last_job_create(&h.fake);
+    assert!(ours.get("labels").is_some(), "mlres' own request: {ours}");
+
+    assert_eq!(
+        ours["environment"]["LOCAL_FILES_ENCODED"], theirs["environment"]["LOCAL_FILES_ENCODED"],
+        "the encoded script"
+    );
+    for b in [&ours, &theirs] {
+        assert_eq!(
+            b["command"].as_array().unwrap().len(),
+            3,
+            "{}",
+            b["command"]
+        );
+        assert_eq!(b["command"][0], "bash");
+        assert_eq!(b["command"][1], "-c");
+    }
+    let split = |b: &Value| {
+        let s = b["command"][2].as_str().unwrap().to_string();
+        let (decode, run) = s.split_once(" && ").expect("decode step && command");
+        (decode.to_string(), shell_words(run))
+    };
+    let (our_decode, our_run) = split(&ours);
+    let (their_decode, their_run) = split(&theirs);
+    assert_eq!(our_decode, their_decode, "the decode step");
+    assert_eq!(their_run, ["uv", "run", "train.py", "2"]);
+    let norm = |w: Vec<String>| -> Vec<String> {
+        w.into_iter()
+            .map(|x| x.strip_prefix("./").map(String::from).unwrap_or(x))
+            .collect()
+    };
+    assert_eq!(norm(our_run), their_run, "the command after it");
+    for k in ["dockerImage", "flavor", "timeoutSeconds"] {
+        assert_eq!(ours[k], theirs[k], "{k}");
+    }
+    h.no_canary_in_files();
+}

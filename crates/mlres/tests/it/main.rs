@@ -26,3 +26,5 @@ mod sandbox;
 mod setup;
 mod state_reset;
 mod support;
+mod templates;
+mod trl;
