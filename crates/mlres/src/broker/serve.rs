@@ -392,6 +392,18 @@ fn child(conn: UnixStream, listener: RawFd, peer: PeerCred, o: &Opts) -> u8 {
             return exit::USAGE;
         }
     }
+    // Nothing of the broker's own stays open in the command: not its lock (a `loop run` that
+    // outlives the broker would keep it held, and a restarted broker would be refused), and
+    // no descriptor a `--secret-fd N` naming a number the client did not pass could read.
+    let mut keep: Vec<RawFd> = vec![0, 1, 2, conn.as_raw_fd()];
+    keep.extend(req.fds.iter().filter_map(|r| match r {
+        FdRole::Numbered(n) => Some(*n),
+        _ => None,
+    }));
+    if let Some(t) = super::served().and_then(|s| s.tty) {
+        keep.push(t);
+    }
+    close_inherited(&keep);
     // From here the client's stderr is ours: errors go there as in single-user mode.
     let code = match Cli::try_parse_from(&req.argv) {
         Err(e) => {
@@ -449,6 +461,27 @@ fn release_stdio() {
         // client's stdio, placed by `place`); nothing holds them as an owned Rust object.
         unsafe {
             libc::dup2(null.as_raw_fd(), fd);
+        }
+    }
+}
+
+/// Closes every descriptor of this process except `keep`.
+fn close_inherited(keep: &[RawFd]) {
+    let open: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(rd) => rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in open {
+        if !keep.contains(&fd) {
+            // SAFETY: closing a descriptor no Rust object in this process owns: the listing's
+            // own descriptor (already closed, EBADF) or ones inherited from the broker across
+            // fork, which the command never uses.
+            unsafe {
+                libc::close(fd);
+            }
         }
     }
 }

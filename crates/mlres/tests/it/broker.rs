@@ -543,6 +543,10 @@ fn a_broker_killed_mid_campaign_resumes_with_nothing_lost() {
     // A crash of the broker's whole side: the broker, the loop it forked, the supervisors
     // and the jobs, all SIGKILLed at once (what a reboot or an OOM kill of the unit does).
     w.kill_broker();
+    // The broker alone died (as `systemctl restart` with KillMode=process does it): its loop
+    // still runs and holds nothing of the broker's, so a new broker starts at once.
+    w.start_broker();
+    w.kill_broker();
     let _ = Command::new("pkill")
         .args(["-KILL", "-u", &w.broker_user])
         .status();
