@@ -8,9 +8,11 @@
 //! programs, invalid configs, unknown experiments) become tool errors (`isError: true`) with a
 //! message an agent can act on. It must not know budget rules, SQL or terminal styling, must not
 //! read environment variables (the binary hands it an `EngineConfig`), and offers no approval
-//! tool: approval is human-only.
+//! tool: approval is human-only. The research tools (`research`) call `mlres-research` with
+//! the `Fetcher` the binary built; what they return from the network stays typed as untrusted.
 
 mod logs;
+mod research;
 mod tools;
 
 use std::path::PathBuf;
@@ -25,7 +27,7 @@ pub use tools::{
 };
 
 /// The names of the tools the MCP server offers, in a stable order.
-pub const TOOL_NAMES: [&str; 9] = [
+pub const TOOL_NAMES: [&str; 17] = [
     "loop_status",
     "check_program",
     "exp_submit",
@@ -35,6 +37,14 @@ pub const TOOL_NAMES: [&str; 9] = [
     "exp_logs",
     "loop_stop",
     "ledger_verify",
+    "github_examples",
+    "github_read",
+    "github_tree",
+    "github_search",
+    "docs_explore",
+    "docs_fetch",
+    "docs_api",
+    "hub_search",
 ];
 
 /// The names of the tools the MCP server offers (there is deliberately no approval tool).
@@ -68,8 +78,9 @@ pub enum ServerError {
 pub async fn serve_stdio(
     cfg: mlres_engine::EngineConfig,
     project: PathBuf,
+    research: Option<mlres_research::Fetcher>,
 ) -> Result<(), ServerError> {
-    let server = MlresServer::new(cfg, project);
+    let server = MlresServer::new(cfg, project).with_research(research);
     let running = server
         .serve(rmcp::transport::io::stdio_pipes())
         .await
@@ -80,12 +91,16 @@ pub async fn serve_stdio(
 
 /// Synchronous wrapper around [`serve_stdio`]: builds a current-thread Tokio runtime, serves
 /// until the client disconnects, then gives tool calls still running a few seconds to finish.
-pub fn run_stdio(cfg: mlres_engine::EngineConfig, project: PathBuf) -> Result<(), ServerError> {
+pub fn run_stdio(
+    cfg: mlres_engine::EngineConfig,
+    project: PathBuf,
+    research: Option<mlres_research::Fetcher>,
+) -> Result<(), ServerError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ServerError::Runtime)?;
-    let result = rt.block_on(serve_stdio(cfg, project));
+    let result = rt.block_on(serve_stdio(cfg, project, research));
     rt.shutdown_timeout(SHUTDOWN_GRACE);
     result
 }

@@ -8,6 +8,8 @@ use crate::{Failure, engine_config, exit, fail};
 /// else may be printed to it; errors go to stderr through the usual `Failure` path.
 pub fn run(cli: &crate::cli::Cli) -> Result<u8, Failure> {
     let cfg = engine_config(cli)?;
-    mlres_server::run_stdio(cfg, cli.project.clone()).map_err(|e| fail(exit::ERROR, anyhow!(e)))?;
+    let research = crate::research::fetcher(false)?;
+    mlres_server::run_stdio(cfg, cli.project.clone(), Some(research))
+        .map_err(|e| fail(exit::ERROR, anyhow!(e)))?;
     Ok(exit::OK)
 }
