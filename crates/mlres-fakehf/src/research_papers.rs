@@ -1320,6 +1320,10 @@ fn s2(req: &Request, state: &State, rest: &[&str]) -> Response {
                     }));
                 }
             }
+            data.sort_by(|a, b| {
+                let s = |v: &Value| v["score"].as_f64().unwrap_or(0.0);
+                s(b).total_cmp(&s(a))
+            });
             data.truncate(limit(req, 10));
             Response::json(200, &json!({"data": data, "retrievalVersion": "fake-1"}))
         }
