@@ -21,7 +21,8 @@
 //!
 //! Test controls (outside `/_fake/`, which the control router owns):
 //! `GET /_research/api-keys` (where an `x-api-key` header was seen, as path and sha256 of the
-//! value, never the value) and `POST /_research/s2-rate-limit {"count": n}`.
+//! value, never the value), `POST /_research/s2-rate-limit {"count": n}` and
+//! `POST /_research/override` (an [`Override`]: malformed, huge or slow answers).
 //!
 //! The papers are real (DPO 2305.18290, LoRA 2106.09685, the Transformer 1706.03762, KTO
 //! 2402.01306) with their real titles, authors and abstracts' first sentences; upvotes,
@@ -374,6 +375,80 @@ fn valid_arxiv_id(id: &str) -> bool {
 struct Ctrl {
     s2_rate_limited: u32,
     api_keys: Vec<(String, String)>,
+    overrides: Vec<Override>,
+}
+
+/// The next `count` GETs whose path starts with `path_prefix` get this answer instead, after
+/// `delay_ms`: for malformed bodies (XML, JSON), huge bodies and slow answers.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Override {
+    /// Path prefix to match (a papers-service path, e.g. `/arxiv-export/api/query`).
+    pub path_prefix: String,
+    /// Status to answer.
+    #[serde(default = "ok_status")]
+    pub status: u16,
+    /// `Content-Type`.
+    #[serde(default = "json_type")]
+    pub content_type: String,
+    /// The body.
+    #[serde(default)]
+    pub body: String,
+    /// The body repeated to this many bytes (for huge bodies), when larger than `body`.
+    #[serde(default)]
+    pub size: usize,
+    /// Wait this long before answering.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// How many requests.
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn ok_status() -> u16 {
+    200
+}
+fn json_type() -> String {
+    "application/json".into()
+}
+fn one() -> u32 {
+    1
+}
+
+/// Queue an [`Override`].
+pub fn override_next(state: &State, o: Override) {
+    with_ctrl(state, |c| c.overrides.push(o));
+}
+
+fn overridden(req: &Request, state: &State) -> Option<Response> {
+    let o = with_ctrl(state, |c| {
+        let i = c
+            .overrides
+            .iter()
+            .position(|o| o.count > 0 && req.path.starts_with(&o.path_prefix))?;
+        c.overrides[i].count -= 1;
+        let o = c.overrides[i].clone();
+        if c.overrides[i].count == 0 {
+            c.overrides.remove(i);
+        }
+        Some(o)
+    })?;
+    if o.delay_ms > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(o.delay_ms));
+    }
+    let mut body = o.body.into_bytes();
+    if o.size > body.len() {
+        let unit = if body.is_empty() {
+            b"x".to_vec()
+        } else {
+            body.clone()
+        };
+        body = unit.iter().copied().cycle().take(o.size).collect();
+    }
+    Some(Response {
+        status: o.status,
+        headers: vec![("Content-Type".into(), o.content_type)],
+        body,
+    })
 }
 
 static CTRL: Mutex<BTreeMap<usize, Ctrl>> = Mutex::new(BTreeMap::new());
@@ -405,6 +480,12 @@ pub fn handle(req: &Request, state: &State) -> Option<Response> {
     let seg = req.segments();
     let s: Vec<&str> = seg.iter().map(String::as_str).collect();
     let get = req.method == "GET";
+    if get
+        && !req.path.starts_with("/_research/")
+        && let Some(r) = overridden(req, state)
+    {
+        return Some(r);
+    }
     match s.as_slice() {
         ["_research", "api-keys"] if get => Some(Response::json(
             200,
@@ -415,6 +496,15 @@ pub fn handle(req: &Request, state: &State) -> Option<Response> {
                     .collect::<Vec<_>>()
             ),
         )),
+        ["_research", "override"] if req.method == "POST" => {
+            match serde_json::from_slice::<Override>(&req.body) {
+                Ok(o) => {
+                    override_next(state, o);
+                    Some(Response::json(200, &json!({"ok": true})))
+                }
+                Err(e) => Some(Response::error(400, None, &e.to_string())),
+            }
+        }
         ["_research", "s2-rate-limit"] if req.method == "POST" => {
             let v: Value = serde_json::from_slice(&req.body).unwrap_or_default();
             rate_limit_s2(state, v["count"].as_u64().unwrap_or(1) as u32);

@@ -239,6 +239,8 @@ pub struct PaperList {
     pub papers: Vec<PaperSummary>,
     /// arXiv's `opensearch:totalResults`, when arXiv was asked.
     pub arxiv_total: Option<u64>,
+    /// A source that failed while another answered (search with both sources).
+    pub warnings: Vec<String>,
     pub cache_age: Option<u64>,
     pub stale: bool,
 }
@@ -368,59 +370,72 @@ fn arxiv_query(q: &str) -> String {
         .join(" AND ")
 }
 
-/// Searches HF papers, arXiv or both.
-pub fn search(f: &Fetcher, q: &SearchQuery) -> Result<PaperList, ResearchError> {
-    if q.query.trim().is_empty() {
-        return Err(ResearchError::Usage("an empty search".into()));
+fn search_hf(
+    f: &Fetcher,
+    q: &str,
+    limit: usize,
+) -> Result<(Vec<PaperSummary>, Response), ResearchError> {
+    let url = format!(
+        "{}/api/papers/search?q={}&limit={limit}",
+        f.endpoints().hf,
+        enc(q)
+    );
+    let r = f.fetch(&Request::get(url).with(Credential::Hf).ttl(HF_TTL))?;
+    if !r.ok() {
+        return Err(hf_error("huggingface", "papers search", &r));
     }
-    let limit = q.limit.clamp(1, 100);
-    let mut papers: Vec<PaperSummary> = Vec::new();
-    let mut responses = Vec::new();
-    let mut arxiv_total = None;
-    if matches!(q.source, SearchSource::Hf | SearchSource::Both) {
-        let url = format!(
-            "{}/api/papers/search?q={}&limit={limit}",
-            f.endpoints().hf,
-            enc(q.query.trim())
-        );
-        let r = f.fetch(&Request::get(url).with(Credential::Hf).ttl(HF_TTL))?;
-        if !r.ok() {
-            return Err(hf_error("huggingface", "papers search", &r));
-        }
-        let v = r.json()?;
-        papers.extend(
-            v.as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|i| hf_summary(f, i))
-                .take(limit),
-        );
-        responses.push(r);
+    let v = r.json()?;
+    let papers = v
+        .as_array()
+        .ok_or_else(|| ResearchError::Decode {
+            url: r.url.clone(),
+            message: "expected a list of papers".into(),
+        })?
+        .iter()
+        .filter_map(|i| hf_summary(f, i))
+        .take(limit)
+        .collect();
+    Ok((papers, r))
+}
+
+fn search_arxiv(
+    f: &Fetcher,
+    q: &SearchQuery,
+    limit: usize,
+) -> Result<(Vec<PaperSummary>, Option<u64>, Response), ResearchError> {
+    let url = format!(
+        "{}/api/query?search_query={}&start={}&max_results={limit}&sortBy={}&sortOrder=descending",
+        f.endpoints().arxiv_export,
+        enc(&arxiv_query(q.query.trim())),
+        q.start,
+        q.sort.as_str()
+    );
+    let r = f.fetch(&Request::get(url).accept("application/atom+xml").ttl(HF_TTL))?;
+    let text = r.text();
+    let feed = parse_atom(&text);
+    if let Some(e) = &feed.error {
+        return Err(ResearchError::Api {
+            source_name: "arxiv",
+            status: r.status,
+            message: Untrusted::new("arxiv", e, 300, &[]).text,
+        });
     }
-    if matches!(q.source, SearchSource::Arxiv | SearchSource::Both) {
-        let url = format!(
-            "{}/api/query?search_query={}&start={}&max_results={limit}&sortBy={}&sortOrder=descending",
-            f.endpoints().arxiv_export,
-            enc(&arxiv_query(q.query.trim())),
-            q.start,
-            q.sort.as_str()
-        );
-        let r = f.fetch(&Request::get(url).accept("application/atom+xml").ttl(HF_TTL))?;
-        let feed = parse_atom(&r.text());
-        if let Some(e) = &feed.error {
-            return Err(ResearchError::Api {
-                source_name: "arxiv",
-                status: r.status,
-                message: Untrusted::new("arxiv", e, 300, &[]).text,
-            });
-        }
-        if !r.ok() {
-            return Err(hf_error("arxiv", "arXiv query", &r));
-        }
-        arxiv_total = feed.total;
-        for e in feed.entries.iter().take(limit) {
+    if !r.ok() {
+        return Err(hf_error("arxiv", "arXiv query", &r));
+    }
+    if !text.contains("<feed") {
+        return Err(ResearchError::Decode {
+            url: r.url.clone(),
+            message: "not an Atom feed".into(),
+        });
+    }
+    let papers = feed
+        .entries
+        .iter()
+        .take(limit)
+        .map(|e| {
             let src = format!("arxiv {}", e.id);
-            let s = PaperSummary {
+            PaperSummary {
                 arxiv_id: e.id.clone(),
                 version: e.version.clone(),
                 title: wrap(f, &src, &e.title, TITLE_CAP),
@@ -433,28 +448,76 @@ pub fn search(f: &Fetcher, q: &SearchQuery) -> Result<PaperList, ResearchError> 
                 categories: e.categories.clone(),
                 url: format!("https://arxiv.org/abs/{}", e.id),
                 origins: vec![Origin::Arxiv],
-            };
-            match papers.iter_mut().find(|p| p.arxiv_id == s.arxiv_id) {
-                Some(p) => {
-                    p.version = s.version;
-                    p.categories = s.categories;
-                    p.origins.push(Origin::Arxiv);
-                    if p.authors.is_none() {
-                        p.authors = s.authors;
+            }
+        })
+        .collect();
+    Ok((papers, feed.total, r))
+}
+
+/// Searches HF papers, arXiv or both. With both, one source failing while the other answers
+/// gives the other's results and the failure in `warnings`.
+pub fn search(f: &Fetcher, q: &SearchQuery) -> Result<PaperList, ResearchError> {
+    if q.query.trim().is_empty() {
+        return Err(ResearchError::Usage("an empty search".into()));
+    }
+    let limit = q.limit.clamp(1, 100);
+    let hf = matches!(q.source, SearchSource::Hf | SearchSource::Both)
+        .then(|| search_hf(f, q.query.trim(), limit));
+    let ax = matches!(q.source, SearchSource::Arxiv | SearchSource::Both)
+        .then(|| search_arxiv(f, q, limit));
+    let mut warnings = Vec::new();
+    let mut responses = Vec::new();
+    let mut papers: Vec<PaperSummary> = Vec::new();
+    let mut arxiv_total = None;
+    let mut first_err = None;
+    match hf {
+        Some(Ok((p, r))) => {
+            papers = p;
+            responses.push(r);
+        }
+        Some(Err(e)) => {
+            warnings.push(format!("Hugging Face papers: {e}"));
+            first_err = Some(e);
+        }
+        None => {}
+    }
+    match ax {
+        Some(Ok((p, total, r))) => {
+            arxiv_total = total;
+            responses.push(r);
+            for s in p {
+                match papers.iter_mut().find(|x| x.arxiv_id == s.arxiv_id) {
+                    Some(x) => {
+                        x.version = s.version;
+                        x.categories = s.categories;
+                        x.origins.push(Origin::Arxiv);
+                        if x.authors.is_none() {
+                            x.authors = s.authors;
+                        }
+                        if x.summary.is_none() {
+                            x.summary = s.summary;
+                        }
                     }
-                    if p.summary.is_none() {
-                        p.summary = s.summary;
-                    }
+                    None => papers.push(s),
                 }
-                None => papers.push(s),
             }
         }
-        responses.push(r);
+        Some(Err(e)) => {
+            warnings.push(format!("arXiv: {e}"));
+            first_err.get_or_insert(e);
+        }
+        None => {}
+    }
+    if responses.is_empty()
+        && let Some(e) = first_err
+    {
+        return Err(e);
     }
     let (cache_age, stale) = merge_age(&responses.iter().collect::<Vec<_>>());
     Ok(PaperList {
         papers,
         arxiv_total,
+        warnings,
         cache_age,
         stale,
     })
@@ -626,6 +689,7 @@ pub fn trending(f: &Fetcher, limit: usize, date: Option<&str>) -> Result<PaperLi
     Ok(PaperList {
         papers,
         arxiv_total: None,
+        warnings: Vec::new(),
         cache_age: age(&r),
         stale: r.stale,
     })

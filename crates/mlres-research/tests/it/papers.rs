@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mlres_fakehf::research_papers::{
-    ABSTRACT_ONLY_PAPER, AR5IV_PAPER, INJECTED_PAPER, S2_CANARY_KEY, api_keys_seen, rate_limit_s2,
+    ABSTRACT_ONLY_PAPER, AR5IV_PAPER, INJECTED_PAPER, Override, S2_CANARY_KEY, api_keys_seen,
+    override_next, rate_limit_s2,
 };
 use mlres_fakehf::{FakeConfig, FakeHf, Injection, LoggedRequest, sha256_hex};
 use mlres_research::fetch::Sleeper;
@@ -540,6 +541,138 @@ fn linked_models_datasets_and_spaces() {
             .any(|l| l.path
                 == "/api/spaces?filter=arxiv:2305.18290&sort=likes&direction=-1&limit=10")
     );
+}
+
+fn answer(path_prefix: &str, status: u16, content_type: &str, body: &str) -> Override {
+    Override {
+        path_prefix: path_prefix.into(),
+        status,
+        content_type: content_type.into(),
+        body: body.into(),
+        size: 0,
+        delay_ms: 0,
+        count: 1,
+    }
+}
+
+fn inject(fake: &FakeHf, path_prefix: &str, status: u16, count: u32) {
+    fake.state().inject(Injection {
+        method: "GET".into(),
+        path_prefix: path_prefix.into(),
+        status,
+        count,
+        location: None,
+        message: None,
+    });
+}
+
+#[test]
+fn malformed_huge_slow_and_failing_answers_are_typed_errors() {
+    let fake = fake();
+    let (f, _) = fetcher(endpoints(&fake, &fake), Secrets::default(), None);
+    let st = fake.state();
+    // Malformed JSON from HF, and from S2.
+    override_next(
+        st,
+        answer(
+            "/api/papers/search",
+            200,
+            "application/json",
+            "{\"oops\": [1,",
+        ),
+    );
+    let e = papers::search(&f, &q("dpo", SearchSource::Hf)).unwrap_err();
+    assert!(matches!(e, ResearchError::Decode { .. }), "{e:?}");
+    override_next(
+        st,
+        answer(
+            "/s2/graph/v1/paper/",
+            200,
+            "text/html",
+            "<html>maintenance</html>",
+        ),
+    );
+    let e = papers::citations(&f, DPO, Direction::Citations, 0, 5).unwrap_err();
+    assert!(matches!(e, ResearchError::Decode { .. }), "{e:?}");
+    // Not a feed at all, and a feed cut short (what was complete is kept: nothing here).
+    override_next(
+        st,
+        answer(
+            "/arxiv-export/",
+            200,
+            "text/html",
+            "<html><body>Bad gateway</body></html>",
+        ),
+    );
+    let e = papers::search(&f, &q("dpo", SearchSource::Arxiv)).unwrap_err();
+    assert!(matches!(e, ResearchError::Decode { .. }), "{e:?}");
+    override_next(
+        st,
+        answer(
+            "/arxiv-export/",
+            200,
+            "application/atom+xml",
+            "<feed><entry><id>http://arxiv.org/abs/2305.18290v3</id><title>Direct Pref",
+        ),
+    );
+    let cut = papers::search(&f, &q("dpo", SearchSource::Arxiv)).unwrap();
+    assert!(cut.papers.is_empty());
+    // A 5xx that outlasts the retries: the status, typed; with both sources, the other
+    // source's results and a warning.
+    inject(&fake, "/arxiv-export/", 503, 4);
+    let e = papers::search(&f, &q("preference", SearchSource::Arxiv)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ResearchError::Api {
+                source_name: "arxiv",
+                status: 503,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    inject(&fake, "/arxiv-export/", 503, 4);
+    let both = papers::search(&f, &q("preference", SearchSource::Both)).unwrap();
+    assert!(both.papers.iter().any(|p| p.arxiv_id == DPO));
+    assert!(
+        both.warnings.len() == 1 && both.warnings[0].starts_with("arXiv: "),
+        "{:?}",
+        both.warnings
+    );
+    inject(&fake, "/api/daily_papers", 500, 4);
+    let e = papers::trending(&f, 5, None).unwrap_err();
+    assert!(matches!(e, ResearchError::Api { status: 500, .. }), "{e:?}");
+    // A huge body is refused, never cut silently.
+    override_next(
+        st,
+        Override {
+            size: 9 << 20,
+            ..answer("/api/papers/2305.18290", 200, "application/json", "[")
+        },
+    );
+    let e = papers::details(&f, DPO).unwrap_err();
+    assert!(matches!(e, ResearchError::TooLarge { .. }), "{e:?}");
+    // A slow answer: the timeout, then a transport error.
+    let slow = Fetcher::with_pacing(
+        endpoints(&fake, &fake),
+        Secrets::default(),
+        None,
+        Pacing {
+            retries: 0,
+            timeout: Duration::from_millis(300),
+            ..Pacing::default()
+        },
+    );
+    override_next(
+        st,
+        Override {
+            delay_ms: 1500,
+            ..answer("/api/daily_papers", 200, "application/json", "[]")
+        },
+    );
+    let e = papers::trending(&slow, 5, None).unwrap_err();
+    assert!(matches!(e, ResearchError::Transport { .. }), "{e:?}");
 }
 
 /// Runs every operation (ignoring errors) and returns everything as JSON.
