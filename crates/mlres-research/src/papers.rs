@@ -9,10 +9,27 @@
 //! TTL, offline or with the network down). The HF token is attached only to Hugging Face
 //! requests and the Semantic Scholar key only to Semantic Scholar's (as `x-api-key`); the
 //! fetcher drops either on a redirect to another host.
+//!
+//! | Operation | Function | Result |
+//! |---|---|---|
+//! | search | [`search`]`(f, &SearchQuery)` | [`PaperList`] |
+//! | trending | [`trending`]`(f, limit, date)` | [`PaperList`] |
+//! | details | [`details`]`(f, id)` | [`PaperDetails`] |
+//! | read | [`read`]`(f, id, section)` | [`PaperText`] |
+//! | citations, references | [`citations`]`(f, id, Direction, offset, limit)` | [`CitationPage`] |
+//! | recommendations | [`recommendations`]`(f, id, limit)` | [`Recommendations`] |
+//! | snippet search | [`snippets`]`(f, id, query, limit)` | [`Snippets`] |
+//! | linked Hub repos | [`linked`]`(f, id, RepoKind, LinkedSort, limit)` | [`Linked`] |
+//!
+//! `id` is any spelling of an arXiv id (`2305.18290`, `arXiv:2305.18290v2`, an arxiv.org or
+//! huggingface.co/papers URL); anything else is `Usage`. Errors: `NotFound` (unknown paper or
+//! section), `Api { source_name, status, message }` (a refusal: a bad date, arXiv's error
+//! feed, an S2 400, a 5xx that outlasted the retries), `RateLimited`, `Offline`, `Transport`,
+//! `TooLarge`, `Decode`.
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::latexml::{self, Section, Token};
@@ -202,7 +219,7 @@ fn error_message(r: &Response) -> String {
 // Shared result types
 
 /// Where a paper record came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
     Hf,
@@ -282,7 +299,7 @@ fn hf_summary(f: &Fetcher, item: &Value) -> Option<PaperSummary> {
 // Search
 
 /// Which index to search.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchSource {
     /// Hugging Face papers (semantic search over papers featured on the Hub).
@@ -307,7 +324,7 @@ impl std::str::FromStr for SearchSource {
 }
 
 /// arXiv's `sortBy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ArxivSort {
     #[default]
@@ -315,6 +332,23 @@ pub enum ArxivSort {
     LastUpdatedDate,
     SubmittedDate,
 }
+
+/// `FromStr` for the enums a command line names, from their serde names.
+macro_rules! from_str_via_serde {
+    ($($t:ty),*) => {$(
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                serde_json::from_value(Value::String(s.to_string())).map_err(|_| {
+                    format!("unknown value {s:?} for {}", stringify!($t))
+                })
+            }
+        }
+    )*};
+}
+from_str_via_serde!(
+    ArxivSort, Direction, RepoKind, LinkedSort, ReadSource, Origin
+);
 
 impl ArxivSort {
     fn as_str(self) -> &'static str {
@@ -327,7 +361,8 @@ impl ArxivSort {
 }
 
 /// A search.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SearchQuery {
     /// Free text; for arXiv also its field syntax (`ti:`, `au:`, `AND`, …). Plain words are
     /// searched in every field (`all:`).
@@ -339,6 +374,12 @@ pub struct SearchQuery {
     pub start: usize,
     /// arXiv only.
     pub sort: ArxivSort,
+}
+
+impl Default for SearchQuery {
+    fn default() -> Self {
+        SearchQuery::new("")
+    }
 }
 
 impl SearchQuery {
@@ -766,7 +807,7 @@ pub fn details(f: &Fetcher, id: &str) -> Result<PaperDetails, ResearchError> {
 // Reading
 
 /// Which rendering `read` used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadSource {
     ArxivHtml,
@@ -885,25 +926,38 @@ pub fn read(f: &Fetcher, id: &str, section: Option<&str>) -> Result<PaperText, R
     let section = match section.map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(q) => {
-            let s: &Section = latexml::find_section(&doc.sections, q).ok_or_else(|| {
-                let ids: Vec<&str> = doc
-                    .sections
-                    .iter()
-                    .map(|s| s.id.as_str())
-                    .filter(|i| !i.is_empty())
-                    .collect();
-                ResearchError::NotFound(format!(
-                    "section {:?} of {id} (section ids: {})",
-                    q.chars().take(80).collect::<String>(),
-                    ids.join(", ")
-                ))
-            })?;
-            Some(SectionText {
-                id: s.id.clone(),
-                level: s.level,
-                title: wrap(f, &src, &s.title, TITLE_CAP),
-                text: wrap(f, &src, &s.text, SECTION_CAP),
-            })
+            let found = latexml::find_section(&doc.sections, q);
+            if found.is_none()
+                && q.eq_ignore_ascii_case("abstract")
+                && let Some(a) = &doc.abstract_text
+            {
+                Some(SectionText {
+                    id: String::new(),
+                    level: 2,
+                    title: wrap(f, &src, "Abstract", TITLE_CAP),
+                    text: wrap(f, &src, a, SECTION_CAP),
+                })
+            } else {
+                let s: &Section = found.ok_or_else(|| {
+                    let ids: Vec<&str> = doc
+                        .sections
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .filter(|i| !i.is_empty())
+                        .collect();
+                    ResearchError::NotFound(format!(
+                        "section {:?} of {id} (section ids: {})",
+                        q.chars().take(80).collect::<String>(),
+                        ids.join(", ")
+                    ))
+                })?;
+                Some(SectionText {
+                    id: s.id.clone(),
+                    level: s.level,
+                    title: wrap(f, &src, &s.title, TITLE_CAP),
+                    text: wrap(f, &src, &s.text, SECTION_CAP),
+                })
+            }
         }
     };
     Ok(PaperText {
@@ -968,7 +1022,7 @@ fn s2_get(f: &Fetcher, url: String, what: &str) -> Result<(Value, Response), Res
 }
 
 /// Which way along the citation graph.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Papers that cite this one.
@@ -1163,7 +1217,7 @@ pub fn snippets(f: &Fetcher, id: &str, query: &str, limit: u64) -> Result<Snippe
 // Linked Hub resources
 
 /// A kind of Hub repo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RepoKind {
     Models,
@@ -1182,7 +1236,7 @@ impl RepoKind {
 }
 
 /// How to order linked repos.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkedSort {
     #[default]
@@ -1312,6 +1366,34 @@ mod tests {
         ] {
             assert_eq!(p(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn enums_parse_from_their_names() {
+        assert_eq!("citations".parse::<Direction>(), Ok(Direction::Citations));
+        assert_eq!("models".parse::<RepoKind>(), Ok(RepoKind::Models));
+        assert_eq!("likes".parse::<LinkedSort>(), Ok(LinkedSort::Likes));
+        assert_eq!(
+            "submittedDate".parse::<ArxivSort>(),
+            Ok(ArxivSort::SubmittedDate)
+        );
+        assert_eq!("both".parse::<SearchSource>(), Ok(SearchSource::Both));
+        assert!("nope".parse::<RepoKind>().is_err());
+        let q: SearchQuery = serde_json::from_str(r#"{"query":"dpo","source":"arxiv"}"#).unwrap();
+        assert_eq!((q.source, q.limit), (SearchSource::Arxiv, 10));
+    }
+
+    #[test]
+    fn flat_and_nested_hf_items() {
+        let f = Fetcher::new(crate::Endpoints::default(), crate::Secrets::default(), None);
+        let flat =
+            serde_json::json!({"id": "2305.18290", "title": "DPO", "summary": "s", "upvotes": 3});
+        let nested = serde_json::json!({"paper": {"id": "2305.18290", "title": "DPO"}, "summary": "item summary"});
+        let a = hf_summary(&f, &flat).unwrap();
+        assert_eq!((a.arxiv_id.as_str(), a.upvotes), ("2305.18290", Some(3)));
+        let b = hf_summary(&f, &nested).unwrap();
+        assert_eq!(b.summary.unwrap().text, "item summary");
+        assert!(hf_summary(&f, &serde_json::json!({"id": "../x", "title": "t"})).is_none());
     }
 
     #[test]

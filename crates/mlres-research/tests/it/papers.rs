@@ -275,6 +275,12 @@ fn read_outline_and_sections_from_arxiv_html_after_its_redirect() {
         "markdown with math: {}",
         s.text.text
     );
+    let s = papers::read(&f, DPO, Some("abstract"))
+        .unwrap()
+        .section
+        .unwrap();
+    assert_eq!(s.title.text, "Abstract");
+    assert!(s.text.text.starts_with("While large-scale"));
     let s = papers::read(&f, DPO, Some("sweep"))
         .unwrap()
         .section
