@@ -29,6 +29,15 @@
 //! counts, section texts, citations contexts and scores are [illustrative], as the contract
 //! marks its own examples. 2501.00001 is invented: its text carries a prompt-injection string
 //! and a right-to-left override, to test that clients flag and show them.
+//!
+//! Where the shapes come from: every route's parameters, bodies and error bodies follow
+//! `research/api-contracts.md` §6.1–§6.4 (itself from `huggingface_hub`, ml-intern, the S2
+//! OpenAPI mirror and arXiv's manual). The Atom feed's details beyond the contract's example
+//! (titles broken over lines, an indented summary ending in a newline, `xmlns:opensearch`
+//! repeated on each `opensearch:` element) match a recorded 2015 response quoted in
+//! `mabragor/cl-arxiv-api` README.md and an arXiv fixture seen in a content search (its
+//! repository not identified). The LaTeXML page is §6.3's minimal page with the navigation,
+//! script, author and footer blocks of real arXiv HTML pages around it.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -169,7 +169,9 @@ fn safe_date(s: Option<&str>) -> Option<String> {
     .then(|| s.to_string())
 }
 
-fn hf_error(source_name: &'static str, what: &str, r: &Response) -> ResearchError {
+/// A non-2xx answer, typed: 404 `NotFound`, 429 `RateLimited`, anything else `Api` with the
+/// body's message.
+fn status_error(source_name: &'static str, what: &str, r: &Response) -> ResearchError {
     let msg = error_message(r);
     match r.status {
         404 => ResearchError::NotFound(what.to_string()),
@@ -423,7 +425,7 @@ fn search_hf(
     );
     let r = f.fetch(&Request::get(url).with(Credential::Hf).ttl(HF_TTL))?;
     if !r.ok() {
-        return Err(hf_error("huggingface", "papers search", &r));
+        return Err(status_error("huggingface", "papers search", &r));
     }
     let v = r.json()?;
     let papers = v
@@ -462,7 +464,7 @@ fn search_arxiv(
         });
     }
     if !r.ok() {
-        return Err(hf_error("arxiv", "arXiv query", &r));
+        return Err(status_error("arxiv", "arXiv query", &r));
     }
     if !text.contains("<feed") {
         return Err(ResearchError::Decode {
@@ -717,7 +719,7 @@ pub fn trending(f: &Fetcher, limit: usize, date: Option<&str>) -> Result<PaperLi
     }
     let r = f.fetch(&Request::get(url).with(Credential::Hf).ttl(TRENDING_TTL))?;
     if !r.ok() {
-        return Err(hf_error("huggingface", "daily papers", &r));
+        return Err(status_error("huggingface", "daily papers", &r));
     }
     let v = r.json()?;
     let papers = v
@@ -757,7 +759,7 @@ fn fetch_details(f: &Fetcher, id: &str) -> Result<(Value, Response), ResearchErr
     let url = format!("{}/api/papers/{id}", f.endpoints().hf);
     let r = f.fetch(&Request::get(url).with(Credential::Hf).ttl(PAPER_TTL))?;
     if !r.ok() {
-        return Err(hf_error(
+        return Err(status_error(
             "huggingface",
             &format!("paper {id} on Hugging Face"),
             &r,
@@ -1015,7 +1017,7 @@ fn s2_paper(f: &Fetcher, v: &Value) -> S2Paper {
 fn s2_get(f: &Fetcher, url: String, what: &str) -> Result<(Value, Response), ResearchError> {
     let r = f.fetch(&Request::get(url).with(Credential::S2).ttl(S2_TTL))?;
     if !r.ok() {
-        return Err(hf_error("semantic scholar", what, &r));
+        return Err(status_error("semantic scholar", what, &r));
     }
     let v = r.json()?;
     Ok((v, r))
@@ -1289,7 +1291,7 @@ pub fn linked(
     );
     let r = f.fetch(&Request::get(url).with(Credential::Hf).ttl(HF_TTL))?;
     if !r.ok() {
-        return Err(hf_error(
+        return Err(status_error(
             "huggingface",
             &format!("{} for {id}", kind.as_str()),
             &r,
