@@ -228,11 +228,11 @@ fn open_tag(s: &str) -> (Token, usize) {
                 value = decode_entities(&s[v0..i]);
             }
         }
-        if key.is_empty() {
-            // A stray character: skip it so the loop always advances.
-            i += 1;
-        } else {
+        if !key.is_empty() {
             attrs.push((key, value));
+        } else if i == k0 {
+            // Nothing consumed: step over one character so the loop always advances.
+            i += s[i..].chars().next().map_or(1, char::len_utf8);
         }
     }
     (
@@ -706,6 +706,11 @@ mod tests {
             "<!--",
             "<h2 class=\"ltx_title\"><math alttext='x'>",
             "é<é>&é;",
+            // Found by fuzzing: an attribute with no name followed by a multi-byte char.
+            "<h2 cl>ext=\"\0\0cslas=\"ltx_tit@e\"><spal tx_\u{FFFD}=\"\u{FFFD}",
+            "<fee\t\t\t=\t\t'\u{FFFD}TA[\t~\u{FFFD}k\t\t\t=\t\t'\u{FFFD}o",
+            "<a =\u{FFFD}>",
+            "<a ='x'\u{FFFD}>",
         ] {
             let _ = parse(s);
         }

@@ -874,6 +874,8 @@ proptest! {
         Just("<nav>".to_string()), Just("</nav>".to_string()), Just("<script>".to_string()),
         Just("<!--".to_string()), Just("<![CDATA[".to_string()), Just("&#x".to_string()),
         Just("<p>".to_string()), Just("4.1 ".to_string()), Just("A.1 ".to_string()),
+        Just(" =".to_string()), Just("'x'".to_string()), Just("\"".to_string()), Just("é".to_string()),
+        Just("<a".to_string()), Just(">".to_string()),
         "\\PC{0,12}",
     ], 0..40)) {
         let html = parts.concat();
