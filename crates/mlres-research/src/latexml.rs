@@ -144,10 +144,23 @@ pub fn tokenize(s: &str) -> Vec<Token> {
             };
             out.push(tok);
             if let Some(name) = raw {
-                // Raw text up to the closing tag, dropped.
-                let lower = s[i..].to_ascii_lowercase();
-                let close = format!("</{name}");
-                i = lower.find(&close).map(|e| i + e).unwrap_or(b.len());
+                // Raw text up to the closing tag (any case), dropped.
+                let mut j = i;
+                i = loop {
+                    match s[j..].find("</") {
+                        None => break b.len(),
+                        Some(e) => {
+                            let at = j + e;
+                            let tail = &b[at + 2..];
+                            if tail.len() >= name.len()
+                                && tail[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+                            {
+                                break at;
+                            }
+                            j = at + 2;
+                        }
+                    }
+                };
                 text_start = i;
             }
         } else {
@@ -692,6 +705,19 @@ mod tests {
         assert_eq!(split_section_id("References").0, "");
         assert_eq!(split_section_id("2023 was a year").0, "2023");
         assert_eq!(split_section_id("4.").0, "");
+    }
+
+    #[test]
+    fn script_and_style_text_is_dropped_in_any_case() {
+        let d = parse(
+            "<h2 class=ltx_title>1 A</h2><p>kept</p><SCRIPT>x</p>\"</SCRIPT ><style>p</b></StYlE>after<script>",
+        );
+        assert_eq!(d.sections[0].text, "kept\n\nafter");
+        // Many scripts cost linear time (no copy of the rest of the page per script).
+        let many = "<script>1</script>".repeat(200_000);
+        let t = std::time::Instant::now();
+        let _ = tokenize(&many);
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -634,7 +634,10 @@ pub fn parse_atom(xml: &str) -> AtomFeed {
                     author_name = true;
                 }
                 if !self_closing {
-                    path.push(name.to_string());
+                    // Bounded, so a flood of unclosed tags cannot make closing quadratic.
+                    if path.len() < 256 {
+                        path.push(name.to_string());
+                    }
                     text.clear();
                 }
             }
