@@ -4,7 +4,8 @@
 //! - Hugging Face papers at the root (§6.1): `GET /api/papers/search?q&limit`,
 //!   `GET /api/daily_papers?limit&date` (a bad date is 400), `GET /api/papers/{id}` (404
 //!   `{"error"}` when unknown), and the Hub listings `GET /api/{models,datasets,spaces}` when
-//!   their `filter` is `arxiv:{id}` (any other listing is left to the other routers);
+//!   their `filter` is `arxiv:{id}` of one of the papers below (any other listing is left to
+//!   `research_code`);
 //! - arXiv's export API (§6.2) under `/arxiv-export`: `GET /api/query` with `search_query`,
 //!   `id_list`, `start`, `max_results`, `sortBy`; a malformed id or a non-integer paging value
 //!   answers arXiv's error feed with HTTP 400;
@@ -525,8 +526,11 @@ pub fn handle(req: &Request, state: &State) -> Option<Response> {
             Some(paper_info(&rest.join("/")))
         }
         ["api", kind @ ("models" | "datasets" | "spaces")] if get => {
+            // Only listings tagged with one of this module's papers: every other listing
+            // (search, other filters) is `research_code`'s.
             let filter = req.query_one("filter")?;
             let id = filter.strip_prefix("arxiv:")?;
+            find(id)?;
             Some(linked(req, kind, id))
         }
         ["arxiv-export", "api", "query"] if get => Some(arxiv_query(req)),
