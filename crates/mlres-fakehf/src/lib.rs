@@ -14,6 +14,7 @@ mod hub;
 mod jobs;
 mod lfs;
 pub mod research_code;
+pub mod research_papers;
 mod state;
 pub mod viewer;
 
@@ -349,6 +350,9 @@ fn route(req: &Request, state: &Arc<State>) -> Reply {
         return Reply::Full(control(req, state));
     }
     if let Some(r) = injected(req, state) {
+        return Reply::Full(r);
+    }
+    if let Some(r) = research_papers::handle(req, state) {
         return Reply::Full(r);
     }
     if let Some(r) = viewer::handle(req, state) {

@@ -12,6 +12,8 @@ pub mod docs;
 pub mod fetch;
 pub mod github;
 pub mod hubsearch;
+pub mod latexml;
+pub mod papers;
 pub mod untrusted;
 mod util;
 

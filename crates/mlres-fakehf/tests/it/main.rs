@@ -8,6 +8,7 @@ use std::time::Duration;
 use mlres_fakehf::{CANARY_TOKEN, FakeConfig, FakeHf};
 
 mod lfs;
+mod research_papers;
 
 struct Reply {
     status: u16,

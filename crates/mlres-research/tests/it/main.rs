@@ -6,3 +6,4 @@ mod docs;
 mod fetch;
 mod github;
 mod hubsearch;
+mod papers;
