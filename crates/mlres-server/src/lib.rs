@@ -27,7 +27,7 @@ pub use tools::{
 };
 
 /// The names of the tools the MCP server offers, in a stable order.
-pub const TOOL_NAMES: [&str; 17] = [
+pub const TOOL_NAMES: [&str; 25] = [
     "loop_status",
     "check_program",
     "exp_submit",
@@ -45,6 +45,14 @@ pub const TOOL_NAMES: [&str; 17] = [
     "docs_fetch",
     "docs_api",
     "hub_search",
+    "papers_search",
+    "papers_trending",
+    "papers_details",
+    "papers_read",
+    "papers_citations",
+    "papers_recommend",
+    "papers_snippets",
+    "papers_linked",
 ];
 
 /// The names of the tools the MCP server offers (there is deliberately no approval tool).

@@ -69,9 +69,15 @@ pub enum Command {
     /// Inspect and audit training data (local files or Hugging Face datasets); spends nothing.
     #[command(subcommand)]
     Data(crate::data::DataCmd),
-    /// Hugging Face Hub: whoami, files (list/read/upload/delete), repo create, push outputs.
+    /// Hugging Face Hub: whoami, files (list/read/upload/delete), repo create, push outputs,
+    /// search models and datasets.
     #[command(subcommand)]
     Hub(crate::hub::HubCmd),
+    /// Papers: search (HF papers, arXiv), trending, details, read sections, citations,
+    /// references, recommendations, snippets, linked Hub repos. Read-only; external text is
+    /// shown as untrusted.
+    #[command(subcommand)]
+    Papers(crate::research::PapersCmd),
     /// Hugging Face library docs: explore and search a library's pages, fetch one, find an API
     /// endpoint. Read-only; external text is shown as untrusted.
     #[command(subcommand)]

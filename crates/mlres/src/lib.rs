@@ -373,6 +373,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Hub(h) => hub::run(&cli, h),
         Command::Jobs(j) => jobs::run(&cli, j),
         Command::Docs(d) => research::docs(d),
+        Command::Papers(p) => research::papers(p),
         Command::Github(g) => research::github(g),
         Command::Mcp => mcp::run(&cli),
         Command::Guard(a) => Ok(guard::run(&cli, a)),

@@ -115,6 +115,212 @@ pub enum DocsCmd {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum PapersCmd {
+    /// Search papers: Hugging Face papers and arXiv, merged by arXiv id
+    /// (`mlres papers search "direct preference optimization"`). For arXiv, its field syntax
+    /// works too (`ti:lora AND au:hu`).
+    Search {
+        query: Vec<String>,
+        /// hf, arxiv or both.
+        #[arg(long, default_value = "both")]
+        source: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// arXiv: relevance, lastUpdatedDate or submittedDate.
+        #[arg(long, default_value = "relevance")]
+        sort: String,
+        #[command(flatten)]
+        o: Opts,
+    },
+    /// Trending papers on Hugging Face (a day's with --date YYYY-MM-DD).
+    Trending {
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long)]
+        date: Option<String>,
+        #[command(flatten)]
+        o: Opts,
+    },
+    /// A paper's details: title, authors, abstract, AI summary, code, upvotes, linked repos.
+    Details {
+        /// An arXiv id (2305.18290), arXiv:…, or an arxiv.org / huggingface.co/papers URL.
+        id: String,
+        #[command(flatten)]
+        o: Opts,
+    },
+    /// Read a paper: its outline, or one section as markdown (`--section Experiments`,
+    /// `--section 5.1`, `--section abstract`), from arXiv's HTML, ar5iv, or the abstract.
+    Read {
+        id: String,
+        #[arg(long)]
+        section: Option<String>,
+        #[command(flatten)]
+        o: Opts,
+    },
+    /// Papers that cite this one (Semantic Scholar), with the citing sentences.
+    Citations {
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+        #[command(flatten)]
+        o: Opts,
+    },
+    /// Papers this one cites (Semantic Scholar).
+    References {
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+        #[command(flatten)]
+        o: Opts,
+    },
+    /// Papers like this one (Semantic Scholar recommendations).
+    Recommend {
+        id: String,
+        #[arg(long, default_value_t = 10)]
+        limit: u64,
+        #[command(flatten)]
+        o: Opts,
+    },
+    /// Passages inside a paper that match words (`mlres papers snippets 2305.18290 "learning rate"`).
+    Snippets {
+        id: String,
+        query: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        limit: u64,
+        #[command(flatten)]
+        o: Opts,
+    },
+    /// Models, datasets or Spaces on the Hub that cite the paper.
+    Linked {
+        id: String,
+        /// models, datasets or spaces.
+        #[arg(long, default_value = "models")]
+        kind: String,
+        /// downloads or likes.
+        #[arg(long, default_value = "downloads")]
+        sort: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[command(flatten)]
+        o: Opts,
+    },
+}
+
+fn parsed<T: std::str::FromStr<Err = String>>(flag: &str, v: &str) -> Result<T, Failure> {
+    v.parse::<T>()
+        .map_err(|e| fail(exit::USAGE, anyhow!("{flag} {v}: {e}")))
+}
+
+pub fn papers(cmd: &PapersCmd) -> Result<u8, Failure> {
+    use mlres_research::papers as p;
+    let (o, v) = match cmd {
+        PapersCmd::Search {
+            query,
+            source,
+            limit,
+            sort,
+            o,
+        } => {
+            let q = p::SearchQuery {
+                query: words(query),
+                source: parsed("--source", source)?,
+                limit: *limit,
+                start: 0,
+                sort: parsed("--sort", sort)?,
+            };
+            if q.query.trim().is_empty() {
+                return Err(fail(
+                    exit::USAGE,
+                    anyhow!(
+                        "give words to search for, e.g. `mlres papers search \"low-rank adaptation\"`"
+                    ),
+                ));
+            }
+            let f = fetcher(o.offline)?;
+            (o, to_value(p::search(&f, &q))?)
+        }
+        PapersCmd::Trending { limit, date, o } => {
+            let f = fetcher(o.offline)?;
+            (o, to_value(p::trending(&f, *limit, date.as_deref()))?)
+        }
+        PapersCmd::Details { id, o } => {
+            let f = fetcher(o.offline)?;
+            (o, to_value(p::details(&f, id))?)
+        }
+        PapersCmd::Read { id, section, o } => {
+            let f = fetcher(o.offline)?;
+            (o, to_value(p::read(&f, id, section.as_deref()))?)
+        }
+        PapersCmd::Citations {
+            id,
+            offset,
+            limit,
+            o,
+        } => {
+            let f = fetcher(o.offline)?;
+            (
+                o,
+                to_value(p::citations(
+                    &f,
+                    id,
+                    p::Direction::Citations,
+                    *offset,
+                    *limit,
+                ))?,
+            )
+        }
+        PapersCmd::References {
+            id,
+            offset,
+            limit,
+            o,
+        } => {
+            let f = fetcher(o.offline)?;
+            (
+                o,
+                to_value(p::citations(
+                    &f,
+                    id,
+                    p::Direction::References,
+                    *offset,
+                    *limit,
+                ))?,
+            )
+        }
+        PapersCmd::Recommend { id, limit, o } => {
+            let f = fetcher(o.offline)?;
+            (o, to_value(p::recommendations(&f, id, *limit))?)
+        }
+        PapersCmd::Snippets {
+            id,
+            query,
+            limit,
+            o,
+        } => {
+            let f = fetcher(o.offline)?;
+            (o, to_value(p::snippets(&f, id, &words(query), *limit))?)
+        }
+        PapersCmd::Linked {
+            id,
+            kind,
+            sort,
+            limit,
+            o,
+        } => {
+            let f = fetcher(o.offline)?;
+            let kind = parsed("--kind", kind)?;
+            let sort = parsed("--sort", sort)?;
+            (o, to_value(p::linked(&f, id, kind, sort, *limit))?)
+        }
+    };
+    show(o, &v)
+}
+
 /// `mlres hub search models|datasets …`
 #[derive(Args, Debug)]
 pub struct HubSearchArgs {

@@ -94,6 +94,7 @@ pub fn runs_locally(cmd: &Command) -> bool {
         | Command::Broker(crate::cli::BrokerCmd::Serve(_))
         // Research reads the network, not the state, with the caller's own tokens.
         | Command::Docs(_)
+        | Command::Papers(_)
         | Command::Github(_)
         | Command::Hub(crate::hub::HubCmd::Search(_)) => true,
         // Local files are read as the caller (who can read them); a Hub dataset may need the

@@ -318,3 +318,115 @@ fn python_mcp_client_submits_waits_and_gets_tool_errors() {
     let v = env.json(&["ledger", "verify", "--json"]);
     assert_eq!(v["problems"].as_array().map(Vec::len), Some(0), "{v}");
 }
+
+/// The research tools through a real MCP client: every one listed with a schema, every one
+/// called against the local fake, external text coming back as untrusted objects.
+const RESEARCH_CLIENT: &str = r#"
+import asyncio, json, sys
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+def dump(result):
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+CALLS = [
+    ("papers_search", {"query": "direct preference optimization"}),
+    ("papers_trending", {"limit": 3}),
+    ("papers_details", {"id": "2305.18290"}),
+    ("papers_read", {"id": "2501.00001", "section": "abstract"}),
+    ("papers_citations", {"id": "2305.18290", "direction": "references"}),
+    ("papers_recommend", {"id": "2305.18290"}),
+    ("papers_snippets", {"id": "2305.18290", "query": "learning rate"}),
+    ("papers_linked", {"id": "2305.18290", "kind": "datasets"}),
+    ("github_examples", {"repo": "huggingface/trl", "query": "dpo"}),
+    ("github_read", {"repo": "huggingface/trl", "path": "examples/scripts/dpo.py", "line_end": 20}),
+    ("github_tree", {"repo": "huggingface/trl", "prefix": "examples"}),
+    ("github_search", {"query": "trl"}),
+    ("docs_explore", {"library": "trl", "query": "DPO beta"}),
+    ("docs_fetch", {"page": "trl/dpo_trainer"}),
+    ("docs_api", {"query": "create repo"}),
+    ("hub_search", {"kind": "models", "task": "text-generation", "limit": 3}),
+]
+
+async def main():
+    exe, project, env_json = sys.argv[1:4]
+    params = StdioServerParameters(command=exe, args=["-C", project, "mcp"], env=json.loads(env_json))
+    out = {"calls": {}}
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            out["tools"] = dump(await session.list_tools())["tools"]
+            for name, args in CALLS:
+                out["calls"][name] = dump(await session.call_tool(name, args))
+            out["bad_id"] = dump(await session.call_tool("papers_details", {"id": "../../etc/passwd"}))
+    json.dump(out, sys.stdout)
+
+asyncio.run(asyncio.wait_for(main(), 300))
+"#;
+
+#[test]
+fn python_mcp_client_lists_and_calls_every_research_tool() {
+    let py = python_with_mcp();
+    let env = Env::new();
+    let fake = mlres_fakehf::FakeHf::start(mlres_fakehf::FakeConfig::default()).unwrap();
+    let u = fake.url();
+    let server_env = serde_json::json!({
+        "HOME": env.path(),
+        "MLRES_STATE_DIR": env.state,
+        "MLRES_CACHE_DIR": env.path().join("cache"),
+        "HF_ENDPOINT": u,
+        "HF_TOKEN": mlres_fakehf::CANARY_TOKEN,
+        "MLRES_ARXIV_ENDPOINT": format!("{u}/arxiv-export"),
+        "MLRES_ARXIV_HTML_ENDPOINT": format!("{u}/arxiv"),
+        "MLRES_AR5IV_ENDPOINT": format!("{u}/ar5iv"),
+        "MLRES_S2_ENDPOINT": format!("{u}/s2"),
+        "MLRES_GITHUB_ENDPOINT": format!("{u}/github"),
+    });
+    let script = env.path().join("research_client.py");
+    std::fs::write(&script, RESEARCH_CLIENT).unwrap();
+    let out = Command::new(&py)
+        .arg(&script)
+        .arg(BIN)
+        .arg(&env.project)
+        .arg(server_env.to_string())
+        .output()
+        .expect("run the Python MCP client");
+    assert!(
+        out.status.success(),
+        "the Python MCP client failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tools = v["tools"].as_array().unwrap();
+    let calls = v["calls"].as_object().unwrap();
+    for (name, result) in calls {
+        let t = tools
+            .iter()
+            .find(|t| t["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} is not listed"));
+        assert_eq!(t["inputSchema"]["type"], "object", "{name}");
+        assert_eq!(t["annotations"]["readOnlyHint"], true, "{name}");
+        assert_ne!(result["isError"], true, "{name}: {result}");
+        assert!(result["structuredContent"].is_object(), "{name}: {result}");
+    }
+    assert_eq!(calls.len(), 16);
+    // External text stays typed as untrusted, with the injection flagged.
+    let read = &calls["papers_read"]["structuredContent"];
+    let text = read.to_string();
+    assert!(
+        text.contains("\"injections\":[\"instruction_override\""),
+        "{text}"
+    );
+    assert_eq!(v["bad_id"]["isError"], true, "{}", v["bad_id"]);
+    // The HF token reached no non-HF route.
+    let hf = mlres_fakehf::sha256_hex(format!("Bearer {}", mlres_fakehf::CANARY_TOKEN).as_bytes());
+    for r in fake.state().lock().requests.iter() {
+        if ["/github", "/arxiv", "/ar5iv", "/s2"]
+            .iter()
+            .any(|p| r.path.starts_with(p))
+        {
+            assert_ne!(r.auth_sha256.as_deref(), Some(hf.as_str()), "{}", r.path);
+        }
+    }
+}

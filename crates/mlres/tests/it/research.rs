@@ -38,6 +38,16 @@ impl R {
             )
             .env("HF_TOKEN", HF_CANARY)
             .env("GITHUB_TOKEN", GH_CANARY)
+            .env(
+                "MLRES_ARXIV_ENDPOINT",
+                format!("{}/arxiv-export", self.fake.url()),
+            )
+            .env(
+                "MLRES_ARXIV_HTML_ENDPOINT",
+                format!("{}/arxiv", self.fake.url()),
+            )
+            .env("MLRES_AR5IV_ENDPOINT", format!("{}/ar5iv", self.fake.url()))
+            .env("MLRES_S2_ENDPOINT", format!("{}/s2", self.fake.url()))
             .env("MLRES_CACHE_DIR", self.tmp.path().join("cache"));
         c
     }
@@ -211,5 +221,87 @@ fn offline_answers_from_the_cache_with_its_age_and_bad_input_is_a_usage_error() 
             String::from_utf8_lossy(&o.stderr)
         );
         assert_eq!(r.auth_seen().len(), n, "{what} sent a request");
+    }
+}
+
+#[test]
+fn papers_as_the_researcher_agent_is_told_to_type_them() {
+    let r = R::new();
+    // The exact commands plugin/agents/researcher.md gives (against the fake's papers).
+    let out = r.ok(&["papers", "search", "direct preference optimization"]);
+    assert!(out.contains("2305.18290"), "{out}");
+    let v = r.json(&["papers", "search", "lora", "--source", "arxiv", "--json"]);
+    assert!(v["papers"].as_array().is_some_and(|p| !p.is_empty()), "{v}");
+    r.ok(&["papers", "trending"]);
+    let d = r.json(&["papers", "details", "2305.18290", "--json"]);
+    assert!(
+        d.to_string().contains("Direct Preference Optimization"),
+        "{d}"
+    );
+    let outline = r.json(&["papers", "read", "2305.18290", "--json"]);
+    assert!(outline.to_string().contains("Experiments"), "{outline}");
+    let sec = r.ok(&["papers", "read", "2305.18290", "--section", "Experiments"]);
+    assert!(sec.contains(mlres_research::untrusted::BEGIN), "{sec}");
+    for args in [
+        vec!["papers", "citations", "2305.18290"],
+        vec!["papers", "references", "2305.18290"],
+        vec!["papers", "recommend", "2305.18290"],
+        vec!["papers", "snippets", "2305.18290", "learning rate"],
+        vec!["papers", "linked", "2305.18290", "--kind", "models"],
+    ] {
+        r.ok(&args);
+    }
+    // A paper whose text carries an injection: flagged, between the markers, the bidi
+    // override shown.
+    let inj = r.ok(&["papers", "read", "2501.00001", "--section", "1"]);
+    assert!(
+        inj.contains("looks like instructions to an AI agent"),
+        "{inj}"
+    );
+    assert!(inj.contains("⟨U+202E⟩"), "{inj}");
+    // Every occurrence of the injected sentence sits inside a BEGIN … END pair.
+    let lower = inj.to_lowercase();
+    let (begin, end) = (
+        mlres_research::untrusted::BEGIN.to_lowercase(),
+        mlres_research::untrusted::END.to_lowercase(),
+    );
+    let mut found = 0;
+    for (i, _) in lower.match_indices("ignore all previous") {
+        found += 1;
+        let b = lower[..i].rfind(&begin).expect("a begin marker before it");
+        assert!(
+            !lower[b..i].contains(&end),
+            "outside the markers at {i}: {inj}"
+        );
+        assert!(lower[i..].contains(&end), "no end marker after it: {inj}");
+    }
+    assert!(found > 0, "{inj}");
+    // arXiv and Semantic Scholar never saw the HF token.
+    let hf = sha256_hex(format!("Bearer {HF_CANARY}").as_bytes());
+    for (path, auth) in r.auth_seen() {
+        if path.starts_with("/arxiv") || path.starts_with("/ar5iv") || path.starts_with("/s2") {
+            assert_ne!(
+                auth.as_deref(),
+                Some(hf.as_str()),
+                "HF token sent to {path}"
+            );
+        }
+    }
+    // Bad ids and flags are usage errors that send nothing.
+    for args in [
+        vec!["papers", "details", "../../etc/passwd"],
+        vec!["papers", "search", "x", "--source", "google"],
+        vec!["papers", "linked", "2305.18290", "--kind", "models;rm"],
+        vec!["papers", "search"],
+    ] {
+        let n = r.auth_seen().len();
+        let o = r.run(&args);
+        assert_eq!(
+            code(&o),
+            2,
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(r.auth_seen().len(), n, "{args:?} sent a request");
     }
 }
