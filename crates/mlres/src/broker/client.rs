@@ -155,7 +155,11 @@ pub fn forward(socket: &Path, args: &[OsString], cmd: &Command) -> Result<u8, Fa
     };
     // Signals arrive for us (the terminal's foreground process group); the command runs in
     // the broker, so block them here and forward them from a thread.
-    let sigs = block_signals();
+    let sigs = if super::quick(cmd) {
+        None
+    } else {
+        block_signals()
+    };
     wire::send_request(&stream, &req, &raw).map_err(|e| {
         fail(
             exit::ERROR,

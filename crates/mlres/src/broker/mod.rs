@@ -105,6 +105,43 @@ pub fn runs_locally(cmd: &Command) -> bool {
     }
 }
 
+/// Whether `cmd` finishes quickly on its own: the client then neither forwards signals nor
+/// does the broker watch for them (a Ctrl-C ends the client; the command finishes and its
+/// reply goes nowhere). Every other command (a loop, a wait, a prompt for a secret, the MCP
+/// server, an upload) is stopped by the client's signals, as in single-user mode.
+pub fn quick(cmd: &Command) -> bool {
+    use crate::cli::{BrokerCmd, ExpCmd, LedgerCmd, LoopCmd};
+    matches!(
+        cmd,
+        Command::Loop(LoopCmd::Status(_))
+            | Command::Exp(ExpCmd::Status(_))
+            | Command::Exp(ExpCmd::Submit(_))
+            | Command::Exp(ExpCmd::Evaluate(_))
+            | Command::Exp(ExpCmd::Logs(_))
+            | Command::Check(_)
+            | Command::Ledger(LedgerCmd::Verify(_))
+            | Command::Ledger(LedgerCmd::Events(_))
+            | Command::Ledger(LedgerCmd::Export(_))
+            | Command::Doctor(_)
+            | Command::Broker(BrokerCmd::Status(_))
+    )
+}
+
+/// Whether `cmd` reads, hashes or grants the datasets program.md declares (so the broker
+/// checks first that its client could read them).
+pub fn uses_datasets(cmd: &Command) -> bool {
+    use crate::cli::{ExpCmd, LoopCmd};
+    matches!(
+        cmd,
+        Command::Check(_)
+            | Command::Approve(_)
+            | Command::Demo(_)
+            | Command::Loop(LoopCmd::Run(_))
+            | Command::Exp(ExpCmd::Submit(_))
+            | Command::Jobs(_)
+    )
+}
+
 /// What the broker knows about the client a forked command serves.
 #[derive(Debug)]
 pub struct Served {

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::anyhow;
-use clap::Parser;
 
 use super::wire::{self, ClientMsg, FdRole, PeerCred, Reply};
 use super::{Config, Served};
@@ -203,6 +202,10 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<u8, Failure> {
         .set_nonblocking(true)
         .map_err(|e| fail(exit::ERROR, anyhow!(e)))?;
     let stop = crate::signals::catch_interrupts().map_err(|e| fail(exit::ERROR, anyhow!(e)))?;
+    // The command line's grammar, built once here: every forked command parses with its copy
+    // instead of building clap's whole tree again (most of a quick command's cost).
+    let mut grammar = <Cli as clap::CommandFactory>::command();
+    grammar.build();
     let clients = if o.clients.is_empty() {
         "every local user".to_string()
     } else {
@@ -276,7 +279,7 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<u8, Failure> {
         let pid = unsafe { libc::fork() };
         match pid {
             0 => {
-                let code = child(conn, listener.as_raw_fd(), peer, &o);
+                let code = child(conn, listener.as_raw_fd(), peer, &o, &mut grammar);
                 let _ = std::io::stdout().flush();
                 std::process::exit(code as i32);
             }
@@ -352,7 +355,13 @@ extern "C" fn on_sigpipe(_: libc::c_int) {
 
 /// The forked child: receive the request, put the client's descriptors in place, run the
 /// command, send its exit code. Returns the exit code.
-fn child(conn: UnixStream, listener: RawFd, peer: PeerCred, o: &Opts) -> u8 {
+fn child(
+    conn: UnixStream,
+    listener: RawFd,
+    peer: PeerCred,
+    o: &Opts,
+    grammar: &mut clap::Command,
+) -> u8 {
     // SAFETY: in the single-threaded child: closing the listener (the parent keeps its own)
     // and restoring default dispositions affect only this process.
     unsafe {
@@ -405,7 +414,10 @@ fn child(conn: UnixStream, listener: RawFd, peer: PeerCred, o: &Opts) -> u8 {
     }
     close_inherited(&keep);
     // From here the client's stderr is ours: errors go there as in single-user mode.
-    let code = match Cli::try_parse_from(&req.argv) {
+    let parsed = grammar
+        .try_get_matches_from_mut(&req.argv)
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let code = match parsed {
         Err(e) => {
             let _ = e.print();
             if e.use_stderr() {
@@ -420,7 +432,9 @@ fn child(conn: UnixStream, listener: RawFd, peer: PeerCred, o: &Opts) -> u8 {
                 f.code
             }
             Ok(()) => {
-                watch(&conn);
+                if !super::quick(&cli.command) {
+                    watch(&conn);
+                }
                 match crate::dispatch(cli) {
                     Ok(c) => c,
                     Err(f) => {
@@ -642,7 +656,9 @@ fn admit(cli: &Cli, argv: &[String], peer: &PeerCred, o: &Opts) -> Result<(), Fa
     }
     // The datasets program.md declares: a job would be granted them, and approval prints
     // their rows; the client must be able to read them itself.
-    if project.join("program.md").is_file()
+    // (A program that never says "datasets" declares none: no need to parse it here.)
+    if super::uses_datasets(&cli.command)
+        && std::fs::read_to_string(project.join("program.md")).is_ok_and(|t| t.contains("datasets"))
         && let Ok(p) = mlres_engine::Project::load(project)
     {
         for d in mlres_engine::local_dataset_paths(&p) {
