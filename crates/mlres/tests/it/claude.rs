@@ -358,74 +358,22 @@ impl Scenario {
 
     /// Runs `claude -p` against the fake API with the given plugin directory.
     fn run_claude(&self, plugin_dir: &Path, fake: &FakeApi) -> Value {
-        let claude = claude_bin();
-        let mlres_dir = Path::new(BIN).parent().unwrap();
-        let path = std::env::join_paths(
-            [self.fake_bin.clone(), mlres_dir.to_path_buf()]
-                .into_iter()
-                .chain(std::env::split_paths(
-                    &std::env::var_os("PATH").unwrap_or_default(),
-                )),
+        claude_session(
+            &Session {
+                dir: self.env.path(),
+                project: &self.env.project,
+                home: &self.home,
+                plugin_dir,
+                path_first: std::slice::from_ref(&self.fake_bin),
+                env: &[
+                    ("MLRES_STATE_DIR", self.env.state.display().to_string()),
+                    ("HF_TOKEN", ENV_CANARY.to_string()),
+                ],
+                allowed_tools: &["Bash", "Read", "Write", "Edit", "mcp__plugin_mlres_mlres"],
+                prompt: "Run the approved mlres campaign in this project and report the best result.",
+            },
+            fake,
         )
-        .unwrap();
-        let out_file = self.env.path().join("claude.stdout");
-        let err_file = self.env.path().join("claude.stderr");
-        let mut child = Command::new(&claude)
-            .current_dir(&self.env.project)
-            .env_clear()
-            .env("PATH", path)
-            .env("HOME", &self.home)
-            .env("LANG", "C.UTF-8")
-            .env(
-                "ANTHROPIC_BASE_URL",
-                format!("http://127.0.0.1:{}", fake.port),
-            )
-            .env("ANTHROPIC_API_KEY", "sk-ant-test-dummy")
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            .env("DISABLE_AUTOUPDATER", "1")
-            .env("MLRES_STATE_DIR", &self.env.state)
-            .env("HF_TOKEN", ENV_CANARY)
-            .arg("-p")
-            .arg("Run the approved mlres campaign in this project and report the best result.")
-            .arg("--plugin-dir")
-            .arg(plugin_dir)
-            .args(["--output-format", "json", "--model", MODEL])
-            .args([
-                "--allowedTools",
-                "Bash",
-                "Read",
-                "Write",
-                "Edit",
-                "mcp__plugin_mlres_mlres",
-            ])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out_file).unwrap())
-            .stderr(std::fs::File::create(&err_file).unwrap())
-            .spawn()
-            .expect("start claude");
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > SESSION_LIMIT {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "claude did not finish; stderr: {}",
-                    std::fs::read_to_string(&err_file).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let stdout = std::fs::read_to_string(&out_file).unwrap_or_default();
-        let stderr = std::fs::read_to_string(&err_file).unwrap_or_default();
-        assert!(
-            status.success(),
-            "claude -p failed ({status}):\nstdout: {stdout}\nstderr: {stderr}"
-        );
-        serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("claude's --output-format json is not JSON ({e}): {stdout}"))
     }
 }
 
@@ -1053,29 +1001,41 @@ fn in_broker_mode_the_agent_reaches_the_socket_and_nothing_of_the_state() {
     assert_eq!(v["problems"], json!([]), "{v}");
 }
 
-/// One `claude -p` session in `project` with the plugin, against the fake API; returns the
-/// `--output-format json` outcome.
-fn claude_session(
-    dir: &Path,
-    project: &Path,
-    home: &Path,
-    extra_env: &[(&str, String)],
-    fake: &FakeApi,
-    prompt: &str,
-) -> Value {
+/// One `claude -p` session: what a user's environment would give it.
+struct Session<'a> {
+    /// Where claude's stdout/stderr are kept.
+    dir: &'a Path,
+    project: &'a Path,
+    home: &'a Path,
+    plugin_dir: &'a Path,
+    /// Directories put before mlres' and the test's own PATH.
+    path_first: &'a [PathBuf],
+    env: &'a [(&'a str, String)],
+    allowed_tools: &'a [&'a str],
+    prompt: &'a str,
+}
+
+/// Runs the session against the fake API; returns the `--output-format json` outcome.
+fn claude_session(s: &Session<'_>, fake: &FakeApi) -> Value {
     let claude = claude_bin();
     let mlres_dir = Path::new(BIN).parent().unwrap();
-    let path = std::env::join_paths(std::iter::once(mlres_dir.to_path_buf()).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
+    let path = std::env::join_paths(
+        s.path_first
+            .iter()
+            .cloned()
+            .chain(std::iter::once(mlres_dir.to_path_buf()))
+            .chain(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            )),
+    )
     .unwrap();
-    let out_file = dir.join("claude.stdout");
-    let err_file = dir.join("claude.stderr");
+    let out_file = s.dir.join("claude.stdout");
+    let err_file = s.dir.join("claude.stderr");
     let mut cmd = Command::new(&claude);
-    cmd.current_dir(project)
+    cmd.current_dir(s.project)
         .env_clear()
         .env("PATH", path)
-        .env("HOME", home)
+        .env("HOME", s.home)
         .env("LANG", "C.UTF-8")
         .env(
             "ANTHROPIC_BASE_URL",
@@ -1084,23 +1044,17 @@ fn claude_session(
         .env("ANTHROPIC_API_KEY", "sk-ant-test-dummy")
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
         .env("DISABLE_AUTOUPDATER", "1");
-    for (k, v) in extra_env {
+    for (k, v) in s.env {
         cmd.env(k, v);
     }
     let mut child = cmd
         .arg("-p")
-        .arg(prompt)
+        .arg(s.prompt)
         .arg("--plugin-dir")
-        .arg(repo_root().join("plugin"))
+        .arg(s.plugin_dir)
         .args(["--output-format", "json", "--model", MODEL])
-        .args([
-            "--allowedTools",
-            "Bash",
-            "Read",
-            "WebFetch",
-            "Agent",
-            "Task",
-        ])
+        .arg("--allowedTools")
+        .args(s.allowed_tools)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_file).unwrap())
         .stderr(std::fs::File::create(&err_file).unwrap())
@@ -1108,26 +1062,27 @@ fn claude_session(
         .expect("start claude");
     let started = Instant::now();
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
         }
         if started.elapsed() > SESSION_LIMIT {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "claude did not finish: {}",
+                "claude did not finish; stderr: {}",
                 std::fs::read_to_string(&err_file).unwrap_or_default()
             );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let stdout = std::fs::read_to_string(&out_file).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_file).unwrap_or_default();
     assert!(
         status.success(),
-        "claude -p failed ({status}): {stdout}\n{}",
-        std::fs::read_to_string(&err_file).unwrap_or_default()
+        "claude -p failed ({status}):\nstdout: {stdout}\nstderr: {stderr}"
     );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("claude's --output-format json is not JSON ({e}): {stdout}"))
 }
 
 /// Every tool call of the session, subagents' included (each request carries its own history).
@@ -1179,25 +1134,31 @@ fn the_researcher_agent_finds_a_recipe_with_mlres_papers_and_github() {
         { "text": format!("The researcher found: {recipe}") }
     ]);
     let fake = FakeApi::start(env.path(), turns);
+    let plugin = repo_root().join("plugin");
     let outcome = claude_session(
-        env.path(),
-        &env.project,
-        &home,
-        &[
-            ("HF_ENDPOINT", u.clone()),
-            ("MLRES_ARXIV_ENDPOINT", format!("{u}/arxiv-export")),
-            ("MLRES_ARXIV_HTML_ENDPOINT", format!("{u}/arxiv")),
-            ("MLRES_AR5IV_ENDPOINT", format!("{u}/ar5iv")),
-            ("MLRES_S2_ENDPOINT", format!("{u}/s2")),
-            ("MLRES_GITHUB_ENDPOINT", format!("{u}/github")),
-            (
-                "MLRES_CACHE_DIR",
-                env.path().join("cache").display().to_string(),
-            ),
-            ("MLRES_STATE_DIR", env.state.display().to_string()),
-        ],
+        &Session {
+            dir: env.path(),
+            project: &env.project,
+            home: &home,
+            plugin_dir: &plugin,
+            path_first: &[],
+            env: &[
+                ("HF_ENDPOINT", u.clone()),
+                ("MLRES_ARXIV_ENDPOINT", format!("{u}/arxiv-export")),
+                ("MLRES_ARXIV_HTML_ENDPOINT", format!("{u}/arxiv")),
+                ("MLRES_AR5IV_ENDPOINT", format!("{u}/ar5iv")),
+                ("MLRES_S2_ENDPOINT", format!("{u}/s2")),
+                ("MLRES_GITHUB_ENDPOINT", format!("{u}/github")),
+                (
+                    "MLRES_CACHE_DIR",
+                    env.path().join("cache").display().to_string(),
+                ),
+                ("MLRES_STATE_DIR", env.state.display().to_string()),
+            ],
+            allowed_tools: &["Bash", "Read", "WebFetch", "Agent", "Task"],
+            prompt: "Find a recipe for DPO fine-tuning with citations.",
+        },
         &fake,
-        "Find a recipe for DPO fine-tuning with citations.",
     );
     let requests = fake.requests();
     let calls = all_calls(&requests);
