@@ -1,5 +1,5 @@
 //! `audit`: one streaming, parallel pass over a dataset that finds exact and near duplicates
-//! (MinHash LSH), train/eval contamination (word n-gram overlap), PII and secrets,
+//! (MinHash LSH), train/eval contamination (word n-gram overlap, exact and normalised matches of short eval rows), PII and secrets,
 //! prompt-injection strings and poisoning signals (trigger n-grams tied to one label or
 //! response, identical DPO pairs, label flips among duplicates, length outliers).
 //!
@@ -54,6 +54,9 @@ pub enum Detector {
     Secrets,
     Injection,
     Poisoning,
+    /// Rows that could not be parsed. Always on (not in [`Detector::ALL`]): a row nobody
+    /// could read was checked by no detector.
+    BrokenRows,
 }
 
 impl Detector {
@@ -76,6 +79,7 @@ impl Detector {
             Detector::Secrets => "secrets",
             Detector::Injection => "injection",
             Detector::Poisoning => "poisoning",
+            Detector::BrokenRows => "broken-rows",
         }
     }
 
@@ -117,8 +121,10 @@ impl Default for NearDupConfig {
 pub struct AuditConfig {
     pub detectors: Vec<Detector>,
     pub near_dup: NearDupConfig,
-    /// Word n-gram length for contamination.
-    pub contamination_ngram: usize,
+    /// Word n-gram length for contamination; `None` chooses it from the eval rows' lengths
+    /// (see [`adaptive_ngram`]). Eval rows shorter than it are matched whole (exact and
+    /// normalised text), so no eval row goes unchecked for being short.
+    pub contamination_ngram: Option<usize>,
     /// A train row is contaminated when it holds at least this fraction of one eval row's
     /// n-grams.
     pub contamination_threshold: f64,
@@ -149,7 +155,7 @@ impl Default for AuditConfig {
         AuditConfig {
             detectors: Detector::ALL.to_vec(),
             near_dup: NearDupConfig::default(),
-            contamination_ngram: 13,
+            contamination_ngram: None,
             contamination_threshold: 0.5,
             trigger_min_rows: 10,
             trigger_max_fraction: 0.1,
@@ -178,6 +184,33 @@ pub enum AuditError {
     Config(String),
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// The source holds no row that could be read: nothing was audited.
+    #[error("{0}")]
+    NoReadableRows(String),
+}
+
+/// How serious broken rows are, by their share of all rows: a tenth or more is high (the
+/// file is probably not what its name says), a hundredth or more medium, fewer low.
+pub fn broken_severity(broken: u64, rows: u64) -> Severity {
+    let share = broken as f64 / rows.max(1) as f64;
+    if share >= 0.1 {
+        Severity::High
+    } else if share >= 0.01 {
+        Severity::Medium
+    } else {
+        Severity::Low
+    }
+}
+
+fn no_readable_rows(rows: u64, first: Option<&RowError>) -> AuditError {
+    AuditError::NoReadableRows(match first {
+        _ if rows == 0 => "no rows to audit (the source is empty)".to_string(),
+        None => format!("no readable row: all {rows} rows are broken"),
+        Some(e) => format!(
+            "no readable row: all {rows} rows are broken (first, row {}: {}); is this the format its name says?",
+            e.row, e.message
+        ),
+    })
 }
 
 // ------------------------------------------------------------------ report
@@ -263,17 +296,58 @@ pub struct NearDupReport {
 pub struct Contaminated {
     pub row: u64,
     pub eval_row: u64,
-    /// Fraction of the eval row's n-grams found in the train row.
+    /// How the match was found: `exact` (the same text), `normalised` (a short eval row's
+    /// normalised words, whole or inside the train row) or `ngram` (n-gram overlap).
+    pub method: &'static str,
+    /// Fraction of the eval row's n-grams found in the train row (1 for whole-row matches).
     pub overlap: f64,
     pub excerpt: String,
 }
 
+/// How many eval rows each contamination method could check.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EvalCoverage {
+    /// Eval rows with at least `ngram` words, checked by n-gram overlap (and exact match).
+    pub by_ngram: u64,
+    /// Shorter eval rows with at least [`MIN_CONTAINED_WORDS`] words: checked by exact match
+    /// and by their normalised words appearing anywhere in a train row.
+    pub by_contained_words: u64,
+    /// Eval rows of fewer words: checked by exact and normalised whole-row equality.
+    pub by_whole_row: u64,
+    /// Eval rows that could not be checked: broken, or without a word.
+    pub unchecked: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ContaminationReport {
+    /// The n-gram length used.
     pub ngram: usize,
+    /// Whether `ngram` was chosen from the eval rows (`false`: set by the caller).
+    pub ngram_adaptive: bool,
     pub eval_ngrams: u64,
+    pub coverage: EvalCoverage,
     pub rows: u64,
     pub examples: Vec<Contaminated>,
+}
+
+/// Shortest eval row (words) matched inside a longer train row; shorter ones ("yes", "Paris")
+/// would occur by chance in ordinary text, so they only match a train row that is the same text.
+pub const MIN_CONTAINED_WORDS: usize = 4;
+/// Bounds of the adaptive contamination n-gram length (words).
+pub const ADAPTIVE_NGRAM: (usize, usize) = (8, 13);
+
+/// The n-gram length for an eval set: 13 words (the usual choice for long documents) unless
+/// a tenth of the eval rows are shorter, then the 10th percentile of the row lengths, but never
+/// below 8 words (shorter n-grams are common phrases). Rows shorter than the chosen length
+/// are matched whole, so the choice trades n-gram specificity against whole-row matching.
+pub fn adaptive_ngram(word_counts: &[usize]) -> usize {
+    let (lo, hi) = ADAPTIVE_NGRAM;
+    let mut v: Vec<usize> = word_counts.iter().copied().filter(|&n| n > 0).collect();
+    if v.is_empty() {
+        return hi;
+    }
+    v.sort_unstable();
+    v[(v.len() - 1) / 10].clamp(lo, hi)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -559,7 +633,7 @@ struct Feat {
     target_text: Option<String>,
     excerpt: String,
     ngrams: Vec<(u64, String)>,
-    contamination: Option<(u32, f64)>,
+    contamination: Option<(u32, &'static str, f64)>,
     pii: Vec<SensitiveHit>,
     secrets: Vec<SensitiveHit>,
     injection: Vec<InjectionHit>,
@@ -583,16 +657,27 @@ enum TargetKind {
 }
 
 struct EvalIndex {
+    n: usize,
+    adaptive: bool,
     ngrams: HashMap<u64, u32>,
     counts: Vec<u32>,
+    /// Hash of each eval row's raw text (trimmed) → first eval row with it.
+    exact: HashMap<u64, u32>,
+    /// Hash of each short eval row's normalised words → first eval row with them.
+    short: HashMap<u64, u32>,
+    /// The distinct word counts (≥ [`MIN_CONTAINED_WORDS`]) of short eval rows.
+    short_lens: Vec<usize>,
+    coverage: EvalCoverage,
 }
 
-fn word_ngrams(norm: &str, n: usize) -> Vec<u64> {
-    let hs: Vec<u64> = norm
-        .split(' ')
+fn word_hashes(norm: &str) -> Vec<u64> {
+    norm.split(' ')
         .filter(|w| !w.is_empty())
         .map(|w| minhash::hash_bytes(w.as_bytes(), 7))
-        .collect();
+        .collect()
+}
+
+fn ngrams_of(hs: &[u64], n: usize) -> Vec<u64> {
     let mut out: Vec<u64> = if hs.len() < n {
         Vec::new()
     } else {
@@ -603,26 +688,101 @@ fn word_ngrams(norm: &str, n: usize) -> Vec<u64> {
     out
 }
 
+fn raw_hash(text: &str) -> u64 {
+    minhash::hash_bytes(text.trim().as_bytes(), 17)
+}
+
 impl EvalIndex {
-    fn build(rows: &mut dyn Iterator<Item = Row>, n: usize) -> (EvalIndex, u64) {
-        let mut idx = EvalIndex {
-            ngrams: HashMap::new(),
-            counts: Vec::new(),
-        };
-        let mut total = 0u64;
+    fn build(rows: &mut dyn Iterator<Item = Row>, n: Option<usize>) -> (EvalIndex, u64) {
+        // The eval set is read once and kept as word hashes (8 bytes a word, as the n-gram
+        // index is) so the n-gram length can be chosen from its row lengths.
+        let mut kept: Vec<Option<(u64, Vec<u64>)>> = Vec::new();
         for r in rows {
-            total += 1;
-            let id = idx.counts.len() as u32;
-            let grams = match r {
-                Ok(rec) => word_ngrams(&normalise(&RowView::of(&rec).dedup_text()), n),
-                Err(_) => Vec::new(),
+            kept.push(r.ok().map(|rec| {
+                let text = RowView::of(&rec).dedup_text();
+                (raw_hash(&text), word_hashes(&normalise(&text)))
+            }));
+        }
+        let lens: Vec<usize> = kept.iter().flatten().map(|(_, h)| h.len()).collect();
+        let adaptive = n.is_none();
+        let n = n.unwrap_or_else(|| adaptive_ngram(&lens));
+        let mut idx = EvalIndex {
+            n,
+            adaptive,
+            ngrams: HashMap::new(),
+            counts: Vec::with_capacity(kept.len()),
+            exact: HashMap::new(),
+            short: HashMap::new(),
+            short_lens: Vec::new(),
+            coverage: EvalCoverage::default(),
+        };
+        let total = kept.len() as u64;
+        for (id, row) in kept.into_iter().enumerate() {
+            let id = id as u32;
+            let Some((raw, hs)) = row.filter(|(_, hs)| !hs.is_empty()) else {
+                idx.coverage.unchecked += 1;
+                idx.counts.push(0);
+                continue;
             };
-            idx.counts.push(grams.len() as u32);
-            for g in grams {
-                idx.ngrams.entry(g).or_insert(id);
+            idx.exact.entry(raw).or_insert(id);
+            if hs.len() >= n {
+                idx.coverage.by_ngram += 1;
+                let grams = ngrams_of(&hs, n);
+                idx.counts.push(grams.len() as u32);
+                for g in grams {
+                    idx.ngrams.entry(g).or_insert(id);
+                }
+            } else {
+                idx.counts.push(0);
+                idx.short.entry(minhash::combine(&hs)).or_insert(id);
+                if hs.len() >= MIN_CONTAINED_WORDS {
+                    idx.coverage.by_contained_words += 1;
+                    if !idx.short_lens.contains(&hs.len()) {
+                        idx.short_lens.push(hs.len());
+                    }
+                } else {
+                    idx.coverage.by_whole_row += 1;
+                }
             }
         }
+        idx.short_lens.sort_unstable();
         (idx, total)
+    }
+
+    /// The eval row a train row copies, the method and the overlap, if any.
+    fn check(&self, text: &str, norm: &str, threshold: f64) -> Option<(u32, &'static str, f64)> {
+        if let Some(&e) = self.exact.get(&raw_hash(text)) {
+            return Some((e, "exact", 1.0));
+        }
+        let hs = word_hashes(norm);
+        let mut hits: HashMap<u32, u32> = HashMap::new();
+        for g in ngrams_of(&hs, self.n) {
+            if let Some(&e) = self.ngrams.get(&g) {
+                *hits.entry(e).or_default() += 1;
+            }
+        }
+        let best = hits
+            .into_iter()
+            .map(|(e, c)| (e, f64::from(c) / f64::from(self.counts[e as usize].max(1))))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+        if let Some((e, overlap)) = best
+            && overlap >= threshold
+        {
+            return Some((e, "ngram", overlap));
+        }
+        if self.short.is_empty() || hs.is_empty() {
+            return None;
+        }
+        if let Some(&e) = self.short.get(&minhash::combine(&hs)) {
+            return Some((e, "normalised", 1.0));
+        }
+        self.short_lens
+            .iter()
+            .filter(|&&k| k < hs.len())
+            .flat_map(|&k| hs.windows(k))
+            .filter_map(|w| self.short.get(&minhash::combine(w)))
+            .min()
+            .map(|&e| (e, "normalised", 1.0))
     }
 }
 
@@ -663,21 +823,7 @@ fn features(sh: &Shared, row: u64, rec: &Record) -> Feat {
     if cfg.enabled(Detector::Contamination)
         && let Some(ev) = &sh.eval
     {
-        let mut hits: HashMap<u32, u32> = HashMap::new();
-        for g in word_ngrams(&norm, cfg.contamination_ngram) {
-            if let Some(&e) = ev.ngrams.get(&g) {
-                *hits.entry(e).or_default() += 1;
-            }
-        }
-        let best = hits
-            .into_iter()
-            .map(|(e, c)| (e, f64::from(c) / f64::from(ev.counts[e as usize].max(1))))
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
-        if let Some((e, overlap)) = best
-            && overlap >= cfg.contamination_threshold
-        {
-            f.contamination = Some((e, overlap));
-        }
+        f.contamination = ev.check(&text, &norm, cfg.contamination_threshold);
     }
     if cfg.enabled(Detector::Pii) || cfg.enabled(Detector::Secrets) {
         for (field, s) in &view.fields {
@@ -832,7 +978,7 @@ pub fn audit(
             minhash::lsh_params_weighted(nd.threshold, nd.num_perm, minhash::VERIFIED_FP_WEIGHT)
         }
     };
-    if cfg.contamination_ngram == 0 {
+    if cfg.contamination_ngram == Some(0) {
         return Err(AuditError::Config(
             "contamination n-gram must be ≥ 1".into(),
         ));
@@ -940,6 +1086,9 @@ pub fn audit(
         progress(acc.rows);
     }
     progress(acc.rows);
+    if acc.rows == acc.broken {
+        return Err(no_readable_rows(acc.rows, acc.broken_examples.first()));
+    }
     Ok(finish(
         acc,
         cfg,
@@ -1007,12 +1156,13 @@ fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
         acc.sig_rows.push(idx);
         acc.sigs.extend_from_slice(&f.sig);
     }
-    if let Some((e, overlap)) = f.contamination {
+    if let Some((e, method, overlap)) = f.contamination {
         acc.contaminated_rows += 1;
         if acc.contaminated.len() < max {
             acc.contaminated.push(Contaminated {
                 row: f.row,
                 eval_row: u64::from(e) + 1,
+                method,
                 overlap,
                 excerpt: acc.excerpts[idx as usize].to_string(),
             });
@@ -1232,11 +1382,15 @@ fn finish(
             examples: out,
         }
     });
-    let contamination = eval_rows
+    let contamination = sh
+        .eval
+        .as_ref()
         .filter(|_| cfg.enabled(Detector::Contamination))
-        .map(|_| ContaminationReport {
-            ngram: cfg.contamination_ngram,
+        .map(|ev| ContaminationReport {
+            ngram: ev.n,
+            ngram_adaptive: ev.adaptive,
             eval_ngrams,
+            coverage: ev.coverage.clone(),
             rows: acc.contaminated_rows,
             examples: std::mem::take(&mut acc.contaminated),
         });
@@ -1271,6 +1425,12 @@ fn finish(
             });
         }
     };
+    line(
+        Detector::BrokenRows,
+        "broken rows (skipped, not audited)",
+        broken_severity(acc.broken, acc.rows),
+        acc.broken,
+    );
     if let Some(d) = &exact_duplicates {
         line(
             Detector::ExactDup,

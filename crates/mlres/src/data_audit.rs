@@ -20,12 +20,18 @@ duplicates, identical chosen/rejected, length outliers).
 
 Severities: high = secrets, contamination, trigger n-grams; medium = PII, injection strings,
 label flips, identical chosen/rejected; low = duplicates, near duplicates, length outliers.
+Broken rows (skipped, so audited by nothing) are a finding by their share: high from 10%,
+medium from 1%, else low. A source with no readable row is an error (exit 1).
+
+Contamination: n-gram overlap (--ngram, by default 8 to 13 words chosen from the eval rows'
+lengths) plus exact and normalised matching of eval rows shorter than that; the report says
+how many eval rows each method checked.
 
 Secrets and PII are shown redacted (first characters, then …[redacted]); row numbers are
 1-based positions in the source (JSON Lines: the line).
 
 Exit codes: 0 no finding at or above --fail-on; 6 findings at or above --fail-on;
-1 unreadable source or eval set; 2 bad arguments.";
+1 unreadable source or eval set, or one with no readable row; 2 bad arguments.";
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum FailOn {
@@ -75,9 +81,10 @@ pub struct AuditArgs {
     /// Seed of the MinHash permutations.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Word n-gram length for contamination.
-    #[arg(long, default_value_t = 13, value_name = "N")]
-    pub ngram: usize,
+    /// Word n-gram length for contamination (default: chosen from the eval rows' lengths,
+    /// 8 to 13; eval rows shorter than it are matched whole, exact and normalised).
+    #[arg(long, value_name = "N")]
+    pub ngram: Option<usize>,
     /// Share of an eval row's n-grams a train row must hold to count as contaminated.
     #[arg(long, default_value_t = 0.5, value_name = "FRACTION")]
     pub contamination_threshold: f64,
@@ -181,6 +188,9 @@ pub fn run(_cli: &Cli, a: &AuditArgs) -> Result<u8, Failure> {
     let report = result.map_err(|e| match e {
         audit::AuditError::Config(_) => fail(exit::USAGE, anyhow!("{e}")),
         audit::AuditError::Read(_) => fail(exit::ERROR, anyhow!("cannot audit: {e}")),
+        audit::AuditError::NoReadableRows(_) => {
+            fail(exit::ERROR, anyhow!("cannot audit {}: {e}", a.source))
+        }
     })?;
     if a.json {
         print::json(&report);
@@ -276,16 +286,33 @@ fn print_report(source: &str, r: &AuditReport) {
     if let Some(c) = &r.contamination {
         println!();
         println!(
-            "contamination ({}-gram overlap with the eval set): {} rows",
-            c.ngram, c.rows
+            "contamination ({}-gram overlap{}, exact and normalised matches of shorter rows): {} rows",
+            c.ngram,
+            if c.ngram_adaptive {
+                " (length chosen from the eval rows)"
+            } else {
+                ""
+            },
+            c.rows
+        );
+        let v = &c.coverage;
+        println!(
+            "  eval rows checked: {} by {}-gram overlap, {} shorter ones by their words anywhere in a row, {} of under {} words by whole-row match, {} not checkable (broken or no words)",
+            v.by_ngram,
+            c.ngram,
+            v.by_contained_words,
+            v.by_whole_row,
+            audit::MIN_CONTAINED_WORDS,
+            v.unchecked
         );
         for x in &c.examples {
+            let how = match x.method {
+                "ngram" => format!("{:.0}% of its {}-grams", x.overlap * 100.0, c.ngram),
+                m => format!("{m} match"),
+            };
             println!(
-                "  row {} ~ eval row {} ({:.0}% of its n-grams): {}",
-                x.row,
-                x.eval_row,
-                x.overlap * 100.0,
-                x.excerpt
+                "  row {} ~ eval row {} ({how}): {}",
+                x.row, x.eval_row, x.excerpt
             );
         }
     }

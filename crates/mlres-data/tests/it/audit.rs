@@ -813,6 +813,45 @@ fn broken_rows_are_counted_not_fatal() {
         r.broken_examples.iter().map(|e| e.row).collect::<Vec<_>>(),
         vec![2, 5]
     );
+    // Two of four rows broken: a finding, and a high one (half the file was not audited).
+    let line = r
+        .summary
+        .iter()
+        .find(|s| s.detector == audit::Detector::BrokenRows)
+        .expect("broken rows are a finding");
+    assert_eq!((line.count, line.severity), (2, audit::Severity::High));
+    assert_eq!(r.worst(), Some(audit::Severity::High));
+}
+
+#[test]
+fn broken_row_severity_scales_with_their_share() {
+    use audit::{Severity, broken_severity};
+    assert_eq!(broken_severity(1, 1000), Severity::Low);
+    assert_eq!(broken_severity(10, 1000), Severity::Medium);
+    assert_eq!(broken_severity(99, 1000), Severity::Medium);
+    assert_eq!(broken_severity(100, 1000), Severity::High);
+    assert_eq!(broken_severity(5, 5), Severity::High);
+}
+
+#[test]
+fn a_source_with_no_readable_row_fails_the_audit() {
+    // Binary bytes in a .jsonl: every line is broken, nothing was audited.
+    let mut bytes = Vec::new();
+    for i in 0..200u32 {
+        bytes.extend_from_slice(&[0, 159, 146, 150, (i % 251) as u8, b'\n']);
+    }
+    let mut it = mlres_data::read::jsonl_from_bytes(bytes);
+    let e = audit::audit(&mut it, None, &AuditConfig::default(), &mut |_| {}).unwrap_err();
+    assert!(matches!(e, audit::AuditError::NoReadableRows(_)), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("no readable row") && msg.contains("all 200 rows are broken"),
+        "{msg}"
+    );
+    // An empty source has no readable row either.
+    let mut it = mlres_data::read::jsonl_from_bytes(Vec::new());
+    let e = audit::audit(&mut it, None, &AuditConfig::default(), &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("empty"), "{e}");
 }
 
 #[test]
@@ -1014,4 +1053,119 @@ fn byte_scanner_finds_tokens_in_binary_data() {
     bin.extend_from_slice(b"s3cr3t.value+x");
     assert_eq!(s.find(&bin), Some(("MY_SECRET".to_string(), 3..17)));
     assert_eq!(s.find(b"s3cr3tXvalue+x"), None, "the dot is literal");
+}
+
+fn contamination_only() -> AuditConfig {
+    AuditConfig {
+        detectors: vec![audit::Detector::Contamination],
+        max_examples: 100,
+        ..AuditConfig::default()
+    }
+}
+
+#[test]
+fn short_eval_rows_are_matched_whole_and_coverage_is_reported() {
+    let mut g = Gen::new(41);
+    // 30 eval rows of 5–9 words (all shorter than 13), 5 of 1–3 words, one without words.
+    let mut eval: Vec<Record> = (0..30)
+        .map(|_| rec(json!({"text": g.sentence(5, 9)})))
+        .collect();
+    eval.extend((0..5).map(|_| rec(json!({"text": g.sentence(1, 3)}))));
+    eval.push(rec(json!({"text": "?!"})));
+    let mut rows: Vec<Record> = (0..200)
+        .map(|_| rec(json!({"text": g.sentence(20, 40)})))
+        .collect();
+    // Verbatim copies of ten short eval rows, normalised copies (case, punctuation) of ten,
+    // and ten embedded in longer train rows.
+    for e in &eval[..10] {
+        rows.push(e.clone());
+    }
+    for e in &eval[10..20] {
+        let q = text_of(e).to_uppercase().replace(' ', " , ");
+        rows.push(rec(json!({"text": q})));
+    }
+    for e in &eval[20..30] {
+        let t = format!("{} {} {}", g.sentence(6, 9), text_of(e), g.sentence(6, 9));
+        rows.push(rec(json!({"text": t})));
+    }
+    // The 1–3-word eval rows occur inside ordinary train rows: no match (too common) …
+    for e in &eval[30..35] {
+        let t = format!(
+            "{} {} {}",
+            g.sentence(10, 12),
+            text_of(e),
+            g.sentence(10, 12)
+        );
+        rows.push(rec(json!({"text": t})));
+    }
+    // … but a train row that is one of them is.
+    rows.push(eval[30].clone());
+    let r = run(&rows, Some(&eval), &contamination_only());
+    let c = r.contamination.expect("contamination report");
+    assert!(c.ngram_adaptive);
+    assert_eq!(
+        c.ngram,
+        audit::ADAPTIVE_NGRAM.0,
+        "short eval rows pull n down to 8"
+    );
+    let v = &c.coverage;
+    assert_eq!(
+        (
+            v.by_ngram + v.by_contained_words,
+            v.by_whole_row,
+            v.unchecked
+        ),
+        (30, 5, 1),
+        "{v:?}"
+    );
+    let found: BTreeMap<u64, (u64, &str)> = c
+        .examples
+        .iter()
+        .map(|x| (x.row, (x.eval_row, x.method)))
+        .collect();
+    assert_eq!(c.rows, 31, "{found:?}");
+    for i in 0..10u64 {
+        assert_eq!(found[&(201 + i)], (i + 1, "exact"));
+    }
+    for i in 10..20u64 {
+        assert_eq!(found[&(201 + i)].0, i + 1);
+        assert_ne!(found[&(201 + i)].1, "exact");
+    }
+    for i in 20..30u64 {
+        assert_eq!(found[&(201 + i)].0, i + 1, "{found:?}");
+    }
+    assert_eq!(found[&236], (31, "exact"));
+    for row in 231..236 {
+        assert!(!found.contains_key(&row), "row {row}: {found:?}");
+    }
+}
+
+#[test]
+fn ngram_length_adapts_to_the_eval_rows_unless_set() {
+    assert_eq!(audit::adaptive_ngram(&[]), 13);
+    assert_eq!(audit::adaptive_ngram(&[200; 50]), 13);
+    assert_eq!(audit::adaptive_ngram(&[3; 50]), 8);
+    let mut lens = vec![100usize; 90];
+    lens.extend([10; 10]);
+    assert_eq!(audit::adaptive_ngram(&lens), 10);
+    // A fixed length is used as given, and rows shorter than it are still matched whole.
+    let eval = vec![rec(json!({"q": "one two three four five six"}))];
+    let rows = vec![
+        rec(json!({"q": "One, two, three; four five six."})),
+        rec(json!({"q": "alpha beta gamma delta epsilon zeta eta theta"})),
+    ];
+    let cfg = AuditConfig {
+        contamination_ngram: Some(20),
+        ..contamination_only()
+    };
+    let c = run(&rows, Some(&eval), &cfg).contamination.unwrap();
+    assert_eq!((c.ngram, c.ngram_adaptive, c.rows), (20, false, 1));
+    assert_eq!((c.examples[0].row, c.examples[0].method), (1, "normalised"));
+    assert_eq!(c.coverage.by_contained_words, 1);
+    let zero = AuditConfig {
+        contamination_ngram: Some(0),
+        ..contamination_only()
+    };
+    let mut it = std::iter::empty();
+    assert!(audit::audit(&mut it, None, &zero, &mut |_| {}).is_err());
 }

@@ -221,6 +221,29 @@ fn bad_arguments_and_unreadable_input_are_clear_errors() {
 }
 
 #[test]
+fn a_file_with_no_readable_row_fails_with_a_clear_message() {
+    let env = Env::new();
+    let p = env.path().join("train.jsonl");
+    let mut bytes = Vec::new();
+    for i in 0..500u32 {
+        bytes.extend_from_slice(&[0, 159, 146, 150, (i % 251) as u8, b'\n']);
+    }
+    std::fs::write(&p, bytes).unwrap();
+    for extra in [&[][..], &["--json"][..], &["--fail-on", "never"][..]] {
+        let mut a = vec!["data", "audit", p.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        let o = env.run(&a);
+        assert_eq!(code(&o), 1, "{extra:?}: {}{}", out(&o), stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains("train.jsonl") && e.contains("no readable row: all 500 rows are broken"),
+            "{e}"
+        );
+        assert!(!out(&o).contains("no findings"), "{}", out(&o));
+    }
+}
+
+#[test]
 fn broken_rows_are_counted_and_help_documents_exit_codes() {
     let env = Env::new();
     let p = env.path().join("train.jsonl");
@@ -228,15 +251,66 @@ fn broken_rows_are_counted_and_help_documents_exit_codes() {
     text.push_str("{not json\n");
     std::fs::write(&p, text).unwrap();
     let o = env.run(&["data", "audit", p.to_str().unwrap()]);
-    assert_eq!(code(&o), 0, "{}", out(&o));
+    // One row in 31 is broken: a medium finding, so the default --fail-on low fails.
+    assert_eq!(code(&o), 6, "{}", out(&o));
     assert!(
         out(&o).contains("1 broken rows skipped") && out(&o).contains("row 31"),
         "{}",
         out(&o)
     );
+    assert!(out(&o).contains("[MEDIUM] broken-rows"), "{}", out(&o));
+    let o = env.run(&["data", "audit", p.to_str().unwrap(), "--fail-on", "high"]);
+    assert_eq!(code(&o), 0, "{}", out(&o));
     let h = env.ok(&["data", "audit", "--help"]);
     assert!(
         h.contains("6 findings at or above --fail-on") && h.contains("--near-dup-threshold"),
         "{h}"
     );
+}
+
+#[test]
+fn short_verbatim_eval_copies_are_found_and_coverage_is_printed() {
+    let env = Env::new();
+    // 30 eval questions of 6 words, each copied verbatim into the training set.
+    let eval: Vec<Value> = (0..30)
+        .map(|i| json!({"question": words(50_000 + i, 6)}))
+        .collect();
+    let mut rows = clean(40);
+    rows.extend(eval.iter().cloned());
+    let p = write_rows(&env, "train.jsonl", &rows);
+    let e = write_rows(&env, "eval.jsonl", &eval);
+    let args = [
+        "data",
+        "audit",
+        p.to_str().unwrap(),
+        "--against",
+        e.to_str().unwrap(),
+        "--only",
+        "contamination",
+    ];
+    let o = env.run(&args);
+    assert_eq!(code(&o), 6, "{}{}", out(&o), stderr(&o));
+    let s = out(&o);
+    for want in [
+        "[HIGH  ] contamination  30 rows overlapping the eval set",
+        "eval rows checked: 0 by 8-gram overlap, 30 shorter ones by their words anywhere in a row, 0 of under 4 words by whole-row match, 0 not checkable",
+        "row 41 ~ eval row 1 (exact match)",
+    ] {
+        assert!(s.contains(want), "missing {want:?} in:\n{s}");
+    }
+    let mut j = args.to_vec();
+    j.push("--json");
+    let v: Value = serde_json::from_str(&out(&env.run(&j))).unwrap();
+    assert_eq!(v["contamination"]["rows"], 30);
+    assert_eq!(v["contamination"]["ngram"], 8);
+    assert_eq!(v["contamination"]["ngram_adaptive"], true);
+    assert_eq!(v["contamination"]["coverage"]["by_contained_words"], 30);
+    // --ngram fixes the length.
+    let mut n = args.to_vec();
+    n.extend(["--ngram", "5", "--json"]);
+    let v: Value = serde_json::from_str(&out(&env.run(&n))).unwrap();
+    assert_eq!(v["contamination"]["ngram"], 5);
+    assert_eq!(v["contamination"]["ngram_adaptive"], false);
+    assert_eq!(v["contamination"]["coverage"]["by_ngram"], 30);
+    assert_eq!(v["contamination"]["rows"], 30);
 }
