@@ -92,8 +92,12 @@ pub struct Verdict {
     pub fits: bool,
     /// The column layout used (e.g. `messages`, `prompt+completion`).
     pub layout: Option<String>,
-    /// What is wrong, with row counts and a first example row.
+    /// What is wrong, with row counts and a first example row (`file:line`).
     pub problems: Vec<String>,
+    /// Rows read, and how many of them fit this layout (every row counts: a row without
+    /// the layout's columns does not fit).
+    pub rows: u64,
+    pub fitting_rows: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,6 +105,9 @@ pub struct Fitness {
     pub sft: Verdict,
     pub dpo: Verdict,
     pub grpo: Verdict,
+    /// A text classification set (`text` and `label`, or similar names): not a training
+    /// template of its own, said so that such data is not mistaken for SFT data.
+    pub classification: Verdict,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -277,21 +284,47 @@ impl ColumnAcc {
 }
 
 /// Counts rows failing one fitness check, keeping the first example.
+/// Where a row is: `file:line` for a local file, `row N` otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a> {
+    pub file: Option<&'a str>,
+    pub row: u64,
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.file {
+            Some(file) => write!(f, "{file}:{}", self.row),
+            None => write!(f, "row {}", self.row),
+        }
+    }
+}
+
+/// The problems of one layout: each with its count and first row, and how many rows have any.
 #[derive(Default)]
-struct Problems(BTreeMap<&'static str, (u64, u64)>);
+struct Problems {
+    by: BTreeMap<&'static str, (u64, String)>,
+    bad_rows: u64,
+    last_seq: u64,
+}
 
 impl Problems {
-    fn add(&mut self, what: &'static str, row: u64) {
-        let e = self.0.entry(what).or_insert((0, row));
-        e.0 += 1;
+    /// `seq` numbers the rows of the whole inspection (1, 2, …) so a row with two problems
+    /// is one bad row.
+    fn add(&mut self, what: &'static str, seq: u64, at: At) {
+        self.by.entry(what).or_insert_with(|| (0, at.to_string())).0 += 1;
+        if self.last_seq != seq {
+            self.last_seq = seq;
+            self.bad_rows += 1;
+        }
     }
 
     fn lines(&self) -> Vec<String> {
-        self.0
+        self.by
             .iter()
             .map(|(what, (n, first))| {
                 format!(
-                    "{n} row{} with {what} (first: row {first})",
+                    "{n} row{} with {what} (first: {first})",
                     if *n == 1 { "" } else { "s" }
                 )
             })
@@ -301,12 +334,18 @@ impl Problems {
 
 #[derive(Default)]
 struct FitAcc {
+    rows: u64,
     sft_messages: Problems,
     sft_text: Problems,
     sft_pc: Problems,
     dpo: Problems,
     grpo: Problems,
+    class: Problems,
 }
+
+/// Columns a classification set keeps its input text in, and its label in.
+const CLASS_TEXT: &[&str] = &["text", "sentence", "content", "review", "document"];
+const CLASS_LABEL: &[&str] = &["label", "labels", "class", "category", "target"];
 
 const ROLES: &[&str] = &["system", "user", "assistant", "tool", "developer"];
 
@@ -318,19 +357,19 @@ fn non_empty_text(v: Option<&Value>) -> bool {
     }
 }
 
-fn check_messages(v: Option<&Value>, row: u64, p: &mut Problems) {
+fn check_messages(v: Option<&Value>, seq: u64, at: At, p: &mut Problems) {
     let Some(Value::Array(msgs)) = v else {
-        p.add("`messages` that is not a list", row);
+        p.add("`messages` that is not a list", seq, at);
         return;
     };
     if msgs.is_empty() {
-        p.add("an empty `messages` list", row);
+        p.add("an empty `messages` list", seq, at);
         return;
     }
     let mut assistant = false;
     for m in msgs {
         let Some(obj) = m.as_object() else {
-            p.add("a message that is not an object", row);
+            p.add("a message that is not an object", seq, at);
             return;
         };
         match obj.get("role").and_then(Value::as_str) {
@@ -338,12 +377,13 @@ fn check_messages(v: Option<&Value>, row: u64, p: &mut Problems) {
             Some(_) => {
                 p.add(
                     "a role other than system/user/assistant/tool/developer",
-                    row,
+                    seq,
+                    at,
                 );
                 return;
             }
             None => {
-                p.add("a message without a string `role`", row);
+                p.add("a message without a string `role`", seq, at);
                 return;
             }
         }
@@ -351,56 +391,67 @@ fn check_messages(v: Option<&Value>, row: u64, p: &mut Problems) {
             Some(Value::String(s)) if !s.trim().is_empty() => {}
             Some(Value::Array(a)) if !a.is_empty() => {}
             _ => {
-                p.add("a message with empty or missing `content`", row);
+                p.add("a message with empty or missing `content`", seq, at);
                 return;
             }
         }
     }
     if !assistant {
-        p.add("no assistant message to learn from", row);
+        p.add("no assistant message to learn from", seq, at);
     }
 }
 
 impl FitAcc {
-    fn push(&mut self, r: &Record, row: u64) {
-        if r.contains_key("messages") {
-            check_messages(r.get("messages"), row, &mut self.sft_messages);
+    fn push(&mut self, r: &Record, at: At) {
+        self.rows += 1;
+        let seq = self.rows;
+        match r.get("messages") {
+            None => self.sft_messages.add("no `messages`", seq, at),
+            v => check_messages(v, seq, at, &mut self.sft_messages),
         }
         // SFT on raw text needs a string (a list is not text to train on).
-        if r.contains_key("text")
-            && !matches!(r.get("text"), Some(Value::String(s)) if !s.trim().is_empty())
-        {
-            self.sft_text.add("an empty or non-string `text`", row);
+        match r.get("text") {
+            None => self.sft_text.add("no `text`", seq, at),
+            Some(Value::String(s)) if !s.trim().is_empty() => {}
+            Some(_) => self.sft_text.add("an empty or non-string `text`", seq, at),
         }
-        if r.contains_key("prompt") || r.contains_key("completion") {
-            if !non_empty_text(r.get("prompt")) {
-                self.sft_pc.add("an empty or missing `prompt`", row);
-            }
-            if !non_empty_text(r.get("completion")) {
-                self.sft_pc.add("an empty or missing `completion`", row);
-            }
+        if !non_empty_text(r.get("prompt")) {
+            self.sft_pc.add("an empty or missing `prompt`", seq, at);
         }
-        if r.contains_key("chosen") || r.contains_key("rejected") {
-            for (k, what) in [
-                ("prompt", "an empty or missing `prompt`"),
-                ("chosen", "an empty or missing `chosen`"),
-                ("rejected", "an empty or missing `rejected`"),
-            ] {
-                if !non_empty_text(r.get(k)) {
-                    self.dpo.add(what, row);
-                }
-            }
-            if r.get("chosen").is_some() && r.get("chosen") == r.get("rejected") {
-                self.dpo.add("identical `chosen` and `rejected`", row);
+        if !non_empty_text(r.get("completion")) {
+            self.sft_pc.add("an empty or missing `completion`", seq, at);
+        }
+        for (k, what) in [
+            ("prompt", "an empty or missing `prompt`"),
+            ("chosen", "an empty or missing `chosen`"),
+            ("rejected", "an empty or missing `rejected`"),
+        ] {
+            if !non_empty_text(r.get(k)) {
+                self.dpo.add(what, seq, at);
             }
         }
-        if r.contains_key("prompt") && !non_empty_text(r.get("prompt")) {
-            self.grpo.add("an empty or non-text `prompt`", row);
+        if r.get("chosen").is_some() && r.get("chosen") == r.get("rejected") {
+            self.dpo.add("identical `chosen` and `rejected`", seq, at);
+        }
+        match r.get("prompt") {
+            None => self.grpo.add("no `prompt`", seq, at),
+            v if !non_empty_text(v) => self.grpo.add("an empty or non-text `prompt`", seq, at),
+            _ => {}
+        }
+        let text = CLASS_TEXT.iter().find_map(|c| r.get(*c));
+        if !matches!(text, Some(Value::String(s)) if !s.trim().is_empty()) {
+            self.class.add("an empty or missing text", seq, at);
+        }
+        match CLASS_LABEL.iter().find_map(|c| r.get(*c)) {
+            None | Some(Value::Null) => self.class.add("no label", seq, at),
+            Some(Value::String(s)) if s.trim().is_empty() => self.class.add("no label", seq, at),
+            _ => {}
         }
     }
 
     fn finish(self, columns: &BTreeSet<String>) -> Fitness {
         let has = |c: &str| columns.contains(c);
+        let rows = self.rows;
         let found = || {
             if columns.is_empty() {
                 "no columns".to_string()
@@ -412,26 +463,55 @@ impl FitAcc {
             }
         };
         let verdict = |layout: &str, p: &Problems| Verdict {
-            fits: p.0.is_empty(),
+            fits: rows > 0 && p.bad_rows == 0,
             layout: Some(layout.to_string()),
             problems: p.lines(),
+            rows,
+            fitting_rows: rows - p.bad_rows,
         };
-        let sft = if has("messages") {
-            verdict("messages", &self.sft_messages)
-        } else if has("text") {
-            verdict("text", &self.sft_text)
-        } else if has("prompt") && has("completion") {
-            verdict("prompt+completion", &self.sft_pc)
-        } else {
-            Verdict {
-                fits: false,
-                layout: None,
-                problems: vec![format!(
-                    "needs a `messages` column (list of {{role, content}}), a `text` column, or \
-                     `prompt` and `completion` ({})",
-                    found()
-                )],
+        let none = |problem: String| Verdict {
+            fits: false,
+            layout: None,
+            problems: vec![problem],
+            rows,
+            fitting_rows: 0,
+        };
+        let text_col = CLASS_TEXT.iter().copied().find(|c| has(c));
+        let label_col = CLASS_LABEL.iter().copied().find(|c| has(c));
+        // The SFT layout that fits the most rows (ties: messages, text, prompt+completion).
+        let mut candidates: Vec<(&str, &Problems)> = Vec::new();
+        if has("messages") {
+            candidates.push(("messages", &self.sft_messages));
+        }
+        if has("text") {
+            candidates.push(("text", &self.sft_text));
+        }
+        if has("prompt") && has("completion") {
+            candidates.push(("prompt+completion", &self.sft_pc));
+        }
+        let best = candidates
+            .iter()
+            .min_by_key(|(_, p)| p.bad_rows)
+            .map(|(l, p)| verdict(l, p));
+        let sft = match best {
+            Some(mut v) => {
+                if v.layout.as_deref() == Some("text")
+                    && let Some(label) = label_col
+                {
+                    // Training on `text` alone would throw the labels away.
+                    v.fits = false;
+                    v.problems.push(format!(
+                        "a `{label}` column: this is a classification set (text → {label}), \
+                         not SFT data"
+                    ));
+                }
+                v
             }
+            None => none(format!(
+                "needs a `messages` column (list of {{role, content}}), a `text` column, or \
+                 `prompt` and `completion` ({})",
+                found()
+            )),
         };
         let dpo = if has("prompt") && has("chosen") && has("rejected") {
             verdict("prompt+chosen+rejected", &self.dpo)
@@ -440,30 +520,35 @@ impl FitAcc {
                 .into_iter()
                 .filter(|c| !has(c))
                 .collect();
-            Verdict {
-                fits: false,
-                layout: None,
-                problems: vec![format!(
-                    "needs `prompt`, `chosen` and `rejected`; missing {} ({})",
-                    missing.join(", "),
-                    found()
-                )],
-            }
+            none(format!(
+                "needs `prompt`, `chosen` and `rejected`; missing {} ({})",
+                missing.join(", "),
+                found()
+            ))
         };
         let grpo = if has("prompt") {
             verdict("prompt", &self.grpo)
         } else {
-            Verdict {
-                fits: false,
-                layout: None,
-                problems: vec![format!("needs a `prompt` column ({})", found())],
-            }
+            none(format!("needs a `prompt` column ({})", found()))
         };
-        Fitness { sft, dpo, grpo }
+        let classification = match (text_col, label_col) {
+            (Some(t), Some(l)) => verdict(&format!("{t}+{l}"), &self.class),
+            _ => none(format!(
+                "needs a text column ({}) and a label column ({}) ({})",
+                CLASS_TEXT.join("/"),
+                CLASS_LABEL.join("/"),
+                found()
+            )),
+        };
+        Fitness {
+            sft,
+            dpo,
+            grpo,
+            classification,
+        }
     }
 }
 
-/// Streams rows into statistics; call [`Inspector::finish`] for the report.
 pub struct Inspector {
     opts: InspectOptions,
     source: String,
@@ -547,7 +632,13 @@ impl Inspector {
     }
 
     /// Adds one row of `split`; `row` is its number in its file.
+    /// Adds a row known by its number only (e.g. a viewer row): problems name it `row N`.
     pub fn push(&mut self, split: &str, row: u64, r: &Record) {
+        self.push_at(split, At { file: None, row }, r);
+    }
+
+    /// Adds a row with its location, which problems name (`file:line`).
+    pub fn push_at(&mut self, split: &str, at: At, r: &Record) {
         self.rows += 1;
         self.split(split).rows += 1;
         let opts = &self.opts;
@@ -574,7 +665,7 @@ impl Inspector {
                 .min(EXACT_BUDGET / self.order.len().max(1));
             acc.push(v, opts, cap);
         }
-        self.fit.push(r, row);
+        self.fit.push(r, at);
         if self.samples.len() < self.opts.sample_rows {
             let chars = self.opts.sample_chars;
             let scanner = self
@@ -669,14 +760,26 @@ pub fn inspect_path(
             );
             reading.store(0, std::sync::atomic::Ordering::Relaxed);
             let mut seen = 0u64;
-            for row in read::open_with_progress(f, reading.clone())? {
+            // Rows are named `file:line`, the file relative to the directory inspected (or
+            // its name, when the source is that file).
+            let label = if f.as_path() == path {
+                f.file_name()
+                    .map_or(shown.clone(), |n| n.to_string_lossy().into_owned())
+            } else {
+                shown.clone()
+            };
+            let mut rows = read::open_with_progress(f, reading.clone())?;
+            while let Some(row) = rows.next() {
                 seen += 1;
                 match row {
                     Ok(r) => {
-                        let n = ins.split(&s.split).rows + 1;
-                        ins.push(&s.split, n, &r);
+                        let at = At {
+                            file: Some(&label),
+                            row: rows.last_row(),
+                        };
+                        ins.push_at(&s.split, at, &r);
                     }
-                    Err(e) => ins.skip(&s.split, &shown, e),
+                    Err(e) => ins.skip(&s.split, &label, e),
                 }
                 if seen.is_multiple_of(10_000) {
                     let within = reading.load(std::sync::atomic::Ordering::Relaxed);

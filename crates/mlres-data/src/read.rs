@@ -75,8 +75,43 @@ pub struct RowError {
 /// What a reader yields for each row.
 pub type Row = Result<Record, RowError>;
 
+/// A row stream that knows where its rows are in the file.
+pub trait RowSource: Iterator<Item = Row> + Send {
+    /// The 1-based number (the line for JSON Lines and CSV, the element for a JSON array, the
+    /// row for parquet) of the row `next` last returned; 0 before the first.
+    fn last_row(&self) -> u64;
+}
+
 /// A boxed row stream.
-pub type Rows = Box<dyn Iterator<Item = Row> + Send>;
+pub type Rows = Box<dyn RowSource>;
+
+/// Any row iterator as a [`RowSource`] that numbers its rows 1, 2, … in order.
+pub struct Numbered<I> {
+    rows: I,
+    n: u64,
+}
+
+impl<I> Numbered<I> {
+    pub fn new(rows: I) -> Self {
+        Numbered { rows, n: 0 }
+    }
+}
+
+impl<I: Iterator<Item = Row>> Iterator for Numbered<I> {
+    type Item = Row;
+
+    fn next(&mut self) -> Option<Row> {
+        let r = self.rows.next()?;
+        self.n += 1;
+        Some(r)
+    }
+}
+
+impl<I: Iterator<Item = Row> + Send> RowSource for Numbered<I> {
+    fn last_row(&self) -> u64 {
+        self.n
+    }
+}
 
 /// Opens `path` as a stream of rows in the format its extension names.
 pub fn open(path: &Path) -> Result<Rows, ReadError> {
@@ -122,6 +157,12 @@ struct CountAtEnd {
     rows: Rows,
     bytes: u64,
     counter: Option<Arc<AtomicU64>>,
+}
+
+impl RowSource for CountAtEnd {
+    fn last_row(&self) -> u64 {
+        self.rows.last_row()
+    }
 }
 
 impl Iterator for CountAtEnd {
@@ -241,6 +282,12 @@ fn kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
+impl<R: BufRead + Send> RowSource for JsonLines<R> {
+    fn last_row(&self) -> u64 {
+        self.line
+    }
+}
+
 impl<R: BufRead> Iterator for JsonLines<R> {
     type Item = Row;
 
@@ -316,7 +363,7 @@ fn json_rows<R: BufRead + Send + 'static>(path: &Path, mut r: R) -> Result<Rows,
         r.consume(n);
     };
     match first {
-        None => Ok(Box::new(std::iter::empty())),
+        None => Ok(Box::new(Numbered::new(std::iter::empty()))),
         Some(b'[') => Ok(Box::new(JsonArray::new(r))),
         // Objects one after another (JSON Lines saved as .json, or a single object).
         Some(b'{') => Ok(Box::new(JsonLines::new(r))),
@@ -368,6 +415,12 @@ impl<R: BufRead> JsonArray<R> {
             row: self.index.max(1),
             message: message.into(),
         }))
+    }
+}
+
+impl<R: BufRead + Send> RowSource for JsonArray<R> {
+    fn last_row(&self) -> u64 {
+        self.index
     }
 }
 
@@ -518,6 +571,12 @@ impl<R: Read> CsvRows<R> {
     }
 }
 
+impl<R: Read + Send> RowSource for CsvRows<R> {
+    fn last_row(&self) -> u64 {
+        self.row
+    }
+}
+
 impl<R: Read> Iterator for CsvRows<R> {
     type Item = Row;
 
@@ -616,6 +675,12 @@ fn parquet_rows(path: &Path, file: File) -> Result<Rows, ReadError> {
 struct ParquetRows {
     rows: Option<parquet::record::reader::RowIter<'static>>,
     row: u64,
+}
+
+impl RowSource for ParquetRows {
+    fn last_row(&self) -> u64 {
+        self.row
+    }
 }
 
 impl Iterator for ParquetRows {
@@ -785,11 +850,11 @@ pub fn resolve(path: &Path) -> Result<Vec<SplitFiles>, ReadError> {
 }
 
 /// Reads everything from `r` into a JSON Lines stream (for tests and fuzzing).
-pub fn jsonl_from_bytes(bytes: Vec<u8>) -> impl Iterator<Item = Row> {
+pub fn jsonl_from_bytes(bytes: Vec<u8>) -> impl RowSource {
     JsonLines::new(std::io::Cursor::new(bytes))
 }
 
 /// Streams a JSON array from bytes (for tests and fuzzing).
-pub fn json_array_from_bytes(bytes: Vec<u8>) -> impl Iterator<Item = Row> {
+pub fn json_array_from_bytes(bytes: Vec<u8>) -> impl RowSource {
     JsonArray::new(std::io::Cursor::new(bytes))
 }

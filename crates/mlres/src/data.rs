@@ -148,13 +148,17 @@ fn types(c: &ColumnStats) -> String {
 
 fn verdict_line(name: &str, v: &Verdict) -> String {
     let mut s = if v.fits {
-        format!("  {name:<5} fits ({})", v.layout.as_deref().unwrap_or("?"))
+        format!(
+            "  {name:<5} fits ({}): all {} rows",
+            v.layout.as_deref().unwrap_or("?"),
+            v.rows
+        )
     } else {
         format!(
             "  {name:<5} does not fit{}",
             v.layout
                 .as_deref()
-                .map(|l| format!(" ({l})"))
+                .map(|l| format!(" ({l}): {} of {} rows fit", v.fitting_rows, v.rows))
                 .unwrap_or_default()
         )
     };
@@ -199,7 +203,7 @@ fn print_report(r: &InspectReport, templates: &[&str], source: &str) {
             }
         );
         for e in &s.errors {
-            println!("      skipped {} row {}: {}", e.file, e.row, e.message);
+            println!("      skipped {}:{}: {}", e.file, e.row, e.message);
         }
         if s.skipped > s.errors.len() as u64 {
             println!("      … and {} more", s.skipped - s.errors.len() as u64);
@@ -244,6 +248,13 @@ fn print_report(r: &InspectReport, templates: &[&str], source: &str) {
     println!("{}", verdict_line("SFT", &r.fitness.sft));
     println!("{}", verdict_line("DPO", &r.fitness.dpo));
     println!("{}", verdict_line("GRPO", &r.fitness.grpo));
+    // Said so that a text/label set is not taken for SFT data; no template trains it.
+    if r.fitness.classification.layout.is_some() {
+        println!(
+            "{}",
+            verdict_line("Text classification", &r.fitness.classification)
+        );
+    }
     if templates.is_empty() {
         println!("Templates: none (`mlres init --template` needs data that fits one of the above)");
     } else {

@@ -151,7 +151,7 @@ fn fitness_names_the_task_layout_and_what_is_wrong() {
     assert!(!r.fitness.sft.fits);
     assert_eq!(
         r.fitness.sft.problems,
-        ["3 rows with an empty or non-string `text` (first: row 2)"]
+        ["3 rows with an empty or non-string `text` (first: text.jsonl:2)"]
     );
     // Messages whose content is missing are named too.
     write_jsonl(
@@ -267,4 +267,100 @@ fn progress_advances_through_one_large_file_and_ends_at_its_size() {
         (last.bytes_done, last.rows, last.files_done),
         (size, 35_000, 1)
     );
+}
+
+#[test]
+fn fitness_counts_every_row_not_only_those_with_the_column() {
+    let t = tmp();
+    // One `text` row among 999 rows without it: SFT does not fit, and says how many rows do.
+    let p = t.path().join("mixed.jsonl");
+    let mut rows = vec![json!({"text": "a real sentence"})];
+    rows.extend((0..999).map(|i| json!({"foo": i})));
+    write_jsonl(&p, &rows);
+    let r = inspect(&p);
+    let v = &r.fitness.sft;
+    assert!(!v.fits, "{v:?}");
+    assert_eq!(v.layout.as_deref(), Some("text"));
+    assert_eq!((v.rows, v.fitting_rows), (1000, 1));
+    assert_eq!(
+        v.problems,
+        ["999 rows with no `text` (first: mixed.jsonl:2)"]
+    );
+    assert_eq!(r.fitness.grpo.fitting_rows, 0);
+
+    // A directory of four files in different layouts: 25 of 30 rows lack `text`.
+    let d = t.path().join("ds");
+    std::fs::create_dir(&d).unwrap();
+    let many = |n: usize, row: serde_json::Value| vec![row; n];
+    write_jsonl(&d.join("a.jsonl"), &many(5, json!({"text": "some text"})));
+    write_jsonl(&d.join("b.jsonl"), &many(10, json!({"foo": 1})));
+    write_jsonl(&d.join("c.jsonl"), &many(10, json!({"bar": "x"})));
+    write_jsonl(&d.join("d.jsonl"), &many(5, json!({"prompt": "p"})));
+    let r = inspect(&d);
+    let v = &r.fitness.sft;
+    assert!(!v.fits);
+    assert_eq!((v.rows, v.fitting_rows), (30, 5), "{v:?}");
+    assert_eq!(v.problems, ["25 rows with no `text` (first: b.jsonl:1)"]);
+    let g = &r.fitness.grpo;
+    assert_eq!((g.fits, g.fitting_rows), (false, 5));
+    assert!(g.problems[0].contains("25 rows with no `prompt` (first: a.jsonl:1)"));
+
+    // When every row fits, the verdict says so.
+    let ok = t.path().join("ok.jsonl");
+    write_jsonl(&ok, &many(3, json!({"prompt": "p", "completion": "c"})));
+    let v = inspect(&ok).fitness.sft;
+    assert!(v.fits);
+    assert_eq!(
+        (v.layout.as_deref(), v.rows, v.fitting_rows),
+        (Some("prompt+completion"), 3, 3)
+    );
+}
+
+#[test]
+fn a_text_label_file_is_a_classification_set() {
+    let t = tmp();
+    let p = t.path().join("sentiment.csv");
+    std::fs::write(&p, "text,label\ngood film,pos\nbad film,neg\n,pos\n").unwrap();
+    let r = inspect(&p);
+    let c = &r.fitness.classification;
+    assert_eq!(c.layout.as_deref(), Some("text+label"));
+    assert!(!c.fits);
+    assert_eq!((c.rows, c.fitting_rows), (3, 2));
+    assert_eq!(
+        c.problems,
+        ["1 row with an empty or missing text (first: sentiment.csv:4)"]
+    );
+    let s = &r.fitness.sft;
+    assert!(!s.fits, "{s:?}");
+    assert!(
+        s.problems
+            .iter()
+            .any(|p| p.contains("this is a classification set (text → label)")),
+        "{s:?}"
+    );
+    // Without a label column it is plain text, and no classification set.
+    let p = t.path().join("plain.csv");
+    std::fs::write(&p, "text\nhello\n").unwrap();
+    let r = inspect(&p);
+    assert!(r.fitness.sft.fits);
+    assert!(!r.fitness.classification.fits);
+    assert_eq!(r.fitness.classification.layout, None);
+}
+
+#[test]
+fn problems_name_the_file_line_even_past_blank_lines() {
+    let t = tmp();
+    let p = t.path().join("gaps.jsonl");
+    std::fs::write(
+        &p,
+        "{\"text\": \"one\"}\n\n\n{\"text\": \"\"}\n{broken\n\n{\"text\": 3}\n",
+    )
+    .unwrap();
+    let r = inspect(&p);
+    assert_eq!(
+        r.fitness.sft.problems,
+        ["2 rows with an empty or non-string `text` (first: gaps.jsonl:4)"]
+    );
+    let e = &r.splits[0].errors[0];
+    assert_eq!((e.file.as_str(), e.row), ("gaps.jsonl", 5));
 }

@@ -191,3 +191,40 @@ mod viewer {
         assert!(!stderr(&out).contains("mlresCANARY"));
     }
 }
+
+#[test]
+fn fitness_counts_every_row_and_a_text_label_set_is_called_classification() {
+    let env = Env::new();
+    let d = env.project.join("mixed");
+    std::fs::create_dir_all(&d).unwrap();
+    let mut rows = String::from("{\"text\": \"a sentence\"}\n");
+    for i in 0..99 {
+        rows.push_str(&format!("{{\"foo\": {i}}}\n"));
+    }
+    std::fs::write(d.join("train.jsonl"), rows).unwrap();
+    let o = env.run(&["data", "inspect", d.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        text.contains("SFT   does not fit (text): 1 of 100 rows fit")
+            && text.contains("99 rows with no `text` (first: train.jsonl:2)"),
+        "{text}{}",
+        stderr(&o)
+    );
+    assert!(!text.contains("Text classification"), "{text}");
+
+    let c = env.project.join("sentiment.csv");
+    std::fs::write(&c, "text,label\ngood,pos\nbad,neg\n").unwrap();
+    let o = env.run(&["data", "inspect", c.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        text.contains("Text classification fits (text+label): all 2 rows")
+            && text.contains("this is a classification set (text → label), not SFT data"),
+        "{text}"
+    );
+    let o = env.run(&["data", "inspect", c.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["fitness"]["classification"]["fits"], true);
+    assert_eq!(v["fitness"]["sft"]["fits"], false);
+    assert_eq!(v["fitness"]["sft"]["fitting_rows"], 2);
+}
