@@ -15,10 +15,10 @@
 //!   counting: when full, entries seen at most `level` times are dropped and `level` rises,
 //!   so a pruned n-gram is undercounted by at most `level`).
 //!
-//! Row numbers are 1-based positions in the stream (broken rows count), which is the line
-//! number for JSON Lines without blank lines. Excerpts of secrets and PII never hold the
-//! whole value: every excerpt is passed through [`secrets::Scanner::redact_all`] on the full
-//! row text before it is cut.
+//! Row numbers are 1-based positions in the stream (broken rows count, files follow one
+//! another); [`AuditReport::locations`] names every row the report cites as `file:line`.
+//! Excerpts of secrets and PII never hold the whole value: every excerpt is passed through
+//! [`secrets::Scanner::redact_all`] on the full row text before it is cut.
 
 pub mod inject;
 pub mod minhash;
@@ -31,7 +31,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::Record;
-use crate::read::{self, ReadError, Row, RowError};
+use crate::read::{self, ReadError, RowError, RowSource};
 use minhash::{MinHasher, Shingle};
 
 /// How serious a finding is; the CLI fails at or above a chosen level.
@@ -202,15 +202,59 @@ pub fn broken_severity(broken: u64, rows: u64) -> Severity {
     }
 }
 
-fn no_readable_rows(rows: u64, first: Option<&RowError>) -> AuditError {
+/// `first`: the first broken row, located (`file:line: what`).
+fn no_readable_rows(rows: u64, first: Option<String>) -> AuditError {
     AuditError::NoReadableRows(match first {
         _ if rows == 0 => "no rows to audit (the source is empty)".to_string(),
         None => format!("no readable row: all {rows} rows are broken"),
         Some(e) => format!(
-            "no readable row: all {rows} rows are broken (first, row {}: {}); is this the format its name says?",
-            e.row, e.message
+            "no readable row: all {rows} rows are broken (first: {e}); is this the format its name says?"
         ),
     })
+}
+
+/// Where the rows of a stream are: runs of rows from one file whose line is their stream
+/// position plus a constant (a new run starts at a new file, a blank line or a multi-line
+/// record), so memory grows with the number of such breaks, not with the rows.
+#[derive(Debug, Default, Clone)]
+struct RowMap {
+    files: Vec<String>,
+    /// (first position, file index or `u32::MAX` for none, line − position).
+    runs: Vec<(u64, u32, i64)>,
+}
+
+impl RowMap {
+    fn note(&mut self, pos: u64, file: Option<&str>, line: u64) {
+        let f = match file {
+            None => u32::MAX,
+            Some(name) => match self.files.last() {
+                Some(last) if last == name => (self.files.len() - 1) as u32,
+                _ => {
+                    self.files.push(name.to_string());
+                    (self.files.len() - 1) as u32
+                }
+            },
+        };
+        let delta = line as i64 - pos as i64;
+        if !matches!(self.runs.last(), Some(&(_, lf, ld)) if lf == f && ld == delta) {
+            self.runs.push((pos, f, delta));
+        }
+    }
+
+    /// `file:line` (or `row N` for a stream without file names) of a stream position.
+    fn label(&self, pos: u64) -> String {
+        let i = self.runs.partition_point(|r| r.0 <= pos);
+        match i.checked_sub(1).map(|i| self.runs[i]) {
+            None => format!("row {pos}"),
+            Some((_, f, delta)) => {
+                let line = (pos as i64 + delta).max(0);
+                match self.files.get(f as usize) {
+                    Some(name) => format!("{name}:{line}"),
+                    None => format!("row {line}"),
+                }
+            }
+        }
+    }
 }
 
 // ------------------------------------------------------------------ report
@@ -232,6 +276,13 @@ pub struct AuditReport {
     pub secrets: Option<SensitiveReport>,
     pub injection: Option<InjectionReport>,
     pub poisoning: Option<PoisoningReport>,
+    /// Row numbers in this report are positions in the audited stream (1-based, broken rows
+    /// included, across files); this names each one the report cites as `file:line` (the
+    /// file relative to the directory audited, or its name), or `row N` for a stream
+    /// without file names.
+    pub locations: BTreeMap<u64, String>,
+    /// The same for the eval rows cited (`eval_row`).
+    pub eval_locations: BTreeMap<u64, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -243,6 +294,54 @@ pub struct SummaryLine {
 }
 
 impl AuditReport {
+    /// Where a row this report cites is: `file:line`.
+    pub fn at(&self, row: u64) -> String {
+        self.locations
+            .get(&row)
+            .cloned()
+            .unwrap_or_else(|| format!("row {row}"))
+    }
+
+    /// Where an eval row this report cites is: `file:line`.
+    pub fn eval_at(&self, row: u64) -> String {
+        self.eval_locations
+            .get(&row)
+            .cloned()
+            .unwrap_or_else(|| format!("eval row {row}"))
+    }
+
+    /// Every row number the report cites.
+    fn cited_rows(&self) -> std::collections::BTreeSet<u64> {
+        let mut out = std::collections::BTreeSet::new();
+        out.extend(self.broken_examples.iter().map(|e| e.row));
+        if let Some(d) = &self.exact_duplicates {
+            out.extend(d.examples.iter().flat_map(|g| g.rows.iter().copied()));
+        }
+        if let Some(d) = &self.near_duplicates {
+            out.extend(d.examples.iter().flat_map(|g| g.rows.iter().copied()));
+        }
+        if let Some(c) = &self.contamination {
+            out.extend(c.examples.iter().map(|x| x.row));
+        }
+        for s in [&self.pii, &self.secrets].into_iter().flatten() {
+            out.extend(s.examples.iter().map(|h| h.row));
+        }
+        if let Some(i) = &self.injection {
+            out.extend(i.examples.iter().map(|h| h.row));
+        }
+        if let Some(p) = &self.poisoning {
+            out.extend(
+                p.triggers
+                    .iter()
+                    .flat_map(|t| t.example_rows.iter().copied()),
+            );
+            out.extend(p.label_flips.iter().flat_map(|f| f.rows.iter().copied()));
+            out.extend(p.identical_chosen_rejected_rows.iter().copied());
+            out.extend(p.length_outlier_rows.iter().map(|o| o.row));
+        }
+        out
+    }
+
     /// The most severe finding, if any.
     pub fn worst(&self) -> Option<Severity> {
         self.summary
@@ -659,6 +758,8 @@ enum TargetKind {
 struct EvalIndex {
     n: usize,
     adaptive: bool,
+    /// Where each eval row is.
+    map: RowMap,
     ngrams: HashMap<u64, u32>,
     counts: Vec<u32>,
     /// Hash of each eval row's raw text (trimmed) → first eval row with it.
@@ -693,11 +794,13 @@ fn raw_hash(text: &str) -> u64 {
 }
 
 impl EvalIndex {
-    fn build(rows: &mut dyn Iterator<Item = Row>, n: Option<usize>) -> (EvalIndex, u64) {
+    fn build(rows: &mut dyn RowSource, n: Option<usize>) -> (EvalIndex, u64) {
         // The eval set is read once and kept as word hashes (8 bytes a word, as the n-gram
         // index is) so the n-gram length can be chosen from its row lengths.
         let mut kept: Vec<Option<(u64, Vec<u64>)>> = Vec::new();
-        for r in rows {
+        let mut map = RowMap::default();
+        while let Some(r) = rows.next() {
+            map.note(kept.len() as u64 + 1, rows.file(), rows.last_row());
             kept.push(r.ok().map(|rec| {
                 let text = RowView::of(&rec).dedup_text();
                 (raw_hash(&text), word_hashes(&normalise(&text)))
@@ -709,6 +812,7 @@ impl EvalIndex {
         let mut idx = EvalIndex {
             n,
             adaptive,
+            map,
             ngrams: HashMap::new(),
             counts: Vec::with_capacity(kept.len()),
             exact: HashMap::new(),
@@ -940,8 +1044,8 @@ struct Acc {
 
 /// Audits `rows` (optionally against `eval`), calling `progress` with the rows processed.
 pub fn audit(
-    rows: &mut dyn Iterator<Item = Row>,
-    eval: Option<&mut dyn Iterator<Item = Row>>,
+    rows: &mut dyn RowSource,
+    eval: Option<&mut dyn RowSource>,
     cfg: &AuditConfig,
     progress: &mut dyn FnMut(u64),
 ) -> Result<AuditReport, AuditError> {
@@ -1042,16 +1146,20 @@ pub fn audit(
     };
     let batch = cfg.batch_rows.max(1);
     let mut pos = 0u64;
+    let mut map = RowMap::default();
     loop {
         let mut recs: Vec<(u64, Record)> = Vec::with_capacity(batch);
-        for r in &mut *rows {
+        while let Some(r) = rows.next() {
             pos += 1;
             acc.rows += 1;
+            map.note(pos, rows.file(), rows.last_row());
             match r {
                 Ok(rec) => recs.push((pos, rec)),
-                Err(e) => {
+                Err(mut e) => {
                     acc.broken += 1;
                     if acc.broken_examples.len() < cfg.max_examples {
+                        // Numbered like every other row of the report (see `locations`).
+                        e.row = pos;
                         acc.broken_examples.push(e);
                     }
                 }
@@ -1087,9 +1195,13 @@ pub fn audit(
     }
     progress(acc.rows);
     if acc.rows == acc.broken {
-        return Err(no_readable_rows(acc.rows, acc.broken_examples.first()));
+        let first = acc
+            .broken_examples
+            .first()
+            .map(|e| format!("{}: {}", map.label(e.row), e.message));
+        return Err(no_readable_rows(acc.rows, first));
     }
-    Ok(finish(
+    let mut report = finish(
         acc,
         cfg,
         &shared,
@@ -1097,7 +1209,20 @@ pub fn audit(
         rows_per_band,
         eval_rows,
         eval_ngrams,
-    ))
+    );
+    report.locations = report
+        .cited_rows()
+        .into_iter()
+        .map(|r| (r, map.label(r)))
+        .collect();
+    if let (Some(ev), Some(c)) = (&shared.eval, &report.contamination) {
+        report.eval_locations = c
+            .examples
+            .iter()
+            .map(|x| (x.eval_row, ev.map.label(x.eval_row)))
+            .collect();
+    }
+    Ok(report)
 }
 
 fn compute(sh: &Shared, recs: &[(u64, Record)], threads: usize) -> Vec<Feat> {
@@ -1514,6 +1639,8 @@ fn finish(
         secrets,
         injection,
         poisoning,
+        locations: BTreeMap::new(),
+        eval_locations: BTreeMap::new(),
     }
 }
 
@@ -1673,7 +1800,7 @@ pub fn audit_path(
     }
 }
 
-fn open_all(path: &Path) -> Result<Box<dyn Iterator<Item = Row> + Send>, ReadError> {
+fn open_all(path: &Path) -> Result<read::Chain, ReadError> {
     let files: Vec<_> = read::resolve(path)?
         .into_iter()
         .flat_map(|s| s.files)
@@ -1681,7 +1808,7 @@ fn open_all(path: &Path) -> Result<Box<dyn Iterator<Item = Row> + Send>, ReadErr
     // Open every file first so an unreadable one fails before any work.
     let mut streams = Vec::with_capacity(files.len());
     for f in &files {
-        streams.push(read::open(f)?);
+        streams.push((read::label(path, f), read::open(f)?));
     }
-    Ok(Box::new(streams.into_iter().flatten()))
+    Ok(read::Chain::new(streams))
 }

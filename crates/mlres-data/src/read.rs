@@ -80,6 +80,65 @@ pub trait RowSource: Iterator<Item = Row> + Send {
     /// The 1-based number (the line for JSON Lines and CSV, the element for a JSON array, the
     /// row for parquet) of the row `next` last returned; 0 before the first.
     fn last_row(&self) -> u64;
+
+    /// The file (as it should be shown) the row `next` last returned came from, when the
+    /// stream spans files or knows its name.
+    fn file(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Files read one after another as one stream; each row keeps its file and line.
+pub struct Chain {
+    files: std::collections::VecDeque<(String, Rows)>,
+}
+
+impl Chain {
+    /// `files`: each file's label (how rows are named: `label:line`) and its rows.
+    pub fn new(files: Vec<(String, Rows)>) -> Chain {
+        Chain {
+            files: files.into(),
+        }
+    }
+}
+
+impl Iterator for Chain {
+    type Item = Row;
+
+    fn next(&mut self) -> Option<Row> {
+        loop {
+            let r = self.files.front_mut()?.1.next();
+            match r {
+                Some(r) => return Some(r),
+                None if self.files.len() > 1 => {
+                    self.files.pop_front();
+                }
+                None => return None,
+            }
+        }
+    }
+}
+
+impl RowSource for Chain {
+    fn last_row(&self) -> u64 {
+        self.files.front().map_or(0, |f| f.1.last_row())
+    }
+
+    fn file(&self) -> Option<&str> {
+        self.files.front().map(|f| f.0.as_str())
+    }
+}
+
+/// How a data file is named in row locations: its path relative to the dataset directory
+/// `root`, or its file name when `root` is the file itself.
+pub fn label(root: &Path, file: &Path) -> String {
+    match file.strip_prefix(root) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+        _ => file.file_name().map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+    }
 }
 
 /// A boxed row stream.

@@ -27,8 +27,9 @@ Contamination: n-gram overlap (--ngram, by default 8 to 13 words chosen from the
 lengths) plus exact and normalised matching of eval rows shorter than that; the report says
 how many eval rows each method checked.
 
-Secrets and PII are shown redacted (first characters, then …[redacted]); row numbers are
-1-based positions in the source (JSON Lines: the line).
+Secrets and PII are shown redacted (first characters, then …[redacted]). Rows are shown as
+file:line (the file relative to a directory audited); in --json, row numbers are positions in
+the source and `locations` names each cited one as file:line.
 
 Exit codes: 0 no finding at or above --fail-on; 6 findings at or above --fail-on;
 1 unreadable source or eval set, or one with no readable row; 2 bad arguments.";
@@ -217,11 +218,9 @@ fn sev(s: Severity) -> &'static str {
     }
 }
 
-fn rows_list(rows: &[u64]) -> String {
-    rows.iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Rows as `file:line`, comma-separated.
+fn rows_list(r: &AuditReport, rows: &[u64]) -> String {
+    rows.iter().map(|&n| r.at(n)).collect::<Vec<_>>().join(", ")
 }
 
 fn print_report(source: &str, r: &AuditReport) {
@@ -229,7 +228,7 @@ fn print_report(source: &str, r: &AuditReport) {
     if r.broken_rows > 0 {
         println!("  {} broken rows skipped", r.broken_rows);
         for e in &r.broken_examples {
-            println!("    row {}: {}", e.row, e.message);
+            println!("    {}: {}", r.at(e.row), e.message);
         }
     }
     if let Some(n) = r.eval_rows {
@@ -257,7 +256,12 @@ fn print_report(source: &str, r: &AuditReport) {
             d.duplicate_rows, d.groups
         );
         for g in &d.examples {
-            println!("  {} rows ({}): {}", g.size, rows_list(&g.rows), g.excerpt);
+            println!(
+                "  {} rows ({}): {}",
+                g.size,
+                rows_list(r, &g.rows),
+                g.excerpt
+            );
         }
     }
     if let Some(d) = &r.near_duplicates {
@@ -277,7 +281,7 @@ fn print_report(source: &str, r: &AuditReport) {
             println!(
                 "  {} rows ({}), J ≥ {:.2}: {}",
                 g.size,
-                rows_list(&g.rows),
+                rows_list(r, &g.rows),
                 g.min_similarity,
                 g.excerpt
             );
@@ -311,8 +315,10 @@ fn print_report(source: &str, r: &AuditReport) {
                 m => format!("{m} match"),
             };
             println!(
-                "  row {} ~ eval row {} ({how}): {}",
-                x.row, x.eval_row, x.excerpt
+                "  {} ~ eval {} ({how}): {}",
+                r.at(x.row),
+                r.eval_at(x.eval_row),
+                x.excerpt
             );
         }
     }
@@ -331,7 +337,7 @@ fn print_report(source: &str, r: &AuditReport) {
                 }
             );
             for h in &s.examples {
-                println!("  row {} {} {}: {}", h.row, h.field, h.kind, h.excerpt);
+                println!("  {} {} {}: {}", r.at(h.row), h.field, h.kind, h.excerpt);
             }
         }
     }
@@ -348,7 +354,7 @@ fn print_report(source: &str, r: &AuditReport) {
             }
         );
         for h in &i.examples {
-            println!("  row {} {} {}: {}", h.row, h.field, h.kind, h.excerpt);
+            println!("  {} {} {}: {}", r.at(h.row), h.field, h.kind, h.excerpt);
         }
     }
     if let Some(p) = &r.poisoning {
@@ -368,7 +374,7 @@ fn print_report(source: &str, r: &AuditReport) {
                 t.purity * 100.0,
                 t.base_rate * 100.0,
                 t.lift,
-                rows_list(&t.example_rows)
+                rows_list(r, &t.example_rows)
             );
         }
         println!(
@@ -378,7 +384,7 @@ fn print_report(source: &str, r: &AuditReport) {
         for f in &p.label_flips {
             println!(
                 "    rows {} labelled {}: {}",
-                rows_list(&f.rows),
+                rows_list(r, &f.rows),
                 f.labels.join(" / "),
                 f.excerpt
             );
@@ -389,7 +395,10 @@ fn print_report(source: &str, r: &AuditReport) {
             if p.identical_chosen_rejected_rows.is_empty() {
                 String::new()
             } else {
-                format!(" (rows {})", rows_list(&p.identical_chosen_rejected_rows))
+                format!(
+                    " (rows {})",
+                    rows_list(r, &p.identical_chosen_rejected_rows)
+                )
             }
         );
         println!(
@@ -397,7 +406,7 @@ fn print_report(source: &str, r: &AuditReport) {
             p.median_chars, p.length_outliers
         );
         for o in &p.length_outlier_rows {
-            println!("    row {}: {} chars", o.row, o.chars);
+            println!("    {}: {} chars", r.at(o.row), o.chars);
         }
     }
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mlres_data::Record;
 use mlres_data::audit::{self, AuditConfig, AuditReport, minhash};
+use mlres_data::read::Numbered;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -413,12 +414,12 @@ fn classification(seed: u64, clean_rows: usize, plant: bool) -> (Vec<Record>, Ve
 }
 
 fn run(rows: &[Record], eval: Option<&[Record]>, cfg: &AuditConfig) -> AuditReport {
-    let mut it = rows.iter().cloned().map(Ok);
+    let mut it = Numbered::new(rows.iter().cloned().map(Ok));
     let mut calls = 0u64;
     let mut last = 0u64;
     let report = match eval {
         Some(e) => {
-            let mut ev = e.iter().cloned().map(Ok);
+            let mut ev = Numbered::new(e.iter().cloned().map(Ok));
             audit::audit(&mut it, Some(&mut ev), cfg, &mut |n| {
                 calls += 1;
                 assert!(n >= last, "progress goes backwards");
@@ -809,10 +810,9 @@ fn broken_rows_are_counted_not_fatal() {
     let mut it = mlres_data::read::jsonl_from_bytes(bytes);
     let r = audit::audit(&mut it, None, &AuditConfig::default(), &mut |_| {}).unwrap();
     assert_eq!((r.rows, r.broken_rows), (4, 2));
-    assert_eq!(
-        r.broken_examples.iter().map(|e| e.row).collect::<Vec<_>>(),
-        vec![2, 5]
-    );
+    // Rows are stream positions (the blank line 3 is not a row); `locations` gives lines.
+    let at: Vec<String> = r.broken_examples.iter().map(|e| r.at(e.row)).collect();
+    assert_eq!(at, ["row 2", "row 5"]);
     // Two of four rows broken: a finding, and a high one (half the file was not audited).
     let line = r
         .summary
@@ -894,7 +894,7 @@ fn bad_settings_are_refused() {
         },
     ];
     for cfg in bad {
-        let mut it = std::iter::empty();
+        let mut it = Numbered::new(std::iter::empty());
         let e = audit::audit(&mut it, None, &cfg, &mut |_| {}).unwrap_err();
         assert!(e.to_string().contains("invalid audit setting"), "{e}");
     }
@@ -1166,6 +1166,6 @@ fn ngram_length_adapts_to_the_eval_rows_unless_set() {
         contamination_ngram: Some(0),
         ..contamination_only()
     };
-    let mut it = std::iter::empty();
+    let mut it = Numbered::new(std::iter::empty());
     assert!(audit::audit(&mut it, None, &zero, &mut |_| {}).is_err());
 }

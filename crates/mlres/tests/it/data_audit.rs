@@ -94,10 +94,11 @@ fn findings_are_reported_redacted_with_a_distinct_exit_code() {
     let s = out(&o);
     for want in [
         "exact duplicates: 1 duplicate rows",
-        "row 5 prompt huggingface_token: hf_m…[redacted]",
-        "row 13 prompt instruction_override",
-        "row 21 completion email",
-        "row 31 ~ eval row 1",
+        "train.jsonl:5 prompt huggingface_token: hf_m…[redacted]",
+        "train.jsonl:13 prompt instruction_override",
+        "train.jsonl:21 completion email",
+        "train.jsonl:31 ~ eval eval.jsonl:1",
+        "2 rows (train.jsonl:3, train.jsonl:10)",
         "[HIGH  ] secrets",
     ] {
         assert!(s.contains(want), "missing {want:?} in:\n{s}");
@@ -115,6 +116,8 @@ fn findings_are_reported_redacted_with_a_distinct_exit_code() {
     assert_eq!(v["secrets"]["examples"][0]["kind"], "huggingface_token");
     assert_eq!(v["exact_duplicates"]["examples"][0]["rows"], json!([3, 10]));
     assert_eq!(v["contamination"]["examples"][0]["row"], 31);
+    assert_eq!(v["locations"]["31"], "train.jsonl:31");
+    assert_eq!(v["eval_locations"]["1"], "eval.jsonl:1");
     assert_eq!(v["injection"]["rows"], 1);
 
     // The severity gate: only low findings left when secrets/PII/injection/contamination are skipped.
@@ -254,7 +257,8 @@ fn broken_rows_are_counted_and_help_documents_exit_codes() {
     // One row in 31 is broken: a medium finding, so the default --fail-on low fails.
     assert_eq!(code(&o), 6, "{}", out(&o));
     assert!(
-        out(&o).contains("1 broken rows skipped") && out(&o).contains("row 31"),
+        out(&o).contains("1 broken rows skipped")
+            && out(&o).contains("train.jsonl:31: invalid JSON"),
         "{}",
         out(&o)
     );
@@ -294,7 +298,7 @@ fn short_verbatim_eval_copies_are_found_and_coverage_is_printed() {
     for want in [
         "[HIGH  ] contamination  30 rows overlapping the eval set",
         "eval rows checked: 0 by 8-gram overlap, 30 shorter ones by their words anywhere in a row, 0 of under 4 words by whole-row match, 0 not checkable",
-        "row 41 ~ eval row 1 (exact match)",
+        "train.jsonl:41 ~ eval eval.jsonl:1 (exact match)",
     ] {
         assert!(s.contains(want), "missing {want:?} in:\n{s}");
     }
@@ -313,4 +317,54 @@ fn short_verbatim_eval_copies_are_found_and_coverage_is_printed() {
     assert_eq!(v["contamination"]["ngram_adaptive"], false);
     assert_eq!(v["contamination"]["coverage"]["by_ngram"], 30);
     assert_eq!(v["contamination"]["rows"], 30);
+}
+
+#[test]
+fn a_directory_audit_names_each_row_by_file_and_line() {
+    let env = Env::new();
+    let d = env.path().join("ds");
+    std::fs::create_dir_all(d.join("data")).unwrap();
+    // Two files; the second has blank lines, so its rows' positions are not their lines.
+    let a: String = clean(20).iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(d.join("data/a.jsonl"), a).unwrap();
+    let dup = clean(20)[4].clone();
+    let mut b = String::from("\n\n");
+    for r in clean(30).iter().skip(25) {
+        b.push_str(&format!("{r}\n"));
+    }
+    b.push_str(&format!("\n{dup}\n{{oops\n"));
+    std::fs::write(d.join("data/b.jsonl"), b).unwrap();
+    let o = env.run(&["data", "audit", d.to_str().unwrap(), "--only", "exact-dup"]);
+    let s = out(&o);
+    // Row 5 of a.jsonl is repeated at line 9 of b.jsonl; the broken row is line 10.
+    assert!(
+        s.contains("2 rows (data/a.jsonl:5, data/b.jsonl:9)"),
+        "{s}{}",
+        stderr(&o)
+    );
+    assert!(s.contains("data/b.jsonl:10: invalid JSON"), "{s}");
+    // An eval directory's rows are named the same way.
+    let e = env.path().join("ev");
+    std::fs::create_dir_all(&e).unwrap();
+    std::fs::write(
+        e.join("x.jsonl"),
+        "{\"q\": \"nothing in common here at all\"}\n",
+    )
+    .unwrap();
+    std::fs::write(e.join("y.jsonl"), format!("\n{}\n", clean(30)[26])).unwrap();
+    let o = env.run(&[
+        "data",
+        "audit",
+        d.to_str().unwrap(),
+        "--against",
+        e.to_str().unwrap(),
+        "--only",
+        "contamination",
+    ]);
+    assert!(
+        out(&o).contains("data/b.jsonl:4 ~ eval y.jsonl:2 (exact match)"),
+        "{}{}",
+        out(&o),
+        stderr(&o)
+    );
 }
