@@ -213,6 +213,50 @@ fn no_readable_rows(rows: u64, first: Option<String>) -> AuditError {
     })
 }
 
+/// Rows and broken rows per file of a stream, to name the files nothing could be read from.
+#[derive(Default)]
+struct FileTally {
+    name: Option<String>,
+    rows: u64,
+    broken: u64,
+    first: Option<String>,
+    /// Files whose every row was broken: `name (…)`.
+    unreadable: Vec<String>,
+}
+
+impl FileTally {
+    /// Counts a row of `file`; `broken`: its line and what was wrong.
+    fn row(&mut self, file: Option<&str>, broken: Option<(u64, &str)>) {
+        if self.name.as_deref() != file {
+            self.close();
+            self.name = file.map(str::to_string);
+        }
+        self.rows += 1;
+        if let Some((line, what)) = broken {
+            self.broken += 1;
+            if self.first.is_none() {
+                self.first = Some(format!("line {line}: {what}"));
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some(name) = &self.name
+            && self.rows > 0
+            && self.rows == self.broken
+        {
+            self.unreadable.push(format!(
+                "{name} (all {} rows broken; first, {})",
+                self.rows,
+                self.first.as_deref().unwrap_or("?")
+            ));
+        }
+        self.rows = 0;
+        self.broken = 0;
+        self.first = None;
+    }
+}
+
 /// Where the rows of a stream are: runs of rows from one file whose line is their stream
 /// position plus a constant (a new run starts at a new file, a blank line or a multi-line
 /// record), so memory grows with the number of such breaks, not with the rows.
@@ -1147,12 +1191,15 @@ pub fn audit(
     let batch = cfg.batch_rows.max(1);
     let mut pos = 0u64;
     let mut map = RowMap::default();
+    let mut tally = FileTally::default();
     loop {
         let mut recs: Vec<(u64, Record)> = Vec::with_capacity(batch);
         while let Some(r) = rows.next() {
             pos += 1;
             acc.rows += 1;
             map.note(pos, rows.file(), rows.last_row());
+            let broken = r.as_ref().err().map(|e| (e.row, e.message.as_str()));
+            tally.row(rows.file(), broken);
             match r {
                 Ok(rec) => recs.push((pos, rec)),
                 Err(mut e) => {
@@ -1200,6 +1247,15 @@ pub fn audit(
             .first()
             .map(|e| format!("{}: {}", map.label(e.row), e.message));
         return Err(no_readable_rows(acc.rows, first));
+    }
+    // A file of a dataset that nobody could read is not a finding among others: the dataset
+    // is not what its files say.
+    tally.close();
+    if !tally.unreadable.is_empty() {
+        return Err(AuditError::NoReadableRows(format!(
+            "no readable row in {}; is each file the format its name says?",
+            tally.unreadable.join(", ")
+        )));
     }
     let mut report = finish(
         acc,

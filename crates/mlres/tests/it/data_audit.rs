@@ -368,3 +368,30 @@ fn a_directory_audit_names_each_row_by_file_and_line() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_directory_with_one_unreadable_file_fails_naming_it() {
+    let env = Env::new();
+    let d = env.path().join("mixed");
+    std::fs::create_dir_all(&d).unwrap();
+    let good: String = clean(20).iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(d.join("train.jsonl"), good).unwrap();
+    let mut bytes = Vec::new();
+    for i in 0..50u8 {
+        bytes.extend_from_slice(&[0xff, 0xfe, i + 32, 0, b'\n']);
+    }
+    std::fs::write(d.join("validation.jsonl"), bytes).unwrap();
+    let o = env.run(&["data", "audit", d.to_str().unwrap(), "--fail-on", "never"]);
+    assert_eq!(code(&o), 1, "{}{}", out(&o), stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(
+            "no readable row in validation.jsonl (all 50 rows broken; first, line 1: not UTF-8"
+        ),
+        "{e}"
+    );
+    // An empty file among readable ones is not an error.
+    std::fs::write(d.join("validation.jsonl"), "").unwrap();
+    let o = env.run(&["data", "audit", d.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}{}", out(&o), stderr(&o));
+}
