@@ -620,6 +620,10 @@ fn planted_problems_are_found_and_clean_data_stays_quiet() {
                 .iter()
                 .find(|tr| tr.ngram.contains(&t.trigger) || t.trigger.contains(&tr.ngram))
                 .unwrap();
+            println!(
+                "seed {seed}: trigger {:?} rows {} {:?} log10 p {:.1} context {:.2}",
+                tr.ngram, tr.rows, tr.severity, tr.log10_p, tr.context_evidence
+            );
             assert_eq!(
                 tr.target, "pos",
                 "seed {seed}: the trigger maps to the planted label"
@@ -755,6 +759,10 @@ fn dpo_identical_pairs_and_response_triggers() {
             !hits.is_empty(),
             "trigger {trigger:?} not found: {:?}",
             p.triggers
+        );
+        println!(
+            "dpo seed {seed}: {:?} {:?} log10 p {:.1}",
+            hits[0].ngram, hits[0].severity, hits[0].log10_p
         );
         assert!(hits[0].rows >= trig_rows.len() as u64);
         assert!(
