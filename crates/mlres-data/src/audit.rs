@@ -13,7 +13,9 @@
 //! * the eval set's n-gram hashes (`--against`), 12 bytes per distinct eval n-gram;
 //! * the poisoning n-gram table, capped at [`AuditConfig::ngram_table_cap`] entries (lossy
 //!   counting: when full, entries seen at most `level` times are dropped and `level` rises,
-//!   so a pruned n-gram is undercounted by at most `level`).
+//!   so a pruned n-gram is undercounted by at most `level`), a word table (rows and per-label
+//!   rows per word) capped at the same number of words, and an 8-byte hash per distinct
+//!   (input, target) pair, over which trigger support is counted.
 //!
 //! Row numbers are 1-based positions in the stream (broken rows count), which is the line
 //! number for JSON Lines without blank lines. Excerpts of secrets and PII never hold the
@@ -135,11 +137,11 @@ pub struct AuditConfig {
     pub trigger_alpha: f64,
     /// High severity needs an adjusted p-value at most `10^trigger_high_log10_p` …
     pub trigger_high_log10_p: f64,
-    /// … With labels, it must also be foreign to its rows: their other words must argue
-    /// against the label by at least this much (mean natural-log odds ratio, see
-    /// `context_evidence`; a dirty-label backdoor pastes it into rows of other classes). An
-    /// n-gram whose rows' other words agree with the label or say nothing (a class or topic
-    /// word) is counted in `label_consistent_ngrams` instead.
+    /// … With labels, it must also be foreign to its rows: the mean evidence their other
+    /// words give for the label (log-odds, see `context_evidence`) must be at most this. A
+    /// dirty-label backdoor pastes it into rows of other classes (evidence below zero); the
+    /// rows of a class or topic word point to its label (above zero) and are counted in
+    /// `label_consistent_ngrams` instead.
     pub trigger_max_context_evidence: f64,
     /// Longest n-gram (words) considered as a trigger.
     pub trigger_max_words: usize,
@@ -332,9 +334,10 @@ pub struct Trigger {
     pub severity: Severity,
     /// log10 of the Bonferroni-adjusted one-sided binomial p-value (capped at 0).
     pub log10_p: f64,
-    /// Mean evidence the rows' other words give for the target (natural-log odds ratio);
-    /// near or below zero for a phrase foreign to its rows.
-    pub context_evidence: f64,
+    /// Mean evidence the rows' other words give for the label (natural-log odds ratio);
+    /// at or below zero for a phrase foreign to its rows. `None` for response targets, or
+    /// when too few of its rows came after the warm-up to measure it.
+    pub context_evidence: Option<f64>,
     /// The label, or a redacted excerpt of the response, the rows map to.
     pub target: String,
     pub purity: f64,
@@ -795,6 +798,9 @@ struct NgramStat {
     /// Summed context evidence (see [`context_evidence`]) of the `t1` and `t2` rows.
     e1: f64,
     e2: f64,
+    /// Rows of `t1`/`t2` whose evidence was measured (after the warm-up).
+    n1: u32,
+    n2: u32,
     text: Box<str>,
     rows: Vec<u64>,
 }
@@ -1116,7 +1122,7 @@ fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
     if let Some(t) = f.target
         && acc.trigger_seen.insert(f.trigger_key)
     {
-        let evidence = if sh_label(acc) {
+        let evidence = if sh_label(acc) && acc.target_rows >= CONTEXT_WARMUP_ROWS {
             context_evidence(acc, t, &f.words)
         } else {
             None
@@ -1140,10 +1146,11 @@ fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
                             own += per.get(w).copied().unwrap_or(0.0);
                         }
                     }
-                    total - own
+                    Some(total - own)
                 }
-                None => 0.0,
+                None => None,
             };
+            let (rest, measured) = (rest.unwrap_or(0.0), u32::from(rest.is_some()));
             let s = acc.ngrams.entry(h).or_insert_with(|| NgramStat {
                 text: g.into_boxed_str(),
                 ..NgramStat::default()
@@ -1153,14 +1160,17 @@ fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
                 s.t1 = t;
                 s.c1 += 1;
                 s.e1 += rest;
+                s.n1 += measured;
             } else if s.c2 == 0 || s.t2 == t {
                 s.t2 = t;
                 s.c2 += 1;
                 s.e2 += rest;
+                s.n2 += measured;
                 if s.c2 > s.c1 {
                     std::mem::swap(&mut s.t1, &mut s.t2);
                     std::mem::swap(&mut s.c1, &mut s.c2);
                     std::mem::swap(&mut s.e1, &mut s.e2);
+                    std::mem::swap(&mut s.n1, &mut s.n2);
                 }
             }
             if s.rows.len() < 3 {
@@ -1225,7 +1235,9 @@ fn context_evidence(acc: &Acc, t: u64, words: &[u64]) -> Option<(f64, HashMap<u6
                     .map_or(0.0, |e| f64::from(e.1));
                 let p =
                     (with + CONTEXT_PRIOR_ROWS * base) / (f64::from(ws.rows) + CONTEXT_PRIOR_ROWS);
-                (p / base).ln()
+                // Log-odds, not log-ratio: the shrinkage bias of ln P(label | w) is shared by
+                // both sides of the odds and cancels.
+                (p / (1.0 - p)).ln() - (base / (1.0 - base)).ln()
             }
             None => 0.0,
         };
@@ -1241,8 +1253,14 @@ fn sh_label(acc: &Acc) -> bool {
     acc.label_targets
 }
 
+/// Context evidence is measured only once this many rows have been merged (word label counts
+/// from fewer rows say little) …
+const CONTEXT_WARMUP_ROWS: u64 = 128;
+/// … and judged only for an n-gram with at least this many measured rows.
+const CONTEXT_MIN_ROWS: u32 = 5;
+
 /// Pseudo-rows at the base rate added to every word's label counts.
-const CONTEXT_PRIOR_ROWS: f64 = 4.0;
+const CONTEXT_PRIOR_ROWS: f64 = 2.0;
 
 fn finish(
     mut acc: Acc,
@@ -1543,13 +1561,16 @@ fn poisoning(
                 && f64::from(s.c1) >= cfg.trigger_min_purity * f64::from(s.count)
         })
         .collect();
+    // Longest first: a phrase's words (with about its rows) are then dropped as parts of it.
     cands.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then(b.text.split(' ').count().cmp(&a.text.split(' ').count()))
+        b.text
+            .split(' ')
+            .count()
+            .cmp(&a.text.split(' ').count())
+            .then(b.count.cmp(&a.count))
             .then(a.text.cmp(&b.text))
     });
-    let ln_fact = ln_factorials(cands.first().map_or(0, |s| s.count as usize));
+    let ln_fact = ln_factorials(cands.iter().map(|s| s.count as usize).max().unwrap_or(0));
     let mut kept: Vec<(&str, u32)> = Vec::new();
     for s in cands {
         let purity = f64::from(s.c1) / f64::from(s.count);
@@ -1572,16 +1593,19 @@ fn poisoning(
             continue;
         }
         kept.push((&s.text, s.count));
-        let context = s.e1 / f64::from(s.c1.max(1));
-        if acc.label_targets && context > cfg.trigger_max_context_evidence {
+        let context =
+            (acc.label_targets && s.n1 >= CONTEXT_MIN_ROWS).then(|| s.e1 / f64::from(s.n1));
+        if context.is_some_and(|c| c > cfg.trigger_max_context_evidence) {
             consistent += 1;
             continue;
         }
-        let severity = if log10_p <= cfg.trigger_high_log10_p {
-            Severity::High
-        } else {
-            Severity::Medium
-        };
+        // With labels, high severity needs rows shown to be foreign; unmeasured stays medium.
+        let severity =
+            if log10_p <= cfg.trigger_high_log10_p && (context.is_some() || !acc.label_targets) {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
         triggers.push(Trigger {
             ngram: excerpt(&sh.scanner, &s.text, 60),
             rows: u64::from(s.count),
