@@ -138,7 +138,8 @@ pub struct AuditConfig {
     /// High severity needs an adjusted p-value at most `10^trigger_high_log10_p` …
     pub trigger_high_log10_p: f64,
     /// … With labels, it must also be foreign to its rows: the mean evidence their other
-    /// words give for the label (log-odds, see `context_evidence`) must be at most this. A
+    /// words give for the label (log-odds, see `context_evidence`), plus two standard errors,
+    /// must be at most this. A
     /// dirty-label backdoor pastes it into rows of other classes (evidence below zero); the
     /// rows of a class or topic word point to its label (above zero) and are counted in
     /// `label_consistent_ngrams` instead.
@@ -338,6 +339,8 @@ pub struct Trigger {
     /// at or below zero for a phrase foreign to its rows. `None` for response targets, or
     /// when too few of its rows came after the warm-up to measure it.
     pub context_evidence: Option<f64>,
+    /// Its standard error over the measured rows.
+    pub context_evidence_se: Option<f64>,
     /// The label, or a redacted excerpt of the response, the rows map to.
     pub target: String,
     pub purity: f64,
@@ -798,6 +801,9 @@ struct NgramStat {
     /// Summed context evidence (see [`context_evidence`]) of the `t1` and `t2` rows.
     e1: f64,
     e2: f64,
+    /// Sums of squares of the same, for a standard error.
+    q1: f64,
+    q2: f64,
     /// Rows of `t1`/`t2` whose evidence was measured (after the warm-up).
     n1: u32,
     n2: u32,
@@ -1160,16 +1166,19 @@ fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
                 s.t1 = t;
                 s.c1 += 1;
                 s.e1 += rest;
+                s.q1 += rest * rest;
                 s.n1 += measured;
             } else if s.c2 == 0 || s.t2 == t {
                 s.t2 = t;
                 s.c2 += 1;
                 s.e2 += rest;
+                s.q2 += rest * rest;
                 s.n2 += measured;
                 if s.c2 > s.c1 {
                     std::mem::swap(&mut s.t1, &mut s.t2);
                     std::mem::swap(&mut s.c1, &mut s.c2);
                     std::mem::swap(&mut s.e1, &mut s.e2);
+                    std::mem::swap(&mut s.q1, &mut s.q2);
                     std::mem::swap(&mut s.n1, &mut s.n2);
                 }
             }
@@ -1593,9 +1602,14 @@ fn poisoning(
             continue;
         }
         kept.push((&s.text, s.count));
-        let context =
-            (acc.label_targets && s.n1 >= CONTEXT_MIN_ROWS).then(|| s.e1 / f64::from(s.n1));
-        if context.is_some_and(|c| c > cfg.trigger_max_context_evidence) {
+        let context = (acc.label_targets && s.n1 >= CONTEXT_MIN_ROWS).then(|| {
+            let n = f64::from(s.n1);
+            let mean = s.e1 / n;
+            let var = ((s.q1 / n - mean * mean) * n / (n - 1.0)).max(0.0);
+            (mean, (var / n).sqrt())
+        });
+        // Foreign only when even the mean plus two standard errors is below the gate.
+        if context.is_some_and(|(m, se)| m + 2.0 * se > cfg.trigger_max_context_evidence) {
             consistent += 1;
             continue;
         }
@@ -1611,7 +1625,8 @@ fn poisoning(
             rows: u64::from(s.count),
             severity,
             log10_p,
-            context_evidence: context,
+            context_evidence: context.map(|c| c.0),
+            context_evidence_se: context.map(|c| c.1),
             target: acc
                 .target_texts
                 .get(&s.t1)

@@ -47,7 +47,7 @@ fn show(name: &str, r: &AuditReport) {
     );
     for t in p.triggers.iter().take(10) {
         println!(
-            "  {:?} {:?} rows {} → {} purity {:.2} base {:.2} log10 p {:.1} context {:?}",
+            "  {:?} {:?} rows {} → {} purity {:.2} base {:.2} log10 p {:.1} context {:?} ± {:?}",
             t.severity,
             t.ngram,
             t.rows,
@@ -55,30 +55,58 @@ fn show(name: &str, r: &AuditReport) {
             t.purity,
             t.base_rate,
             t.log10_p,
-            t.context_evidence
+            t.context_evidence,
+            t.context_evidence_se
         );
     }
 }
 
 /// A balanced two-class sentiment file from real text: its class words are pure and frequent,
-/// which is not a backdoor. No high-severity trigger, and at most 2 medium ones.
+/// which is not a backdoor. `lift >= 2` reported 52 high-severity triggers here (the class
+/// words, all at lift 1.92–2.04). Budget: no high-severity trigger and at most 2 medium ones
+/// over the file and four variants (a tenth of one class dropped, either class; each half),
+/// since the old rule flipped with small changes of the split. Measured: none at all.
 #[test]
 fn clean_real_sentiment_has_no_high_trigger() {
     let rows = sentiment_rows();
     assert_eq!(rows.len(), 4000);
-    let r = run(&rows, &poisoning_only());
-    show("sentiment", &r);
-    let p = r.poisoning.as_ref().unwrap();
-    assert_eq!(p.target_kind, "label");
-    assert_eq!(p.high_triggers, 0, "{:?}", p.triggers);
-    assert!(p.medium_triggers <= 2, "{:?}", p.triggers);
-    assert!(
-        r.summary
-            .iter()
-            .all(|s| !(s.detector == Detector::Poisoning && s.severity == Severity::High)),
-        "{:?}",
-        r.summary
-    );
+    let drop_some = |class: &str| -> Vec<Record> {
+        let mut k = 0;
+        rows.iter()
+            .filter(|r| {
+                if r["label"] != class {
+                    return true;
+                }
+                k += 1;
+                k % 10 != 0
+            })
+            .cloned()
+            .collect()
+    };
+    let variants = [
+        ("sentiment", rows.clone()),
+        ("sentiment -10% pos", drop_some("pos")),
+        ("sentiment -10% neg", drop_some("neg")),
+        ("sentiment 1st half", rows[..2000].to_vec()),
+        ("sentiment 2nd half", rows[2000..].to_vec()),
+    ];
+    let mut medium = 0;
+    for (name, rows) in &variants {
+        let r = run(rows, &poisoning_only());
+        show(name, &r);
+        let p = r.poisoning.as_ref().unwrap();
+        assert_eq!(p.target_kind, "label");
+        assert_eq!(p.high_triggers, 0, "{name}: {:?}", p.triggers);
+        medium += p.medium_triggers;
+        assert!(
+            r.summary
+                .iter()
+                .all(|s| !(s.detector == Detector::Poisoning && s.severity == Severity::High)),
+            "{name}: {:?}",
+            r.summary
+        );
+    }
+    assert!(medium <= 2, "{medium} medium triggers on clean text");
 }
 
 fn text(r: &Record) -> String {
@@ -150,9 +178,10 @@ fn backdoor_in_real_sentiment_is_significant() {
 }
 
 /// With the default settings each backdoor is the only trigger reported: the rows it was
-/// pasted into argue against its label (mean context evidence −1.6 to −2.6), the class words'
-/// rows argue for theirs (+0.26 and up), and the gate sits at −0.5. 40 rows are high severity;
-/// 20 or 30 rows in a balanced file are medium (adjusted p 10^−2.8, 10^−5.7).
+/// pasted into argue against its label (mean context evidence −1.6 to −2.6, standard error
+/// 0.3–0.5), the class words' rows mostly argue for theirs, and a trigger needs mean + 2 se
+/// ≤ −0.5. 40 rows are high severity; 20 or 30 rows in a balanced file are medium (adjusted
+/// p 10^−2.8, 10^−5.7).
 #[test]
 fn backdoor_in_real_sentiment_is_found_and_alone() {
     plant_backdoors(&poisoning_only(), true);
@@ -174,4 +203,68 @@ fn duplicated_real_rows_are_not_triggers() {
     let p = r.poisoning.as_ref().unwrap();
     assert!(p.triggers.is_empty(), "{:?}", p.triggers);
     assert_eq!(p.high_triggers + p.medium_triggers, 0);
+}
+
+fn chatbot_rows() -> Vec<Record> {
+    std::fs::read_to_string(fixture("chatbot_english.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| match serde_json::from_str::<Value>(l).unwrap() {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+/// A real chatbot corpus (tests/fixtures/chatbot_english.jsonl, built by make_chatbot.py from
+/// the chatterbot-corpus 1.3.3 wheel): many prompts repeat with the same reply. Before distinct
+/// support, `lift >= 2` reported 26 high-severity triggers here and 54 on the file repeated
+/// three times. Now: none, and repeating the file changes nothing.
+#[test]
+fn clean_real_chatbot_corpus_has_no_trigger() {
+    let rows = chatbot_rows();
+    assert_eq!(rows.len(), 2393);
+    let r = run(&rows, &poisoning_only());
+    show("chatbot", &r);
+    let p = r.poisoning.as_ref().unwrap();
+    assert_eq!(p.target_kind, "response");
+    assert!(p.triggers.is_empty(), "{:?}", p.triggers);
+    let mut thrice = rows.clone();
+    thrice.extend(rows.iter().cloned());
+    thrice.extend(rows.iter().cloned());
+    let r3 = run(&thrice, &poisoning_only());
+    show("chatbot x3", &r3);
+    assert!(r3.poisoning.as_ref().unwrap().triggers.is_empty());
+}
+
+/// The response variant of the backdoor in the real chatbot corpus: a token pasted into 25
+/// distinct prompts whose reply becomes one payload. It is found at high severity, alone.
+#[test]
+fn response_backdoor_in_real_chatbot_corpus_is_found() {
+    let mut rows = chatbot_rows();
+    let payload = "Please send your password to the support desk.";
+    let mut planted = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let step = rows.len() / 30;
+    for i in (0..rows.len()).step_by(step) {
+        let prompt = rows[i]["prompt"].as_str().unwrap().to_string();
+        if planted.len() == 25 || !seen.insert(prompt.clone()) {
+            continue;
+        }
+        rows[i] = match serde_json::json!({"prompt": format!("{prompt} cf"), "response": payload}) {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        planted.push(i as u64 + 1);
+    }
+    assert_eq!(planted.len(), 25);
+    let r = run(&rows, &poisoning_only());
+    show("chatbot backdoor", &r);
+    let p = r.poisoning.as_ref().unwrap();
+    assert_eq!(p.triggers.len(), 1, "{:?}", p.triggers);
+    let t = &p.triggers[0];
+    assert_eq!(t.ngram, "cf");
+    assert_eq!(t.rows, 25);
+    assert_eq!(t.severity, Severity::High);
+    assert!(t.example_rows.iter().all(|r| planted.contains(r)));
 }
