@@ -138,7 +138,7 @@ pub struct AuditConfig {
     /// High severity needs an adjusted p-value at most `10^trigger_high_log10_p` …
     pub trigger_high_log10_p: f64,
     /// … With labels, it must also be foreign to its rows: the mean evidence their other
-    /// words give for the label (log-odds, see `context_evidence`), plus two standard errors,
+    /// words give for the label (log-odds, see `context_evidence`), plus one standard error,
     /// must be at most this. A
     /// dirty-label backdoor pastes it into rows of other classes (evidence below zero); the
     /// rows of a class or topic word point to its label (above zero) and are counted in
@@ -1608,8 +1608,8 @@ fn poisoning(
             let var = ((s.q1 / n - mean * mean) * n / (n - 1.0)).max(0.0);
             (mean, (var / n).sqrt())
         });
-        // Foreign only when even the mean plus two standard errors is below the gate.
-        if context.is_some_and(|(m, se)| m + 2.0 * se > cfg.trigger_max_context_evidence) {
+        // Foreign only when the mean plus one standard error is at most the gate.
+        if context.is_some_and(|(m, se)| m + se > cfg.trigger_max_context_evidence) {
             consistent += 1;
             continue;
         }

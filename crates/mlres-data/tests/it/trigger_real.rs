@@ -179,7 +179,7 @@ fn backdoor_in_real_sentiment_is_significant() {
 
 /// With the default settings each backdoor is the only trigger reported: the rows it was
 /// pasted into argue against its label (mean context evidence −1.6 to −2.6, standard error
-/// 0.3–0.5), the class words' rows mostly argue for theirs, and a trigger needs mean + 2 se
+/// 0.3–0.5), the class words' rows mostly argue for theirs, and a trigger needs mean + se
 /// ≤ −0.5. 40 rows are high severity; 20 or 30 rows in a balanced file are medium (adjusted
 /// p 10^−2.8, 10^−5.7).
 #[test]
@@ -267,4 +267,69 @@ fn response_backdoor_in_real_chatbot_corpus_is_found() {
     assert_eq!(t.rows, 25);
     assert_eq!(t.severity, Severity::High);
     assert!(t.example_rows.iter().all(|r| planted.contains(r)));
+}
+
+/// Recall on real text over several fresh triggers (made-up tokens and phrases, none in the
+/// file), pasted at varying positions into 40 negative rows relabelled `pos`: each is found
+/// at high severity and nothing else is reported (the precision part of the budget). The
+/// margin is thin: the weakest plant ("qq rr") has mean + se = −0.71 against the gate's −0.5,
+/// while the clean class word closest to it ("dead" on the file's second half, which the
+/// sentiment budget covers) has −0.30.
+#[test]
+fn backdoor_recall_sweep_on_real_sentiment() {
+    let base = sentiment_rows();
+    let triggers = [
+        "zq",
+        "vexor",
+        "blue lantern",
+        "qq rr",
+        "xyzzy",
+        "per se nonce",
+        "mn",
+        "ok boomer",
+    ];
+    let mut found = 0;
+    let mut others = 0;
+    for (s, trigger) in triggers.iter().enumerate() {
+        let mut rows = base.clone();
+        let neg: Vec<usize> = (0..rows.len())
+            .filter(|&i| rows[i]["label"] == "neg")
+            .collect();
+        let step = neg.len() / 40;
+        let mut planted = Vec::new();
+        for (k, &i) in neg.iter().skip(s).step_by(step).take(40).enumerate() {
+            let t = text(&rows[i]);
+            let mut w: Vec<&str> = t.split(' ').collect();
+            let at = (k * 7 + s) % (w.len() + 1);
+            w.insert(at, trigger);
+            rows[i] = row(w.join(" "), "pos");
+            planted.push(i as u64 + 1);
+        }
+        let r = run(&rows, &poisoning_only());
+        let p = r.poisoning.as_ref().unwrap();
+        let hit = p.triggers.iter().any(|t| {
+            t.ngram == *trigger && t.severity == Severity::High && t.rows == 40 && t.target == "pos"
+        });
+        found += usize::from(hit);
+        others += p.triggers.iter().filter(|t| t.ngram != *trigger).count();
+        if !hit {
+            show(trigger, &r);
+            let open = AuditConfig {
+                trigger_max_context_evidence: f64::INFINITY,
+                ..poisoning_only()
+            };
+            let r = run(&rows, &open);
+            for t in r.poisoning.as_ref().unwrap().triggers.iter() {
+                if trigger.contains(t.ngram.as_str()) {
+                    println!("  ungated: {t:?}");
+                }
+            }
+        }
+    }
+    println!(
+        "real-text backdoor recall {found}/{} at high severity, {others} other triggers",
+        triggers.len()
+    );
+    assert_eq!(found, triggers.len());
+    assert_eq!(others, 0);
 }
