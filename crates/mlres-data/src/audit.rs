@@ -139,10 +139,9 @@ pub struct AuditConfig {
     pub trigger_high_log10_p: f64,
     /// … With labels, it must also be foreign to its rows: the mean evidence their other
     /// words give for the label (log-odds, see `context_evidence`), plus one standard error,
-    /// must be at most this. A
-    /// dirty-label backdoor pastes it into rows of other classes (evidence below zero); the
-    /// rows of a class or topic word point to its label (above zero) and are counted in
-    /// `label_consistent_ngrams` instead.
+    /// must be at most this. A dirty-label backdoor pastes it into rows of other classes
+    /// (evidence below zero); the rows of a class or topic word point to its label (above
+    /// zero) and are counted in `label_consistent_ngrams` instead.
     pub trigger_max_context_evidence: f64,
     /// Longest n-gram (words) considered as a trigger.
     pub trigger_max_words: usize,
@@ -595,7 +594,7 @@ struct Feat {
     excerpt: String,
     /// Trigger candidates: (hash, text, first word position, words).
     ngrams: Vec<(u64, String, u32, u32)>,
-    /// Unigram hashes of the input, by position (trigger context evidence).
+    /// Unigram hashes of the input, by position (trigger context evidence; label targets).
     words: Vec<u64>,
     /// Hash of the normalised input and target: trigger support counts distinct pairs.
     trigger_key: u64,
@@ -770,10 +769,12 @@ fn features(sh: &Shared, row: u64, rec: &Record) -> Feat {
             let input = normalise(&view.input);
             f.trigger_key = minhash::hash_bytes(input.as_bytes(), 17) ^ t.rotate_left(29);
             let words: Vec<&str> = input.split(' ').filter(|w| !w.is_empty()).collect();
-            f.words = words
-                .iter()
-                .map(|w| minhash::hash_bytes(w.as_bytes(), 14))
-                .collect();
+            if sh.target_kind == TargetKind::Label {
+                f.words = words
+                    .iter()
+                    .map(|w| minhash::hash_bytes(w.as_bytes(), 14))
+                    .collect();
+            }
             let mut seen = std::collections::HashSet::new();
             for n in 1..=cfg.trigger_max_words.max(1) {
                 for (pos, win) in words.windows(n).enumerate() {
@@ -811,7 +812,7 @@ struct NgramStat {
     rows: Vec<u64>,
 }
 
-/// Per word: rows holding it, and how many of them map to each label (label targets only).
+/// Per word (label targets only): rows holding it, and how many of them map to each label.
 #[derive(Default)]
 struct WordStat {
     rows: u32,
@@ -856,6 +857,7 @@ struct Acc {
     target_rows: u64,
     /// Trigger support is counted over distinct (input, target) pairs.
     trigger_seen: std::collections::HashSet<u64>,
+    /// Targets are labels (a few classes), not responses: per-word label counts are kept.
     label_targets: bool,
     words: HashMap<u64, WordStat>,
 }
@@ -1128,7 +1130,7 @@ fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
     if let Some(t) = f.target
         && acc.trigger_seen.insert(f.trigger_key)
     {
-        let evidence = if sh_label(acc) && acc.target_rows >= CONTEXT_WARMUP_ROWS {
+        let evidence = if acc.label_targets && acc.target_rows >= CONTEXT_WARMUP_ROWS {
             context_evidence(acc, t, &f.words)
         } else {
             None
@@ -1188,7 +1190,6 @@ fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
         }
         if !f.words.is_empty() {
             let cap = cfg.ngram_table_cap.max(1024);
-            let label_mode = sh_label(acc);
             let mut distinct = f.words.clone();
             distinct.sort_unstable();
             distinct.dedup();
@@ -1198,9 +1199,6 @@ fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
                 }
                 let ws = acc.words.entry(w).or_default();
                 ws.rows += 1;
-                if !label_mode {
-                    continue;
-                }
                 match ws.by_target.iter_mut().find(|e| e.0 == t) {
                     Some(e) => e.1 += 1,
                     None => ws.by_target.push((t, 1)),
@@ -1218,8 +1216,9 @@ fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
 }
 
 /// How strongly a row's own words already point to its label, from the rows merged before it:
-/// the sum over its distinct words `w` of `ln(P(label | w) / P(label))` (each `P(label | w)`
-/// shrunk towards the base rate by [`CONTEXT_PRIOR_ROWS`] pseudo-rows). Returned with each
+/// the sum over its distinct words `w` of `logit P(label | w) − logit P(label)` (naive-Bayes
+/// log-odds; each `P(label | w)` shrunk towards the base rate by [`CONTEXT_PRIOR_ROWS`]
+/// pseudo-rows). Returned with each
 /// word's term, so an n-gram's own words can be taken out. A backdoor trigger is foreign to
 /// its rows: without it the row says nothing about (or the opposite of) the label. A class
 /// word ("wretched" in negative reviews) sits among other words of its class.
@@ -1254,12 +1253,6 @@ fn context_evidence(acc: &Acc, t: u64, words: &[u64]) -> Option<(f64, HashMap<u6
         total += e;
     }
     Some((total, per))
-}
-
-/// Whether targets are labels (a few classes) rather than responses. Decided before the
-/// first row is merged; responses are too many for per-word label counts.
-fn sh_label(acc: &Acc) -> bool {
-    acc.label_targets
 }
 
 /// Context evidence is measured only once this many rows have been merged (word label counts
