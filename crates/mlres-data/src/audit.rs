@@ -13,7 +13,9 @@
 //! * the eval set's n-gram hashes (`--against`), 12 bytes per distinct eval n-gram;
 //! * the poisoning n-gram table, capped at [`AuditConfig::ngram_table_cap`] entries (lossy
 //!   counting: when full, entries seen at most `level` times are dropped and `level` rises,
-//!   so a pruned n-gram is undercounted by at most `level`).
+//!   so a pruned n-gram is undercounted by at most `level`), a word table (rows and per-label
+//!   rows per word) capped at the same number of words, and an 8-byte hash per distinct
+//!   (input, target) pair, over which trigger support is counted.
 //!
 //! Row numbers are 1-based positions in the stream (broken rows count, files follow one
 //! another); [`AuditReport::locations`] names every row the report cites as `file:line`.
@@ -134,8 +136,19 @@ pub struct AuditConfig {
     pub trigger_max_fraction: f64,
     /// … with at least this share of its rows mapped to one label/response …
     pub trigger_min_purity: f64,
-    /// … which is at least this many times that target's base rate.
+    /// … which is at least this many times that target's base rate …
     pub trigger_min_lift: f64,
+    /// … and significant: the one-sided binomial tail of its purity against the target's
+    /// base rate, times the number of n-grams tested (Bonferroni), is at most this.
+    pub trigger_alpha: f64,
+    /// High severity needs an adjusted p-value at most `10^trigger_high_log10_p` …
+    pub trigger_high_log10_p: f64,
+    /// … With labels, it must also be foreign to its rows: the mean evidence their other
+    /// words give for the label (log-odds, see `context_evidence`), plus one standard error,
+    /// must be at most this. A dirty-label backdoor pastes it into rows of other classes
+    /// (evidence below zero); the rows of a class or topic word point to its label (above
+    /// zero) and are counted in `label_consistent_ngrams` instead.
+    pub trigger_max_context_evidence: f64,
     /// Longest n-gram (words) considered as a trigger.
     pub trigger_max_words: usize,
     /// Entries of the trigger n-gram table before lossy pruning.
@@ -160,7 +173,10 @@ impl Default for AuditConfig {
             trigger_min_rows: 10,
             trigger_max_fraction: 0.1,
             trigger_min_purity: 0.95,
-            trigger_min_lift: 2.0,
+            trigger_min_lift: 1.0,
+            trigger_alpha: 0.01,
+            trigger_high_log10_p: -6.0,
+            trigger_max_context_evidence: -0.5,
             trigger_max_words: 3,
             ngram_table_cap: 400_000,
             length_mad_k: 6.0,
@@ -529,7 +545,18 @@ pub struct InjectionReport {
 pub struct Trigger {
     /// The n-gram (normalised words, secrets redacted).
     pub ngram: String,
+    /// Distinct (input, target) rows holding it: repeated rows count once.
     pub rows: u64,
+    /// High when the evidence is overwhelming, medium when only significant.
+    pub severity: Severity,
+    /// log10 of the Bonferroni-adjusted one-sided binomial p-value (capped at 0).
+    pub log10_p: f64,
+    /// Mean evidence the rows' other words give for the label (natural-log odds ratio);
+    /// at or below zero for a phrase foreign to its rows. `None` for response targets, or
+    /// when too few of its rows came after the warm-up to measure it.
+    pub context_evidence: Option<f64>,
+    /// Its standard error over the measured rows.
+    pub context_evidence_se: Option<f64>,
     /// The label, or a redacted excerpt of the response, the rows map to.
     pub target: String,
     pub purity: f64,
@@ -555,7 +582,14 @@ pub struct LengthOutlier {
 pub struct PoisoningReport {
     /// What the trigger search mapped rows to: `label`, `response` or `none`.
     pub target_kind: &'static str,
+    /// Triggers found (all counted; examples up to `max_examples`), strongest first.
     pub triggers: Vec<Trigger>,
+    pub high_triggers: u64,
+    pub medium_triggers: u64,
+    /// N-grams that passed the significance test but are not foreign to their rows (their
+    /// other words do not argue against the label): class or topic words, or a clean-label
+    /// trigger, which this statistic cannot tell apart. Not reported as triggers.
+    pub label_consistent_ngrams: u64,
     pub identical_chosen_rejected: u64,
     pub identical_chosen_rejected_rows: Vec<u64>,
     pub label_flip_groups: u64,
@@ -775,7 +809,12 @@ struct Feat {
     target: Option<u64>,
     target_text: Option<String>,
     excerpt: String,
-    ngrams: Vec<(u64, String)>,
+    /// Trigger candidates: (hash, text, first word position, words).
+    ngrams: Vec<(u64, String, u32, u32)>,
+    /// Unigram hashes of the input, by position (trigger context evidence; label targets).
+    words: Vec<u64>,
+    /// Hash of the normalised input and target: trigger support counts distinct pairs.
+    trigger_key: u64,
     contamination: Option<(u32, &'static str, f64)>,
     pii: Vec<SensitiveHit>,
     secrets: Vec<SensitiveHit>,
@@ -956,6 +995,8 @@ fn features(sh: &Shared, row: u64, rec: &Record) -> Feat {
         target_text: None,
         excerpt: excerpt(&sh.scanner, &text, 72),
         ngrams: Vec::new(),
+        words: Vec::new(),
+        trigger_key: 0,
         contamination: None,
         pii: Vec::new(),
         secrets: Vec::new(),
@@ -1016,17 +1057,25 @@ fn features(sh: &Shared, row: u64, rec: &Record) -> Feat {
             _ => None,
         };
         if let Some((key, shown)) = target {
-            f.target = Some(minhash::hash_bytes(key.as_bytes(), 11));
+            let t = minhash::hash_bytes(key.as_bytes(), 11);
+            f.target = Some(t);
             f.target_text = Some(shown);
             let input = normalise(&view.input);
+            f.trigger_key = minhash::hash_bytes(input.as_bytes(), 17) ^ t.rotate_left(29);
             let words: Vec<&str> = input.split(' ').filter(|w| !w.is_empty()).collect();
+            if sh.target_kind == TargetKind::Label {
+                f.words = words
+                    .iter()
+                    .map(|w| minhash::hash_bytes(w.as_bytes(), 14))
+                    .collect();
+            }
             let mut seen = std::collections::HashSet::new();
             for n in 1..=cfg.trigger_max_words.max(1) {
-                for win in words.windows(n) {
+                for (pos, win) in words.windows(n).enumerate() {
                     let g = win.join(" ");
                     let h = minhash::hash_bytes(g.as_bytes(), 13 + n as u64);
                     if seen.insert(h) {
-                        f.ngrams.push((h, g));
+                        f.ngrams.push((h, g, pos as u32, n as u32));
                     }
                 }
             }
@@ -1044,8 +1093,24 @@ struct NgramStat {
     c1: u32,
     t2: u64,
     c2: u32,
+    /// Summed context evidence (see [`context_evidence`]) of the `t1` and `t2` rows.
+    e1: f64,
+    e2: f64,
+    /// Sums of squares of the same, for a standard error.
+    q1: f64,
+    q2: f64,
+    /// Rows of `t1`/`t2` whose evidence was measured (after the warm-up).
+    n1: u32,
+    n2: u32,
     text: Box<str>,
     rows: Vec<u64>,
+}
+
+/// Per word (label targets only): rows holding it, and how many of them map to each label.
+#[derive(Default)]
+struct WordStat {
+    rows: u32,
+    by_target: Vec<(u64, u32)>,
 }
 
 struct Acc {
@@ -1084,6 +1149,11 @@ struct Acc {
     target_counts: HashMap<u64, u64>,
     target_texts: HashMap<u64, String>,
     target_rows: u64,
+    /// Trigger support is counted over distinct (input, target) pairs.
+    trigger_seen: std::collections::HashSet<u64>,
+    /// Targets are labels (a few classes), not responses: per-word label counts are kept.
+    label_targets: bool,
+    words: HashMap<u64, WordStat>,
 }
 
 /// Audits `rows` (optionally against `eval`), calling `progress` with the rows processed.
@@ -1187,6 +1257,9 @@ pub fn audit(
         target_counts: HashMap::new(),
         target_texts: HashMap::new(),
         target_rows: 0,
+        trigger_seen: std::collections::HashSet::new(),
+        label_targets: false,
+        words: HashMap::new(),
     };
     let batch = cfg.batch_rows.max(1);
     let mut pos = 0u64;
@@ -1233,6 +1306,7 @@ pub fn audit(
                 TargetKind::Response
             };
         }
+        acc.label_targets = shared.target_kind == TargetKind::Label;
         let feats = compute(&shared, &recs, threads);
         drop(recs);
         for f in feats {
@@ -1384,7 +1458,14 @@ fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
             acc.identical_rows.push(f.row);
         }
     }
-    if let Some(t) = f.target {
+    if let Some(t) = f.target
+        && acc.trigger_seen.insert(f.trigger_key)
+    {
+        let evidence = if acc.label_targets && acc.target_rows >= CONTEXT_WARMUP_ROWS {
+            context_evidence(acc, t, &f.words)
+        } else {
+            None
+        };
         acc.target_rows += 1;
         let c = acc.target_counts.entry(t).or_default();
         *c += 1;
@@ -1393,7 +1474,22 @@ fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
         {
             acc.target_texts.insert(t, txt);
         }
-        for (h, g) in f.ngrams {
+        for (h, g, pos, n) in f.ngrams {
+            // Evidence for the row's target from the words outside this n-gram.
+            let rest = match &evidence {
+                Some((total, per)) => {
+                    let span = &f.words[pos as usize..(pos + n) as usize];
+                    let mut own = 0.0;
+                    for (k, w) in span.iter().enumerate() {
+                        if !span[..k].contains(w) {
+                            own += per.get(w).copied().unwrap_or(0.0);
+                        }
+                    }
+                    Some(total - own)
+                }
+                None => None,
+            };
+            let (rest, measured) = (rest.unwrap_or(0.0), u32::from(rest.is_some()));
             let s = acc.ngrams.entry(h).or_insert_with(|| NgramStat {
                 text: g.into_boxed_str(),
                 ..NgramStat::default()
@@ -1402,16 +1498,42 @@ fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
             if s.c1 == 0 || s.t1 == t {
                 s.t1 = t;
                 s.c1 += 1;
+                s.e1 += rest;
+                s.q1 += rest * rest;
+                s.n1 += measured;
             } else if s.c2 == 0 || s.t2 == t {
                 s.t2 = t;
                 s.c2 += 1;
+                s.e2 += rest;
+                s.q2 += rest * rest;
+                s.n2 += measured;
                 if s.c2 > s.c1 {
                     std::mem::swap(&mut s.t1, &mut s.t2);
                     std::mem::swap(&mut s.c1, &mut s.c2);
+                    std::mem::swap(&mut s.e1, &mut s.e2);
+                    std::mem::swap(&mut s.q1, &mut s.q2);
+                    std::mem::swap(&mut s.n1, &mut s.n2);
                 }
             }
             if s.rows.len() < 3 {
                 s.rows.push(f.row);
+            }
+        }
+        if !f.words.is_empty() {
+            let cap = cfg.ngram_table_cap.max(1024);
+            let mut distinct = f.words.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            for w in distinct {
+                if acc.words.len() >= cap && !acc.words.contains_key(&w) {
+                    continue;
+                }
+                let ws = acc.words.entry(w).or_default();
+                ws.rows += 1;
+                match ws.by_target.iter_mut().find(|e| e.0 == t) {
+                    Some(e) => e.1 += 1,
+                    None => ws.by_target.push((t, 1)),
+                }
             }
         }
         if acc.ngrams.len() > cfg.ngram_table_cap.max(1024) {
@@ -1423,6 +1545,55 @@ fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
         }
     }
 }
+
+/// How strongly a row's own words already point to its label, from the rows merged before it:
+/// the sum over its distinct words `w` of `logit P(label | w) − logit P(label)` (naive-Bayes
+/// log-odds; each `P(label | w)` shrunk towards the base rate by [`CONTEXT_PRIOR_ROWS`]
+/// pseudo-rows). Returned with each
+/// word's term, so an n-gram's own words can be taken out. A backdoor trigger is foreign to
+/// its rows: without it the row says nothing about (or the opposite of) the label. A class
+/// word ("wretched" in negative reviews) sits among other words of its class.
+fn context_evidence(acc: &Acc, t: u64, words: &[u64]) -> Option<(f64, HashMap<u64, f64>)> {
+    if words.is_empty() {
+        return None;
+    }
+    let base = (acc.target_counts.get(&t).copied().unwrap_or(0) as f64 + 1.0)
+        / (acc.target_rows as f64 + 2.0);
+    let mut per = HashMap::with_capacity(words.len());
+    let mut total = 0.0;
+    for &w in words {
+        if per.contains_key(&w) {
+            continue;
+        }
+        let e = match acc.words.get(&w) {
+            Some(ws) => {
+                let with = ws
+                    .by_target
+                    .iter()
+                    .find(|e| e.0 == t)
+                    .map_or(0.0, |e| f64::from(e.1));
+                let p =
+                    (with + CONTEXT_PRIOR_ROWS * base) / (f64::from(ws.rows) + CONTEXT_PRIOR_ROWS);
+                // Log-odds, not log-ratio: the shrinkage bias of ln P(label | w) is shared by
+                // both sides of the odds and cancels.
+                (p / (1.0 - p)).ln() - (base / (1.0 - base)).ln()
+            }
+            None => 0.0,
+        };
+        per.insert(w, e);
+        total += e;
+    }
+    Some((total, per))
+}
+
+/// Context evidence is measured only once this many rows have been merged (word label counts
+/// from fewer rows say little) …
+const CONTEXT_WARMUP_ROWS: u64 = 128;
+/// … and judged only for an n-gram with at least this many measured rows.
+const CONTEXT_MIN_ROWS: u32 = 5;
+
+/// Pseudo-rows at the base rate added to every word's label counts.
+const CONTEXT_PRIOR_ROWS: f64 = 2.0;
 
 fn finish(
     mut acc: Acc,
@@ -1660,7 +1831,13 @@ fn finish(
             Detector::Poisoning,
             "trigger n-grams",
             Severity::High,
-            p.triggers.len() as u64,
+            p.high_triggers,
+        );
+        line(
+            Detector::Poisoning,
+            "possible trigger n-grams",
+            Severity::Medium,
+            p.medium_triggers,
         );
         line(
             Detector::Poisoning,
@@ -1708,24 +1885,38 @@ fn poisoning(
 ) -> PoisoningReport {
     let max = cfg.max_examples;
     let n = acc.row_no.len();
-    // Trigger n-grams.
+    // Trigger n-grams: rare, nearly pure, significant against the base rate, foreign to
+    // their rows. Counts are over distinct (input, target) rows.
     let mut triggers: Vec<Trigger> = Vec::new();
+    let mut consistent = 0u64;
     let total = acc.target_rows.max(1) as f64;
+    let min_rows = cfg.trigger_min_rows.max(1);
+    let tested = acc
+        .ngrams
+        .values()
+        .filter(|s| u64::from(s.count) >= min_rows)
+        .count()
+        .max(1);
     let mut cands: Vec<&NgramStat> = acc
         .ngrams
         .values()
         .filter(|s| {
-            u64::from(s.count) >= cfg.trigger_min_rows
+            u64::from(s.count) >= min_rows
                 && f64::from(s.count) <= cfg.trigger_max_fraction * total
                 && f64::from(s.c1) >= cfg.trigger_min_purity * f64::from(s.count)
         })
         .collect();
+    // Longest first: a phrase's words (with about its rows) are then dropped as parts of it.
     cands.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then(b.text.split(' ').count().cmp(&a.text.split(' ').count()))
+        b.text
+            .split(' ')
+            .count()
+            .cmp(&a.text.split(' ').count())
+            .then(b.count.cmp(&a.count))
             .then(a.text.cmp(&b.text))
     });
+    let ln_fact = ln_factorials(cands.iter().map(|s| s.count as usize).max().unwrap_or(0));
+    let mut kept: Vec<(&str, u32)> = Vec::new();
     for s in cands {
         let purity = f64::from(s.c1) / f64::from(s.count);
         let base = acc.target_counts.get(&s.t1).copied().unwrap_or(0) as f64 / total;
@@ -1733,17 +1924,45 @@ fn poisoning(
         if lift < cfg.trigger_min_lift {
             continue;
         }
+        let ln_p = binomial_upper_tail_ln(&ln_fact, s.count, s.c1, base);
+        let log10_p = ((ln_p + (tested as f64).ln()) / std::f64::consts::LN_10).min(0.0);
+        if log10_p > cfg.trigger_alpha.log10() {
+            continue;
+        }
         // One trigger phrase yields several n-grams with about the same rows: keep the longest.
-        let dup = triggers.iter().any(|t| {
-            let same_rows = (t.rows as f64 - f64::from(s.count)).abs() <= 0.1 * t.rows as f64;
-            same_rows && (t.ngram.contains(&*s.text) || s.text.contains(t.ngram.as_str()))
+        let dup = kept.iter().any(|&(t, rows)| {
+            let same_rows = (f64::from(rows) - f64::from(s.count)).abs() <= 0.1 * f64::from(rows);
+            same_rows && (t.contains(&*s.text) || s.text.contains(t))
         });
         if dup {
             continue;
         }
+        kept.push((&s.text, s.count));
+        let context = (acc.label_targets && s.n1 >= CONTEXT_MIN_ROWS).then(|| {
+            let n = f64::from(s.n1);
+            let mean = s.e1 / n;
+            let var = ((s.q1 / n - mean * mean) * n / (n - 1.0)).max(0.0);
+            (mean, (var / n).sqrt())
+        });
+        // Foreign only when the mean plus one standard error is at most the gate.
+        if context.is_some_and(|(m, se)| m + se > cfg.trigger_max_context_evidence) {
+            consistent += 1;
+            continue;
+        }
+        // With labels, high severity needs rows shown to be foreign; unmeasured stays medium.
+        let severity =
+            if log10_p <= cfg.trigger_high_log10_p && (context.is_some() || !acc.label_targets) {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
         triggers.push(Trigger {
             ngram: excerpt(&sh.scanner, &s.text, 60),
             rows: u64::from(s.count),
+            severity,
+            log10_p,
+            context_evidence: context.map(|c| c.0),
+            context_evidence_se: context.map(|c| c.1),
             target: acc
                 .target_texts
                 .get(&s.t1)
@@ -1755,6 +1974,17 @@ fn poisoning(
             example_rows: s.rows.clone(),
         });
     }
+    triggers.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.log10_p.total_cmp(&b.log10_p))
+            .then(a.ngram.cmp(&b.ngram))
+    });
+    let high_triggers = triggers
+        .iter()
+        .filter(|t| t.severity == Severity::High)
+        .count() as u64;
+    let medium_triggers = triggers.len() as u64 - high_triggers;
     // Label flips among exact and near duplicates.
     let mut groups: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for i in 0..n as u32 {
@@ -1815,6 +2045,9 @@ fn poisoning(
             TargetKind::Undecided => "none",
         },
         triggers: triggers.into_iter().take(max).collect(),
+        high_triggers,
+        medium_triggers,
+        label_consistent_ngrams: consistent,
         identical_chosen_rejected: acc.identical,
         identical_chosen_rejected_rows: std::mem::take(&mut acc.identical_rows),
         label_flip_groups: flip_groups,
@@ -1823,6 +2056,41 @@ fn poisoning(
         length_outliers: outlier_count,
         length_outlier_rows: outliers,
     }
+}
+
+/// `ln k!` for `k` in `0..=n`.
+fn ln_factorials(n: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(n + 1);
+    let mut acc = 0.0;
+    out.push(0.0);
+    for k in 1..=n {
+        acc += (k as f64).ln();
+        out.push(acc);
+    }
+    out
+}
+
+/// `ln P(X ≥ k)` for `X ~ Binomial(n, p)`, summed in log space; `ln_fact` covers `0..=n`.
+fn binomial_upper_tail_ln(ln_fact: &[f64], n: u32, k: u32, p: f64) -> f64 {
+    if k == 0 || p >= 1.0 {
+        return 0.0;
+    }
+    if p <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    let (lp, lq) = (p.ln(), (-p).ln_1p());
+    let n_us = n as usize;
+    let terms: Vec<f64> = (k..=n)
+        .map(|i| {
+            let i_us = i as usize;
+            ln_fact[n_us] - ln_fact[i_us] - ln_fact[n_us - i_us]
+                + f64::from(i) * lp
+                + f64::from(n - i) * lq
+        })
+        .collect();
+    let m = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = terms.iter().map(|t| (t - m).exp()).sum();
+    (m + sum.ln()).min(0.0)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -621,9 +621,18 @@ fn planted_problems_are_found_and_clean_data_stays_quiet() {
                 .iter()
                 .find(|tr| tr.ngram.contains(&t.trigger) || t.trigger.contains(&tr.ngram))
                 .unwrap();
+            println!(
+                "seed {seed}: trigger {:?} rows {} {:?} log10 p {:.1} context {:?}",
+                tr.ngram, tr.rows, tr.severity, tr.log10_p, tr.context_evidence
+            );
             assert_eq!(
                 tr.target, "pos",
                 "seed {seed}: the trigger maps to the planted label"
+            );
+            assert_eq!(tr.severity, audit::Severity::High, "seed {seed}");
+            assert!(
+                tr.context_evidence.is_some_and(|c| c < -0.5),
+                "seed {seed}: the trigger is foreign to its rows"
             );
             assert!(
                 tr.rows as usize >= t.trigger_rows.len() && tr.purity >= 0.95,
@@ -757,7 +766,12 @@ fn dpo_identical_pairs_and_response_triggers() {
             "trigger {trigger:?} not found: {:?}",
             p.triggers
         );
+        println!(
+            "dpo seed {seed}: {:?} {:?} log10 p {:.1}",
+            hits[0].ngram, hits[0].severity, hits[0].log10_p
+        );
         assert!(hits[0].rows >= trig_rows.len() as u64);
+        assert_eq!(hits[0].severity, audit::Severity::High);
         assert!(
             p.triggers.iter().all(|t| trigger.contains(&t.ngram)
                 || t.ngram.contains(&trigger)

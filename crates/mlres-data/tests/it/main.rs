@@ -4,3 +4,4 @@ mod audit;
 mod inspect;
 mod manifest;
 mod read;
+mod trigger_real;
