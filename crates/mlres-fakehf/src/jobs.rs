@@ -122,6 +122,36 @@ fn label_ok(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
+/// `environment` is `dict[str, Any]` in `huggingface_hub`'s `run_job`, sent as given: other
+/// clients put numbers, booleans and nulls there, and the API reports them back as sent.
+fn scalar_map(
+    v: &serde_json::Value,
+    field: &str,
+) -> Result<BTreeMap<String, serde_json::Value>, String> {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::Array(_) | serde_json::Value::Object(_) => Err(format!(
+                    "{field}.{k} must be a string, number, boolean or null"
+                )),
+                v => Ok((k.clone(), v.clone())),
+            })
+            .collect(),
+        _ => Err(format!("{field} must be an object")),
+    }
+}
+
+/// What a process sees for an `environment` value: a string as it is, a number or boolean as
+/// its JSON text; `null` is not set.
+fn env_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
 fn string_map(v: &serde_json::Value, field: &str) -> Result<BTreeMap<String, String>, String> {
     match v {
         serde_json::Value::Null => Ok(BTreeMap::new()),
@@ -138,7 +168,7 @@ fn string_map(v: &serde_json::Value, field: &str) -> Result<BTreeMap<String, Str
 
 struct Validated {
     command: Vec<String>,
-    environment: BTreeMap<String, String>,
+    environment: BTreeMap<String, serde_json::Value>,
     secrets: BTreeMap<String, String>,
     flavor: String,
     image: String,
@@ -188,8 +218,8 @@ fn validate(state: &State, body: &[u8]) -> Result<Validated, Response> {
         return Err(bad("arguments must be an array of strings".into()));
     }
     let environment = match obj.get("environment") {
-        Some(e) if e.is_object() => string_map(e, "environment").map_err(bad)?,
-        _ => return Err(bad("environment is required (an object of strings)".into())),
+        Some(e) if e.is_object() => scalar_map(e, "environment").map_err(bad)?,
+        _ => return Err(bad("environment is required (an object)".into())),
     };
     let secrets = string_map(
         obj.get("secrets").unwrap_or(&serde_json::Value::Null),
@@ -319,7 +349,11 @@ fn create(req: &Request, state: &Arc<State>, ns: &str) -> Response {
     let body = job_json(&job);
     g.jobs.push(job);
     drop(g);
-    let mut env = v.environment;
+    let mut env: BTreeMap<String, String> = v
+        .environment
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), env_text(v)?)))
+        .collect();
     env.extend(v.secrets);
     let st = state.clone();
     let jid = id.clone();
@@ -708,4 +742,31 @@ pub(crate) fn stream_logs(
     }
     drop(g);
     let _ = http::write_last_chunk(stream);
+}
+
+/// Create a job as another client would (`POST /api/jobs/{ns}` with `token` and this raw
+/// body, through the same validation), e.g. a foreign job whose `environment` holds numbers:
+/// the job's JSON on success, `(status, body)` on refusal.
+pub fn create_job_as(
+    state: &Arc<State>,
+    token: &str,
+    ns: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, (u16, String)> {
+    let req = Request {
+        method: "POST".into(),
+        path: format!("/api/jobs/{ns}"),
+        query: Vec::new(),
+        headers: vec![
+            ("authorization".into(), format!("Bearer {token}")),
+            ("content-type".into(), "application/json".into()),
+        ],
+        body: serde_json::to_vec(body).unwrap_or_default(),
+    };
+    let r = create(&req, state, ns);
+    if r.status == 200 {
+        serde_json::from_slice(&r.body).map_err(|e| (r.status, e.to_string()))
+    } else {
+        Err((r.status, String::from_utf8_lossy(&r.body).into_owned()))
+    }
 }

@@ -28,6 +28,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use http::{Request, Response, percent_decode};
+pub use jobs::create_job_as;
 pub use lfs::{LfsObject, PendingUpload};
 pub use state::{
     Flavor, Injection, Inner, Job, LoggedRequest, Repo, RepoFile, State, TokenConfig, can_read,

@@ -86,8 +86,8 @@ pub struct Job {
     pub initiator: String,
     /// argv.
     pub command: Vec<String>,
-    /// Plain env.
-    pub environment: BTreeMap<String, String>,
+    /// Plain env, values as sent (`dict[str, Any]` in `huggingface_hub`).
+    pub environment: BTreeMap<String, serde_json::Value>,
     /// Secret names only (values go only into the subprocess).
     pub secret_names: Vec<String>,
     /// Flavor.

@@ -249,3 +249,75 @@ fn files_that_cannot_be_shipped_are_refused() {
     assert!(e.contains("one environment variable may hold"), "{e}");
     assert!(mlres_hf::ship_local_files(&[], &argv).is_err());
 }
+
+/// `environment` is `dict[str, Any]` in `huggingface_hub`'s `run_job`: a job another client
+/// started with numbers, booleans and nulls in it must not make the namespace's listing fail.
+#[test]
+fn a_foreign_job_with_non_string_env_values_lists_and_gets() {
+    for page in [2usize, 0] {
+        let f = fake_with(FakeConfig {
+            jobs_page_size: page,
+            ..FakeConfig::default()
+        });
+        let c = client(&f);
+        let ours = c.create_job("alice", &sh("true")).unwrap().id;
+        let foreign = mlres_fakehf::create_job_as(
+            f.state(),
+            crate::CANARY_TOKEN_VALUE,
+            "alice",
+            &serde_json::json!({
+                "command": ["/bin/sh", "-c", "echo \"n=$N f=$F b=$B z=${Z-unset} s=$S\""],
+                "arguments": [],
+                "environment": {"N": 4, "F": 1.5, "B": true, "Z": null, "S": "x"},
+                "flavor": "cpu-basic",
+                "dockerImage": "python:3.12",
+                "labels": {"owner": "someone-else"},
+            }),
+        )
+        .unwrap();
+        let foreign = foreign["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            f.state()
+                .lock()
+                .jobs
+                .iter()
+                .find(|j| j.id == foreign)
+                .unwrap()
+                .environment["N"],
+            serde_json::json!(4),
+            "the fake keeps the value as sent"
+        );
+        let all = c.list_jobs("alice", &ListFilter::default()).unwrap();
+        assert_eq!(
+            all.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+            [ours.as_str(), foreign.as_str()],
+            "page {page}"
+        );
+        let j = all.iter().find(|j| j.id == foreign).unwrap();
+        assert_eq!(j.environment_names, ["B", "F", "N", "S", "Z"]);
+        assert_eq!(j.labels["owner"], "someone-else");
+        let done = wait_terminal(&c, "alice", &foreign);
+        assert_eq!(done.environment_names.len(), 5);
+        let (lines, _) = logs(&c, &foreign);
+        assert_eq!(lines, ["n=4 f=1.5 b=true z=unset s=x"]);
+    }
+}
+
+#[test]
+fn job_info_decoder_is_lenient_about_foreign_values() {
+    let j = JobInfo::from_json(
+        r#"{"id":"j1","status":{"stage":"RUNNING"},"owner":{"name":"alice"},
+            "environment":{"N":4,"B":false,"Z":null,"O":{"x":1},"A":[1]},
+            "labels":{"n":7,"b":true,"z":null,"s":"v"}}"#,
+    )
+    .unwrap();
+    assert_eq!(j.environment_names, ["A", "B", "N", "O", "Z"]);
+    let labels: Vec<(&str, &str)> = j
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(labels, [("b", "true"), ("n", "7"), ("s", "v")]);
+    // Still strict where a wrong shape means a different API: a job without an id.
+    assert!(JobInfo::from_json(r#"{"status":{"stage":"RUNNING"},"owner":{"name":"a"}}"#).is_err());
+}
