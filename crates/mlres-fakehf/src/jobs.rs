@@ -586,7 +586,13 @@ fn list(req: &Request, state: &State, ns: &str) -> Response {
                 .iter()
                 .all(|(k, v)| j.labels.get(*k).map(String::as_str) == Some(*v))
         })
-        .map(job_json)
+        .map(|j| {
+            let mut v = job_json(j);
+            if let (Some(o), Some(fields)) = (v.as_object_mut(), g.job_list_overrides.get(&j.id)) {
+                o.extend(fields.clone());
+            }
+            v
+        })
         .collect();
     let page = g.jobs_page_size;
     drop(g);
