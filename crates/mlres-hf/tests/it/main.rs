@@ -5,6 +5,7 @@ mod hub;
 mod jobs;
 mod sse;
 mod token;
+mod token_parity;
 mod viewer;
 
 use std::time::Duration;
