@@ -3,9 +3,9 @@
 mod errors;
 mod hub;
 mod jobs;
+mod parity;
 mod sse;
 mod token;
-mod token_parity;
 mod viewer;
 
 use std::time::Duration;

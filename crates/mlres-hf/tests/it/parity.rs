@@ -1,4 +1,6 @@
-//! Token and endpoint resolution against the real `huggingface_hub` 2.4.0: each case runs
+//! mlres against the real `huggingface_hub` 2.4.0 (from PyPI).
+//!
+//! Token and endpoint resolution: each case runs
 //! `get_token()`, `get_token_to_send(None)` and `constants.ENDPOINT` in a fresh Python process
 //! with exactly the case's environment, and mlres' [`get_token`], [`resolve_token`] and
 //! [`Endpoint::from_env`] on the same environment and the same files. The venv is made once,
@@ -9,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mlres_hf::{Endpoint, get_token, resolve_token};
+use mlres_hf::{Endpoint, RepoId, RepoType, get_token, resolve_token};
 
 const VERSION: &str = "2.4.0";
 
@@ -256,4 +258,68 @@ fn get_token_matches_huggingface_hub_on_every_combination() {
         started.elapsed().as_secs_f64()
     );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// `create_repo` sends the body `HfApi.create_repo` sends: both create a repo on the fake and
+/// the logged bodies are compared (a private model with the default repo type, a public
+/// dataset, a private Space).
+#[test]
+fn create_repo_sends_what_huggingface_hub_sends() {
+    let python = hub_venv().unwrap_or_else(|e| panic!("huggingface_hub venv: {e}"));
+    let f = crate::fake();
+    let c = crate::client(&f);
+    let t = crate::tmp();
+    let cases = [
+        ("alice", RepoType::Model, true, "None"),
+        ("alice", RepoType::Dataset, false, "'dataset'"),
+        ("alice", RepoType::Space, true, "'space'"),
+    ];
+    for (i, (ns, kind, private, py_kind)) in cases.iter().enumerate() {
+        let ours = RepoId::parse(&format!("{ns}/ours{i}"), *kind).unwrap();
+        let r = c.create_repo(&ours, *private);
+        let theirs = format!("{ns}/theirs{i}");
+        let sdk = if *kind == RepoType::Space {
+            ", space_sdk='static'"
+        } else {
+            ""
+        };
+        let py = format!(
+            "from huggingface_hub import HfApi\n\
+             api = HfApi(endpoint={:?}, token={:?})\n\
+             try:\n    api.create_repo({theirs:?}, repo_type={py_kind}, private={}{sdk})\n\
+             except Exception as e:\n    print(type(e).__name__, e)\n",
+            f.url(),
+            crate::CANARY_TOKEN_VALUE,
+            if *private { "True" } else { "False" },
+        );
+        run(Command::new(&python)
+            .args(["-c", &py])
+            .env_clear()
+            .env("HOME", t.path())
+            .env("HF_HUB_DISABLE_TELEMETRY", "1"))
+        .unwrap();
+        let bodies: Vec<serde_json::Value> = f.state().snapshot()["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == "POST" && r["path"] == "/api/repos/create")
+            .map(|r| serde_json::from_str(r["body"].as_str().unwrap()).unwrap())
+            .collect();
+        let n = bodies.len();
+        assert!(n >= 2, "{bodies:?}");
+        let (mut mine, mut real) = (bodies[n - 2].clone(), bodies[n - 1].clone());
+        assert_eq!(mine["name"], format!("ours{i}"));
+        assert_eq!(real["name"], format!("theirs{i}"));
+        mine["name"] = "x".into();
+        real["name"] = "x".into();
+        if *kind == RepoType::Space {
+            // huggingface_hub refuses a Space without an SDK, which mlres has no use for (it
+            // never creates Spaces itself): the rest of the body is compared.
+            real.as_object_mut().unwrap().remove("sdk");
+            drop(r);
+        } else {
+            r.unwrap();
+        }
+        assert_eq!(mine, real, "{kind:?} private={private}");
+    }
 }
