@@ -41,21 +41,45 @@ pub(crate) fn route(req: &Request, state: &Arc<State>, rest: &[&str]) -> Reply {
     Reply::Full(r)
 }
 
+/// The accelerator of a flavor, derived from its name as the catalog describes them
+/// (`a10g-largex2`: two Nvidia A10G with 24 GB each).
+fn accelerator(name: &str) -> Option<serde_json::Value> {
+    const GPUS: &[(&str, &str, &str)] = &[
+        ("t4-", "T4", "16 GB"),
+        ("a10g-", "A10G", "24 GB"),
+        ("a100", "A100", "80 GB"),
+        ("h200", "H200", "141 GB"),
+        ("l40s", "L40S", "48 GB"),
+        ("l4x", "L4", "24 GB"),
+        ("rtx-pro-6000", "RTX PRO 6000", "96 GB"),
+    ];
+    let (_, model, vram) = GPUS.iter().find(|(p, _, _)| name.starts_with(p))?;
+    let quantity = name
+        .rsplit_once('x')
+        .and_then(|(_, n)| n.parse::<u32>().ok())
+        .unwrap_or(1);
+    Some(serde_json::json!({
+        "type": "gpu", "model": model, "quantity": quantity.to_string(), "vram": vram,
+        "manufacturer": "Nvidia",
+    }))
+}
+
+/// `GET /api/jobs/hardware`: every field `huggingface_hub`'s `JobHardwareInfo` requires
+/// (`unitCostMicroUSD`, `unitCostUSD` and `unitLabel` included) on every entry; a flavor
+/// without a price has them `null`.
 fn hardware(state: &State) -> Response {
     let items: Vec<serde_json::Value> = state
         .flavors
         .iter()
         .map(|f| {
-            let mut v = serde_json::json!({
+            let p = f.micro_usd_per_minute;
+            serde_json::json!({
                 "name": f.name, "prettyName": f.name, "cpu": f.cpu, "ram": f.ram,
-                "ephemeralStorage": "50 GB", "accelerator": null,
-            });
-            if let Some(p) = f.micro_usd_per_minute {
-                v["unitCostMicroUSD"] = p.into();
-                v["unitCostUSD"] = (p as f64 / 1e6).into();
-                v["unitLabel"] = "minute".into();
-            }
-            v
+                "ephemeralStorage": "50 GB", "accelerator": accelerator(&f.name),
+                "unitCostMicroUSD": p,
+                "unitCostUSD": p.map(|p| p as f64 / 1e6),
+                "unitLabel": "minute",
+            })
         })
         .collect();
     Response::json(200, &serde_json::Value::Array(items))
@@ -116,10 +140,12 @@ fn with_job(
     }
 }
 
+/// Label keys and values as `huggingface_hub` documents them (`update_job_labels`): at most
+/// 100 characters, only alphanumerics, dashes and underscores.
 fn label_ok(s: &str) -> bool {
     s.len() <= 100
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
 }
 
 /// `environment` is `dict[str, Any]` in `huggingface_hub`'s `run_job`, sent as given: other
@@ -263,7 +289,7 @@ fn validate(state: &State, body: &[u8]) -> Result<Validated, Response> {
         .find(|(k, v)| k.is_empty() || !label_ok(k) || !label_ok(v))
     {
         return Err(bad(format!(
-            "invalid label {k:?}={val:?}: at most 100 of [A-Za-z0-9._-]"
+            "invalid label {k:?}={val:?}: at most 100 of [A-Za-z0-9_-]"
         )));
     }
     Ok(Validated {
@@ -656,7 +682,7 @@ fn labels(req: &Request, state: &State, ns: &str, id: &str) -> Response {
             return Response::error(
                 422,
                 None,
-                "labels must be an object of [A-Za-z0-9._-]{0,100} strings",
+                "labels must be an object of [A-Za-z0-9_-]{0,100} strings",
             );
         }
     };

@@ -502,7 +502,17 @@ impl HfClient {
 
     /// `POST /api/jobs/{namespace}`. Never retried on 5xx or transport errors (a retry could
     /// start a second job); 429 is retried because the server did not accept the request.
+    /// A label outside the documented charset is refused here, before any request.
     pub fn create_job(&self, namespace: &str, spec: &JobSpec) -> Result<JobInfo, HfError> {
+        if let Some(l) = spec.invalid_label() {
+            return Err(HfError::BadRequest {
+                status: 422,
+                message: format!(
+                    "label {l:?} is invalid: keys and values are at most 100 characters of \
+                     [A-Za-z0-9_-] (not sent)"
+                ),
+            });
+        }
         let url = self.endpoint.url(&format!("/api/jobs/{}", seg(namespace)?));
         let body = serde_json::to_vec(&spec.to_wire()).map_err(|e| decode("job spec", e))?;
         let resp = self.check(self.send(

@@ -115,7 +115,24 @@ impl std::fmt::Debug for JobSpec {
     }
 }
 
+/// Whether `s` is a valid label key or value as `huggingface_hub` documents labels
+/// (`HfApi.update_job_labels`): at most 100 characters, only ASCII alphanumerics, dashes and
+/// underscores (no dots). A key must also be non-empty.
+pub fn label_ok(s: &str) -> bool {
+    s.len() <= 100
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+}
+
 impl JobSpec {
+    /// The first label that the Jobs API would refuse (see [`label_ok`]), as `key=value`.
+    pub fn invalid_label(&self) -> Option<String> {
+        self.labels
+            .iter()
+            .find(|(k, v)| k.is_empty() || !label_ok(k) || !label_ok(v))
+            .map(|(k, v)| format!("{k}={v}"))
+    }
+
     /// The request body for `POST /api/jobs/{namespace}`.
     pub fn to_wire(&self) -> serde_json::Value {
         let mut m = serde_json::Map::new();

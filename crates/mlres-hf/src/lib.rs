@@ -46,8 +46,8 @@ pub use hub::{
 };
 pub use jobs::{
     Accelerator, Durations, Hardware, JobInfo, JobOwner, JobSpec, JobStage, LOCAL_FILES_DECODE,
-    LOCAL_FILES_ENV, ListFilter, LogLine, MAX_LOCAL_FILES_ENV_BYTES, StreamEnd, shell_quote,
-    ship_local_files,
+    LOCAL_FILES_ENV, ListFilter, LogLine, MAX_LOCAL_FILES_ENV_BYTES, StreamEnd, label_ok,
+    shell_quote, ship_local_files,
 };
 pub use token::{
     Token, TokenSource, get_token, implicit_token_disabled, resolve_token, token_file_path,

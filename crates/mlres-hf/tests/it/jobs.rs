@@ -39,7 +39,10 @@ fn logs(c: &HfClient, id: &str) -> (Vec<String>, Option<JobStage>) {
 
 #[test]
 fn hardware_has_per_minute_prices_and_an_unpriced_flavor() {
-    let f = fake();
+    let f = fake_with(FakeConfig {
+        unpriced_flavor: Some("cpu-unpriced".into()),
+        ..FakeConfig::default()
+    });
     let hw = client(&f).hardware().unwrap();
     let basic = hw.iter().find(|h| h.name == "cpu-basic").unwrap();
     assert_eq!(basic.micro_usd_per_minute(), Some(200));
@@ -320,4 +323,42 @@ fn job_info_decoder_is_lenient_about_foreign_values() {
     assert_eq!(labels, [("b", "true"), ("n", "7"), ("s", "v")]);
     // Still strict where a wrong shape means a different API: a job without an id.
     assert!(JobInfo::from_json(r#"{"status":{"stage":"RUNNING"},"owner":{"name":"a"}}"#).is_err());
+}
+
+/// Labels follow huggingface_hub's documented charset (`update_job_labels`: at most 100
+/// alphanumerics, dashes and underscores): mlres refuses others before sending, and the fake
+/// refuses them too.
+#[test]
+fn labels_outside_the_documented_charset_are_refused_before_sending() {
+    assert!(mlres_hf::label_ok("mlres-campaign"));
+    assert!(mlres_hf::label_ok("c-04690678-1"));
+    assert!(mlres_hf::label_ok(&"a".repeat(100)));
+    for bad in ["v1.2", "a b", "x/y", "é", &"a".repeat(101)] {
+        assert!(!mlres_hf::label_ok(bad), "{bad}");
+    }
+    let f = fake();
+    let c = client(&f);
+    let before = f.state().snapshot()["requests"].as_array().unwrap().len();
+    for (k, v) in [("version", "1.2"), ("", "x"), ("team", "a b")] {
+        let mut s = sh("true");
+        s.labels.insert(k.into(), v.into());
+        let e = c.create_job("alice", &s).unwrap_err();
+        assert!(e.to_string().contains("not sent"), "{e}");
+    }
+    assert_eq!(
+        f.state().snapshot()["requests"].as_array().unwrap().len(),
+        before,
+        "nothing reached the server"
+    );
+    let refused = mlres_fakehf::create_job_as(
+        f.state(),
+        crate::CANARY_TOKEN_VALUE,
+        "alice",
+        &serde_json::json!({
+            "command": ["true"], "environment": {}, "flavor": "cpu-basic",
+            "dockerImage": "python:3.12", "labels": {"version": "1.2"},
+        }),
+    )
+    .unwrap_err();
+    assert_eq!(refused.0, 422, "{refused:?}");
 }

@@ -323,3 +323,42 @@ fn create_repo_sends_what_huggingface_hub_sends() {
         assert_eq!(mine, real, "{kind:?} private={private}");
     }
 }
+
+/// Every entry of the fake's hardware catalog is valid to `huggingface_hub`'s
+/// `list_jobs_hardware()` (which requires the price fields on each), and the real client reads
+/// the same names and prices as mlres; the unpriced flavor has its prices `null`.
+#[test]
+fn the_fake_hardware_catalog_reads_in_huggingface_hub() {
+    let python = hub_venv().unwrap_or_else(|e| panic!("huggingface_hub venv: {e}"));
+    let f = crate::fake_with(mlres_fakehf::FakeConfig {
+        unpriced_flavor: Some("cpu-unpriced".into()),
+        ..mlres_fakehf::FakeConfig::default()
+    });
+    let t = crate::tmp();
+    let py = format!(
+        "import json\nfrom huggingface_hub import HfApi\n\
+         hw = HfApi(endpoint={:?}, token={:?}).list_jobs_hardware()\n\
+         print(json.dumps({{h.name: [h.unit_cost_micro_usd, h.unit_label, \
+         h.accelerator.quantity if h.accelerator else None] for h in hw}}))\n",
+        f.url(),
+        crate::CANARY_TOKEN_VALUE
+    );
+    let out = run(Command::new(&python)
+        .args(["-c", &py])
+        .env_clear()
+        .env("HOME", t.path())
+        .env("HF_HUB_DISABLE_TELEMETRY", "1"))
+    .unwrap();
+    let real: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ours = crate::client(&f).hardware().unwrap();
+    assert_eq!(real.len(), ours.len());
+    assert!(ours.len() > 20);
+    for h in &ours {
+        let r = &real[&h.name];
+        assert_eq!(r[0].as_u64(), h.micro_usd_per_minute(), "{}", h.name);
+        assert_eq!(r[1], "minute");
+    }
+    assert!(real["cpu-unpriced"][0].is_null());
+    assert_eq!(real["a10g-largex2"][2], "2");
+    assert!(real["cpu-basic"][2].is_null());
+}

@@ -110,6 +110,14 @@ parameters:
     }
 }
 
+/// A catalog with a flavor whose prices are `null` (`cpu-unpriced`).
+fn unpriced() -> FakeConfig {
+    FakeConfig {
+        unpriced_flavor: Some("cpu-unpriced".into()),
+        ..FakeConfig::default()
+    }
+}
+
 fn start(spec: &Spec) -> Hf {
     start_with(spec, FakeConfig::default())
 }
@@ -585,7 +593,7 @@ fn refused(h: &Hf, args: &[&str], needle: &str) {
 
 #[test]
 fn refusals_create_no_job() {
-    let h = start(&Spec::default());
+    let h = start_with(&Spec::default(), unpriced());
     // Flavor not allowed by the envelope.
     refused(
         &h,
@@ -667,10 +675,13 @@ fn program_refusals_image_namespace_timeout_flavor() {
 
 #[test]
 fn no_price_in_the_loop_is_a_clear_refusal() {
-    let h = start(&Spec {
-        flavor: "cpu-unpriced",
-        ..Spec::default()
-    });
+    let h = start_with(
+        &Spec {
+            flavor: "cpu-unpriced",
+            ..Spec::default()
+        },
+        unpriced(),
+    );
     let out = h.run(&["loop", "run"]);
     let err = stderr(&out);
     assert!(
