@@ -64,6 +64,18 @@ pub enum EngineError {
         previous: crate::identity::LedgerMarker,
         state_dir: String,
     },
+    #[error(
+        "stop requested for campaign {campaign} and {cancelled} job(s) cancelled, but the hf-jobs \
+         namespace {namespace} could not be checked for jobs that must not run: {error}. Jobs \
+         there may still be running and spending. The campaign stays active with its stop \
+         requested: run `mlres loop stop` again to retry (a running loop retries at every sweep)"
+    )]
+    StopIncomplete {
+        campaign: String,
+        cancelled: u32,
+        namespace: String,
+        error: String,
+    },
     #[error(transparent)]
     Ledger(#[from] mlres_ledger::LedgerError),
     #[error(transparent)]

@@ -448,8 +448,8 @@ impl Engine {
         let mut detail = "the hf-jobs supervisor died without recording an outcome".to_string();
         let mut running = None;
         if let Ok(client) = self.hf_client() {
-            let job = match mlres_backends::read_remote_job(dir)? {
-                Some(r) => client.get_job(&r.namespace, &r.id).ok(),
+            let found = match mlres_backends::read_remote_job(dir)? {
+                Some(r) => client.get_job(&r.namespace, &r.id).map(Some),
                 None => client
                     .list_jobs(
                         &hf.namespace,
@@ -458,9 +458,14 @@ impl Engine {
                             stages: vec![],
                         },
                     )
-                    .ok()
-                    .and_then(|v| v.into_iter().next()),
+                    .map(|v| v.into_iter().next()),
             };
+            // A job that cannot be looked up is not "no job": say so (the sweep cancels it
+            // later if it still runs, since its experiment is over).
+            let job = found.unwrap_or_else(|e| {
+                detail.push_str(&format!("; its job could not be looked up ({e})"));
+                None
+            });
             if let Some(info) = job {
                 if !info.is_terminal() {
                     let _ = client.cancel_job(&hf.namespace, &info.id);
@@ -503,14 +508,19 @@ impl Engine {
     /// know (or whose experiment is over), jobs with a foreign or no mlres label created after
     /// the campaign started (unless labelled with another active campaign of this ledger),
     /// and jobs running past their reservation. Each is reported (event + ledger).
+    ///
+    /// A sweep that cannot see the namespace (no client, a listing that fails or does not
+    /// decode) checked nothing: it is reported as [`LoopEvent::ReconcileFailed`] and returned
+    /// as `Some(why)`, never taken for an empty namespace. The loop retries it at the next
+    /// interval; `mlres loop stop` reports it as an error.
     pub(crate) fn hf_sweep(
         &mut self,
         campaign: &Campaign,
         force: bool,
         on_event: &mut dyn FnMut(LoopEvent),
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<String>, EngineError> {
         if !self.uses_hf() || self.cfg.hf.is_none() {
-            return Ok(());
+            return Ok(None);
         }
         let interval = self.hf_settings()?.reconcile_interval;
         if !force
@@ -519,16 +529,28 @@ impl Engine {
                 .last_sweep
                 .is_some_and(|t| t.elapsed() < interval)
         {
-            return Ok(());
+            return Ok(None);
         }
         self.hf_state.last_sweep = Some(Instant::now());
-        let Ok(client) = self.hf_client() else {
-            return Ok(());
-        };
         let ns = self.hf_namespace()?;
-        // A failed listing is retried at the next tick; it must not stop the campaign.
-        let Ok(jobs) = client.list_jobs(&ns, &ListFilter::default()) else {
-            return Ok(());
+        // A failed listing is retried at the next interval; it must not stop the campaign,
+        // and it must not pass for a namespace with nothing to cancel.
+        let listed = self.hf_client().and_then(|client| {
+            let jobs = client
+                .list_jobs(&ns, &ListFilter::default())
+                .map_err(hf_err)?;
+            Ok((client, jobs))
+        });
+        let (client, jobs) = match listed {
+            Ok(v) => v,
+            Err(e) => {
+                let error = e.to_string();
+                on_event(LoopEvent::ReconcileFailed {
+                    namespace: ns,
+                    error: error.clone(),
+                });
+                return Ok(Some(error));
+            }
         };
         let exps = self.ledger.experiments(&campaign.id)?;
         let recorded = self.ledger.remote_jobs(&campaign.id)?;
@@ -562,7 +584,7 @@ impl Engine {
             });
             self.hf_state.reported.insert(info.id.clone());
         }
-        Ok(())
+        Ok(None)
     }
 
     fn classify(

@@ -174,6 +174,12 @@ pub enum LoopEvent {
         reason: String,
         labels: BTreeMap<String, String>,
     },
+    /// The hf-jobs namespace could not be listed (or its listing did not decode), so jobs
+    /// that must not run could not be looked for. Retried at the next sweep.
+    ReconcileFailed {
+        namespace: String,
+        error: String,
+    },
 }
 
 /// The result of `mlres loop stop`.
@@ -1149,6 +1155,7 @@ impl Engine {
                 }
             }
         }
+        // A failed sweep was reported as an event and is retried at the next interval.
         self.hf_sweep(campaign, false, on_event)?;
         Ok(())
     }
@@ -1755,8 +1762,17 @@ impl Engine {
         let n = if drain { 0 } else { self.cancel_in_flight(&c)? };
         // If no loop is running, settle now so the campaign does not stay active forever.
         self.reconcile(&c, false, false, on_event)?;
-        self.hf_sweep(&c, true, on_event)?;
-        self.settle_if_stopped(&c.id)?;
+        if let Some(error) = self.hf_sweep(&c, true, on_event)? {
+            // Nothing was checked: the campaign stays active with its stop requested, so
+            // running `mlres loop stop` again (or a running loop) retries the sweep.
+            return Err(EngineError::StopIncomplete {
+                campaign: c.id.clone(),
+                cancelled: n,
+                namespace: self.hf_namespace()?,
+                error,
+            });
+        }
+        self.settle_if_stopped(&c.id, true)?;
         Ok(StopOutcome {
             campaign: self.ledger.campaign(&c.id)?.unwrap_or(c),
             cancelled: n,
@@ -1765,8 +1781,10 @@ impl Engine {
     }
 
     /// A campaign whose stop was requested ends once nothing is in flight, unless a loop is
-    /// running (the loop ends it itself).
-    fn settle_if_stopped(&mut self, campaign: &str) -> Result<(), EngineError> {
+    /// running (the loop ends it itself). An hf-jobs campaign ends only after a sweep of its
+    /// namespace succeeded (`swept`: the caller just did one): one that failed leaves it
+    /// active, so `mlres loop stop` can retry.
+    fn settle_if_stopped(&mut self, campaign: &str, swept: bool) -> Result<(), EngineError> {
         let Some(c) = self.ledger.campaign(campaign)? else {
             return Ok(());
         };
@@ -1777,6 +1795,10 @@ impl Engine {
             return Ok(());
         }
         if let Ok(_lock) = self.loop_lock(campaign) {
+            // Cancellations are recorded in the ledger by the sweep itself.
+            if !swept && self.hf_sweep(&c, true, &mut |_e| {})?.is_some() {
+                return Ok(());
+            }
             let reason = operator_stop_reason(c.stop_reason.as_deref());
             self.ledger.finish_campaign(campaign, "stopped", &reason)?;
             export(&self.ledger, &self.project, campaign)?;
@@ -1808,7 +1830,7 @@ impl Engine {
                 .experiment(exp_id)?
                 .ok_or(EngineError::UnknownExperiment(exp_id))?;
             if exp.state == "evaluated" || exp.state == "released" {
-                self.settle_if_stopped(&c.id)?;
+                self.settle_if_stopped(&c.id, false)?;
                 let _ = export(&self.ledger, &self.project, &c.id);
                 return Ok(exp);
             }
@@ -1881,7 +1903,7 @@ impl Engine {
         if c.status == "active" {
             let mut sink = |_e: LoopEvent| {};
             self.reconcile(&c, false, false, &mut sink)?;
-            self.settle_if_stopped(&c.id)?;
+            self.settle_if_stopped(&c.id, false)?;
         }
         let usage = self.ledger.usage(&c.id)?;
         report.budget = budget_json(env, &usage);

@@ -41,21 +41,45 @@ pub(crate) fn route(req: &Request, state: &Arc<State>, rest: &[&str]) -> Reply {
     Reply::Full(r)
 }
 
+/// The accelerator of a flavor, derived from its name as the catalog describes them
+/// (`a10g-largex2`: two Nvidia A10G with 24 GB each).
+fn accelerator(name: &str) -> Option<serde_json::Value> {
+    const GPUS: &[(&str, &str, &str)] = &[
+        ("t4-", "T4", "16 GB"),
+        ("a10g-", "A10G", "24 GB"),
+        ("a100", "A100", "80 GB"),
+        ("h200", "H200", "141 GB"),
+        ("l40s", "L40S", "48 GB"),
+        ("l4x", "L4", "24 GB"),
+        ("rtx-pro-6000", "RTX PRO 6000", "96 GB"),
+    ];
+    let (_, model, vram) = GPUS.iter().find(|(p, _, _)| name.starts_with(p))?;
+    let quantity = name
+        .rsplit_once('x')
+        .and_then(|(_, n)| n.parse::<u32>().ok())
+        .unwrap_or(1);
+    Some(serde_json::json!({
+        "type": "gpu", "model": model, "quantity": quantity.to_string(), "vram": vram,
+        "manufacturer": "Nvidia",
+    }))
+}
+
+/// `GET /api/jobs/hardware`: every field `huggingface_hub`'s `JobHardwareInfo` requires
+/// (`unitCostMicroUSD`, `unitCostUSD` and `unitLabel` included) on every entry; a flavor
+/// without a price has them `null`.
 fn hardware(state: &State) -> Response {
     let items: Vec<serde_json::Value> = state
         .flavors
         .iter()
         .map(|f| {
-            let mut v = serde_json::json!({
+            let p = f.micro_usd_per_minute;
+            serde_json::json!({
                 "name": f.name, "prettyName": f.name, "cpu": f.cpu, "ram": f.ram,
-                "ephemeralStorage": "50 GB", "accelerator": null,
-            });
-            if let Some(p) = f.micro_usd_per_minute {
-                v["unitCostMicroUSD"] = p.into();
-                v["unitCostUSD"] = (p as f64 / 1e6).into();
-                v["unitLabel"] = "minute".into();
-            }
-            v
+                "ephemeralStorage": "50 GB", "accelerator": accelerator(&f.name),
+                "unitCostMicroUSD": p,
+                "unitCostUSD": p.map(|p| p as f64 / 1e6),
+                "unitLabel": "minute",
+            })
         })
         .collect();
     Response::json(200, &serde_json::Value::Array(items))
@@ -116,10 +140,42 @@ fn with_job(
     }
 }
 
+/// Label keys and values as `huggingface_hub` documents them (`update_job_labels`): at most
+/// 100 characters, only alphanumerics, dashes and underscores.
 fn label_ok(s: &str) -> bool {
     s.len() <= 100
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+}
+
+/// `environment` is `dict[str, Any]` in `huggingface_hub`'s `run_job`, sent as given: other
+/// clients put numbers, booleans and nulls there, and the API reports them back as sent.
+fn scalar_map(
+    v: &serde_json::Value,
+    field: &str,
+) -> Result<BTreeMap<String, serde_json::Value>, String> {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::Array(_) | serde_json::Value::Object(_) => Err(format!(
+                    "{field}.{k} must be a string, number, boolean or null"
+                )),
+                v => Ok((k.clone(), v.clone())),
+            })
+            .collect(),
+        _ => Err(format!("{field} must be an object")),
+    }
+}
+
+/// What a process sees for an `environment` value: a string as it is, a number or boolean as
+/// its JSON text; `null` is not set.
+fn env_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 fn string_map(v: &serde_json::Value, field: &str) -> Result<BTreeMap<String, String>, String> {
@@ -138,7 +194,7 @@ fn string_map(v: &serde_json::Value, field: &str) -> Result<BTreeMap<String, Str
 
 struct Validated {
     command: Vec<String>,
-    environment: BTreeMap<String, String>,
+    environment: BTreeMap<String, serde_json::Value>,
     secrets: BTreeMap<String, String>,
     flavor: String,
     image: String,
@@ -188,8 +244,8 @@ fn validate(state: &State, body: &[u8]) -> Result<Validated, Response> {
         return Err(bad("arguments must be an array of strings".into()));
     }
     let environment = match obj.get("environment") {
-        Some(e) if e.is_object() => string_map(e, "environment").map_err(bad)?,
-        _ => return Err(bad("environment is required (an object of strings)".into())),
+        Some(e) if e.is_object() => scalar_map(e, "environment").map_err(bad)?,
+        _ => return Err(bad("environment is required (an object)".into())),
     };
     let secrets = string_map(
         obj.get("secrets").unwrap_or(&serde_json::Value::Null),
@@ -233,7 +289,7 @@ fn validate(state: &State, body: &[u8]) -> Result<Validated, Response> {
         .find(|(k, v)| k.is_empty() || !label_ok(k) || !label_ok(v))
     {
         return Err(bad(format!(
-            "invalid label {k:?}={val:?}: at most 100 of [A-Za-z0-9._-]"
+            "invalid label {k:?}={val:?}: at most 100 of [A-Za-z0-9_-]"
         )));
     }
     Ok(Validated {
@@ -319,7 +375,11 @@ fn create(req: &Request, state: &Arc<State>, ns: &str) -> Response {
     let body = job_json(&job);
     g.jobs.push(job);
     drop(g);
-    let mut env = v.environment;
+    let mut env: BTreeMap<String, String> = v
+        .environment
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), env_text(v)?)))
+        .collect();
     env.extend(v.secrets);
     let st = state.clone();
     let jid = id.clone();
@@ -552,7 +612,13 @@ fn list(req: &Request, state: &State, ns: &str) -> Response {
                 .iter()
                 .all(|(k, v)| j.labels.get(*k).map(String::as_str) == Some(*v))
         })
-        .map(job_json)
+        .map(|j| {
+            let mut v = job_json(j);
+            if let (Some(o), Some(fields)) = (v.as_object_mut(), g.job_list_overrides.get(&j.id)) {
+                o.extend(fields.clone());
+            }
+            v
+        })
         .collect();
     let page = g.jobs_page_size;
     drop(g);
@@ -616,7 +682,7 @@ fn labels(req: &Request, state: &State, ns: &str, id: &str) -> Response {
             return Response::error(
                 422,
                 None,
-                "labels must be an object of [A-Za-z0-9._-]{0,100} strings",
+                "labels must be an object of [A-Za-z0-9_-]{0,100} strings",
             );
         }
     };
@@ -708,4 +774,31 @@ pub(crate) fn stream_logs(
     }
     drop(g);
     let _ = http::write_last_chunk(stream);
+}
+
+/// Create a job as another client would (`POST /api/jobs/{ns}` with `token` and this raw
+/// body, through the same validation), e.g. a foreign job whose `environment` holds numbers:
+/// the job's JSON on success, `(status, body)` on refusal.
+pub fn create_job_as(
+    state: &Arc<State>,
+    token: &str,
+    ns: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, (u16, String)> {
+    let req = Request {
+        method: "POST".into(),
+        path: format!("/api/jobs/{ns}"),
+        query: Vec::new(),
+        headers: vec![
+            ("authorization".into(), format!("Bearer {token}")),
+            ("content-type".into(), "application/json".into()),
+        ],
+        body: serde_json::to_vec(body).unwrap_or_default(),
+    };
+    let r = create(&req, state, ns);
+    if r.status == 200 {
+        serde_json::from_slice(&r.body).map_err(|e| (r.status, e.to_string()))
+    } else {
+        Err((r.status, String::from_utf8_lossy(&r.body).into_owned()))
+    }
 }

@@ -28,6 +28,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use http::{Request, Response, percent_decode};
+pub use jobs::create_job_as;
 pub use lfs::{LfsObject, PendingUpload};
 pub use state::{
     Flavor, Injection, Inner, Job, LoggedRequest, Repo, RepoFile, State, TokenConfig, can_read,
@@ -51,7 +52,8 @@ pub struct FakeConfig {
     pub keepalive_ms: u64,
     /// Delay between SCHEDULING and RUNNING in milliseconds.
     pub scheduling_delay_ms: u64,
-    /// A flavor listed without a price (to test the "no price" error).
+    /// A flavor listed with `null` prices (to test the "no price" refusal); none by default,
+    /// since every flavor of the real catalog has a price.
     pub unpriced_flavor: Option<String>,
     /// Where job work dirs are created (default: the system temp dir).
     pub work_root: Option<PathBuf>,
@@ -83,7 +85,7 @@ impl Default for FakeConfig {
             tree_page_size: 1000,
             keepalive_ms: 30_000,
             scheduling_delay_ms: 20,
-            unpriced_flavor: Some("cpu-unpriced".into()),
+            unpriced_flavor: None,
             work_root: None,
             port: 0,
             lfs_threshold: 10_000_000,

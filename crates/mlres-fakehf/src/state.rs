@@ -86,8 +86,8 @@ pub struct Job {
     pub initiator: String,
     /// argv.
     pub command: Vec<String>,
-    /// Plain env.
-    pub environment: BTreeMap<String, String>,
+    /// Plain env, values as sent (`dict[str, Any]` in `huggingface_hub`).
+    pub environment: BTreeMap<String, serde_json::Value>,
     /// Secret names only (values go only into the subprocess).
     pub secret_names: Vec<String>,
     /// Flavor.
@@ -220,6 +220,9 @@ pub struct Inner {
     pub whoami_calls: u64,
     /// Page size of job lists.
     pub jobs_page_size: usize,
+    /// Fields merged into a job's JSON in the namespace listing, by job id (see
+    /// [`State::serve_job_fields`]).
+    pub job_list_overrides: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
     /// Page size of trees.
     pub tree_page_size: usize,
     /// SSE keep-alive interval.
@@ -361,6 +364,22 @@ impl State {
             }
         }
         self.changed.notify_all();
+    }
+
+    /// From now on, the namespace listing serves job `id` with these top-level fields
+    /// replaced: a job as some other client or a newer API might report it (e.g. a field of
+    /// another type), to test what a listing that does not decode does to its reader.
+    /// Anything but an object (e.g. `null`) serves the job as it is again.
+    pub fn serve_job_fields(&self, id: &str, fields: serde_json::Value) {
+        let mut g = self.lock();
+        match fields {
+            serde_json::Value::Object(m) => {
+                g.job_list_overrides.insert(id.into(), m);
+            }
+            _ => {
+                g.job_list_overrides.remove(id);
+            }
+        }
     }
 
     /// Number of calls to the scheduled-jobs API.

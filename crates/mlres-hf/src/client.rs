@@ -502,7 +502,17 @@ impl HfClient {
 
     /// `POST /api/jobs/{namespace}`. Never retried on 5xx or transport errors (a retry could
     /// start a second job); 429 is retried because the server did not accept the request.
+    /// A label outside the documented charset is refused here, before any request.
     pub fn create_job(&self, namespace: &str, spec: &JobSpec) -> Result<JobInfo, HfError> {
+        if let Some(l) = spec.invalid_label() {
+            return Err(HfError::BadRequest {
+                status: 422,
+                message: format!(
+                    "label {l:?} is invalid: keys and values are at most 100 characters of \
+                     [A-Za-z0-9_-] (not sent)"
+                ),
+            });
+        }
         let url = self.endpoint.url(&format!("/api/jobs/{}", seg(namespace)?));
         let body = serde_json::to_vec(&spec.to_wire()).map_err(|e| decode("job spec", e))?;
         let resp = self.check(self.send(
@@ -815,15 +825,18 @@ impl HfClient {
 
     /// `POST /api/repos/create`. 409 becomes [`HfError::AlreadyExists`].
     pub fn create_repo(&self, repo: &RepoId, private: bool) -> Result<String, HfError> {
-        let me = self.whoami()?;
-        let org = (repo.namespace != me.name).then(|| repo.namespace.clone());
-        let body = serde_json::json!({
+        // The body `huggingface_hub`'s `HfApi.create_repo(repo_id, repo_type=..., private=...)`
+        // sends: `organization` is the namespace of the repo id, whoever it belongs to;
+        // `visibility` stands for `private`; `type` only when a repo type is given, which
+        // mlres does for datasets and spaces, not for models (the default).
+        let mut body = serde_json::json!({
             "name": repo.name,
-            "organization": org,
-            "type": repo.kind.singular(),
-            "private": private,
+            "organization": repo.namespace,
             "visibility": if private { "private" } else { "public" },
         });
+        if repo.kind != RepoType::Model {
+            body["type"] = repo.kind.singular().into();
+        }
         let body = serde_json::to_vec(&body).map_err(|e| decode("create body", e))?;
         let url = self.endpoint.url("/api/repos/create");
         let resp = self.send(

@@ -52,17 +52,20 @@ impl Endpoint {
         })
     }
 
-    /// The endpoint from an environment map: `HF_ENDPOINT`, else
-    /// `https://hub-ci.huggingface.co` when `HUGGINGFACE_CO_STAGING` is truthy, else the default.
+    /// The endpoint from an environment map as `huggingface_hub`'s `constants.ENDPOINT`:
+    /// `https://hub-ci.huggingface.co` when `HUGGINGFACE_CO_STAGING` is true (it overrides
+    /// `HF_ENDPOINT`), else `HF_ENDPOINT` without trailing slashes, else the default.
+    /// Deliberate difference: an empty `HF_ENDPOINT` is the default here (an empty endpoint in
+    /// `huggingface_hub`).
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<Endpoint, HfError> {
+        if env
+            .get("HUGGINGFACE_CO_STAGING")
+            .is_some_and(|v| crate::token::truthy(v))
+        {
+            return Endpoint::parse(Some(STAGING_ENDPOINT));
+        }
         match env.get("HF_ENDPOINT").map(|v| v.trim_end_matches('/')) {
             Some(v) if !v.is_empty() => Endpoint::parse(Some(v)),
-            _ if env
-                .get("HUGGINGFACE_CO_STAGING")
-                .is_some_and(|v| crate::token::truthy(v)) =>
-            {
-                Endpoint::parse(Some(STAGING_ENDPOINT))
-            }
             _ => Endpoint::parse(None),
         }
     }

@@ -115,7 +115,24 @@ impl std::fmt::Debug for JobSpec {
     }
 }
 
+/// Whether `s` is a valid label key or value as `huggingface_hub` documents labels
+/// (`HfApi.update_job_labels`): at most 100 characters, only ASCII alphanumerics, dashes and
+/// underscores (no dots). A key must also be non-empty.
+pub fn label_ok(s: &str) -> bool {
+    s.len() <= 100
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+}
+
 impl JobSpec {
+    /// The first label that the Jobs API would refuse (see [`label_ok`]), as `key=value`.
+    pub fn invalid_label(&self) -> Option<String> {
+        self.labels
+            .iter()
+            .find(|(k, v)| k.is_empty() || !label_ok(k) || !label_ok(v))
+            .map(|(k, v)| format!("{k}={v}"))
+    }
+
     /// The request body for `POST /api/jobs/{namespace}`.
     pub fn to_wire(&self) -> serde_json::Value {
         let mut m = serde_json::Map::new();
@@ -191,10 +208,14 @@ struct WireJob {
     command: Option<Vec<String>>,
     #[serde(default)]
     flavor: Option<String>,
-    #[serde(default)]
+    /// `dict[str, str]` in `huggingface_hub`, which does not check it: a value that is not a
+    /// string is kept as its JSON text rather than failing the whole listing.
+    #[serde(default, deserialize_with = "lenient_labels")]
     labels: Option<BTreeMap<String, String>>,
+    /// `dict[str, Any]` in `huggingface_hub`: other clients send numbers, booleans and nulls.
+    /// Only the names are kept, so any value decodes.
     #[serde(default)]
-    environment: Option<BTreeMap<String, String>>,
+    environment: Option<BTreeMap<String, serde::de::IgnoredAny>>,
     status: WireStatus,
     #[serde(default)]
     durations: Option<Durations>,
@@ -269,6 +290,23 @@ impl JobInfo {
             finished_at: w.finished_at,
         })
     }
+}
+
+/// Labels as strings: a string stays as it is, `null` is dropped, and any other value (a job
+/// created by another client) becomes its JSON text.
+fn lenient_labels<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    let m: Option<BTreeMap<String, serde_json::Value>> = Option::deserialize(d)?;
+    Ok(m.map(|m| {
+        m.into_iter()
+            .filter_map(|(k, v)| match v {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(s) => Some((k, s)),
+                other => Some((k, other.to_string())),
+            })
+            .collect()
+    }))
 }
 
 fn decode(what: &str, e: serde_json::Error) -> crate::HfError {

@@ -1,5 +1,6 @@
 //! Blocking, typed client for the parts of the Hugging Face API mlres uses: token resolution
-//! and endpoint selection exactly as `huggingface_hub` does them, `whoami-v2`, the Jobs API
+//! and endpoint selection as `huggingface_hub` 2.4 does them (differences below), `whoami-v2`,
+//! the Jobs API
 //! (hardware catalog with per-minute prices, create/get/list/cancel, SSE logs with lossless
 //! reconnect) and the Hub file operations (tree, resolve, create repo, NDJSON commits with
 //! LFS uploads as `huggingface_hub` makes them without `hf_xet`).
@@ -9,6 +10,22 @@
 //! typed ([`HfError`]) and never contain the token. The crate performs network IO but reads
 //! no environment variables: the binary passes the env map to [`resolve_token`] and
 //! [`Endpoint::from_env`].
+//!
+//! Token and endpoint resolution follow `huggingface_hub`'s `get_token()`,
+//! `get_token_to_send()` and `constants.py` (`HF_TOKEN` before `HUGGING_FACE_HUB_TOKEN`, an
+//! all-whitespace `HF_TOKEN` going to the token file, inner `\r`/`\n` removed,
+//! `HUGGINGFACE_CO_STAGING` overriding the endpoint and the token path,
+//! `HF_HUB_DISABLE_IMPLICIT_TOKEN` applying to implicit sends but not to [`get_token`]);
+//! `tests/it/token_parity.rs` runs the real `get_token()` against [`get_token`]. Deliberate
+//! differences:
+//! - no OIDC token exchange (`HF_OIDC_RESOURCE`), no OAuth refresh from `stored_tokens`, no
+//!   Colab vault: resolution is pure, without network or writes;
+//! - a token file that exists but cannot be read (a directory, no permission, not UTF-8) is
+//!   no token, where `get_token()` raises;
+//! - an empty `HF_TOKEN_PATH`, `HF_HOME`, `XDG_CACHE_HOME` or `HF_ENDPOINT` counts as unset,
+//!   where `huggingface_hub` uses the empty string (a path relative to the working directory,
+//!   an empty endpoint);
+//! - `~` is expanded from `HOME` only (no `~user`, no password-database fallback).
 
 mod client;
 mod endpoint;
@@ -29,10 +46,12 @@ pub use hub::{
 };
 pub use jobs::{
     Accelerator, Durations, Hardware, JobInfo, JobOwner, JobSpec, JobStage, LOCAL_FILES_DECODE,
-    LOCAL_FILES_ENV, ListFilter, LogLine, MAX_LOCAL_FILES_ENV_BYTES, StreamEnd, shell_quote,
-    ship_local_files,
+    LOCAL_FILES_ENV, ListFilter, LogLine, MAX_LOCAL_FILES_ENV_BYTES, StreamEnd, label_ok,
+    shell_quote, ship_local_files,
 };
-pub use token::{Token, TokenSource, resolve_token, token_file_path};
+pub use token::{
+    Token, TokenSource, get_token, implicit_token_disabled, resolve_token, token_file_path,
+};
 pub use upload::CommittedFile;
 pub use viewer::{
     DEFAULT_VIEWER_ENDPOINT, DatasetInfo, DatasetSize, Feature, MAX_ROWS_PER_PAGE, RowsPage,

@@ -9,10 +9,12 @@ use sha2::{Digest, Sha256};
 pub struct Token(String);
 
 impl Token {
-    /// A token from a raw value; surrounding whitespace and newlines are stripped and an
-    /// empty value is no token (as `huggingface_hub`'s `_clean_token`).
+    /// A token from a raw value as `huggingface_hub`'s `_clean_token` makes it: every `\r`
+    /// and `\n` removed (also inside), then surrounding whitespace (Python's `str.strip()`)
+    /// stripped; an empty value is no token.
     pub fn new(raw: &str) -> Option<Token> {
-        let t = raw.trim();
+        let no_newlines: String = raw.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+        let t = no_newlines.trim_matches(py_whitespace);
         (!t.is_empty()).then(|| Token(t.to_string()))
     }
 
@@ -67,11 +69,23 @@ impl std::fmt::Display for TokenSource {
     }
 }
 
+/// Python's `str.isspace()`: Unicode `White_Space` plus the ASCII separators `\x1c`-`\x1f`.
+fn py_whitespace(c: char) -> bool {
+    c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
+}
+
+/// `huggingface_hub`'s `constants._is_true`: `value.upper()` is one of `1`, `ON`, `YES`,
+/// `TRUE`, with no trimming (`" 1"` is false).
 pub(crate) fn truthy(v: &str) -> bool {
-    matches!(
-        v.trim().to_ascii_uppercase().as_str(),
-        "1" | "ON" | "YES" | "TRUE"
-    )
+    matches!(v.to_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE")
+}
+
+/// Whether `HF_HUB_DISABLE_IMPLICIT_TOKEN` is set true: `huggingface_hub` then sends no token
+/// with a request that does not ask for one explicitly (`get_token_to_send(None)`), while
+/// `get_token()` itself, and `whoami`, which calls it, still find the token.
+pub fn implicit_token_disabled(env: &BTreeMap<String, String>) -> bool {
+    env.get("HF_HUB_DISABLE_IMPLICIT_TOKEN")
+        .is_some_and(|v| truthy(v))
 }
 
 /// Expand a leading `~` and `$VAR` / `${VAR}` from `env` (unknown variables stay as written,
@@ -125,10 +139,25 @@ fn expand(raw: &str, env: &BTreeMap<String, String>) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// The path `huggingface_hub` reads the token file from: `HF_TOKEN_PATH`, else
+/// The path `huggingface_hub` reads the token file from: `~/.cache/huggingface_staging/token`
+/// when `HUGGINGFACE_CO_STAGING` is true (whatever else is set), else `HF_TOKEN_PATH`, else
 /// `$HF_HOME/token`, `HF_HOME` defaulting to `$XDG_CACHE_HOME/huggingface`, then
-/// `~/.cache/huggingface`. `None` only when nothing (not even `HOME`) is known.
+/// `~/.cache/huggingface`. `None` only when nothing (not even `HOME`) is known. The flag is
+/// true for `HF_TOKEN_PATH`.
+///
+/// Deliberate difference: an empty `HF_TOKEN_PATH`, `HF_HOME` or `XDG_CACHE_HOME` counts as
+/// unset here; `huggingface_hub` takes it as an empty path (the token file becomes `token` or
+/// `huggingface/token` relative to the working directory, or reading `""` raises).
 pub fn token_file_path(env: &BTreeMap<String, String>) -> Option<(PathBuf, bool)> {
+    if env.get("HUGGINGFACE_CO_STAGING").is_some_and(|v| truthy(v)) {
+        let home = PathBuf::from(env.get("HOME")?);
+        return Some((
+            home.join(".cache")
+                .join("huggingface_staging")
+                .join("token"),
+            false,
+        ));
+    }
     if let Some(p) = env.get("HF_TOKEN_PATH").filter(|p| !p.is_empty()) {
         return Some((expand(p, env), true));
     }
@@ -144,28 +173,33 @@ pub fn token_file_path(env: &BTreeMap<String, String>) -> Option<(PathBuf, bool)
     Some((home.join("token"), false))
 }
 
-/// Resolve the token in `huggingface_hub`'s order: `HF_HUB_DISABLE_IMPLICIT_TOKEN` (truthy →
-/// no token), `HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN`, then the token file (see
-/// [`token_file_path`]). Empty values fall through to the next source. Pure: the caller
-/// passes the environment and a file reader.
-pub fn resolve_token(
+/// The token `huggingface_hub`'s `get_token()` finds: `HF_TOKEN`, else (only when `HF_TOKEN`
+/// is unset or empty) `HUGGING_FACE_HUB_TOKEN`, cleaned by [`Token::new`]; when that leaves
+/// nothing (an all-whitespace `HF_TOKEN` does not fall back to `HUGGING_FACE_HUB_TOKEN`), the
+/// token file (see [`token_file_path`]). `HF_HUB_DISABLE_IMPLICIT_TOKEN` plays no part here
+/// (see [`resolve_token`]). Pure: the caller passes the environment and a file reader.
+///
+/// Deliberate differences: no OIDC exchange (`HF_OIDC_RESOURCE`), no OAuth refresh of a
+/// token file entry from `stored_tokens`, no Colab vault; a token file that exists but cannot
+/// be read (a directory, no permission, not UTF-8) is no token here, where `get_token()`
+/// raises.
+pub fn get_token(
     env: &BTreeMap<String, String>,
     read_file: &dyn Fn(&Path) -> Option<String>,
 ) -> Option<(Token, TokenSource)> {
-    if env
-        .get("HF_HUB_DISABLE_IMPLICIT_TOKEN")
-        .is_some_and(|v| truthy(v))
+    // Python's `os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")`: the
+    // first non-empty string wins, before cleaning.
+    let from_env = match env.get("HF_TOKEN").filter(|v| !v.is_empty()) {
+        Some(v) => Some((v, TokenSource::EnvHfToken)),
+        None => env
+            .get("HUGGING_FACE_HUB_TOKEN")
+            .filter(|v| !v.is_empty())
+            .map(|v| (v, TokenSource::EnvHuggingFaceHubToken)),
+    };
+    if let Some((v, source)) = from_env
+        && let Some(t) = Token::new(v)
     {
-        return None;
-    }
-    if let Some(t) = env.get("HF_TOKEN").and_then(|v| Token::new(v)) {
-        return Some((t, TokenSource::EnvHfToken));
-    }
-    if let Some(t) = env
-        .get("HUGGING_FACE_HUB_TOKEN")
-        .and_then(|v| Token::new(v))
-    {
-        return Some((t, TokenSource::EnvHuggingFaceHubToken));
+        return Some((t, source));
     }
     let (path, explicit) = token_file_path(env)?;
     let t = read_file(&path).and_then(|c| Token::new(&c))?;
@@ -175,4 +209,17 @@ pub fn resolve_token(
         TokenSource::HfHomeFile(path)
     };
     Some((t, source))
+}
+
+/// The token mlres sends with a request, as `huggingface_hub` sends one implicitly
+/// (`get_token_to_send(None)`): none when [`implicit_token_disabled`], else [`get_token`].
+/// `mlres hub whoami` uses [`get_token`] itself, as `HfApi.whoami` does.
+pub fn resolve_token(
+    env: &BTreeMap<String, String>,
+    read_file: &dyn Fn(&Path) -> Option<String>,
+) -> Option<(Token, TokenSource)> {
+    if implicit_token_disabled(env) {
+        return None;
+    }
+    get_token(env, read_file)
 }

@@ -464,6 +464,7 @@ pub fn loop_status(cli: &Cli, a: &LoopStatusArgs) -> Result<u8, Failure> {
 pub fn loop_stop(cli: &Cli, a: &LoopStopArgs) -> Result<u8, Failure> {
     let mut engine = open_engine(cli)?;
     let o = engine.stop_reporting(&a.reason, a.drain, &mut |e| {
+        // A failed check comes back as the command's error; print only what was done.
         if let mlres_engine::LoopEvent::RemoteJob { .. } = &e {
             crate::jobs::print_remote_event(&e);
         }

@@ -143,11 +143,21 @@ fn refused(msg: impl std::fmt::Display) -> Failure {
     fail(exit::REFUSED, anyhow!("refused: {msg}"))
 }
 
-/// The client, with the token resolved from the environment exactly like huggingface_hub.
+/// The client, with the token resolved from the environment like huggingface_hub's implicit
+/// token (none when `HF_HUB_DISABLE_IMPLICIT_TOKEN` is set).
 fn client() -> Result<(HfClient, Option<TokenSource>), Failure> {
+    client_with(mlres_hf::resolve_token)
+}
+
+type Resolver = fn(
+    &BTreeMap<String, String>,
+    &dyn Fn(&std::path::Path) -> Option<String>,
+) -> Option<(mlres_hf::Token, TokenSource)>;
+
+fn client_with(resolve: Resolver) -> Result<(HfClient, Option<TokenSource>), Failure> {
     let env: BTreeMap<String, String> = crate::utf8_env()?;
     let endpoint = Endpoint::from_env(&env).map_err(|e| fail(exit::USAGE, anyhow!(e)))?;
-    let resolved = mlres_hf::resolve_token(&env, &|p| std::fs::read_to_string(p).ok());
+    let resolved = resolve(&env, &|p| std::fs::read_to_string(p).ok());
     let (token, source) = match resolved {
         Some((t, s)) => (Some(t), Some(s)),
         None => (None, None),
@@ -196,7 +206,8 @@ fn public_repos(env: &mlres_policy::Envelope) -> bool {
 }
 
 fn whoami(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
-    let (c, source) = client()?;
+    // `HfApi.whoami` calls `get_token()`, which HF_HUB_DISABLE_IMPLICIT_TOKEN does not affect.
+    let (c, source) = client_with(mlres_hf::get_token)?;
     let w = c.whoami()?;
     let project = mlres_engine::Project::load(&cli.project).ok();
     let broader = project

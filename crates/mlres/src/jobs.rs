@@ -132,6 +132,8 @@ pub fn print_remote_event(e: &LoopEvent) {
     } = e
     {
         eprintln!("mlres: hf job {job_id}: {action}: {reason}");
+    } else if let LoopEvent::ReconcileFailed { namespace, error } = e {
+        eprintln!("mlres: hf-jobs namespace {namespace} could not be checked: {error}");
     }
 }
 

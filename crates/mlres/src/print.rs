@@ -530,6 +530,9 @@ impl Progress {
                 reason,
                 ..
             } => self.line(format!("  hf job {job_id}: {action}: {reason}")),
+            LoopEvent::ReconcileFailed { namespace, error } => self.line(format!(
+                "  hf-jobs namespace {namespace} could not be checked (retried at the next sweep): {error}"
+            )),
         }
     }
 

@@ -39,7 +39,10 @@ fn logs(c: &HfClient, id: &str) -> (Vec<String>, Option<JobStage>) {
 
 #[test]
 fn hardware_has_per_minute_prices_and_an_unpriced_flavor() {
-    let f = fake();
+    let f = fake_with(FakeConfig {
+        unpriced_flavor: Some("cpu-unpriced".into()),
+        ..FakeConfig::default()
+    });
     let hw = client(&f).hardware().unwrap();
     let basic = hw.iter().find(|h| h.name == "cpu-basic").unwrap();
     assert_eq!(basic.micro_usd_per_minute(), Some(200));
@@ -248,4 +251,114 @@ fn files_that_cannot_be_shipped_are_refused() {
     let e = mlres_hf::ship_local_files(&[("t.py", &big)], &argv).unwrap_err();
     assert!(e.contains("one environment variable may hold"), "{e}");
     assert!(mlres_hf::ship_local_files(&[], &argv).is_err());
+}
+
+/// `environment` is `dict[str, Any]` in `huggingface_hub`'s `run_job`: a job another client
+/// started with numbers, booleans and nulls in it must not make the namespace's listing fail.
+#[test]
+fn a_foreign_job_with_non_string_env_values_lists_and_gets() {
+    for page in [2usize, 0] {
+        let f = fake_with(FakeConfig {
+            jobs_page_size: page,
+            ..FakeConfig::default()
+        });
+        let c = client(&f);
+        let ours = c.create_job("alice", &sh("true")).unwrap().id;
+        let foreign = mlres_fakehf::create_job_as(
+            f.state(),
+            crate::CANARY_TOKEN_VALUE,
+            "alice",
+            &serde_json::json!({
+                "command": ["/bin/sh", "-c", "echo \"n=$N f=$F b=$B z=${Z-unset} s=$S\""],
+                "arguments": [],
+                "environment": {"N": 4, "F": 1.5, "B": true, "Z": null, "S": "x"},
+                "flavor": "cpu-basic",
+                "dockerImage": "python:3.12",
+                "labels": {"owner": "someone-else"},
+            }),
+        )
+        .unwrap();
+        let foreign = foreign["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            f.state()
+                .lock()
+                .jobs
+                .iter()
+                .find(|j| j.id == foreign)
+                .unwrap()
+                .environment["N"],
+            serde_json::json!(4),
+            "the fake keeps the value as sent"
+        );
+        let all = c.list_jobs("alice", &ListFilter::default()).unwrap();
+        assert_eq!(
+            all.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+            [ours.as_str(), foreign.as_str()],
+            "page {page}"
+        );
+        let j = all.iter().find(|j| j.id == foreign).unwrap();
+        assert_eq!(j.environment_names, ["B", "F", "N", "S", "Z"]);
+        assert_eq!(j.labels["owner"], "someone-else");
+        let done = wait_terminal(&c, "alice", &foreign);
+        assert_eq!(done.environment_names.len(), 5);
+        let (lines, _) = logs(&c, &foreign);
+        assert_eq!(lines, ["n=4 f=1.5 b=true z=unset s=x"]);
+    }
+}
+
+#[test]
+fn job_info_decoder_is_lenient_about_foreign_values() {
+    let j = JobInfo::from_json(
+        r#"{"id":"j1","status":{"stage":"RUNNING"},"owner":{"name":"alice"},
+            "environment":{"N":4,"B":false,"Z":null,"O":{"x":1},"A":[1]},
+            "labels":{"n":7,"b":true,"z":null,"s":"v"}}"#,
+    )
+    .unwrap();
+    assert_eq!(j.environment_names, ["A", "B", "N", "O", "Z"]);
+    let labels: Vec<(&str, &str)> = j
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(labels, [("b", "true"), ("n", "7"), ("s", "v")]);
+    // Still strict where a wrong shape means a different API: a job without an id.
+    assert!(JobInfo::from_json(r#"{"status":{"stage":"RUNNING"},"owner":{"name":"a"}}"#).is_err());
+}
+
+/// Labels follow huggingface_hub's documented charset (`update_job_labels`: at most 100
+/// alphanumerics, dashes and underscores): mlres refuses others before sending, and the fake
+/// refuses them too.
+#[test]
+fn labels_outside_the_documented_charset_are_refused_before_sending() {
+    assert!(mlres_hf::label_ok("mlres-campaign"));
+    assert!(mlres_hf::label_ok("c-04690678-1"));
+    assert!(mlres_hf::label_ok(&"a".repeat(100)));
+    for bad in ["v1.2", "a b", "x/y", "é", &"a".repeat(101)] {
+        assert!(!mlres_hf::label_ok(bad), "{bad}");
+    }
+    let f = fake();
+    let c = client(&f);
+    let before = f.state().snapshot()["requests"].as_array().unwrap().len();
+    for (k, v) in [("version", "1.2"), ("", "x"), ("team", "a b")] {
+        let mut s = sh("true");
+        s.labels.insert(k.into(), v.into());
+        let e = c.create_job("alice", &s).unwrap_err();
+        assert!(e.to_string().contains("not sent"), "{e}");
+    }
+    assert_eq!(
+        f.state().snapshot()["requests"].as_array().unwrap().len(),
+        before,
+        "nothing reached the server"
+    );
+    let refused = mlres_fakehf::create_job_as(
+        f.state(),
+        crate::CANARY_TOKEN_VALUE,
+        "alice",
+        &serde_json::json!({
+            "command": ["true"], "environment": {}, "flavor": "cpu-basic",
+            "dockerImage": "python:3.12", "labels": {"version": "1.2"},
+        }),
+    )
+    .unwrap_err();
+    assert_eq!(refused.0, 422, "{refused:?}");
 }

@@ -3,6 +3,7 @@
 mod errors;
 mod hub;
 mod jobs;
+mod parity;
 mod sse;
 mod token;
 mod viewer;

@@ -178,8 +178,17 @@ fn endpoint_parsing() {
         Endpoint::from_env(&m).unwrap().as_str(),
         "https://hub-ci.huggingface.co"
     );
+    // Staging overrides HF_ENDPOINT, as in huggingface_hub's constants.py.
     let m = env(&[
         ("HUGGINGFACE_CO_STAGING", "1"),
+        ("HF_ENDPOINT", "http://localhost:1/"),
+    ]);
+    assert_eq!(
+        Endpoint::from_env(&m).unwrap().as_str(),
+        "https://hub-ci.huggingface.co"
+    );
+    let m = env(&[
+        ("HUGGINGFACE_CO_STAGING", " 1"),
         ("HF_ENDPOINT", "http://localhost:1/"),
     ]);
     assert_eq!(

@@ -110,6 +110,14 @@ parameters:
     }
 }
 
+/// A catalog with a flavor whose prices are `null` (`cpu-unpriced`).
+fn unpriced() -> FakeConfig {
+    FakeConfig {
+        unpriced_flavor: Some("cpu-unpriced".into()),
+        ..FakeConfig::default()
+    }
+}
+
 fn start(spec: &Spec) -> Hf {
     start_with(spec, FakeConfig::default())
 }
@@ -585,7 +593,7 @@ fn refused(h: &Hf, args: &[&str], needle: &str) {
 
 #[test]
 fn refusals_create_no_job() {
-    let h = start(&Spec::default());
+    let h = start_with(&Spec::default(), unpriced());
     // Flavor not allowed by the envelope.
     refused(
         &h,
@@ -667,10 +675,13 @@ fn program_refusals_image_namespace_timeout_flavor() {
 
 #[test]
 fn no_price_in_the_loop_is_a_clear_refusal() {
-    let h = start(&Spec {
-        flavor: "cpu-unpriced",
-        ..Spec::default()
-    });
+    let h = start_with(
+        &Spec {
+            flavor: "cpu-unpriced",
+            ..Spec::default()
+        },
+        unpriced(),
+    );
     let out = h.run(&["loop", "run"]);
     let err = stderr(&out);
     assert!(
@@ -1313,4 +1324,152 @@ fn the_shipped_script_matches_what_huggingface_hub_run_uv_job_sends() {
         assert_eq!(ours[k], theirs[k], "{k}");
     }
     h.no_canary_in_files();
+}
+
+/// A job another client started in the namespace, through the fake's own create path:
+/// `environment` holds a number, a boolean and a null (`dict[str, Any]` in huggingface_hub's
+/// `run_job`); no mlres label; it sleeps.
+fn plant_foreign_job(h: &Hf) -> String {
+    let j = mlres_fakehf::create_job_as(
+        h.fake.state(),
+        CANARY_TOKEN,
+        "alice",
+        &serde_json::json!({
+            "command": ["/bin/sh", "-c", "sleep 60"],
+            "arguments": [],
+            "environment": {"WORKERS": 4, "DEBUG": true, "UNSET": null},
+            "flavor": "cpu-basic",
+            "dockerImage": "python:3.12",
+            "timeoutSeconds": 120,
+        }),
+    )
+    .unwrap();
+    j["id"].as_str().unwrap().to_string()
+}
+
+fn fake_stage(h: &Hf, id: &str) -> String {
+    h.jobs().into_iter().find(|j| j["id"] == id).unwrap()["stage"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn wait_stage(h: &Hf, id: &str, stage: &str) {
+    let t = Instant::now();
+    while fake_stage(h, id) != stage {
+        assert!(t.elapsed() < WAIT, "job {id} never reached {stage}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_foreign_job_with_non_string_env_values_is_listed_and_cancelled() {
+    let h = start(&Spec::default());
+    h.ok(&["jobs", "run", "--config", "x=2", "--wait"]);
+    let foreign = plant_foreign_job(&h);
+    let list = h.json(&["jobs", "list", "--json"]);
+    let rows = list["jobs"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{list}");
+    assert!(rows.iter().any(|r| r["id"] == foreign.as_str()), "{list}");
+    let out = h.run(&["loop", "stop"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&foreign) && err.contains("cancelled"), "{err}");
+    wait_stage(&h, &foreign, "CANCELED");
+    assert_eq!(h.status()["campaign"]["status"], "stopped");
+}
+
+/// A namespace listing that does not decode checked nothing: `loop stop` fails (exit 1) and
+/// says why instead of "0 job(s) cancelled", the foreign job keeps running, the campaign
+/// stays active with its stop requested, and the next `loop stop` retries and cancels it.
+#[test]
+fn loop_stop_reports_a_listing_that_does_not_decode_and_a_retry_cancels() {
+    let h = start(&Spec::default());
+    h.ok(&["jobs", "run", "--config", "x=2", "--wait"]);
+    let foreign = plant_foreign_job(&h);
+    // `status` as a bare string: a shape this client cannot read.
+    h.fake
+        .state()
+        .serve_job_fields(&foreign, serde_json::json!({"status": "RUNNING"}));
+    let list = h.run(&["jobs", "list", "--json"]);
+    assert_eq!(code(&list), 1, "{}", stderr(&list));
+    let out = h.run(&["loop", "stop"]);
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(code(&out), 1, "{stdout}\n{err}");
+    assert!(!stdout.contains("job(s) cancelled"), "{stdout}");
+    assert!(
+        err.contains("namespace alice could not be checked")
+            && err.contains("expected struct WireStatus")
+            && err.contains("run `mlres loop stop` again"),
+        "{err}"
+    );
+    assert_eq!(fake_stage(&h, &foreign), "RUNNING");
+    let st = h.status();
+    assert_eq!(st["campaign"]["status"], "active", "{st}");
+    assert_eq!(st["campaign"]["stop_requested"], true, "{st}");
+    // Still failing: still an error, never "nothing to cancel".
+    let again = h.run(&["loop", "stop", "--json"]);
+    assert_eq!(code(&again), 1, "{}", stderr(&again));
+    // The listing reads again: the retry cancels the job and ends the campaign.
+    h.fake.state().serve_job_fields(&foreign, Value::Null);
+    let out = h.run(&["loop", "stop"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains(&foreign), "{}", stderr(&out));
+    wait_stage(&h, &foreign, "CANCELED");
+    assert_eq!(h.status()["campaign"]["status"], "stopped");
+}
+
+/// In the loop, a sweep whose listing does not decode is reported and retried: once the
+/// listing reads again, the foreign job is cancelled and the campaign runs to its end.
+#[test]
+fn the_loop_reports_a_listing_that_does_not_decode_and_retries() {
+    let h = start(&Spec {
+        max_jobs: 2,
+        values: "[1, 2]",
+        script: "sleep 1; echo score={x}",
+        ..Spec::default()
+    });
+    let child = h
+        .cmd()
+        .args(["loop", "run", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while h.jobs().is_empty() {
+        assert!(t.elapsed() < WAIT, "no job started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let foreign = plant_foreign_job(&h);
+    h.fake
+        .state()
+        .serve_job_fields(&foreign, serde_json::json!({"status": "RUNNING"}));
+    // Several sweeps (every 50 ms) fail meanwhile.
+    let lists = |h: &Hf| {
+        h.fake.state().snapshot()["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == "GET" && r["path"] == "/api/jobs/alice")
+            .count()
+    };
+    let before = lists(&h);
+    let t = Instant::now();
+    while lists(&h) < before + 3 {
+        assert!(t.elapsed() < WAIT, "the loop stopped listing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(fake_stage(&h, &foreign), "RUNNING");
+    h.fake.state().serve_job_fields(&foreign, Value::Null);
+    let out = child.wait_with_output().unwrap();
+    h.record(&["loop", "run", "undecodable"], &out);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(
+        err.contains("namespace alice could not be checked (retried at the next sweep)"),
+        "{err}"
+    );
+    assert!(err.contains(&foreign) && err.contains("cancelled"), "{err}");
+    wait_stage(&h, &foreign, "CANCELED");
 }
