@@ -31,6 +31,9 @@ fn run(cmd: &mut Command) -> Result<std::process::Output, String> {
 
 /// The venv with `huggingface_hub==2.4.0`, made on first use.
 fn hub_venv() -> Result<PathBuf, String> {
+    // Three tests of this binary need it, in parallel threads: one makes it, the others wait.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = MAKING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hub-2.4");
     let python = dir.join("bin").join("python");
     let check = format!(

@@ -49,6 +49,10 @@ fn run_or_panic(cmd: &mut Command, what: &str, scratch: &Path) {
 /// Built under a temporary name and renamed into place, so concurrent runs never see a half
 /// installed venv.
 fn python_with_mcp() -> PathBuf {
+    // Tests run in parallel threads of one process: one of them builds the venv while the
+    // others wait (they would share the temporary directory's name).
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let venv = root.join("pyenv-mcp");
     let py = venv.join("bin/python");
