@@ -1453,11 +1453,24 @@ impl Engine {
         opts: &LoopOptions,
         on_event: &mut dyn FnMut(LoopEvent),
     ) -> Result<LoopSummary, EngineError> {
-        self.run_loop_inner(opts, on_event)
-            .map_err(|e| match self.ledger.check_present() {
+        self.run_loop_inner(opts, on_event).map_err(|e| {
+            // An attempt directory that lost its spec is what a state dir being deleted looks
+            // like from inside, before the ledger files go too (a recursive delete takes them
+            // in directory order): give the deletion a moment to show before calling it that.
+            let vanished = matches!(
+                &e,
+                EngineError::Backend(mlres_backends::BackendError::NotAnAttempt(_))
+            );
+            let mut present = self.ledger.check_present();
+            if present.is_ok() && vanished {
+                std::thread::sleep(Duration::from_millis(300));
+                present = self.ledger.check_present();
+            }
+            match present {
                 Err(gone) => gone.into(),
                 Ok(()) => e,
-            })
+            }
+        })
     }
 
     fn run_loop_inner(
