@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mlres_hf::{Endpoint, HfClient, HfError, JobInfo, JobSpec, JobStage, Token};
+use mlres_hf::{Endpoint, HfClient, HfError, JobInfo, JobSpec, JobStage, RequestBudget, Token};
 use serde::{Deserialize, Serialize};
 
 use crate::attempt::{
@@ -58,6 +58,13 @@ pub struct HfJobFile {
     pub log_cap_bytes: u64,
     /// Longest interval between two status polls, milliseconds.
     pub poll_ms: u64,
+    /// API requests per minute shared with the loop (absent in files of older versions:
+    /// no budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// The token-bucket file shared with the loop and the other supervisors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_file: Option<PathBuf>,
 }
 
 /// Credentials of the supervisor process: the API token and the secret values the job gets.
@@ -393,9 +400,13 @@ fn run(dir: &Path, creds: &HfCredentials) -> Status {
         Ok(e) => e,
         Err(e) => return status(Outcome::StartFailed, e.to_string(), started, remote),
     };
-    let client = Arc::new(
-        HfClient::new(endpoint, Some(creds.token.clone())).with_sse(Duration::from_secs(90), 30),
-    );
+    let mut client =
+        HfClient::new(endpoint, Some(creds.token.clone())).with_sse(Duration::from_secs(90), 30);
+    if let Some(rpm) = job.requests_per_minute {
+        client =
+            client.with_request_budget(Arc::new(RequestBudget::new(rpm, job.budget_file.clone())));
+    }
+    let client = Arc::new(client);
     let logs = log_paths(dir);
     let out = match File::create(&logs.stdout) {
         Ok(f) => f,
@@ -489,8 +500,11 @@ fn run(dir: &Path, creds: &HfCredentials) -> Status {
                 Err(e) => notes.push(format!("cancel failed (retrying): {e}")),
             }
         }
-        match client.get_job(&job.namespace, &id) {
-            Ok(info) => {
+        // A background poll: skipped while the request budget is low (the log stream still
+        // runs, and cancels and sweeps go first).
+        match client.poll_job(&job.namespace, &id) {
+            Ok(None) => {}
+            Ok(Some(info)) => {
                 failures = 0;
                 let done = info.is_terminal();
                 last = info;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mlres_backends::{HfJobFile, LocalJobSpec, NetworkPolicy};
-use mlres_hf::{Endpoint, HfClient, HfError, JobInfo, ListFilter, Token};
+use mlres_hf::{Endpoint, HfClient, HfError, JobInfo, JobStage, ListFilter, RequestBudget, Token};
 use mlres_ledger::{Campaign, Experiment, FinishRecord, RemoteJob};
 use mlres_policy::{Backend, JobTemplate};
 use serde::Serialize;
@@ -49,6 +49,9 @@ pub struct HfSettings {
     pub reconcile_interval: Duration,
     /// Longest interval between two status polls of the supervisor, ms.
     pub poll_ms: u64,
+    /// API requests per minute the loop and its supervisors may make together (a token
+    /// bucket in the state dir; see [`mlres_hf::budget`]).
+    pub requests_per_minute: u32,
 }
 
 impl HfSettings {
@@ -60,6 +63,7 @@ impl HfSettings {
             job_token: None,
             reconcile_interval: Duration::from_secs(10),
             poll_ms: 2000,
+            requests_per_minute: mlres_hf::DEFAULT_REQUESTS_PER_MINUTE,
         }
     }
 }
@@ -69,6 +73,11 @@ impl HfSettings {
 pub(crate) struct HfState {
     client: Option<Arc<HfClient>>,
     last_sweep: Option<Instant>,
+    /// Pages the last sweep's listing took (it spaces sweeps so they use at most a quarter
+    /// of the request budget).
+    last_sweep_pages: u32,
+    /// Sweeps so far: every [`FULL_SWEEP_EVERY`]th lists every stage.
+    sweeps: u64,
     reported: HashSet<String>,
     recorded: HashSet<String>,
     /// Set when a job was refused with 402: the loop stops with this reason.
@@ -170,7 +179,12 @@ impl Engine {
                  ~/.cache/huggingface/token exists); nothing was submitted",
             )
         })?;
-        let c = Arc::new(HfClient::new(s.endpoint.clone(), Some(token)));
+        let budget = Arc::new(RequestBudget::new(
+            s.requests_per_minute,
+            Some(budget_file(&self.cfg.state_dir)),
+        ));
+        let c =
+            Arc::new(HfClient::new(s.endpoint.clone(), Some(token)).with_request_budget(budget));
         self.hf_state.client = Some(c.clone());
         Ok(c)
     }
@@ -347,6 +361,8 @@ impl Engine {
             micro_usd_per_minute: price,
             log_cap_bytes: job.limits.log_bytes,
             poll_ms: settings.poll_ms,
+            requests_per_minute: Some(settings.requests_per_minute),
+            budget_file: Some(budget_file(&self.cfg.state_dir)),
         };
         let spec = LocalJobSpec {
             argv,
@@ -522,7 +538,12 @@ impl Engine {
         if !self.uses_hf() || self.cfg.hf.is_none() {
             return Ok(None);
         }
-        let interval = self.hf_settings()?.reconcile_interval;
+        let settings = self.hf_settings()?;
+        let interval = sweep_interval(
+            settings.reconcile_interval,
+            self.hf_state.last_sweep_pages,
+            settings.requests_per_minute,
+        );
         if !force
             && self
                 .hf_state
@@ -535,14 +556,28 @@ impl Engine {
         let ns = self.hf_namespace()?;
         // A failed listing is retried at the next interval; it must not stop the campaign,
         // and it must not pass for a namespace with nothing to cancel.
+        // Only jobs that still run can be cancelled, so sweeps ask for those stages; every
+        // FULL_SWEEP_EVERYth sweep (and `loop stop`'s) lists every stage, so a job in a stage
+        // this client does not know yet is still seen (fail closed).
+        let full = force || self.hf_state.sweeps.is_multiple_of(FULL_SWEEP_EVERY);
+        self.hf_state.sweeps += 1;
+        let filter = if full {
+            ListFilter::default()
+        } else {
+            ListFilter {
+                stages: LIVE_STAGES.to_vec(),
+                ..ListFilter::default()
+            }
+        };
         let listed = self.hf_client().and_then(|client| {
-            let jobs = client
-                .list_jobs(&ns, &ListFilter::default())
-                .map_err(hf_err)?;
-            Ok((client, jobs))
+            let (jobs, pages) = client.list_jobs_paged(&ns, &filter).map_err(hf_err)?;
+            Ok((client, jobs, pages))
         });
         let (client, jobs) = match listed {
-            Ok(v) => v,
+            Ok((client, jobs, pages)) => {
+                self.hf_state.last_sweep_pages = pages;
+                (client, jobs)
+            }
             Err(e) => {
                 let error = e.to_string();
                 on_event(LoopEvent::ReconcileFailed {
@@ -904,4 +939,26 @@ pub(crate) fn shipped_code(
     mlres_hf::ship_local_files(&[(f.path.as_str(), &bytes)], &["true".to_string()])
         .map_err(|m| refused("code_not_shippable", m))?;
     Ok((f.path.clone(), bytes))
+}
+
+/// Every how many sweeps one lists every stage instead of the live ones.
+const FULL_SWEEP_EVERY: u64 = 10;
+
+/// The stages a job can still be cancelled in.
+const LIVE_STAGES: &[JobStage] = &[JobStage::Scheduling, JobStage::Running, JobStage::Updating];
+
+/// The request-budget file (in the state dir) shared by its loop and supervisors.
+pub const HF_BUDGET_FILE: &str = "hf-api-budget";
+
+pub(crate) fn budget_file(state_dir: &Path) -> PathBuf {
+    state_dir.join(HF_BUDGET_FILE)
+}
+
+/// The least time between two sweeps: the configured interval, or longer when the last
+/// listing took so many pages that sweeping that often would spend more than a quarter of
+/// the request budget.
+pub fn sweep_interval(configured: Duration, last_pages: u32, requests_per_minute: u32) -> Duration {
+    let quarter = f64::from(requests_per_minute.max(4)) / 4.0;
+    let needed = Duration::from_secs_f64(f64::from(last_pages) * 60.0 / quarter);
+    configured.max(needed)
 }

@@ -31,8 +31,9 @@ pub use error::EngineError;
 pub use evaluate::{Evaluation, evaluate_logs, scan_logs as scan_log_files};
 pub use export::{ExportPaths, experiment_json, export};
 pub use hfjobs::{
-    HfSettings, KnownJob, LABEL_ATTEMPT, LABEL_CAMPAIGN, LABEL_EXP, RemoteJobView,
+    HF_BUDGET_FILE, HfSettings, KnownJob, LABEL_ATTEMPT, LABEL_CAMPAIGN, LABEL_EXP, RemoteJobView,
     SUPERVISOR_SECRETS_ENV, SUPERVISOR_TOKEN_ENV, remote_job_json, settled_cost_micro,
+    sweep_interval,
 };
 pub use outputs::{
     ARTIFACTS_DIR, ArtifactsReport, Content, CopiedFile, DEFAULT_MAX_OUTPUT_BYTES,

@@ -1,8 +1,9 @@
 use std::io::{BufRead, BufReader};
 use std::ops::ControlFlow;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::budget::{Priority, RequestBudget};
 use crate::hub::{quote, quote_all};
 use crate::sse::{SseLine, parse_line};
 use crate::{
@@ -16,6 +17,11 @@ const MAX_JSON_BYTES: u64 = 64 << 20;
 const MAX_PAGES: usize = 10_000;
 /// Most same-host redirects followed.
 const MAX_REDIRECTS: usize = 3;
+
+thread_local! {
+    /// Set when the next request's token was already taken ([`HfClient::poll_job`]).
+    static PREPAID: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 /// Bounded retries with exponential backoff for 429 (any request) and 5xx/transport errors
 /// (idempotent requests only).
@@ -72,6 +78,10 @@ pub struct HfClient {
     retry: RetryPolicy,
     sse_reconnects: u32,
     whoami_cache: Mutex<Option<WhoAmI>>,
+    /// The shared API request budget (none: only the Hub's own 429s slow us down).
+    budget: Option<Arc<RequestBudget>>,
+    /// Set once a budget file failed, so the failure is reported once, not per request.
+    budget_broken: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for HfClient {
@@ -107,6 +117,42 @@ impl HfClient {
             retry: RetryPolicy::default(),
             sse_reconnects: 20,
             whoami_cache: Mutex::new(None),
+            budget: None,
+            budget_broken: Mutex::new(None),
+        }
+    }
+
+    /// Count every API request (each retry, page, redirect hop and log-stream connection)
+    /// against `budget`, waiting for a token when it is spent. Uploads to storage hosts are
+    /// not API requests and are not counted.
+    pub fn with_request_budget(mut self, budget: Arc<RequestBudget>) -> HfClient {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// The request budget, if any.
+    pub fn request_budget(&self) -> Option<&RequestBudget> {
+        self.budget.as_deref()
+    }
+
+    /// Why the budget file could not be used, if it failed (requests then go unbudgeted:
+    /// a broken file must not stop cancellations).
+    pub fn budget_failure(&self) -> Option<String> {
+        self.budget_broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn spend(&self) {
+        if PREPAID.with(|p| p.replace(false)) {
+            return;
+        }
+        if let Some(b) = &self.budget
+            && let Err(e) = b.take()
+        {
+            let mut g = self.budget_broken.lock().unwrap_or_else(|e| e.into_inner());
+            g.get_or_insert_with(|| e.to_string());
         }
     }
 
@@ -310,6 +356,7 @@ impl HfClient {
         token: Option<&Token>,
         _depth: u8,
     ) -> Result<Resp, HfError> {
+        self.spend();
         let auth = token.map(|t| format!("Bearer {}", t.expose()));
         let result = match method {
             Method::Get => {
@@ -440,9 +487,18 @@ impl HfClient {
 
     /// GET a JSON array, following `Link: <..>; rel="next"` on the same host.
     fn get_paginated(&self, first: String, what: &str) -> Result<Vec<serde_json::Value>, HfError> {
+        self.get_pages(first, what).map(|(items, _)| items)
+    }
+
+    /// Every page's items and the number of pages.
+    fn get_pages(
+        &self,
+        first: String,
+        what: &str,
+    ) -> Result<(Vec<serde_json::Value>, u32), HfError> {
         let mut out = Vec::new();
         let mut url = first;
-        for _ in 0..MAX_PAGES {
+        for page in 1..=MAX_PAGES {
             let (v, resp) = self.get_json(&url, true, what)?;
             match v {
                 serde_json::Value::Array(items) => out.extend(items),
@@ -468,7 +524,7 @@ impl HfClient {
                     }
                     url = next;
                 }
-                None => return Ok(out),
+                None => return Ok((out, u32::try_from(page).unwrap_or(u32::MAX))),
             }
         }
         Err(HfError::Decode {
@@ -534,9 +590,44 @@ impl HfClient {
         JobInfo::from_value(v)
     }
 
+    /// [`HfClient::get_job`] as a background request: `Ok(None)` without a request when the
+    /// request budget is down to its last quarter (the caller polls again later), so status
+    /// polls never hold back cancellations and sweeps. Without a budget, always a request.
+    pub fn poll_job(&self, namespace: &str, id: &str) -> Result<Option<JobInfo>, HfError> {
+        if let Some(b) = &self.budget {
+            match b.try_take(Priority::Background) {
+                Ok(Err(_wait)) => return Ok(None),
+                // The token is taken; give it back by not spending another in send_once.
+                Ok(Ok(())) => return self.get_job_prepaid(namespace, id).map(Some),
+                Err(e) => {
+                    let mut g = self.budget_broken.lock().unwrap_or_else(|e| e.into_inner());
+                    g.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        self.get_job(namespace, id).map(Some)
+    }
+
+    fn get_job_prepaid(&self, namespace: &str, id: &str) -> Result<JobInfo, HfError> {
+        PREPAID.with(|p| p.set(true));
+        let r = self.get_job(namespace, id);
+        PREPAID.with(|p| p.set(false));
+        r
+    }
+
     /// `GET /api/jobs/{namespace}` with `stage=`/`label=k=v` filters, following `Link`
     /// pagination (an unpaginated list is one page).
     pub fn list_jobs(&self, namespace: &str, filter: &ListFilter) -> Result<Vec<JobInfo>, HfError> {
+        self.list_jobs_paged(namespace, filter)
+            .map(|(jobs, _)| jobs)
+    }
+
+    /// [`HfClient::list_jobs`] and the number of pages (requests) the listing took.
+    pub fn list_jobs_paged(
+        &self,
+        namespace: &str,
+        filter: &ListFilter,
+    ) -> Result<(Vec<JobInfo>, u32), HfError> {
         let mut q = Vec::new();
         for s in &filter.stages {
             q.push(format!("stage={}", quote_all(s.as_str())));
@@ -549,10 +640,12 @@ impl HfClient {
             url.push('?');
             url.push_str(&q.join("&"));
         }
-        self.get_paginated(url, "job list")?
+        let (items, pages) = self.get_pages(url, "job list")?;
+        let jobs = items
             .into_iter()
             .map(JobInfo::from_value)
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((jobs, pages))
     }
 
     /// `POST /api/jobs/{namespace}/{id}/cancel`.
@@ -666,6 +759,7 @@ impl HfClient {
         on_line: &mut dyn FnMut(LogLine) -> ControlFlow<()>,
     ) -> Result<StreamOutcome, HfError> {
         let token = self.token.as_ref().ok_or(HfError::NoToken)?;
+        self.spend();
         let resp = self
             .sse_agent
             .get(url)

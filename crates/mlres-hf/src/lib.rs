@@ -5,6 +5,9 @@
 //! reconnect) and the Hub file operations (tree, resolve, create repo, NDJSON commits with
 //! LFS uploads as `huggingface_hub` makes them without `hf_xet`).
 //!
+//! Every API request can be counted against a [`RequestBudget`] shared by the processes of one
+//! state dir ([`budget`]), so a campaign stays well under the Hub's 500 requests per 5 minutes.
+//!
 //! The token is a [`Token`] newtype that never prints; redirects are never followed
 //! automatically, so the `Authorization` header cannot leave the configured host. Errors are
 //! typed ([`HfError`]) and never contain the token. The crate performs network IO but reads
@@ -27,6 +30,7 @@
 //!   an empty endpoint);
 //! - `~` is expanded from `HOME` only (no `~user`, no password-database fallback).
 
+pub mod budget;
 mod client;
 mod endpoint;
 mod error;
@@ -38,6 +42,7 @@ mod upload;
 mod viewer;
 mod whoami;
 
+pub use budget::{DEFAULT_REQUESTS_PER_MINUTE, Priority, RequestBudget};
 pub use client::{HfClient, RetryPolicy};
 pub use endpoint::{DEFAULT_ENDPOINT, Endpoint};
 pub use error::HfError;

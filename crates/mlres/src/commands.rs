@@ -65,6 +65,7 @@ pub fn doctor(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
     let bwrap = crate::bwrap_override(&crate::utf8_env()?);
     let checks = mlres_backends::doctor(bwrap.as_deref());
     let approvals = approval_protections(cli)?;
+    let hf_api = hf_api_lines(cli)?;
     if json_out {
         let v: Vec<_> = checks
             .iter()
@@ -74,7 +75,11 @@ pub fn doctor(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
             .iter()
             .map(|(name, active, detail)| json!({"name": name, "active": active, "detail": detail}))
             .collect();
-        print::json(&json!({"protections": v, "approvals": a}));
+        let h: Vec<_> = hf_api
+            .iter()
+            .map(|(name, detail)| json!({"name": name, "detail": detail}))
+            .collect();
+        print::json(&json!({"protections": v, "approvals": a, "hf_api": h}));
     } else {
         println!("Local backend protections on this machine:");
         for p in &checks {
@@ -94,8 +99,71 @@ pub fn doctor(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
                 detail
             );
         }
+        println!("Hugging Face Jobs API requests (hf-jobs backend):");
+        for (name, detail) in &hf_api {
+            println!("  {name:<34} {detail}");
+        }
     }
     Ok(exit::OK)
+}
+
+/// How mlres paces its Jobs API requests: the shared request budget (and what is left of it
+/// in this state dir), the sweep and the status polls.
+fn hf_api_lines(cli: &Cli) -> Result<Vec<(&'static str, String)>, Failure> {
+    let env = crate::utf8_env()?;
+    let Some(s) = crate::jobs::hf_settings(&env) else {
+        return Ok(vec![(
+            "endpoint",
+            "HF_ENDPOINT is not a valid http(s) URL: the hf-jobs backend cannot be used".into(),
+        )]);
+    };
+    let rpm = s.requests_per_minute;
+    let dir = crate::state_dir(&cli.state_dir)?;
+    let file = dir.join(mlres_engine::HF_BUDGET_FILE);
+    let left = if file.is_file() {
+        match mlres_hf::RequestBudget::new(rpm, Some(file)).available() {
+            Ok(n) => format!("{n} left now"),
+            Err(e) => format!("budget file unusable: {e}"),
+        }
+    } else {
+        format!("{rpm} left now (unused)")
+    };
+    let window = mlres_hf::budget::HUB_API_WINDOW_SECS;
+    let most = rpm + rpm * window / 60;
+    let over = if rpm > crate::jobs::HUB_REQUESTS_PER_MINUTE {
+        format!(
+            "; WARNING: above the Hub's documented {}/min: only if your plan allows more",
+            crate::jobs::HUB_REQUESTS_PER_MINUTE
+        )
+    } else {
+        String::new()
+    };
+    Ok(vec![
+        (
+            "request budget",
+            format!(
+                "{rpm} requests/min for the loop and its job supervisors together, at most {most} per {} min                  (the Hub documents {} per {} min per token; MLRES_HF_REQUESTS_PER_MINUTE, 1 to {}); {left}{over}",
+                window / 60,
+                mlres_hf::budget::HUB_API_LIMIT,
+                window / 60,
+                crate::jobs::MAX_REQUESTS_PER_MINUTE,
+            ),
+        ),
+        (
+            "namespace sweep",
+            format!(
+                "every {:.0} s at least (MLRES_HF_RECONCILE_SECS), listing only SCHEDULING/RUNNING/UPDATING jobs;                  every stage on every 10th sweep and on `loop stop`; spaced out so sweeps use at most a quarter of the budget",
+                s.reconcile_interval.as_secs_f64()
+            ),
+        ),
+        (
+            "status polls",
+            format!(
+                "at most every {:.1} s per job (MLRES_HF_POLL_MS), skipped while less than a quarter of the budget is left",
+                s.poll_ms as f64 / 1000.0
+            ),
+        ),
+    ])
 }
 
 /// What protects approvals and the state dir, said plainly: the approval secret (set or not),

@@ -85,7 +85,8 @@ pub struct ListArgs {
 
 /// The hf-jobs settings from the environment: `HF_ENDPOINT`, the user token (resolved like
 /// `huggingface_hub`), `MLRES_HF_JOB_TOKEN` (a job-scoped token for jobs), and the intervals
-/// `MLRES_HF_RECONCILE_SECS` and `MLRES_HF_POLL_MS`.
+/// `MLRES_HF_RECONCILE_SECS` and `MLRES_HF_POLL_MS`, and the API request budget
+/// `MLRES_HF_REQUESTS_PER_MINUTE`.
 pub fn hf_settings(env: &BTreeMap<String, String>) -> Option<HfSettings> {
     let endpoint = Endpoint::from_env(env).ok()?;
     let token = mlres_hf::resolve_token(env, &|p| std::fs::read_to_string(p).ok()).map(|(t, _)| t);
@@ -101,7 +102,26 @@ pub fn hf_settings(env: &BTreeMap<String, String>) -> Option<HfSettings> {
     if let Some(ms) = env.get("MLRES_HF_POLL_MS").and_then(|v| v.parse().ok()) {
         s.poll_ms = ms;
     }
+    if let Some(rpm) = requests_per_minute(env) {
+        s.requests_per_minute = rpm;
+    }
     Some(s)
+}
+
+/// Most requests per minute `MLRES_HF_REQUESTS_PER_MINUTE` may allow (accounts on paid plans
+/// get more than the documented default; `mlres doctor` warns above that).
+pub const MAX_REQUESTS_PER_MINUTE: u32 = 10_000;
+
+/// The Hub's documented average: 500 requests per 5 minutes.
+pub const HUB_REQUESTS_PER_MINUTE: u32 =
+    mlres_hf::budget::HUB_API_LIMIT * 60 / mlres_hf::budget::HUB_API_WINDOW_SECS;
+
+/// `MLRES_HF_REQUESTS_PER_MINUTE`, clamped to 1..=[`MAX_REQUESTS_PER_MINUTE`] (`mlres doctor`
+/// shows the value in force).
+pub fn requests_per_minute(env: &BTreeMap<String, String>) -> Option<u32> {
+    env.get("MLRES_HF_REQUESTS_PER_MINUTE")
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .map(|v| v.clamp(1, MAX_REQUESTS_PER_MINUTE))
 }
 
 /// `mlres __supervise` on an hf-jobs attempt: credentials from this process's environment.

@@ -41,6 +41,8 @@ fn job(fake: &FakeHf, script: &str) -> HfJobFile {
         micro_usd_per_minute: 200,
         log_cap_bytes: 1 << 20,
         poll_ms: 50,
+        requests_per_minute: None,
+        budget_file: None,
     }
 }
 

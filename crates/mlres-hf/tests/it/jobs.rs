@@ -362,3 +362,98 @@ fn labels_outside_the_documented_charset_are_refused_before_sending() {
     .unwrap_err();
     assert_eq!(refused.0, 422, "{refused:?}");
 }
+
+fn api_requests(f: &mlres_fakehf::FakeHf) -> usize {
+    f.state().snapshot()["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().starts_with("/api/"))
+        .count()
+}
+
+/// Every API request (pages included) takes a token from the shared budget file; a second
+/// client on the same file sees what the first spent; status polls stop at the last quarter
+/// without sending anything, while normal requests may still use it.
+#[test]
+fn the_request_budget_counts_every_page_and_polls_leave_the_last_quarter() {
+    use std::sync::Arc;
+
+    use mlres_hf::{Priority, RequestBudget};
+    let f = fake_with(FakeConfig {
+        jobs_page_size: 2,
+        ..FakeConfig::default()
+    });
+    let plain = client(&f);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(plain.create_job("alice", &sh("true")).unwrap().id);
+    }
+    for id in &ids {
+        wait_terminal(&plain, "alice", id);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("budget");
+    let budget = || Arc::new(RequestBudget::new(12, Some(file.clone())));
+    let c = client(&f).with_request_budget(budget());
+    // The bucket refills one token every 5 s: a slow machine may see that many more.
+    let t0 = std::time::Instant::now();
+    let refilled = || (t0.elapsed().as_secs() / 5) as usize;
+    let before = api_requests(&f);
+    let (jobs, pages) = c.list_jobs_paged("alice", &ListFilter::default()).unwrap();
+    assert_eq!((jobs.len(), pages), (5, 3));
+    assert_eq!(api_requests(&f) - before, 3);
+    // Another process's view of the same file: 12 - 3 = 9 left.
+    let other = budget();
+    assert!((9..=9 + refilled()).contains(&(other.available().unwrap() as usize)));
+    // Polls take tokens down to the last quarter (3 of 12), then skip without a request.
+    let mut polled = 0;
+    loop {
+        let sent = api_requests(&f);
+        match c.poll_job("alice", &ids[0]).unwrap() {
+            Some(j) => {
+                assert_eq!(j.id, ids[0]);
+                assert_eq!(api_requests(&f), sent + 1);
+                polled += 1;
+            }
+            None => {
+                assert_eq!(api_requests(&f), sent, "a skipped poll sent a request");
+                break;
+            }
+        }
+        assert!(polled <= 6 + refilled(), "polls never stopped");
+    }
+    assert!((6..=6 + refilled()).contains(&polled), "{polled} polls");
+    // Normal requests still get the reserved quarter.
+    for id in &ids[..3] {
+        c.get_job("alice", id).unwrap();
+    }
+    if refilled() == 0 {
+        assert!(
+            other.try_take(Priority::Normal).unwrap().is_err(),
+            "the bucket should be empty"
+        );
+    }
+    assert!(c.budget_failure().is_none());
+}
+
+/// A budget file that cannot be used never blocks a request (a cancel must go out); the
+/// failure is kept for the caller to report.
+#[test]
+fn an_unusable_budget_file_does_not_block_requests() {
+    use std::sync::Arc;
+
+    use mlres_hf::RequestBudget;
+    let f = fake();
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file should be.
+    let file = dir.path().join("budget");
+    std::fs::create_dir(&file).unwrap();
+    let c = client(&f).with_request_budget(Arc::new(RequestBudget::new(1, Some(file))));
+    let id = c.create_job("alice", &sh("true")).unwrap().id;
+    for _ in 0..3 {
+        assert!(c.poll_job("alice", &id).unwrap().is_some());
+    }
+    let why = c.budget_failure().expect("the failure is reported");
+    assert!(why.contains("budget"), "{why}");
+}

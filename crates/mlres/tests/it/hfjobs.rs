@@ -143,6 +143,8 @@ impl Hf {
             .env("HF_HOME", self.env.path().join("hfhome"))
             .env("MLRES_HF_RECONCILE_SECS", "0.05")
             .env("MLRES_HF_POLL_MS", "50")
+            // Tests poll every 50 ms; the request budget has its own tests.
+            .env("MLRES_HF_REQUESTS_PER_MINUTE", "10000")
             .env_remove("HUGGING_FACE_HUB_TOKEN")
             .env_remove("HF_TOKEN_PATH")
             .env_remove("MLRES_HF_JOB_TOKEN")
@@ -1451,7 +1453,7 @@ fn the_loop_reports_a_listing_that_does_not_decode_and_retries() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|r| r["method"] == "GET" && r["path"] == "/api/jobs/alice")
+            .filter(|r| r["method"] == "GET" && is_listing(&r["path"]))
             .count()
     };
     let before = lists(&h);
@@ -1472,4 +1474,114 @@ fn the_loop_reports_a_listing_that_does_not_decode_and_retries() {
     );
     assert!(err.contains(&foreign) && err.contains("cancelled"), "{err}");
     wait_stage(&h, &foreign, "CANCELED");
+}
+
+/// `GET /api/jobs/alice`, with or without a query: a listing of the namespace.
+fn is_listing(path: &Value) -> bool {
+    let p = path.as_str().unwrap_or("");
+    p == "/api/jobs/alice" || p.starts_with("/api/jobs/alice?")
+}
+
+fn listings(h: &Hf) -> Vec<String> {
+    h.fake.state().snapshot()["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "GET" && is_listing(&r["path"]))
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The loop's sweeps ask only for the stages a job can still be cancelled in; the first and
+/// every 10th sweep (and `loop stop`'s) list every stage, so a job in a stage mlres does not
+/// know is still seen.
+#[test]
+fn sweeps_list_live_stages_and_every_stage_on_stop() {
+    let h = start(&Spec {
+        max_jobs: 2,
+        values: "[1, 2]",
+        script: "sleep 1; echo score={x}",
+        ..Spec::default()
+    });
+    let out = h.run(&["loop", "run", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let seen = listings(&h);
+    let live = "/api/jobs/alice?stage=SCHEDULING&stage=RUNNING&stage=UPDATING";
+    let filtered = seen.iter().filter(|p| *p == live).count();
+    let full = seen.iter().filter(|p| *p == "/api/jobs/alice").count();
+    assert_eq!(filtered + full, seen.len(), "{seen:?}");
+    assert!(filtered >= 1 && full >= 1, "{seen:?}");
+    // At most one full listing per ten sweeps, plus the forced ones (start and end).
+    assert!(full <= seen.len().div_ceil(10) + 2, "{seen:?}");
+    // The first sweep lists every stage.
+    assert_eq!(seen[0], "/api/jobs/alice", "{seen:?}");
+}
+
+/// The loop and its supervisors share one request budget: with 30 requests a minute and
+/// settings that would otherwise send dozens a second (50 ms polls and sweeps), the whole
+/// campaign's API requests stay within what the bucket allows for the time it took, and the
+/// campaign still finishes. `mlres doctor` shows the budget and what is left of it.
+#[test]
+fn the_request_budget_caps_the_loop_and_its_supervisors_together() {
+    let h = start(&Spec {
+        max_jobs: 2,
+        values: "[1, 2]",
+        script: "sleep 2; echo score={x}",
+        ..Spec::default()
+    });
+    let api = |h: &Hf| {
+        h.fake.state().snapshot()["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["path"].as_str().unwrap().starts_with("/api/"))
+            .count()
+    };
+    let before = api(&h);
+    let t0 = Instant::now();
+    let out = h
+        .cmd()
+        .env("MLRES_HF_REQUESTS_PER_MINUTE", "30")
+        .args(["loop", "run", "--json"])
+        .output()
+        .unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    h.record(&["loop", "run", "budget"], &out);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["experiments"], 2, "{summary}");
+    let sent = api(&h) - before;
+    // A full bucket (30) plus the refill (30 a minute) over the run, plus rounding.
+    let allowed = 30.0 + 30.0 * secs / 60.0 + 1.0;
+    assert!(
+        (sent as f64) <= allowed,
+        "{sent} API requests in {secs:.1} s (allowed {allowed:.0})"
+    );
+    // Without the budget the same settings poll every 50 ms per job: far more.
+    assert!(secs >= 2.0);
+    let doctor = h
+        .cmd()
+        .env("MLRES_HF_REQUESTS_PER_MINUTE", "30")
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&doctor), 0);
+    let d: Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let budget = d["hf_api"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "request budget")
+        .unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        budget.starts_with(
+            "30 requests/min for the loop and its job supervisors together, at most 180 per 5 min"
+        ) && budget.contains("left now")
+            && !budget.contains("unused"),
+        "{budget}"
+    );
+    h.no_canary_in_files();
 }
