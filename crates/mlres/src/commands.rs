@@ -142,7 +142,7 @@ fn hf_api_lines(cli: &Cli) -> Result<Vec<(&'static str, String)>, Failure> {
         (
             "request budget",
             format!(
-                "{rpm} requests/min for the loop and its job supervisors together, at most {most} per {} min                  (the Hub documents {} per {} min per token; MLRES_HF_REQUESTS_PER_MINUTE, 1 to {}); {left}{over}",
+                "{rpm} requests/min for the loop and its job supervisors together, at most {most} per {} min (the Hub documents {} per {} min per token; MLRES_HF_REQUESTS_PER_MINUTE, 1 to {}); {left}{over}",
                 window / 60,
                 mlres_hf::budget::HUB_API_LIMIT,
                 window / 60,
@@ -152,7 +152,7 @@ fn hf_api_lines(cli: &Cli) -> Result<Vec<(&'static str, String)>, Failure> {
         (
             "namespace sweep",
             format!(
-                "every {:.0} s at least (MLRES_HF_RECONCILE_SECS), listing only SCHEDULING/RUNNING/UPDATING jobs;                  every stage on every 10th sweep and on `loop stop`; spaced out so sweeps use at most a quarter of the budget",
+                "every {:.0} s at least (MLRES_HF_RECONCILE_SECS), listing only SCHEDULING/RUNNING/UPDATING jobs; every stage on every 10th sweep and on `loop stop`; spaced out so sweeps use at most a quarter of the budget",
                 s.reconcile_interval.as_secs_f64()
             ),
         ),
@@ -220,8 +220,8 @@ fn approval_protections(cli: &Cli) -> Result<Vec<(&'static str, bool, String)>, 
             format!(
                 "single-user mode: the ledger, its key and the approval hash in {} are readable by \
                  every process of user {}, including an agent with a shell; jobs cannot read them \
-                 (sandbox), but only a broker under its own user would hold against such an agent, \
-                 and this build has none",
+                 (sandbox), but only a broker under its own user holds against such an agent: \
+                 a human sets one up with `sudo mlres setup broker`",
                 dir.display(),
                 crate::user_name()
             ),
