@@ -24,6 +24,7 @@
 
 pub mod inject;
 pub mod minhash;
+pub mod pii;
 pub mod secrets;
 
 use std::collections::{BTreeMap, HashMap};

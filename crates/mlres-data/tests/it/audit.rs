@@ -153,11 +153,16 @@ impl Gen {
                 (format!("{user}@{dom}"), "email")
             }
             1 => {
-                let (a, b, c) = (
-                    self.rng.range(200, 989),
-                    self.rng.range(200, 999),
-                    self.rng.range(1000, 9999),
-                );
+                // Valid NANP numbers, as Faker makes them: area and exchange start with 2–9,
+                // no N11 codes, no reserved area codes (middle digit 9, 37X, 96X).
+                let a = loop {
+                    let a = self.rng.range(201, 899);
+                    if (a / 10) % 10 != 9 && a % 100 != 11 && a / 10 != 37 && a / 10 != 96 {
+                        break a;
+                    }
+                };
+                let (b, c) = (self.rng.range(200, 999), self.rng.range(1000, 9999));
+                let b = if b % 100 == 11 { b + 1 } else { b };
                 let s = match self.rng.below(3) {
                     0 => format!("({a}) {b}-{c}"),
                     1 => format!("{a}-{b}-{c}"),
