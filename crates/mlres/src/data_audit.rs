@@ -45,7 +45,8 @@ pub enum FailOn {
 #[derive(Args, Debug)]
 #[command(after_help = AFTER_HELP)]
 pub struct AuditArgs {
-    /// A local .jsonl/.json/.csv/.parquet file or directory (all splits are audited).
+    /// A local .jsonl/.json/.csv/.parquet file (optionally .gz/.zst/.bz2) or directory (all
+    /// splits are audited).
     pub source: String,
     /// An evaluation set (file or directory) to check the source against for contamination.
     #[arg(long, value_name = "EVAL_SOURCE")]
