@@ -362,19 +362,26 @@ fn print_report(source: &str, r: &AuditReport) {
         println!();
         println!("poisoning signals:");
         println!(
-            "  trigger n-grams tied to one {}: {}",
+            "  trigger n-grams tied to one {}: {} ({} high, {} medium; {} class or topic n-grams set aside: their rows' other words agree with the label)",
             p.target_kind,
-            p.triggers.len()
+            p.triggers.len(),
+            p.high_triggers,
+            p.medium_triggers,
+            p.label_consistent_ngrams
         );
+        // What the detector decides on: significance against the base rate (support counted
+        // over distinct rows), and whether the phrase is foreign to the rows it is in.
         for t in &p.triggers {
             println!(
-                "    {:?} in {} rows → {:?} ({:.0}% of them; base rate {:.1}%, lift {:.1}), rows {}",
+                "    [{}] {:?} → {:?}: {} distinct rows, {:.0}% of them vs {:.1}% overall, p {}; {}; rows {}",
+                sev_tag(t.severity),
                 t.ngram,
-                t.rows,
                 t.target,
+                t.rows,
                 t.purity * 100.0,
                 t.base_rate * 100.0,
-                t.lift,
+                p_value(t.log10_p),
+                foreignness(t.context_evidence, t.context_evidence_se),
                 rows_list(r, &t.example_rows)
             );
         }
@@ -409,5 +416,39 @@ fn print_report(source: &str, r: &AuditReport) {
         for o in &p.length_outlier_rows {
             println!("    {}: {} chars", r.at(o.row), o.chars);
         }
+    }
+}
+
+fn sev_tag(s: Severity) -> &'static str {
+    match s {
+        Severity::High => "HIGH",
+        Severity::Medium => "MEDIUM",
+        Severity::Low => "LOW",
+    }
+}
+
+/// A Bonferroni-adjusted p-value from its log10: `≈ 1e-42`, or `≈ 0.003` when not tiny.
+fn p_value(log10_p: f64) -> String {
+    if log10_p >= -3.0 {
+        format!("≈ {:.3}", 10f64.powf(log10_p))
+    } else {
+        format!("≈ 1e{:.0}", log10_p)
+    }
+}
+
+/// The rows' other words as evidence for the label: negative means the phrase is foreign to
+/// its rows (their content argues against the label it maps to).
+fn foreignness(evidence: Option<f64>, se: Option<f64>) -> String {
+    match (evidence, se) {
+        (Some(e), Some(se)) => format!(
+            "context evidence {e:+.2} ± {se:.2} ({})",
+            if e < 0.0 {
+                "foreign to its rows"
+            } else {
+                "fits its rows"
+            }
+        ),
+        (Some(e), None) => format!("context evidence {e:+.2}"),
+        _ => "foreignness not measured".to_string(),
     }
 }
