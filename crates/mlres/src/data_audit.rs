@@ -63,7 +63,8 @@ pub struct AuditArgs {
     /// Skip these detectors (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "DETECTORS")]
     pub skip: Vec<String>,
-    /// Estimated Jaccard similarity at or above which rows are near duplicates.
+    /// Jaccard similarity (of word or character shingles) at or above which rows are near
+    /// duplicates; every LSH candidate pair is checked on its shingle sets.
     #[arg(
         long,
         default_value_t = 0.8,
