@@ -98,6 +98,12 @@ impl Detector {
 /// [`NearDupReport::estimated_pairs`]).
 pub const MAX_KEPT_SHINGLES: usize = 1 << 28;
 
+/// In an LSH bucket, each row is verified against at most this many earlier rows not yet in
+/// its group, looking back at most [`NEAR_SCAN`] rows (bounded work in a huge bucket).
+pub const NEAR_VERIFY: usize = 8;
+/// See [`NEAR_VERIFY`].
+pub const NEAR_SCAN: usize = 32;
+
 /// Near-duplicate (MinHash LSH) parameters.
 #[derive(Debug, Clone, Serialize)]
 pub struct NearDupConfig {
@@ -1709,14 +1715,19 @@ fn finish(
                     continue;
                 }
                 for (k, &(_, x)) in members.iter().enumerate().skip(1) {
-                    // Compare with a few earlier members; one verified match joins the group.
-                    for &(_, y) in members[..k].iter().rev().take(8) {
-                        if near.find(x) == near.find(y) {
+                    // Compare with the nearest earlier members not yet in x's group (up to
+                    // NEAR_VERIFY of them, looking back at most NEAR_SCAN). Neither a member
+                    // already in the group nor a verified match ends the scan: an earlier row
+                    // may be near only x, and no later row compares back to it.
+                    let mut tried = 0;
+                    for &(_, y) in members[..k].iter().rev().take(NEAR_SCAN) {
+                        if tried == NEAR_VERIFY {
                             break;
                         }
-                        if !checked.insert((y, x)) {
+                        if near.find(x) == near.find(y) || !checked.insert((y, x)) {
                             continue;
                         }
+                        tried += 1;
                         candidates += 1;
                         let s = match (set(x as usize), set(y as usize)) {
                             (Some(a), Some(b)) => minhash::jaccard32(a, b),
@@ -1730,7 +1741,6 @@ fn finish(
                             near.union(x, y);
                             let e = min_sim.entry(x).or_insert(1.0);
                             *e = e.min(s);
-                            break;
                         }
                     }
                 }

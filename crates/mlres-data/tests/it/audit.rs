@@ -1289,3 +1289,64 @@ fn pairs_just_above_the_threshold_are_found_on_their_true_jaccard() {
         below.len()
     );
 }
+
+/// In one LSH bucket (rows z, y, x in that order) where x is near both y and z but y and z
+/// are not near each other, z joins the group: x's scan of earlier rows goes on after its
+/// match with y (it used to stop there, and z, whose only near row is x, was lost).
+#[test]
+fn a_row_near_only_a_later_row_of_its_bucket_is_found() {
+    let mut g = Gen::new(7);
+    let shingles = |t: &str| {
+        let mut v = Vec::new();
+        minhash::shingles(&audit::normalise(t), minhash::Shingle::Words(3), &mut v);
+        v
+    };
+    let hasher = minhash::MinHasher::new(2, 1);
+    let edit = |g: &mut Gen, base: &[String], from: usize| -> Vec<String> {
+        let mut w = base.to_vec();
+        for k in 0..6 {
+            w[from + 5 * k] = format!("{}q", g.vocab[g.rng.below(g.vocab.len())]);
+        }
+        w
+    };
+    for attempt in 0..200 {
+        let base: Vec<String> = (0..200)
+            .map(|_| g.vocab[g.rng.below(g.vocab.len())].clone())
+            .collect();
+        let y = edit(&mut g, &base, 10);
+        let z = edit(&mut g, &base, 150);
+        let (tx, ty, tz) = (base.join(" "), y.join(" "), z.join(" "));
+        let (sx, sy, sz) = (shingles(&tx), shingles(&ty), shingles(&tz));
+        assert!(minhash::jaccard(&sx, &sy) >= 0.8 && minhash::jaccard(&sx, &sz) >= 0.8);
+        assert!(minhash::jaccard(&sy, &sz) < 0.8);
+        let band = |s: &[u64]| {
+            let mut sig = vec![0u32; 2];
+            hasher.signature(s, &mut sig);
+            minhash::band_hash(&sig, 0, 2)
+        };
+        if !(band(&sx) == band(&sy) && band(&sy) == band(&sz)) {
+            continue;
+        }
+        // One band of two rows: the three share their only bucket, in the order z, y, x.
+        let rows: Vec<Record> = [tz, ty, tx]
+            .into_iter()
+            .map(|t| rec(json!({ "text": t })))
+            .collect();
+        let cfg = AuditConfig {
+            detectors: vec![audit::Detector::NearDup],
+            near_dup: audit::NearDupConfig {
+                threshold: 0.8,
+                num_perm: 2,
+                bands: Some(1),
+                ..Default::default()
+            },
+            ..all_examples()
+        };
+        let r = run(&rows, None, &cfg);
+        let nd = r.near_duplicates.as_ref().unwrap();
+        assert_eq!(nd.groups, 1, "attempt {attempt}: {:?}", nd.examples);
+        assert_eq!(nd.examples[0].rows, vec![1, 2, 3]);
+        return;
+    }
+    panic!("no triple sharing a bucket was generated");
+}
