@@ -269,7 +269,7 @@ fn print_report(source: &str, r: &AuditReport) {
     if let Some(d) = &r.near_duplicates {
         println!();
         println!(
-            "near duplicates (MinHash {} perms, {} bands × {} rows, J ≥ {}): {} rows in {} groups ({} candidate pairs, {} verified)",
+            "near duplicates (MinHash {} perms, {} bands × {} rows, J ≥ {}): {} rows in {} groups ({} candidate pairs, {} verified on their shingles{})",
             r.config.near_dup.num_perm,
             d.bands,
             d.rows_per_band,
@@ -277,7 +277,15 @@ fn print_report(source: &str, r: &AuditReport) {
             d.near_duplicate_rows,
             d.groups,
             d.candidate_pairs,
-            d.verified_pairs
+            d.verified_pairs,
+            if d.estimated_pairs > 0 {
+                format!(
+                    "; {} pairs judged on the signatures' estimate, past the shingle memory budget",
+                    d.estimated_pairs
+                )
+            } else {
+                String::new()
+            }
         );
         for g in &d.examples {
             println!(
