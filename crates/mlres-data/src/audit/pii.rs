@@ -354,6 +354,16 @@ impl Patterns {
             if before.is_some_and(|c| c == '.' || (c == ',' && numbered)) {
                 continue;
             }
+            // `Rule 12 Supreme Court`, `Chapter 3 The Long Way`: a numbered reference.
+            let prev_word = text[..m.start()]
+                .trim_end()
+                .rsplit(|c: char| !c.is_alphabetic())
+                .next()
+                .unwrap_or("")
+                .to_lowercase();
+            if REFERENCE_WORDS.contains(&prev_word.as_str()) {
+                continue;
+            }
             if !STRONG_SUFFIXES.contains(&suffix) && !address_context(text, m.start(), m.end()) {
                 continue;
             }
@@ -372,6 +382,15 @@ impl Patterns {
         }
     }
 }
+
+/// Words that number a reference, not a house: `Rule 12 Supreme Court`.
+#[rustfmt::skip]
+const REFERENCE_WORDS: &[&str] = &[
+    "rule", "section", "sec", "chapter", "ch", "article", "art", "part", "page", "p", "pp",
+    "volume", "vol", "act", "scene", "verse", "psalm", "figure", "fig", "table", "step",
+    "level", "grade", "room", "episode", "season", "book", "canto", "case",
+    "item", "line", "lines", "version", "v", "route", "exit", "gate", "platform", "floor",
+];
 
 #[rustfmt::skip]
 const PHONE_WORDS: &[&str] = &[

@@ -381,6 +381,8 @@ fn invalid_values_are_not_pii() {
         "::1 and 2001:db8::1 and a[1::2] and std::vec::Vec",
         "card 4111 1111 1111 1112",
         "numbers 41 11 11 11 11 11 11 11",
+        "under Rule 12 Supreme Court precedent",
+        "see Chapter 3 The Long Way for details",
     ] {
         assert_eq!(pii_kinds(bad), Vec::<&str>::new(), "{bad:?}");
     }
