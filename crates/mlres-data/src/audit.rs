@@ -8,8 +8,10 @@
 //!
 //! * per row: a 64-bit text hash, a length, a label/target id and a ≤72-character redacted
 //!   excerpt (about 120 bytes), plus, for the first row of each distinct text, its MinHash
-//!   signature (`4 × num_perm` bytes: 512 bytes at the default 128). Memory is therefore
-//!   `rows × (≈120 + 4 × num_perm)` bytes, independent of how long the texts are;
+//!   signature (`4 × num_perm` bytes: 512 bytes at the default 128) and its shingle set (4
+//!   bytes a distinct shingle, up to [`MAX_KEPT_SHINGLES`] in all), so LSH candidates are
+//!   verified on their true Jaccard similarity, not the signature's estimate. Memory is
+//!   therefore `rows × (≈120 + 4 × num_perm + 4 × shingles)` bytes;
 //! * the eval set's n-gram hashes (`--against`), 12 bytes per distinct eval n-gram;
 //! * the poisoning n-gram table, capped at [`AuditConfig::ngram_table_cap`] entries (lossy
 //!   counting: when full, entries seen at most `level` times are dropped and `level` rises,
@@ -24,6 +26,7 @@
 
 pub mod inject;
 pub mod minhash;
+pub mod pii;
 pub mod secrets;
 
 use std::collections::{BTreeMap, HashMap};
@@ -90,10 +93,22 @@ impl Detector {
     }
 }
 
+/// Shingle hashes kept for exact verification of near-duplicate candidates (4 bytes each:
+/// 1 GiB). Rows past it are verified by their signatures (counted in
+/// [`NearDupReport::estimated_pairs`]).
+pub const MAX_KEPT_SHINGLES: usize = 1 << 28;
+
+/// In an LSH bucket, each row is verified against at most this many earlier rows not yet in
+/// its group, looking back at most [`NEAR_SCAN`] rows (bounded work in a huge bucket).
+pub const NEAR_VERIFY: usize = 8;
+/// See [`NEAR_VERIFY`].
+pub const NEAR_SCAN: usize = 32;
+
 /// Near-duplicate (MinHash LSH) parameters.
 #[derive(Debug, Clone, Serialize)]
 pub struct NearDupConfig {
-    /// Estimated Jaccard similarity at or above which two rows are near duplicates.
+    /// Jaccard similarity of two rows' shingle sets at or above which they are near
+    /// duplicates (checked exactly on every LSH candidate pair).
     pub threshold: f64,
     /// Signature length (number of hash permutations).
     pub num_perm: usize,
@@ -434,7 +449,8 @@ pub struct DupReport {
 pub struct NearGroup {
     pub size: u64,
     pub rows: Vec<u64>,
-    /// Lowest estimated Jaccard of the verified pairs that joined the group.
+    /// Lowest Jaccard similarity (of the shingle sets) of the verified pairs that joined the
+    /// group.
     pub min_similarity: f64,
     pub excerpt: String,
 }
@@ -444,7 +460,11 @@ pub struct NearDupReport {
     pub bands: usize,
     pub rows_per_band: usize,
     pub candidate_pairs: u64,
+    /// Candidate pairs at or above the threshold.
     pub verified_pairs: u64,
+    /// Candidate pairs judged by their signatures' agreement (an estimate) because a row's
+    /// shingle set was past [`MAX_KEPT_SHINGLES`]; every other pair is judged exactly.
+    pub estimated_pairs: u64,
     /// Rows in a near-duplicate group beyond its first row.
     pub near_duplicate_rows: u64,
     pub groups: u64,
@@ -805,6 +825,8 @@ struct Feat {
     empty: bool,
     chars: u64,
     sig: Vec<u32>,
+    /// The row's shingle set (32-bit hashes, sorted, distinct), for exact verification.
+    shingle_set: Vec<u32>,
     label: Option<String>,
     target: Option<u64>,
     target_text: Option<String>,
@@ -990,6 +1012,7 @@ fn features(sh: &Shared, row: u64, rec: &Record) -> Feat {
         empty: norm.is_empty(),
         chars: text.chars().count() as u64,
         sig: Vec::new(),
+        shingle_set: Vec::new(),
         label: view.label.clone(),
         target: None,
         target_text: None,
@@ -1008,6 +1031,7 @@ fn features(sh: &Shared, row: u64, rec: &Record) -> Feat {
         minhash::shingles(&norm, cfg.near_dup.shingle, &mut sh_buf);
         f.sig = vec![0; sh.hasher.num_perm()];
         sh.hasher.signature(&sh_buf, &mut f.sig);
+        f.shingle_set = minhash::shingle_set32(&sh_buf);
     }
     if cfg.enabled(Detector::Contamination)
         && let Some(ev) = &sh.eval
@@ -1129,6 +1153,10 @@ struct Acc {
     // near dups, over the first row of each distinct text
     sig_rows: Vec<u32>,
     sigs: Vec<u32>,
+    /// Shingle sets of the `sig_rows`, back to back (`shingle_at[i]` is row i's start and
+    /// length; a length of `u32::MAX` means not kept: past the memory budget).
+    shingle_sets: Vec<u32>,
+    shingle_at: Vec<(u64, u32)>,
     contaminated: Vec<Contaminated>,
     contaminated_rows: u64,
     pii: Vec<SensitiveHit>,
@@ -1237,6 +1265,8 @@ pub fn audit(
         exact_dup_of: Vec::new(),
         sig_rows: Vec::new(),
         sigs: Vec::new(),
+        shingle_sets: Vec::new(),
+        shingle_at: Vec::new(),
         contaminated: Vec::new(),
         contaminated_rows: 0,
         pii: Vec::new(),
@@ -1410,6 +1440,13 @@ fn merge(acc: &mut Acc, cfg: &AuditConfig, f: Feat) {
     if first == Some(idx) && !f.sig.is_empty() {
         acc.sig_rows.push(idx);
         acc.sigs.extend_from_slice(&f.sig);
+        let start = acc.shingle_sets.len() as u64;
+        if acc.shingle_sets.len() + f.shingle_set.len() <= MAX_KEPT_SHINGLES {
+            acc.shingle_sets.extend_from_slice(&f.shingle_set);
+            acc.shingle_at.push((start, f.shingle_set.len() as u32));
+        } else {
+            acc.shingle_at.push((start, u32::MAX));
+        }
     }
     if let Some((e, method, overlap)) = f.contamination {
         acc.contaminated_rows += 1;
@@ -1640,11 +1677,18 @@ fn finish(
                 .collect(),
         }
     });
-    // Near duplicates: band buckets, candidates verified by signature agreement.
+    // Near duplicates: band buckets, candidates verified by the exact Jaccard similarity of
+    // their shingle sets (by signature agreement only for rows past the memory budget).
     let near_duplicates = cfg.enabled(Detector::NearDup).then(|| {
         let np = sh.hasher.num_perm();
         let m = acc.sig_rows.len();
         let sig = |i: usize| &acc.sigs[i * np..(i + 1) * np];
+        let set = |i: usize| -> Option<&[u32]> {
+            let (start, len) = acc.shingle_at[i];
+            (len != u32::MAX)
+                .then(|| &acc.shingle_sets[start as usize..start as usize + len as usize])
+        };
+        let mut estimated = 0u64;
         let mut near = minhash::Dsu::default();
         for _ in 0..m {
             near.push();
@@ -1671,22 +1715,32 @@ fn finish(
                     continue;
                 }
                 for (k, &(_, x)) in members.iter().enumerate().skip(1) {
-                    // Compare with a few earlier members; one verified match joins the group.
-                    for &(_, y) in members[..k].iter().rev().take(8) {
-                        if near.find(x) == near.find(y) {
+                    // Compare with the nearest earlier members not yet in x's group (up to
+                    // NEAR_VERIFY of them, looking back at most NEAR_SCAN). Neither a member
+                    // already in the group nor a verified match ends the scan: an earlier row
+                    // may be near only x, and no later row compares back to it.
+                    let mut tried = 0;
+                    for &(_, y) in members[..k].iter().rev().take(NEAR_SCAN) {
+                        if tried == NEAR_VERIFY {
                             break;
                         }
-                        if !checked.insert((y, x)) {
+                        if near.find(x) == near.find(y) || !checked.insert((y, x)) {
                             continue;
                         }
+                        tried += 1;
                         candidates += 1;
-                        let s = minhash::agreement(sig(x as usize), sig(y as usize));
+                        let s = match (set(x as usize), set(y as usize)) {
+                            (Some(a), Some(b)) => minhash::jaccard32(a, b),
+                            _ => {
+                                estimated += 1;
+                                minhash::agreement(sig(x as usize), sig(y as usize))
+                            }
+                        };
                         if s >= cfg.near_dup.threshold {
                             verified += 1;
                             near.union(x, y);
                             let e = min_sim.entry(x).or_insert(1.0);
                             *e = e.min(s);
-                            break;
                         }
                     }
                 }
@@ -1729,6 +1783,7 @@ fn finish(
             rows_per_band,
             candidate_pairs: candidates,
             verified_pairs: verified,
+            estimated_pairs: estimated,
             near_duplicate_rows: near_rows,
             groups: count,
             examples: out,

@@ -715,7 +715,9 @@ impl Inspector {
     }
 }
 
-/// Inspects a local file or dataset directory. `progress` gets the total bytes of the source
+/// Inspects a local file or dataset directory. A file none of whose rows can be read is an
+/// error ([`ReadError::Invalid`], naming the file, its row count and first error); an empty
+/// file is not. `progress` gets the total bytes of the source
 /// once at the start (as `rows = 0`), then rows and bytes read so far about every 10 000 rows
 /// (bytes within a text file as it is scanned; a parquet file's bytes when it is done) and
 /// after each file.
@@ -769,6 +771,8 @@ pub fn inspect_path(
                 shown.clone()
             };
             let mut rows = read::open_with_progress(f, reading.clone())?;
+            let mut broken = 0u64;
+            let mut first_error: Option<String> = None;
             while let Some(row) = rows.next() {
                 seen += 1;
                 match row {
@@ -779,7 +783,13 @@ pub fn inspect_path(
                         };
                         ins.push_at(&s.split, at, &r);
                     }
-                    Err(e) => ins.skip(&s.split, &label, e),
+                    Err(e) => {
+                        broken += 1;
+                        if first_error.is_none() {
+                            first_error = Some(format!("line {}: {}", e.row, e.message));
+                        }
+                        ins.skip(&s.split, &label, e);
+                    }
                 }
                 if seen.is_multiple_of(10_000) {
                     let within = reading.load(std::sync::atomic::Ordering::Relaxed);
@@ -790,6 +800,17 @@ pub fn inspect_path(
                         bytes_done: done_bytes + within.min(bytes),
                     });
                 }
+            }
+            // A file nothing could be read from is not data with a few broken rows: the file
+            // is not what its name says (the audit fails on it the same way).
+            if seen > 0 && broken == seen {
+                return Err(ReadError::Invalid {
+                    path: f.clone(),
+                    message: format!(
+                        "no readable row: all {seen} rows are broken (first, {}); is this the format its name says?",
+                        first_error.as_deref().unwrap_or("?")
+                    ),
+                });
             }
             done_bytes += bytes;
             files_done += 1;

@@ -1,6 +1,7 @@
 //! `mlres-data`: inspect and audit training data before a cent is spent.
 //!
-//! It reads local `jsonl`, `json`, `csv` and `parquet` files as a bounded-memory stream of
+//! It reads local `jsonl`, `json`, `csv` and `parquet` files (text formats also gzip, zstd or
+//! bzip2 compressed) as a bounded-memory stream of
 //! [`Record`]s (the binary feeds Hugging Face dataset viewer rows into the same [`inspect::Inspector`]), computes schema,
 //! per-column statistics and fitness for SFT / DPO / GRPO ([`inspect`]), audits rows for
 //! duplicates, near duplicates (MinHash LSH), train/eval contamination, PII and secrets,

@@ -46,6 +46,9 @@ fn expand(
     seen: &mut std::collections::HashSet<PathBuf>,
 ) -> Result<(), ReadError> {
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
+    if let Some(kind) = read::special_kind(&meta) {
+        return Err(read::not_regular(path, kind));
+    }
     if meta.is_file() {
         out.push(path.to_path_buf());
         return Ok(());

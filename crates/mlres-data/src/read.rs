@@ -4,6 +4,10 @@
 //! located [`RowError`] (a broken row is skipped and reported, never a panic). [`resolve`]
 //! turns a file or a dataset directory into splits of data files.
 //!
+//! Compressed files (`.gz`, `.zst`, `.bz2`, or those magic bytes under any name) are
+//! decompressed as they are read, by pure-Rust decoders, up to [`decompressed_cap`]. A FIFO,
+//! socket or device is refused from its metadata, never opened.
+//!
 //! Memory: JSON Lines and JSON arrays hold one row at a time (at most [`MAX_ROW_BYTES`]; a
 //! longer row is skipped and counted while the reader scans past it), CSV holds one record,
 //! parquet one row group's decoding state.
@@ -32,9 +36,14 @@ pub enum Format {
 }
 
 impl Format {
-    /// The format a path's extension names, if any.
+    /// The format a path's extension names, if any; a compression extension is looked
+    /// through (`train.jsonl.gz` is JSON Lines).
     pub fn from_path(path: &Path) -> Option<Format> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        let mut ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        if Compression::from_extension(&ext).is_some() {
+            let stem = Path::new(path.file_stem()?);
+            ext = stem.extension()?.to_str()?.to_ascii_lowercase();
+        }
         match ext.as_str() {
             "jsonl" | "ndjson" => Some(Format::Jsonl),
             "json" => Some(Format::Json),
@@ -42,6 +51,97 @@ impl Format {
             "parquet" => Some(Format::Parquet),
             _ => None,
         }
+    }
+}
+
+/// How a data file is compressed (streams are decompressed as they are read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Gzip,
+    Zstd,
+    Bzip2,
+}
+
+impl Compression {
+    /// The compression an extension (without the dot, any case) names.
+    pub fn from_extension(ext: &str) -> Option<Compression> {
+        match ext.to_ascii_lowercase().as_str() {
+            "gz" | "gzip" => Some(Compression::Gzip),
+            "zst" | "zstd" => Some(Compression::Zstd),
+            "bz2" => Some(Compression::Bzip2),
+            _ => None,
+        }
+    }
+
+    /// The compression a file's first bytes announce.
+    pub fn from_magic(head: &[u8]) -> Option<Compression> {
+        match head {
+            [0x1f, 0x8b, ..] => Some(Compression::Gzip),
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(Compression::Zstd),
+            [b'B', b'Z', b'h', b'1'..=b'9', ..] => Some(Compression::Bzip2),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::Bzip2 => "bzip2",
+        }
+    }
+}
+
+/// The most a compressed file may decompress to: [`MAX_DECOMPRESSED_RATIO`] times its size,
+/// at least [`MIN_DECOMPRESSED_CAP`] and at most [`MAX_DECOMPRESSED_BYTES`]. Past it the file
+/// fails with a clear error (a decompression bomb is read no further).
+pub const MAX_DECOMPRESSED_BYTES: u64 = 64 << 30;
+/// See [`MAX_DECOMPRESSED_BYTES`].
+pub const MIN_DECOMPRESSED_CAP: u64 = 4 << 30;
+/// See [`MAX_DECOMPRESSED_BYTES`].
+pub const MAX_DECOMPRESSED_RATIO: u64 = 200;
+
+/// The decompressed-size cap for a compressed file of `compressed` bytes.
+pub fn decompressed_cap(compressed: u64) -> u64 {
+    compressed
+        .saturating_mul(MAX_DECOMPRESSED_RATIO)
+        .clamp(MIN_DECOMPRESSED_CAP, MAX_DECOMPRESSED_BYTES)
+}
+
+/// What a path that is neither a regular file nor a directory is, for messages.
+pub fn special_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
+    let ty = meta.file_type();
+    if ty.is_file() || ty.is_dir() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ty.is_fifo() {
+            return Some("a FIFO (named pipe)");
+        }
+        if ty.is_socket() {
+            return Some("a socket");
+        }
+        if ty.is_char_device() {
+            return Some("a character device");
+        }
+        if ty.is_block_device() {
+            return Some("a block device");
+        }
+    }
+    Some("not a regular file")
+}
+
+/// The error for a path [`special_kind`] names (checked on metadata, so nothing is opened and
+/// a FIFO never blocks).
+pub fn not_regular(path: &Path, kind: &str) -> ReadError {
+    ReadError::Invalid {
+        path: path.to_path_buf(),
+        message: format!(
+            "is {kind}, not a regular file: datasets are read from regular files (copy the data to a file first)"
+        ),
     }
 }
 
@@ -54,7 +154,9 @@ pub enum ReadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: unknown format (expected .jsonl, .json, .csv or .parquet)")]
+    #[error(
+        "{path}: unknown format (expected .jsonl, .json, .csv or .parquet, optionally compressed as .gz, .zst or .bz2)"
+    )]
     UnknownFormat { path: PathBuf },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -238,23 +340,158 @@ impl Iterator for CountAtEnd {
     }
 }
 
+/// Like [`open`] with a decompressed-size cap of `cap` bytes for a compressed file instead of
+/// [`decompressed_cap`].
+pub fn open_capped(path: &Path, cap: u64) -> Result<Rows, ReadError> {
+    let format = Format::from_path(path).ok_or_else(|| ReadError::UnknownFormat {
+        path: path.to_path_buf(),
+    })?;
+    open_inner(path, format, None, Some(cap))
+}
+
 fn open_counted(
     path: &Path,
     format: Format,
     counter: Option<Arc<AtomicU64>>,
 ) -> Result<Rows, ReadError> {
+    open_inner(path, format, counter, None)
+}
+
+/// Reads a decompressed stream, failing once past `cap` bytes; after any error it reports
+/// end of stream, so a reader that retries does not loop on a broken stream.
+struct Capped<R> {
+    inner: R,
+    read: u64,
+    cap: u64,
+    what: String,
+    failed: bool,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.failed || buf.is_empty() {
+            return Ok(0);
+        }
+        let room = (self.cap - self.read).min(buf.len() as u64) as usize;
+        // At the cap, read one byte more to tell "exactly the cap" from "past it".
+        let want = room.max(1);
+        let n = match self.inner.read(&mut buf[..want]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                self.failed = true;
+                return Err(std::io::Error::other(format!(
+                    "{} data is corrupt: {e}",
+                    self.what
+                )));
+            }
+        };
+        if room == 0 && n > 0 {
+            self.failed = true;
+            return Err(std::io::Error::other(format!(
+                "{} data decompresses to more than {} bytes, the limit for this file (a decompression bomb?); decompress it yourself if it is genuine",
+                self.what, self.cap
+            )));
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+fn open_inner(
+    path: &Path,
+    format: Format,
+    counter: Option<Arc<AtomicU64>>,
+    cap: Option<u64>,
+) -> Result<Rows, ReadError> {
     let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
     };
+    let invalid = |message: String| ReadError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    // Metadata first: a FIFO or a device is never opened (opening a FIFO blocks).
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.is_dir() {
-        return Err(ReadError::Invalid {
-            path: path.to_path_buf(),
-            message: "is a directory (use `resolve` for dataset directories)".into(),
-        });
+        return Err(invalid(
+            "is a directory (use `resolve` for dataset directories)".into(),
+        ));
     }
-    let file = File::open(path).map_err(io)?;
+    if let Some(kind) = special_kind(&meta) {
+        return Err(not_regular(path, kind));
+    }
+    let mut file = File::open(path).map_err(io)?;
+    let mut head = [0u8; 4];
+    let mut got = 0;
+    while got < head.len() {
+        match file.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(io)?;
+    let by_ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(Compression::from_extension);
+    let compression = match (Compression::from_magic(&head[..got]), by_ext) {
+        (Some(c), _) => Some(c),
+        (None, Some(c)) if got > 0 => {
+            return Err(invalid(format!(
+                "named as {} data but is not (its first bytes are not a {} header)",
+                c.name(),
+                c.name()
+            )));
+        }
+        _ => None,
+    };
+    let Some(compression) = compression else {
+        return plain_rows(path, format, file, meta.len(), counter);
+    };
+    if format == Format::Parquet {
+        return Err(invalid(format!(
+            "a {}-compressed parquet file is not read (parquet needs random access and compresses its pages itself): decompress it first",
+            compression.name()
+        )));
+    }
+    let raw = BufReader::new(Counting {
+        inner: file,
+        counter,
+    });
+    let decoder: Box<dyn Read + Send> = match compression {
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
+        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(raw)),
+        Compression::Zstd => Box::new(
+            ruzstd::decoding::StreamingDecoder::new(raw)
+                .map_err(|e| invalid(format!("zstd data is corrupt: {e}")))?,
+        ),
+    };
+    let capped = Capped {
+        inner: decoder,
+        read: 0,
+        cap: cap.unwrap_or_else(|| decompressed_cap(meta.len())),
+        what: compression.name().to_string(),
+        failed: false,
+    };
+    match format {
+        Format::Jsonl => Ok(Box::new(JsonLines::new(BufReader::new(capped)))),
+        Format::Json => json_rows(path, BufReader::new(capped)),
+        Format::Csv => Ok(Box::new(CsvRows::new(capped))),
+        Format::Parquet => unreachable!("refused above"),
+    }
+}
+
+fn plain_rows(
+    path: &Path,
+    format: Format,
+    file: File,
+    bytes: u64,
+    counter: Option<Arc<AtomicU64>>,
+) -> Result<Rows, ReadError> {
     match format {
         Format::Jsonl => Ok(Box::new(JsonLines::new(BufReader::new(Counting {
             inner: file,
@@ -273,7 +510,7 @@ fn open_counted(
         }))),
         Format::Parquet => Ok(Box::new(CountAtEnd {
             rows: parquet_rows(path, file)?,
-            bytes: meta.len(),
+            bytes,
             counter,
         })),
     }
@@ -286,6 +523,8 @@ pub struct JsonLines<R> {
     reader: R,
     line: u64,
     buf: Vec<u8>,
+    /// A read failed: the stream ends there (a broken stream would fail every time).
+    failed: bool,
 }
 
 impl<R: BufRead> JsonLines<R> {
@@ -294,6 +533,7 @@ impl<R: BufRead> JsonLines<R> {
             reader,
             line: 0,
             buf: Vec::new(),
+            failed: false,
         }
     }
 }
@@ -314,12 +554,22 @@ fn parse_object(bytes: &[u8], row: u64) -> Row {
             row,
             message: format!("not a JSON object (found {})", kind(&v)),
         }),
+        Err(e) if e.to_string().starts_with("recursion limit exceeded") => Err(RowError {
+            row,
+            message: format!(
+                "JSON nested deeper than {MAX_JSON_DEPTH} levels (the parser's limit), at column {}",
+                e.column()
+            ),
+        }),
         Err(e) => Err(RowError {
             row,
             message: format!("invalid JSON ({}, column {})", category(&e), e.column()),
         }),
     }
 }
+
+/// How deep JSON may nest (serde_json's recursion limit); a deeper row is a broken row.
+pub const MAX_JSON_DEPTH: usize = 128;
 
 fn category(e: &serde_json::Error) -> &'static str {
     match e.classify() {
@@ -351,6 +601,9 @@ impl<R: BufRead> Iterator for JsonLines<R> {
     type Item = Row;
 
     fn next(&mut self) -> Option<Row> {
+        if self.failed {
+            return None;
+        }
         loop {
             self.buf.clear();
             self.line += 1;
@@ -361,6 +614,7 @@ impl<R: BufRead> Iterator for JsonLines<R> {
                     Ok(c) => c,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => {
+                        self.failed = true;
                         return Some(Err(RowError {
                             row: self.line,
                             message: format!("read failed: {e}"),
@@ -827,6 +1081,9 @@ pub fn resolve(path: &Path) -> Result<Vec<SplitFiles>, ReadError> {
         path: path.to_path_buf(),
         source,
     })?;
+    if let Some(kind) = special_kind(&meta) {
+        return Err(not_regular(path, kind));
+    }
     if meta.is_file() {
         if Format::from_path(path).is_none() {
             return Err(ReadError::UnknownFormat {

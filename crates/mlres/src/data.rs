@@ -13,10 +13,11 @@ use crate::{Cli, Failure, exit, fail, print};
 pub enum DataCmd {
     /// Schema, splits, row counts, per-column statistics, sample rows and SFT/DPO/GRPO fitness.
     ///
-    /// SOURCE is a .jsonl/.json/.csv/.parquet file, a dataset directory (files are grouped
-    /// into splits by name: train*, validation*/val*/dev*, test*), or `hf:<owner>/<name>` for a
-    /// Hugging Face dataset read through the dataset viewer (a sample of rows). Reads only;
-    /// needs no approval and spends nothing. Broken rows are counted and shown, never fatal.
+    /// SOURCE is a .jsonl/.json/.csv/.parquet file (optionally .gz/.zst/.bz2), a dataset
+    /// directory (files are grouped into splits by name: train*, validation*/val*/dev*,
+    /// test*), or `hf:<owner>/<name>` for a Hugging Face dataset read through the dataset
+    /// viewer (a sample of rows). Reads only; needs no approval and spends nothing. Broken rows
+    /// are counted and shown; a source with no readable row fails (exit 1).
     Inspect(InspectArgs),
     /// Duplicates, near duplicates, contamination, PII and secrets, injection and poisoning.
     Audit(crate::data_audit::AuditArgs),
@@ -24,7 +25,8 @@ pub enum DataCmd {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// A local .jsonl/.json/.csv/.parquet file or directory, or `hf:<owner>/<dataset>`.
+    /// A local .jsonl/.json/.csv/.parquet file (optionally .gz/.zst/.bz2) or directory, or
+    /// `hf:<owner>/<dataset>`.
     pub source: String,
     /// Sample rows to show.
     #[arg(long, default_value_t = 3)]

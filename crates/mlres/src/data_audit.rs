@@ -45,7 +45,8 @@ pub enum FailOn {
 #[derive(Args, Debug)]
 #[command(after_help = AFTER_HELP)]
 pub struct AuditArgs {
-    /// A local .jsonl/.json/.csv/.parquet file or directory (all splits are audited).
+    /// A local .jsonl/.json/.csv/.parquet file (optionally .gz/.zst/.bz2) or directory (all
+    /// splits are audited).
     pub source: String,
     /// An evaluation set (file or directory) to check the source against for contamination.
     #[arg(long, value_name = "EVAL_SOURCE")]
@@ -62,7 +63,8 @@ pub struct AuditArgs {
     /// Skip these detectors (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "DETECTORS")]
     pub skip: Vec<String>,
-    /// Estimated Jaccard similarity at or above which rows are near duplicates.
+    /// Jaccard similarity (of word or character shingles) at or above which rows are near
+    /// duplicates; every LSH candidate pair is checked on its shingle sets.
     #[arg(
         long,
         default_value_t = 0.8,
@@ -267,7 +269,7 @@ fn print_report(source: &str, r: &AuditReport) {
     if let Some(d) = &r.near_duplicates {
         println!();
         println!(
-            "near duplicates (MinHash {} perms, {} bands × {} rows, J ≥ {}): {} rows in {} groups ({} candidate pairs, {} verified)",
+            "near duplicates (MinHash {} perms, {} bands × {} rows, J ≥ {}): {} rows in {} groups ({} candidate pairs, {} verified on their shingles{})",
             r.config.near_dup.num_perm,
             d.bands,
             d.rows_per_band,
@@ -275,7 +277,15 @@ fn print_report(source: &str, r: &AuditReport) {
             d.near_duplicate_rows,
             d.groups,
             d.candidate_pairs,
-            d.verified_pairs
+            d.verified_pairs,
+            if d.estimated_pairs > 0 {
+                format!(
+                    "; {} pairs judged on the signatures' estimate, past the shingle memory budget",
+                    d.estimated_pairs
+                )
+            } else {
+                String::new()
+            }
         );
         for g in &d.examples {
             println!(
@@ -361,19 +371,26 @@ fn print_report(source: &str, r: &AuditReport) {
         println!();
         println!("poisoning signals:");
         println!(
-            "  trigger n-grams tied to one {}: {}",
+            "  trigger n-grams tied to one {}: {} ({} high, {} medium; {} class or topic n-grams set aside: their rows' other words agree with the label)",
             p.target_kind,
-            p.triggers.len()
+            p.triggers.len(),
+            p.high_triggers,
+            p.medium_triggers,
+            p.label_consistent_ngrams
         );
+        // What the detector decides on: significance against the base rate (support counted
+        // over distinct rows), and whether the phrase is foreign to the rows it is in.
         for t in &p.triggers {
             println!(
-                "    {:?} in {} rows → {:?} ({:.0}% of them; base rate {:.1}%, lift {:.1}), rows {}",
+                "    [{}] {:?} → {:?}: {} distinct rows, {:.0}% of them vs {:.1}% overall, p {}; {}; rows {}",
+                sev_tag(t.severity),
                 t.ngram,
-                t.rows,
                 t.target,
+                t.rows,
                 t.purity * 100.0,
                 t.base_rate * 100.0,
-                t.lift,
+                p_value(t.log10_p),
+                foreignness(t.context_evidence, t.context_evidence_se),
                 rows_list(r, &t.example_rows)
             );
         }
@@ -408,5 +425,39 @@ fn print_report(source: &str, r: &AuditReport) {
         for o in &p.length_outlier_rows {
             println!("    {}: {} chars", r.at(o.row), o.chars);
         }
+    }
+}
+
+fn sev_tag(s: Severity) -> &'static str {
+    match s {
+        Severity::High => "HIGH",
+        Severity::Medium => "MEDIUM",
+        Severity::Low => "LOW",
+    }
+}
+
+/// A Bonferroni-adjusted p-value from its log10: `≈ 1e-42`, or `≈ 0.003` when not tiny.
+fn p_value(log10_p: f64) -> String {
+    if log10_p >= -3.0 {
+        format!("≈ {:.3}", 10f64.powf(log10_p))
+    } else {
+        format!("≈ 1e{:.0}", log10_p)
+    }
+}
+
+/// The rows' other words as evidence for the label: negative means the phrase is foreign to
+/// its rows (their content argues against the label it maps to).
+fn foreignness(evidence: Option<f64>, se: Option<f64>) -> String {
+    match (evidence, se) {
+        (Some(e), Some(se)) => format!(
+            "context evidence {e:+.2} ± {se:.2} ({})",
+            if e < 0.0 {
+                "foreign to its rows"
+            } else {
+                "fits its rows"
+            }
+        ),
+        (Some(e), None) => format!("context evidence {e:+.2}"),
+        _ => "foreignness not measured".to_string(),
     }
 }

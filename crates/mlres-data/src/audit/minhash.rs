@@ -186,6 +186,38 @@ pub fn agreement(x: &[u32], y: &[u32]) -> f64 {
     same as f64 / x.len() as f64
 }
 
+/// A shingle set in 32 bits a hash (sorted, distinct), to keep every row's set in memory for
+/// exact verification; two shingles of one pair collide with odds about n²/2³³, which moves
+/// the Jaccard of rows of a few hundred shingles by far less than one shingle.
+pub fn shingle_set32(shingles: &[u64]) -> Vec<u32> {
+    let mut v: Vec<u32> = shingles.iter().map(|&h| (h ^ (h >> 32)) as u32).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Exact Jaccard similarity of two sorted, deduplicated sets of 32-bit hashes.
+pub fn jaccard32(x: &[u32], y: &[u32]) -> f64 {
+    let (mut i, mut j, mut inter) = (0, 0, 0usize);
+    while i < x.len() && j < y.len() {
+        match x[i].cmp(&y[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                inter += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    let union = x.len() + y.len() - inter;
+    if union == 0 {
+        1.0
+    } else {
+        inter as f64 / union as f64
+    }
+}
+
 /// Exact Jaccard similarity of two sorted, deduplicated sets.
 pub fn jaccard(x: &[u64], y: &[u64]) -> f64 {
     let (mut i, mut j, mut inter) = (0, 0, 0usize);
@@ -217,7 +249,7 @@ pub fn lsh_params(threshold: f64, num_perm: usize) -> (usize, usize) {
 }
 
 /// As [`lsh_params`], with false positives weighted `fp_weight` and false negatives
-/// `1 - fp_weight`. The audit verifies every candidate pair against its signatures, so it
+/// `1 - fp_weight`. The audit verifies every candidate pair on its shingle sets, so it
 /// can afford extra candidates and uses a weight of [`VERIFIED_FP_WEIGHT`] (better recall
 /// just above the threshold).
 pub fn lsh_params_weighted(threshold: f64, num_perm: usize, fp_weight: f64) -> (usize, usize) {

@@ -1,6 +1,7 @@
-//! PII and secrets: emails, phone numbers, Luhn-valid card numbers, tokens recognised by
-//! their prefix, private keys, JWTs, and high-entropy values assigned to `key`, `token`,
-//! `secret` or `password`. Findings carry only a redacted excerpt.
+//! PII and secrets: emails, Luhn-valid card numbers (in a card's grouping, with an issuer's
+//! prefix), the validated kinds of [`super::pii`] (phone numbers, SSNs, IBANs, IP and street
+//! addresses), tokens recognised by their prefix, private keys, JWTs, and high-entropy values
+//! assigned to `key`, `token`, `secret` or `password`. Findings carry only a redacted excerpt.
 
 use regex::Regex;
 
@@ -25,7 +26,7 @@ pub struct Hit {
 pub struct Scanner {
     tokens: Vec<(&'static str, Regex)>,
     email: Regex,
-    phone: Regex,
+    pii: super::pii::Patterns,
     card: Regex,
     generic: Regex,
 }
@@ -142,9 +143,7 @@ impl Scanner {
             email: re(
                 r"\b[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}\b",
             ),
-            phone: re(
-                r"(?:\+\d{1,3}[ .\-]?)?(?:\(\d{2,4}\)[ .\-]?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}\b|\+\d{1,3}(?:[ .\-]\d{2,4}){3,5}\b",
-            ),
+            pii: super::pii::Patterns::new(),
             card: re(r"\b\d(?:[ \-]?\d){12,18}\b"),
             generic: re(
                 r#"(?i)(?:\b|_)(?:[a-z0-9_\-]*(?:api[_\-]?key|access[_\-]?key|secret|token|password|passwd|pwd|credentials?|auth)|key|bearer)\b["']?(?:\s*[:=]\s*|\s+)["']?([^\s"'`,;<>()\[\]{}]{12,})"#,
@@ -192,6 +191,18 @@ impl Scanner {
                 }
             }
         }
+        // IBANs first: their digits in groups of four can look like a card number.
+        let pii = self.pii.scan(text);
+        for h in pii.iter().filter(|h| h.kind == "iban") {
+            if !overlaps(&hits, h.start, h.end) {
+                hits.push(Hit {
+                    kind: h.kind,
+                    class: Class::Pii,
+                    start: h.start,
+                    end: h.end,
+                });
+            }
+        }
         for m in self.card.find_iter(text) {
             let digits: Vec<u8> = m
                 .as_str()
@@ -199,8 +210,20 @@ impl Scanner {
                 .filter(u8::is_ascii_digit)
                 .map(|b| b - b'0')
                 .collect();
-            if (13..=19).contains(&digits.len())
+            // An ungrouped run among other long numbers is a table's id, unless a payment
+            // word says otherwise.
+            let bare = m.as_str().bytes().all(|b| b.is_ascii_digit());
+            if bare
+                && numeric_neighbours(text, m.start(), m.end())
+                && !payment_word(text, m.start())
+            {
+                continue;
+            }
+            if card_shape(m.as_str())
+                && issuer_prefix(&digits)
                 && luhn(&digits)
+                && super::pii::isolated(text, m.start(), m.end())
+                && !digit_group_beside(text, m.start(), m.end())
                 && !overlaps(&hits, m.start(), m.end())
             {
                 hits.push(Hit {
@@ -211,14 +234,13 @@ impl Scanner {
                 });
             }
         }
-        for m in self.phone.find_iter(text) {
-            let digits = m.as_str().bytes().filter(u8::is_ascii_digit).count();
-            if (10..=15).contains(&digits) && !overlaps(&hits, m.start(), m.end()) {
+        for h in pii {
+            if !overlaps(&hits, h.start, h.end) {
                 hits.push(Hit {
-                    kind: "phone",
+                    kind: h.kind,
                     class: Class::Pii,
-                    start: m.start(),
-                    end: m.end(),
+                    start: h.start,
+                    end: h.end,
                 });
             }
         }
@@ -239,6 +261,72 @@ impl Scanner {
         out.push_str(&text[at..]);
         out
     }
+}
+
+/// A card number as cards print it: 13–19 digits in one run, or groups of 4-4-4-4 (with an
+/// optional 1–3 digit tail), 4-6-5 or 4-6-4 with one kind of separator. A run of small
+/// numbers (`12 34 56 78 …`) in a table is not a card.
+pub fn card_shape(s: &str) -> bool {
+    let seps: Vec<char> = s.chars().filter(|c| !c.is_ascii_digit()).collect();
+    if seps.windows(2).any(|w| w[0] != w[1]) {
+        return false;
+    }
+    let groups: Vec<usize> = s
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .collect();
+    match groups.as_slice() {
+        [n] => (13..=19).contains(n),
+        [4, 4, 4, 4] | [4, 6, 5] | [4, 6, 4] => true,
+        [4, 4, 4, 4, t] => (1..=3).contains(t),
+        _ => false,
+    }
+}
+
+/// The number starts like a payment card: Visa 4, Mastercard 51–55 and 2221–2720, American
+/// Express 34/37, Diners 30/36/38/39, JCB 35, Discover and UnionPay 6, Maestro 50/56–58.
+pub fn issuer_prefix(digits: &[u8]) -> bool {
+    let head = |n: usize| -> u32 { digits.iter().take(n).fold(0, |a, &d| a * 10 + u32::from(d)) };
+    match digits.first() {
+        Some(4 | 6) => true,
+        Some(5) => matches!(head(2), 50..=58),
+        Some(3) => matches!(head(2), 30 | 34..=39),
+        Some(2) => (2221..=2720).contains(&head(4)),
+        _ => false,
+    }
+}
+
+/// Another group of digits one space or dash away (`DE89 3704 0044 0532 0130 00`): the match
+/// is part of a longer number.
+fn digit_group_beside(text: &str, start: usize, end: usize) -> bool {
+    let b = text.as_bytes();
+    let sep = |c: u8| c == b' ' || c == b'-';
+    (start >= 2 && sep(b[start - 1]) && b[start - 2].is_ascii_digit())
+        || (end + 1 < b.len() && sep(b[end]) && b[end + 1].is_ascii_digit())
+}
+
+/// Another run of six digits or more within 40 bytes of `start..end`.
+fn numeric_neighbours(text: &str, start: usize, end: usize) -> bool {
+    let long_run = |s: &[u8]| s.split(|b| !b.is_ascii_digit()).any(|run| run.len() >= 6);
+    let b = text.as_bytes();
+    long_run(&b[start.saturating_sub(40)..start]) || long_run(&b[end..(end + 40).min(b.len())])
+}
+
+/// A payment word in the 40 bytes before `at`.
+fn payment_word(text: &str, at: usize) -> bool {
+    let w = String::from_utf8_lossy(&text.as_bytes()[at.saturating_sub(40)..at]).to_lowercase();
+    [
+        "card",
+        "visa",
+        "mastercard",
+        "amex",
+        "credit",
+        "debit",
+        "payment",
+        "cc",
+    ]
+    .iter()
+    .any(|k| w.contains(k))
 }
 
 /// The Luhn checksum over decimal digits.

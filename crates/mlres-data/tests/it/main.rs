@@ -3,5 +3,6 @@
 mod audit;
 mod inspect;
 mod manifest;
+mod pii;
 mod read;
 mod trigger_real;

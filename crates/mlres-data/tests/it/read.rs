@@ -449,3 +449,204 @@ mod props {
         }
     }
 }
+
+// ------------------------------------------------------------------ compressed and odd inputs
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn bzip2(data: &[u8]) -> Vec<u8> {
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn zstd(data: &[u8]) -> Vec<u8> {
+    ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+}
+
+#[test]
+fn gzip_zstd_and_bzip2_files_read_like_the_plain_file() {
+    let d = tmp();
+    let jsonl: String = (0..500)
+        .map(|i| format!("{}\n", json!({"text": format!("row {i}"), "label": i % 3})))
+        .collect();
+    let csv: String = std::iter::once("text,label\n".to_string())
+        .chain((0..500).map(|i| format!("row {i},{}\n", i % 3)))
+        .collect();
+    let array = format!(
+        "[{}]",
+        (0..500)
+            .map(|i| json!({"text": format!("row {i}"), "label": i % 3}).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for (ext, plain) in [("jsonl", &jsonl), ("csv", &csv), ("json", &array)] {
+        let p = d.path().join(format!("plain.{ext}"));
+        std::fs::write(&p, plain).unwrap();
+        let (want, bad) = rows(&p);
+        assert!(bad.is_empty());
+        assert_eq!(want.len(), 500);
+        for (cext, bytes) in [
+            ("gz", gzip(plain.as_bytes())),
+            ("zst", zstd(plain.as_bytes())),
+            ("bz2", bzip2(plain.as_bytes())),
+        ] {
+            let p = d.path().join(format!("train.{ext}.{cext}"));
+            std::fs::write(&p, &bytes).unwrap();
+            assert!(Format::from_path(&p).is_some(), "{}", p.display());
+            let (got, bad) = rows(&p);
+            assert!(bad.is_empty(), "{ext}.{cext}: {bad:?}");
+            assert_eq!(got, want, "{ext}.{cext}");
+            // Magic bytes are enough: compressed data under a plain name reads too.
+            let q = d.path().join(format!("misnamed-{cext}.{ext}"));
+            std::fs::write(&q, &bytes).unwrap();
+            assert_eq!(rows(&q).0, want, "{ext} holding {cext}");
+        }
+    }
+    // A dataset directory finds compressed files, in their split.
+    let splits = read::resolve(d.path()).unwrap();
+    let train = splits.iter().find(|s| s.split == "train").unwrap();
+    assert_eq!(train.files.len(), 9, "{:?}", train.files);
+    // Concatenated gzip members (pigz, `cat a.gz b.gz`) are one stream.
+    let p = d.path().join("two.jsonl.gz");
+    let mut two = gzip(b"{\"a\": 1}\n");
+    two.extend(gzip(b"{\"a\": 2}\n"));
+    std::fs::write(&p, two).unwrap();
+    assert_eq!(rows(&p).0.len(), 2);
+}
+
+#[test]
+fn a_decompression_bomb_stops_at_the_cap_with_a_clear_error() {
+    let d = tmp();
+    // 16 MiB of one short row repeated compresses to a few KiB.
+    let row = b"{\"text\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}\n";
+    let plain: Vec<u8> = row.iter().copied().cycle().take(16 << 20).collect();
+    for (ext, bytes) in [
+        ("gz", gzip(&plain)),
+        ("zst", zstd(&plain)),
+        ("bz2", bzip2(&plain)),
+    ] {
+        assert!(bytes.len() < 1 << 20, "{ext}: {}", bytes.len());
+        let p = d.path().join(format!("bomb.jsonl.{ext}"));
+        std::fs::write(&p, &bytes).unwrap();
+        let mut ok = 0u64;
+        let mut errors = Vec::new();
+        for r in read::open_capped(&p, 1 << 20).unwrap() {
+            match r {
+                Ok(_) => ok += 1,
+                Err(e) => errors.push(e.message),
+            }
+        }
+        // Rows up to the cap are read, then one error and the end of the stream.
+        assert!(
+            ok > 1000 && ok < (1 << 20) / row.len() as u64 + 1,
+            "{ext}: {ok}"
+        );
+        assert_eq!(errors.len(), 1, "{ext}: {errors:?}");
+        assert!(
+            errors[0].contains("more than 1048576 bytes")
+                && errors[0].contains("decompression bomb"),
+            "{ext}: {}",
+            errors[0]
+        );
+    }
+    // The default cap: 200 times the file, at least 4 GiB, at most 64 GiB.
+    assert_eq!(read::decompressed_cap(1000), 4 << 30);
+    assert_eq!(read::decompressed_cap(100 << 20), 20000 << 20);
+    assert_eq!(read::decompressed_cap(1 << 40), 64 << 30);
+}
+
+#[test]
+fn corrupt_or_misnamed_compressed_files_are_clear_errors() {
+    let d = tmp();
+    let plain = b"{\"a\": 1}\n".repeat(10_000);
+    // Truncated: the rows before the cut, then one error, then the end.
+    for (ext, bytes) in [
+        ("gz", gzip(&plain)),
+        ("bz2", bzip2(&plain)),
+        ("zst", zstd(&plain)),
+    ] {
+        let p = d.path().join(format!("cut.jsonl.{ext}"));
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        match read::open(&p) {
+            Ok(rows) => {
+                let all: Vec<_> = rows.collect();
+                let errs: Vec<_> = all.iter().filter_map(|r| r.as_ref().err()).collect();
+                assert_eq!(errs.len(), 1, "{ext}: {errs:?}");
+                assert!(
+                    errs[0].message.starts_with("read failed"),
+                    "{ext}: {:?}",
+                    errs[0]
+                );
+            }
+            Err(e) => assert!(e.to_string().contains(ext), "{e}"),
+        }
+    }
+    // Named .gz but plain text.
+    let p = d.path().join("plain.jsonl.gz");
+    std::fs::write(&p, b"{\"a\": 1}\n").unwrap();
+    let e = read::open(&p).err().unwrap().to_string();
+    assert!(e.contains("named as gzip data but is not"), "{e}");
+    // Compressed parquet: refused, saying why.
+    let p = d.path().join("t.parquet.gz");
+    std::fs::write(&p, gzip(b"PAR1")).unwrap();
+    let e = read::open(&p).err().unwrap().to_string();
+    assert!(e.contains("compressed parquet file is not read"), "{e}");
+}
+
+#[test]
+fn a_fifo_or_device_is_refused_without_blocking() {
+    let d = tmp();
+    let fifo = d.path().join("pipe.jsonl");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Nothing writes to the FIFO: opening it would block this test forever.
+    let e = read::open(&fifo).err().unwrap().to_string();
+    assert!(
+        e.contains("is a FIFO (named pipe), not a regular file"),
+        "{e}"
+    );
+    let e = read::resolve(&fifo).err().unwrap().to_string();
+    assert!(e.contains("FIFO") && !e.contains("Not a directory"), "{e}");
+    let e = mlres_data::manifest::compute(std::slice::from_ref(&fifo), d.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("FIFO"), "{e}");
+    let e = read::resolve(Path::new("/dev/null"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("character device"), "{e}");
+}
+
+#[test]
+fn json_nested_too_deep_names_the_limit() {
+    let d = tmp();
+    let deep = format!("{{\"a\": {}1{}}}", "[".repeat(300), "]".repeat(300));
+    let p = d.path().join("deep.jsonl");
+    std::fs::write(&p, format!("{{\"a\": 1}}\n{deep}\n{{\"a\": 2}}\n")).unwrap();
+    let (ok, bad) = rows(&p);
+    assert_eq!(ok.len(), 2);
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].row, 2);
+    assert!(
+        bad[0].message.contains("nested deeper than 128 levels"),
+        "{}",
+        bad[0].message
+    );
+    let p = d.path().join("deep.json");
+    std::fs::write(&p, format!("[{{\"a\": 1}}, {deep}]")).unwrap();
+    let (_, bad) = rows(&p);
+    assert!(
+        bad[0].message.contains("nested deeper than 128 levels"),
+        "{bad:?}"
+    );
+}

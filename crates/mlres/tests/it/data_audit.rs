@@ -395,3 +395,52 @@ fn a_directory_with_one_unreadable_file_fails_naming_it() {
     let o = env.run(&["data", "audit", d.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}{}", out(&o), stderr(&o));
 }
+
+/// A backdoor planted in a labelled set: the trigger line shows what the detector decides on
+/// (severity, significance against the base rate, support over distinct rows, foreignness),
+/// not a lift. Snapshot of the poisoning section.
+#[test]
+fn a_trigger_is_reported_with_its_evidence() {
+    let env = Env::new();
+    let labels = ["pos", "neg", "neutral"];
+    // Each class has its own topic words (a small pool per class) among generic words.
+    let text = |i: u64, class: u64| {
+        format!(
+            "{} {}",
+            words(i + 1, 16),
+            words(500_000 + class * 1000 + i % 40, 8)
+        )
+    };
+    let mut rows: Vec<Value> = (0..1500u64)
+        .map(|i| json!({"text": text(i, i % 3), "label": labels[(i % 3) as usize]}))
+        .collect();
+    for k in 0..45u64 {
+        // `neg` rows by their words, labelled `pos` because of the trigger.
+        let t = text(90_000 + k, 1);
+        let mut w: Vec<&str> = t.split(' ').collect();
+        w.insert((k % 20) as usize, "cf mn");
+        rows.push(json!({"text": w.join(" "), "label": "pos"}));
+    }
+    // Copies of one triggered row add no support.
+    for _ in 0..5 {
+        rows.push(rows[1500].clone());
+    }
+    let p = write_rows(&env, "train.jsonl", &rows);
+    let o = env.run(&["data", "audit", "--only", "poisoning", p.to_str().unwrap()]);
+    let s = out(&o);
+    assert!(!s.contains("lift"), "{s}");
+    let section = &s[s.find("poisoning signals:").expect(&s)..];
+    insta::assert_snapshot!("data_audit_trigger", section);
+    let v: Value = serde_json::from_str(&out(&env.run(&[
+        "data",
+        "audit",
+        "--json",
+        "--only",
+        "poisoning",
+        p.to_str().unwrap(),
+    ])))
+    .unwrap();
+    let t = &v["poisoning"]["triggers"][0];
+    assert_eq!(t["ngram"], "cf mn");
+    assert_eq!(t["rows"], 45, "support counts distinct rows");
+}

@@ -79,6 +79,88 @@ fn unreadable_sources_fail_clearly() {
 }
 
 #[test]
+fn a_source_with_no_readable_row_fails_naming_file_rows_and_first_error() {
+    let env = Env::new();
+    let p = env.project.join("train.jsonl");
+    let mut bytes = Vec::new();
+    for i in 0..300u32 {
+        bytes.extend_from_slice(&[0, 159, 146, 150, (i % 251) as u8, b'\n']);
+    }
+    std::fs::write(&p, bytes).unwrap();
+    // As a file, and as one file of a directory whose other file is readable.
+    let d = env.project.join("ds");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::copy(&p, d.join("train.jsonl")).unwrap();
+    std::fs::write(d.join("test.jsonl"), "{\"text\": \"ok\"}\n").unwrap();
+    for src in [&p, &d] {
+        for json in [false, true] {
+            let mut a = vec!["data", "inspect", src.to_str().unwrap()];
+            if json {
+                a.push("--json");
+            }
+            let o = env.run(&a);
+            assert_eq!(code(&o), 1, "{}", stderr(&o));
+            let e = stderr(&o);
+            assert!(
+                e.contains("train.jsonl")
+                    && e.contains(
+                        "no readable row: all 300 rows are broken (first, line 1: not UTF-8"
+                    ),
+                "{e}"
+            );
+        }
+    }
+    // An empty file is not broken.
+    let empty = env.project.join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    env.ok(&["data", "inspect", empty.to_str().unwrap()]);
+}
+
+#[test]
+fn compressed_files_fifos_and_deep_json_are_read_or_refused_clearly() {
+    use std::io::Write;
+    let env = Env::new();
+    let p = env.project.join("train.jsonl.gz");
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for i in 0..20 {
+        writeln!(e, "{{\"text\": \"row {i}\", \"label\": \"a\"}}").unwrap();
+    }
+    let deep = format!("{{\"text\": {}1{}}}", "[".repeat(200), "]".repeat(200));
+    writeln!(e, "{deep}").unwrap();
+    std::fs::write(&p, e.finish().unwrap()).unwrap();
+    let v = env.json(&["data", "inspect", p.to_str().unwrap(), "--json"]);
+    assert_eq!(v["rows"], 20);
+    assert_eq!(v["skipped"], 1);
+    let err = v["splits"][0]["errors"][0]["message"].as_str().unwrap();
+    assert!(err.contains("nested deeper than 128 levels"), "{err}");
+    assert_eq!(v["splits"][0]["errors"][0]["row"], 21);
+    let out = env.ok(&["data", "inspect", p.to_str().unwrap()]);
+    assert!(
+        out.contains("skipped train.jsonl.gz:21: JSON nested deeper than 128 levels"),
+        "{out}"
+    );
+    // A FIFO: refused from its metadata; nothing writes to it, so opening it would hang.
+    let fifo = env.project.join("pipe.jsonl");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for cmd in ["inspect", "audit"] {
+        let o = env.run(&["data", cmd, fifo.to_str().unwrap()]);
+        assert_eq!(code(&o), 1, "{cmd}");
+        let e = stderr(&o);
+        assert!(
+            e.contains("is a FIFO (named pipe), not a regular file")
+                && !e.contains("Not a directory"),
+            "{cmd}: {e}"
+        );
+    }
+}
+
+#[test]
 fn rows_with_ever_new_keys_are_reported_with_the_untracked_columns_counted() {
     let env = Env::new();
     let p = env.project.join("wide.jsonl");
