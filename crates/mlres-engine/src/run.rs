@@ -2009,7 +2009,8 @@ impl Engine {
             .map(|e| e.id)
             .collect();
         let (exps, total) = self.ledger.experiments_page(&c.id, limit, before_iter)?;
-        let mut evidence = self.ledger.evidence_of(&c.id)?;
+        let from = exps.iter().map(|e| e.id).min().unwrap_or(i64::MAX);
+        let mut evidence = self.ledger.evidence_from(&c.id, from)?;
         report.page.total = total;
         report.page.next_before_iter = exps.first().map(|e| e.iter).filter(|i| *i > 1);
         report.experiments = exps

@@ -38,12 +38,23 @@ impl Ledger {
     /// Per experiment, the evidence recorded with its latest evaluation (only experiments
     /// whose evaluation carried evidence).
     pub fn evidence_of(&self, campaign: &str) -> Result<BTreeMap<i64, Value>, LedgerError> {
+        self.evidence_from(campaign, i64::MIN)
+    }
+
+    /// [`Ledger::evidence_of`] for experiments with id `from_id` or above only (a status page
+    /// decodes the evidence it shows, not the whole campaign's).
+    pub fn evidence_from(
+        &self,
+        campaign: &str,
+        from_id: i64,
+    ) -> Result<BTreeMap<i64, Value>, LedgerError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT json_extract(payload, '$.exp_id'), json_extract(payload, '$.evidence')
+            "SELECT json_extract(payload, '$.exp_id') AS id, json_extract(payload, '$.evidence')
              FROM events WHERE campaign = ?1 AND kind = 'evaluated' AND json_valid(payload)
+               AND id >= ?2 AND json_extract(payload, '$.evidence') IS NOT NULL
              ORDER BY seq",
         )?;
-        let rows = stmt.query_map([campaign], |r| {
+        let rows = stmt.query_map(rusqlite::params![campaign, from_id], |r| {
             Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<String>>(1)?))
         })?;
         let mut out = BTreeMap::new();
@@ -60,7 +71,7 @@ impl Ledger {
         let Some(e) = self.experiment(exp_id)? else {
             return Ok(None);
         };
-        Ok(self.evidence_of(&e.campaign)?.remove(&exp_id))
+        Ok(self.evidence_from(&e.campaign, exp_id)?.remove(&exp_id))
     }
 
     /// Records that attempt `attempt` of experiment `exp_id` reported `value` at `step`, its

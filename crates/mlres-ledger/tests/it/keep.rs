@@ -52,6 +52,11 @@ fn evidence_is_recorded_with_the_evaluation_and_read_back() {
         "only evaluations that carried evidence: {all:?}"
     );
     assert_eq!(all[&a.id], ev);
+    assert_eq!(l.evidence_from(&c.id, a.id).unwrap().len(), 1);
+    assert!(
+        l.evidence_from(&c.id, b.id).unwrap().is_empty(),
+        "a page from b on"
+    );
     assert_eq!(l.evidence(a.id).unwrap(), Some(ev));
     assert_eq!(l.evidence(b.id).unwrap(), None);
     let evaluated: Vec<_> = l
