@@ -179,6 +179,15 @@ impl Engine {
             return Ok(());
         };
         let key = (exp.id, exp.attempt);
+        if may_prune
+            && !self.rungs_seen.contains_key(&key)
+            && self.ledger.pruned(exp.id, exp.attempt)?.is_some()
+            && let Some(h) = &exp.handle
+        {
+            // Pruned by a process that stopped before the job did (or before it could cancel
+            // it): cancel it now. Cancelling twice is harmless.
+            mlres_backends::cancel(Path::new(h))?;
+        }
         let mut reached: Option<usize> = match self.rungs_seen.get(&key) {
             Some(r) => *r,
             None => self

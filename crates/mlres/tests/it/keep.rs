@@ -288,7 +288,11 @@ fn early_stopping_prunes_worse_curves_through_the_backend_and_records_them_as_pr
     assert!(walltime < 60, "{s}");
     let pruned = events(&env, "pruned");
     assert_eq!(pruned.len(), 3, "{pruned:?}");
-    assert_eq!(pruned[0]["payload"]["rung"].as_u64(), Some(0));
+    // At the first rung the loop saw it reach (steps 1 and 3; which depends on when it looked).
+    assert!(
+        matches!(pruned[0]["payload"]["rung"].as_u64(), Some(0 | 1)),
+        "{pruned:?}"
+    );
     assert!(!events(&env, "rung").is_empty());
     // `exp wait` on a pruned job is not a failed job.
     let out = env.run(&["exp", "wait", "2", "--timeout", "1m"]);
