@@ -9,7 +9,7 @@
 # Problems:
 #   lcbench  LCBench task 167168 (YAHPO Gym surrogate, shared/bench-data/yahpo-lcbench, via
 #            onnxruntime from PyPI), val_accuracy (%) at epoch 52, 7 hyperparameters
-#   curve    a synthetic learning curve with crossing curves (fast learners plateau lower)
+#   curve    a synthetic learning curve (lr and width set the final value, width the speed)
 # Reported per problem and arm: median and IQR over seeds of the best final val_accuracy of
 # a completed trial, and the median number of trials completed and pruned.
 #
@@ -18,12 +18,14 @@
 # Needs /usr/bin/python3 (a venv with onnxruntime and numpy is made in the temp dir) and the LCBench
 # surrogate (LCBENCH_DIR, default ../shared/bench-data/yahpo-lcbench beside the repo). Builds
 # target/release/mlres unless MLRES_BIN points at a binary. KEEP=1 keeps the temp dir.
+# EARLY_STOP='{min_step: 9, max_step: 52}' sets the early-stopping arm's `early_stop:`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SEEDS="${1:-5}"
 BUDGET="${2:-90s}"
 EPOCH_SECS="${3:-0.05}"
 LCBENCH_DIR="${LCBENCH_DIR:-$ROOT/../shared/bench-data/yahpo-lcbench}"
+EARLY_STOP="${EARLY_STOP:-{min_step: 1, max_step: 52, reduction_factor: 3, startup: 3\}}"
 MODEL="$(readlink -f "$LCBENCH_DIR/model.onnx")"
 [ -f "$MODEL" ] || { echo "no LCBench surrogate at $LCBENCH_DIR/model.onnx (set LCBENCH_DIR)" >&2; exit 1; }
 # Not under /tmp: jobs run sandboxed with a private /tmp, and the venv must be visible to them.
@@ -64,7 +66,7 @@ program() {
       space="  lr: {distribution: log_uniform_values, min: 0.0001, max: 1}
   width: {distribution: uniform, min: 0, max: 1}" ;;
   esac
-  [ "$arm" = asha ] && es="early_stop: {min_step: 1, max_step: 52, reduction_factor: 3, startup: 3}"
+  [ "$arm" = asha ] && es="early_stop: $EARLY_STOP"
   cat <<MD
 # early-stopping bench: $problem, $arm, seed $seed
 
@@ -144,6 +146,7 @@ done
 
 echo
 echo "Early stopping at equal budget (max_walltime $BUDGET, $EPOCH_SECS s per epoch, 52 epochs, $SEEDS seeds)"
+echo "early_stop: $EARLY_STOP"
 "$PY" - "$RESULTS" <<'PY'
 import sys
 import numpy as np
@@ -159,7 +162,7 @@ for problem in ["lcbench", "curve"]:
         done = np.median([int(x[4]) for x in r])
         pruned = np.median([int(x[5]) for x in r])
         wall = np.median([int(x[6]) for x in r])
-        name = "no early stop" if arm == "none" else "asha (eta 3)"
+        name = "no early stop" if arm == "none" else "early_stop"
         print(f"{problem:<8} {name:<14} {med:>10.4f} [{q1:.4f}, {q3:.4f}]{'':<9} {done:>9.0f} {pruned:>7.0f} {wall:>10.0f}")
     a = {x[2]: float(x[3]) for x in rows if x[0] == problem and x[1] == "asha"}
     n = {x[2]: float(x[3]) for x in rows if x[0] == problem and x[1] == "none"}
