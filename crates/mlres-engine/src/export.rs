@@ -79,6 +79,8 @@ pub fn row_facts(
 pub fn plugin_row(e: &Experiment, facts: &RowFacts) -> Value {
     let status = match (e.state.as_str(), e.status.as_deref()) {
         (_, Some("completed")) => "completed",
+        // Early stopping cancelled it on purpose: not an error.
+        (_, Some("pruned")) => "cancelled",
         (_, Some(_)) => "error",
         ("released", None) => "cancelled",
         _ => "submitted",

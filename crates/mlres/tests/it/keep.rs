@@ -300,4 +300,12 @@ fn early_stopping_prunes_worse_curves_through_the_backend_and_records_them_as_pr
     let md = std::fs::read_to_string(env.project.join("runs/summary.md")).unwrap();
     assert!(md.contains("- Early stopping: successive halving"), "{md}");
     assert!(md.contains("| pruned |"), "{md}");
+    // The plugin's runs/ledger.jsonl calls it cancelled, not an error.
+    let jsonl = std::fs::read_to_string(env.project.join("runs/ledger.jsonl")).unwrap();
+    let row: Value = serde_json::from_str(jsonl.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(
+        (row["status"].as_str(), row["mlres"]["outcome"].as_str()),
+        (Some("cancelled"), Some("pruned")),
+        "{row}"
+    );
 }
