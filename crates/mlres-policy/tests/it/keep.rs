@@ -523,3 +523,58 @@ fn curve_points_need_both_the_step_and_the_metric() {
     assert_eq!(curve_point("step=3 loss=1", "val_acc", "step"), None);
     assert_eq!(curve_point("step=nan val_acc=1", "val_acc", "step"), None);
 }
+
+// ---------------------------------------------------------------- properties
+
+mod props {
+    use mlres_policy::{Goal, parse_program};
+    use proptest::prelude::*;
+
+    use super::{objective, program, stated};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any `range: [a, b]` parses to exactly [a, b] when a < b and is refused otherwise;
+        /// never a panic.
+        #[test]
+        fn ranges_parse_exactly_or_are_refused(a in -1e6f64..1e6, b in -1e6f64..1e6) {
+            let (src, _) = program(&format!("metric: acc\ngoal: maximize\nrange: [{a:?}, {b:?}]"));
+            match parse_program(&src) {
+                Ok(p) => {
+                    prop_assert!(a < b);
+                    let r = p.objective.unwrap().range.unwrap();
+                    prop_assert_eq!((r.min, r.max), (Some(a), Some(b)));
+                }
+                Err(e) => {
+                    prop_assert!(a >= b, "{e}");
+                }
+            }
+        }
+
+        /// The objective's YAML under arbitrary `noise`/`early_stop` text never panics.
+        #[test]
+        fn noise_and_early_stop_never_panic(s in "[a-z_:{}, 0-9.\\-\\[\\]]{0,40}") {
+            let (src, _) = program(&format!("metric: acc\ngoal: maximize\nnoise: {s}"));
+            let _ = parse_program(&src);
+            let (src, _) = program(&format!("metric: acc\ngoal: maximize\nearly_stop: {s}"));
+            let _ = parse_program(&src);
+        }
+
+        /// With a stated sd, a candidate is kept exactly when its one-sided p-value is below
+        /// 1 - confidence, and a better value never has a larger p-value.
+        #[test]
+        fn the_decision_follows_the_p_value(x in 0.8f64..1.0, y in 0.8f64..1.0) {
+            let o = objective(Goal::Maximize, stated(0.01));
+            let inc = super::run(1, "a", 0.9);
+            let runs = std::slice::from_ref(&inc);
+            let vx = mlres_policy::decide_noisy(&o, "b", x, Some(&inc), Some(0.9), runs);
+            let vy = mlres_policy::decide_noisy(&o, "b", y, Some(&inc), Some(0.9), runs);
+            let (px, py) = (vx.evidence.p_value.unwrap(), vy.evidence.p_value.unwrap());
+            prop_assert_eq!(vx.decision == mlres_policy::Decision::Keep, px < 0.05);
+            if x >= y {
+                prop_assert!(px <= py + 1e-12);
+            }
+        }
+    }
+}
