@@ -76,9 +76,11 @@ pub(crate) fn capture(mut input: impl Read, mut head: impl Write, cap: u64) -> C
         if take < n {
             out.truncated = true;
         }
+        // Flushed per chunk read: what the job printed is in the file while it runs, so
+        // progress and early stopping see its metric lines (one write per read at most).
         if take > 0
             && out.write_error.is_none()
-            && let Err(e) = head.write_all(&chunk[..take])
+            && let Err(e) = head.write_all(&chunk[..take]).and_then(|()| head.flush())
         {
             out.write_error = Some(e);
         }

@@ -15,6 +15,8 @@ pub struct Evaluation {
     pub reason: String,
     /// Number of lines (ended by `\n` or `\r`) that carried at least one metric.
     pub metric_lines: usize,
+    /// What the keep/discard decision rested on (absent for failed jobs and anomalies).
+    pub evidence: Option<mlres_policy::Evidence>,
 }
 
 /// Longest line read for metrics; a longer one cannot be a metric line and is skipped
@@ -72,13 +74,45 @@ fn scan_lines(mut reader: impl BufRead, scan: &mut MetricScan) {
     }
 }
 
+/// What a keep/discard decision is taken against: the campaign's results so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeepContext {
+    /// The best kept metric.
+    pub best: Option<f64>,
+    /// This experiment's configuration ([`mlres_policy::config_key`]).
+    pub config: String,
+    /// The latest kept run.
+    pub incumbent: Option<mlres_policy::Run>,
+    /// Earlier completed runs with a usable metric (not this one).
+    pub runs: Vec<mlres_policy::Run>,
+}
+
 /// Decides on a finished job. `completed` is false for failed, timed-out or cancelled jobs.
+/// Compares with `best` only (no noise model, no incumbent); see [`evaluate_logs_with`].
 pub fn evaluate_logs(
     objective: &Objective,
     completed: bool,
     failure: &str,
     scan: &MetricScan,
     best: Option<f64>,
+) -> Evaluation {
+    let ctx = KeepContext {
+        best,
+        ..KeepContext::default()
+    };
+    evaluate_logs_with(objective, completed, failure, scan, &ctx)
+}
+
+/// Decides on a finished job against the campaign's results (`ctx`): a value outside the
+/// objective's declared `range` is anomalous; a value that only looks odd for its metric's
+/// name is kept or discarded as usual with a note in the reason; with `noise:` a result is
+/// kept only when it clears the noise ([`mlres_policy::decide_noisy`]).
+pub fn evaluate_logs_with(
+    objective: &Objective,
+    completed: bool,
+    failure: &str,
+    scan: &MetricScan,
+    ctx: &KeepContext,
 ) -> Evaluation {
     let metrics = scan.all();
     let metric = scan.last(&objective.metric);
@@ -90,10 +124,11 @@ pub fn evaluate_logs(
             decision: Decision::Discard,
             reason: format!("job did not complete: {failure}"),
             metric_lines,
+            evidence: None,
         };
     }
     if let Some(m) = metric
-        && let Some(why) = anomaly(&objective.metric, m)
+        && let Some(why) = mlres_policy::out_of_range(objective, m)
     {
         return Evaluation {
             metric: None,
@@ -101,42 +136,42 @@ pub fn evaluate_logs(
             decision: Decision::Anomalous,
             reason: why,
             metric_lines,
+            evidence: None,
         };
     }
-    let (decision, reason) = mlres_policy::decide(objective, metric, best);
+    let Some(m) = metric.filter(|m| m.is_finite()) else {
+        // No metric, NaN or infinite: policy::decide says which.
+        let (decision, reason) = mlres_policy::decide(objective, metric, ctx.best);
+        return Evaluation {
+            metric: None,
+            metrics,
+            decision,
+            reason,
+            metric_lines,
+            evidence: None,
+        };
+    };
+    let v = mlres_policy::decide_noisy(
+        objective,
+        &ctx.config,
+        m,
+        ctx.incumbent.as_ref(),
+        ctx.best,
+        &ctx.runs,
+    );
+    let mut reason = v.reason;
+    if let Some(hint) = mlres_policy::range_hint(objective, m) {
+        reason.push_str("; ");
+        reason.push_str(&hint);
+    }
     Evaluation {
-        metric: metric.filter(|m| m.is_finite()),
+        metric: Some(m),
         metrics,
-        decision,
+        decision: v.decision,
         reason,
         metric_lines,
+        evidence: Some(v.evidence),
     }
-}
-
-/// Values no honest job can report for a metric of this name.
-fn anomaly(name: &str, value: f64) -> Option<String> {
-    if !value.is_finite() {
-        return None; // policy::decide reports non-finite values itself
-    }
-    let lower = name.to_ascii_lowercase();
-    let bounded = [
-        "accuracy",
-        "acc",
-        "f1",
-        "precision",
-        "recall",
-        "exact_match",
-        "em",
-    ]
-    .iter()
-    .any(|k| lower.ends_with(k));
-    if bounded && !(0.0..=1.0).contains(&value) {
-        return Some(format!("{name}={value} is outside [0, 1]"));
-    }
-    if lower.ends_with("loss") && value < 0.0 {
-        return Some(format!("{name}={value} is negative"));
-    }
-    None
 }
 
 /// How many of a failed job's last stderr lines its failure reason quotes.

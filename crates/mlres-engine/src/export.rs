@@ -79,6 +79,8 @@ pub fn row_facts(
 pub fn plugin_row(e: &Experiment, facts: &RowFacts) -> Value {
     let status = match (e.state.as_str(), e.status.as_deref()) {
         (_, Some("completed")) => "completed",
+        // Early stopping cancelled it on purpose: not an error.
+        (_, Some("pruned")) => "cancelled",
         (_, Some(_)) => "error",
         ("released", None) => "cancelled",
         _ => "submitted",
@@ -226,8 +228,20 @@ fn summary(
             ));
         }
     }
+    if let Some(o) = &project.program.objective {
+        s.push_str(&format!("- Keep rule: {}\n", keep_rule(o)));
+        if let Some(es) = &o.early_stop {
+            s.push_str(&format!(
+                "- Early stopping: successive halving on `{}` lines, rungs at {:?}, reduction factor {}\n",
+                md_text(&es.step_key),
+                es.rungs(),
+                es.reduction_factor
+            ));
+        }
+    }
+    let evidence = ledger.evidence_of(campaign)?;
     s.push_str(&format!(
-        "\n| iter | exp | status | {} | decision | best so far | config | hypothesis |\n|---:|---:|---|---:|---|---:|---|---|\n",
+        "\n| iter | exp | status | {} | decision | best so far | config | hypothesis | why |\n|---:|---:|---|---:|---|---:|---|---|---|\n",
         md_text(&metric)
     ));
     // Rows in iteration order; "best so far" is the best among the rows up to this one, so a
@@ -246,8 +260,15 @@ fn summary(
             });
         }
         let fmt = |v: Option<f64>| v.map(|m| format!("{m:.4}")).unwrap_or_else(|| "–".into());
+        let why = match evidence
+            .get(&e.id)
+            .and_then(|v| serde_json::from_value::<mlres_policy::Evidence>(v.clone()).ok())
+        {
+            Some(ev) if ev.noise_model != "none" => ev.summary(),
+            _ => e.decision_reason.clone().unwrap_or_default(),
+        };
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             e.iter,
             e.id,
             md_text(&e.status.clone().unwrap_or_else(|| e.state.clone())),
@@ -256,9 +277,42 @@ fn summary(
             fmt(running),
             md_text(&e.config.to_string()),
             md_text(&e.hypothesis),
+            md_text(&why),
         ));
     }
     Ok(s)
+}
+
+/// The keep/discard rule of an objective, in words.
+pub fn keep_rule(o: &mlres_policy::Objective) -> String {
+    let range = o
+        .range
+        .map(|r| format!("; values outside {r} are refused"))
+        .unwrap_or_default();
+    match &o.noise {
+        None => format!(
+            "keep a result that beats the best so far (no noise model given: a seed change can \
+             look like an improvement){range}"
+        ),
+        Some(n) => {
+            let how = match (n.sd, n.repeats) {
+                (Some(sd), Some(k)) => format!(
+                    "stated noise sd {sd}, one-sided z test; the incumbent is run {k} times"
+                ),
+                (Some(sd), None) => format!("stated noise sd {sd}, one-sided z test"),
+                (None, Some(k)) => format!(
+                    "noise measured from repeated configurations (the incumbent is run {k} \
+                     times), one-sided pooled t test"
+                ),
+                (None, None) => String::new(),
+            };
+            format!(
+                "keep only an improvement over the incumbent's mean that clears the noise at \
+                 {:.0}% confidence ({how}){range}",
+                n.confidence * 100.0
+            )
+        }
+    }
 }
 
 /// A URL as a markdown link target: characters that could end the target or the link are

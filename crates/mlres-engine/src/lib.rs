@@ -16,6 +16,7 @@ mod evaluate;
 mod export;
 mod hfjobs;
 pub mod identity;
+mod keep;
 mod outputs;
 mod project;
 mod retention;
@@ -28,7 +29,9 @@ pub use approver::{
 pub use code::{CodeChange, PinnedCode};
 pub use datasets::local_dataset_paths;
 pub use error::EngineError;
-pub use evaluate::{Evaluation, evaluate_logs, scan_logs as scan_log_files};
+pub use evaluate::{
+    Evaluation, KeepContext, evaluate_logs, evaluate_logs_with, scan_logs as scan_log_files,
+};
 pub use export::{ExportPaths, experiment_json, export};
 pub use hfjobs::{
     HF_BUDGET_FILE, HfSettings, KnownJob, LABEL_ATTEMPT, LABEL_CAMPAIGN, LABEL_EXP, RemoteJobView,

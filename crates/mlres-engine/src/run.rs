@@ -18,7 +18,7 @@ use mlres_policy::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::evaluate::{evaluate_logs, scan_logs};
+use crate::evaluate::{evaluate_logs, evaluate_logs_with, scan_logs};
 use crate::project::{Project, require_approval};
 use crate::time::now_ms;
 use crate::{EngineError, export};
@@ -63,6 +63,8 @@ pub struct Engine {
     streaks: BTreeMap<String, Streaks>,
     /// Per network setting: whether bubblewrap works (probed once per process).
     sandbox_choice: BTreeMap<bool, Result<(), String>>,
+    /// Early stopping: per (experiment, attempt), the highest rung recorded.
+    pub(crate) rungs_seen: BTreeMap<(i64, u32), Option<usize>>,
 }
 
 /// Evaluation streaks of a campaign up to chain position `after_seq`.
@@ -180,6 +182,12 @@ pub enum LoopEvent {
         namespace: String,
         error: String,
     },
+    /// Early stopping pruned a running job (it is cancelled and recorded as `pruned`).
+    Pruned {
+        exp: i64,
+        step: f64,
+        reason: String,
+    },
 }
 
 /// The result of `mlres loop stop`.
@@ -238,6 +246,8 @@ pub struct StatusReport {
     /// How many experiments the campaign holds, and how to fetch the page before this one.
     pub page: StatusPage,
     pub stop_reason: Option<String>,
+    /// The objective's keep/discard rule, in words (noise model, range).
+    pub keep_rule: Option<String>,
 }
 
 /// Which experiments a [`StatusReport`] shows: a bounded view, whatever the campaign's size.
@@ -266,6 +276,10 @@ pub struct ExperimentRow {
     pub decision: Option<String>,
     pub hypothesis: String,
     pub config: Value,
+    /// Why it was kept or discarded.
+    pub reason: Option<String>,
+    /// What the decision rested on (noise model, delta, sd, n, p), when recorded.
+    pub evidence: Option<Value>,
 }
 
 impl Engine {
@@ -281,6 +295,7 @@ impl Engine {
             hf_state: Default::default(),
             streaks: BTreeMap::new(),
             sandbox_choice: BTreeMap::new(),
+            rungs_seen: BTreeMap::new(),
         })
     }
 
@@ -1125,7 +1140,7 @@ impl Engine {
                         }
                         AttemptState::Running { .. } => {
                             self.hf_note_remote(&exp, &dir)?;
-                            self.progress(&exp, on_event);
+                            self.progress(&exp, on_event)?;
                         }
                     }
                 }
@@ -1160,26 +1175,34 @@ impl Engine {
         Ok(())
     }
 
-    fn progress(&mut self, exp: &Experiment, on_event: &mut dyn FnMut(LoopEvent)) {
-        let Some(handle) = &exp.handle else { return };
+    fn progress(
+        &mut self,
+        exp: &Experiment,
+        on_event: &mut dyn FnMut(LoopEvent),
+    ) -> Result<(), EngineError> {
+        let Some(handle) = &exp.handle else {
+            return Ok(());
+        };
         let paths = mlres_backends::log_paths(Path::new(handle));
         let offset = self.log_offsets.get(&exp.id).copied().unwrap_or(0);
         let Ok(mut f) = File::open(&paths.stdout) else {
-            return;
+            return Ok(());
         };
         if f.seek(SeekFrom::Start(offset)).is_err() {
-            return;
+            return Ok(());
         }
         let mut buf = Vec::new();
         if f.take(1 << 20).read_to_end(&mut buf).is_err() {
-            return;
+            return Ok(());
         }
         let Some(last_nl) = buf.iter().rposition(|b| *b == b'\n') else {
-            return;
+            return Ok(());
         };
         self.log_offsets.insert(exp.id, offset + last_nl as u64 + 1);
         let mut scan = mlres_policy::MetricScan::default();
-        for line in String::from_utf8_lossy(&buf[..last_nl]).lines() {
+        let text = String::from_utf8_lossy(&buf[..last_nl]);
+        let lines: Vec<&str> = text.lines().collect();
+        for line in &lines {
             scan.push_line(line);
         }
         let metrics = scan.all();
@@ -1189,6 +1212,7 @@ impl Engine {
                 metrics,
             });
         }
+        self.early_stop_lines(exp, &lines, true, on_event)
     }
 
     fn finish(
@@ -1197,7 +1221,21 @@ impl Engine {
         status: &mlres_backends::Status,
         on_event: &mut dyn FnMut(LoopEvent),
     ) -> Result<(), EngineError> {
-        let name = outcome_name(&status.outcome);
+        let mut name = outcome_name(&status.outcome);
+        if status.remote.is_none() && self.early_stopping() {
+            // Rungs the job reached after the last look (a fast job may finish between two).
+            if let Some(h) = &exp.handle {
+                let p = mlres_backends::log_paths(Path::new(h));
+                let text = std::fs::read(&p.stdout).unwrap_or_default();
+                let text = String::from_utf8_lossy(&text);
+                let lines: Vec<&str> = text.lines().collect();
+                self.early_stop_lines(exp, &lines, false, on_event)?;
+            }
+            // A job early stopping cancelled is pruned, not failed.
+            if matches!(status.outcome, Outcome::Cancelled) && self.pruned_reason(exp)?.is_some() {
+                name = "pruned";
+            }
+        }
         let fin = FinishRecord {
             status: name.to_string(),
             exit_code: status.exit_code,
@@ -1207,7 +1245,7 @@ impl Engine {
                 .as_ref()
                 .map(|r| crate::hfjobs::settled_cost_micro(r))
                 .unwrap_or(0),
-            error: if matches!(status.outcome, Outcome::Completed) {
+            error: if matches!(status.outcome, Outcome::Completed) || name == "pruned" {
                 None
             } else {
                 Some(self.failure_text(exp, status))
@@ -1313,6 +1351,12 @@ impl Engine {
         let objective = self.objective()?.clone();
         let best = self.best_metric(&exp.campaign)?;
         let status = exp.status.clone().unwrap_or_default();
+        let ctx = self.keep_context(&objective, exp, best)?;
+        let pruned = if status == "pruned" {
+            self.pruned_reason(exp)?
+        } else {
+            None
+        };
         let ev = match &exp.handle {
             Some(h) => {
                 let p = mlres_backends::log_paths(Path::new(h));
@@ -1322,13 +1366,19 @@ impl Engine {
                     .as_deref()
                     .map(crate::evaluate::failure_summary)
                     .unwrap_or_else(|| status.clone());
-                evaluate_logs(
+                let mut ev = evaluate_logs_with(
                     &objective,
                     status == "completed",
                     &format!("{status}: {failure}"),
                     &scan,
-                    best,
-                )
+                    &ctx,
+                );
+                if let Some(why) = pruned {
+                    // A partial-fidelity value is not the objective's value.
+                    ev.metric = None;
+                    ev.reason = why;
+                }
+                ev
             }
             None => evaluate_logs(
                 &objective,
@@ -1338,8 +1388,14 @@ impl Engine {
                 best,
             ),
         };
-        let new_best = match (ev.decision, ev.metric) {
-            (Decision::Keep, Some(m)) => Some(m),
+        let new_best = match (ev.decision, ev.metric, best) {
+            (Decision::Keep, Some(m), None) => Some(m),
+            // With `noise:` a kept value beats the incumbent's mean, not necessarily the best
+            // single value: the best so far never gets worse.
+            (Decision::Keep, Some(m), Some(b)) => Some(match objective.goal {
+                Goal::Maximize => m.max(b),
+                Goal::Minimize => m.min(b),
+            }),
             _ => best,
         };
         let metrics: serde_json::Map<String, Value> = ev
@@ -1360,6 +1416,10 @@ impl Engine {
             decision: decision_name(ev.decision).to_string(),
             reason: ev.reason.clone(),
             best_so_far: new_best,
+            evidence: ev
+                .evidence
+                .as_ref()
+                .and_then(|e| serde_json::to_value(e).ok()),
         };
         Ok((rec, ev.reason))
     }
@@ -1407,7 +1467,8 @@ impl Engine {
             } else {
                 st.since_improvement += 1;
             }
-            let failed = e.status.as_deref() != Some("completed")
+            // A pruned job was stopped on purpose: not a failure.
+            let failed = !matches!(e.status.as_deref(), Some("completed" | "pruned"))
                 || e.decision.as_deref() == Some("anomalous");
             if failed {
                 st.consecutive_failures += 1;
@@ -1541,7 +1602,22 @@ impl Engine {
                 }
             }
             let mut progressed = false;
-            if stop.is_none() && !blocked && facts.usage.in_flight < envelope.max_concurrent {
+            let may_submit =
+                stop.is_none() && !blocked && facts.usage.in_flight < envelope.max_concurrent;
+            let mut noise = crate::keep::NoiseStep::Propose;
+            if may_submit {
+                noise = self.noise_step(&objective, &campaign)?;
+            }
+            if let crate::keep::NoiseStep::Repeat(req) = &noise {
+                match self.submit_repeat(&campaign, req.clone(), facts.usage.in_flight, on_event)? {
+                    Some(reason) => {
+                        refused_stop = Some(reason);
+                        stop = Some(StopReason::OperatorStop);
+                    }
+                    None => progressed = true,
+                }
+            }
+            if may_submit && matches!(noise, crate::keep::NoiseStep::Propose) {
                 let idx = self.next_proposal_index(&campaign)?;
                 match mlres_policy::propose(&space, idx) {
                     None => exhausted = true,
@@ -1908,6 +1984,7 @@ impl Engine {
                 ..StatusPage::default()
             },
             stop_reason: None,
+            keep_rule: objective.as_ref().map(crate::export::keep_rule),
         };
         let Some(c) = campaign else {
             report.budget = budget_json(env, &mlres_ledger::Usage::default());
@@ -1932,6 +2009,8 @@ impl Engine {
             .map(|e| e.id)
             .collect();
         let (exps, total) = self.ledger.experiments_page(&c.id, limit, before_iter)?;
+        let from = exps.iter().map(|e| e.id).min().unwrap_or(i64::MAX);
+        let mut evidence = self.ledger.evidence_from(&c.id, from)?;
         report.page.total = total;
         report.page.next_before_iter = exps.first().map(|e| e.iter).filter(|i| *i > 1);
         report.experiments = exps
@@ -1945,6 +2024,8 @@ impl Engine {
                 decision: e.decision.clone(),
                 hypothesis: e.hypothesis.clone(),
                 config: e.config.clone(),
+                reason: e.decision_reason.clone(),
+                evidence: evidence.remove(&e.id),
             })
             .collect();
         let fresh = self.ledger.campaign(&c.id)?.unwrap_or(c);

@@ -341,18 +341,18 @@ fn evaluate_in(w: &mut Writer<'_>, exp_id: i64, ev: &EvalRecord) -> Result<bool,
             w.now,
         ],
     )?;
-    w.append(
-        Some(&exp.campaign),
-        "evaluated",
-        &json!({
-            "exp_id": exp_id,
-            "metric": float_json(ev.metric),
-            "metrics": ev.metrics,
-            "decision": ev.decision,
-            "reason": ev.reason,
-            "best_so_far": float_json(ev.best_so_far),
-        }),
-    )?;
+    let mut payload = json!({
+        "exp_id": exp_id,
+        "metric": float_json(ev.metric),
+        "metrics": ev.metrics,
+        "decision": ev.decision,
+        "reason": ev.reason,
+        "best_so_far": float_json(ev.best_so_far),
+    });
+    if let Some(e) = &ev.evidence {
+        payload["evidence"] = e.clone();
+    }
+    w.append(Some(&exp.campaign), "evaluated", &payload)?;
     Ok(true)
 }
 

@@ -46,6 +46,7 @@ mod domain;
 mod error;
 mod files;
 mod integrity;
+mod keep;
 mod remote;
 mod replay;
 mod schema;
@@ -60,6 +61,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 pub use crypto::{GENESIS_HASH, KEY_LEN, event_hash};
 pub use domain::Opened;
 pub use error::LedgerError;
+pub use keep::RungValue;
 pub use remote::{HubPush, RemoteJob};
 pub use schema::SCHEMA_VERSION;
 pub use types::{

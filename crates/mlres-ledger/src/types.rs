@@ -25,6 +25,7 @@ pub const FINISH_STATUSES: &[&str] = &[
     "memory_exceeded",
     "lost",
     "start_failed",
+    "pruned",
 ];
 
 /// Allowed `EvalRecord::decision` values.
@@ -98,6 +99,10 @@ pub struct EvalRecord {
     pub reason: String,
     /// Best metric of the campaign after this decision.
     pub best_so_far: Option<f64>,
+    /// What the decision rested on (noise model, delta, sd, n, p), recorded in the
+    /// `evaluated` event when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<serde_json::Value>,
 }
 
 /// Budget usage of a campaign, as seen inside the reserving transaction.

@@ -87,7 +87,7 @@ fn envelope(e: &Envelope) -> Value {
 }
 
 fn objective(o: &Objective) -> Value {
-    obj(vec![
+    let mut fields = vec![
         ("metric", Value::from(o.metric.clone())),
         (
             "goal",
@@ -102,7 +102,41 @@ fn objective(o: &Objective) -> Value {
             "max_consecutive_failures",
             Value::from(o.max_consecutive_failures),
         ),
-    ])
+    ];
+    // In the document only when declared, so approvals of programs without them keep their hash.
+    if let Some(r) = &o.range {
+        fields.push((
+            "range",
+            Value::Array(vec![
+                r.min.map_or(Value::Null, float),
+                r.max.map_or(Value::Null, float),
+            ]),
+        ));
+    }
+    if let Some(n) = &o.noise {
+        fields.push((
+            "noise",
+            obj(vec![
+                ("sd", n.sd.map_or(Value::Null, float)),
+                ("repeats", n.repeats.map_or(Value::Null, Value::from)),
+                ("confidence", float(n.confidence)),
+            ]),
+        ));
+    }
+    if let Some(e) = &o.early_stop {
+        fields.push((
+            "early_stop",
+            obj(vec![
+                ("method", Value::from("asha")),
+                ("step", Value::from(e.step_key.clone())),
+                ("min_step", float(e.min_step)),
+                ("max_step", e.max_step.map_or(Value::Null, float)),
+                ("reduction_factor", Value::from(e.reduction_factor)),
+                ("startup", Value::from(e.startup)),
+            ]),
+        ));
+    }
+    obj(fields)
 }
 
 fn job(j: &JobTemplate) -> Value {

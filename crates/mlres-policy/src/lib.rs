@@ -21,8 +21,10 @@
 mod approval;
 mod budget;
 mod code;
+mod early_stop;
 mod error;
 mod hub;
+mod keep;
 mod markdown;
 mod metrics;
 mod program;
@@ -39,12 +41,17 @@ pub use code::{
     CODE_MANIFEST_FORMAT, CodeChanges, CodeFile, CodeManifest, MAX_CODE_BYTES, MAX_CODE_FILES,
     check_code_size, code_changes, human_size, sha256_hex,
 };
+pub use early_stop::{EarlyStop, MAX_RUNGS, Prune, asha_prune};
 pub use error::{DurationError, ProgramError, SizeError};
 pub use hub::{
     HubRefusal, TokenScopes, check_create, check_delete, check_repo_scope, check_upload,
     check_upload_source, contains_hf_token, credential_reason, token_breadth,
 };
-pub use metrics::{MAX_METRIC_KEYS, MetricScan, parse_metric_line};
+pub use keep::{
+    DEFAULT_CONFIDENCE, Evidence, MetricRange, NoiseModel, Run, Verdict, config_key, decide_noisy,
+    normal_sf, out_of_range, pooled_sd, range_hint, repeats_needed, student_t_sf,
+};
+pub use metrics::{MAX_METRIC_KEYS, MetricScan, curve_point, parse_metric_line};
 pub use program::{
     BUILTIN_PLACEHOLDERS, Backend, Envelope, Goal, JobLimits, JobTemplate, Method, Objective,
     Param, Program, ProgramWarning, RUNS_DIR, Scalar, SearchSpace, Section, TokenScope,

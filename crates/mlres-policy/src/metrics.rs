@@ -300,3 +300,12 @@ impl MetricScan {
         self.metric_lines
     }
 }
+
+/// The point of a learning curve one line carries: `(step, value)` when the line reports both
+/// `step_key` and `metric` (e.g. `step=3 val_acc=0.71`), the last of each if repeated.
+pub fn curve_point(line: &str, metric: &str, step_key: &str) -> Option<(f64, f64)> {
+    let pairs = parse_metric_line(line);
+    let step = pairs.iter().rev().find(|(k, _)| k == step_key)?.1;
+    let value = pairs.iter().rev().find(|(k, _)| k == metric)?.1;
+    step.is_finite().then_some((step, value))
+}

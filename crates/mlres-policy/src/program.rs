@@ -198,6 +198,15 @@ pub struct Objective {
     pub patience: Option<u32>,
     /// Circuit breaker: stop after this many consecutive failures (default 3).
     pub max_consecutive_failures: u32,
+    /// `range:`: values of the metric outside it are refused (anomalous) with the reason.
+    #[serde(default)]
+    pub range: Option<crate::keep::MetricRange>,
+    /// `noise:`: keep only improvements that clear the noise (see [`crate::keep`]).
+    #[serde(default)]
+    pub noise: Option<crate::keep::NoiseModel>,
+    /// `early_stop:`: prune jobs by their intermediate metric lines (off when absent).
+    #[serde(default)]
+    pub early_stop: Option<crate::early_stop::EarlyStop>,
 }
 
 /// Direction of optimisation.
@@ -436,6 +445,19 @@ const OBJECTIVE_KEYS: &[&str] = &[
     "target",
     "patience",
     "max_consecutive_failures",
+    "range",
+    "noise",
+    "early_stop",
+];
+const NOISE_KEYS: &[&str] = &["sd", "repeats", "confidence"];
+const RANGE_KEYS: &[&str] = &["min", "max"];
+const EARLY_STOP_KEYS: &[&str] = &[
+    "method",
+    "step",
+    "min_step",
+    "max_step",
+    "reduction_factor",
+    "startup",
 ];
 const JOB_KEYS: &[&str] = &[
     "backend",
@@ -1205,12 +1227,194 @@ fn parse_objective(root: &Node) -> Result<Objective, ProgramError> {
         }
         None => 3,
     };
+    let range = m.get("range").map(parse_range).transpose()?;
+    if let (Some(r), Some(t), Some(n)) = (range, target, m.get("target"))
+        && !r.contains(t)
+    {
+        return Err(err(
+            n,
+            format!("`target` {t} is outside the declared `range` {r}: it can never be reached"),
+        ));
+    }
+    let noise = m.get("noise").map(parse_noise).transpose()?;
+    let early_stop = m.get("early_stop").map(parse_early_stop).transpose()?;
     Ok(Objective {
         metric,
         goal,
         target,
         patience,
         max_consecutive_failures,
+        range,
+        noise,
+        early_stop,
+    })
+}
+
+fn parse_range(node: &Node) -> Result<crate::keep::MetricRange, ProgramError> {
+    let bound = |n: &Node, key: &str| match &n.kind {
+        Kind::Scalar { value, plain: true } if value == "null" || value == "~" => Ok(None),
+        _ => get_f64(n, key).map(Some),
+    };
+    let (min, max) = match &node.kind {
+        Kind::Seq(items) if items.len() == 2 => {
+            (bound(&items[0], "range")?, bound(&items[1], "range")?)
+        }
+        Kind::Map(_) => {
+            let m = MapView::new(node, "`range`")?;
+            m.check_keys(RANGE_KEYS)?;
+            (
+                m.get("min").map(|n| get_f64(n, "min")).transpose()?,
+                m.get("max").map(|n| get_f64(n, "max")).transpose()?,
+            )
+        }
+        _ => {
+            return Err(err(
+                node,
+                format!(
+                    "`range` must be `[low, high]` or `{{min: low, max: high}}`, found {}",
+                    node.describe()
+                ),
+            )
+            .with_help("e.g. `range: [0, 1]`, or `range: [0, 100]` for a percentage"));
+        }
+    };
+    if min.is_none() && max.is_none() {
+        return Err(err(node, "`range` needs at least one bound"));
+    }
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo >= hi
+    {
+        return Err(err(
+            node,
+            format!("`range` must have low < high, found [{lo}, {hi}]"),
+        ));
+    }
+    Ok(crate::keep::MetricRange { min, max })
+}
+
+fn parse_noise(node: &Node) -> Result<crate::keep::NoiseModel, ProgramError> {
+    let m = MapView::new(node, "`noise`")?;
+    m.check_keys(NOISE_KEYS)?;
+    let sd = match m.get("sd") {
+        Some(n) => {
+            let v = get_f64(n, "sd")?;
+            if v <= 0.0 {
+                return Err(err(n, "`sd` must be greater than 0"));
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    let repeats = match m.get("repeats") {
+        Some(n) => {
+            let v = get_u32(n, "repeats")?;
+            if !(2..=100).contains(&v) {
+                return Err(err(
+                    n,
+                    format!("`repeats` must be from 2 to 100 (runs of each incumbent's configuration), found {v}"),
+                )
+                .with_help("2 runs give the first noise estimate; 3 to 5 is typical"));
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    if sd.is_none() && repeats.is_none() {
+        return Err(err(
+            node,
+            "`noise` needs `sd` (the stated noise of one run) or `repeats` (runs of the incumbent to measure it)",
+        )
+        .with_help("e.g. `noise: {repeats: 3}` or `noise: {sd: 0.002}`"));
+    }
+    let confidence = match m.get("confidence") {
+        Some(n) => {
+            let v = get_f64(n, "confidence")?;
+            if !(0.5..1.0).contains(&v) {
+                return Err(err(
+                    n,
+                    format!("`confidence` must be at least 0.5 and below 1, found {v}"),
+                )
+                .with_help("e.g. 0.95"));
+            }
+            v
+        }
+        None => crate::keep::DEFAULT_CONFIDENCE,
+    };
+    Ok(crate::keep::NoiseModel {
+        sd,
+        repeats,
+        confidence,
+    })
+}
+
+fn parse_early_stop(node: &Node) -> Result<crate::early_stop::EarlyStop, ProgramError> {
+    let m = MapView::new(node, "`early_stop`")?;
+    m.check_keys(EARLY_STOP_KEYS)?;
+    if let Some(n) = m.get("method") {
+        let method = get_str(n, "method")?;
+        if method != "asha" {
+            return Err(err(n, format!("`method` must be asha, found `{method}`")));
+        }
+    }
+    let step_key = match m.get("step") {
+        Some(n) => {
+            let s = get_str(n, "step")?;
+            if !is_metric_key(&s) {
+                return Err(err(
+                    n,
+                    format!("`{s}` is not a key mlres can read from metric lines"),
+                ));
+            }
+            s
+        }
+        None => "step".into(),
+    };
+    let positive = |key: &str| -> Result<Option<f64>, ProgramError> {
+        match m.get(key) {
+            Some(n) => {
+                let v = get_f64(n, key)?;
+                if v <= 0.0 {
+                    return Err(err(n, format!("`{key}` must be greater than 0")));
+                }
+                Ok(Some(v))
+            }
+            None => Ok(None),
+        }
+    };
+    let min_step = positive("min_step")?.unwrap_or(1.0);
+    let max_step = positive("max_step")?;
+    if let (Some(max), Some(n)) = (max_step, m.get("max_step"))
+        && max <= min_step
+    {
+        return Err(err(
+            n,
+            format!("`max_step` {max} must be above `min_step` {min_step}"),
+        ));
+    }
+    let reduction_factor = match m.get("reduction_factor") {
+        Some(n) => {
+            let v = get_u32(n, "reduction_factor")?;
+            if !(2..=100).contains(&v) {
+                return Err(err(
+                    n,
+                    format!("`reduction_factor` must be from 2 to 100, found {v}"),
+                ));
+            }
+            v
+        }
+        None => 3,
+    };
+    let startup = m
+        .get("startup")
+        .map(|n| get_u32(n, "startup"))
+        .transpose()?
+        .unwrap_or(3);
+    Ok(crate::early_stop::EarlyStop {
+        step_key,
+        min_step,
+        max_step,
+        reduction_factor,
+        startup,
     })
 }
 
@@ -2120,6 +2324,21 @@ pub fn parse_program(src: &str) -> Result<Program, ProgramError> {
                 space: search_space.as_ref(),
             };
             check_runnable(&job, &pos, &envelope, &sections)?;
+            if objective.as_ref().is_some_and(|o| o.early_stop.is_some())
+                && job.backend != Backend::Local
+            {
+                return Err(ProgramError::new(
+                    job_sec.line,
+                    1,
+                    format!(
+                        "`early_stop` in the objective needs a backend that can stop a job on \
+                         its intermediate metrics; the `{}` backend cannot, and mlres does not \
+                         ignore it silently",
+                        job.backend
+                    ),
+                )
+                .with_help("use `backend: local`, or remove `early_stop` from the objective"));
+            }
             if let (Some(space), Some(root)) = (&search_space, &search_root) {
                 warnings.extend(unused_parameters(&job, space, root));
             }

@@ -598,7 +598,8 @@ pub fn exp_submit(cli: &Cli, a: &ExpSubmitArgs) -> Result<u8, Failure> {
 
 fn exp_code(exp: &mlres_ledger::Experiment) -> u8 {
     match exp.status.as_deref() {
-        Some("completed") | None => exit::OK,
+        // Early stopping ended a pruned job on purpose: not a failure.
+        Some("completed" | "pruned") | None => exit::OK,
         Some(_) => exit::JOB_FAILED,
     }
 }
@@ -608,12 +609,17 @@ pub fn exp_status(cli: &Cli, id: i64, json_out: bool) -> Result<u8, Failure> {
     let exp = engine.experiment_status(id)?;
     // How the sandbox ran the job: details, kept apart from the reason a job failed.
     let notes = engine.sandbox_notes(&exp);
+    let evidence = engine.ledger.evidence(exp.id)?;
     if json_out {
         let mut v = print::exp_json(&exp);
         v["sandbox"] = json!(notes);
+        v["evidence"] = evidence.unwrap_or(serde_json::Value::Null);
         print::json(&v);
     } else {
         print::experiment(&exp);
+        if let Some(ev) = print::evidence_line(evidence.as_ref()) {
+            println!("  evidence:   {ev}");
+        }
         if !notes.is_empty() {
             println!("  sandbox:    {}", notes.join("; "));
         }

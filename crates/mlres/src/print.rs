@@ -322,6 +322,20 @@ pub fn experiment(e: &Experiment) {
     }
 }
 
+/// The evidence of a noise-aware decision in one line (none for decisions without a noise
+/// model: their reason says it all).
+pub fn evidence_line(ev: Option<&Value>) -> Option<String> {
+    let ev: mlres_policy::Evidence = serde_json::from_value(ev?.clone()).ok()?;
+    if ev.noise_model == "none" {
+        return None;
+    }
+    let mut s = ev.summary();
+    if let Some(t) = &ev.test {
+        s.push_str(&format!("; {t}"));
+    }
+    Some(s)
+}
+
 pub fn status(r: &StatusReport) {
     println!("project:   {}", r.project.display());
     println!("approval:  {}", r.approval);
@@ -359,6 +373,9 @@ pub fn status(r: &StatusReport) {
     if let Some(s) = &r.stop_reason {
         println!("stop:      {s}");
     }
+    if let Some(k) = &r.keep_rule {
+        println!("keep rule: {k}");
+    }
     if !r.experiments.is_empty() {
         if (r.experiments.len() as u64) < r.page.total {
             println!(
@@ -387,6 +404,9 @@ pub fn status(r: &StatusReport) {
                 e.decision.clone().unwrap_or_default(),
                 e.config
             );
+            if let Some(ev) = evidence_line(e.evidence.as_ref()) {
+                println!("{:>16}evidence: {ev}", "");
+            }
         }
     }
 }
@@ -533,6 +553,7 @@ impl Progress {
             LoopEvent::ReconcileFailed { namespace, error } => self.line(format!(
                 "  hf-jobs namespace {namespace} could not be checked (retried at the next sweep): {error}"
             )),
+            LoopEvent::Pruned { exp, reason, .. } => self.line(format!("  exp {exp} {reason}")),
         }
     }
 

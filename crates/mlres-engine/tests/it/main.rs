@@ -15,6 +15,9 @@ fn objective(metric: &str, goal: Goal) -> Objective {
         goal,
         target: None,
         patience: None,
+        range: None,
+        noise: None,
+        early_stop: None,
         max_consecutive_failures: 3,
     }
 }
@@ -62,14 +65,9 @@ fn a_completed_job_without_the_metric_is_anomalous() {
 }
 
 #[test]
-fn impossible_metric_values_are_flagged_not_kept() {
+fn non_finite_metric_values_are_flagged_not_kept() {
     let o = objective("eval_accuracy", Goal::Maximize);
-    for bad in [
-        "eval_accuracy=1.5",
-        "eval_accuracy=-0.1",
-        "eval_accuracy=nan",
-        "eval_accuracy=inf",
-    ] {
+    for bad in ["eval_accuracy=nan", "eval_accuracy=inf"] {
         let ev = evaluate_logs(&o, true, "", &scan(bad), Some(0.2));
         assert_eq!(ev.decision, Decision::Anomalous, "{bad}");
         assert_eq!(
@@ -77,9 +75,95 @@ fn impossible_metric_values_are_flagged_not_kept() {
             "{bad}: an anomalous value must never become the best"
         );
     }
-    let o = objective("eval_loss", Goal::Minimize);
-    let ev = evaluate_logs(&o, true, "", &scan("eval_loss=-3"), None);
+}
+
+#[test]
+fn values_outside_the_declared_range_are_refused_with_the_range_in_the_reason() {
+    let mut o = objective("eval_accuracy", Goal::Maximize);
+    o.range = Some(mlres_policy::MetricRange {
+        min: Some(0.0),
+        max: Some(1.0),
+    });
+    for bad in ["eval_accuracy=1.5", "eval_accuracy=-0.1"] {
+        let ev = evaluate_logs(&o, true, "", &scan(bad), Some(0.2));
+        assert_eq!(ev.decision, Decision::Anomalous, "{bad}");
+        assert_eq!(ev.metric, None, "{bad}: never the best");
+        assert!(ev.reason.contains("declared range [0, 1]"), "{}", ev.reason);
+    }
+    let mut loss = objective("eval_loss", Goal::Minimize);
+    loss.range = Some(mlres_policy::MetricRange {
+        min: Some(0.0),
+        max: None,
+    });
+    let ev = evaluate_logs(&loss, true, "", &scan("eval_loss=-3"), None);
     assert_eq!(ev.decision, Decision::Anomalous);
+    assert!(ev.reason.contains("[0, inf]"), "{}", ev.reason);
+}
+
+#[test]
+fn a_percent_accuracy_is_kept_with_a_note_when_no_range_is_declared() {
+    // Before: `*accuracy` outside [0, 1] was discarded as anomalous, so a job reporting
+    // percent lost every result. The name only warns now.
+    let o = objective("val_accuracy", Goal::Maximize);
+    let ev = evaluate_logs(&o, true, "", &scan("val_accuracy=81.1"), None);
+    assert_eq!(ev.decision, Decision::Keep, "{}", ev.reason);
+    assert_eq!(ev.metric, Some(81.1));
+    assert!(
+        ev.reason.contains("outside [0, 1]") && ev.reason.contains("range:"),
+        "{}",
+        ev.reason
+    );
+    let ev = evaluate_logs(&o, true, "", &scan("val_accuracy=86.4"), Some(81.1));
+    assert_eq!(ev.decision, Decision::Keep, "{}", ev.reason);
+    let ev = evaluate_logs(&o, true, "", &scan("val_accuracy=80.0"), Some(86.4));
+    assert_eq!(ev.decision, Decision::Discard, "{}", ev.reason);
+    // Declared as percent: kept without a note.
+    let mut pct = o.clone();
+    pct.range = Some(mlres_policy::MetricRange {
+        min: Some(0.0),
+        max: Some(100.0),
+    });
+    let ev = evaluate_logs(&pct, true, "", &scan("val_accuracy=81.1"), None);
+    assert_eq!(ev.decision, Decision::Keep);
+    assert!(!ev.reason.contains("note"), "{}", ev.reason);
+    // A negative loss is kept too, with a note.
+    let loss = objective("eval_loss", Goal::Minimize);
+    let ev = evaluate_logs(&loss, true, "", &scan("eval_loss=-3"), None);
+    assert_eq!(ev.decision, Decision::Keep);
+    assert!(ev.reason.contains("negative"), "{}", ev.reason);
+}
+
+#[test]
+fn evaluations_record_their_evidence_and_say_when_no_noise_model_was_given() {
+    let o = objective("eval_accuracy", Goal::Maximize);
+    let ev = evaluate_logs(&o, true, "", &scan("eval_accuracy=0.5"), Some(0.4));
+    let e = ev.evidence.expect("evidence");
+    assert_eq!(e.noise_model, "none");
+    assert!((e.delta.unwrap() - 0.1).abs() < 1e-12);
+    let mut noisy = o.clone();
+    noisy.noise = Some(mlres_policy::NoiseModel {
+        sd: Some(0.05),
+        repeats: None,
+        confidence: 0.95,
+    });
+    let ctx = mlres_engine::KeepContext {
+        best: Some(0.4),
+        config: "{\"lr\":1}".into(),
+        incumbent: Some(mlres_policy::Run {
+            id: 1,
+            config: "{\"lr\":2}".into(),
+            value: 0.4,
+        }),
+        runs: vec![],
+    };
+    let ev = mlres_engine::evaluate_logs_with(&noisy, true, "", &scan("eval_accuracy=0.5"), &ctx);
+    assert_eq!(ev.decision, Decision::Discard, "{}", ev.reason);
+    let e = ev.evidence.expect("evidence");
+    assert_eq!(
+        (e.noise_model.as_str(), e.incumbent),
+        ("stated_sd", Some(1))
+    );
+    assert!(e.p_value.unwrap() > 0.05);
 }
 
 #[test]

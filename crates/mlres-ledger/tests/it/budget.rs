@@ -44,6 +44,7 @@ fn campaign_with(l: &mut Ledger, stages: &[u8]) -> String {
                     decision: "keep".into(),
                     reason: "first".into(),
                     best_so_far: Some(0.5),
+                    evidence: None,
                 },
             )
             .unwrap();
@@ -358,6 +359,7 @@ fn finish_and_evaluate_is_one_transaction_that_verifies() {
         decision: "keep".into(),
         reason: "first".into(),
         best_so_far: Some(0.7),
+        evidence: None,
     };
     let n = l.event_count().unwrap();
     assert!(l.finish_and_evaluate(e.id, &fin, &ev).unwrap());

@@ -24,6 +24,7 @@ fn eval(metric: Option<f64>) -> EvalRecord {
         decision: "keep".into(),
         reason: "best so far".into(),
         best_so_far: metric,
+        evidence: None,
     }
 }
 
@@ -649,6 +650,7 @@ fn retention_candidates_skip_kept_in_flight_and_recent() {
                 decision: if i == 0 { "keep" } else { "discard" }.into(),
                 reason: "test".into(),
                 best_so_far: Some(0.0),
+                evidence: None,
             },
         )
         .unwrap();

@@ -5,6 +5,7 @@ mod budget;
 mod common;
 mod concurrency;
 mod files;
+mod keep;
 mod lifecycle;
 mod remote;
 mod tamper;

@@ -234,6 +234,9 @@ fn objective(goal: Goal) -> Objective {
         goal,
         target: Some(0.9),
         patience: Some(3),
+        range: None,
+        noise: None,
+        early_stop: None,
         max_consecutive_failures: 2,
     }
 }

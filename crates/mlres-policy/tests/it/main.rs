@@ -7,6 +7,7 @@ mod durations;
 mod gpus;
 mod hfjobs;
 mod hub;
+mod keep;
 mod limits;
 mod malformed;
 mod metrics;

@@ -46,6 +46,9 @@ fn fixture_parses_into_expected_struct() {
             goal: Goal::Maximize,
             target: Some(0.9),
             patience: Some(4),
+            range: None,
+            noise: None,
+            early_stop: None,
             max_consecutive_failures: 2,
         })
     );

@@ -15,6 +15,7 @@ mod datasets;
 mod demo;
 mod hfjobs;
 mod hub;
+mod keep;
 mod loop_truth;
 mod mcp;
 mod newcomer;
