@@ -1446,6 +1446,41 @@ impl Engine {
             .map_or(0, |m| m + 1))
     }
 
+    /// The proposer's next `n` configurations for the active campaign (or for a campaign not
+    /// yet opened: from an empty history), without submitting anything. Each later one
+    /// counts the earlier ones as pending, as parallel workers would. Needs the current
+    /// program to be approved (suggestions come from the approved search space only).
+    pub fn suggest(&self, n: usize) -> Result<Vec<Suggestion>, EngineError> {
+        require_approval(&self.ledger, &self.project)?;
+        let space = self.space()?.clone();
+        let goal = self.objective()?.goal;
+        let (mut next, mut history) = match self.current_campaign()? {
+            Some(c) if c.status == "active" => (
+                self.ledger.max_proposal_index(&c.id)?.map_or(0, |m| m + 1),
+                proposal_history(&self.ledger.experiments(&c.id)?, goal),
+            ),
+            _ => (0, Vec::new()),
+        };
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let Some((index, config)) = mlres_policy::propose_next(&space, next, &history) else {
+                break;
+            };
+            out.push(Suggestion {
+                index,
+                method: space.method.name(),
+                hypothesis: hypothesis_for(&space, index, &config, &history),
+                config: config.clone(),
+            });
+            history.push(mlres_policy::Observation {
+                config,
+                outcome: mlres_policy::Outcome::Pending,
+            });
+            next = index + 1;
+        }
+        Ok(out)
+    }
+
     /// The standalone autonomous loop. If its state dir vanishes, it stops with
     /// [`mlres_ledger::LedgerError::StateGone`], whatever step noticed first.
     pub fn run_loop(
@@ -1542,11 +1577,13 @@ impl Engine {
             }
             let mut progressed = false;
             if stop.is_none() && !blocked && facts.usage.in_flight < envelope.max_concurrent {
-                let idx = self.next_proposal_index(&campaign)?;
-                match mlres_policy::propose(&space, idx) {
+                let next = self.next_proposal_index(&campaign)?;
+                let history =
+                    proposal_history(&self.ledger.experiments(&campaign.id)?, objective.goal);
+                match mlres_policy::propose_next(&space, next, &history) {
                     None => exhausted = true,
-                    Some(config) => {
-                        let hypothesis = hypothesis_for(&space, idx, &config);
+                    Some((idx, config)) => {
+                        let hypothesis = hypothesis_for(&space, idx, &config, &history);
                         let req = SubmitRequest {
                             config: Value::Object(config.clone()),
                             hypothesis: hypothesis.clone(),
@@ -2086,11 +2123,70 @@ pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
-fn hypothesis_for(space: &SearchSpace, idx: u64, config: &mlres_policy::Config) -> String {
+/// One configuration [`Engine::suggest`] proposes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Suggestion {
+    /// The proposer's index for it (the loop would record it as the proposal index).
+    pub index: u64,
+    /// The search method that proposed it.
+    pub method: &'static str,
+    /// What the loop would record as its hypothesis.
+    pub hypothesis: String,
+    /// The configuration, valid in the approved search space.
+    pub config: mlres_policy::Config,
+}
+
+/// The campaign's experiments as the proposer sees them, in ledger order: evaluated ones
+/// with a finite metric that was not found anomalous are done (loss = the metric,
+/// negated when it is maximised); ones still reserved, submitted or awaiting evaluation are
+/// pending; the rest failed. Released reservations never ran and are left out.
+pub fn proposal_history(exps: &[Experiment], goal: Goal) -> Vec<mlres_policy::Observation> {
+    use mlres_ledger::state;
+    use mlres_policy::Outcome;
+    exps.iter()
+        .filter(|e| e.state != state::RELEASED)
+        .filter_map(|e| {
+            let config = e.config.as_object()?.clone();
+            let outcome = if e.state == state::EVALUATED {
+                match e.metric {
+                    Some(m) if m.is_finite() && e.decision.as_deref() != Some("anomalous") => {
+                        Outcome::Done(if goal == Goal::Maximize { -m } else { m })
+                    }
+                    _ => Outcome::Failed,
+                }
+            } else if e.state == state::FINISHED && e.status.as_deref() != Some("completed") {
+                Outcome::Failed
+            } else {
+                Outcome::Pending
+            };
+            Some(mlres_policy::Observation { config, outcome })
+        })
+        .collect()
+}
+
+fn hypothesis_for(
+    space: &SearchSpace,
+    idx: u64,
+    config: &mlres_policy::Config,
+    history: &[mlres_policy::Observation],
+) -> String {
     let settings: Vec<String> = config.iter().map(|(k, v)| format!("{k}={v}")).collect();
     match (space.method, mlres_policy::grid_size(space)) {
         (mlres_policy::Method::Grid, Some(n)) => {
             format!("grid point {}/{}: {}", idx + 1, n, settings.join(", "))
+        }
+        (mlres_policy::Method::Tpe, _) => {
+            let done = history
+                .iter()
+                .filter(|o| matches!(o.outcome, mlres_policy::Outcome::Done(_)))
+                .count();
+            format!(
+                "tpe proposal #{} (seed {}, from {} completed): {}",
+                idx + 1,
+                space.seed,
+                done,
+                settings.join(", ")
+            )
         }
         _ => format!(
             "random sample #{} (seed {}): {}",

@@ -196,18 +196,49 @@ fn search(s: &SearchSpace) -> Value {
                     ("max", float(*max)),
                     ("q", float(*q)),
                 ]),
+                Param::IntLogUniform { min, max } => obj(vec![
+                    ("distribution", Value::from("int_uniform")),
+                    ("log", Value::from(true)),
+                    ("min", Value::from(*min)),
+                    ("max", Value::from(*max)),
+                ]),
+                Param::Shaped { dist, q, int } => {
+                    let mut f = vec![("distribution", Value::from(dist.wandb_name(q.is_some())))];
+                    match *dist {
+                        crate::program::Dist::LogUniform { min, max }
+                        | crate::program::Dist::LogUniformValues { min, max }
+                        | crate::program::Dist::InvLogUniform { min, max }
+                        | crate::program::Dist::InvLogUniformValues { min, max } => {
+                            f.push(("min", float(min)));
+                            f.push(("max", float(max)));
+                        }
+                        crate::program::Dist::Normal { mu, sigma }
+                        | crate::program::Dist::LogNormal { mu, sigma } => {
+                            f.push(("mu", float(mu)));
+                            f.push(("sigma", float(sigma)));
+                        }
+                        crate::program::Dist::Beta { a, b } => {
+                            f.push(("a", float(a)));
+                            f.push(("b", float(b)));
+                        }
+                    }
+                    if let Some(q) = q {
+                        #[allow(clippy::cast_possible_truncation)]
+                        let qv = if *int {
+                            Value::from(*q as i64)
+                        } else {
+                            float(*q)
+                        };
+                        f.push(("q", qv));
+                    }
+                    obj(f)
+                }
             };
             (name.as_str(), v)
         })
         .collect();
     obj(vec![
-        (
-            "method",
-            Value::from(match s.method {
-                crate::Method::Grid => "grid",
-                crate::Method::Random => "random",
-            }),
-        ),
+        ("method", Value::from(s.method.name())),
         ("parameters", obj(params)),
         ("seed", Value::from(s.seed)),
     ])

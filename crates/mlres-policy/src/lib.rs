@@ -21,12 +21,14 @@
 mod approval;
 mod budget;
 mod code;
+mod dims;
 mod error;
 mod hub;
 mod markdown;
 mod metrics;
 mod program;
 mod search;
+mod tpe;
 mod units;
 mod yaml;
 
@@ -46,13 +48,14 @@ pub use hub::{
 };
 pub use metrics::{MAX_METRIC_KEYS, MetricScan, parse_metric_line};
 pub use program::{
-    BUILTIN_PLACEHOLDERS, Backend, Envelope, Goal, JobLimits, JobTemplate, Method, Objective,
+    BUILTIN_PLACEHOLDERS, Backend, Dist, Envelope, Goal, JobLimits, JobTemplate, Method, Objective,
     Param, Program, ProgramWarning, RUNS_DIR, Scalar, SearchSpace, Section, TokenScope,
     format_cpus, is_env_name, is_metric_key, is_param_name, normalize_code_path,
     normalize_output_path, parse_program, split_command, uses_placeholder,
 };
 pub use search::{
-    Config, ConfigArgError, grid_size, param_size, parse_config_args, propose, render_command,
-    validate_config,
+    Config, ConfigArgError, grid_size, param_size, parse_config_args, propose, propose_next,
+    render_command, validate_config,
 };
+pub use tpe::{Observation, Outcome, Tuning, suggest, suggest_with};
 pub use units::{Money, format_duration, format_duration_exact, parse_duration, parse_size};

@@ -34,7 +34,19 @@ pub fn param_size(p: &Param) -> Option<u64> {
             let (lo, hi) = q_range(*min, *max, *q)?;
             u64::try_from(i128::from(hi) - i128::from(lo) + 1).ok()
         }
-        Param::Uniform { .. } | Param::LogUniformValues { .. } => None,
+        Param::IntLogUniform { min, max } => {
+            u64::try_from(i128::from(*max) - i128::from(*min) + 1).ok()
+        }
+        Param::Shaped {
+            dist, q: Some(q), ..
+        } => match dist.bounds() {
+            (Some(lo), Some(hi)) => {
+                let (lo, hi) = q_range(lo, hi, *q)?;
+                u64::try_from(i128::from(hi) - i128::from(lo) + 1).ok()
+            }
+            _ => None,
+        },
+        Param::Uniform { .. } | Param::LogUniformValues { .. } | Param::Shaped { .. } => None,
     }
 }
 
@@ -127,6 +139,9 @@ fn draw(p: &Param, x: u64) -> Value {
             };
             float(tidy.clamp(*min, *max))
         }
+        Param::IntLogUniform { .. } | Param::Shaped { .. } => {
+            crate::dims::unit_to_value(p, unit(x))
+        }
     }
 }
 
@@ -164,6 +179,7 @@ pub fn propose(space: &SearchSpace, index: u64) -> Option<Config> {
                 out.insert(name.clone(), v);
             }
         }
+        Method::Tpe => return Some(crate::tpe::suggest(space, &[], index)),
         Method::Random => {
             let base = splitmix64(space.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             for (name, p) in &space.parameters {
@@ -173,6 +189,30 @@ pub fn propose(space: &SearchSpace, index: u64) -> Option<Config> {
         }
     }
     Some(out)
+}
+
+/// The loop's next proposal at or after `index`, given the campaign's history: grid and
+/// random skip indices whose configuration the history already holds (after rounding:
+/// `243.0` is `243`), and give up (`None`, the space looks exhausted) after 1,000 such
+/// indices in a row; TPE models the history ([`crate::tpe::suggest`]). Returns the index
+/// used with the configuration.
+pub fn propose_next(
+    space: &SearchSpace,
+    index: u64,
+    history: &[crate::tpe::Observation],
+) -> Option<(u64, Config)> {
+    if space.method == Method::Tpe {
+        return Some((index, crate::tpe::suggest(space, history, index)));
+    }
+    let seen: std::collections::BTreeSet<String> =
+        history.iter().map(|o| crate::tpe::key(&o.config)).collect();
+    for i in index..index.saturating_add(1000) {
+        let c = propose(space, i)?;
+        if !seen.contains(&crate::tpe::key(&c)) {
+            return Some((i, c));
+        }
+    }
+    None
 }
 
 fn json_scalar(v: &Value) -> Option<Scalar> {
@@ -270,7 +310,7 @@ pub fn validate_config(space: &SearchSpace, config: &Value) -> Result<Config, St
                 }
                 v.clone()
             }
-            Param::IntUniform { min, max } => {
+            Param::IntUniform { min, max } | Param::IntLogUniform { min, max } => {
                 let i = match v.as_i64() {
                     Some(i) => i,
                     None => {
@@ -302,10 +342,56 @@ pub fn validate_config(space: &SearchSpace, config: &Value) -> Result<Config, St
                 }
                 v.clone()
             }
+            Param::Shaped { dist, q, int } => shaped_value(name, *dist, *q, *int, v)?,
         };
         out.insert(name.clone(), norm);
     }
     Ok(out)
+}
+
+/// Checks and normalises a value of a [`Param::Shaped`] parameter: inside the
+/// distribution's bounds, a multiple of `q` when quantised (an integer when `q` is), so
+/// that `243.0` and `243` are the same configuration.
+fn shaped_value(
+    name: &str,
+    dist: crate::program::Dist,
+    q: Option<f64>,
+    int: bool,
+    v: &Value,
+) -> Result<Value, String> {
+    let f = number(name, v)?;
+    let (lo, hi) = dist.bounds();
+    let what = dist.wandb_name(q.is_some());
+    if let Some(lo) = lo
+        && f < lo
+    {
+        return Err(format!(
+            "`{name}` = {f} is below {lo}, the least value of {what}"
+        ));
+    }
+    if let Some(hi) = hi
+        && f > hi
+    {
+        return Err(format!(
+            "`{name}` = {f} is above {hi}, the greatest value of {what}"
+        ));
+    }
+    let Some(q) = q else {
+        return Ok(v.clone());
+    };
+    let k = f / q;
+    if (k - k.round()).abs() > 1e-9 * k.abs().max(1.0) || k.abs() > 9.0e15 {
+        return Err(format!("`{name}` = {f} is not a multiple of {q}"));
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    let k = k.round() as i64;
+    if int {
+        #[allow(clippy::cast_possible_truncation)]
+        let qi = q as i64;
+        Ok(Value::from(k.saturating_mul(qi)))
+    } else {
+        Ok(float(crate::dims::tidy_multiple(k, q)))
+    }
 }
 
 /// Renders one value for a command line: strings as-is, integers without `.0`,
@@ -426,14 +512,26 @@ fn typed_value(name: &str, param: &Param, text: &str) -> Result<Value, String> {
     let listed: &[Scalar] = match param {
         Param::Value(s) => std::slice::from_ref(s),
         Param::Values(v) => v,
-        Param::IntUniform { .. } => {
+        Param::IntUniform { .. } | Param::IntLogUniform { .. } => {
             return text
                 .trim()
                 .parse::<i64>()
                 .map(Value::from)
                 .map_err(|_| format!("`{name}` must be an integer, found {text:?}"));
         }
-        Param::Uniform { .. } | Param::LogUniformValues { .. } | Param::QUniform { .. } => {
+        Param::Shaped { int: true, .. } => {
+            if let Ok(i) = text.trim().parse::<i64>() {
+                return Ok(Value::from(i));
+            }
+            return match text.trim().parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(float(f)),
+                _ => Err(format!("`{name}` must be an integer, found {text:?}")),
+            };
+        }
+        Param::Uniform { .. }
+        | Param::LogUniformValues { .. }
+        | Param::QUniform { .. }
+        | Param::Shaped { .. } => {
             return match text.trim().parse::<f64>() {
                 Ok(f) if f.is_finite() => Ok(float(f)),
                 _ => Err(format!("`{name}` must be a number, found {text:?}")),
