@@ -58,6 +58,9 @@ fn main() {
                 if let Some(v) = o.get("neighbour").and_then(Value::as_bool) {
                     t.neighbour = v;
                 }
+                if let Some(v) = o.get("multiscale").and_then(Value::as_bool) {
+                    t.multiscale = v;
+                }
                 if let Some(v) = f("mix") {
                     t.mix = v;
                 }

@@ -73,6 +73,9 @@ pub struct Tuning {
     pub neighbour: bool,
     /// With `neighbour`: no bandwidth below this fraction of the Scott-like one.
     pub mix: f64,
+    /// Two kernels per trial, half weight each: the neighbour one and the Scott-like one
+    /// (a multi-scale estimate: narrow where trials cluster, broad everywhere).
+    pub multiscale: bool,
 }
 
 impl Default for Tuning {
@@ -90,6 +93,7 @@ impl Default for Tuning {
             bandwidth: 0.2,
             neighbour: true,
             mix: 0.5,
+            multiscale: false,
         }
     }
 }
@@ -301,7 +305,15 @@ impl<'a> Density<'a> {
                 }
             }
         }
-        let weights = vec![1.0; n];
+        let (points, weights) = if t.multiscale && t.neighbour {
+            let broad = vec![scott; sp.num.len()];
+            let mut all = points.clone();
+            all.extend(points.iter().copied());
+            sigma.extend(std::iter::repeat_n(broad, n));
+            (all, vec![0.5; 2 * n])
+        } else {
+            (points, vec![1.0; n])
+        };
         Density {
             points,
             weights,

@@ -95,3 +95,22 @@ fn loop_runs_tpe_with_log_integers_recorded_as_integers() {
         assert!(h.starts_with("tpe proposal #"), "{h}");
     }
 }
+
+/// The loop skill tells agents to type `mlres exp suggest …` exactly as written there.
+#[test]
+fn the_skill_suggest_command_runs_as_written() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let skill = std::fs::read_to_string(root.join("plugin/skills/ml-research-loop/SKILL.md"))
+        .expect("skill");
+    let line = skill
+        .lines()
+        .find(|l| l.starts_with("mlres exp suggest"))
+        .expect("the skill names exp suggest");
+    let cmd = line.split('#').next().expect("command").trim();
+    let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+    let env = Env::new();
+    env.write_program(&tpe_program(4));
+    env.approve();
+    let out = env.json(&args);
+    assert_eq!(configs(&out).len(), 2, "{cmd}: {out}");
+}
