@@ -1446,6 +1446,80 @@ impl Engine {
             .map_or(0, |m| m + 1))
     }
 
+    /// Asks the `method: command` proposer for the next configuration, up to
+    /// [`mlres_policy::PROPOSER_ATTEMPTS`] times; each retry's input lists the earlier
+    /// attempts' refusals. Returns the hypothesis and the validated config, or every reason.
+    fn command_proposal(
+        &self,
+        space: &SearchSpace,
+        objective: &Objective,
+        exps: &[Experiment],
+        history: &[mlres_policy::Observation],
+        usage: &mlres_policy::Usage,
+    ) -> Result<(String, mlres_policy::Config), String> {
+        let Some(cmd) = &space.command else {
+            return Err("no command in the search space".into());
+        };
+        let env = &self.project.program.envelope;
+        let mut rejected: Vec<Value> = Vec::new();
+        for attempt in 1..=mlres_policy::PROPOSER_ATTEMPTS {
+            let state = json!({
+                "format": "mlres-proposer/1",
+                "objective": {
+                    "metric": objective.metric,
+                    "goal": match objective.goal { Goal::Maximize => "maximize", Goal::Minimize => "minimize" },
+                    "target": objective.target,
+                },
+                "space": mlres_policy::search_space_json(space),
+                "history": exps.iter()
+                    .filter(|e| e.state != mlres_ledger::state::RELEASED)
+                    .map(|e| json!({
+                        "id": e.id,
+                        "config": e.config,
+                        "hypothesis": e.hypothesis,
+                        "state": e.state,
+                        "status": e.status,
+                        "metric": e.metric.filter(|m| m.is_finite()),
+                        "decision": e.decision,
+                    }))
+                    .collect::<Vec<_>>(),
+                "pending": history.iter()
+                    .filter(|o| o.outcome == mlres_policy::Outcome::Pending)
+                    .map(|o| Value::Object(o.config.clone()))
+                    .collect::<Vec<_>>(),
+                "budget": {
+                    "max_jobs": env.max_jobs,
+                    "jobs_used": usage.jobs,
+                    "jobs_left": env.max_jobs.saturating_sub(usage.jobs),
+                    "max_walltime_secs": env.max_walltime_secs,
+                    "walltime_used_secs": usage.walltime_secs,
+                },
+                "attempt": attempt,
+                "max_attempts": mlres_policy::PROPOSER_ATTEMPTS,
+                "rejected": rejected,
+                "respond_with": "one JSON object on stdout: {\"hypothesis\": \"<why this config>\", \"config\": {<exactly the parameters of space, each inside its domain>}}; never a config of history or pending",
+            });
+            let reason = match crate::proposer::run(
+                cmd,
+                &self.project.root,
+                &self.cfg.parent_env,
+                &state.to_string(),
+            ) {
+                Ok(stdout) => match mlres_policy::parse_proposal(space, &stdout, history) {
+                    Ok(p) => return Ok(p),
+                    Err(why) => why,
+                },
+                Err(why) => why,
+            };
+            rejected.push(json!({"attempt": attempt, "reason": reason}));
+        }
+        Err(rejected
+            .iter()
+            .map(|r| format!("#{} {}", r["attempt"], r["reason"].as_str().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join("; "))
+    }
+
     /// The proposer's next `n` configurations for the active campaign (or for a campaign not
     /// yet opened: from an empty history), without submitting anything. Each later one
     /// counts the earlier ones as pending, as parallel workers would. Needs the current
@@ -1536,6 +1610,7 @@ impl Engine {
         let mut exhausted = false;
         let mut stop: Option<StopReason> = None;
         let mut refused_stop: Option<String> = None;
+        let mut proposer_failure: Option<String> = None;
         let mut poll = Duration::from_millis(1);
         let mut last_export = Instant::now();
         let mut last_prune = Instant::now();
@@ -1578,12 +1653,45 @@ impl Engine {
             let mut progressed = false;
             if stop.is_none() && !blocked && facts.usage.in_flight < envelope.max_concurrent {
                 let next = self.next_proposal_index(&campaign)?;
-                let history =
-                    proposal_history(&self.ledger.experiments(&campaign.id)?, objective.goal);
-                match mlres_policy::propose_next(&space, next, &history) {
-                    None => exhausted = true,
-                    Some((idx, config)) => {
-                        let hypothesis = hypothesis_for(&space, idx, &config, &history);
+                let exps = self.ledger.experiments(&campaign.id)?;
+                let history = proposal_history(&exps, objective.goal);
+                let proposal = if space.method == mlres_policy::Method::Command {
+                    match self.command_proposal(&space, &objective, &exps, &history, &facts.usage) {
+                        Ok((hypothesis, config)) => Some((next, config, hypothesis)),
+                        Err(reasons) => {
+                            let message = format!(
+                                "the proposer command gave no valid configuration in {} \
+                                 attempts: {reasons}",
+                                mlres_policy::PROPOSER_ATTEMPTS
+                            );
+                            on_event(LoopEvent::Refused {
+                                code: "proposer_failed".into(),
+                                message: message.clone(),
+                            });
+                            on_event(LoopEvent::Stopping {
+                                reason: message.clone(),
+                            });
+                            refused_stop = Some(message.clone());
+                            proposer_failure = Some(message);
+                            stop = Some(StopReason::OperatorStop);
+                            None
+                        }
+                    }
+                } else {
+                    match mlres_policy::propose_next(&space, next, &history) {
+                        None => {
+                            exhausted = true;
+                            None
+                        }
+                        Some((idx, config)) => {
+                            let h = hypothesis_for(&space, idx, &config, &history);
+                            Some((idx, config, h))
+                        }
+                    }
+                };
+                match proposal {
+                    None => {}
+                    Some((idx, config, hypothesis)) => {
                         let req = SubmitRequest {
                             config: Value::Object(config.clone()),
                             hypothesis: hypothesis.clone(),
@@ -1674,6 +1782,12 @@ impl Engine {
             &json!({"reason": reason}),
         )?;
         let paths = export(&self.ledger, &self.project, &campaign.id)?;
+        if let Some(message) = proposer_failure {
+            return Err(EngineError::Refused {
+                code: "proposer_failed".into(),
+                message,
+            });
+        }
         let exps = self.ledger.experiments(&campaign.id)?;
         let best = best_experiment(&exps, objective.goal);
         Ok(LoopSummary {
@@ -2175,7 +2289,7 @@ fn hypothesis_for(
         (mlres_policy::Method::Grid, Some(n)) => {
             format!("grid point {}/{}: {}", idx + 1, n, settings.join(", "))
         }
-        (mlres_policy::Method::Tpe, _) => {
+        (mlres_policy::Method::Tpe | mlres_policy::Method::Command, _) => {
             let done = history
                 .iter()
                 .filter(|o| matches!(o.outcome, mlres_policy::Outcome::Done(_)))

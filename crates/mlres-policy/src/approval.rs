@@ -237,11 +237,23 @@ fn search(s: &SearchSpace) -> Value {
             (name.as_str(), v)
         })
         .collect();
-    obj(vec![
+    let mut fields = vec![
         ("method", Value::from(s.method.name())),
         ("parameters", obj(params)),
         ("seed", Value::from(s.seed)),
-    ])
+    ];
+    // Only when declared: other programs keep the document (and hash) they had.
+    if let Some(c) = &s.command {
+        fields.push(("command", strings(&c.argv)));
+        fields.push(("timeout_secs", Value::from(c.timeout_secs)));
+    }
+    obj(fields)
+}
+
+/// The approved search space as JSON, in the approval document's form (W&B-style keys):
+/// what a `method: command` proposer is shown.
+pub fn search_space_json(s: &SearchSpace) -> Value {
+    search(s)
 }
 
 /// The canonical document a human approves: pretty JSON with sorted keys, one field

@@ -302,6 +302,19 @@ pub struct SearchSpace {
     pub parameters: BTreeMap<String, Param>,
     /// Seed of the random proposer (default 0).
     pub seed: u64,
+    /// `method: command`: the executable that proposes each configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<ProposerCommand>,
+}
+
+/// `method: command`: an executable (argv, no shell) that reads the campaign state as JSON on
+/// stdin and prints `{"hypothesis": "...", "config": {...}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposerCommand {
+    /// The program and its arguments.
+    pub argv: Vec<String>,
+    /// How long one proposal may take before it is killed and refused (default 10m).
+    pub timeout_secs: u64,
 }
 
 /// Proposal method.
@@ -315,6 +328,8 @@ pub enum Method {
     /// Tree-structured Parzen estimator: a model of good versus other configurations,
     /// fitted to the campaign's history (see [`crate::tpe`]).
     Tpe,
+    /// An executable proposes each configuration (an LLM such as `claude -p`, or a script).
+    Command,
 }
 
 impl Method {
@@ -324,6 +339,7 @@ impl Method {
             Method::Grid => "grid",
             Method::Random => "random",
             Method::Tpe => "tpe",
+            Method::Command => "command",
         }
     }
 }
@@ -590,7 +606,7 @@ const LIMIT_KEYS: &[&str] = &[
 const MIN_CPU_MILLIS: u64 = 10;
 /// Largest `cpus` (a bound against typos, far above any machine mlres runs on).
 const MAX_CPU_MILLIS: u64 = 4096 * 1000;
-const SEARCH_KEYS: &[&str] = &["method", "parameters", "seed"];
+const SEARCH_KEYS: &[&str] = &["method", "parameters", "seed", "command", "timeout"];
 const PARAM_KEYS: &[&str] = &[
     "value",
     "values",
@@ -622,7 +638,7 @@ const DISTRIBUTIONS: &[&str] = &[
     "beta",
     "q_beta",
 ];
-const METHODS: &[&str] = &["grid", "random", "tpe"];
+const METHODS: &[&str] = &["grid", "random", "tpe", "command"];
 
 // ---------------------------------------------------------------------------
 // Small helpers
@@ -2237,6 +2253,7 @@ fn parse_search_space(root: &Node) -> Result<SearchSpace, ProgramError> {
         "grid" => Method::Grid,
         "random" => Method::Random,
         "tpe" => Method::Tpe,
+        "command" => Method::Command,
         other => {
             let e = err(method_node, format!("unknown search method `{other}`"));
             return Err(match closest(other, METHODS) {
@@ -2250,6 +2267,40 @@ fn parse_search_space(root: &Node) -> Result<SearchSpace, ProgramError> {
         .map(|n| get_u64(n, "seed"))
         .transpose()?
         .unwrap_or(0);
+    let command = if method == Method::Command {
+        let Some(cn) = m.get("command") else {
+            return Err(err(method_node, "`method: command` needs `command`").with_help(
+                "add e.g. `command: [python3, propose.py]`: it reads the campaign state as JSON \
+                 on stdin and prints {\"hypothesis\": ..., \"config\": {...}}",
+            ));
+        };
+        let argv = get_str_list(cn, "command")?;
+        if argv.is_empty() || argv[0].trim().is_empty() {
+            return Err(err(cn, "`command` is empty").with_help(
+                "give the proposer as an argv list, e.g. command: [python3, propose.py]",
+            ));
+        }
+        let timeout_secs = m
+            .get("timeout")
+            .map(|n| get_duration(n, "timeout"))
+            .transpose()?
+            .unwrap_or(600);
+        if timeout_secs == 0 {
+            return Err(err(
+                m.require("timeout")?,
+                "`timeout` of the proposer command must be more than 0",
+            ));
+        }
+        Some(ProposerCommand { argv, timeout_secs })
+    } else {
+        if let Some(k) = m.get_key("command").or_else(|| m.get_key("timeout")) {
+            return Err(err(
+                k,
+                format!("`{}` is only used with `method: command`", key_text(k)),
+            ));
+        }
+        None
+    };
     let params_node = m.require("parameters")?;
     let pm = MapView::new(params_node, "`parameters`")?;
     if pm.entries.is_empty() {
@@ -2280,6 +2331,7 @@ fn parse_search_space(root: &Node) -> Result<SearchSpace, ProgramError> {
         method,
         parameters,
         seed,
+        command,
     };
     if method == Method::Grid && crate::search::grid_size(&space).is_none() {
         return Err(err(params_node, "the grid has too many points to count"));

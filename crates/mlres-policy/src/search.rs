@@ -180,6 +180,7 @@ pub fn propose(space: &SearchSpace, index: u64) -> Option<Config> {
             }
         }
         Method::Tpe => return Some(crate::tpe::suggest(space, &[], index)),
+        Method::Command => return None,
         Method::Random => {
             let base = splitmix64(space.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             for (name, p) in &space.parameters {
@@ -201,7 +202,9 @@ pub fn propose_next(
     index: u64,
     history: &[crate::tpe::Observation],
 ) -> Option<(u64, Config)> {
-    if space.method == Method::Tpe {
+    if matches!(space.method, Method::Tpe | Method::Command) {
+        // `method: command` proposes through its executable; what mlres itself suggests for
+        // it (`mlres exp suggest`) comes from the TPE model of the same history.
         return Some((index, crate::tpe::suggest(space, history, index)));
     }
     let seen: std::collections::BTreeSet<String> =
@@ -213,6 +216,69 @@ pub fn propose_next(
         }
     }
     None
+}
+
+/// How many times the loop asks a `method: command` proposer for one configuration before
+/// it stops with the reasons.
+pub const PROPOSER_ATTEMPTS: u32 = 3;
+
+/// Longest hypothesis a proposer may give.
+pub const MAX_HYPOTHESIS_CHARS: usize = 2000;
+
+/// Reads what a `method: command` proposer printed: one JSON object
+/// `{"hypothesis": "...", "config": {...}}`, either the whole output or its last line that is
+/// one (so a chatty tool may print before it). The config must validate against the space
+/// (normalised as [`validate_config`] does) and must not repeat a configuration of the
+/// history, tried or pending. Returns the hypothesis and config, or why it is refused.
+pub fn parse_proposal(
+    space: &SearchSpace,
+    stdout: &str,
+    history: &[crate::tpe::Observation],
+) -> Result<(String, Config), String> {
+    let whole = serde_json::from_str::<Value>(stdout.trim()).ok();
+    let found = whole.filter(Value::is_object).or_else(|| {
+        stdout
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+            .find(Value::is_object)
+    });
+    let Some(Value::Object(obj)) = found else {
+        let shown = show(&Value::String(stdout.trim().to_string()));
+        return Err(format!(
+            "the output is not a JSON object {{\"hypothesis\": ..., \"config\": {{...}}}}; got {shown}"
+        ));
+    };
+    if let Some(k) = obj.keys().find(|k| *k != "hypothesis" && *k != "config") {
+        return Err(format!(
+            "unknown key `{k}` in the proposal; only `hypothesis` and `config` are read"
+        ));
+    }
+    let hypothesis = match obj.get("hypothesis") {
+        Some(Value::String(h)) if !h.trim().is_empty() => h.trim().to_string(),
+        Some(other) => {
+            return Err(format!(
+                "`hypothesis` must be a non-empty string, found {}",
+                show(other)
+            ));
+        }
+        None => return Err("`hypothesis` is missing".into()),
+    };
+    if hypothesis.chars().count() > MAX_HYPOTHESIS_CHARS {
+        return Err(format!(
+            "`hypothesis` is longer than {MAX_HYPOTHESIS_CHARS} characters"
+        ));
+    }
+    let config = obj.get("config").ok_or("`config` is missing")?;
+    let config = validate_config(space, config).map_err(|e| format!("invalid config: {e}"))?;
+    let key = crate::tpe::key(&config);
+    if history.iter().any(|o| crate::tpe::key(&o.config) == key) {
+        return Err(format!(
+            "duplicate: {} was already tried or is running; propose another configuration",
+            show(&Value::Object(config))
+        ));
+    }
+    Ok((hypothesis, config))
 }
 
 fn json_scalar(v: &Value) -> Option<Scalar> {

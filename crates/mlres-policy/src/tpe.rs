@@ -76,6 +76,8 @@ pub struct Tuning {
     /// Two kernels per trial, half weight each: the neighbour one and the Scott-like one
     /// (a multi-scale estimate: narrow where trials cluster, broad everywhere).
     pub multiscale: bool,
+    /// With `multiscale`: the weight of the broad kernel (the narrow one has the rest).
+    pub broad_weight: f64,
 }
 
 impl Default for Tuning {
@@ -92,8 +94,9 @@ impl Default for Tuning {
             prior_weight: 1.0,
             bandwidth: 0.2,
             neighbour: true,
-            mix: 0.5,
-            multiscale: false,
+            mix: 0.0,
+            multiscale: true,
+            broad_weight: 0.5,
         }
     }
 }
@@ -203,7 +206,10 @@ impl<'a> Space<'a> {
 /// A config's identity for dedup: numbers compared by value (`243.0` is `243`).
 pub(crate) fn key(config: &Config) -> String {
     let mut out = String::new();
-    for (k, v) in config {
+    // By name: a config read back from JSON may list its keys in another order.
+    let mut entries: Vec<(&String, &Value)> = config.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    for (k, v) in entries {
         out.push_str(k);
         out.push('=');
         match v {
@@ -310,7 +316,10 @@ impl<'a> Density<'a> {
             let mut all = points.clone();
             all.extend(points.iter().copied());
             sigma.extend(std::iter::repeat_n(broad, n));
-            (all, vec![0.5; 2 * n])
+            let b = t.broad_weight.clamp(0.0, 1.0);
+            let mut w = vec![1.0 - b; n];
+            w.extend(std::iter::repeat_n(b, n));
+            (all, w)
         } else {
             (points, vec![1.0; n])
         };

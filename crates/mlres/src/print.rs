@@ -235,6 +235,14 @@ pub fn program_summary(project: &mlres_engine::Project) {
                 "Search     random over {n} parameter(s), seed {}: max_jobs bounds the draws",
                 s.seed
             ),
+            (Method::Command, _) => println!(
+                "Search     by a command over {n} parameter(s): `{}` proposes each config \
+                 (checked against this space; 3 attempts each)",
+                s.command
+                    .as_ref()
+                    .map(|c| c.argv.join(" "))
+                    .unwrap_or_default()
+            ),
             (Method::Tpe, _) => println!(
                 "Search     tpe (model-based) over {n} parameter(s), seed {}: max_jobs bounds the \
                  trials",

@@ -413,3 +413,57 @@ fn random_dedups_after_quantisation() {
     }
     assert_eq!(seen.len(), 5);
 }
+
+#[test]
+fn command_proposals_are_read_strictly() {
+    use mlres_policy::{Observation, Outcome, parse_proposal};
+    let s = space_of(
+        "  x: {values: [1, 2, 3]}\n\
+         \x20 b: {distribution: q_log_uniform_values, min: 16, max: 512}",
+    );
+    let tried = vec![Observation {
+        config: serde_json::from_value(json!({"x": 1, "b": 32})).expect("config"),
+        outcome: Outcome::Pending,
+    }];
+    let (h, c) = parse_proposal(
+        &s,
+        "let me think\n{\"hypothesis\": \"bigger batch\", \"config\": {\"x\": 2, \"b\": 64.0}}\n",
+        &tried,
+    )
+    .expect("chatter before the JSON line is fine");
+    assert_eq!(h, "bigger batch");
+    assert_eq!(Value::Object(c), json!({"x": 2, "b": 64}));
+    let bad = [
+        ("no json at all", "not a JSON object"),
+        ("[1, 2]", "not a JSON object"),
+        (
+            r#"{"config": {"x": 2, "b": 64}}"#,
+            "`hypothesis` is missing",
+        ),
+        (
+            r#"{"hypothesis": " ", "config": {"x": 2, "b": 64}}"#,
+            "non-empty string",
+        ),
+        (r#"{"hypothesis": "h"}"#, "`config` is missing"),
+        (
+            r#"{"hypothesis": "h", "config": {"x": 2, "b": 64}, "why": "x"}"#,
+            "unknown key `why`",
+        ),
+        (
+            r#"{"hypothesis": "h", "config": {"x": 9, "b": 64}}"#,
+            "`x` must be one of",
+        ),
+        (
+            r#"{"hypothesis": "h", "config": {"x": 2, "b": 64, "c": 1}}"#,
+            "`c` is not a parameter",
+        ),
+        (
+            r#"{"hypothesis": "h", "config": {"x": 1, "b": 32.0}}"#,
+            "duplicate",
+        ),
+    ];
+    for (out, needle) in bad {
+        let e = parse_proposal(&s, out, &tried).expect_err(out);
+        assert!(e.contains(needle), "{out}: {e}");
+    }
+}

@@ -28,6 +28,7 @@ fn branin_space(method: Method, seed: u64) -> SearchSpace {
         .into_iter()
         .collect(),
         seed,
+        command: None,
     }
 }
 
@@ -129,6 +130,7 @@ fn pending_and_tried_configs_are_not_proposed_again() {
         .into_iter()
         .collect(),
         seed: 11,
+        command: None,
     };
     let mut history: Vec<Observation> = Vec::new();
     let mut keys = std::collections::BTreeSet::new();
@@ -212,6 +214,7 @@ fn tpe_beats_random_on_hartmann6_over_seeds() {
             .map(|i| (format!("x{i}"), Param::Uniform { min: 0.0, max: 1.0 }))
             .collect(),
         seed,
+        command: None,
     };
     let mut tpe = Vec::new();
     let mut rnd = Vec::new();

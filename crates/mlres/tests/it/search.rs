@@ -114,3 +114,149 @@ fn the_skill_suggest_command_runs_as_written() {
     let out = env.json(&args);
     assert_eq!(configs(&out).len(), 2, "{cmd}: {out}");
 }
+
+/// A campaign whose configs come from `propose.py` in the project (`method: command`).
+fn command_program(max_jobs: u32, extra: &str) -> String {
+    Fast {
+        max_jobs,
+        method: "command",
+        extra_space: &format!("command: [python3, propose.py]\n{extra}"),
+        ..Default::default()
+    }
+    .program()
+}
+
+/// Proposes the first untried x; prints garbage on its first attempt of the third
+/// proposal, to exercise the retry; records the environment names it was given.
+const PROPOSER: &str = r#"import json, os, sys
+s = json.load(sys.stdin)
+with open("proposer-env.txt", "a") as f:
+    f.write(" ".join(sorted(os.environ)) + "\n" + " ".join(os.environ.values()) + "\n")
+tried = [h["config"] for h in s["history"]] + s["pending"]
+if len(tried) == 2 and s["attempt"] == 1:
+    print("thinking... no JSON here")
+    sys.exit(0)
+for x in [1, 2, 3, 4, 5, 6]:
+    if {"x": x} not in tried:
+        print("some chatter first")
+        print(json.dumps({"hypothesis": f"x={x} after {len(s['rejected'])} refusals", "config": {"x": x}}))
+        break
+"#;
+
+#[test]
+fn a_command_proposes_each_config_and_gets_no_secrets() {
+    let env = Env::new();
+    env.write_program(&command_program(3, ""));
+    std::fs::write(env.project.join("propose.py"), PROPOSER).unwrap();
+    env.approve();
+    let out = env
+        .cmd()
+        .args(["loop", "run"])
+        .env("HF_TOKEN", "hf_canaryCANARYproposer000")
+        .env("MY_SECRET", "mlresCANARYproposer")
+        .output()
+        .expect("run");
+    env.record(&["loop", "run"], &out);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let status = env.json(&["loop", "status", "--json"]);
+    let hyps: Vec<&str> = status["experiments"]
+        .as_array()
+        .expect("experiments")
+        .iter()
+        .map(|e| e["hypothesis"].as_str().expect("hypothesis"))
+        .collect();
+    assert_eq!(
+        hyps,
+        vec![
+            "x=1 after 0 refusals",
+            "x=2 after 0 refusals",
+            "x=3 after 1 refusals"
+        ],
+        "{status}"
+    );
+    let seen = std::fs::read_to_string(env.project.join("proposer-env.txt")).expect("env");
+    assert!(
+        !seen.contains("HF_TOKEN") && !seen.contains("MY_SECRET"),
+        "{seen}"
+    );
+    assert!(!seen.contains("CANARY"), "{seen}");
+    assert!(seen.contains("PATH"), "{seen}");
+}
+
+#[test]
+fn invalid_proposals_are_refused_then_the_loop_stops_with_the_reasons() {
+    let env = Env::new();
+    env.write_program(&command_program(3, ""));
+    std::fs::write(
+        env.project.join("propose.py"),
+        "print('{\"hypothesis\": \"big\", \"config\": {\"x\": 99}}')\n",
+    )
+    .unwrap();
+    env.approve();
+    let out = env.run(&["loop", "run"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("proposer_failed"), "{err}");
+    assert!(err.contains("in 3 attempts"), "{err}");
+    assert!(
+        err.contains("#1 invalid config: `x` must be one of"),
+        "{err}"
+    );
+    assert!(err.contains("#3 "), "{err}");
+    let status = env.json(&["loop", "status", "--json"]);
+    assert_eq!(
+        status["experiments"],
+        serde_json::json!([]),
+        "nothing spent: {status}"
+    );
+
+    // A proposer that hangs is killed at its timeout and refused the same way.
+    let env = Env::new();
+    env.write_program(&command_program(3, "timeout: 1s"));
+    std::fs::write(
+        env.project.join("propose.py"),
+        "import time\ntime.sleep(30)\n",
+    )
+    .unwrap();
+    env.approve();
+    let out = env.run(&["loop", "run"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("#1 timed out after 1s"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn method_command_needs_a_command_and_only_it_takes_one() {
+    let env = Env::new();
+    env.write_program(
+        &Fast {
+            method: "command",
+            ..Default::default()
+        }
+        .program(),
+    );
+    let out = env.run(&["check"]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("`method: command` needs `command`"),
+        "{}",
+        stderr(&out)
+    );
+    env.write_program(
+        &Fast {
+            extra_space: "command: [python3, propose.py]",
+            ..Default::default()
+        }
+        .program(),
+    );
+    let out = env.run(&["check"]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("`command` is only used with `method: command`"),
+        "{}",
+        stderr(&out)
+    );
+}
