@@ -1653,7 +1653,22 @@ impl Engine {
             let mut progressed = false;
             if stop.is_none() && !blocked && facts.usage.in_flight < envelope.max_concurrent {
                 let next = self.next_proposal_index(&campaign)?;
-                let exps = self.ledger.experiments(&campaign.id)?;
+                // The history costs a ledger read per proposal: only for the methods that
+                // model it, and for random search over a finite space (the only one where two
+                // draws can be the same configuration).
+                let needs_history = match space.method {
+                    mlres_policy::Method::Tpe | mlres_policy::Method::Command => true,
+                    mlres_policy::Method::Random => space
+                        .parameters
+                        .values()
+                        .all(|p| mlres_policy::param_size(p).is_some()),
+                    mlres_policy::Method::Grid => false,
+                };
+                let exps = if needs_history {
+                    self.ledger.experiments(&campaign.id)?
+                } else {
+                    Vec::new()
+                };
                 let history = proposal_history(&exps, objective.goal);
                 let proposal = if space.method == mlres_policy::Method::Command {
                     match self.command_proposal(&space, &objective, &exps, &history, &facts.usage) {

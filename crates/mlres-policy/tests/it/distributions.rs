@@ -467,3 +467,24 @@ fn command_proposals_are_read_strictly() {
         assert!(e.contains(needle), "{out}: {e}");
     }
 }
+
+/// Every `{distribution: …}` the README shows parses as written.
+#[test]
+fn the_readme_distribution_examples_parse() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .expect("README");
+    let snippets: Vec<&str> = readme
+        .split('`')
+        .filter(|s| s.starts_with("{distribution:"))
+        .collect();
+    assert!(
+        snippets.iter().any(|s| s.contains("log: true")),
+        "{snippets:?}"
+    );
+    for s in snippets {
+        let space = space_of(&format!("  p: {s}"));
+        assert!(space.parameters.contains_key("p"), "{s}");
+    }
+}
