@@ -61,6 +61,9 @@ fn main() {
                 if let Some(v) = o.get("multiscale").and_then(Value::as_bool) {
                     t.multiscale = v;
                 }
+                if let Some(v) = o.get("kronecker").and_then(Value::as_bool) {
+                    t.kronecker = v;
+                }
                 if let Some(v) = f("broad_weight") {
                     t.broad_weight = v;
                 }

@@ -78,6 +78,8 @@ pub struct Tuning {
     pub multiscale: bool,
     /// With `multiscale`: the weight of the broad kernel (the narrow one has the rest).
     pub broad_weight: f64,
+    /// Start from the shifted Kronecker sequence (else from independent random draws).
+    pub kronecker: bool,
 }
 
 impl Default for Tuning {
@@ -97,6 +99,7 @@ impl Default for Tuning {
             mix: 0.0,
             multiscale: true,
             broad_weight: 0.5,
+            kronecker: true,
         }
     }
 }
@@ -431,7 +434,11 @@ pub fn suggest_with(
         c: sp.cat.iter().map(|&(_, k)| rng.below(k)).collect(),
     };
     if done.len() < n_startup || sp.dims() == 0 {
-        let k = kronecker(sp.dims(), index, &shift);
+        let k = if t.kronecker {
+            kronecker(sp.dims(), index, &shift)
+        } else {
+            (0..sp.dims()).map(|_| rng.unit()).collect()
+        };
         let (u, c) = k.split_at(sp.num.len());
         #[allow(
             clippy::cast_precision_loss,
