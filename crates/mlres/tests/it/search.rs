@@ -260,3 +260,31 @@ fn method_command_needs_a_command_and_only_it_takes_one() {
         stderr(&out)
     );
 }
+
+/// Three workers at once: each proposal counts the running ones as pending, so a six-value
+/// space is covered by six distinct experiments.
+#[test]
+fn parallel_tpe_never_proposes_a_running_config_again() {
+    let env = Env::new();
+    env.write_program(
+        &Fast {
+            max_jobs: 6,
+            max_concurrent: 3,
+            method: "tpe",
+            script: "sleep 0.3; echo score={x}",
+            ..Default::default()
+        }
+        .program(),
+    );
+    env.approve();
+    env.ok(&["loop", "run"]);
+    let status = env.json(&["loop", "status", "--json"]);
+    let mut xs: Vec<i64> = status["experiments"]
+        .as_array()
+        .expect("experiments")
+        .iter()
+        .map(|e| e["config"]["x"].as_i64().expect("x"))
+        .collect();
+    xs.sort();
+    assert_eq!(xs, vec![1, 2, 3, 4, 5, 6], "{status}");
+}
