@@ -64,6 +64,9 @@ fn main() {
                 if let Some(v) = o.get("kronecker").and_then(Value::as_bool) {
                     t.kronecker = v;
                 }
+                if let Some(v) = f("multiscale_in") {
+                    t.multiscale_in = v as u8;
+                }
                 if let Some(v) = f("broad_weight") {
                     t.broad_weight = v;
                 }

@@ -80,6 +80,9 @@ pub struct Tuning {
     pub broad_weight: f64,
     /// Start from the shifted Kronecker sequence (else from independent random draws).
     pub kronecker: bool,
+    /// With `multiscale`: which densities get the broad kernels (0 both, 1 the good one
+    /// only, 2 the rest only).
+    pub multiscale_in: u8,
 }
 
 impl Default for Tuning {
@@ -100,6 +103,7 @@ impl Default for Tuning {
             multiscale: true,
             broad_weight: 0.5,
             kronecker: true,
+            multiscale_in: 0,
         }
     }
 }
@@ -481,8 +485,12 @@ pub fn suggest_with(
         .map(|&i| &done[i].0)
         .chain(pending.iter())
         .collect();
-    let l = Density::new(good, &sp, t);
-    let g = Density::new(rest, &sp, t);
+    let only = |on: bool| Tuning {
+        multiscale: t.multiscale && on,
+        ..t.clone()
+    };
+    let l = Density::new(good, &sp, &only(t.multiscale_in != 2));
+    let g = Density::new(rest, &sp, &only(t.multiscale_in != 1));
     let snap = |pt: Point| -> Option<(Config, Point)> {
         let c = sp.decode(&pt);
         let p = sp.encode(&c)?;
