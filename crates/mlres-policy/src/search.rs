@@ -195,20 +195,23 @@ pub fn propose(space: &SearchSpace, index: u64) -> Option<Config> {
 /// The loop's next proposal at or after `index`, given the campaign's history: grid and
 /// random skip indices whose configuration the history already holds (after rounding:
 /// `243.0` is `243`), and give up (`None`, the space looks exhausted) after 1,000 such
-/// indices in a row; TPE models the history ([`crate::tpe::suggest`]). Returns the index
+/// indices in a row; TPE models the history ([`crate::tpe::suggest`]) and gives `None` when it
+/// finds no untried configuration. Returns the index
 /// used with the configuration.
 pub fn propose_next(
     space: &SearchSpace,
     index: u64,
     history: &[crate::tpe::Observation],
 ) -> Option<(u64, Config)> {
-    if matches!(space.method, Method::Tpe | Method::Command) {
-        // `method: command` proposes through its executable; what mlres itself suggests for
-        // it (`mlres exp suggest`) comes from the TPE model of the same history.
-        return Some((index, crate::tpe::suggest(space, history, index)));
-    }
     let seen: std::collections::BTreeSet<String> =
         history.iter().map(|o| crate::tpe::key(&o.config)).collect();
+    if matches!(space.method, Method::Tpe | Method::Command) {
+        // `method: command` proposes through its executable; what mlres itself suggests for
+        // it (`mlres exp suggest`) comes from the TPE model of the same history. TPE repeats a
+        // configuration only when it found no untried one: the space is exhausted.
+        let c = crate::tpe::suggest(space, history, index);
+        return (!seen.contains(&crate::tpe::key(&c))).then_some((index, c));
+    }
     for i in index..index.saturating_add(1000) {
         let c = propose(space, i)?;
         if !seen.contains(&crate::tpe::key(&c)) {

@@ -150,6 +150,8 @@ fn pending_and_tried_configs_are_not_proposed_again() {
         history.push(Observation { config: c, outcome });
     }
     assert_eq!(keys.len(), 12);
+    // All 12 tried or running: the loop's proposal says the space is exhausted.
+    assert_eq!(propose_next(&s, 12, &history), None);
 }
 
 #[test]
