@@ -19,6 +19,7 @@ pub mod identity;
 mod keep;
 mod outputs;
 mod project;
+mod proposer;
 mod retention;
 mod run;
 pub mod time;
@@ -46,5 +47,5 @@ pub use project::{ApprovalStatus, Project, approval_status, require_approval};
 pub use retention::{DEFAULT_KEEP_ATTEMPTS, MIN_KEEP_ATTEMPTS, Pruned};
 pub use run::{
     CampaignStart, Engine, EngineConfig, LoopEvent, LoopOptions, LoopSummary, StatusReport,
-    StopOutcome, SubmitOverrides, SubmitRequest,
+    StopOutcome, SubmitOverrides, SubmitRequest, Suggestion, proposal_history,
 };

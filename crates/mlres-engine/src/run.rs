@@ -1507,6 +1507,115 @@ impl Engine {
             .map_or(0, |m| m + 1))
     }
 
+    /// Asks the `method: command` proposer for the next configuration, up to
+    /// [`mlres_policy::PROPOSER_ATTEMPTS`] times; each retry's input lists the earlier
+    /// attempts' refusals. Returns the hypothesis and the validated config, or every reason.
+    fn command_proposal(
+        &self,
+        space: &SearchSpace,
+        objective: &Objective,
+        exps: &[Experiment],
+        history: &[mlres_policy::Observation],
+        usage: &mlres_policy::Usage,
+    ) -> Result<(String, mlres_policy::Config), String> {
+        let Some(cmd) = &space.command else {
+            return Err("no command in the search space".into());
+        };
+        let env = &self.project.program.envelope;
+        let mut rejected: Vec<Value> = Vec::new();
+        for attempt in 1..=mlres_policy::PROPOSER_ATTEMPTS {
+            let state = json!({
+                "format": "mlres-proposer/1",
+                "objective": {
+                    "metric": objective.metric,
+                    "goal": match objective.goal { Goal::Maximize => "maximize", Goal::Minimize => "minimize" },
+                    "target": objective.target,
+                },
+                "space": mlres_policy::search_space_json(space),
+                "history": exps.iter()
+                    .filter(|e| e.state != mlres_ledger::state::RELEASED)
+                    .map(|e| json!({
+                        "id": e.id,
+                        "config": e.config,
+                        "hypothesis": e.hypothesis,
+                        "state": e.state,
+                        "status": e.status,
+                        "metric": e.metric.filter(|m| m.is_finite()),
+                        "decision": e.decision,
+                    }))
+                    .collect::<Vec<_>>(),
+                "pending": history.iter()
+                    .filter(|o| o.outcome == mlres_policy::Outcome::Pending)
+                    .map(|o| Value::Object(o.config.clone()))
+                    .collect::<Vec<_>>(),
+                "budget": {
+                    "max_jobs": env.max_jobs,
+                    "jobs_used": usage.jobs,
+                    "jobs_left": env.max_jobs.saturating_sub(usage.jobs),
+                    "max_walltime_secs": env.max_walltime_secs,
+                    "walltime_used_secs": usage.walltime_secs,
+                },
+                "attempt": attempt,
+                "max_attempts": mlres_policy::PROPOSER_ATTEMPTS,
+                "rejected": rejected,
+                "respond_with": "one JSON object on stdout: {\"hypothesis\": \"<why this config>\", \"config\": {<exactly the parameters of space, each inside its domain>}}; never a config of history or pending",
+            });
+            let reason = match crate::proposer::run(
+                cmd,
+                &self.project.root,
+                &self.cfg.parent_env,
+                &state.to_string(),
+            ) {
+                Ok(stdout) => match mlres_policy::parse_proposal(space, &stdout, history) {
+                    Ok(p) => return Ok(p),
+                    Err(why) => why,
+                },
+                Err(why) => why,
+            };
+            rejected.push(json!({"attempt": attempt, "reason": reason}));
+        }
+        Err(rejected
+            .iter()
+            .map(|r| format!("#{} {}", r["attempt"], r["reason"].as_str().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join("; "))
+    }
+
+    /// The proposer's next `n` configurations for the active campaign (or for a campaign not
+    /// yet opened: from an empty history), without submitting anything. Each later one
+    /// counts the earlier ones as pending, as parallel workers would. Needs the current
+    /// program to be approved (suggestions come from the approved search space only).
+    pub fn suggest(&self, n: usize) -> Result<Vec<Suggestion>, EngineError> {
+        require_approval(&self.ledger, &self.project)?;
+        let space = self.space()?.clone();
+        let goal = self.objective()?.goal;
+        let (mut next, mut history) = match self.current_campaign()? {
+            Some(c) if c.status == "active" => (
+                self.ledger.max_proposal_index(&c.id)?.map_or(0, |m| m + 1),
+                proposal_history(&self.ledger.experiments(&c.id)?, goal),
+            ),
+            _ => (0, Vec::new()),
+        };
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let Some((index, config)) = mlres_policy::propose_next(&space, next, &history) else {
+                break;
+            };
+            out.push(Suggestion {
+                index,
+                method: space.method.name(),
+                hypothesis: hypothesis_for(&space, index, &config, &history),
+                config: config.clone(),
+            });
+            history.push(mlres_policy::Observation {
+                config,
+                outcome: mlres_policy::Outcome::Pending,
+            });
+            next = index + 1;
+        }
+        Ok(out)
+    }
+
     /// The standalone autonomous loop. If its state dir vanishes, it stops with
     /// [`mlres_ledger::LedgerError::StateGone`], whatever step noticed first.
     pub fn run_loop(
@@ -1562,6 +1671,7 @@ impl Engine {
         let mut exhausted = false;
         let mut stop: Option<StopReason> = None;
         let mut refused_stop: Option<String> = None;
+        let mut proposer_failure: Option<String> = None;
         let mut poll = Duration::from_millis(1);
         let mut last_export = Instant::now();
         let mut last_prune = Instant::now();
@@ -1618,11 +1728,61 @@ impl Engine {
                 }
             }
             if may_submit && matches!(noise, crate::keep::NoiseStep::Propose) {
-                let idx = self.next_proposal_index(&campaign)?;
-                match mlres_policy::propose(&space, idx) {
-                    None => exhausted = true,
-                    Some(config) => {
-                        let hypothesis = hypothesis_for(&space, idx, &config);
+                let next = self.next_proposal_index(&campaign)?;
+                // The history costs a ledger read per proposal: only for the methods that
+                // model it, and for random search over a finite space (the only one where two
+                // draws can be the same configuration).
+                let needs_history = match space.method {
+                    mlres_policy::Method::Tpe | mlres_policy::Method::Command => true,
+                    mlres_policy::Method::Random => space
+                        .parameters
+                        .values()
+                        .all(|p| mlres_policy::param_size(p).is_some()),
+                    mlres_policy::Method::Grid => false,
+                };
+                let exps = if needs_history {
+                    self.ledger.experiments(&campaign.id)?
+                } else {
+                    Vec::new()
+                };
+                let history = proposal_history(&exps, objective.goal);
+                let proposal = if space.method == mlres_policy::Method::Command {
+                    match self.command_proposal(&space, &objective, &exps, &history, &facts.usage) {
+                        Ok((hypothesis, config)) => Some((next, config, hypothesis)),
+                        Err(reasons) => {
+                            let message = format!(
+                                "the proposer command gave no valid configuration in {} \
+                                 attempts: {reasons}",
+                                mlres_policy::PROPOSER_ATTEMPTS
+                            );
+                            on_event(LoopEvent::Refused {
+                                code: "proposer_failed".into(),
+                                message: message.clone(),
+                            });
+                            on_event(LoopEvent::Stopping {
+                                reason: message.clone(),
+                            });
+                            refused_stop = Some(message.clone());
+                            proposer_failure = Some(message);
+                            stop = Some(StopReason::OperatorStop);
+                            None
+                        }
+                    }
+                } else {
+                    match mlres_policy::propose_next(&space, next, &history) {
+                        None => {
+                            exhausted = true;
+                            None
+                        }
+                        Some((idx, config)) => {
+                            let h = hypothesis_for(&space, idx, &config, &history);
+                            Some((idx, config, h))
+                        }
+                    }
+                };
+                match proposal {
+                    None => {}
+                    Some((idx, config, hypothesis)) => {
                         let req = SubmitRequest {
                             config: Value::Object(config.clone()),
                             hypothesis: hypothesis.clone(),
@@ -1713,6 +1873,12 @@ impl Engine {
             &json!({"reason": reason}),
         )?;
         let paths = export(&self.ledger, &self.project, &campaign.id)?;
+        if let Some(message) = proposer_failure {
+            return Err(EngineError::Refused {
+                code: "proposer_failed".into(),
+                message,
+            });
+        }
         let exps = self.ledger.experiments(&campaign.id)?;
         let best = best_experiment(&exps, objective.goal);
         Ok(LoopSummary {
@@ -2167,11 +2333,70 @@ pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
-fn hypothesis_for(space: &SearchSpace, idx: u64, config: &mlres_policy::Config) -> String {
+/// One configuration [`Engine::suggest`] proposes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Suggestion {
+    /// The proposer's index for it (the loop would record it as the proposal index).
+    pub index: u64,
+    /// The search method that proposed it.
+    pub method: &'static str,
+    /// What the loop would record as its hypothesis.
+    pub hypothesis: String,
+    /// The configuration, valid in the approved search space.
+    pub config: mlres_policy::Config,
+}
+
+/// The campaign's experiments as the proposer sees them, in ledger order: evaluated ones
+/// with a finite metric that was not found anomalous are done (loss = the metric,
+/// negated when it is maximised); ones still reserved, submitted or awaiting evaluation are
+/// pending; the rest failed. Released reservations never ran and are left out.
+pub fn proposal_history(exps: &[Experiment], goal: Goal) -> Vec<mlres_policy::Observation> {
+    use mlres_ledger::state;
+    use mlres_policy::Outcome;
+    exps.iter()
+        .filter(|e| e.state != state::RELEASED)
+        .filter_map(|e| {
+            let config = e.config.as_object()?.clone();
+            let outcome = if e.state == state::EVALUATED {
+                match e.metric {
+                    Some(m) if m.is_finite() && e.decision.as_deref() != Some("anomalous") => {
+                        Outcome::Done(if goal == Goal::Maximize { -m } else { m })
+                    }
+                    _ => Outcome::Failed,
+                }
+            } else if e.state == state::FINISHED && e.status.as_deref() != Some("completed") {
+                Outcome::Failed
+            } else {
+                Outcome::Pending
+            };
+            Some(mlres_policy::Observation { config, outcome })
+        })
+        .collect()
+}
+
+fn hypothesis_for(
+    space: &SearchSpace,
+    idx: u64,
+    config: &mlres_policy::Config,
+    history: &[mlres_policy::Observation],
+) -> String {
     let settings: Vec<String> = config.iter().map(|(k, v)| format!("{k}={v}")).collect();
     match (space.method, mlres_policy::grid_size(space)) {
         (mlres_policy::Method::Grid, Some(n)) => {
             format!("grid point {}/{}: {}", idx + 1, n, settings.join(", "))
+        }
+        (mlres_policy::Method::Tpe | mlres_policy::Method::Command, _) => {
+            let done = history
+                .iter()
+                .filter(|o| matches!(o.outcome, mlres_policy::Outcome::Done(_)))
+                .count();
+            format!(
+                "tpe proposal #{} (seed {}, from {} completed): {}",
+                idx + 1,
+                space.seed,
+                done,
+                settings.join(", ")
+            )
         }
         _ => format!(
             "random sample #{} (seed {}): {}",

@@ -230,21 +230,64 @@ fn search(s: &SearchSpace) -> Value {
                     ("max", float(*max)),
                     ("q", float(*q)),
                 ]),
+                Param::IntLogUniform { min, max } => obj(vec![
+                    ("distribution", Value::from("int_uniform")),
+                    ("log", Value::from(true)),
+                    ("min", Value::from(*min)),
+                    ("max", Value::from(*max)),
+                ]),
+                Param::Shaped { dist, q, int } => {
+                    let mut f = vec![("distribution", Value::from(dist.wandb_name(q.is_some())))];
+                    match *dist {
+                        crate::program::Dist::LogUniform { min, max }
+                        | crate::program::Dist::LogUniformValues { min, max }
+                        | crate::program::Dist::InvLogUniform { min, max }
+                        | crate::program::Dist::InvLogUniformValues { min, max } => {
+                            f.push(("min", float(min)));
+                            f.push(("max", float(max)));
+                        }
+                        crate::program::Dist::Normal { mu, sigma }
+                        | crate::program::Dist::LogNormal { mu, sigma } => {
+                            f.push(("mu", float(mu)));
+                            f.push(("sigma", float(sigma)));
+                        }
+                        crate::program::Dist::Beta { a, b } => {
+                            f.push(("a", float(a)));
+                            f.push(("b", float(b)));
+                        }
+                    }
+                    if let Some(q) = q {
+                        #[allow(clippy::cast_possible_truncation)]
+                        let qv = if *int {
+                            Value::from(*q as i64)
+                        } else {
+                            float(*q)
+                        };
+                        f.push(("q", qv));
+                    }
+                    obj(f)
+                }
             };
             (name.as_str(), v)
         })
         .collect();
-    obj(vec![
-        (
-            "method",
-            Value::from(match s.method {
-                crate::Method::Grid => "grid",
-                crate::Method::Random => "random",
-            }),
-        ),
+    let mut fields = vec![
+        ("method", Value::from(s.method.name())),
         ("parameters", obj(params)),
         ("seed", Value::from(s.seed)),
-    ])
+    ];
+    // Only when declared: other programs keep the document (and hash) they had.
+    if let Some(c) = &s.command {
+        fields.push(("command", strings(&c.argv)));
+        fields.push(("timeout_secs", Value::from(c.timeout_secs)));
+    }
+    obj(fields)
+}
+
+/// The approved search space as JSON, in the approval document's form (W&B-style keys):
+/// what a `method: command` proposer is shown.
+pub fn search_space_json(s: &SearchSpace) -> Value {
+    search(s)
 }
 
 /// The canonical document a human approves: pretty JSON with sorted keys, one field

@@ -21,6 +21,7 @@
 mod approval;
 mod budget;
 mod code;
+mod dims;
 mod early_stop;
 mod error;
 mod hub;
@@ -29,10 +30,13 @@ mod markdown;
 mod metrics;
 mod program;
 mod search;
+mod tpe;
 mod units;
 mod yaml;
 
-pub use approval::{approval_document, approval_hash, diff_documents, format_size, unified_diff};
+pub use approval::{
+    approval_document, approval_hash, diff_documents, format_size, search_space_json, unified_diff,
+};
 pub use budget::{
     Decision, LoopFacts, Refusal, SpendRequest, StopReason, Usage, check_spend, decide, glob_match,
     job_cost_micro, priced_cost_micro, repo_allowed, stop_reason,
@@ -53,13 +57,14 @@ pub use keep::{
 };
 pub use metrics::{MAX_METRIC_KEYS, MetricScan, curve_point, parse_metric_line};
 pub use program::{
-    BUILTIN_PLACEHOLDERS, Backend, Envelope, Goal, JobLimits, JobTemplate, Method, Objective,
-    Param, Program, ProgramWarning, RUNS_DIR, Scalar, SearchSpace, Section, TokenScope,
-    format_cpus, is_env_name, is_metric_key, is_param_name, normalize_code_path,
+    BUILTIN_PLACEHOLDERS, Backend, Dist, Envelope, Goal, JobLimits, JobTemplate, Method, Objective,
+    Param, Program, ProgramWarning, ProposerCommand, RUNS_DIR, Scalar, SearchSpace, Section,
+    TokenScope, format_cpus, is_env_name, is_metric_key, is_param_name, normalize_code_path,
     normalize_output_path, parse_program, split_command, uses_placeholder,
 };
 pub use search::{
-    Config, ConfigArgError, grid_size, param_size, parse_config_args, propose, render_command,
-    validate_config,
+    Config, ConfigArgError, MAX_HYPOTHESIS_CHARS, PROPOSER_ATTEMPTS, grid_size, param_size,
+    parse_config_args, parse_proposal, propose, propose_next, render_command, validate_config,
 };
+pub use tpe::{Observation, Outcome, Tuning, suggest, suggest_with};
 pub use units::{Money, format_duration, format_duration_exact, parse_duration, parse_size};

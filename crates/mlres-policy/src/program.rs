@@ -311,6 +311,19 @@ pub struct SearchSpace {
     pub parameters: BTreeMap<String, Param>,
     /// Seed of the random proposer (default 0).
     pub seed: u64,
+    /// `method: command`: the executable that proposes each configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<ProposerCommand>,
+}
+
+/// `method: command`: an executable (argv, no shell) that reads the campaign state as JSON on
+/// stdin and prints `{"hypothesis": "...", "config": {...}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposerCommand {
+    /// The program and its arguments.
+    pub argv: Vec<String>,
+    /// How long one proposal may take before it is killed and refused (default 10m).
+    pub timeout_secs: u64,
 }
 
 /// Proposal method.
@@ -321,6 +334,23 @@ pub enum Method {
     Grid,
     /// Independent random draws.
     Random,
+    /// Tree-structured Parzen estimator: a model of good versus other configurations,
+    /// fitted to the campaign's history (see [`crate::tpe`]).
+    Tpe,
+    /// An executable proposes each configuration (an LLM such as `claude -p`, or a script).
+    Command,
+}
+
+impl Method {
+    /// The name written in `program.md`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Grid => "grid",
+            Method::Random => "random",
+            Method::Tpe => "tpe",
+            Method::Command => "command",
+        }
+    }
 }
 
 /// One parameter's domain.
@@ -361,6 +391,114 @@ pub enum Param {
         /// Step (default 1).
         q: f64,
     },
+    /// `{distribution: int_uniform, min, max, log: true}`: integers in `[min, max]`
+    /// (`min >= 1`) with evenly distributed logarithms.
+    IntLogUniform {
+        /// Lower bound (inclusive).
+        min: i64,
+        /// Upper bound (inclusive).
+        max: i64,
+    },
+    /// The quantised and shaped W&B distributions, drawn as `round(X / q) * q` where `X`
+    /// follows [`Dist`]; see there for each one's meaning of its keys.
+    Shaped {
+        /// The underlying distribution and its parameters, as written.
+        dist: Dist,
+        /// Quantisation step, `None` for the unquantised distributions.
+        q: Option<f64>,
+        /// Values are integers: `q` was written as an integer or left at its default 1.
+        int: bool,
+    },
+}
+
+/// The W&B distributions beyond uniform/int/log-uniform-values/q-uniform, with W&B's
+/// semantics (`wandb/sweeps`): `*_log_uniform` without `_values` take natural-log
+/// exponents as `min`/`max`, the `_values` forms take the values themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dist {
+    /// `q_log_uniform`: `X = exp(U(min, max))` (exponents).
+    LogUniform {
+        /// Lower exponent.
+        min: f64,
+        /// Upper exponent.
+        max: f64,
+    },
+    /// `q_log_uniform_values`: `log X ~ U(log min, log max)` (values, `0 < min`).
+    LogUniformValues {
+        /// Lower value.
+        min: f64,
+        /// Upper value.
+        max: f64,
+    },
+    /// `inv_log_uniform`: `X = exp(-U(min, max))`, so `X` lies in `[e^-max, e^-min]`.
+    InvLogUniform {
+        /// Lower exponent of `1/X`.
+        min: f64,
+        /// Upper exponent of `1/X`.
+        max: f64,
+    },
+    /// `inv_log_uniform_values`: `1/X` log-uniform in `[1/max, 1/min]`, so `X` lies in
+    /// `[min, max]`.
+    InvLogUniformValues {
+        /// Lower value.
+        min: f64,
+        /// Upper value.
+        max: f64,
+    },
+    /// `normal` / `q_normal`: `N(mu, sigma)` (defaults 0, 1).
+    Normal {
+        /// Mean.
+        mu: f64,
+        /// Standard deviation (> 0).
+        sigma: f64,
+    },
+    /// `log_normal` / `q_log_normal`: `exp(N(mu, sigma))`.
+    LogNormal {
+        /// Mean of the logarithm.
+        mu: f64,
+        /// Standard deviation of the logarithm (> 0).
+        sigma: f64,
+    },
+    /// `beta` / `q_beta`: `Beta(a, b)` on `[0, 1]` (defaults 1, 1).
+    Beta {
+        /// First shape (> 0).
+        a: f64,
+        /// Second shape (> 0).
+        b: f64,
+    },
+}
+
+impl Dist {
+    /// The `distribution:` name this was written with, given whether it is quantised.
+    pub fn wandb_name(&self, quantised: bool) -> &'static str {
+        match (self, quantised) {
+            (Dist::LogUniform { .. }, _) => "q_log_uniform",
+            (Dist::LogUniformValues { .. }, _) => "q_log_uniform_values",
+            (Dist::InvLogUniform { .. }, _) => "inv_log_uniform",
+            (Dist::InvLogUniformValues { .. }, _) => "inv_log_uniform_values",
+            (Dist::Normal { .. }, false) => "normal",
+            (Dist::Normal { .. }, true) => "q_normal",
+            (Dist::LogNormal { .. }, false) => "log_normal",
+            (Dist::LogNormal { .. }, true) => "q_log_normal",
+            (Dist::Beta { .. }, false) => "beta",
+            (Dist::Beta { .. }, true) => "q_beta",
+        }
+    }
+
+    /// The bounds of the unquantised values, `None` where a side is unbounded.
+    pub fn bounds(&self) -> (Option<f64>, Option<f64>) {
+        match *self {
+            Dist::LogUniform { min, max } => (Some(min.exp()), Some(max.exp())),
+            Dist::LogUniformValues { min, max } | Dist::InvLogUniformValues { min, max } => {
+                (Some(min), Some(max))
+            }
+            Dist::InvLogUniform { min, max } => (Some((-max).exp()), Some((-min).exp())),
+            Dist::Normal { .. } => (None, None),
+            Dist::LogNormal { .. } => (Some(0.0), None),
+            Dist::Beta { .. } => (Some(0.0), Some(1.0)),
+        }
+    }
 }
 
 /// A literal value of a parameter.
@@ -490,8 +628,20 @@ const LIMIT_KEYS: &[&str] = &[
 const MIN_CPU_MILLIS: u64 = 10;
 /// Largest `cpus` (a bound against typos, far above any machine mlres runs on).
 const MAX_CPU_MILLIS: u64 = 4096 * 1000;
-const SEARCH_KEYS: &[&str] = &["method", "parameters", "seed"];
-const PARAM_KEYS: &[&str] = &["value", "values", "distribution", "min", "max", "q"];
+const SEARCH_KEYS: &[&str] = &["method", "parameters", "seed", "command", "timeout"];
+const PARAM_KEYS: &[&str] = &[
+    "value",
+    "values",
+    "distribution",
+    "min",
+    "max",
+    "q",
+    "log",
+    "mu",
+    "sigma",
+    "a",
+    "b",
+];
 const DISTRIBUTIONS: &[&str] = &[
     "constant",
     "categorical",
@@ -499,10 +649,6 @@ const DISTRIBUTIONS: &[&str] = &[
     "int_uniform",
     "log_uniform_values",
     "q_uniform",
-];
-
-/// W&B sweep distributions recognised but not supported.
-const UNSUPPORTED_WANDB: &[&str] = &[
     "q_log_uniform",
     "q_log_uniform_values",
     "inv_log_uniform",
@@ -514,6 +660,7 @@ const UNSUPPORTED_WANDB: &[&str] = &[
     "beta",
     "q_beta",
 ];
+const METHODS: &[&str] = &["grid", "random", "tpe", "command"];
 
 // ---------------------------------------------------------------------------
 // Small helpers
@@ -2046,22 +2193,129 @@ fn parse_param(name: &str, key: &Node, node: &Node) -> Result<Param, ProgramErro
         };
     };
     let dist_node = dist_node.unwrap_or(node);
+    // Every distribution names the keys it uses; any other key is refused by name.
+    let only = |keys: &[&str]| -> Result<(), ProgramError> {
+        for (k, _) in m.entries {
+            let k_text = key_text(k);
+            if k_text != "distribution" && !keys.contains(&k_text) {
+                return Err(err(
+                    k,
+                    format!("`{k_text}` is not used with distribution {dist} (parameter `{name}`)"),
+                )
+                .with_help(format!(
+                    "{dist} takes {}",
+                    if keys.is_empty() {
+                        "no other keys".to_string()
+                    } else {
+                        keys.iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                )));
+            }
+        }
+        Ok(())
+    };
+    // `q` for the quantised distributions: (step, integers?). An integer step (or the
+    // default 1) gives integer values, as W&B does for an integer `q`.
+    let quant = || -> Result<(f64, bool), ProgramError> {
+        match m.get("q") {
+            Some(qn) => {
+                let q = get_f64(qn, "q")?;
+                if q <= 0.0 {
+                    return Err(err(
+                        qn,
+                        format!("`q` must be greater than 0 (parameter `{name}`)"),
+                    ));
+                }
+                let int = matches!(plain_class(qn), Some((Plain::Int, _)));
+                Ok((q, int))
+            }
+            None => Ok((1.0, true)),
+        }
+    };
+    let positive = |key: &str, default: f64| -> Result<f64, ProgramError> {
+        match m.get(key) {
+            Some(n) => {
+                let v = get_f64(n, key)?;
+                if v <= 0.0 {
+                    return Err(err(
+                        n,
+                        format!("`{key}` must be greater than 0 (parameter `{name}`)"),
+                    ));
+                }
+                Ok(v)
+            }
+            None => Ok(default),
+        }
+    };
+    let any_f = |key: &str, default: f64| -> Result<f64, ProgramError> {
+        m.get(key).map_or(Ok(default), |n| get_f64(n, key))
+    };
+    let positive_min = |min: f64| -> Result<(), ProgramError> {
+        if min <= 0.0 {
+            return Err(err(
+                m.require("min")?,
+                format!("`min` must be greater than 0 for {dist} (parameter `{name}`)"),
+            ));
+        }
+        Ok(())
+    };
+    // Exponent bounds: the values must stay finite and exact as integers (below 2^53), and a
+    // bound written as a value (`max: 512`) is almost surely a mix-up with `*_values`.
+    let exponents = |min: f64, max: f64, inverse: bool| -> Result<(), ProgramError> {
+        let top = if inverse { -min } else { max };
+        if top > 36.0 || min.abs() > 700.0 || max.abs() > 700.0 {
+            return Err(err(
+                m.require(if inverse { "min" } else { "max" })?,
+                format!(
+                    "{dist} takes natural-log exponents as `min`/`max`: values would reach \
+                     e^{top} (parameter `{name}`)"
+                ),
+            )
+            .with_help(format!(
+                "for bounds written as values use `{dist}_values`, e.g. min: 16, max: 512"
+            )));
+        }
+        Ok(())
+    };
+    let shaped = |d: Dist, q: Option<(f64, bool)>| -> Result<Param, ProgramError> {
+        let p = Param::Shaped {
+            dist: d,
+            q: q.map(|(q, _)| q),
+            int: q.is_some_and(|(_, i)| i),
+        };
+        if let (Some((q, _)), (Some(lo), Some(hi))) = (q, d.bounds())
+            && crate::search::q_range(lo, hi, q).is_none()
+        {
+            return Err(err(
+                key,
+                format!("parameter `{name}`: no multiple of q = {q} lies in [{lo}, {hi}]"),
+            ));
+        }
+        Ok(p)
+    };
     match dist.as_str() {
         "constant" => {
             forbid(&["values", "min", "max", "q"], "distribution constant")?;
+            only(&["value"])?;
             Ok(Param::Value(to_scalar(m.require("value")?)?))
         }
         "categorical" => {
             forbid(&["value", "min", "max", "q"], "distribution categorical")?;
+            only(&["values"])?;
             Ok(Param::Values(values()?))
         }
         "uniform" => {
             forbid(&["value", "values", "q"], "distribution uniform")?;
+            only(&["min", "max"])?;
             let (min, max) = min_max_f()?;
             Ok(Param::Uniform { min, max })
         }
         "log_uniform_values" => {
             forbid(&["value", "values", "q"], "distribution log_uniform_values")?;
+            only(&["min", "max"])?;
             let (min, max) = min_max_f()?;
             if min <= 0.0 {
                 return Err(err(
@@ -2075,6 +2329,7 @@ fn parse_param(name: &str, key: &Node, node: &Node) -> Result<Param, ProgramErro
         }
         "int_uniform" => {
             forbid(&["value", "values", "q"], "distribution int_uniform")?;
+            only(&["min", "max", "log"])?;
             let min_n = m.require("min")?;
             let max_n = m.require("max")?;
             let (min, max) = (get_i64(min_n, "min")?, get_i64(max_n, "max")?);
@@ -2084,10 +2339,24 @@ fn parse_param(name: &str, key: &Node, node: &Node) -> Result<Param, ProgramErro
                     format!("`min` ({min}) must be less than `max` ({max}) in parameter `{name}`"),
                 ));
             }
+            let log = m.get("log").map(|n| get_bool(n, "log")).transpose()?;
+            if log == Some(true) {
+                if min < 1 {
+                    return Err(err(
+                        min_n,
+                        format!(
+                            "`min` must be at least 1 for a log-scaled int_uniform (parameter \
+                             `{name}`)"
+                        ),
+                    ));
+                }
+                return Ok(Param::IntLogUniform { min, max });
+            }
             Ok(Param::IntUniform { min, max })
         }
         "q_uniform" => {
             forbid(&["value", "values"], "distribution q_uniform")?;
+            only(&["min", "max", "q"])?;
             let (min, max) = min_max_f()?;
             let q = match m.get("q") {
                 Some(qn) => {
@@ -2110,10 +2379,59 @@ fn parse_param(name: &str, key: &Node, node: &Node) -> Result<Param, ProgramErro
             }
             Ok(Param::QUniform { min, max, q })
         }
+        "q_log_uniform" => {
+            only(&["min", "max", "q"])?;
+            let (min, max) = min_max_f()?;
+            exponents(min, max, false)?;
+            shaped(Dist::LogUniform { min, max }, Some(quant()?))
+        }
+        "q_log_uniform_values" => {
+            only(&["min", "max", "q"])?;
+            let (min, max) = min_max_f()?;
+            positive_min(min)?;
+            shaped(Dist::LogUniformValues { min, max }, Some(quant()?))
+        }
+        "inv_log_uniform" => {
+            only(&["min", "max"])?;
+            let (min, max) = min_max_f()?;
+            exponents(min, max, true)?;
+            shaped(Dist::InvLogUniform { min, max }, None)
+        }
+        "inv_log_uniform_values" => {
+            only(&["min", "max"])?;
+            let (min, max) = min_max_f()?;
+            positive_min(min)?;
+            shaped(Dist::InvLogUniformValues { min, max }, None)
+        }
+        "normal" | "q_normal" | "log_normal" | "q_log_normal" => {
+            let quantised = dist.starts_with("q_");
+            only(if quantised {
+                &["mu", "sigma", "q"]
+            } else {
+                &["mu", "sigma"]
+            })?;
+            let (mu, sigma) = (any_f("mu", 0.0)?, positive("sigma", 1.0)?);
+            let d = if dist.contains("log") {
+                if mu.abs() > 700.0 || sigma > 100.0 {
+                    return Err(err(
+                        dist_node,
+                        format!("{dist} with mu = {mu}, sigma = {sigma} overflows (parameter `{name}`)"),
+                    ));
+                }
+                Dist::LogNormal { mu, sigma }
+            } else {
+                Dist::Normal { mu, sigma }
+            };
+            shaped(d, quantised.then(quant).transpose()?)
+        }
+        "beta" | "q_beta" => {
+            let quantised = dist == "q_beta";
+            only(if quantised { &["a", "b", "q"] } else { &["a", "b"] })?;
+            let (a, b) = (positive("a", 1.0)?, positive("b", 1.0)?);
+            shaped(Dist::Beta { a, b }, quantised.then(quant).transpose()?)
+        }
         "log_uniform" => Err(err(dist_node, format!("distribution `log_uniform` is not supported (parameter `{name}`)"))
             .with_help("did you mean `log_uniform_values`? (in W&B, `log_uniform` takes exponents as min/max; `log_uniform_values` takes the values themselves)")),
-        other if UNSUPPORTED_WANDB.contains(&other) => Err(err(dist_node, format!("distribution `{other}` is not supported (parameter `{name}`)"))
-            .with_help(format!("supported: {}", DISTRIBUTIONS.join(", ")))),
         other => {
             let e = err(
                 dist_node,
@@ -2138,11 +2456,13 @@ fn parse_search_space(root: &Node) -> Result<SearchSpace, ProgramError> {
     let method = match method_s.as_str() {
         "grid" => Method::Grid,
         "random" => Method::Random,
+        "tpe" => Method::Tpe,
+        "command" => Method::Command,
         other => {
             let e = err(method_node, format!("unknown search method `{other}`"));
-            return Err(match closest(other, &["grid", "random"]) {
+            return Err(match closest(other, METHODS) {
                 Some(c) => e.with_help(format!("did you mean `{c}`?")),
-                None => e.with_help("supported methods: grid, random"),
+                None => e.with_help(format!("supported methods: {}", METHODS.join(", "))),
             });
         }
     };
@@ -2151,6 +2471,40 @@ fn parse_search_space(root: &Node) -> Result<SearchSpace, ProgramError> {
         .map(|n| get_u64(n, "seed"))
         .transpose()?
         .unwrap_or(0);
+    let command = if method == Method::Command {
+        let Some(cn) = m.get("command") else {
+            return Err(err(method_node, "`method: command` needs `command`").with_help(
+                "add e.g. `command: [python3, propose.py]`: it reads the campaign state as JSON \
+                 on stdin and prints {\"hypothesis\": ..., \"config\": {...}}",
+            ));
+        };
+        let argv = get_str_list(cn, "command")?;
+        if argv.is_empty() || argv[0].trim().is_empty() {
+            return Err(err(cn, "`command` is empty").with_help(
+                "give the proposer as an argv list, e.g. command: [python3, propose.py]",
+            ));
+        }
+        let timeout_secs = m
+            .get("timeout")
+            .map(|n| get_duration(n, "timeout"))
+            .transpose()?
+            .unwrap_or(600);
+        if timeout_secs == 0 {
+            return Err(err(
+                m.require("timeout")?,
+                "`timeout` of the proposer command must be more than 0",
+            ));
+        }
+        Some(ProposerCommand { argv, timeout_secs })
+    } else {
+        if let Some(k) = m.get_key("command").or_else(|| m.get_key("timeout")) {
+            return Err(err(
+                k,
+                format!("`{}` is only used with `method: command`", key_text(k)),
+            ));
+        }
+        None
+    };
     let params_node = m.require("parameters")?;
     let pm = MapView::new(params_node, "`parameters`")?;
     if pm.entries.is_empty() {
@@ -2181,6 +2535,7 @@ fn parse_search_space(root: &Node) -> Result<SearchSpace, ProgramError> {
         method,
         parameters,
         seed,
+        command,
     };
     if method == Method::Grid && crate::search::grid_size(&space).is_none() {
         return Err(err(params_node, "the grid has too many points to count"));

@@ -34,7 +34,19 @@ pub fn param_size(p: &Param) -> Option<u64> {
             let (lo, hi) = q_range(*min, *max, *q)?;
             u64::try_from(i128::from(hi) - i128::from(lo) + 1).ok()
         }
-        Param::Uniform { .. } | Param::LogUniformValues { .. } => None,
+        Param::IntLogUniform { min, max } => {
+            u64::try_from(i128::from(*max) - i128::from(*min) + 1).ok()
+        }
+        Param::Shaped {
+            dist, q: Some(q), ..
+        } => match dist.bounds() {
+            (Some(lo), Some(hi)) => {
+                let (lo, hi) = q_range(lo, hi, *q)?;
+                u64::try_from(i128::from(hi) - i128::from(lo) + 1).ok()
+            }
+            _ => None,
+        },
+        Param::Uniform { .. } | Param::LogUniformValues { .. } | Param::Shaped { .. } => None,
     }
 }
 
@@ -127,6 +139,9 @@ fn draw(p: &Param, x: u64) -> Value {
             };
             float(tidy.clamp(*min, *max))
         }
+        Param::IntLogUniform { .. } | Param::Shaped { .. } => {
+            crate::dims::unit_to_value(p, unit(x))
+        }
     }
 }
 
@@ -164,6 +179,8 @@ pub fn propose(space: &SearchSpace, index: u64) -> Option<Config> {
                 out.insert(name.clone(), v);
             }
         }
+        Method::Tpe => return Some(crate::tpe::suggest(space, &[], index)),
+        Method::Command => return None,
         Method::Random => {
             let base = splitmix64(space.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             for (name, p) in &space.parameters {
@@ -173,6 +190,98 @@ pub fn propose(space: &SearchSpace, index: u64) -> Option<Config> {
         }
     }
     Some(out)
+}
+
+/// The loop's next proposal at or after `index`, given the campaign's history: grid and
+/// random skip indices whose configuration the history already holds (after rounding:
+/// `243.0` is `243`), and give up (`None`, the space looks exhausted) after 1,000 such
+/// indices in a row; TPE models the history ([`crate::tpe::suggest`]) and gives `None` when it
+/// finds no untried configuration. Returns the index
+/// used with the configuration.
+pub fn propose_next(
+    space: &SearchSpace,
+    index: u64,
+    history: &[crate::tpe::Observation],
+) -> Option<(u64, Config)> {
+    let seen: std::collections::BTreeSet<String> =
+        history.iter().map(|o| crate::tpe::key(&o.config)).collect();
+    if matches!(space.method, Method::Tpe | Method::Command) {
+        // `method: command` proposes through its executable; what mlres itself suggests for
+        // it (`mlres exp suggest`) comes from the TPE model of the same history. TPE repeats a
+        // configuration only when it found no untried one: the space is exhausted.
+        let c = crate::tpe::suggest(space, history, index);
+        return (!seen.contains(&crate::tpe::key(&c))).then_some((index, c));
+    }
+    for i in index..index.saturating_add(1000) {
+        let c = propose(space, i)?;
+        if !seen.contains(&crate::tpe::key(&c)) {
+            return Some((i, c));
+        }
+    }
+    None
+}
+
+/// How many times the loop asks a `method: command` proposer for one configuration before
+/// it stops with the reasons.
+pub const PROPOSER_ATTEMPTS: u32 = 3;
+
+/// Longest hypothesis a proposer may give.
+pub const MAX_HYPOTHESIS_CHARS: usize = 2000;
+
+/// Reads what a `method: command` proposer printed: one JSON object
+/// `{"hypothesis": "...", "config": {...}}`, either the whole output or its last line that is
+/// one (so a chatty tool may print before it). The config must validate against the space
+/// (normalised as [`validate_config`] does) and must not repeat a configuration of the
+/// history, tried or pending. Returns the hypothesis and config, or why it is refused.
+pub fn parse_proposal(
+    space: &SearchSpace,
+    stdout: &str,
+    history: &[crate::tpe::Observation],
+) -> Result<(String, Config), String> {
+    let whole = serde_json::from_str::<Value>(stdout.trim()).ok();
+    let found = whole.filter(Value::is_object).or_else(|| {
+        stdout
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+            .find(Value::is_object)
+    });
+    let Some(Value::Object(obj)) = found else {
+        let shown = show(&Value::String(stdout.trim().to_string()));
+        return Err(format!(
+            "the output is not a JSON object {{\"hypothesis\": ..., \"config\": {{...}}}}; got {shown}"
+        ));
+    };
+    if let Some(k) = obj.keys().find(|k| *k != "hypothesis" && *k != "config") {
+        return Err(format!(
+            "unknown key `{k}` in the proposal; only `hypothesis` and `config` are read"
+        ));
+    }
+    let hypothesis = match obj.get("hypothesis") {
+        Some(Value::String(h)) if !h.trim().is_empty() => h.trim().to_string(),
+        Some(other) => {
+            return Err(format!(
+                "`hypothesis` must be a non-empty string, found {}",
+                show(other)
+            ));
+        }
+        None => return Err("`hypothesis` is missing".into()),
+    };
+    if hypothesis.chars().count() > MAX_HYPOTHESIS_CHARS {
+        return Err(format!(
+            "`hypothesis` is longer than {MAX_HYPOTHESIS_CHARS} characters"
+        ));
+    }
+    let config = obj.get("config").ok_or("`config` is missing")?;
+    let config = validate_config(space, config).map_err(|e| format!("invalid config: {e}"))?;
+    let key = crate::tpe::key(&config);
+    if history.iter().any(|o| crate::tpe::key(&o.config) == key) {
+        return Err(format!(
+            "duplicate: {} was already tried or is running; propose another configuration",
+            show(&Value::Object(config))
+        ));
+    }
+    Ok((hypothesis, config))
 }
 
 fn json_scalar(v: &Value) -> Option<Scalar> {
@@ -270,7 +379,7 @@ pub fn validate_config(space: &SearchSpace, config: &Value) -> Result<Config, St
                 }
                 v.clone()
             }
-            Param::IntUniform { min, max } => {
+            Param::IntUniform { min, max } | Param::IntLogUniform { min, max } => {
                 let i = match v.as_i64() {
                     Some(i) => i,
                     None => {
@@ -302,10 +411,56 @@ pub fn validate_config(space: &SearchSpace, config: &Value) -> Result<Config, St
                 }
                 v.clone()
             }
+            Param::Shaped { dist, q, int } => shaped_value(name, *dist, *q, *int, v)?,
         };
         out.insert(name.clone(), norm);
     }
     Ok(out)
+}
+
+/// Checks and normalises a value of a [`Param::Shaped`] parameter: inside the
+/// distribution's bounds, a multiple of `q` when quantised (an integer when `q` is), so
+/// that `243.0` and `243` are the same configuration.
+fn shaped_value(
+    name: &str,
+    dist: crate::program::Dist,
+    q: Option<f64>,
+    int: bool,
+    v: &Value,
+) -> Result<Value, String> {
+    let f = number(name, v)?;
+    let (lo, hi) = dist.bounds();
+    let what = dist.wandb_name(q.is_some());
+    if let Some(lo) = lo
+        && f < lo
+    {
+        return Err(format!(
+            "`{name}` = {f} is below {lo}, the least value of {what}"
+        ));
+    }
+    if let Some(hi) = hi
+        && f > hi
+    {
+        return Err(format!(
+            "`{name}` = {f} is above {hi}, the greatest value of {what}"
+        ));
+    }
+    let Some(q) = q else {
+        return Ok(v.clone());
+    };
+    let k = f / q;
+    if (k - k.round()).abs() > 1e-9 * k.abs().max(1.0) || k.abs() > 9.0e15 {
+        return Err(format!("`{name}` = {f} is not a multiple of {q}"));
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    let k = k.round() as i64;
+    if int {
+        #[allow(clippy::cast_possible_truncation)]
+        let qi = q as i64;
+        Ok(Value::from(k.saturating_mul(qi)))
+    } else {
+        Ok(float(crate::dims::tidy_multiple(k, q)))
+    }
 }
 
 /// Renders one value for a command line: strings as-is, integers without `.0`,
@@ -426,14 +581,26 @@ fn typed_value(name: &str, param: &Param, text: &str) -> Result<Value, String> {
     let listed: &[Scalar] = match param {
         Param::Value(s) => std::slice::from_ref(s),
         Param::Values(v) => v,
-        Param::IntUniform { .. } => {
+        Param::IntUniform { .. } | Param::IntLogUniform { .. } => {
             return text
                 .trim()
                 .parse::<i64>()
                 .map(Value::from)
                 .map_err(|_| format!("`{name}` must be an integer, found {text:?}"));
         }
-        Param::Uniform { .. } | Param::LogUniformValues { .. } | Param::QUniform { .. } => {
+        Param::Shaped { int: true, .. } => {
+            if let Ok(i) = text.trim().parse::<i64>() {
+                return Ok(Value::from(i));
+            }
+            return match text.trim().parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(float(f)),
+                _ => Err(format!("`{name}` must be an integer, found {text:?}")),
+            };
+        }
+        Param::Uniform { .. }
+        | Param::LogUniformValues { .. }
+        | Param::QUniform { .. }
+        | Param::Shaped { .. } => {
             return match text.trim().parse::<f64>() {
                 Ok(f) if f.is_finite() => Ok(float(f)),
                 _ => Err(format!("`{name}` must be a number, found {text:?}")),

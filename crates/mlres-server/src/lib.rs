@@ -22,14 +22,15 @@ use rmcp::ServiceExt;
 
 pub use logs::{DEFAULT_TAIL_BYTES, LogStream, MAX_TAIL_BYTES};
 pub use tools::{
-    DEFAULT_WAIT_SECS, ExpIdParams, ExpLogsParams, ExpSubmitParams, ExpWaitParams, INSTRUCTIONS,
-    LoopStopParams, MAX_WAIT_SECS, MlresServer,
+    DEFAULT_WAIT_SECS, ExpIdParams, ExpLogsParams, ExpSubmitParams, ExpSuggestParams,
+    ExpWaitParams, INSTRUCTIONS, LoopStopParams, MAX_WAIT_SECS, MlresServer,
 };
 
 /// The names of the tools the MCP server offers, in a stable order.
-pub const TOOL_NAMES: [&str; 25] = [
+pub const TOOL_NAMES: [&str; 26] = [
     "loop_status",
     "check_program",
+    "exp_suggest",
     "exp_submit",
     "exp_status",
     "exp_wait",

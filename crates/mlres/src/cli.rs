@@ -413,6 +413,10 @@ pub struct LoopStopArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ExpCmd {
+    /// The proposer's next configurations for the active campaign (the approved search
+    /// space's method: grid, random or tpe), without submitting: pick one, add your own
+    /// hypothesis, and `mlres exp submit` it.
+    Suggest(ExpSuggestArgs),
     /// Validate a config against the approved search space, reserve budget and launch it.
     Submit(ExpSubmitArgs),
     /// One experiment's state (reconciled with its job first).
@@ -427,6 +431,15 @@ pub enum ExpCmd {
     /// project: text redacted, no symlink followed out of the job's work dir, nothing replaced
     /// without --force; recorded in the ledger.
     Artifacts(ExpArtifactsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExpSuggestArgs {
+    /// How many configurations (each later one counts the earlier ones as pending).
+    #[arg(short = 'n', long = "count", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub n: u32,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -11,8 +11,8 @@ use mlres_engine::{
 use serde_json::json;
 
 use crate::cli::{
-    ApproveArgs, Cli, ExpArtifactsArgs, ExpLogsArgs, ExpSubmitArgs, ExpWaitArgs, LedgerEventsArgs,
-    LoopRunArgs, LoopStatusArgs, LoopStopArgs,
+    ApproveArgs, Cli, ExpArtifactsArgs, ExpLogsArgs, ExpSubmitArgs, ExpSuggestArgs, ExpWaitArgs,
+    LedgerEventsArgs, LoopRunArgs, LoopStatusArgs, LoopStopArgs,
 };
 use crate::print::{self, Progress};
 use crate::{Failure, engine_config, exit, fail};
@@ -562,6 +562,30 @@ pub fn loop_stop(cli: &Cli, a: &LoopStopArgs) -> Result<u8, Failure> {
             "Stop requested for {}; {} job(s) cancelled.",
             c.id, o.cancelled
         );
+    }
+    Ok(exit::OK)
+}
+
+pub fn exp_suggest(cli: &Cli, a: &ExpSuggestArgs) -> Result<u8, Failure> {
+    let engine = open_engine(cli)?;
+    let n = usize::try_from(a.n).unwrap_or(1);
+    let list = engine.suggest(n)?;
+    if a.json {
+        print::json(&json!({ "suggestions": list }));
+        return Ok(exit::OK);
+    }
+    if list.is_empty() {
+        println!("The search space is exhausted: every configuration has been tried.");
+        return Ok(exit::OK);
+    }
+    for s in &list {
+        println!("{}", s.hypothesis);
+        let config = serde_json::Value::Object(s.config.clone()).to_string();
+        if config.contains('\'') {
+            println!("  config: {config}");
+        } else {
+            println!("  mlres exp submit --config '{config}' --hypothesis '...'");
+        }
     }
     Ok(exit::OK)
 }

@@ -404,6 +404,7 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Loop(LoopCmd::Run(a)) => commands::loop_run(&cli, a),
         Command::Loop(LoopCmd::Status(a)) => commands::loop_status(&cli, a),
         Command::Loop(LoopCmd::Stop(a)) => commands::loop_stop(&cli, a),
+        Command::Exp(ExpCmd::Suggest(a)) => commands::exp_suggest(&cli, a),
         Command::Exp(ExpCmd::Submit(a)) => commands::exp_submit(&cli, a),
         Command::Exp(ExpCmd::Status(a)) => commands::exp_status(&cli, a.id, a.json),
         Command::Exp(ExpCmd::Wait(a)) => commands::exp_wait(&cli, a),

@@ -235,6 +235,19 @@ pub fn program_summary(project: &mlres_engine::Project) {
                 "Search     random over {n} parameter(s), seed {}: max_jobs bounds the draws",
                 s.seed
             ),
+            (Method::Command, _) => println!(
+                "Search     by a command over {n} parameter(s): `{}` proposes each config \
+                 (checked against this space; 3 attempts each)",
+                s.command
+                    .as_ref()
+                    .map(|c| c.argv.join(" "))
+                    .unwrap_or_default()
+            ),
+            (Method::Tpe, _) => println!(
+                "Search     tpe (model-based) over {n} parameter(s), seed {}: max_jobs bounds the \
+                 trials",
+                s.seed
+            ),
         }
         for (name, param) in &s.parameters {
             let size = mlres_policy::param_size(param);
@@ -254,6 +267,27 @@ pub fn program_summary(project: &mlres_engine::Project) {
                     "multiples of {q} in [{min}, {max}]{}",
                     size.map(|n| format!(" ({n} values)")).unwrap_or_default()
                 ),
+                Param::IntLogUniform { min, max } => format!(
+                    "integers in [{min}, {max}], log-scaled{}",
+                    size.map(|n| format!(" ({n} values)")).unwrap_or_default()
+                ),
+                Param::Shaped { dist, q, int } => {
+                    let name = dist.wandb_name(q.is_some());
+                    let range = match dist.bounds() {
+                        (Some(lo), Some(hi)) => format!(" in [{lo:.6}, {hi:.6}]"),
+                        (Some(lo), None) => format!(" above {lo}"),
+                        _ => String::new(),
+                    };
+                    let step = match (q, int) {
+                        (Some(q), true) => format!(", integer multiples of {q}"),
+                        (Some(q), false) => format!(", multiples of {q}"),
+                        (None, _) => String::new(),
+                    };
+                    format!(
+                        "{name}{range}{step}{}",
+                        size.map(|n| format!(" ({n} values)")).unwrap_or_default()
+                    )
+                }
             };
             println!("             {name}: {what}");
         }

@@ -97,6 +97,11 @@ fn only_plain_mlres_reads_are_allowed() {
         decide(&bash("mlres jobs logs j1"), &ctx()),
         Verdict::Allow { .. }
     ));
+    // The proposer's suggestions spend nothing: a read, allowed like status.
+    assert!(matches!(
+        decide(&bash("mlres exp suggest -n 3 --json"), &ctx()),
+        Verdict::Allow { .. }
+    ));
     for c in [
         "mlres loop status --json && rm -rf build",
         "mlres loop status > out.txt",

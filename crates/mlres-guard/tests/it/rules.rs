@@ -248,6 +248,7 @@ fn mlres_arguments_must_be_literal_unless_it_only_reads() {
         assert!(reason.contains("literal arguments"), "{cmd}: {reason}");
     }
     not_denied("mlres exp status $(cat .last)");
+    not_denied("mlres exp suggest -n $N --json");
     not_denied("mlres -C $(pwd) loop status --json");
     not_denied("mlres exp logs \"$ID\" --tail 20");
     not_denied(r#"mlres exp submit --config '{"lr": [1, 2]}' --hypothesis 'a, b'"#);

@@ -3,6 +3,7 @@
 mod approval;
 mod budget;
 mod code;
+mod distributions;
 mod durations;
 mod gpus;
 mod hfjobs;
@@ -16,6 +17,7 @@ mod program;
 mod props;
 mod runnable;
 mod search;
+mod tpe;
 
 /// Shared builders for `program.md` test documents.
 pub mod common {

@@ -102,6 +102,7 @@ fn fixture_parses_into_expected_struct() {
         Some(SearchSpace {
             method: Method::Random,
             seed: 7,
+            command: None,
             parameters: BTreeMap::from([
                 (
                     "lr".to_string(),

@@ -172,6 +172,7 @@ fn random_space() -> impl Strategy<Value = SearchSpace> {
             method: Method::Random,
             parameters,
             seed,
+            command: None,
         })
 }
 
@@ -187,6 +188,7 @@ fn grid_space() -> impl Strategy<Value = SearchSpace> {
         method: Method::Grid,
         parameters,
         seed: 0,
+        command: None,
     })
 }
 

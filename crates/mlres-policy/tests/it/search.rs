@@ -15,6 +15,7 @@ fn space(method: Method, params: Vec<(&str, Param)>) -> SearchSpace {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
         seed: 42,
+        command: None,
     }
 }
 

@@ -292,3 +292,50 @@ async fn a_tampered_ledger_is_reported_as_a_tool_error() {
     assert!(!v["problems"].as_array().unwrap().is_empty());
     h.close().await;
 }
+
+#[tokio::test]
+async fn exp_suggest_proposes_without_submitting() {
+    let h = Harness::start(Some(&program("[1, 2, 3]")), false).await;
+    let msg = h.tool_error("exp_suggest", json!({})).await;
+    assert!(msg.contains("never been approved"), "{msg}");
+    h.close().await;
+
+    let h = Harness::start(Some(&program("[1, 2, 3]")), true).await;
+    let out = h.json("exp_suggest", json!({"n": 2})).await;
+    let s = out["suggestions"].as_array().expect("list");
+    assert_eq!(s.len(), 2, "{out}");
+    assert_eq!(s[0]["config"], json!({"x": 1}));
+    assert_eq!(s[1]["config"], json!({"x": 2}));
+    assert_eq!(s[0]["method"], "grid");
+    assert!(
+        s[0]["hypothesis"]
+            .as_str()
+            .unwrap()
+            .starts_with("grid point 1/3"),
+        "{out}"
+    );
+    // Nothing was reserved or spent.
+    let status = h.json("loop_status", json!({})).await;
+    assert_eq!(status["budget"]["jobs"]["used"], 0, "{status}");
+    assert_eq!(status["experiments"], json!([]));
+    let msg = h.tool_error("exp_suggest", json!({"n": 0})).await;
+    assert!(msg.contains("between 1 and 100"), "{msg}");
+    let msg = h.tool_error("exp_suggest", json!({"count": 2})).await;
+    assert!(msg.contains("count"), "{msg}");
+    h.close().await;
+
+    // tpe over a list: the suggestions are distinct members of it.
+    let tpe = program("[1, 2, 3, 4, 5]").replace("method: grid", "method: tpe");
+    let h = Harness::start(Some(&tpe), true).await;
+    let out = h.json("exp_suggest", json!({"n": 5})).await;
+    let mut xs: Vec<i64> = out["suggestions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| s["config"]["x"].as_i64().expect("x"))
+        .collect();
+    xs.sort();
+    assert_eq!(xs, vec![1, 2, 3, 4, 5], "{out}");
+    assert_eq!(out["suggestions"][0]["method"], "tpe");
+    h.close().await;
+}

@@ -24,6 +24,7 @@ mod readme;
 mod research;
 mod retention;
 mod sandbox;
+mod search;
 mod setup;
 mod state_reset;
 mod support;

@@ -26,6 +26,7 @@ const READ_ONLY_PATHS: &[&[&str]] = &[
     &["help"],
     &["loop", "status"],
     &["exp", "status"],
+    &["exp", "suggest"],
     &["exp", "logs"],
     &["exp", "wait"],
     &["ledger", "verify"],
@@ -118,7 +119,7 @@ pub(super) fn mlres(an: &mut Analyzer<'_>, _prog: &str, rest: &[Arg], _stdin: &S
     }
     const READ: &[&str] = &[
         "status", "list", "ls", "show", "logs", "log", "inspect", "verify", "help", "doctor",
-        "version", "explain", "report", "tail", "diff",
+        "version", "explain", "report", "tail", "diff", "suggest",
     ];
     const WRITE: &[&str] = &[
         "submit", "run", "cancel", "stop", "start", "upload", "delete", "rm", "create", "init",
