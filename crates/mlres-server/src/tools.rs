@@ -190,6 +190,18 @@ fn exp_json(e: &mlres_ledger::Experiment) -> Value {
     mlres_engine::experiment_json(e)
 }
 
+/// [`exp_json`] with what the keep/discard decision rested on (noise model, incumbent, delta,
+/// sd, n, p), as `mlres exp status --json` shows it; `null` before an evaluation.
+fn exp_json_evidence(engine: &Engine, e: &mlres_ledger::Experiment) -> Result<Value, Fail> {
+    let mut v = exp_json(e);
+    v["evidence"] = engine
+        .ledger
+        .evidence(e.id)
+        .map_err(EngineError::from)?
+        .unwrap_or(Value::Null);
+    Ok(v)
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Out, Fail> {
     serde_json::to_value(v).map(Out::Json).map_err(|e| {
         Fail::Msg(format!(
@@ -345,7 +357,8 @@ impl MlresServer {
 
     #[tool(
         description = "One experiment's current state (reconciled with its job first): state, how \
-        the job ended, metric, keep/discard decision and reason. Read-only apart from recording a \
+        the job ended, metric, keep/discard decision, its reason and evidence (noise model, incumbent, \
+        delta, sd, n, p). Read-only apart from recording a \
         finished job.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
@@ -353,8 +366,12 @@ impl MlresServer {
         &self,
         Parameters(p): Parameters<ExpIdParams>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.run(move |ctx| Ok(Out::Json(exp_json(&ctx.engine()?.experiment_status(p.id)?))))
-            .await
+        self.run(move |ctx| {
+            let mut engine = ctx.engine()?;
+            let exp = engine.experiment_status(p.id)?;
+            Ok(Out::Json(exp_json_evidence(&engine, &exp)?))
+        })
+        .await
     }
 
     #[tool(
@@ -377,8 +394,9 @@ impl MlresServer {
             .into_result());
         }
         self.run(move |ctx| {
-            let exp = ctx.engine()?.wait(p.id, Duration::from_secs(secs))?;
-            Ok(Out::Json(exp_json(&exp)))
+            let mut engine = ctx.engine()?;
+            let exp = engine.wait(p.id, Duration::from_secs(secs))?;
+            Ok(Out::Json(exp_json_evidence(&engine, &exp)?))
         })
         .await
     }
@@ -408,7 +426,7 @@ impl MlresServer {
                     exp.id, exp.state, exp.id
                 )));
             }
-            Ok(Out::Json(exp_json(&exp)))
+            Ok(Out::Json(exp_json_evidence(&engine, &exp)?))
         })
         .await
     }

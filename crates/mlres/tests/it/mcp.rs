@@ -272,6 +272,8 @@ fn python_mcp_client_submits_waits_and_gets_tool_errors() {
     assert_eq!(done["state"], "evaluated", "{done}");
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["metric"], 4.0, "{done}");
+    // What the decision rested on comes with it (no `noise:` here: the rule as before).
+    assert_eq!(done["evidence"]["noise_model"], "none", "{done}");
 
     let logs = text(&out["logs"]);
     assert_eq!(out["logs"]["isError"], false, "{logs}");
@@ -291,6 +293,7 @@ fn python_mcp_client_submits_waits_and_gets_tool_errors() {
     let concurrent = ok_json(&out, "concurrent_status");
     assert_eq!(concurrent["id"], gated_id);
     assert_eq!(concurrent["state"], "submitted", "{concurrent}");
+    assert!(concurrent["evidence"].is_null(), "{concurrent}");
     let gated_done = ok_json(&out, "gated_wait");
     assert_eq!(gated_done["metric"], 5.0, "{gated_done}");
 
