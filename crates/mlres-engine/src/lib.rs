@@ -20,6 +20,7 @@ mod outputs;
 mod project;
 mod retention;
 mod run;
+mod slurm;
 pub mod time;
 
 pub use approver::{
@@ -44,3 +45,4 @@ pub use run::{
     CampaignStart, Engine, EngineConfig, LoopEvent, LoopOptions, LoopSummary, StatusReport,
     StopOutcome, SubmitOverrides, SubmitRequest,
 };
+pub use slurm::{SUPERVISOR_VALUES_ENV, SlurmSettings, slurm_time_limit_secs};

@@ -187,6 +187,28 @@ pub fn program_summary(project: &mlres_engine::Project) {
                         facts.push(format!("image {i}"));
                     }
                 }
+                Backend::Slurm => {
+                    let s = j.slurm.clone().unwrap_or_default();
+                    let part = s
+                        .partition
+                        .or_else(|| p.envelope.partitions.first().cloned())
+                        .unwrap_or_else(|| "the cluster's default".into());
+                    facts.push(format!("partition {part}"));
+                    if let Some(a) = &s.account {
+                        facts.push(format!("account {a}"));
+                    }
+                    if let Some(q) = &s.qos {
+                        facts.push(format!("qos {q}"));
+                    }
+                    facts.push(format!("cpus {}", s.cpus.max(1)));
+                    facts.push(format!(
+                        "memory {}",
+                        mlres_policy::format_size(j.limits.memory_bytes)
+                    ));
+                    if j.gpus > 0 {
+                        facts.push(format!("gpus {}", j.gpus));
+                    }
+                }
             }
             println!("           {}", facts.join(", "));
             if j.backend == Backend::Local {

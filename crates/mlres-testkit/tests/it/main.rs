@@ -63,7 +63,8 @@ fn every_marker_is_detected_and_symlinks_are_not_followed() {
     }
 }
 
-/// The throwaway cluster starts, runs a job with two (fake) GPUs and reports its exit code,
+/// The throwaway cluster starts, runs a job with two (fake) GPUs (exit 9 without them) and
+/// reports its exit code,
 /// and stops its daemons when dropped.
 #[test]
 fn a_throwaway_slurm_cluster_runs_a_gpu_job_and_stops() {
@@ -72,7 +73,7 @@ fn a_throwaway_slurm_cluster_runs_a_gpu_job_and_stops() {
     };
     let id = c.submit_script(
         &["--gres=gpu:2", "--time=1"],
-        "#!/bin/sh\necho gpus=$CUDA_VISIBLE_DEVICES\nexit 3\n",
+        "#!/bin/sh\ntest \"$SLURM_GPUS_ON_NODE\" = 2 || exit 9\nexit 3\n",
     );
     let mut state = None;
     for _ in 0..300 {

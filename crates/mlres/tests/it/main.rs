@@ -24,6 +24,7 @@ mod research;
 mod retention;
 mod sandbox;
 mod setup;
+mod slurm;
 mod state_reset;
 mod support;
 mod templates;
