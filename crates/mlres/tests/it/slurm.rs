@@ -378,7 +378,15 @@ fn a_job_over_the_gpu_hours_budget_is_refused_before_anything_is_submitted() {
     ) else {
         return;
     };
-    let out = s.run(&["exp", "submit", "--config", "x=1", "--json"]);
+    let out = s.run(&[
+        "exp",
+        "submit",
+        "--config",
+        "x=1",
+        "--hypothesis",
+        "h",
+        "--json",
+    ]);
     assert!(!out.status.success(), "must be refused");
     let err = stderr(&out);
     assert!(err.contains("max_gpu_hours"), "{err}");
@@ -401,8 +409,9 @@ fn a_job_killed_by_its_time_limit_is_timed_out() {
     ) else {
         return;
     };
+    // The campaign ends without any result (its exit code says so); the job is timed out.
     let out = s.run(&["loop", "run", "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("exp 1 timed_out"), "{}", stderr(&out));
     let st = s.status();
     let e = &exps(&st)[0];
     assert_eq!(e["status"], "timed_out", "{e}");
@@ -592,4 +601,59 @@ fn a_requeued_job_is_followed_as_the_same_attempt() {
         "the second run's output is there: {log}"
     );
     assert_eq!(s.attempt_dirs().len(), 1, "one attempt");
+}
+
+#[test]
+fn a_job_running_past_its_reservation_is_cancelled_and_recorded() {
+    let Some(s) = start(
+        "slurm overrun",
+        &Spec {
+            max_jobs: 1,
+            values: "[1]",
+            script: "echo started; sleep 600; echo score={x}",
+            timeout: "1m",
+            ..Spec::default()
+        },
+    ) else {
+        return;
+    };
+    let child = s
+        .cmd()
+        .env("MLRES_SLURM_OVERRUN_GRACE_SECS", "5")
+        .args(["loop", "run", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut id = String::new();
+    s.wait_until("the job running", |s| {
+        match s.queue().into_iter().find(|(_, st, _)| st == "RUNNING") {
+            Some((i, _, _)) => {
+                id = i;
+                true
+            }
+            None => false,
+        }
+    });
+    // Someone with rights on the cluster lengthens the job past what the envelope reserved.
+    s.cluster.run(
+        "scontrol",
+        &["update", &format!("JobId={id}"), "TimeLimit=10"],
+    );
+    let out = s.finish_loop(child, "overrun");
+    let ev = s.events();
+    let rec = ev
+        .iter()
+        .find(|e| e["kind"] == "remote_job_cancelled" && e["payload"]["job_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no cancel recorded: {ev:?}\n{}", stderr(&out)));
+    assert!(
+        rec["payload"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("envelope breach"),
+        "{rec}"
+    );
+    assert_eq!(s.cluster.job_state(&id).as_deref(), Some("CANCELLED"));
+    let st = s.status();
+    assert_eq!(exps(&st)[0]["status"], "cancelled", "{st}");
 }
