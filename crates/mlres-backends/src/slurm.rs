@@ -341,13 +341,15 @@ pub fn job_script(argv: &[String]) -> String {
 /// it: `--export` lists names only.
 pub fn sbatch_args(job: &SlurmJobFile, dir: &Path) -> Vec<String> {
     let raw = dir.join(RAW_DIR);
+    // `%` starts a Slurm file name pattern; `%%` is a literal one.
+    let lit = |p: PathBuf| p.display().to_string().replace('%', "%%");
     let mut a = vec![
         "--parsable".to_string(),
         format!("--job-name={}", job.marker.job_name()),
         format!("--comment={}", job.marker.comment()),
         format!("--chdir={}", dir.join(crate::attempt::WORK).display()),
-        format!("--output={}", raw.join("out.log").display()),
-        format!("--error={}", raw.join("err.log").display()),
+        format!("--output={}", lit(raw.join("out.log"))),
+        format!("--error={}", lit(raw.join("err.log"))),
         "--open-mode=append".to_string(),
         "--nodes=1".to_string(),
         "--ntasks=1".to_string(),

@@ -445,6 +445,19 @@ impl Engine {
                         "experiment {} attempt {} is over in the ledger ({}) but its job still runs",
                         m.exp, m.attempt, e.state
                     ),
+                    Some(e)
+                        if e.handle.as_ref().is_some_and(|h| {
+                            mlres_backends::read_remote_job(Path::new(h))
+                                .ok()
+                                .flatten()
+                                .is_some_and(|r| r.id != info.id)
+                        }) =>
+                    {
+                        format!(
+                            "carries the marker of experiment {} attempt {}, whose job is another one",
+                            m.exp, m.attempt
+                        )
+                    }
                     Some(e) => {
                         let limit = slurm_time_limit_secs(e.timeout_secs);
                         if info.elapsed_secs > limit + settings.overrun_grace_secs {

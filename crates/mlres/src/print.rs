@@ -96,6 +96,22 @@ pub fn program_summary(project: &mlres_engine::Project) {
         None => println!("           no dollar cap (local jobs cost nothing)"),
     }
     println!("           flavors: {}", e.allowed_flavors.join(", "));
+    if e.backends.contains(&Backend::Slurm) {
+        let parts = if e.partitions.is_empty() {
+            "the cluster's default".to_string()
+        } else {
+            e.partitions.join(", ")
+        };
+        let gpus = e
+            .max_gpus_per_job
+            .map(|g| format!(", at most {g} GPU(s) per job"))
+            .unwrap_or_default();
+        let hours = e
+            .max_gpu_secs
+            .map(|s| format!(", at most {} GPU-hours in total", format_gpu_hours(s)))
+            .unwrap_or_default();
+        println!("           Slurm partitions: {parts}{gpus}{hours}");
+    }
     if e.output_repos.is_empty() {
         println!("           Hub writes: none");
     } else {
@@ -574,4 +590,10 @@ impl Progress {
             b.finish_and_clear();
         }
     }
+}
+
+fn format_gpu_hours(secs: u64) -> String {
+    let h = secs as f64 / 3600.0;
+    let t = format!("{h:.3}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
 }
