@@ -100,7 +100,7 @@ until [ -S "$D/munge/munge.sock" ]; do sleep 0.05; done
 slurmctld -D -i >"$D/log/slurmctld.out" 2>&1 &
 PIDS+=($!)
 until scontrol ping 2>/dev/null | grep -q 'is UP'; do sleep 0.05; done
-slurmd -D >"$D/log/slurmd.out" 2>&1 &
+slurmd -D -N "$NODE" >"$D/log/slurmd.out" 2>&1 &
 PIDS+=($!)
 until sinfo -h -o %T | grep -qx idle; do sleep 0.05; done
 echo "== cluster: $(sinfo --version), one node ($CPUS CPUs), up; load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -212,9 +212,14 @@ impl SlurmCluster {
                 .output()
                 .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("is UP"))
         })?;
+        let node = cluster.node.clone();
         cluster.spawn(
             "slurmd",
-            Command::new(find("slurmd").ok_or("slurmd")?).arg("-D"),
+            // -N: the node name of the configuration, whatever gethostname says.
+            Command::new(find("slurmd").ok_or("slurmd")?)
+                .arg("-D")
+                .arg("-N")
+                .arg(&node),
         )?;
         cluster.wait_for(Duration::from_secs(30), "the node idle", |c| {
             c.cmd("sinfo")
