@@ -85,7 +85,15 @@ pub fn doctor(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
     let slurm = crate::slurm_settings(&env).map(|s| {
         mlres_backends::SlurmClient::new(s.tools)
             .info()
-            .map_err(|e| e.to_string())
+            .map_err(|e| {
+                // Slurm prints a chain of errors; the last line says what failed.
+                let last = e.message.lines().rev().find(|l| !l.trim().is_empty());
+                format!(
+                    "{} ({}); is SLURM_CONF set to the cluster's slurm.conf?",
+                    last.unwrap_or("no answer").trim(),
+                    e.command
+                )
+            })
     });
     if json_out {
         let slurm_json = match &slurm {

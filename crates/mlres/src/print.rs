@@ -93,6 +93,9 @@ pub fn program_summary(project: &mlres_engine::Project) {
         None if e.backends.contains(&Backend::HfJobs) => {
             println!("           no dollar cap (paid jobs are limited by time only)")
         }
+        None if e.backends.contains(&Backend::Slurm) => {
+            println!("           no dollar cap (Slurm jobs are limited by time and GPU-hours)")
+        }
         None => println!("           no dollar cap (local jobs cost nothing)"),
     }
     println!("           flavors: {}", e.allowed_flavors.join(", "));
@@ -217,6 +220,10 @@ pub fn program_summary(project: &mlres_engine::Project) {
                         facts.push(format!("qos {q}"));
                     }
                     facts.push(format!("cpus {}", s.cpus.max(1)));
+                    let limit = mlres_engine::slurm_time_limit_secs(j.timeout_secs);
+                    if limit != j.timeout_secs {
+                        facts.push(format!("Slurm time limit {} (whole minutes)", dur(limit)));
+                    }
                     facts.push(format!(
                         "memory {}",
                         mlres_policy::format_size(j.limits.memory_bytes)

@@ -107,6 +107,24 @@ fn a_slurm_job_without_slurm_is_refused_and_never_runs_elsewhere() {
         );
     }
     assert!(!env.state.join("jobs").exists(), "a job directory was made");
+    // Doctor says why, and is not an error itself.
+    let out = env
+        .cmd()
+        .env("MLRES_SLURM_BIN_DIR", &empty)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    env.record(&["doctor", "--json"], &out);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["slurm"]["available"], false, "{v}");
+    assert!(
+        v["slurm"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("sbatch not found"),
+        "{v}"
+    );
 }
 
 /// Programs that parse but could never run an experiment are refused by `check` and

@@ -29,6 +29,7 @@ struct Spec<'a> {
     gpus: u32,
     max_gpu_hours: &'a str,
     cpus: usize,
+    extra_job: &'a str,
 }
 
 impl Default for Spec<'_> {
@@ -42,6 +43,7 @@ impl Default for Spec<'_> {
             gpus: 0,
             max_gpu_hours: "10",
             cpus: 1,
+            extra_job: "",
         }
     }
 }
@@ -86,6 +88,7 @@ limits:
 slurm:
   partition: debug
   cpus: {cpus}
+{extra_job}
 ```
 
 ## Search space
@@ -103,6 +106,7 @@ parameters:
             timeout = self.timeout,
             gpus = self.gpus,
             cpus = self.cpus,
+            extra_job = self.extra_job,
             values = self.values,
         )
     }
@@ -570,7 +574,8 @@ fn a_requeued_job_is_followed_as_the_same_attempt() {
         &Spec {
             max_jobs: 1,
             values: "[7]",
-            script: "echo run $SLURM_RESTART_COUNT; sleep 4; echo score={x}",
+            script: "echo run $SLURM_RESTART_COUNT; sleep 4; echo {x} > result.txt; echo score={x}",
+            extra_job: "outputs: [result.txt]",
             ..Spec::default()
         },
     ) else {
@@ -601,6 +606,12 @@ fn a_requeued_job_is_followed_as_the_same_attempt() {
         "the second run's output is there: {log}"
     );
     assert_eq!(s.attempt_dirs().len(), 1, "one attempt");
+    // The job's declared outputs come back from its work dir, as a local job's do.
+    let id = es[0]["id"].as_i64().unwrap().to_string();
+    s.ok(&["exp", "artifacts", &id, "--json"]);
+    let got =
+        std::fs::read_to_string(s.env.project.join(format!("artifacts/e{id}/result.txt"))).unwrap();
+    assert_eq!(got.trim(), "7");
 }
 
 #[test]
