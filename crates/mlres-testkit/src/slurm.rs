@@ -1,7 +1,8 @@
 //! A throwaway one-node Slurm cluster for tests: its own munged (own key and socket),
 //! slurmctld and slurmd, on free loopback ports, under a temporary directory, with a unique
-//! cluster name, two fake GPUs (`gres.conf` over plain files) and a job completion log
-//! (`sacct -c` reads finished jobs without a database). [`SlurmCluster::start`] waits until
+//! cluster name, two fake GPUs (`gres.conf` over plain files), a job completion log (`sacct -c`
+//! reads finished jobs without a database), and partitions `debug` (default), `other` and
+//! `urgent`, whose jobs preempt (cancel) the others'. [`SlurmCluster::start`] waits until
 //! the node is `idle`; dropping the cluster cancels its jobs and stops the daemons it started,
 //! by their PIDs only, even when the test panicked.
 
@@ -147,9 +148,12 @@ impl SlurmCluster {
              JobCompLoc={jobcomp}\n\
              ReturnToService=2\n\
              SchedulerType=sched/builtin\n\
+             PreemptType=preempt/partition_prio\n\
+             PreemptMode=CANCEL\n\
              NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=20000 Gres=gpu:2 State=UNKNOWN\n\
-             PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n\
-             PartitionName=other Nodes=ALL Default=NO MaxTime=INFINITE State=UP\n",
+             PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1\n\
+             PartitionName=other Nodes=ALL Default=NO MaxTime=INFINITE State=UP PriorityTier=1\n\
+             PartitionName=urgent Nodes=ALL Default=NO MaxTime=INFINITE State=UP PriorityTier=10\n",
             munge_sock = p("munge/munge.sock"),
             ctld_spool = p("spool/ctld"),
             d_spool = p("spool/d"),

@@ -1,7 +1,7 @@
 //! The slurm backend on a real throwaway one-node cluster (munged, slurmctld, slurmd started
 //! by the test, see `mlres_testkit::slurm`): a full campaign with budgets in jobs and
 //! GPU-hours, `max_concurrent`, exit codes, the time limit, cancel on `loop stop`, resume after
-//! SIGKILL, a foreign job carrying the campaign's marker, a requeued job, and the canary sweep
+//! SIGKILL, preemption, a foreign job carrying the campaign's marker, a requeued job, and the canary sweep
 //! over everything mlres wrote (each test's [`Env`] is swept when it ends). Without Slurm
 //! installed the tests say so loudly and pass, except under CI, where they fail.
 
@@ -463,9 +463,10 @@ fn loop_stop_cancels_jobs_and_foreign_jobs_with_the_marker_are_cancelled() {
         ],
         "#!/bin/sh\nsleep 300\n",
     );
-    let bystander = s
-        .cluster
-        .submit_script(&["--time=5", "--partition=other"], "#!/bin/sh\nsleep 300\n");
+    let bystander = s.cluster.submit_script(
+        &["--time=5", "--partition=other", "--mem=100M"],
+        "#!/bin/sh\nsleep 300\n",
+    );
     s.wait_until("the foreign job cancelled", |s| {
         s.cluster.job_state(&foreign).as_deref() == Some("CANCELLED")
     });
@@ -667,4 +668,54 @@ fn a_job_running_past_its_reservation_is_cancelled_and_recorded() {
     assert_eq!(s.cluster.job_state(&id).as_deref(), Some("CANCELLED"));
     let st = s.status();
     assert_eq!(exps(&st)[0]["status"], "cancelled", "{st}");
+}
+
+#[test]
+fn a_preempted_job_is_a_failure_the_failure_streak_sees() {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let Some(s) = start(
+        "slurm preemption",
+        &Spec {
+            max_jobs: 1,
+            values: "[1]",
+            script: "echo started; sleep 300; echo score={x}",
+            cpus,
+            ..Spec::default()
+        },
+    ) else {
+        return;
+    };
+    let child = s.spawn_loop();
+    s.wait_until("our job running", |s| {
+        s.queue()
+            .iter()
+            .any(|(_, st, c)| st == "RUNNING" && c.starts_with("mlres:"))
+    });
+    // A job in a partition of higher priority needs the whole node: ours is preempted.
+    let urgent = s.cluster.submit_script(
+        &[
+            "--partition=urgent",
+            &format!("--cpus-per-task={cpus}"),
+            "--mem=100M",
+            "--time=1",
+        ],
+        "#!/bin/sh\nsleep 2\n",
+    );
+    let out = s.finish_loop(child, "preempted");
+    let st = s.status();
+    let e = &exps(&st)[0];
+    assert_eq!(e["status"], "failed", "{e}\n{}", stderr(&out));
+    let full = s.exp(e);
+    assert!(
+        full["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("preempted"),
+        "{full}"
+    );
+    // It counts as a failure in the campaign (not a cancel by the operator).
+    assert_eq!(st["campaign"]["status"], "finished", "{st}");
+    assert!(s.cluster.job_state(&urgent).is_some());
 }
