@@ -1,8 +1,8 @@
 //! The slurm backend on a real throwaway one-node cluster (munged, slurmctld, slurmd started
 //! by the test, see `mlres_testkit::slurm`): a full campaign with budgets in jobs and
 //! GPU-hours, `max_concurrent`, exit codes, the time limit, cancel on `loop stop`, resume after
-//! SIGKILL, preemption, a foreign job carrying the campaign's marker, a requeued job, and the canary sweep
-//! over everything mlres wrote (each test's [`Env`] is swept when it ends). Without Slurm
+//! SIGKILL, preemption, a foreign job carrying the campaign's marker, a requeued job, a job
+//! lengthened past its reservation, and the canary sweep over everything mlres wrote (each test's [`Env`] is swept when it ends). Without Slurm
 //! installed the tests say so loudly and pass, except under CI, where they fail.
 
 use std::process::{Child, Output, Stdio};
