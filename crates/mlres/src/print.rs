@@ -392,6 +392,16 @@ pub fn status(r: &StatusReport) {
         b["in_flight"]["now"],
         b["in_flight"]["max"]
     );
+    if let Some(g) = b.get("gpu_hours") {
+        println!(
+            "gpu-hours: {:.3}/{} ({} GPU(s) per job; jobs in flight count at their time limit)",
+            g["used"].as_f64().unwrap_or(0.0),
+            g["max"]
+                .as_f64()
+                .map_or("no limit".to_string(), |m| format!("{m}")),
+            g["gpus_per_job"]
+        );
+    }
     if let Some(best) = &r.best {
         println!(
             "best:      experiment {} {} = {:.4} {}",

@@ -333,6 +333,11 @@ fn a_full_campaign_runs_on_the_cluster_within_jobs_and_gpu_hours() {
         "settled to elapsed, not the limit: {gh}"
     );
     assert_eq!(gh["max"].as_f64(), Some(0.5));
+    let human = s.ok(&["loop", "status"]);
+    assert!(
+        human.contains("gpu-hours:") && human.contains("/0.5 (1 GPU(s) per job"),
+        "{human}"
+    );
     // Every job was recorded with its Slurm id; the comments carried the markers.
     let events = s.events();
     let remote: Vec<&Value> = events
