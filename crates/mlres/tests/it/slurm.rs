@@ -29,6 +29,7 @@ struct Spec<'a> {
     gpus: u32,
     max_gpu_hours: &'a str,
     cpus: usize,
+    memory: &'a str,
     extra_job: &'a str,
 }
 
@@ -43,6 +44,7 @@ impl Default for Spec<'_> {
             gpus: 0,
             max_gpu_hours: "10",
             cpus: 1,
+            memory: "100MB",
             extra_job: "",
         }
     }
@@ -84,7 +86,7 @@ timeout: {timeout}
 gpus: {gpus}
 secrets: [MLRES_TEST_GRANTED]
 limits:
-  memory: 100MB
+  memory: {memory}
 slurm:
   partition: debug
   cpus: {cpus}
@@ -106,6 +108,7 @@ parameters:
             timeout = self.timeout,
             gpus = self.gpus,
             cpus = self.cpus,
+            memory = self.memory,
             extra_job = self.extra_job,
             values = self.values,
         )
@@ -723,4 +726,49 @@ fn a_preempted_job_is_a_failure_the_failure_streak_sees() {
     // It counts as a failure in the campaign (not a cancel by the operator).
     assert_eq!(st["campaign"]["status"], "finished", "{st}");
     assert!(s.cluster.job_state(&urgent).is_some());
+}
+
+#[test]
+fn a_job_slurm_refuses_is_a_start_failure_with_slurms_reason() {
+    let Some(s) = start(
+        "slurm refusal",
+        &Spec {
+            max_jobs: 1,
+            values: "[1]",
+            // More memory than the node has: sbatch refuses the job outright.
+            memory: "64GB",
+            ..Spec::default()
+        },
+    ) else {
+        return;
+    };
+    let out = s.run(&[
+        "exp",
+        "submit",
+        "--config",
+        "x=1",
+        "--hypothesis",
+        "h",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "reserved and launched: {}",
+        stderr(&out)
+    );
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    // `exp wait` says it failed through its exit code, and prints the experiment.
+    let out = s.run(&["exp", "wait", &id, "--json"]);
+    let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["status"], "start_failed", "{e}");
+    let full = s.json(&["exp", "status", &id, "--json"]);
+    let err = full["error"].as_str().unwrap_or_default();
+    assert!(err.contains("Slurm refused the job"), "{full}");
+    assert!(s.queue().is_empty(), "nothing is queued");
+    // Nothing ran: no walltime or GPU time was spent.
+    let st = s.status();
+    assert_eq!(st["budget"]["walltime_secs"]["used"], 0, "{st}");
 }
