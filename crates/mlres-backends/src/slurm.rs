@@ -1159,6 +1159,9 @@ fn run(dir: &Path, creds: &SlurmCredentials, existing: Option<String>) -> Status
     let mut failures = 0u32;
     let mut missing = 0u32;
     let mut restarts = 0u32;
+    // Since when the job has been pending for a reason that means Slurm cannot run it as asked.
+    let mut stuck_since: Option<std::time::Instant> = None;
+    let mut stuck: Option<String> = None;
     // Far past its limit with no answer from Slurm: stop watching.
     let give_up =
         std::time::Instant::now() + Duration::from_secs(job.time_limit_mins * 60 * 4 + 3600);
@@ -1189,8 +1192,22 @@ fn run(dir: &Path, creds: &SlurmCredentials, existing: Option<String>) -> Status
                     restarts = info.restarts;
                 }
                 let done = info.is_terminal();
+                let never = info.state == "PENDING" && cannot_run(&info.reason);
                 last = Some(info);
                 if done {
+                    break;
+                }
+                if !never {
+                    stuck_since = None;
+                } else if stuck_since
+                    .get_or_insert_with(std::time::Instant::now)
+                    .elapsed()
+                    >= STUCK_GRACE
+                {
+                    // It would wait forever (holding its reservation): cancel it.
+                    let reason = last.as_ref().map(|i| i.reason.clone()).unwrap_or_default();
+                    let _ = client.cancel(&id);
+                    stuck = Some(reason);
                     break;
                 }
             }
@@ -1232,6 +1249,15 @@ fn run(dir: &Path, creds: &SlurmCredentials, existing: Option<String>) -> Status
     remote.requeues = restarts;
     remote.gpus = job.gpus;
     let (outcome, mut detail, exit_code, signal) = match &last {
+        _ if stuck.is_some() => (
+            Outcome::StartFailed,
+            format!(
+                "Slurm cannot run job {id} as requested (pending: {}); it was cancelled",
+                stuck.clone().unwrap_or_default()
+            ),
+            None,
+            None,
+        ),
         Some(info) if info.is_terminal() => {
             remote.stage = Some(info.state.clone());
             remote.message = Some(info.reason.clone()).filter(|r| !r.is_empty() && r != "None");
@@ -1269,6 +1295,24 @@ fn run(dir: &Path, creds: &SlurmCredentials, existing: Option<String>) -> Status
     s.stdout_truncated = out.truncated;
     s.stderr_truncated = err.truncated;
     s
+}
+
+/// How long a job may stay pending for a reason that means Slurm cannot run it as asked
+/// before it is cancelled (an operator may fix the partition meanwhile).
+const STUCK_GRACE: Duration = Duration::from_secs(30);
+
+/// Pending reasons that do not pass by themselves: the request does not fit the partition or
+/// the association (`PartitionConfig`: more CPUs, memory or GPUs than any node has).
+pub fn cannot_run(reason: &str) -> bool {
+    matches!(
+        reason.trim(),
+        "PartitionConfig"
+            | "PartitionNodeLimit"
+            | "PartitionTimeLimit"
+            | "BadConstraints"
+            | "InvalidAccount"
+            | "InvalidQOS"
+    )
 }
 
 fn save_offsets(dir: &Path, out: &Stream, err: &Stream) {

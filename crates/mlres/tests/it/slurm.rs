@@ -772,3 +772,48 @@ fn a_job_slurm_refuses_is_a_start_failure_with_slurms_reason() {
     let st = s.status();
     assert_eq!(st["budget"]["walltime_secs"]["used"], 0, "{st}");
 }
+
+#[test]
+fn a_job_no_node_can_run_is_cancelled_as_a_start_failure() {
+    let Some(s) = start(
+        "slurm impossible job",
+        &Spec {
+            max_jobs: 1,
+            values: "[1]",
+            // More CPUs than any node has: Slurm accepts it and leaves it pending for ever.
+            cpus: 4000,
+            ..Spec::default()
+        },
+    ) else {
+        return;
+    };
+    let out = s.run(&[
+        "exp",
+        "submit",
+        "--config",
+        "x=1",
+        "--hypothesis",
+        "h",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let out = s.run(&["exp", "wait", &id, "--json"]);
+    let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["status"], "start_failed", "{e}");
+    let full = s.json(&["exp", "status", &id, "--json"]);
+    let err = full["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("cannot run") && err.contains("PartitionConfig"),
+        "{full}"
+    );
+    let pending: Vec<_> = s
+        .queue()
+        .into_iter()
+        .filter(|(_, st, _)| st == "PENDING" || st == "RUNNING")
+        .collect();
+    assert!(pending.is_empty(), "{pending:?}");
+}
