@@ -93,8 +93,20 @@ fn short_hostname() -> String {
 
 impl SlurmCluster {
     /// Writes the configuration and starts munged, slurmctld and slurmd; returns once the
-    /// node is `idle` (or errors after 30 s, with the daemons' logs).
+    /// node is `idle` (or errors after 30 s, with the daemons' logs). A start that fails (a
+    /// free port taken by a parallel test in between, say) is retried twice from scratch.
     pub fn start() -> Result<SlurmCluster, String> {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match SlurmCluster::start_once() {
+                Ok(c) => return Ok(c),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn start_once() -> Result<SlurmCluster, String> {
         if let Some(why) = slurm_missing() {
             return Err(why);
         }
