@@ -245,3 +245,30 @@ fn a_complete_program_has_no_warnings() {
     let p = parse_program(&full(BASE, JOB)).unwrap_or_else(|e| panic!("{e}"));
     assert!(p.warnings.is_empty(), "{:?}", p.warnings);
 }
+
+/// The README's Slurm example (its envelope and job, as printed there) is a valid program.
+#[test]
+fn the_readmes_slurm_example_parses() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme
+        .split("\n## Slurm\n")
+        .nth(1)
+        .expect("README has a ## Slurm section");
+    let block = section
+        .split("````markdown\n")
+        .nth(1)
+        .and_then(|b| b.split("\n````").next())
+        .expect("the section's example");
+    let src = format!(
+        "# T\n\n{block}\n\n## Objective\n```yaml\n{OBJECTIVE}\n```\n\n## Search space\n```yaml\n\
+         method: grid\nparameters:\n  lr: {{values: [0.1, 0.01]}}\n```\n"
+    );
+    let p = parse_program(&src).unwrap_or_else(|e| panic!("{e}\n{src}"));
+    assert_eq!(p.envelope.partitions, ["gpu", "debug"]);
+    assert_eq!(p.envelope.max_gpu_secs, Some(40 * 3600));
+    let job = p.job.unwrap();
+    assert_eq!(job.backend, Backend::Slurm);
+    assert_eq!(job.gpus, 1);
+    assert_eq!(job.slurm.unwrap().account.as_deref(), Some("my-lab"));
+}
