@@ -523,7 +523,7 @@ fn a_loop_killed_while_jobs_run_and_wait_re_attaches_to_them() {
             max_concurrent: 2,
             values: "[1, 2]",
             // Each job takes every CPU of the node: one runs while the other waits.
-            script: "echo started {x}; sleep 6; echo score={x}",
+            script: "echo started {x}; sleep 15; echo score={x}",
             cpus,
             ..Spec::default()
         },
@@ -583,7 +583,7 @@ fn a_requeued_job_is_followed_as_the_same_attempt() {
         &Spec {
             max_jobs: 1,
             values: "[7]",
-            script: "echo run $SLURM_RESTART_COUNT; sleep 4; echo {x} > result.txt; echo score={x}",
+            script: "echo run $SLURM_RESTART_COUNT; sleep 10; echo {x} > result.txt; echo score={x}",
             extra_job: "outputs: [result.txt]",
             ..Spec::default()
         },
@@ -601,6 +601,15 @@ fn a_requeued_job_is_followed_as_the_same_attempt() {
         }
     });
     s.cluster.run("scontrol", &["requeue", &id]);
+    // Slurm holds a requeued job back for about two minutes; let it start again now.
+    s.wait_until("the job pending again", |s| {
+        s.cluster.job_state(&id).as_deref() == Some("PENDING")
+    });
+    let _ = s
+        .cluster
+        .cmd("scontrol")
+        .args(["update", &format!("JobId={id}"), "StartTime=now"])
+        .output();
     let out = s.finish_loop(child, "requeue");
     assert!(out.status.success(), "{}", stderr(&out));
     let st = s.status();
