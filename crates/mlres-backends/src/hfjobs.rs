@@ -117,6 +117,16 @@ pub struct RemoteStatus {
     pub log_lines: usize,
     /// Reconnects of the log stream.
     pub log_reconnects: u32,
+    /// slurm: times Slurm requeued the job (the same attempt ran again).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requeues: u32,
+    /// slurm: GPUs the job held (GPU-hours are settled as GPUs × `running_secs`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gpus: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Whether `dir` is an hf-jobs attempt (has `hfjob.json`).

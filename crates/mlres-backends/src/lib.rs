@@ -52,6 +52,7 @@ mod jail;
 mod logcap;
 mod procs;
 mod sandbox;
+mod slurm;
 mod supervisor;
 
 use std::collections::BTreeMap;
@@ -68,6 +69,13 @@ pub use hfjobs::{
 };
 pub use jail::jail_main;
 pub use logcap::{TAIL_BYTES, assemble_log};
+pub use slurm::{
+    COMMENT_PREFIX as SLURM_COMMENT_PREFIX, SLURM_NAMESPACE, SlurmClient, SlurmCmdError,
+    SlurmCredentials, SlurmInfo, SlurmJobFile, SlurmJobInfo, SlurmMarker, SlurmPartition,
+    SlurmTools, is_slurm_attempt, is_terminal_state as is_terminal_slurm_state, job_script,
+    parse_slurm_duration, prepare_slurm_attempt, read_slurm_job, sbatch_args, sh_quote,
+    supervise_slurm,
+};
 
 /// What to run and under which restrictions.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

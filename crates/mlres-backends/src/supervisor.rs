@@ -66,6 +66,11 @@ pub(crate) fn supervise(
             "this is an hf-jobs attempt; it needs the hf-jobs supervisor".into(),
         ));
     }
+    if crate::slurm::is_slurm_attempt(&dir) {
+        return Err(BackendError::InvalidSpec(
+            "this is a slurm attempt; it needs the slurm supervisor".into(),
+        ));
+    }
     // Handlers first: a cancel() that sees supervisor.pid must not kill us by default action.
     install_signal_handlers();
     // Lock first, then claim: a claimed attempt whose lock is free has a dead supervisor.

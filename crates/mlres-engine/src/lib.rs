@@ -22,6 +22,7 @@ mod project;
 mod proposer;
 mod retention;
 mod run;
+mod slurm;
 pub mod time;
 
 pub use approver::{
@@ -49,3 +50,4 @@ pub use run::{
     CampaignStart, Engine, EngineConfig, LoopEvent, LoopOptions, LoopSummary, StatusReport,
     StopOutcome, SubmitOverrides, SubmitRequest, Suggestion, proposal_history,
 };
+pub use slurm::{SUPERVISOR_VALUES_ENV, SlurmSettings, slurm_time_limit_secs};

@@ -390,7 +390,9 @@ impl Engine {
                 ));
             }
         }
-        if exp.backend != mlres_policy::Backend::Local.as_str() {
+        // A Slurm job's work dir is its attempt's (on a file system the nodes share): its
+        // outputs are there like a local job's.
+        if exp.backend == mlres_policy::Backend::HfJobs.as_str() {
             return Err(unavailable(
                 "remote_outputs",
                 format!(

@@ -49,6 +49,8 @@ pub struct EngineConfig {
     /// as `CUDA_VISIBLE_DEVICES` names them. Empty: local jobs get no GPU, and a template
     /// with `gpus` is refused at submit.
     pub local_gpus: Vec<String>,
+    /// The slurm backend's commands and intervals (`None`: slurm is unavailable).
+    pub slurm: Option<crate::slurm::SlurmSettings>,
 }
 
 /// Everything needed to act on one project.
@@ -59,6 +61,7 @@ pub struct Engine {
     pub(crate) launched_here: HashSet<(i64, u32)>,
     log_offsets: BTreeMap<i64, u64>,
     pub(crate) hf_state: crate::hfjobs::HfState,
+    pub(crate) slurm_state: crate::slurm::SlurmState,
     /// Per campaign: evaluation streaks, read incrementally from the chain.
     streaks: BTreeMap<String, Streaks>,
     /// Per network setting: whether bubblewrap works (probed once per process).
@@ -293,6 +296,7 @@ impl Engine {
             launched_here: HashSet::new(),
             log_offsets: BTreeMap::new(),
             hf_state: Default::default(),
+            slurm_state: Default::default(),
             streaks: BTreeMap::new(),
             sandbox_choice: BTreeMap::new(),
             rungs_seen: BTreeMap::new(),
@@ -641,6 +645,18 @@ impl Engine {
                 }
                 (c, Some(p))
             }
+            Backend::Slurm => (0, None),
+        };
+        // Slurm time limits are whole minutes: the reservation is the limit Slurm enforces.
+        let timeout_secs = if job.backend == Backend::Slurm {
+            self.slurm_preflight(campaign.map(|c| c.id.as_str()), timeout_secs)?
+        } else {
+            timeout_secs
+        };
+        let gpus = if job.backend == Backend::Slurm {
+            job.gpus
+        } else {
+            0
         };
         let spend = SpendRequest {
             backend: job.backend,
@@ -677,6 +693,15 @@ impl Engine {
                 in_flight: u.in_flight,
             };
             mlres_policy::check_spend(&envelope, &usage, &spend)
+                .and_then(|()| {
+                    // GPU-hours: every job of the campaign holds the template's GPUs.
+                    mlres_policy::check_gpu_spend(
+                        &envelope,
+                        crate::slurm::campaign_gpu_secs(gpus, u.walltime_secs),
+                        gpus,
+                        timeout_secs,
+                    )
+                })
                 .map_err(|r| (r.code.to_string(), r.message))
         };
         let (campaign, exp) = match campaign {
@@ -945,6 +970,9 @@ impl Engine {
             Backend::HfJobs => {
                 return self.launch_hf(campaign, exp, attempt, &dir, argv, price, code);
             }
+            Backend::Slurm => {
+                return self.launch_slurm(campaign, exp, attempt, &dir, argv, code);
+            }
             Backend::Local => {}
         }
         let spec = LocalJobSpec {
@@ -1095,6 +1123,9 @@ impl Engine {
                         AttemptState::Lost if mlres_backends::is_hf_attempt(&dir) => {
                             self.hf_settle_lost(&exp, &dir, on_event)?;
                         }
+                        AttemptState::Lost if mlres_backends::is_slurm_attempt(&dir) => {
+                            self.slurm_lost(&exp, &dir, on_event)?;
+                        }
                         AttemptState::Lost => {
                             // Whatever is left of the job's process group must not keep running.
                             let _ = mlres_backends::kill_lost(&dir);
@@ -1140,6 +1171,7 @@ impl Engine {
                         }
                         AttemptState::Running { .. } => {
                             self.hf_note_remote(&exp, &dir)?;
+                            self.slurm_note_remote(&exp, &dir)?;
                             self.progress(&exp, on_event)?;
                         }
                     }
@@ -1172,6 +1204,7 @@ impl Engine {
         }
         // A failed sweep was reported as an event and is retried at the next interval.
         self.hf_sweep(campaign, false, on_event)?;
+        self.slurm_sweep(campaign, false, on_event)?;
         Ok(())
     }
 
@@ -2017,6 +2050,14 @@ impl Engine {
         let n = if drain { 0 } else { self.cancel_in_flight(&c)? };
         // If no loop is running, settle now so the campaign does not stay active forever.
         self.reconcile(&c, false, false, on_event)?;
+        if let Some(error) = self.slurm_sweep(&c, true, on_event)? {
+            return Err(EngineError::StopIncomplete {
+                campaign: c.id.clone(),
+                cancelled: n,
+                namespace: "slurm".into(),
+                error,
+            });
+        }
         if let Some(error) = self.hf_sweep(&c, true, on_event)? {
             // Nothing was checked: the campaign stays active with its stop requested, so
             // running `mlres loop stop` again (or a running loop) retries the sweep.
@@ -2153,7 +2194,7 @@ impl Engine {
             keep_rule: objective.as_ref().map(crate::export::keep_rule),
         };
         let Some(c) = campaign else {
-            report.budget = budget_json(env, &mlres_ledger::Usage::default());
+            report.budget = budget_json(env, &mlres_ledger::Usage::default(), self.slurm_gpus_if());
             return Ok(report);
         };
         if c.status == "active" {
@@ -2162,7 +2203,7 @@ impl Engine {
             self.settle_if_stopped(&c.id, false)?;
         }
         let usage = self.ledger.usage(&c.id)?;
-        report.budget = budget_json(env, &usage);
+        report.budget = budget_json(env, &usage, self.slurm_gpus_if());
         if let Some(o) = &objective {
             // The best is always a kept experiment (keep = improved on the best so far).
             report.best = best_experiment(&self.ledger.kept_experiments(&c.id)?, o.goal);
@@ -2267,13 +2308,26 @@ fn operator_stop_reason(requested: Option<&str>) -> String {
     }
 }
 
-fn budget_json(env: &mlres_policy::Envelope, u: &mlres_ledger::Usage) -> Value {
-    json!({
+fn budget_json(
+    env: &mlres_policy::Envelope,
+    u: &mlres_ledger::Usage,
+    slurm_gpus: Option<u32>,
+) -> Value {
+    let mut v = json!({
         "jobs": {"used": u.jobs, "max": env.max_jobs},
         "walltime_secs": {"used": u.walltime_secs, "max": env.max_walltime_secs, "final_reserve": env.final_reserve_secs},
         "cost_usd": {"used": u.cost_micro as f64 / 1e6, "max": env.max_cost_usd.as_ref().map(|m| m.micro_usd as f64 / 1e6)},
         "in_flight": {"now": u.in_flight, "max": env.max_concurrent},
-    })
+    });
+    // Slurm: GPU-hours, used = GPUs per job × walltime (settled to Slurm's elapsed time).
+    if let Some(gpus) = slurm_gpus {
+        v["gpu_hours"] = json!({
+            "used": crate::slurm::campaign_gpu_secs(gpus, u.walltime_secs) as f64 / 3600.0,
+            "max": env.max_gpu_secs.map(|s| s as f64 / 3600.0),
+            "gpus_per_job": gpus,
+        });
+    }
+    v
 }
 
 /// Whether an experiment's metric may be a campaign's best: a completed job, not anomalous.
@@ -2411,6 +2465,7 @@ pub(crate) fn backend_name(b: Backend) -> &'static str {
     match b {
         Backend::Local => "local",
         Backend::HfJobs => "hf-jobs",
+        Backend::Slurm => "slurm",
     }
 }
 

@@ -136,6 +136,54 @@ pub fn check_spend(env: &Envelope, usage: &Usage, req: &SpendRequest) -> Result<
     Ok(())
 }
 
+/// GPU-seconds of `gpus` GPUs held for `secs` seconds (saturating).
+pub fn gpu_secs(gpus: u32, secs: u64) -> u64 {
+    u64::from(gpus).saturating_mul(secs)
+}
+
+fn gpu_hours(gpu_secs: u64) -> String {
+    format!("{:.3}", gpu_secs as f64 / 3600.0)
+}
+
+/// Checks one Slurm job against the envelope's GPU rules, on top of [`check_spend`]:
+/// `max_gpus_per_job`, then `max_gpu_hours` with the job reserving `gpus × time_limit_secs`
+/// on top of `used_gpu_secs` (finished jobs at GPUs × Slurm's elapsed time, jobs in flight at
+/// their reservation). Exactly at the limit is allowed.
+pub fn check_gpu_spend(
+    env: &Envelope,
+    used_gpu_secs: u64,
+    gpus: u32,
+    time_limit_secs: u64,
+) -> Result<(), Refusal> {
+    if let Some(max) = env.max_gpus_per_job
+        && gpus > max
+    {
+        return refuse(
+            "max_gpus_per_job",
+            format!(
+                "the job asks for {gpus} GPUs and the envelope allows {max} per job (max_gpus_per_job); ask the operator to approve a new envelope"
+            ),
+        );
+    }
+    if let Some(max) = env.max_gpu_secs {
+        let want = gpu_secs(gpus, time_limit_secs);
+        if want > 0 && used_gpu_secs.saturating_add(want) > max {
+            return refuse(
+                "max_gpu_hours",
+                format!(
+                    "GPU budget: {} GPU-hours used + {} requested ({gpus} GPU(s) × {}) is over max_gpu_hours {} ({} left); use a shorter timeout or fewer GPUs, or stop and report to the operator",
+                    gpu_hours(used_gpu_secs),
+                    gpu_hours(want),
+                    format_duration(time_limit_secs),
+                    gpu_hours(max),
+                    gpu_hours(max.saturating_sub(used_gpu_secs))
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Cost of `secs` seconds at `micro_usd_per_minute`, in micro-dollars, rounded UP to the next
 /// micro-dollar; exact integer arithmetic (saturating at `u64::MAX`, never wrapping).
 pub fn job_cost_micro(micro_usd_per_minute: u64, secs: u64) -> u64 {

@@ -38,8 +38,8 @@ pub use approval::{
     approval_document, approval_hash, diff_documents, format_size, search_space_json, unified_diff,
 };
 pub use budget::{
-    Decision, LoopFacts, Refusal, SpendRequest, StopReason, Usage, check_spend, decide, glob_match,
-    job_cost_micro, priced_cost_micro, repo_allowed, stop_reason,
+    Decision, LoopFacts, Refusal, SpendRequest, StopReason, Usage, check_gpu_spend, check_spend,
+    decide, glob_match, gpu_secs, job_cost_micro, priced_cost_micro, repo_allowed, stop_reason,
 };
 pub use code::{
     CODE_MANIFEST_FORMAT, CodeChanges, CodeFile, CodeManifest, MAX_CODE_BYTES, MAX_CODE_FILES,
@@ -59,8 +59,8 @@ pub use metrics::{MAX_METRIC_KEYS, MetricScan, curve_point, parse_metric_line};
 pub use program::{
     BUILTIN_PLACEHOLDERS, Backend, Dist, Envelope, Goal, JobLimits, JobTemplate, Method, Objective,
     Param, Program, ProgramWarning, ProposerCommand, RUNS_DIR, Scalar, SearchSpace, Section,
-    TokenScope, format_cpus, is_env_name, is_metric_key, is_param_name, normalize_code_path,
-    normalize_output_path, parse_program, split_command, uses_placeholder,
+    SlurmJob, TokenScope, format_cpus, is_env_name, is_metric_key, is_param_name, is_slurm_name,
+    normalize_code_path, normalize_output_path, parse_program, split_command, uses_placeholder,
 };
 pub use search::{
     Config, ConfigArgError, MAX_HYPOTHESIS_CHARS, PROPOSER_ATTEMPTS, grid_size, param_size,

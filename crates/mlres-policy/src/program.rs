@@ -124,6 +124,17 @@ pub struct Envelope {
     /// Whether the user's own token may be injected into hf-jobs when no job-scoped token is
     /// configured (`user_token_in_jobs`, default false: such jobs are refused).
     pub user_token_in_jobs: bool,
+    /// Slurm partitions jobs may be submitted to (`partitions`); empty: the cluster's default
+    /// partition only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<String>,
+    /// Most GPUs one Slurm job may request (`max_gpus_per_job`); `None`: no limit of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_gpus_per_job: Option<u32>,
+    /// GPU budget of the campaign in GPU-seconds (`max_gpu_hours`, written in hours): each
+    /// Slurm job reserves GPUs × time limit and is settled to GPUs × Slurm's elapsed time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_gpu_secs: Option<u64>,
 }
 
 /// `token_scope`: how a token broader than the envelope needs is treated.
@@ -155,21 +166,24 @@ pub enum Backend {
     Local,
     /// Hugging Face Jobs (`hf-jobs`).
     HfJobs,
+    /// A Slurm cluster, through `sbatch`/`squeue`/`sacct`/`scontrol`/`scancel` (`slurm`).
+    Slurm,
 }
 
 impl Backend {
     /// All implemented backends.
-    pub const ALL: [Backend; 2] = [Backend::Local, Backend::HfJobs];
+    pub const ALL: [Backend; 3] = [Backend::Local, Backend::HfJobs, Backend::Slurm];
 
     /// Backend names that are planned but not implemented: a program that names one is
     /// refused with that reason rather than as an unknown name.
-    pub const NOT_IMPLEMENTED: &'static [&'static str] = &["slurm"];
+    pub const NOT_IMPLEMENTED: &'static [&'static str] = &[];
 
-    /// The YAML name: `local`, `hf-jobs`.
+    /// The YAML name: `local`, `hf-jobs`, `slurm`.
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Local => "local",
             Backend::HfJobs => "hf-jobs",
+            Backend::Slurm => "slurm",
         }
     }
 
@@ -261,6 +275,42 @@ pub struct JobTemplate {
     /// inside another. Only these come back (`mlres exp artifacts`, `mlres hub push`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<String>,
+    /// Where a `backend: slurm` job runs on the cluster (`slurm:`); `None` for other backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmJob>,
+}
+
+/// The `slurm:` map of a job template: what `sbatch` is asked for besides the GPUs (`gpus`),
+/// the memory (`limits.memory`) and the time limit (`timeout`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlurmJob {
+    /// `partition`: one of the envelope's `partitions` (default: the first listed, else the
+    /// cluster's default partition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// `account` to charge (default: the user's default account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// `qos` (default: the association's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<String>,
+    /// `cpus`: CPUs per task (default 1).
+    #[serde(default = "one")]
+    pub cpus: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Is `s` usable as a Slurm partition, account or QoS name (letters, digits, `-`, `_`, `.`;
+/// 1 to 64 characters)? Nothing else reaches an `sbatch` argument.
+pub fn is_slurm_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !s.starts_with('-')
 }
 
 /// Resource limits of a job.
@@ -575,6 +625,9 @@ const ENVELOPE_KEYS: &[&str] = &[
     "token_scope",
     "public_repos",
     "user_token_in_jobs",
+    "partitions",
+    "max_gpus_per_job",
+    "max_gpu_hours",
 ];
 const ENVELOPE_MARKERS: &[&str] = &["max_jobs", "max_walltime", "allowed_flavors", "max_timeout"];
 const OBJECTIVE_KEYS: &[&str] = &[
@@ -612,7 +665,9 @@ const JOB_KEYS: &[&str] = &[
     "share_gpus",
     "code",
     "outputs",
+    "slurm",
 ];
+const SLURM_KEYS: &[&str] = &["partition", "account", "qos", "cpus"];
 /// The variable `gpus` decides for local jobs; a template cannot set or pass it.
 const GPU_ENV: &str = "CUDA_VISIBLE_DEVICES";
 const LIMIT_KEYS: &[&str] = &[
@@ -1202,6 +1257,8 @@ struct JobPos {
     code: Option<Node>,
     /// The `outputs:` list.
     outputs: Option<Node>,
+    /// The `slurm:` map.
+    slurm: Option<Node>,
     at: Node,
 }
 
@@ -1310,7 +1367,39 @@ fn parse_envelope(root: &Node) -> Result<Envelope, ProgramError> {
         }
         None => TokenScope::Warn,
     };
+    let partitions = list("partitions")?;
+    for (i, p) in partitions.iter().enumerate() {
+        if !is_slurm_name(p) {
+            let n = m.get("partitions").unwrap_or(root);
+            return Err(err(n, format!("`{p}` is not a Slurm partition name"))
+                .with_help("partition names are letters, digits, `-`, `_` and `.`"));
+        }
+        if partitions[..i].contains(p) {
+            let n = m.get("partitions").unwrap_or(root);
+            return Err(err(n, format!("`{p}` is listed twice in `partitions`")));
+        }
+    }
+    let max_gpus_per_job = m
+        .get("max_gpus_per_job")
+        .map(|n| get_u32(n, "max_gpus_per_job"))
+        .transpose()?;
+    let max_gpu_secs = match m.get("max_gpu_hours") {
+        Some(n) => {
+            let h = get_f64(n, "max_gpu_hours")?;
+            if !h.is_finite() || !(0.0..=1.0e9).contains(&h) {
+                return Err(err(
+                    n,
+                    "`max_gpu_hours` must be a number of GPU-hours from 0 up, e.g. 2.5",
+                ));
+            }
+            Some((h * 3600.0).round() as u64)
+        }
+        None => None,
+    };
     Ok(Envelope {
+        partitions,
+        max_gpus_per_job,
+        max_gpu_secs,
         token_scope,
         public_repos,
         user_token_in_jobs,
@@ -1752,7 +1841,7 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
         .transpose()?
         .unwrap_or(false);
     if let Some(n) = gpus_node
-        && backend != Backend::Local
+        && backend == Backend::HfJobs
     {
         return Err(err(
             n,
@@ -1799,7 +1888,36 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
         .map(parse_outputs)
         .transpose()?
         .unwrap_or_default();
+    let slurm_node = m.get("slurm");
+    let slurm = match slurm_node {
+        Some(n) => {
+            if backend != Backend::Slurm {
+                return Err(err(
+                    n,
+                    format!("`slurm` is for `backend: slurm` jobs, not `{backend}`"),
+                )
+                .with_help("remove `slurm:`, or set `backend: slurm`"));
+            }
+            Some(parse_slurm(n)?)
+        }
+        None if backend == Backend::Slurm => Some(SlurmJob {
+            cpus: 1,
+            ..SlurmJob::default()
+        }),
+        None => None,
+    };
+    if backend == Backend::Slurm
+        && let Some(n) = share_node
+        && share_gpus
+    {
+        return Err(err(
+            n,
+            "`share_gpus` is for local jobs: Slurm gives each job its own GPUs",
+        )
+        .with_help("remove `share_gpus`"));
+    }
     let pos = JobPos {
+        slurm: slurm_node.cloned(),
         backend: backend_node.cloned(),
         image: image_node.cloned(),
         pass_env: m.get("pass_env").cloned(),
@@ -1826,9 +1944,44 @@ fn parse_job(root: &Node) -> Result<(JobTemplate, JobPos), ProgramError> {
             share_gpus,
             code,
             outputs,
+            slurm,
         },
         pos,
     ))
+}
+
+fn parse_slurm(root: &Node) -> Result<SlurmJob, ProgramError> {
+    let m = MapView::new(root, "`slurm`")?;
+    m.check_keys(SLURM_KEYS)?;
+    let name = |key: &str| -> Result<Option<String>, ProgramError> {
+        match m.get(key) {
+            None => Ok(None),
+            Some(n) => {
+                let v = get_str(n, key)?;
+                if !is_slurm_name(&v) {
+                    return Err(err(n, format!("`{v}` is not a usable Slurm {key} name"))
+                        .with_help("names are letters, digits, `-`, `_` and `.`"));
+                }
+                Ok(Some(v))
+            }
+        }
+    };
+    let cpus = match m.get("cpus") {
+        Some(n) => {
+            let v = get_u32(n, "cpus")?;
+            if v == 0 || v > 4096 {
+                return Err(err(n, "`cpus` must be from 1 to 4096"));
+            }
+            v
+        }
+        None => 1,
+    };
+    Ok(SlurmJob {
+        partition: name("partition")?,
+        account: name("account")?,
+        qos: name("qos")?,
+        cpus,
+    })
 }
 
 /// One `code:` entry, normalised: a project-relative path of plain components (`./` and a
@@ -2073,6 +2226,44 @@ fn check_hf_job(job: &JobTemplate, pos: &JobPos, env: &Envelope) -> Result<(), P
             "put the job's code in one script beside program.md (e.g. `code: [train.py]`, with \
              PEP 723 `# /// script` dependencies for `uv run`), run it locally, or bake the rest \
              into the image",
+        ));
+    }
+    Ok(())
+}
+
+/// The Slurm rules of a job template: its partition among the envelope's `partitions`, and
+/// at most `max_gpus_per_job` GPUs.
+fn check_slurm_job(job: &JobTemplate, pos: &JobPos, env: &Envelope) -> Result<(), ProgramError> {
+    let at = pos.slurm.as_ref().unwrap_or(&pos.at);
+    if let Some(p) = job.slurm.as_ref().and_then(|s| s.partition.as_ref())
+        && !env.partitions.contains(p)
+    {
+        return Err(err(
+            at,
+            format!(
+                "Slurm partition `{p}` is not in the envelope's partitions [{}]",
+                env.partitions.join(", ")
+            ),
+        )
+        .with_help(
+            "use a partition the envelope lists, or add it there (which needs a new approval)",
+        ));
+    }
+    if let Some(max) = env.max_gpus_per_job
+        && job.gpus > max
+    {
+        return Err(err(
+            &pos.at,
+            format!(
+                "the job asks for {} GPUs and the envelope allows {max} per job (max_gpus_per_job)",
+                job.gpus
+            ),
+        ));
+    }
+    if job.gpus > 0 && env.max_gpu_secs == Some(0) {
+        return Err(err(
+            &pos.at,
+            "the job asks for GPUs and the envelope's `max_gpu_hours` is 0",
         ));
     }
     Ok(())
@@ -2936,6 +3127,9 @@ fn check_job(
                 names.join(", ")
             ),
         ));
+    }
+    if job.backend == Backend::Slurm {
+        check_slurm_job(job, pos, env)?;
     }
     if job.backend == Backend::HfJobs {
         check_hf_job(job, pos, env)?;

@@ -7,6 +7,8 @@
 //! nothing it made mlres write leaked a canary. It is a dev-dependency only; no shipped crate
 //! may depend on it, and it knows nothing of mlres itself.
 
+pub mod slurm;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -115,6 +115,9 @@ pub enum Command {
         /// The engine's probe found no working bubblewrap, for this reason: use the fallback.
         #[arg(long, value_name = "REASON")]
         sandbox_fallback: Option<String>,
+        /// Slurm: follow the job a dead supervisor of this attempt submitted, by its id.
+        #[arg(long)]
+        reattach: bool,
     },
 }
 

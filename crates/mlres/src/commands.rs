@@ -1,5 +1,6 @@
 //! One function per subcommand: parse flags into engine calls, print results, pick exit codes.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -41,9 +42,22 @@ pub fn supervise(
     dir: &Path,
     bwrap: Option<&Path>,
     chosen: Option<Result<(), String>>,
+    reattach: bool,
 ) -> Result<u8, Failure> {
     let result = if mlres_backends::is_hf_attempt(dir) {
         crate::jobs::supervise_hf(dir)
+    } else if mlres_backends::is_slurm_attempt(dir) {
+        // The granted values arrive in this process's environment, never in a file.
+        let values: BTreeMap<String, String> = std::env::var(mlres_engine::SUPERVISOR_VALUES_ENV)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        let creds = mlres_backends::SlurmCredentials { values };
+        mlres_backends::supervise_slurm(dir, &creds, reattach)
+    } else if reattach {
+        Err(mlres_backends::BackendError::InvalidSpec(
+            "--reattach is for slurm attempts".into(),
+        ))
     } else {
         match chosen {
             Some(c) => mlres_backends::supervise_chosen(dir, bwrap, c),
@@ -62,11 +76,42 @@ pub fn supervise(
 }
 
 pub fn doctor(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
-    let bwrap = crate::bwrap_override(&crate::utf8_env()?);
+    let env = crate::utf8_env()?;
+    let bwrap = crate::bwrap_override(&env);
     let checks = mlres_backends::doctor(bwrap.as_deref());
     let approvals = approval_protections(cli)?;
     let hf_api = hf_api_lines(cli)?;
+    // Slurm: asked only when its commands are there; a cluster that does not answer is
+    // reported, not an error of the doctor.
+    let slurm = crate::slurm_settings(&env).map(|s| {
+        mlres_backends::SlurmClient::new(s.tools)
+            .info()
+            .map_err(|e| {
+                // Slurm prints a chain of errors; the last line says what failed.
+                let last = e.message.lines().rev().find(|l| !l.trim().is_empty());
+                format!(
+                    "{} ({}); is SLURM_CONF set to the cluster's slurm.conf?",
+                    last.unwrap_or("no answer").trim(),
+                    e.command
+                )
+            })
+    });
     if json_out {
+        let slurm_json = match &slurm {
+            None => {
+                json!({"available": false, "detail": "sbatch not found on PATH or in MLRES_SLURM_BIN_DIR"})
+            }
+            Some(Err(e)) => json!({"available": false, "detail": e}),
+            Some(Ok(i)) => json!({
+                "available": true,
+                "version": i.version,
+                "cluster": i.cluster,
+                "accounting": i.accounting,
+                "accounting_storage": i.accounting_storage,
+                "job_completion": i.job_completion,
+                "partitions": i.partitions,
+            }),
+        };
         let v: Vec<_> = checks
             .iter()
             .map(|p| json!({"name": p.name, "active": p.active, "detail": p.detail}))
@@ -79,7 +124,7 @@ pub fn doctor(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
             .iter()
             .map(|(name, detail)| json!({"name": name, "detail": detail}))
             .collect();
-        print::json(&json!({"protections": v, "approvals": a, "hf_api": h}));
+        print::json(&json!({"protections": v, "approvals": a, "hf_api": h, "slurm": slurm_json}));
     } else {
         println!("Local backend protections on this machine:");
         for p in &checks {
@@ -102,6 +147,41 @@ pub fn doctor(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
         println!("Hugging Face Jobs API requests (hf-jobs backend):");
         for (name, detail) in &hf_api {
             println!("  {name:<34} {detail}");
+        }
+        println!("Slurm backend:");
+        match &slurm {
+            None => println!("  [off] sbatch not found on PATH or in MLRES_SLURM_BIN_DIR"),
+            Some(Err(e)) => println!("  [off] the cluster does not answer: {e}"),
+            Some(Ok(i)) => {
+                println!("  [on ] {} (cluster {})", i.version, i.cluster);
+                let parts: Vec<String> = i
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} ({}, nodes {})",
+                            p.name,
+                            if p.up { "up" } else { "down" },
+                            p.node_states.join("/")
+                        )
+                    })
+                    .collect();
+                println!("        partitions: {}", parts.join(", "));
+                println!(
+                    "        accounting: {}",
+                    if i.accounting {
+                        format!("on ({}): sacct reports finished jobs", i.accounting_storage)
+                    } else if i.job_completion.ends_with("/filetxt") {
+                        "off; finished jobs are read from the job completion log (sacct -c) \
+                         and scontrol"
+                            .to_string()
+                    } else {
+                        "off; finished jobs are read from scontrol while the controller keeps \
+                         them (MinJobAge)"
+                            .to_string()
+                    }
+                );
+            }
         }
     }
     Ok(exit::OK)

@@ -23,7 +23,7 @@ mod templates;
 mod train;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -195,6 +195,7 @@ pub(crate) fn engine_config(cli: &Cli) -> Result<EngineConfig, Failure> {
     })?;
     let parent_env = utf8_env()?;
     let hf = jobs::hf_settings(&parent_env);
+    let slurm = slurm_settings(&parent_env);
     let bwrap = bwrap_override(&parent_env);
     let keep_attempts = keep_attempts(&parent_env)?;
     let local_gpus = local_gpus(&parent_env).map_err(|e| fail(exit::USAGE, anyhow::anyhow!(e)))?;
@@ -206,7 +207,47 @@ pub(crate) fn engine_config(cli: &Cli) -> Result<EngineConfig, Failure> {
         bwrap,
         keep_attempts,
         local_gpus,
+        slurm,
     })
+}
+
+/// The slurm settings from the environment: the commands on `PATH` (or in
+/// `MLRES_SLURM_BIN_DIR`), `SLURM_CONF` (passed to every Slurm command, which otherwise get a
+/// cleared environment), and the intervals `MLRES_SLURM_RECONCILE_SECS`,
+/// `MLRES_SLURM_POLL_MS` and `MLRES_SLURM_OVERRUN_GRACE_SECS`. `None` without `sbatch`.
+pub(crate) fn slurm_settings(
+    env: &BTreeMap<String, String>,
+) -> Option<mlres_engine::SlurmSettings> {
+    let conf = env
+        .get("SLURM_CONF")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let tools = match env.get("MLRES_SLURM_BIN_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => {
+            let t = mlres_backends::SlurmTools::in_dir(Path::new(d), conf);
+            t.sbatch.is_file().then_some(t)?
+        }
+        None => mlres_backends::SlurmTools::from_path(
+            env.get("PATH").map(String::as_str).unwrap_or(""),
+            conf,
+        )?,
+    };
+    let mut s = mlres_engine::SlurmSettings::new(tools);
+    let num = |k: &str| {
+        env.get(k)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    if let Some(v) = num("MLRES_SLURM_RECONCILE_SECS") {
+        s.reconcile_interval = std::time::Duration::from_secs_f64(v);
+    }
+    if let Some(v) = num("MLRES_SLURM_POLL_MS") {
+        s.poll_ms = v as u64;
+    }
+    if let Some(v) = num("MLRES_SLURM_OVERRUN_GRACE_SECS") {
+        s.overrun_grace_secs = v as u64;
+    }
+    Some(s)
 }
 
 /// `MLRES_KEEP_ATTEMPTS`: how many settled, not-kept experiments per campaign keep their
@@ -359,13 +400,14 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
             bwrap,
             bwrap_ok,
             sandbox_fallback,
+            reattach,
         } => {
             let chosen = match (bwrap_ok, sandbox_fallback) {
                 (true, _) => Some(Ok(())),
                 (false, Some(reason)) => Some(Err(reason.clone())),
                 (false, None) => None,
             };
-            commands::supervise(dir, bwrap.as_deref(), chosen)
+            commands::supervise(dir, bwrap.as_deref(), chosen, *reattach)
         }
         Command::Train(TrainCmd::Sft(a)) => train::sft(a),
         Command::Doctor(a) => commands::doctor(&cli, a.json),

@@ -93,9 +93,28 @@ pub fn program_summary(project: &mlres_engine::Project) {
         None if e.backends.contains(&Backend::HfJobs) => {
             println!("           no dollar cap (paid jobs are limited by time only)")
         }
+        None if e.backends.contains(&Backend::Slurm) => {
+            println!("           no dollar cap (Slurm jobs are limited by time and GPU-hours)")
+        }
         None => println!("           no dollar cap (local jobs cost nothing)"),
     }
     println!("           flavors: {}", e.allowed_flavors.join(", "));
+    if e.backends.contains(&Backend::Slurm) {
+        let parts = if e.partitions.is_empty() {
+            "the cluster's default".to_string()
+        } else {
+            e.partitions.join(", ")
+        };
+        let gpus = e
+            .max_gpus_per_job
+            .map(|g| format!(", at most {g} GPU(s) per job"))
+            .unwrap_or_default();
+        let hours = e
+            .max_gpu_secs
+            .map(|s| format!(", at most {} GPU-hours in total", format_gpu_hours(s)))
+            .unwrap_or_default();
+        println!("           Slurm partitions: {parts}{gpus}{hours}");
+    }
     if e.output_repos.is_empty() {
         println!("           Hub writes: none");
     } else {
@@ -185,6 +204,32 @@ pub fn program_summary(project: &mlres_engine::Project) {
                 Backend::HfJobs => {
                     if let Some(i) = &j.image {
                         facts.push(format!("image {i}"));
+                    }
+                }
+                Backend::Slurm => {
+                    let s = j.slurm.clone().unwrap_or_default();
+                    let part = s
+                        .partition
+                        .or_else(|| p.envelope.partitions.first().cloned())
+                        .unwrap_or_else(|| "the cluster's default".into());
+                    facts.push(format!("partition {part}"));
+                    if let Some(a) = &s.account {
+                        facts.push(format!("account {a}"));
+                    }
+                    if let Some(q) = &s.qos {
+                        facts.push(format!("qos {q}"));
+                    }
+                    facts.push(format!("cpus {}", s.cpus.max(1)));
+                    let limit = mlres_engine::slurm_time_limit_secs(j.timeout_secs);
+                    if limit != j.timeout_secs {
+                        facts.push(format!("Slurm time limit {} (whole minutes)", dur(limit)));
+                    }
+                    facts.push(format!(
+                        "memory {}",
+                        mlres_policy::format_size(j.limits.memory_bytes)
+                    ));
+                    if j.gpus > 0 {
+                        facts.push(format!("gpus {}", j.gpus));
                     }
                 }
             }
@@ -395,6 +440,16 @@ pub fn status(r: &StatusReport) {
         b["in_flight"]["now"],
         b["in_flight"]["max"]
     );
+    if let Some(g) = b.get("gpu_hours") {
+        println!(
+            "gpu-hours: {:.3}/{} ({} GPU(s) per job; jobs in flight count at their time limit)",
+            g["used"].as_f64().unwrap_or(0.0),
+            g["max"]
+                .as_f64()
+                .map_or("no limit".to_string(), |m| format!("{m}")),
+            g["gpus_per_job"]
+        );
+    }
     if let Some(best) = &r.best {
         println!(
             "best:      experiment {} {} = {:.4} {}",
@@ -607,4 +662,10 @@ impl Progress {
             b.finish_and_clear();
         }
     }
+}
+
+fn format_gpu_hours(secs: u64) -> String {
+    let h = secs as f64 / 3600.0;
+    let t = format!("{h:.3}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
 }

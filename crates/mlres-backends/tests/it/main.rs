@@ -8,6 +8,7 @@ mod hfjobs;
 mod lifecycle;
 mod limits;
 mod sandbox;
+mod slurm;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -70,6 +70,7 @@ fn engine(s: &Setup) -> Engine {
         bwrap: None,
         keep_attempts: mlres_engine::DEFAULT_KEEP_ATTEMPTS,
         local_gpus: Vec::new(),
+        slurm: None,
     };
     Engine::open(cfg, &s.project).unwrap()
 }
@@ -325,6 +326,7 @@ fn code_that_cannot_be_pinned_fails_the_approval_and_records_nothing() {
         bwrap: None,
         keep_attempts: mlres_engine::DEFAULT_KEEP_ATTEMPTS,
         local_gpus: Vec::new(),
+        slurm: None,
     };
     let mut e = Engine::open(cfg, &project).unwrap();
     assert_eq!(refusal(approve(&mut e).unwrap_err()), "code_in_state_dir");

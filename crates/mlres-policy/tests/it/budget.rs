@@ -27,6 +27,9 @@ fn env() -> Envelope {
         token_scope: TokenScope::Warn,
         public_repos: false,
         user_token_in_jobs: false,
+        partitions: vec![],
+        max_gpus_per_job: None,
+        max_gpu_secs: None,
     }
 }
 
@@ -508,4 +511,26 @@ fn reserved_price_times_timeout_is_held_against_max_cost() {
         ..Usage::default()
     };
     assert_eq!(code(&over, &r), Some("max_cost"));
+}
+
+#[test]
+fn gpu_hours_and_gpus_per_job_are_checked() {
+    use mlres_policy::{check_gpu_spend, gpu_secs};
+    let mut e = env();
+    assert!(
+        check_gpu_spend(&e, u64::MAX, 8, 3600).is_ok(),
+        "no GPU limits set"
+    );
+    e.max_gpus_per_job = Some(2);
+    e.max_gpu_secs = Some(2 * 3600);
+    assert_eq!(gpu_secs(2, 1800), 3600);
+    // Exactly at the limit is allowed; one second over is refused.
+    assert!(check_gpu_spend(&e, 3600, 2, 1800).is_ok());
+    let r = check_gpu_spend(&e, 3601, 2, 1800).unwrap_err();
+    assert_eq!(r.code, "max_gpu_hours");
+    assert!(r.message.contains("2.000"), "{r}");
+    let r = check_gpu_spend(&e, 0, 3, 60).unwrap_err();
+    assert_eq!(r.code, "max_gpus_per_job");
+    // A CPU job reserves no GPU time, even with the GPU budget spent.
+    assert!(check_gpu_spend(&e, 2 * 3600, 0, 3600).is_ok());
 }

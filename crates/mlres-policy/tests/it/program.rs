@@ -37,6 +37,9 @@ fn fixture_parses_into_expected_struct() {
             token_scope: TokenScope::Warn,
             public_repos: false,
             user_token_in_jobs: false,
+            partitions: vec![],
+            max_gpus_per_job: None,
+            max_gpu_secs: None,
         }
     );
     assert_eq!(
@@ -95,6 +98,7 @@ fn fixture_parses_into_expected_struct() {
             share_gpus: false,
             code: vec![],
             outputs: vec![],
+            slurm: None,
         })
     );
     assert_eq!(

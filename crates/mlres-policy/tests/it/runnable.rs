@@ -1,6 +1,6 @@
 //! Programs that parse but could never run are refused at parse time (errors), and programs
-//! that would run pointless sweeps parse with warnings. A backend that is not implemented is
-//! refused wherever a backend name is accepted, never replaced by another one.
+//! that would run pointless sweeps parse with warnings. Slurm jobs stay inside the envelope's
+//! partitions and GPU limits.
 
 use mlres_policy::{Backend, parse_program};
 
@@ -10,41 +10,101 @@ const OBJECTIVE: &str = "metric: score\ngoal: maximize";
 const SPACE: &str = "method: grid\nparameters:\n  lr: {values: [0.1, 0.01]}";
 const JOB: &str = "command: [python, t.py, \"--lr={lr}\"]\ntimeout: 10m";
 
-#[test]
-fn slurm_in_the_job_is_refused_as_not_implemented() {
-    let env = format!("{BASE}\nbackends: [local]");
-    let (src, starts) = doc(&[
+fn slurm_program(env_extra: &str, job_extra: &str) -> String {
+    let env = format!("{BASE}\nbackends: [local, slurm]{env_extra}");
+    doc(&[
         ("Budget envelope", &env),
-        ("Job", &format!("{JOB}\nbackend: slurm")),
+        ("Job", &format!("{JOB}\nbackend: slurm{job_extra}")),
+        ("Objective", OBJECTIVE),
+        ("Search space", SPACE),
+    ])
+    .0
+}
+
+#[test]
+fn a_slurm_job_parses_with_its_partition_gpus_and_gpu_budget() {
+    let src = slurm_program(
+        "\npartitions: [gpu, debug]\nmax_gpus_per_job: 2\nmax_gpu_hours: 1.5",
+        "\ngpus: 2\nslurm:\n  partition: debug\n  account: lab-1\n  qos: normal\n  cpus: 4",
+    );
+    let p = parse_program(&src).unwrap();
+    assert_eq!(p.envelope.partitions, ["gpu", "debug"]);
+    assert_eq!(p.envelope.max_gpus_per_job, Some(2));
+    assert_eq!(p.envelope.max_gpu_secs, Some(5400));
+    let job = p.job.unwrap();
+    assert_eq!(job.backend, Backend::Slurm);
+    assert_eq!(job.gpus, 2);
+    let s = job.slurm.unwrap();
+    assert_eq!(s.partition.as_deref(), Some("debug"));
+    assert_eq!(s.account.as_deref(), Some("lab-1"));
+    assert_eq!(s.qos.as_deref(), Some("normal"));
+    assert_eq!(s.cpus, 4);
+    // Without `slurm:` a slurm job still gets one CPU and the default partition.
+    let p = parse_program(&slurm_program("", "")).unwrap();
+    assert_eq!(p.job.unwrap().slurm.unwrap().cpus, 1);
+}
+
+#[test]
+fn slurm_jobs_outside_the_envelope_are_refused() {
+    for (env, job, needle) in [
+        (
+            "\npartitions: [gpu]",
+            "\nslurm:\n  partition: debug",
+            "partition `debug` is not in the envelope's partitions [gpu]",
+        ),
+        ("", "\nslurm:\n  partition: debug", "partitions []"),
+        (
+            "\nmax_gpus_per_job: 1",
+            "\ngpus: 2",
+            "asks for 2 GPUs and the envelope allows 1 per job",
+        ),
+        ("\nmax_gpu_hours: 0", "\ngpus: 1", "`max_gpu_hours` is 0"),
+        (
+            "",
+            "\nslurm:\n  partition: \"a;rm -rf\"",
+            "not a usable Slurm partition name",
+        ),
+        ("", "\nslurm:\n  cpus: 0", "`cpus` must be from 1 to 4096"),
+        ("", "\nslurm:\n  nodes: 3", "nodes"),
+        ("\nmax_gpu_hours: -1", "", "`max_gpu_hours` must be"),
+        (
+            "\npartitions: [\"--all\"]",
+            "",
+            "not a Slurm partition name",
+        ),
+        (
+            "",
+            "\ngpus: 1\nshare_gpus: true",
+            "Slurm gives each job its own GPUs",
+        ),
+    ] {
+        let src = slurm_program(env, job);
+        let e = parse_program(&src).expect_err(&src);
+        assert!(e.to_string().contains(needle), "{e}\n{src}");
+    }
+}
+
+#[test]
+fn a_slurm_map_on_another_backend_is_refused() {
+    let (src, _) = doc(&[
+        ("Budget envelope", BASE),
+        ("Job", &format!("{JOB}\nslurm:\n  partition: debug")),
         ("Objective", OBJECTIVE),
         ("Search space", SPACE),
     ]);
-    let e = expect_err(
-        &src,
-        starts[1] + 2,
-        10,
-        "backend `slurm` is not implemented yet",
-    );
-    let help = e.help.unwrap_or_default();
-    assert!(help.contains("local, hf-jobs"), "{help}");
-}
-
-#[test]
-fn slurm_in_the_envelope_is_refused_as_not_implemented() {
-    let src = env_doc(&format!("{BASE}\nbackends: [local, slurm]"));
-    // line 10 is `backends: [local, slurm]`; `slurm` starts at column 19.
-    let e = expect_err(&src, 10, 19, "backend `slurm` is not implemented yet");
+    let e = parse_program(&src).unwrap_err();
     assert!(
-        e.help.unwrap_or_default().contains("local, hf-jobs"),
-        "the help names the backends that exist"
+        e.to_string()
+            .contains("`slurm` is for `backend: slurm` jobs, not `local`"),
+        "{e}"
     );
 }
 
 #[test]
-fn only_implemented_backends_have_names() {
+fn every_backend_has_a_name() {
     let names: Vec<&str> = Backend::ALL.iter().map(|b| b.as_str()).collect();
-    assert_eq!(names, ["local", "hf-jobs"]);
-    assert_eq!(Backend::from_name("slurm"), None);
+    assert_eq!(names, ["local", "hf-jobs", "slurm"]);
+    assert_eq!(Backend::from_name("kubernetes"), None);
     for b in Backend::ALL {
         assert_eq!(Backend::from_name(b.as_str()), Some(b));
     }
@@ -184,4 +244,31 @@ fn a_parameter_the_command_never_uses_is_a_warning() {
 fn a_complete_program_has_no_warnings() {
     let p = parse_program(&full(BASE, JOB)).unwrap_or_else(|e| panic!("{e}"));
     assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+}
+
+/// The README's Slurm example (its envelope and job, as printed there) is a valid program.
+#[test]
+fn the_readmes_slurm_example_parses() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme
+        .split("\n## Slurm\n")
+        .nth(1)
+        .expect("README has a ## Slurm section");
+    let block = section
+        .split("````markdown\n")
+        .nth(1)
+        .and_then(|b| b.split("\n````").next())
+        .expect("the section's example");
+    let src = format!(
+        "# T\n\n{block}\n\n## Objective\n```yaml\n{OBJECTIVE}\n```\n\n## Search space\n```yaml\n\
+         method: grid\nparameters:\n  lr: {{values: [0.1, 0.01]}}\n```\n"
+    );
+    let p = parse_program(&src).unwrap_or_else(|e| panic!("{e}\n{src}"));
+    assert_eq!(p.envelope.partitions, ["gpu", "debug"]);
+    assert_eq!(p.envelope.max_gpu_secs, Some(40 * 3600));
+    let job = p.job.unwrap();
+    assert_eq!(job.backend, Backend::Slurm);
+    assert_eq!(job.gpus, 1);
+    assert_eq!(job.slurm.unwrap().account.as_deref(), Some("my-lab"));
 }

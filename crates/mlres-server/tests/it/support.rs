@@ -76,6 +76,7 @@ pub fn config(state: PathBuf) -> EngineConfig {
         bwrap: None,
         keep_attempts: mlres_engine::DEFAULT_KEEP_ATTEMPTS,
         local_gpus: Vec::new(),
+        slurm: None,
     }
 }
 

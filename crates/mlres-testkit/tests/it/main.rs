@@ -62,3 +62,31 @@ fn every_marker_is_detected_and_symlinks_are_not_followed() {
         std::fs::remove_file(p).unwrap();
     }
 }
+
+/// The throwaway cluster starts, runs a job with two (fake) GPUs (exit 9 without them) and
+/// reports its exit code,
+/// and stops its daemons when dropped.
+#[test]
+fn a_throwaway_slurm_cluster_runs_a_gpu_job_and_stops() {
+    let Some(c) = mlres_testkit::slurm::cluster_or_skip("throwaway cluster") else {
+        return;
+    };
+    let id = c.submit_script(
+        &["--gres=gpu:2", "--time=1"],
+        "#!/bin/sh\ntest \"$SLURM_GPUS_ON_NODE\" = 2 || exit 9\nexit 3\n",
+    );
+    let mut state = None;
+    for _ in 0..300 {
+        state = c.job_state(&id);
+        if state.as_deref() == Some("FAILED") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(state.as_deref(), Some("FAILED"), "{}", c.logs());
+    let show = c.run("scontrol", &["-o", "show", "job", &id]);
+    assert!(show.contains("ExitCode=3:0"), "{show}");
+    let conf = c.conf();
+    drop(c);
+    assert!(!conf.exists(), "the cluster's directory is removed");
+}

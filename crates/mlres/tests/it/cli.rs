@@ -75,44 +75,56 @@ fn check_summarises_hf_jobs_budgets_and_random_search() {
     insta::assert_snapshot!("check_human_hf_random", check_human(&env));
 }
 
-/// A backend that is not implemented is refused when the program is read, by every command,
-/// never replaced by the local backend.
+/// A slurm job where no Slurm is configured (no `sbatch` in `MLRES_SLURM_BIN_DIR`) is refused
+/// at submit with the reason, never run on another backend, and nothing is spent.
 #[test]
-fn a_backend_that_is_not_implemented_is_refused_everywhere() {
+fn a_slurm_job_without_slurm_is_refused_and_never_runs_elsewhere() {
     let good = Fast::default().program();
-    for (name, text) in [
-        ("job", good.replace("backend: local", "backend: slurm")),
-        (
-            "envelope",
-            good.replace("backends: [local]", "backends: [local, slurm]"),
-        ),
+    let text = good
+        .replace("backend: local", "backend: slurm")
+        .replace("backends: [local]", "backends: [slurm]");
+    let env = Env::new();
+    env.write_program(&text);
+    env.approve();
+    let empty = env.path().join("no-slurm-here");
+    std::fs::create_dir_all(&empty).unwrap();
+    for args in [
+        &["exp", "submit", "--config", "x=1", "--hypothesis", "h"][..],
+        &["loop", "run"],
     ] {
-        let env = Env::new();
-        env.write_program(&text);
-        env.set_secret();
-        let secret = env.secret_file();
-        for args in [
-            &["check"][..],
-            &["check", "--json"],
-            &["approve", "--secret-file", &secret],
-            &["loop", "run"],
-            &["exp", "submit", "--config", "x=1", "--hypothesis", "h"],
-        ] {
-            let out = env.run(args);
-            assert_ne!(code(&out), 0, "{name} {args:?}: accepted");
-            let err = stderr(&out);
-            assert!(
-                err.contains("backend `slurm` is not implemented yet"),
-                "{name} {args:?}: {err}"
-            );
-            assert!(err.contains("local, hf-jobs"), "{name} {args:?}: {err}");
-        }
-        assert!(!env.project.join("runs").exists(), "{name}: something ran");
+        let out = env
+            .cmd()
+            .env("MLRES_SLURM_BIN_DIR", &empty)
+            .args(args)
+            .output()
+            .unwrap();
+        env.record(args, &out);
+        assert_ne!(code(&out), 0, "{args:?}: accepted");
+        let err = stderr(&out);
         assert!(
-            !env.state.join("jobs").exists(),
-            "{name}: a job directory was made"
+            err.contains("the slurm backend is unavailable"),
+            "{args:?}: {err}"
         );
     }
+    assert!(!env.state.join("jobs").exists(), "a job directory was made");
+    // Doctor says why, and is not an error itself.
+    let out = env
+        .cmd()
+        .env("MLRES_SLURM_BIN_DIR", &empty)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    env.record(&["doctor", "--json"], &out);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["slurm"]["available"], false, "{v}");
+    assert!(
+        v["slurm"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("sbatch not found"),
+        "{v}"
+    );
 }
 
 /// Programs that parse but could never run an experiment are refused by `check` and

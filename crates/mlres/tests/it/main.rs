@@ -26,6 +26,7 @@ mod retention;
 mod sandbox;
 mod search;
 mod setup;
+mod slurm;
 mod state_reset;
 mod support;
 mod templates;
