@@ -176,14 +176,25 @@ fn summary(
     facts: &std::collections::BTreeMap<i64, RowFacts>,
 ) -> Result<String, EngineError> {
     let c = ledger.campaign(campaign)?;
-    let u = ledger.usage(campaign)?;
-    let env = &project.program.envelope;
-    let metric = project
-        .program
-        .objective
+    let approval = ledger.campaign_approval(campaign)?;
+    // The envelope and objective the human approved for this campaign (the approval
+    // document), not program.md, which an agent can edit.
+    let doc: Value = approval
         .as_ref()
-        .map(|o| o.metric.clone())
+        .and_then(|a| serde_json::from_str(&a.document).ok())
+        .unwrap_or(Value::Null);
+    let metric = doc["objective"]["metric"]
+        .as_str()
+        .map(String::from)
+        .or_else(|| project.program.objective.as_ref().map(|o| o.metric.clone()))
         .unwrap_or_else(|| "metric".into());
+    let goal = match doc["objective"]["goal"].as_str() {
+        Some("minimize") => Some(mlres_policy::Goal::Minimize),
+        Some(_) => Some(mlres_policy::Goal::Maximize),
+        None => project.program.objective.as_ref().map(|o| o.goal),
+    };
+    let views = crate::report::experiment_views(ledger, campaign, false)?;
+    let gauges = crate::report::gauges(ledger, campaign, &views)?;
     let mut s = String::new();
     s.push_str("# Sweep summary\n\n");
     s.push_str(
@@ -198,14 +209,35 @@ fn summary(
         }
         s.push('\n');
     }
-    s.push_str(&format!(
-        "- Budget: {}/{} jobs, {}/{} walltime\n",
-        u.jobs,
-        env.max_jobs,
-        mlres_policy::format_duration(u.walltime_secs),
-        mlres_policy::format_duration(env.max_walltime_secs)
-    ));
-    let goal = project.program.objective.as_ref().map(|o| o.goal);
+    if let Some(a) = &approval {
+        s.push_str(&format!(
+            "- Approved by {} at {} (approval {}, sha256 `{}`)\n",
+            md_text(&a.approver),
+            iso8601(a.created_ms),
+            a.id,
+            &a.hash[..a.hash.len().min(12)]
+        ));
+    }
+    let used = |name: &str| gauges.iter().find(|g| g.name == name);
+    let cap = |g: &crate::report::Gauge, f: &dyn Fn(f64) -> String| match g.max {
+        Some(m) => format!("{}/{}", f(g.used), f(m)),
+        None => f(g.used),
+    };
+    let dur = |x: f64| mlres_policy::format_duration(x as u64);
+    let mut budget = Vec::new();
+    if let Some(g) = used("jobs") {
+        budget.push(format!("{} jobs", cap(g, &|x| format!("{x}"))));
+    }
+    if let Some(g) = used("walltime") {
+        budget.push(format!("{} walltime", cap(g, &dur)));
+    }
+    if let Some(g) = used("cost") {
+        budget.push(format!("${} cost", cap(g, &|x| format!("{x:.2}"))));
+    }
+    if let Some(g) = used("gpu_hours") {
+        budget.push(format!("{} GPU-hours", cap(g, &|x| format!("{x:.2}"))));
+    }
+    s.push_str(&format!("- Budget: {}\n", budget.join(", ")));
     if let Some(goal) = goal
         && let Some(b) = crate::run::best_experiment(exps, goal)
     {
@@ -226,18 +258,22 @@ fn summary(
             ));
         }
     }
+    s.push_str(
+        "- Plots: `mlres report` writes `runs/report.html` (learning curves, best so far, \
+         hyperparameters against the metric, the audit trail)\n",
+    );
     s.push_str(&format!(
-        "\n| iter | exp | status | {} | decision | best so far | config | hypothesis |\n|---:|---:|---|---:|---|---:|---|---|\n",
+        "\n| iter | exp | status | {} | decision | best so far | reason | duration | cost | job id | hub | config | hypothesis |\n|---:|---:|---|---:|---|---:|---|---:|---:|---|---|---|---|\n",
         md_text(&metric)
     ));
     // Rows in iteration order; "best so far" is the best among the rows up to this one, so a
     // row never shows a value from an iteration after it (evaluation order can differ).
-    let mut rows: Vec<&Experiment> = exps.iter().collect();
-    rows.sort_by_key(|e| (e.iter, e.id));
     let mut running: Option<f64> = None;
-    for e in rows {
+    for e in &views {
+        let counts =
+            e.decision.as_deref() != Some("anomalous") && e.status.as_deref() == Some("completed");
         if let Some(goal) = goal
-            && let Some(m) = e.metric.filter(|_| crate::run::counts_for_best(e))
+            && let Some(m) = e.metric.filter(|_| counts)
         {
             running = Some(match (running, goal) {
                 (None, _) => m,
@@ -246,14 +282,25 @@ fn summary(
             });
         }
         let fmt = |v: Option<f64>| v.map(|m| format!("{m:.4}")).unwrap_or_else(|| "–".into());
+        let dash = |v: &Option<String>| v.as_deref().map(md_text).unwrap_or_else(|| "–".into());
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | ${:.2} | {} | {} | {} | {} |\n",
             e.iter,
             e.id,
             md_text(&e.status.clone().unwrap_or_else(|| e.state.clone())),
             fmt(e.metric),
             md_text(&e.decision.clone().unwrap_or_else(|| "–".into())),
             fmt(running),
+            dash(&e.reason),
+            e.duration_ms
+                .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                .unwrap_or_else(|| "–".into()),
+            e.cost_usd,
+            dash(&e.job_id),
+            e.hub_url
+                .as_deref()
+                .map(|u| format!("[hub]({})", md_url(u)))
+                .unwrap_or_else(|| "–".into()),
             md_text(&e.config.to_string()),
             md_text(&e.hypothesis),
         ));

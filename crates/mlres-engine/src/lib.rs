@@ -18,6 +18,7 @@ mod hfjobs;
 pub mod identity;
 mod outputs;
 mod project;
+pub mod report;
 mod retention;
 mod run;
 pub mod time;
