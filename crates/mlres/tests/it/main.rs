@@ -28,3 +28,4 @@ mod state_reset;
 mod support;
 mod templates;
 mod trl;
+mod view;
