@@ -30,9 +30,9 @@ pub struct ReportArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Port on 127.0.0.1 (0: any free port).
-    #[arg(long, default_value_t = 8765)]
-    pub port: u16,
+    /// Port on 127.0.0.1 (0: any free port) [default: 8765, or the next free one up to 8784].
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Address to listen on; only 127.0.0.1 is accepted (use an SSH tunnel from elsewhere).
     #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
     pub bind: IpAddr,
@@ -88,27 +88,47 @@ pub fn report(cli: &Cli, a: &ReportArgs) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
+/// The dashboard's port unless `--port` says otherwise.
+const DEFAULT_PORT: u16 = 8765;
+
 pub fn serve(cli: &Cli, a: &ServeArgs) -> Result<u8, Failure> {
     let engine = engine_config(cli)?;
     let project = cli
         .project
         .canonicalize()
         .map_err(|e| anyhow!("cannot open project {}: {e}", cli.project.display()))?;
-    let cfg = mlres_server::web::http::DashboardConfig {
-        engine,
-        project,
-        allow_stop: a.allow_stop,
-        ip: a.bind,
-        port: a.port,
-        poll: Duration::from_millis(200),
+    let ports: Vec<u16> = match a.port {
+        Some(p) => vec![p],
+        None => (DEFAULT_PORT..DEFAULT_PORT + 20).collect(),
     };
-    let dash = mlres_server::web::http::bind(cfg).map_err(|e| {
-        let code = match e {
-            mlres_server::web::http::ServeError::NotLoopback(_) => exit::USAGE,
-            _ => exit::ERROR,
+    let mut bound = None;
+    for (i, port) in ports.iter().enumerate() {
+        let cfg = mlres_server::web::http::DashboardConfig {
+            engine: engine.clone(),
+            project: project.clone(),
+            allow_stop: a.allow_stop,
+            ip: a.bind,
+            port: *port,
+            poll: Duration::from_millis(200),
         };
-        fail(code, anyhow!(e))
-    })?;
+        match mlres_server::web::http::bind(cfg) {
+            Ok(d) => {
+                bound = Some(d);
+                break;
+            }
+            // The default port is taken (another dashboard?): try the next one.
+            Err(mlres_server::web::http::ServeError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse && i + 1 < ports.len() => {}
+            Err(e) => {
+                let code = match e {
+                    mlres_server::web::http::ServeError::NotLoopback(_) => exit::USAGE,
+                    _ => exit::ERROR,
+                };
+                return Err(fail(code, anyhow!(e)));
+            }
+        }
+    }
+    let dash = bound.ok_or_else(|| fail(exit::ERROR, anyhow!("no free port to listen on")))?;
     println!(
         "mlres dashboard ({}) for {}\nOpen: {}",
         if a.allow_stop {

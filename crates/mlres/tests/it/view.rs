@@ -578,3 +578,173 @@ async fn the_dashboard_follows_a_running_job_in_chromium() {
     c.close().await.unwrap();
     drop(server);
 }
+
+/// A raw HTTP/1.1 exchange; returns the status code and the body.
+fn http(port: u16, request: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let text = String::from_utf8_lossy(&all).to_string();
+    let status = text.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    (status, body)
+}
+
+#[test]
+fn allow_stop_stops_the_campaign_only_with_the_pages_csrf_header_and_origin() {
+    let env = Env::new();
+    env.write_program(
+        &Fast {
+            max_jobs: 2,
+            timeout: "5m",
+            script: "while [ ! -e {project}/never ]; do sleep 0.05; done; echo score={x}",
+            ..Default::default()
+        }
+        .program(),
+    );
+    env.approve();
+    submit(&env, r#"{"x": 1}"#, "blocked until stopped");
+    let (_server, url) = serve(&env, &["--allow-stop"]);
+    let port: u16 = url["http://127.0.0.1:".len()..]
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let token = url.split("token=").nth(1).unwrap().to_string();
+    let campaign = env.json(&["loop", "status", "--json"])["campaign"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, page) = http(
+        port,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Mlres-Token: {token}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        !page.contains(&token),
+        "the page must not carry the access token"
+    );
+    let csrf = page
+        .split("name=\"mlres-csrf\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let post = |headers: &str| {
+        http(
+            port,
+            &format!(
+                "POST /api/campaigns/{campaign}/stop HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    };
+    // The token alone is not enough (a cross-site form could carry the cookie)...
+    assert_eq!(post(&format!("X-Mlres-Token: {token}\r\n")).0, 403);
+    // ...nor is the CSRF header from another origin, nor either without the token.
+    assert_eq!(
+        post(&format!(
+            "X-Mlres-Token: {token}\r\nX-Mlres-Csrf: {csrf}\r\nOrigin: http://evil.example\r\n"
+        ))
+        .0,
+        403
+    );
+    assert_eq!(post(&format!("X-Mlres-Csrf: {csrf}\r\n")).0, 401);
+    let st = env.json(&["loop", "status", "--json"]);
+    assert_eq!(st["campaign"]["stop_requested"], false, "{st}");
+    let (status, body) = post(&format!(
+        "X-Mlres-Token: {token}\r\nX-Mlres-Csrf: {csrf}\r\nOrigin: http://127.0.0.1:{port}\r\n"
+    ));
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["cancelled"], 1, "{v}");
+    let st = env.json(&["loop", "status", "--json"]);
+    assert!(
+        st["campaign"]["stop_requested"] == true || st["campaign"]["status"] != "active",
+        "{st}"
+    );
+    assert!(
+        st["campaign"]["stop_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stopped from the dashboard"),
+        "{st}"
+    );
+}
+
+/// The README's "See the campaign" commands, typed as written in a project directory.
+#[test]
+fn the_readme_see_the_campaign_commands_work_as_written() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let section = readme
+        .split("\n## See the campaign\n")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let mut cmds = Vec::new();
+    let mut lines = section.lines();
+    while let Some(l) = lines.next() {
+        if l.trim() == "```sh" {
+            cmds.push(lines.next().unwrap().trim().to_string());
+        }
+    }
+    assert_eq!(cmds, ["mlres report", "mlres serve"]);
+    let env = finished_campaign();
+    let bin_dir = Path::new(crate::support::BIN)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let sh = |cmd: &str| {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(cmd)
+            .current_dir(&env.project)
+            .env("PATH", &path)
+            .env("MLRES_STATE_DIR", &env.state)
+            .env("HOME", env.path())
+            .env_remove("XDG_STATE_HOME");
+        c
+    };
+    let out = sh(&cmds[0]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(env.project.join("runs/report.html").is_file());
+    assert!(env.project.join("runs/summary.md").is_file());
+    let mut child = sh(&format!("exec {}", cmds[1]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let _guard = Kill(child);
+    let mut first = String::new();
+    let mut open = String::new();
+    out.read_line(&mut first).unwrap();
+    out.read_line(&mut open).unwrap();
+    assert!(first.starts_with("mlres dashboard (read-only)"), "{first}");
+    let url = open
+        .strip_prefix("Open: http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("{open}"));
+    let token = url.trim().split("/?token=").nth(1).unwrap();
+    assert_eq!(token.len(), 64);
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+}
