@@ -109,7 +109,7 @@ pub fn serve(cli: &Cli, a: &ServeArgs) -> Result<u8, Failure> {
             allow_stop: a.allow_stop,
             ip: a.bind,
             port: *port,
-            poll: Duration::from_millis(200),
+            poll: Duration::from_millis(100),
         };
         match mlres_server::web::http::bind(cfg) {
             Ok(d) => {

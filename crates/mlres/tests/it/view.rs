@@ -22,6 +22,22 @@ const HOSTILE: &str =
 
 /// A child process killed when the test ends (only the one this test started).
 struct Kill(Child);
+
+/// chromedriver in a process group of its own, which it shares with the browsers it starts:
+/// the whole group is killed when the test ends, so a failing test leaves no browser behind.
+struct KillGroup(Child);
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            // SAFETY: kill(2) with a negative pid signals that process group; it touches no
+            // memory of ours.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+        let _ = self.0.wait();
+    }
+}
 impl Drop for Kill {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -67,15 +83,17 @@ fn free_port() -> u16 {
 }
 
 /// chromedriver on a free port and a headless Chromium session.
-async fn browser(chromium: &Path, driver: &Path) -> (Kill, Client) {
+async fn browser(chromium: &Path, driver: &Path) -> (KillGroup, Client) {
+    use std::os::unix::process::CommandExt;
     let port = free_port();
     let child = Command::new(driver)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start chromedriver");
-    let guard = Kill(child);
+    let guard = KillGroup(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "chromedriver did not start");

@@ -28,8 +28,9 @@
       .then(function (t) { pre.textContent = t; });
   }
 
-  function draw() {
-    V.render(root, state, { onRow: function (tr, e) { tr.addEventListener("click", function () { showLogs(e); }); } });
+  var opts = { onRow: function (tr, e) { tr.addEventListener("click", function () { showLogs(e); }); } };
+  function draw(onlyCurves) {
+    if (onlyCurves) V.update(root, state, ["curves"], opts); else V.render(root, state, opts);
     updates += 1;
     document.body.setAttribute("data-updates", String(updates));
     controls.textContent = "";
@@ -40,7 +41,15 @@
     }
   }
 
+  function rowOf(e) {
+    var c = {};
+    for (var k in e) if (k !== "curves") c[k] = e[k];
+    return JSON.stringify(c);
+  }
+
+  // Applies a patch; returns whether only learning curves changed.
   function apply(p) {
+    var onlyCurves = p.events.length === 0;
     state.campaign = p.campaign;
     state.budget = p.budget;
     state.best_so_far = p.best_so_far;
@@ -48,11 +57,13 @@
     p.experiments.forEach(function (e) {
       var i = -1;
       for (var j = 0; j < state.experiments.length; j++) if (state.experiments[j].id === e.id) { i = j; break; }
+      if (i < 0 || rowOf(state.experiments[i]) !== rowOf(e)) onlyCurves = false;
       if (i >= 0 && p.curves_updated.indexOf(e.id) < 0) e.curves = state.experiments[i].curves;
       if (i >= 0) state.experiments[i] = e; else state.experiments.push(e);
     });
     state.experiments.sort(function (a, b) { return a.iter - b.iter || a.id - b.id; });
     state.audit.events = state.audit.events.concat(p.events);
+    return onlyCurves;
   }
 
   function connect() {
@@ -60,8 +71,7 @@
     es.addEventListener("snapshot", function (ev) { state = JSON.parse(ev.data); draw(); live.textContent = "live"; });
     es.addEventListener("patch", function (ev) {
       if (!state) return;
-      apply(JSON.parse(ev.data));
-      draw();
+      draw(apply(JSON.parse(ev.data)));
       live.textContent = "live · updated " + new Date().toLocaleTimeString();
     });
     es.addEventListener("failure", function (ev) { live.textContent = "error: " + ev.data; });

@@ -80,7 +80,7 @@
   }
 
   function header(root, d) {
-    var h = el("header");
+    var h = el("header", { id: "head" });
     h.appendChild(el("h1", {}, "Campaign " + d.campaign.id));
     var st = el("span", { class: "badge " + d.campaign.status, id: "campaign-status" }, d.campaign.status);
     h.appendChild(st);
@@ -275,19 +275,30 @@
     });
   }
 
-  function render(root, d, opts) {
-    while (root.firstChild) root.removeChild(root.firstChild);
-    header(root, d);
-    approval(root, d);
-    gauges(root, d);
-    bestChart(root, d);
-    curves(root, d);
-    scatter(root, d);
-    table(root, d, opts);
-    audit(root, d);
-    manifests(root, d);
+  var SECTIONS = { head: header, approval: approval, budget: gauges, best: bestChart, curves: curves,
+    params: scatter, table: table, audit: audit, manifests: manifests };
+  var ORDER = ["head", "approval", "budget", "best", "curves", "params", "table", "audit", "manifests"];
+
+  function bump(root) {
     root.setAttribute("data-rendered", String((root.getAttribute("data-rendered") | 0) + 1));
   }
 
-  window.mlresView = { render: render, el: el };
+  function render(root, d, opts) {
+    while (root.firstChild) root.removeChild(root.firstChild);
+    ORDER.forEach(function (n) { SECTIONS[n](root, d, opts); });
+    bump(root);
+  }
+
+  // Redraws only the named sections, in place (the live view, when only curves grew).
+  function update(root, d, names, opts) {
+    names.forEach(function (n) {
+      var tmp = document.createElement("div");
+      SECTIONS[n](tmp, d, opts);
+      var fresh = tmp.firstChild, old = document.getElementById(fresh.id);
+      if (old && old.parentNode === root) root.replaceChild(fresh, old); else root.appendChild(fresh);
+    });
+    bump(root);
+  }
+
+  window.mlresView = { render: render, update: update, el: el };
 })();
