@@ -377,8 +377,10 @@ async fn events(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response
         Err(r) => return r,
     };
     tokio::task::spawn_blocking(move || {
-        let send =
-            |name: &str, body: String| tx.blocking_send(Event::default().event(name).data(body));
+        // `Event::data` refuses a carriage return; JSON never holds a raw one, messages might.
+        let send = |name: &str, body: String| {
+            tx.blocking_send(Event::default().event(name).data(body.replace('\r', " ")))
+        };
         let mut watch = Watch::new(&data);
         if send("snapshot", serde_json::to_string(&data).unwrap_or_default()).is_err() {
             return;
@@ -410,7 +412,6 @@ async fn events(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|ev| (Ok::<Event, Infallible>(ev), rx))
     });
-    let _ = id;
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
