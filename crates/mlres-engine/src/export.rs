@@ -158,15 +158,23 @@ pub fn export(
     let ledger_jsonl = runs.join("ledger.jsonl");
     write_atomic(&ledger_jsonl, jsonl.as_bytes())?;
     let summary_md = runs.join("summary.md");
-    write_atomic(
-        &summary_md,
-        summary(ledger, project, campaign, &exps, &facts)?.as_bytes(),
-    )?;
+    let (text, chart) = summary(ledger, project, campaign, &exps, &facts)?;
+    let png = runs.join(BEST_PNG);
+    match chart {
+        Some(bytes) => write_atomic(&png, &bytes)?,
+        None => {
+            let _ = std::fs::remove_file(&png);
+        }
+    }
+    write_atomic(&summary_md, text.as_bytes())?;
     Ok(ExportPaths {
         ledger_jsonl,
         summary_md,
     })
 }
+
+/// The chart of best so far by iteration next to `summary.md`.
+pub const BEST_PNG: &str = "best-so-far.png";
 
 fn summary(
     ledger: &Ledger,
@@ -174,7 +182,7 @@ fn summary(
     campaign: &str,
     exps: &[Experiment],
     facts: &std::collections::BTreeMap<i64, RowFacts>,
-) -> Result<String, EngineError> {
+) -> Result<(String, Option<Vec<u8>>), EngineError> {
     let c = ledger.campaign(campaign)?;
     let approval = ledger.campaign_approval(campaign)?;
     // The envelope and objective the human approved for this campaign (the approval
@@ -258,6 +266,20 @@ fn summary(
             ));
         }
     }
+    let goal_name = match goal {
+        Some(mlres_policy::Goal::Minimize) => Some("minimize"),
+        Some(mlres_policy::Goal::Maximize) => Some("maximize"),
+        None => None,
+    };
+    let best = crate::report::best_points(&views, goal_name);
+    let chart =
+        crate::png::best_so_far_chart(&best.iter().map(|p| (p.iter, p.best)).collect::<Vec<_>>());
+    if let (Some(_), Some(first), Some(last)) = (&chart, best.first(), best.last()) {
+        s.push_str(&format!(
+            "- Best so far by iteration, from {:.4} (iter {}) to {:.4} (iter {}):\n\n  ![best so far by iteration]({BEST_PNG})\n\n",
+            first.best, first.iter, last.best, last.iter
+        ));
+    }
     s.push_str(
         "- Plots: `mlres report` writes `runs/report.html` (learning curves, best so far, \
          hyperparameters against the metric, the audit trail)\n",
@@ -305,7 +327,7 @@ fn summary(
             md_text(&e.hypothesis),
         ));
     }
-    Ok(s)
+    Ok((s, chart))
 }
 
 /// A URL as a markdown link target: characters that could end the target or the link are

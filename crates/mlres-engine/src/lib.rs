@@ -17,6 +17,7 @@ mod export;
 mod hfjobs;
 pub mod identity;
 mod outputs;
+pub mod png;
 mod project;
 pub mod report;
 mod retention;

@@ -314,7 +314,7 @@ pub fn gauges(
     ])
 }
 
-fn best_points(exps: &[ExperimentView], goal: Option<&str>) -> Vec<BestPoint> {
+pub(crate) fn best_points(exps: &[ExperimentView], goal: Option<&str>) -> Vec<BestPoint> {
     let mut out = Vec::new();
     let mut best: Option<f64> = None;
     for e in exps {

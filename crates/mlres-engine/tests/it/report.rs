@@ -71,3 +71,51 @@ proptest::proptest! {
         }
     }
 }
+
+/// Walks a PNG's chunks, checking each CRC; returns (type, data) pairs.
+fn chunks(png: &[u8]) -> Vec<([u8; 4], Vec<u8>)> {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let mut out = Vec::new();
+    let mut i = 8;
+    while i < png.len() {
+        let n = u32::from_be_bytes(png[i..i + 4].try_into().unwrap()) as usize;
+        let kind: [u8; 4] = png[i + 4..i + 8].try_into().unwrap();
+        let crc = u32::from_be_bytes(png[i + 8 + n..i + 12 + n].try_into().unwrap());
+        assert_eq!(mlres_engine::png::crc32(&png[i + 4..i + 8 + n]), crc);
+        out.push((kind, png[i + 8..i + 8 + n].to_vec()));
+        i += 12 + n;
+    }
+    out
+}
+
+#[test]
+fn the_summary_chart_is_a_valid_two_bit_palette_png() {
+    use mlres_engine::png::{Canvas, LINE};
+    // The CRC is the standard one (PNG's IEND chunk CRC is a well-known constant).
+    assert_eq!(mlres_engine::png::crc32(b"IEND"), 0xAE42_6082);
+    let mut c = Canvas::new(5, 2);
+    c.set(0, 0, LINE);
+    c.set(4, 1, 2);
+    let png = c.encode();
+    let ch = chunks(&png);
+    let kinds: Vec<&[u8]> = ch.iter().map(|(k, _)| &k[..]).collect();
+    assert_eq!(kinds, [&b"IHDR"[..], b"PLTE", b"IDAT", b"IEND"]);
+    assert_eq!(ch[0].1, [0, 0, 0, 5, 0, 0, 0, 2, 2, 3, 0, 0, 0]);
+    // One stored deflate block holding the filtered scanlines, then the Adler-32.
+    let z = &ch[2].1;
+    assert_eq!(&z[..2], [0x78, 0x01]);
+    assert_eq!(z[2], 1, "final stored block");
+    let len = u16::from_le_bytes([z[3], z[4]]) as usize;
+    assert_eq!(u16::from_le_bytes([z[5], z[6]]), !(len as u16));
+    let raw = &z[7..7 + len];
+    // Row 0: filter 0, pixels 3,0,0,0 | 0 (padded); row 1: 0,0,0,0 | 2.
+    assert_eq!(raw, [0, 0b1100_0000, 0, 0, 0, 0b1000_0000]);
+    assert_eq!(z.len(), 7 + len + 4);
+    assert!(
+        mlres_engine::png::best_so_far_chart(&[(1, 0.5)]).is_none(),
+        "one point: no chart"
+    );
+    let chart = mlres_engine::png::best_so_far_chart(&[(1, 0.5), (2, 0.7), (5, 0.9)]).unwrap();
+    assert!(chart.len() < 32 * 1024, "{} bytes", chart.len());
+    chunks(&chart);
+}
