@@ -747,6 +747,7 @@ fn the_readme_see_the_campaign_commands_work_as_written() {
     );
     assert!(env.project.join("runs/report.html").is_file());
     assert!(env.project.join("runs/summary.md").is_file());
+    assert!(env.project.join("runs/best-so-far.png").is_file());
     let mut child = sh(&format!("exec {}", cmds[1]))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
