@@ -137,6 +137,7 @@
   function bestChart(root, d) {
     var s = section(root, "best", "Best so far");
     var pts = d.best_so_far || [];
+    if (!pts.length) { s.appendChild(el("p", {}, "No experiment has a usable result yet.")); return; }
     var f = frame({ id: "chart-best", "data-n": pts.length },
       pts.map(function (p) { return p.iter; }), pts.map(function (p) { return p.best; }),
       "experiment (iteration)", (d.objective && d.objective.metric) || "metric");
