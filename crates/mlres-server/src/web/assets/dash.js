@@ -30,7 +30,9 @@
 
   var opts = { onRow: function (tr, e) { tr.addEventListener("click", function () { showLogs(e); }); } };
   function draw(onlyCurves) {
-    if (onlyCurves) V.update(root, state, ["curves"], opts); else V.render(root, state, opts);
+    if (onlyCurves) {
+      if (!V.patchCurves(root, state, onlyCurves)) V.update(root, state, ["curves"], opts);
+    } else V.render(root, state, opts);
     updates += 1;
     document.body.setAttribute("data-updates", String(updates));
     controls.textContent = "";
@@ -47,7 +49,7 @@
     return JSON.stringify(c);
   }
 
-  // Applies a patch; returns whether only learning curves changed.
+  // Applies a patch; returns the experiments whose curves changed when nothing else did.
   function apply(p) {
     var onlyCurves = p.events.length === 0;
     state.campaign = p.campaign;
@@ -63,7 +65,7 @@
     });
     state.experiments.sort(function (a, b) { return a.iter - b.iter || a.id - b.id; });
     state.audit.events = state.audit.events.concat(p.events);
-    return onlyCurves;
+    return onlyCurves ? p.curves_updated : null;
   }
 
   function connect() {

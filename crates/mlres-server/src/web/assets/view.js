@@ -68,6 +68,8 @@
     svg.appendChild(sv("text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle", class: "label" }, xlabel));
     svg.appendChild(sv("text", { x: 12, y: (T + H - B) / 2, "text-anchor": "middle", class: "label",
       transform: "rotate(-90 12 " + (T + H - B) / 2 + ")" }, ylabel));
+    // Kept on the element so the live view can add points in place while they fit.
+    svg.mlresScale = { sx: sx, sy: sy, xe: xe, ye: ye };
     return { svg: svg, sx: sx, sy: sy };
   }
 
@@ -301,5 +303,40 @@
     bump(root);
   }
 
-  window.mlresView = { render: render, update: update, el: el };
+  // Redraws the curves of experiments `ids` in place when every point fits the charts' current
+  // axes; returns false (nothing changed) when a chart would need new axes or is missing.
+  function patchCurves(root, d, ids) {
+    var work = [];
+    for (var n = 0; n < ids.length; n++) {
+      var i = -1;
+      for (var j = 0; j < d.experiments.length; j++) if (d.experiments[j].id === ids[n]) { i = j; break; }
+      if (i < 0) return false;
+      var e = d.experiments[i];
+      for (var k in e.curves) {
+        var svg = null, charts = root.querySelectorAll("svg[data-metric]");
+        for (var c = 0; c < charts.length; c++) if (charts[c].getAttribute("data-metric") === k) svg = charts[c];
+        if (!svg || !svg.mlresScale) return false;
+        var m = svg.mlresScale, pts = e.curves[k];
+        for (var p = 0; p < pts.length; p++) {
+          if (pts[p][0] < m.xe[0] || pts[p][0] > m.xe[1] || pts[p][1] < m.ye[0] || pts[p][1] > m.ye[1]) return false;
+        }
+        work.push([svg, e, i, pts]);
+      }
+    }
+    work.forEach(function (w) {
+      var svg = w[0], e = w[1], m = svg.mlresScale, pl = null, lines = svg.querySelectorAll("polyline[data-exp]");
+      for (var q = 0; q < lines.length; q++) if (lines[q].getAttribute("data-exp") === String(e.id)) pl = lines[q];
+      if (!pl) {
+        pl = sv("polyline", { class: "series", stroke: color(w[2]), "data-exp": e.id });
+        pl.appendChild(sv("title", {}, "exp " + e.id + " (iter " + e.iter + ")"));
+        svg.appendChild(pl);
+      }
+      pl.setAttribute("points", w[3].map(function (p) { return m.sx(p[0]).toFixed(1) + "," + m.sy(p[1]).toFixed(1); }).join(" "));
+      pl.setAttribute("data-n", String(w[3].length));
+    });
+    bump(root);
+    return true;
+  }
+
+  window.mlresView = { render: render, update: update, patchCurves: patchCurves, el: el };
 })();
