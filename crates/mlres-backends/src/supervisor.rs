@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Read};
+use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -559,9 +559,10 @@ fn run(
         let spawned = std::thread::Builder::new()
             .name(format!("mlres-log-{i}"))
             .spawn(move || {
-                let mut w = BufWriter::with_capacity(64 * 1024, &file);
-                let c = logcap::capture(pipe, &mut w, cap);
-                drop(w);
+                // Unbuffered: each chunk read from the pipe is written at once, so the log
+                // grows while the job runs (`exp logs`, the dashboard's live curves); one
+                // write per read, which the read already costs.
+                let c = logcap::capture(pipe, &file, cap);
                 let _ = file.sync_data();
                 let _ = tx.send((i, c));
             });

@@ -160,15 +160,23 @@ pub fn export(
     let ledger_jsonl = runs.join("ledger.jsonl");
     write_atomic(&ledger_jsonl, jsonl.as_bytes())?;
     let summary_md = runs.join("summary.md");
-    write_atomic(
-        &summary_md,
-        summary(ledger, project, campaign, &exps, &facts)?.as_bytes(),
-    )?;
+    let (text, chart) = summary(ledger, project, campaign, &exps, &facts)?;
+    let png = runs.join(BEST_PNG);
+    match chart {
+        Some(bytes) => write_atomic(&png, &bytes)?,
+        None => {
+            let _ = std::fs::remove_file(&png);
+        }
+    }
+    write_atomic(&summary_md, text.as_bytes())?;
     Ok(ExportPaths {
         ledger_jsonl,
         summary_md,
     })
 }
+
+/// The chart of best so far by iteration next to `summary.md`.
+pub const BEST_PNG: &str = "best-so-far.png";
 
 fn summary(
     ledger: &Ledger,
@@ -176,16 +184,27 @@ fn summary(
     campaign: &str,
     exps: &[Experiment],
     facts: &std::collections::BTreeMap<i64, RowFacts>,
-) -> Result<String, EngineError> {
+) -> Result<(String, Option<Vec<u8>>), EngineError> {
     let c = ledger.campaign(campaign)?;
-    let u = ledger.usage(campaign)?;
-    let env = &project.program.envelope;
-    let metric = project
-        .program
-        .objective
+    let approval = ledger.campaign_approval(campaign)?;
+    // The envelope and objective the human approved for this campaign (the approval
+    // document), not program.md, which an agent can edit.
+    let doc: Value = approval
         .as_ref()
-        .map(|o| o.metric.clone())
+        .and_then(|a| serde_json::from_str(&a.document).ok())
+        .unwrap_or(Value::Null);
+    let metric = doc["objective"]["metric"]
+        .as_str()
+        .map(String::from)
+        .or_else(|| project.program.objective.as_ref().map(|o| o.metric.clone()))
         .unwrap_or_else(|| "metric".into());
+    let goal = match doc["objective"]["goal"].as_str() {
+        Some("minimize") => Some(mlres_policy::Goal::Minimize),
+        Some(_) => Some(mlres_policy::Goal::Maximize),
+        None => project.program.objective.as_ref().map(|o| o.goal),
+    };
+    let views = crate::report::experiment_views(ledger, campaign, false)?;
+    let gauges = crate::report::gauges(ledger, campaign, &views)?;
     let mut s = String::new();
     s.push_str("# Sweep summary\n\n");
     s.push_str(
@@ -200,14 +219,35 @@ fn summary(
         }
         s.push('\n');
     }
-    s.push_str(&format!(
-        "- Budget: {}/{} jobs, {}/{} walltime\n",
-        u.jobs,
-        env.max_jobs,
-        mlres_policy::format_duration(u.walltime_secs),
-        mlres_policy::format_duration(env.max_walltime_secs)
-    ));
-    let goal = project.program.objective.as_ref().map(|o| o.goal);
+    if let Some(a) = &approval {
+        s.push_str(&format!(
+            "- Approved by {} at {} (approval {}, sha256 `{}`)\n",
+            md_text(&a.approver),
+            iso8601(a.created_ms),
+            a.id,
+            &a.hash[..a.hash.len().min(12)]
+        ));
+    }
+    let used = |name: &str| gauges.iter().find(|g| g.name == name);
+    let cap = |g: &crate::report::Gauge, f: &dyn Fn(f64) -> String| match g.max {
+        Some(m) => format!("{}/{}", f(g.used), f(m)),
+        None => f(g.used),
+    };
+    let dur = |x: f64| mlres_policy::format_duration(x as u64);
+    let mut budget = Vec::new();
+    if let Some(g) = used("jobs") {
+        budget.push(format!("{} jobs", cap(g, &|x| format!("{x}"))));
+    }
+    if let Some(g) = used("walltime") {
+        budget.push(format!("{} walltime", cap(g, &dur)));
+    }
+    if let Some(g) = used("cost") {
+        budget.push(format!("${} cost", cap(g, &|x| format!("{x:.2}"))));
+    }
+    if let Some(g) = used("gpu_hours") {
+        budget.push(format!("{} GPU-hours", cap(g, &|x| format!("{x:.2}"))));
+    }
+    s.push_str(&format!("- Budget: {}\n", budget.join(", ")));
     if let Some(goal) = goal
         && let Some(b) = crate::run::best_experiment(exps, goal)
     {
@@ -240,18 +280,36 @@ fn summary(
         }
     }
     let evidence = ledger.evidence_of(campaign)?;
+    let goal_name = match goal {
+        Some(mlres_policy::Goal::Minimize) => Some("minimize"),
+        Some(mlres_policy::Goal::Maximize) => Some("maximize"),
+        None => None,
+    };
+    let best = crate::report::best_points(&views, goal_name);
+    let chart =
+        crate::png::best_so_far_chart(&best.iter().map(|p| (p.iter, p.best)).collect::<Vec<_>>());
+    if let (Some(_), Some(first), Some(last)) = (&chart, best.first(), best.last()) {
+        s.push_str(&format!(
+            "- Best so far by iteration, from {:.4} (iter {}) to {:.4} (iter {}):\n\n  ![best so far by iteration]({BEST_PNG})\n\n",
+            first.best, first.iter, last.best, last.iter
+        ));
+    }
+    s.push_str(
+        "- Plots: `mlres report` writes `runs/report.html` (learning curves, best so far, \
+         hyperparameters against the metric, the audit trail)\n",
+    );
     s.push_str(&format!(
-        "\n| iter | exp | status | {} | decision | best so far | config | hypothesis | why |\n|---:|---:|---|---:|---|---:|---|---|---|\n",
+        "\n| iter | exp | status | {} | decision | best so far | reason | duration | cost | job id | hub | config | hypothesis |\n|---:|---:|---|---:|---|---:|---|---:|---:|---|---|---|---|\n",
         md_text(&metric)
     ));
     // Rows in iteration order; "best so far" is the best among the rows up to this one, so a
     // row never shows a value from an iteration after it (evaluation order can differ).
-    let mut rows: Vec<&Experiment> = exps.iter().collect();
-    rows.sort_by_key(|e| (e.iter, e.id));
     let mut running: Option<f64> = None;
-    for e in rows {
+    for e in &views {
+        let counts =
+            e.decision.as_deref() != Some("anomalous") && e.status.as_deref() == Some("completed");
         if let Some(goal) = goal
-            && let Some(m) = e.metric.filter(|_| crate::run::counts_for_best(e))
+            && let Some(m) = e.metric.filter(|_| counts)
         {
             running = Some(match (running, goal) {
                 (None, _) => m,
@@ -265,22 +323,32 @@ fn summary(
             .and_then(|v| serde_json::from_value::<mlres_policy::Evidence>(v.clone()).ok())
         {
             Some(ev) if ev.noise_model != "none" => ev.summary(),
-            _ => e.decision_reason.clone().unwrap_or_default(),
+            _ => e.reason.clone().unwrap_or_else(|| "–".into()),
         };
+        let dash = |v: &Option<String>| v.as_deref().map(md_text).unwrap_or_else(|| "–".into());
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | ${:.2} | {} | {} | {} | {} |\n",
             e.iter,
             e.id,
             md_text(&e.status.clone().unwrap_or_else(|| e.state.clone())),
             fmt(e.metric),
             md_text(&e.decision.clone().unwrap_or_else(|| "–".into())),
             fmt(running),
+            md_text(&why),
+            e.duration_ms
+                .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                .unwrap_or_else(|| "–".into()),
+            e.cost_usd,
+            dash(&e.job_id),
+            e.hub_url
+                .as_deref()
+                .map(|u| format!("[hub]({})", md_url(u)))
+                .unwrap_or_else(|| "–".into()),
             md_text(&e.config.to_string()),
             md_text(&e.hypothesis),
-            md_text(&why),
         ));
     }
-    Ok(s)
+    Ok((s, chart))
 }
 
 /// The keep/discard rule of an objective, in words.

@@ -689,6 +689,21 @@ impl Ledger {
         latest_campaign(&self.conn, &self.key, project_root)
     }
 
+    /// Every campaign of `project_root`, oldest generation first (each row's seal checked).
+    pub fn campaigns(&self, project_root: &str) -> Result<Vec<Campaign>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM campaigns WHERE project_root = ?1 ORDER BY generation",
+        )?;
+        let ids = stmt
+            .query_map([project_root], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(require_campaign(&self.conn, &self.key, &id)?);
+        }
+        Ok(out)
+    }
+
     /// One campaign by id.
     pub fn campaign(&self, id: &str) -> Result<Option<Campaign>, LedgerError> {
         get_campaign(&self.conn, &self.key, id)
@@ -1012,6 +1027,49 @@ impl Ledger {
         Ok(Some(Approval {
             id,
             project_root: project_root.to_string(),
+            hash,
+            document,
+            approver,
+            created_ms,
+        }))
+    }
+
+    /// The approval a campaign was opened under (the `approval_id` its row holds), after
+    /// re-verifying the approval's MAC; `None` for a campaign opened without one (older
+    /// ledgers) or an unknown campaign. A row that no longer matches its MAC is
+    /// [`LedgerError::Tampered`]. For read-only views (reports, the dashboard).
+    pub fn campaign_approval(&self, campaign: &str) -> Result<Option<Approval>, LedgerError> {
+        let row: Option<(i64, String, String, String, String, String, u64)> = self
+            .conn
+            .query_row(
+                "SELECT a.id, a.project_root, a.hash, a.mac, a.document, a.approver, a.created_ms
+                 FROM campaigns c JOIN approvals a ON a.id = c.approval_id WHERE c.id = ?1",
+                [campaign],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((id, project_root, hash, mac, document, approver, created_ms)) = row else {
+            return Ok(None);
+        };
+        let input = approval_mac_input(&project_root, &hash, &document, &approver, created_ms);
+        if !crypto::mac_ok(&self.key, TAG_APPROVAL_MAC, &input, mac.as_bytes()) {
+            return Err(LedgerError::Tampered(format!(
+                "approval {id} of {project_root} does not match its MAC"
+            )));
+        }
+        Ok(Some(Approval {
+            id,
+            project_root,
             hash,
             document,
             approver,

@@ -1,5 +1,6 @@
 //! The mlres servers: the Model Context Protocol (MCP) server over stdio (official Rust SDK,
-//! `rmcp`), and later the HTTP routes of the dashboard.
+//! `rmcp`), and the campaign views: the static HTML report and the live dashboard's HTTP
+//! routes (`web`).
 //!
 //! This crate is the only one that knows MCP tool names, their input schemas and how results
 //! are shaped for an agent. Every tool turns its parameters into one call of the synchronous
@@ -14,6 +15,7 @@
 mod logs;
 mod research;
 mod tools;
+pub mod web;
 
 use std::path::PathBuf;
 use std::time::Duration;

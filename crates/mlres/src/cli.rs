@@ -91,6 +91,12 @@ pub enum Command {
     Jobs(crate::jobs::JobsCmd),
     /// Report which sandbox protections are active on this machine.
     Doctor(JsonArg),
+    /// Write a self-contained HTML report of a campaign (runs/report.html: budget, best so far,
+    /// learning curves, hyperparameters, experiments, audit trail) and runs/summary.md.
+    Report(crate::view::ReportArgs),
+    /// Live dashboard on 127.0.0.1, behind a random token it prints (read-only; --allow-stop
+    /// adds `loop stop`, never approval).
+    Serve(crate::view::ServeArgs),
     /// Serve the Model Context Protocol over stdin/stdout for an agent (no approval tool).
     Mcp,
     /// Claude Code hook: read the hook JSON on stdin, allow or deny the tool call (fails closed).

@@ -21,6 +21,7 @@ mod setup;
 mod signals;
 mod templates;
 mod train;
+mod view;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -418,6 +419,8 @@ fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Papers(p) => research::papers(p),
         Command::Github(g) => research::github(g),
         Command::Mcp => mcp::run(&cli),
+        Command::Report(a) => view::report(&cli, a),
+        Command::Serve(a) => view::serve(&cli, a),
         Command::Guard(a) => Ok(guard::run(&cli, a)),
         Command::Setup(cli::SetupCmd::Claude(a)) => setup::claude(&cli, a),
         Command::Setup(cli::SetupCmd::Approver(a)) => commands::setup_approver(&cli, a),

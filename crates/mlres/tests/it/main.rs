@@ -31,3 +31,4 @@ mod state_reset;
 mod support;
 mod templates;
 mod trl;
+mod view;
