@@ -679,6 +679,7 @@ fn admit(cli: &Cli, argv: &[String], peer: &PeerCred, o: &Opts) -> Result<(), Fa
     let target = match &cli.command {
         Command::Demo(a) => Some(a.dir.clone()),
         Command::Exp(ExpCmd::Artifacts(a)) => a.to.as_ref().map(|to| project.join(to)),
+        Command::Report(a) => a.out.clone(),
         _ => None,
     };
     if let Some(t) = target {

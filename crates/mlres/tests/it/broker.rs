@@ -775,6 +775,16 @@ fn the_broker_reads_only_what_its_client_could() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("approved like any campaign"));
     let st = ok_json(&w.agent_run(&["-C", demo.to_str().unwrap(), "loop", "status", "--json"]));
     assert_eq!(st["approval"], "not approved", "{st}");
+    // `mlres report --out` writes where the client could, never into the state dir or a
+    // directory only the broker may write.
+    refused(
+        &w.agent_run(&["report", "--out", &format!("{state}/report")]),
+        "a report into the state dir",
+    );
+    refused(
+        &w.agent_run(&["report", "--out", "/etc/mlres-report"]),
+        "a report into a directory the client cannot write",
+    );
 }
 
 /// Same command, same exit code and the same words in both modes; and a Ctrl-C on the client
