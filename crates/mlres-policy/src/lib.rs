@@ -30,6 +30,7 @@ mod markdown;
 mod metrics;
 mod program;
 mod search;
+mod special;
 mod tpe;
 mod units;
 mod yaml;
