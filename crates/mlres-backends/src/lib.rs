@@ -53,6 +53,7 @@ mod logcap;
 mod procs;
 mod sandbox;
 mod slurm;
+mod slurmrest;
 mod supervisor;
 
 use std::collections::BTreeMap;
@@ -76,6 +77,7 @@ pub use slurm::{
     parse_slurm_duration, prepare_slurm_attempt, read_slurm_job, sbatch_args, sh_quote,
     supervise_slurm,
 };
+pub use slurmrest::{SlurmRest, SlurmRestClient, SlurmRestError, SlurmToken};
 
 /// What to run and under which restrictions.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
