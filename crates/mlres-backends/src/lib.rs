@@ -77,7 +77,9 @@ pub use slurm::{
     parse_slurm_duration, prepare_slurm_attempt, read_slurm_job, sbatch_args, sh_quote,
     supervise_slurm,
 };
-pub use slurmrest::{SlurmRest, SlurmRestClient, SlurmRestError, SlurmToken};
+pub use slurmrest::{
+    SlurmRest, SlurmRestClient, SlurmRestError, SlurmToken, job_info as slurm_rest_job_info,
+};
 
 /// What to run and under which restrictions.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

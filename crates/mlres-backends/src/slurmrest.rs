@@ -46,7 +46,7 @@ impl SlurmRest {
                  the token is sent in clear"
             ));
         }
-        if port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()) || port.len() > 5 {
+        if !port.chars().all(|c| c.is_ascii_digit()) || !port.parse::<u16>().is_ok_and(|p| p > 0) {
             return Err(format!("{u:?}: the port must be a number"));
         }
         Ok(u.to_string())

@@ -70,6 +70,16 @@ pub fn slurm_missing() -> Option<String> {
     })
 }
 
+/// Why a cluster with slurmrestd cannot be started here (`None`: it can).
+pub fn slurmrestd_missing() -> Option<String> {
+    slurm_missing().or_else(|| {
+        find("slurmrestd").is_none().then(|| {
+            "slurmrestd is not installed here; install it with `apt-get install -y slurmrestd`"
+                .to_string()
+        })
+    })
+}
+
 /// `Some(cluster)`, or `None` with a loud message on stderr when Slurm is not installed and
 /// this is not CI. Under CI (`CI` set) a missing Slurm fails the test.
 pub fn cluster_or_skip(test: &str) -> Option<SlurmCluster> {

@@ -845,9 +845,9 @@ const BAD_TOKEN: &str = "mlresCANARY-not-a-jwt-7d2e91";
 /// `MLRES_SLURM_BIN_DIR` are replaced by scripts that fail loudly, so a job that runs (or is
 /// cancelled) can only have gone through slurmrestd.
 fn start_rest(test: &str, spec: &Spec, token: Option<&str>) -> Option<(Sl, String)> {
-    if let Some(why) = mlres_testkit::slurm::slurm_missing() {
+    if let Some(why) = mlres_testkit::slurm::slurmrestd_missing() {
         if std::env::var_os("CI").is_some() {
-            panic!("{test}: {why}");
+            panic!("{test}: {why} (CI is set, so slurmrestd must be present)");
         }
         eprintln!("\n!!!!! SKIPPED {test}: {why} !!!!!\n");
         return None;
@@ -938,6 +938,40 @@ fn through_slurmrestd_jobs_run_fail_with_their_exit_code_and_the_token_stays_sec
         human.contains(&format!("path: slurmrestd at {url} (ping ok)")),
         "{human}"
     );
+    // The token from a file, as `scontrol token` prints it (`SLURM_JWT=...`).
+    let file = s.env.path().join("jwt");
+    std::fs::write(&file, format!("SLURM_JWT={token}\n")).unwrap();
+    let mut c = s.cmd();
+    c.env_remove("MLRES_SLURM_JWT")
+        .env("MLRES_SLURM_JWT_FILE", &file)
+        .args(["doctor", "--json"]);
+    let out = c.output().unwrap();
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["slurm"]["rest_ping"], "ok", "{d}");
+    std::fs::remove_file(&file).unwrap();
+    // The README's slurmrestd paragraph names exactly the variables exercised here.
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let para = readme
+        .split("- **slurmrestd (optional).**")
+        .nth(1)
+        .and_then(|r| r.split("\n- ").next())
+        .expect("README has the slurmrestd paragraph");
+    for v in [
+        "MLRES_SLURM_REST_URL=http://127.0.0.1:PORT",
+        "`MLRES_SLURM_JWT`",
+        "`MLRES_SLURM_JWT_FILE`",
+        "`MLRES_SLURM_USER`",
+        "SLURM_JWT=daemon",
+        "AuthAltTypes=auth/jwt",
+    ] {
+        assert!(
+            para.contains(v),
+            "README slurmrestd paragraph lacks {v}: {para}"
+        );
+    }
     let out = s.run(&["loop", "run", "--json"]);
     assert!(
         out.status.success(),
