@@ -359,7 +359,7 @@ pub fn submit_body(
         j["qos"] = json!(q);
     }
     if job.gpus > 0 {
-        j["tres_per_node"] = json!(format!("gres:gpu:{}", job.gpus));
+        j["gres"] = json!(format!("gpu:{}", job.gpus));
     }
     json!({"script": script, "job": j})
 }

@@ -428,7 +428,8 @@ impl Engine {
             return Ok(None);
         }
         self.slurm_state.last_sweep = Some(Instant::now());
-        let client = SlurmClient::new(settings.tools.clone());
+        // Listing is `squeue`; cancels go through slurmrestd when it is configured.
+        let client = settings.client();
         let jobs = match client.list() {
             Ok(j) => j,
             Err(e) => {

@@ -921,8 +921,10 @@ fn through_slurmrestd_jobs_run_fail_with_their_exit_code_and_the_token_stays_sec
         &Spec {
             max_jobs: 2,
             values: "[1, 2]",
-            script: "echo score={x}; echo granted=$MLRES_TEST_GRANTED; env | sort; \
+            script: "echo score={x}; echo granted=$MLRES_TEST_GRANTED; \
+                     echo gpus=${{SLURM_GPUS_ON_NODE:-none}}; env | sort; \
                      test {x} -ne 2 || exit 3",
+            gpus: 1,
             ..Spec::default()
         },
         None,
@@ -1001,6 +1003,8 @@ fn through_slurmrestd_jobs_run_fail_with_their_exit_code_and_the_token_stays_sec
             "{log}"
         );
         assert!(!log.contains("JWT"), "{log}");
+        // One GPU through the job's `gres`, as `--gres=gpu:1` on the sbatch path.
+        assert!(log.contains("gpus=1"), "{log}");
         assert!(!log.contains("LOOP_ONLY"), "{log}");
     }
     let events = s.events();
