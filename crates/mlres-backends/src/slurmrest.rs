@@ -231,7 +231,13 @@ impl SlurmRestClient {
             "no error text".to_string()
         } else {
             errs.iter()
-                .map(|(n, d)| format!("{d} ({n})"))
+                .map(|(n, d)| {
+                    if *n == 0 {
+                        d.clone()
+                    } else {
+                        format!("{d} (error {n})")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join("; ")
         };

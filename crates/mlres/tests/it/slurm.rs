@@ -1021,7 +1021,7 @@ fn through_slurmrestd_jobs_run_fail_with_their_exit_code_and_the_token_stays_sec
 }
 
 #[test]
-fn through_slurmrestd_loop_stop_cancels_the_running_job() {
+fn through_slurmrestd_loop_stop_and_the_queue_sweep_cancel_jobs() {
     let Some((s, _)) = start_rest(
         "slurmrestd stop",
         &Spec {
@@ -1041,6 +1041,19 @@ fn through_slurmrestd_loop_stop_cancels_the_running_job() {
             .any(|(_, st, c)| st == "RUNNING" && c.starts_with("mlres:"))
     });
     let id = s.queue()[0].0.clone();
+    // A job carrying this campaign's marker that the ledger does not know: the queue sweep
+    // cancels it, through slurmrestd (scancel is a failing script here).
+    let campaign = s.status()["campaign"]["id"].as_str().unwrap().to_string();
+    let foreign = s.cluster.submit_script(
+        &[
+            &format!("--comment=mlres:campaign={campaign},exp=999,attempt=1"),
+            "--time=5",
+        ],
+        "#!/bin/sh\nsleep 300\n",
+    );
+    s.wait_until("the foreign job cancelled", |s| {
+        s.cluster.job_state(&foreign).as_deref() == Some("CANCELLED")
+    });
     s.ok(&["loop", "stop", "--reason", "enough"]);
     let out = s.finish_loop(child, "stopped");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -1054,11 +1067,13 @@ fn through_slurmrestd_loop_stop_cancels_the_running_job() {
 
 #[test]
 fn a_token_slurmrestd_refuses_is_a_clear_start_failure_and_nothing_is_spent() {
-    let Some((s, _)) = start_rest(
+    let Some((s, real)) = start_rest(
         "slurmrestd bad token",
         &Spec {
-            max_jobs: 1,
-            values: "[1]",
+            max_jobs: 2,
+            values: "[1, 2]",
+            // More memory than the node has: once the token is good, Slurm refuses the job.
+            memory: "64GB",
             ..Spec::default()
         },
         Some(BAD_TOKEN),
@@ -1097,6 +1112,35 @@ fn a_token_slurmrestd_refuses_is_a_clear_start_failure_and_nothing_is_spent() {
     assert!(s.queue().is_empty(), "nothing is queued");
     let st = s.status();
     assert_eq!(st["budget"]["walltime_secs"]["used"], 0, "{st}");
+    // With the right token, a job Slurm cannot take is a start failure with Slurm's reason.
+    let mut c = s.cmd();
+    c.env("MLRES_SLURM_JWT", &real).args([
+        "exp",
+        "submit",
+        "--config",
+        "x=2",
+        "--hypothesis",
+        "h",
+        "--json",
+    ]);
+    let out = c.output().unwrap();
+    s.env.record(&["exp", "submit", "good token"], &out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let out = s.run(&["exp", "wait", &id, "--json"]);
+    let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["status"], "start_failed", "{e}");
+    let full = s.json(&["exp", "status", &id, "--json"]);
+    let err = full["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("Slurm refused the job")
+            && err.contains("Requested node configuration is not available"),
+        "{full}"
+    );
+    assert!(s.queue().is_empty(), "nothing is queued");
     // A URL without a token, or off loopback, is refused before anything runs.
     let mut c = s.cmd();
     c.env_remove("MLRES_SLURM_JWT").env_remove("SLURM_JWT");
