@@ -181,6 +181,7 @@ pub fn doctor(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
         }
         println!("Slurm backend:");
         match (&slurm_path.1, &slurm_path.2) {
+            _ if slurm.is_none() => {}
             (None, _) => println!("  path: {}", slurm_path.0),
             (Some(true), _) => println!("  path: {} (ping ok)", slurm_path.0),
             (Some(false), e) => println!(
