@@ -1155,3 +1155,53 @@ fn a_token_slurmrestd_refuses_is_a_clear_start_failure_and_nothing_is_spent() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
 }
+
+#[test]
+fn through_slurmrestd_a_killed_loop_re_attaches_to_its_job() {
+    let Some((s, _)) = start_rest(
+        "slurmrestd resume",
+        &Spec {
+            max_jobs: 1,
+            values: "[1]",
+            script: "echo started {x}; sleep 6; echo score={x}",
+            ..Spec::default()
+        },
+        None,
+    ) else {
+        return;
+    };
+    let mut child = s.spawn_loop();
+    s.wait_until("the job running", |s| {
+        s.queue().iter().any(|(_, st, _)| st == "RUNNING")
+    });
+    let before = s.queue()[0].0.clone();
+    kill9(child.id());
+    let _ = child.wait();
+    for d in s.attempt_dirs() {
+        if let Ok(p) = std::fs::read_to_string(d.join("supervisor.pid")) {
+            kill9(p.trim().parse().unwrap());
+        }
+    }
+    // The new supervisor gets the token again and follows the job through slurmrestd.
+    let out = s.run(&["loop", "run", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = s.status();
+    let es = exps(&st);
+    assert_eq!(es.len(), 1, "{st}");
+    assert_eq!(es[0]["status"], "completed", "{st}");
+    assert_eq!(es[0]["metric"].as_f64(), Some(1.0), "{st}");
+    let ev = s.events();
+    assert_eq!(
+        ev.iter()
+            .filter(|e| e["kind"] == "remote_job_reattached")
+            .count(),
+        1,
+        "{ev:?}"
+    );
+    let ids: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["kind"] == "remote_job")
+        .filter_map(|e| e["payload"]["job_id"].as_str())
+        .collect();
+    assert!(ids.iter().all(|i| *i == before), "{ids:?} vs {before}");
+}
