@@ -53,6 +53,7 @@ mod logcap;
 mod procs;
 mod sandbox;
 mod slurm;
+mod slurmrest;
 mod supervisor;
 
 use std::collections::BTreeMap;
@@ -75,6 +76,9 @@ pub use slurm::{
     SlurmTools, is_slurm_attempt, is_terminal_state as is_terminal_slurm_state, job_script,
     parse_slurm_duration, prepare_slurm_attempt, read_slurm_job, sbatch_args, sh_quote,
     supervise_slurm,
+};
+pub use slurmrest::{
+    SlurmRest, SlurmRestClient, SlurmRestError, SlurmToken, job_info as slurm_rest_job_info,
 };
 
 /// What to run and under which restrictions.

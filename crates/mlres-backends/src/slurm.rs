@@ -60,6 +60,10 @@ pub struct SlurmTools {
     /// `SLURM_CONF` for every command (`None`: Slurm's default configuration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm_conf: Option<PathBuf>,
+    /// slurmrestd to submit, follow and cancel through instead of `sbatch`/`scontrol`/`scancel`
+    /// (`None`: the commands). The token is not here: it comes in [`SlurmCredentials`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest: Option<crate::slurmrest::SlurmRest>,
 }
 
 impl SlurmTools {
@@ -73,6 +77,7 @@ impl SlurmTools {
             scancel: dir.join("scancel"),
             sinfo: dir.join("sinfo"),
             slurm_conf,
+            rest: None,
         }
     }
 
@@ -96,6 +101,7 @@ impl SlurmTools {
             sinfo: or("sinfo"),
             sbatch,
             slurm_conf,
+            rest: None,
         })
     }
 
@@ -234,12 +240,15 @@ pub struct SlurmJobFile {
 pub struct SlurmCredentials {
     /// By name.
     pub values: BTreeMap<String, String>,
+    /// The slurmrestd token, when the job goes through slurmrestd.
+    pub rest_token: Option<crate::slurmrest::SlurmToken>,
 }
 
 impl std::fmt::Debug for SlurmCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlurmCredentials")
             .field("values", &self.values.keys().collect::<Vec<_>>())
+            .field("rest_token", &self.rest_token)
             .finish()
     }
 }
@@ -442,6 +451,28 @@ pub fn submit(
     Ok(id)
 }
 
+/// Submits the job through slurmrestd: checks the token with a ping first (a refused token
+/// submits nothing), then posts the same script and options as [`submit`].
+fn submit_rest(
+    job: &SlurmJobFile,
+    dir: &Path,
+    creds: &SlurmCredentials,
+    rest: crate::slurmrest::SlurmRest,
+    token: crate::slurmrest::SlurmToken,
+) -> Result<String, crate::slurmrest::SlurmRestError> {
+    let client = crate::slurmrest::SlurmRestClient::new(rest, token);
+    client.ping()?;
+    let malformed = |m: String| crate::slurmrest::SlurmRestError::Malformed(m);
+    let raw = dir.join(RAW_DIR);
+    std::fs::create_dir_all(&raw).map_err(|e| malformed(format!("{}: {e}", raw.display())))?;
+    std::fs::create_dir_all(dir.join(crate::attempt::WORK))
+        .map_err(|e| malformed(format!("work dir: {e}")))?;
+    let script = job_script(&job.command);
+    // Kept next to the raw output, as on the sbatch path (it holds no value).
+    let _ = write_atomic(&raw.join("job.sh"), script.as_bytes());
+    client.submit(job, dir, &script, creds)
+}
+
 /// A job as Slurm reports it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlurmJobInfo {
@@ -628,6 +659,7 @@ pub fn parse_sacct(out: &str, id: &str) -> Option<SlurmJobInfo> {
 pub struct SlurmClient {
     tools: SlurmTools,
     accounting: Option<bool>,
+    rest: Option<crate::slurmrest::SlurmRestClient>,
 }
 
 impl SlurmClient {
@@ -636,7 +668,15 @@ impl SlurmClient {
         SlurmClient {
             tools,
             accounting: None,
+            rest: None,
         }
+    }
+
+    /// The same client, but following and cancelling jobs through slurmrestd (finished jobs
+    /// the controller has forgotten are still read from accounting with `sacct`).
+    pub fn with_rest(mut self, rest: crate::slurmrest::SlurmRestClient) -> SlurmClient {
+        self.rest = Some(rest);
+        self
     }
 
     /// The commands.
@@ -694,6 +734,18 @@ impl SlurmClient {
 
     /// The job's current state: the controller's view, else accounting's.
     pub fn state(&mut self, id: &str) -> Result<Option<SlurmJobInfo>, SlurmCmdError> {
+        if let Some(r) = &self.rest {
+            match r.job(id) {
+                Ok(Some(j)) => return Ok(Some(j)),
+                Ok(None) => return self.accounted(id).or(Ok(None)),
+                Err(e) => {
+                    return Err(SlurmCmdError {
+                        command: "slurmrestd".into(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
         if let Some(j) = self.show(id)? {
             return Ok(Some(j));
         }
@@ -702,6 +754,12 @@ impl SlurmClient {
 
     /// `scancel <id>`.
     pub fn cancel(&self, id: &str) -> Result<(), SlurmCmdError> {
+        if let Some(r) = &self.rest {
+            return r.cancel(id).map_err(|e| SlurmCmdError {
+                command: "slurmrestd".into(),
+                message: e.to_string(),
+            });
+        }
         self.tools.run(&self.tools.scancel, &[id]).map(|_| ())
     }
 
@@ -843,6 +901,9 @@ impl Redactor {
             .filter(|(_, v)| v.len() >= 6)
             .map(|(k, v)| (v.clone(), format!("[REDACTED:{k}]")))
             .collect();
+        if let Some(t) = creds.rest_token.as_ref().filter(|t| t.expose().len() >= 6) {
+            v.push((t.expose().to_string(), "[REDACTED:slurmrestd token]".into()));
+        }
         v.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
         Redactor(v)
     }
@@ -1079,7 +1140,22 @@ fn run(dir: &Path, creds: &SlurmCredentials, existing: Option<String>) -> Status
                     remote,
                 );
             }
-            match submit(&job, dir, creds) {
+            let submitted = match (&job.tools.rest, &creds.rest_token) {
+                (None, _) => submit(&job, dir, creds),
+                (Some(_), None) => Err(SlurmCmdError {
+                    command: "slurmrestd".into(),
+                    message: "slurmrestd is configured but no token was given (MLRES_SLURM_JWT \
+                              or MLRES_SLURM_JWT_FILE); nothing was submitted"
+                        .into(),
+                }),
+                (Some(r), Some(t)) => {
+                    submit_rest(&job, dir, creds, r.clone(), t.clone()).map_err(|e| SlurmCmdError {
+                        command: "slurmrestd".into(),
+                        message: e.to_string(),
+                    })
+                }
+            };
+            match submitted {
                 Ok(id) => {
                     let rec = RemoteJobRef {
                         namespace: SLURM_NAMESPACE.into(),
@@ -1091,7 +1167,11 @@ fn run(dir: &Path, creds: &SlurmCredentials, existing: Option<String>) -> Status
                     id
                 }
                 Err(e) => {
-                    remote.error_code = Some("sbatch".into());
+                    remote.error_code = Some(if e.command == "slurmrestd" {
+                        "slurmrestd".into()
+                    } else {
+                        "sbatch".into()
+                    });
                     return status(
                         Outcome::StartFailed,
                         format!("Slurm refused the job: {}", e.message),
@@ -1104,6 +1184,9 @@ fn run(dir: &Path, creds: &SlurmCredentials, existing: Option<String>) -> Status
     };
     remote.job_id = Some(id.clone());
     let mut client = SlurmClient::new(job.tools.clone());
+    if let (Some(r), Some(t)) = (&job.tools.rest, &creds.rest_token) {
+        client = client.with_rest(crate::slurmrest::SlurmRestClient::new(r.clone(), t.clone()));
+    }
     let logs = log_paths(dir);
     let offsets: Offsets = if reattached {
         read_opt(&dir.join(OFFSETS))

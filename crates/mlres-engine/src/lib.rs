@@ -52,4 +52,4 @@ pub use run::{
     CampaignStart, Engine, EngineConfig, LoopEvent, LoopOptions, LoopSummary, StatusReport,
     StopOutcome, SubmitOverrides, SubmitRequest, Suggestion, proposal_history,
 };
-pub use slurm::{SUPERVISOR_VALUES_ENV, SlurmSettings, slurm_time_limit_secs};
+pub use slurm::{SUPERVISOR_JWT_ENV, SUPERVISOR_VALUES_ENV, SlurmSettings, slurm_time_limit_secs};

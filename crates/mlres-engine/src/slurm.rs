@@ -24,6 +24,9 @@ use crate::run::{Engine, LoopEvent};
 
 /// Environment variable of the slurm supervisor that carries the job's granted values (JSON).
 pub const SUPERVISOR_VALUES_ENV: &str = "MLRES_SLURM_SUPERVISOR_VALUES";
+/// Environment variable of the slurm supervisor that carries the slurmrestd token (when
+/// `tools.rest` is set).
+pub const SUPERVISOR_JWT_ENV: &str = "MLRES_SLURM_SUPERVISOR_JWT";
 
 /// What the binary resolved for the slurm backend.
 #[derive(Debug, Clone)]
@@ -37,6 +40,8 @@ pub struct SlurmSettings {
     /// How long past its reservation a job may run before it is cancelled, seconds (Slurm
     /// enforces time limits on a periodic check, not to the second).
     pub overrun_grace_secs: u64,
+    /// The slurmrestd token when `tools.rest` is set (never written anywhere).
+    pub rest_token: Option<mlres_backends::SlurmToken>,
 }
 
 impl SlurmSettings {
@@ -48,6 +53,18 @@ impl SlurmSettings {
             reconcile_interval: Duration::from_secs(10),
             poll_ms: 2000,
             overrun_grace_secs: 180,
+            rest_token: None,
+        }
+    }
+
+    /// A client: through slurmrestd when it is configured with a token, else the commands.
+    pub fn client(&self) -> SlurmClient {
+        let c = SlurmClient::new(self.tools.clone());
+        match (&self.tools.rest, &self.rest_token) {
+            (Some(r), Some(t)) => {
+                c.with_rest(mlres_backends::SlurmRestClient::new(r.clone(), t.clone()))
+            }
+            _ => c,
         }
     }
 }
@@ -94,7 +111,7 @@ impl Engine {
 
     /// A client for the configured cluster.
     pub fn slurm_client(&self) -> Result<SlurmClient, EngineError> {
-        Ok(SlurmClient::new(self.slurm_settings()?.tools.clone()))
+        Ok(self.slurm_settings()?.client())
     }
 
     /// The partition a job goes to: the template's, else the envelope's first, else the
@@ -256,6 +273,9 @@ impl Engine {
         cmd.arg(dir)
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env(SUPERVISOR_VALUES_ENV, json);
+        if let Some(t) = self.cfg.slurm.as_ref().and_then(|s| s.rest_token.as_ref()) {
+            cmd.env(SUPERVISOR_JWT_ENV, t.expose());
+        }
         mlres_backends::launch(dir, &cmd)?;
         Ok(())
     }
@@ -408,7 +428,8 @@ impl Engine {
             return Ok(None);
         }
         self.slurm_state.last_sweep = Some(Instant::now());
-        let client = SlurmClient::new(settings.tools.clone());
+        // Listing is `squeue`; cancels go through slurmrestd when it is configured.
+        let client = settings.client();
         let jobs = match client.list() {
             Ok(j) => j,
             Err(e) => {

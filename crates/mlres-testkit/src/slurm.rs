@@ -4,7 +4,10 @@
 //! reads finished jobs without a database), and partitions `debug` (default), `other` and
 //! `urgent`, whose jobs preempt (cancel) the others'. [`SlurmCluster::start`] waits until
 //! the node is `idle`; dropping the cluster cancels its jobs and stops the daemons it started,
-//! by their PIDs only, even when the test panicked.
+//! by their PIDs only, even when the test panicked. [`SlurmCluster::start_with_rest`] also
+//! turns on JWT authentication (a key file, `AuthAltTypes=auth/jwt`) and starts slurmrestd
+//! (`SLURM_JWT=daemon`, OpenAPI v0.0.38) on a free loopback port; [`SlurmCluster::token`] gets
+//! a token with `scontrol token`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,6 +44,8 @@ pub struct SlurmCluster {
     pub bin_dir: PathBuf,
     /// `NodeName` (the short host name).
     pub node: String,
+    /// `http://127.0.0.1:PORT` of slurmrestd, when started with it.
+    pub rest_url: Option<String>,
 }
 
 fn find(name: &str) -> Option<PathBuf> {
@@ -62,6 +67,16 @@ pub fn slurm_missing() -> Option<String> {
             "Slurm is not installed here (missing: {}); install it with `apt-get install -y slurm-wlm munge`",
             missing.join(", ")
         )
+    })
+}
+
+/// Why a cluster with slurmrestd cannot be started here (`None`: it can).
+pub fn slurmrestd_missing() -> Option<String> {
+    slurm_missing().or_else(|| {
+        find("slurmrestd").is_none().then(|| {
+            "slurmrestd is not installed here; install it with `apt-get install -y slurmrestd`"
+                .to_string()
+        })
     })
 }
 
@@ -96,9 +111,22 @@ impl SlurmCluster {
     /// node is `idle` (or errors after 30 s, with the daemons' logs). A start that fails (a
     /// free port taken by a parallel test in between, say) is retried twice from scratch.
     pub fn start() -> Result<SlurmCluster, String> {
+        SlurmCluster::start_inner(false)
+    }
+
+    /// Like [`SlurmCluster::start`], plus JWT authentication and slurmrestd (waits until it
+    /// answers a ping with a token).
+    pub fn start_with_rest() -> Result<SlurmCluster, String> {
+        if find("slurmrestd").is_none() {
+            return Err("slurmrestd is not installed here; install it with `apt-get install -y slurmrestd slurm-wlm-jwt-plugin`".into());
+        }
+        SlurmCluster::start_inner(true)
+    }
+
+    fn start_inner(rest: bool) -> Result<SlurmCluster, String> {
         let mut last = String::new();
         for _ in 0..3 {
-            match SlurmCluster::start_once() {
+            match SlurmCluster::start_once(rest) {
                 Ok(c) => return Ok(c),
                 Err(e) => last = e,
             }
@@ -106,7 +134,7 @@ impl SlurmCluster {
         Err(last)
     }
 
-    fn start_once() -> Result<SlurmCluster, String> {
+    fn start_once(rest: bool) -> Result<SlurmCluster, String> {
         if let Some(why) = slurm_missing() {
             return Err(why);
         }
@@ -136,6 +164,23 @@ impl SlurmCluster {
             d_port = free_port().map_err(|e| e.to_string())?;
         }
         let p = |s: &str| d.join(s).display().to_string();
+        let jwt = if rest {
+            let mut key = [0u8; 32];
+            std::io::Read::read_exact(
+                &mut std::fs::File::open("/dev/urandom").map_err(|e| e.to_string())?,
+                &mut key,
+            )
+            .map_err(|e| e.to_string())?;
+            std::fs::write(d.join("jwt.key"), key).map_err(|e| e.to_string())?;
+            let _ =
+                std::fs::set_permissions(d.join("jwt.key"), std::fs::Permissions::from_mode(0o600));
+            format!(
+                "AuthAltTypes=auth/jwt\nAuthAltParameters=jwt_key={}\n",
+                p("jwt.key")
+            )
+        } else {
+            String::new()
+        };
         let conf = format!(
             "ClusterName={name}\n\
              SlurmctldHost={node}(127.0.0.1)\n\
@@ -143,6 +188,7 @@ impl SlurmCluster {
              AuthType=auth/munge\n\
              CredType=cred/munge\n\
              AuthInfo=socket={munge_sock}\n\
+             {jwt}\
              SlurmctldPort={ctld_port}\n\
              SlurmdPort={d_port}\n\
              StateSaveLocation={ctld_spool}\n\
@@ -190,6 +236,7 @@ impl SlurmCluster {
             name,
             bin_dir,
             node,
+            rest_url: None,
         };
         let key = d.join("munge/munge.key");
         let st = Command::new(find("mungekey").ok_or("mungekey")?)
@@ -247,10 +294,39 @@ impl SlurmCluster {
                         .any(|l| l.trim() == "idle")
                 })
         })?;
+        if rest {
+            let port = free_port().map_err(|e| e.to_string())?;
+            let mut c = Command::new(find("slurmrestd").ok_or("slurmrestd")?);
+            c.args(["-a", "rest_auth/jwt", "-s", "openapi/v0.0.38"])
+                .arg(format!("127.0.0.1:{port}"));
+            cluster.spawn_env(
+                "slurmrestd",
+                &mut c,
+                &[
+                    ("SLURM_JWT", "daemon"),
+                    ("SLURMRESTD_SECURITY", "disable_user_check"),
+                ],
+            )?;
+            let url = format!("http://127.0.0.1:{port}");
+            let token = cluster.token();
+            cluster.wait_for(Duration::from_secs(20), "slurmrestd answering", |c| {
+                c.curl_ping(port, &token)
+            })?;
+            cluster.rest_url = Some(url);
+        }
         Ok(cluster)
     }
 
     fn spawn(&mut self, what: &'static str, cmd: &mut Command) -> Result<(), String> {
+        self.spawn_env(what, cmd, &[])
+    }
+
+    fn spawn_env(
+        &mut self,
+        what: &'static str,
+        cmd: &mut Command,
+        extra: &[(&str, &str)],
+    ) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -261,6 +337,7 @@ impl SlurmCluster {
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("SLURM_CONF", self.conf())
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -294,6 +371,35 @@ impl SlurmCluster {
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(format!("timed out waiting for {what}:\n{}", self.logs()))
+    }
+
+    /// A fresh slurmrestd token for `root` (`scontrol token`, one hour), without the
+    /// `SLURM_JWT=` prefix.
+    pub fn token(&self) -> String {
+        let out = self.run("scontrol", &["token", "username=root", "lifespan=3600"]);
+        out.trim()
+            .strip_prefix("SLURM_JWT=")
+            .unwrap_or(out.trim())
+            .to_string()
+    }
+
+    /// Whether slurmrestd on `port` answers `/ping` with this token: a raw HTTP/1.0 request
+    /// over a TCP socket (this crate has no HTTP client).
+    fn curl_ping(&self, port: u16, token: &str) -> bool {
+        use std::io::Read;
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let req = format!(
+            "GET /slurm/v0.0.38/ping HTTP/1.0\r\nHost: 127.0.0.1\r\nX-SLURM-USER-NAME: root\r\nX-SLURM-USER-TOKEN: {token}\r\n\r\n"
+        );
+        if s.write_all(req.as_bytes()).is_err() {
+            return false;
+        }
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200")
     }
 
     /// The temporary directory of the cluster.
@@ -375,6 +481,7 @@ impl SlurmCluster {
             "slurmd.out",
             "slurmctld.log",
             "slurmd.log",
+            "slurmrestd.out",
         ] {
             if let Ok(s) = std::fs::read_to_string(self.path().join("log").join(f)) {
                 let tail: Vec<&str> = s.lines().rev().take(25).collect();

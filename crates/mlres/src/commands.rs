@@ -52,7 +52,11 @@ pub fn supervise(
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or_default();
-        let creds = mlres_backends::SlurmCredentials { values };
+        let rest_token = std::env::var(mlres_engine::SUPERVISOR_JWT_ENV)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(|t| mlres_backends::SlurmToken::new(&t));
+        let creds = mlres_backends::SlurmCredentials { values, rest_token };
         mlres_backends::supervise_slurm(dir, &creds, reattach)
     } else if reattach {
         Err(mlres_backends::BackendError::InvalidSpec(
@@ -96,8 +100,28 @@ pub fn doctor(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
                 )
             })
     });
+    // Which path submits: the commands, or slurmrestd (pinged with the token).
+    let slurm_path: (String, Option<bool>, Option<String>) = match crate::slurm_rest(&env) {
+        Ok(None) => (
+            "commands (sbatch/squeue/scontrol/scancel)".into(),
+            None,
+            None,
+        ),
+        Ok(Some((r, t))) => {
+            let url = r.url.clone();
+            match mlres_backends::SlurmRestClient::new(r, t).ping() {
+                Ok(()) => (format!("slurmrestd at {url}"), Some(true), None),
+                Err(e) => (
+                    format!("slurmrestd at {url}"),
+                    Some(false),
+                    Some(e.to_string()),
+                ),
+            }
+        }
+        Err(e) => ("slurmrestd (misconfigured)".into(), Some(false), Some(e)),
+    };
     if json_out {
-        let slurm_json = match &slurm {
+        let mut slurm_json = match &slurm {
             None => {
                 json!({"available": false, "detail": "sbatch not found on PATH or in MLRES_SLURM_BIN_DIR"})
             }
@@ -124,6 +148,13 @@ pub fn doctor(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
             .iter()
             .map(|(name, detail)| json!({"name": name, "detail": detail}))
             .collect();
+        slurm_json["path"] = json!(slurm_path.0);
+        if let Some(ok) = slurm_path.1 {
+            slurm_json["rest_ping"] = json!(if ok { "ok" } else { "failed" });
+        }
+        if let Some(e) = &slurm_path.2 {
+            slurm_json["rest_error"] = json!(e);
+        }
         print::json(&json!({"protections": v, "approvals": a, "hf_api": h, "slurm": slurm_json}));
     } else {
         println!("Local backend protections on this machine:");
@@ -149,6 +180,16 @@ pub fn doctor(cli: &Cli, json_out: bool) -> Result<u8, Failure> {
             println!("  {name:<34} {detail}");
         }
         println!("Slurm backend:");
+        match (&slurm_path.1, &slurm_path.2) {
+            _ if slurm.is_none() => {}
+            (None, _) => println!("  path: {}", slurm_path.0),
+            (Some(true), _) => println!("  path: {} (ping ok)", slurm_path.0),
+            (Some(false), e) => println!(
+                "  path: {} (ping failed: {})",
+                slurm_path.0,
+                e.as_deref().unwrap_or("no answer")
+            ),
+        }
         match &slurm {
             None => println!("  [off] sbatch not found on PATH or in MLRES_SLURM_BIN_DIR"),
             Some(Err(e)) => println!("  [off] the cluster does not answer: {e}"),

@@ -196,7 +196,14 @@ pub(crate) fn engine_config(cli: &Cli) -> Result<EngineConfig, Failure> {
     })?;
     let parent_env = utf8_env()?;
     let hf = jobs::hf_settings(&parent_env);
-    let slurm = slurm_settings(&parent_env);
+    let mut slurm = slurm_settings(&parent_env);
+    if let Some(s) = slurm.as_mut() {
+        let rest = slurm_rest(&parent_env).map_err(|e| fail(exit::USAGE, anyhow::anyhow!(e)))?;
+        if let Some((r, t)) = rest {
+            s.tools.rest = Some(r);
+            s.rest_token = Some(t);
+        }
+    }
     let bwrap = bwrap_override(&parent_env);
     let keep_attempts = keep_attempts(&parent_env)?;
     let local_gpus = local_gpus(&parent_env).map_err(|e| fail(exit::USAGE, anyhow::anyhow!(e)))?;
@@ -249,6 +256,56 @@ pub(crate) fn slurm_settings(
         s.overrun_grace_secs = v as u64;
     }
     Some(s)
+}
+
+/// The optional slurmrestd path: `MLRES_SLURM_REST_URL` (`http://127.0.0.1:PORT`, loopback
+/// only), `MLRES_SLURM_USER` (`X-SLURM-USER-NAME`; default `USER`, else `root`) and the token
+/// from `MLRES_SLURM_JWT`, else `SLURM_JWT` (what `scontrol token` prints), else the file named
+/// by `MLRES_SLURM_JWT_FILE`. `Ok(None)` without a URL (the commands are used); an error when
+/// the URL is bad or no token is given. Error messages never contain the token.
+pub(crate) fn slurm_rest(
+    env: &BTreeMap<String, String>,
+) -> Result<Option<(mlres_backends::SlurmRest, mlres_backends::SlurmToken)>, String> {
+    let Some(url) = env
+        .get("MLRES_SLURM_REST_URL")
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let url = mlres_backends::SlurmRest::parse_url(url)
+        .map_err(|e| format!("MLRES_SLURM_REST_URL={e}"))?;
+    let nonempty = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
+    let token = match nonempty("MLRES_SLURM_JWT").or_else(|| nonempty("SLURM_JWT")) {
+        Some(t) => t,
+        None => match nonempty("MLRES_SLURM_JWT_FILE") {
+            Some(f) => std::fs::read_to_string(&f).map_err(|e| {
+                format!(
+                    "MLRES_SLURM_JWT_FILE={f}: cannot read the token: {}",
+                    e.kind()
+                )
+            })?,
+            None => {
+                return Err(
+                    "MLRES_SLURM_REST_URL is set but no token is: set MLRES_SLURM_JWT (or \
+                            SLURM_JWT) or MLRES_SLURM_JWT_FILE (from `scontrol token`)"
+                        .into(),
+                );
+            }
+        },
+    };
+    let token = mlres_backends::SlurmToken::new(&token);
+    if token.expose().is_empty()
+        || token
+            .expose()
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err("the slurmrestd token is empty or not one word".into());
+    }
+    let user = nonempty("MLRES_SLURM_USER")
+        .or_else(|| nonempty("USER"))
+        .unwrap_or_else(|| "root".into());
+    Ok(Some((mlres_backends::SlurmRest { url, user }, token)))
 }
 
 /// `MLRES_KEEP_ATTEMPTS`: how many settled, not-kept experiments per campaign keep their

@@ -9,6 +9,7 @@ mod lifecycle;
 mod limits;
 mod sandbox;
 mod slurm;
+mod slurmrest;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

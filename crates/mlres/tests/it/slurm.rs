@@ -118,6 +118,8 @@ parameters:
 struct Sl {
     env: Env,
     cluster: SlurmCluster,
+    /// More environment for every mlres command (set after the defaults).
+    extra: Vec<(String, String)>,
 }
 
 fn start(test: &str, spec: &Spec) -> Option<Sl> {
@@ -125,7 +127,11 @@ fn start(test: &str, spec: &Spec) -> Option<Sl> {
     let env = Env::new();
     env.write_program(&spec.program());
     env.approve();
-    Some(Sl { env, cluster })
+    Some(Sl {
+        env,
+        cluster,
+        extra: Vec::new(),
+    })
 }
 
 impl Sl {
@@ -137,6 +143,9 @@ impl Sl {
             .env("MLRES_SLURM_POLL_MS", "200")
             .env("MLRES_TEST_GRANTED", GRANTED)
             .env("LOOP_ONLY", LOOP_ONLY);
+        for (k, v) in &self.extra {
+            c.env(k, v);
+        }
         c
     }
 
@@ -825,4 +834,374 @@ fn a_job_no_node_can_run_is_cancelled_as_a_start_failure() {
         .filter(|(_, st, _)| st == "PENDING" || st == "RUNNING")
         .collect();
     assert!(pending.is_empty(), "{pending:?}");
+}
+
+// ---- The slurmrestd path (JWT over loopback TCP) ----
+
+/// A bad slurmrestd token that the canary sweep looks for.
+const BAD_TOKEN: &str = "mlresCANARY-not-a-jwt-7d2e91";
+
+/// A cluster with slurmrestd, and mlres configured to use it. `sbatch` and `scancel` in mlres'
+/// `MLRES_SLURM_BIN_DIR` are replaced by scripts that fail loudly, so a job that runs (or is
+/// cancelled) can only have gone through slurmrestd.
+fn start_rest(test: &str, spec: &Spec, token: Option<&str>) -> Option<(Sl, String)> {
+    if let Some(why) = mlres_testkit::slurm::slurmrestd_missing() {
+        if std::env::var_os("CI").is_some() {
+            panic!("{test}: {why} (CI is set, so slurmrestd must be present)");
+        }
+        eprintln!("\n!!!!! SKIPPED {test}: {why} !!!!!\n");
+        return None;
+    }
+    let cluster = SlurmCluster::start_with_rest().unwrap_or_else(|e| panic!("{test}: {e}"));
+    let env = Env::new();
+    env.write_program(&spec.program());
+    env.approve();
+    let bin = env.path().join("slurm-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for p in ["squeue", "scontrol", "sacct", "sinfo"] {
+        std::os::unix::fs::symlink(cluster.bin_dir.join(p), bin.join(p)).unwrap();
+    }
+    for p in ["sbatch", "scancel"] {
+        std::fs::write(
+            bin.join(p),
+            format!(
+                "#!/bin/sh\necho \"{p} must not be used on the slurmrestd path\" >&2\nexit 99\n"
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join(p), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let real = cluster.token();
+    let url = cluster.rest_url.clone().unwrap();
+    let extra = vec![
+        ("MLRES_SLURM_BIN_DIR".to_string(), bin.display().to_string()),
+        ("MLRES_SLURM_REST_URL".to_string(), url),
+        ("MLRES_SLURM_USER".to_string(), "root".to_string()),
+        (
+            "MLRES_SLURM_JWT".to_string(),
+            token.unwrap_or(&real).to_string(),
+        ),
+    ];
+    Some((
+        Sl {
+            env,
+            cluster,
+            extra,
+        },
+        real,
+    ))
+}
+
+/// Every file under `root` (recursively) that contains `needle`.
+fn files_containing(root: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                todo.push(p);
+            } else if ft.is_file()
+                && let Ok(b) = std::fs::read(&p)
+                && b.windows(needle.len()).any(|w| w == needle.as_bytes())
+            {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn through_slurmrestd_jobs_run_fail_with_their_exit_code_and_the_token_stays_secret() {
+    let Some((s, token)) = start_rest(
+        "slurmrestd campaign",
+        &Spec {
+            max_jobs: 2,
+            values: "[1, 2]",
+            script: "echo score={x}; echo granted=$MLRES_TEST_GRANTED; \
+                     echo gpus=${{SLURM_GPUS_ON_NODE:-none}}; env | sort; \
+                     test {x} -ne 2 || exit 3",
+            gpus: 1,
+            ..Spec::default()
+        },
+        None,
+    ) else {
+        return;
+    };
+    let d = s.json(&["doctor", "--json"]);
+    let url = s.cluster.rest_url.clone().unwrap();
+    assert_eq!(d["slurm"]["path"], format!("slurmrestd at {url}"), "{d}");
+    assert_eq!(d["slurm"]["rest_ping"], "ok", "{d}");
+    let human = s.ok(&["doctor"]);
+    assert!(
+        human.contains(&format!("path: slurmrestd at {url} (ping ok)")),
+        "{human}"
+    );
+    // The token from a file, as `scontrol token` prints it (`SLURM_JWT=...`).
+    let file = s.env.path().join("jwt");
+    std::fs::write(&file, format!("SLURM_JWT={token}\n")).unwrap();
+    let mut c = s.cmd();
+    c.env_remove("MLRES_SLURM_JWT")
+        .env("MLRES_SLURM_JWT_FILE", &file)
+        .args(["doctor", "--json"]);
+    let out = c.output().unwrap();
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["slurm"]["rest_ping"], "ok", "{d}");
+    std::fs::remove_file(&file).unwrap();
+    // The README's slurmrestd paragraph names exactly the variables exercised here.
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let para = readme
+        .split("- **slurmrestd (optional).**")
+        .nth(1)
+        .and_then(|r| r.split("\n- ").next())
+        .expect("README has the slurmrestd paragraph");
+    for v in [
+        "MLRES_SLURM_REST_URL=http://127.0.0.1:PORT",
+        "`MLRES_SLURM_JWT`",
+        "`MLRES_SLURM_JWT_FILE`",
+        "`MLRES_SLURM_USER`",
+        "SLURM_JWT=daemon",
+        "AuthAltTypes=auth/jwt",
+    ] {
+        assert!(
+            para.contains(v),
+            "README slurmrestd paragraph lacks {v}: {para}"
+        );
+    }
+    let out = s.run(&["loop", "run", "--json"]);
+    assert!(
+        out.status.success(),
+        "loop run failed: {}\n{}",
+        stderr(&out),
+        s.cluster.logs()
+    );
+    let status = s.status();
+    let es = exps(&status);
+    assert_eq!(es.len(), 2, "{status}");
+    for e in &es {
+        let x = e["config"]["x"].as_i64().unwrap();
+        let log = s.stdout_of(e);
+        if x == 2 {
+            assert_eq!(e["status"], "failed", "{e}");
+            let full = s.exp(e);
+            let err = full["error"].as_str().unwrap_or_default();
+            // The raw wait status 768 decoded.
+            assert!(err.contains("exit code 3"), "{full}");
+        } else {
+            assert_eq!(e["status"], "completed", "{e}\n{log}");
+            assert_eq!(e["metric"].as_f64(), Some(x as f64), "{e}");
+        }
+        // The job got its granted secret (redacted in the log) and no token variable.
+        assert!(
+            log.contains("granted=[REDACTED:MLRES_TEST_GRANTED]"),
+            "{log}"
+        );
+        assert!(!log.contains("JWT"), "{log}");
+        // One GPU through the job's `gres`, as `--gres=gpu:1` on the sbatch path.
+        assert!(log.contains("gpus=1"), "{log}");
+        assert!(!log.contains("LOOP_ONLY"), "{log}");
+    }
+    let events = s.events();
+    assert!(
+        events.iter().filter(|e| e["kind"] == "remote_job").count() >= 2,
+        "{events:?}"
+    );
+    // The token is nowhere in what mlres wrote or printed (the swept dir holds the state,
+    // the job directories and every captured output).
+    let leaks = files_containing(s.env.path(), &token);
+    assert!(leaks.is_empty(), "the token leaked into {leaks:?}");
+    let leaks = files_containing(s.cluster.path(), &token);
+    assert!(leaks.is_empty(), "the token leaked into {leaks:?}");
+}
+
+#[test]
+fn through_slurmrestd_loop_stop_and_the_queue_sweep_cancel_jobs() {
+    let Some((s, _)) = start_rest(
+        "slurmrestd stop",
+        &Spec {
+            max_jobs: 1,
+            values: "[1]",
+            script: "echo started; sleep 300; echo score={x}",
+            ..Spec::default()
+        },
+        None,
+    ) else {
+        return;
+    };
+    let child = s.spawn_loop();
+    s.wait_until("our job running", |s| {
+        s.queue()
+            .iter()
+            .any(|(_, st, c)| st == "RUNNING" && c.starts_with("mlres:"))
+    });
+    let id = s.queue()[0].0.clone();
+    // A job carrying this campaign's marker that the ledger does not know: the queue sweep
+    // cancels it, through slurmrestd (scancel is a failing script here).
+    let campaign = s.status()["campaign"]["id"].as_str().unwrap().to_string();
+    let foreign = s.cluster.submit_script(
+        &[
+            &format!("--comment=mlres:campaign={campaign},exp=999,attempt=1"),
+            "--time=5",
+        ],
+        "#!/bin/sh\nsleep 300\n",
+    );
+    s.wait_until("the foreign job cancelled", |s| {
+        s.cluster.job_state(&foreign).as_deref() == Some("CANCELLED")
+    });
+    s.ok(&["loop", "stop", "--reason", "enough"]);
+    let out = s.finish_loop(child, "stopped");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = s.status();
+    let es = exps(&st);
+    assert_eq!(es.len(), 1, "{st}");
+    assert_eq!(es[0]["status"], "cancelled", "{st}");
+    // scancel is a failing script here: the cancel went through DELETE /job/{id}.
+    assert_eq!(s.cluster.job_state(&id).as_deref(), Some("CANCELLED"));
+}
+
+#[test]
+fn a_token_slurmrestd_refuses_is_a_clear_start_failure_and_nothing_is_spent() {
+    let Some((s, real)) = start_rest(
+        "slurmrestd bad token",
+        &Spec {
+            max_jobs: 2,
+            values: "[1, 2]",
+            // More memory than the node has: once the token is good, Slurm refuses the job.
+            memory: "64GB",
+            ..Spec::default()
+        },
+        Some(BAD_TOKEN),
+    ) else {
+        return;
+    };
+    let d = s.json(&["doctor", "--json"]);
+    assert_eq!(d["slurm"]["rest_ping"], "failed", "{d}");
+    assert!(
+        d["slurm"]["rest_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("slurmrestd refused the token"),
+        "{d}"
+    );
+    let out = s.run(&[
+        "exp",
+        "submit",
+        "--config",
+        "x=1",
+        "--hypothesis",
+        "h",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let out = s.run(&["exp", "wait", &id, "--json"]);
+    let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["status"], "start_failed", "{e}");
+    let full = s.json(&["exp", "status", &id, "--json"]);
+    let err = full["error"].as_str().unwrap_or_default();
+    assert!(err.contains("slurmrestd refused the token"), "{full}");
+    assert!(s.queue().is_empty(), "nothing is queued");
+    let st = s.status();
+    assert_eq!(st["budget"]["walltime_secs"]["used"], 0, "{st}");
+    // With the right token, a job Slurm cannot take is a start failure with Slurm's reason.
+    let mut c = s.cmd();
+    c.env("MLRES_SLURM_JWT", &real).args([
+        "exp",
+        "submit",
+        "--config",
+        "x=2",
+        "--hypothesis",
+        "h",
+        "--json",
+    ]);
+    let out = c.output().unwrap();
+    s.env.record(&["exp", "submit", "good token"], &out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let out = s.run(&["exp", "wait", &id, "--json"]);
+    let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["status"], "start_failed", "{e}");
+    let full = s.json(&["exp", "status", &id, "--json"]);
+    let err = full["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("Slurm refused the job")
+            && err.contains("Requested node configuration is not available"),
+        "{full}"
+    );
+    assert!(s.queue().is_empty(), "nothing is queued");
+    // A URL without a token, or off loopback, is refused before anything runs.
+    let mut c = s.cmd();
+    c.env_remove("MLRES_SLURM_JWT").env_remove("SLURM_JWT");
+    let out = c.args(["loop", "run"]).output().unwrap();
+    s.env.record(&["loop", "run", "no token"], &out);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no token is"), "{}", stderr(&out));
+    let mut c = s.cmd();
+    c.env("MLRES_SLURM_REST_URL", "http://10.1.2.3:6820");
+    let out = c.args(["loop", "run"]).output().unwrap();
+    s.env.record(&["loop", "run", "remote url"], &out);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
+}
+
+#[test]
+fn through_slurmrestd_a_killed_loop_re_attaches_to_its_job() {
+    let Some((s, _)) = start_rest(
+        "slurmrestd resume",
+        &Spec {
+            max_jobs: 1,
+            values: "[1]",
+            script: "echo started {x}; sleep 6; echo score={x}",
+            ..Spec::default()
+        },
+        None,
+    ) else {
+        return;
+    };
+    let mut child = s.spawn_loop();
+    s.wait_until("the job running", |s| {
+        s.queue().iter().any(|(_, st, _)| st == "RUNNING")
+    });
+    let before = s.queue()[0].0.clone();
+    kill9(child.id());
+    let _ = child.wait();
+    for d in s.attempt_dirs() {
+        if let Ok(p) = std::fs::read_to_string(d.join("supervisor.pid")) {
+            kill9(p.trim().parse().unwrap());
+        }
+    }
+    // The new supervisor gets the token again and follows the job through slurmrestd.
+    let out = s.run(&["loop", "run", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = s.status();
+    let es = exps(&st);
+    assert_eq!(es.len(), 1, "{st}");
+    assert_eq!(es[0]["status"], "completed", "{st}");
+    assert_eq!(es[0]["metric"].as_f64(), Some(1.0), "{st}");
+    let ev = s.events();
+    assert_eq!(
+        ev.iter()
+            .filter(|e| e["kind"] == "remote_job_reattached")
+            .count(),
+        1,
+        "{ev:?}"
+    );
+    let ids: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["kind"] == "remote_job")
+        .filter_map(|e| e["payload"]["job_id"].as_str())
+        .collect();
+    assert!(ids.iter().all(|i| *i == before), "{ids:?} vs {before}");
 }
