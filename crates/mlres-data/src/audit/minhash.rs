@@ -198,28 +198,17 @@ pub fn shingle_set32(shingles: &[u64]) -> Vec<u32> {
 
 /// Exact Jaccard similarity of two sorted, deduplicated sets of 32-bit hashes.
 pub fn jaccard32(x: &[u32], y: &[u32]) -> f64 {
-    let (mut i, mut j, mut inter) = (0, 0, 0usize);
-    while i < x.len() && j < y.len() {
-        match x[i].cmp(&y[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                inter += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    let union = x.len() + y.len() - inter;
-    if union == 0 {
-        1.0
-    } else {
-        inter as f64 / union as f64
-    }
+    sorted_jaccard(x, y)
 }
 
 /// Exact Jaccard similarity of two sorted, deduplicated sets.
 pub fn jaccard(x: &[u64], y: &[u64]) -> f64 {
+    sorted_jaccard(x, y)
+}
+
+/// |x ∩ y| / |x ∪ y| by one merge pass over two sorted, deduplicated slices (1 when both
+/// are empty).
+fn sorted_jaccard<T: Ord>(x: &[T], y: &[T]) -> f64 {
     let (mut i, mut j, mut inter) = (0, 0, 0usize);
     while i < x.len() && j < y.len() {
         match x[i].cmp(&y[j]) {
