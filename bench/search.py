@@ -97,6 +97,8 @@ class MlresAsk:
         req = {"space": space, "history": history, "index": index}
         if tuning:
             req["tuning"] = tuning
+            if "bayes" in tuning:
+                req["bayes"] = tuning["bayes"]
         self.p.stdin.write(json.dumps(req) + "\n")
         self.p.stdin.flush()
         r = json.loads(self.p.stdout.readline())
@@ -172,7 +174,7 @@ def main():
     ap.add_argument("--data", required=True, help="LCBench surrogate folder")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--trials", type=int, default=100)
-    ap.add_argument("--methods", default="mlres-tpe,mlres-random,optuna-tpe,optuna-tpe-mv,optuna-random")
+    ap.add_argument("--methods", default="mlres-bayes,mlres-tpe,mlres-random,optuna-tpe,optuna-random")
     ap.add_argument("--problems", default="branin,hartmann6,lcbench-167168,lcbench-168329")
     ap.add_argument("--tuning", default=None, help="JSON overrides of the mlres TPE tuning")
     ap.add_argument("--json", default=None, help="also write raw results here")

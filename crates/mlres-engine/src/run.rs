@@ -1766,7 +1766,9 @@ impl Engine {
                 // model it, and for random search over a finite space (the only one where two
                 // draws can be the same configuration).
                 let needs_history = match space.method {
-                    mlres_policy::Method::Tpe | mlres_policy::Method::Command => true,
+                    mlres_policy::Method::Tpe
+                    | mlres_policy::Method::Bayes
+                    | mlres_policy::Method::Command => true,
                     mlres_policy::Method::Random => space
                         .parameters
                         .values()
@@ -2439,13 +2441,23 @@ fn hypothesis_for(
         (mlres_policy::Method::Grid, Some(n)) => {
             format!("grid point {}/{}: {}", idx + 1, n, settings.join(", "))
         }
-        (mlres_policy::Method::Tpe | mlres_policy::Method::Command, _) => {
+        (
+            m @ (mlres_policy::Method::Tpe
+            | mlres_policy::Method::Bayes
+            | mlres_policy::Method::Command),
+            _,
+        ) => {
             let done = history
                 .iter()
                 .filter(|o| matches!(o.outcome, mlres_policy::Outcome::Done(_)))
                 .count();
             format!(
-                "tpe proposal #{} (seed {}, from {} completed): {}",
+                "{} proposal #{} (seed {}, from {} completed): {}",
+                if m == mlres_policy::Method::Bayes {
+                    "bayes"
+                } else {
+                    "tpe"
+                },
                 idx + 1,
                 space.seed,
                 done,

@@ -6,7 +6,10 @@
 
 use std::io::{BufRead, Write};
 
-use mlres_policy::{Method, Observation, Outcome, SearchSpace, Tuning, propose, suggest_with};
+use mlres_policy::{
+    BayesTuning, Method, Observation, Outcome, SearchSpace, Tuning, propose, suggest_bayes_with,
+    suggest_with,
+};
 use serde_json::{Value, json};
 
 fn main() {
@@ -78,9 +81,41 @@ fn main() {
                 }
             }
         }
+        let mut b = BayesTuning::default();
+        if let Some(o) = req.get("bayes") {
+            let f = |k: &str| o.get(k).and_then(Value::as_f64);
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            {
+                if let Some(v) = f("n_startup") {
+                    b.n_startup = Some(v as usize);
+                }
+                if let Some(v) = f("n_raw") {
+                    b.n_raw = v as usize;
+                }
+                if let Some(v) = f("n_local") {
+                    b.n_local = v as usize;
+                }
+                if let Some(v) = f("n_refine") {
+                    b.n_refine = v as usize;
+                }
+                if let Some(v) = f("warp") {
+                    b.warp = v as u8;
+                }
+                if let Some(v) = f("xi") {
+                    b.xi = v;
+                }
+                if let Some(v) = f("stall") {
+                    b.stall = v as usize;
+                }
+                if let Some(v) = f("stall_every") {
+                    b.stall_every = v as u64;
+                }
+            }
+        }
         let start = std::time::Instant::now();
         let config = match space.method {
             Method::Tpe => suggest_with(&space, &history, index, &t),
+            Method::Bayes => suggest_bayes_with(&space, &history, index, &b),
             _ => propose(&space, index).unwrap_or_default(),
         };
         let micros = start.elapsed().as_micros();

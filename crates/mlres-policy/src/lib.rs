@@ -24,6 +24,7 @@ mod code;
 mod dims;
 mod early_stop;
 mod error;
+mod gp;
 mod hub;
 mod keep;
 mod markdown;
@@ -48,6 +49,7 @@ pub use code::{
 };
 pub use early_stop::{EarlyStop, MAX_RUNGS, Prune, asha_prune};
 pub use error::{DurationError, ProgramError, SizeError};
+pub use gp::{BayesTuning, suggest_bayes, suggest_bayes_with};
 pub use hub::{
     HubRefusal, TokenScopes, check_create, check_delete, check_repo_scope, check_upload,
     check_upload_source, contains_hf_token, credential_reason, token_breadth,

@@ -387,6 +387,9 @@ pub enum Method {
     /// Tree-structured Parzen estimator: a model of good versus other configurations,
     /// fitted to the campaign's history (see [`crate::tpe`]).
     Tpe,
+    /// Bayesian optimisation with a Gaussian process fitted to the campaign's history (see
+    /// [`crate::gp`]).
+    Bayes,
     /// An executable proposes each configuration (an LLM such as `claude -p`, or a script).
     Command,
 }
@@ -398,6 +401,7 @@ impl Method {
             Method::Grid => "grid",
             Method::Random => "random",
             Method::Tpe => "tpe",
+            Method::Bayes => "bayes",
             Method::Command => "command",
         }
     }
@@ -715,7 +719,7 @@ const DISTRIBUTIONS: &[&str] = &[
     "beta",
     "q_beta",
 ];
-const METHODS: &[&str] = &["grid", "random", "tpe", "command"];
+const METHODS: &[&str] = &["grid", "random", "tpe", "bayes", "command"];
 
 // ---------------------------------------------------------------------------
 // Small helpers
@@ -2648,6 +2652,7 @@ fn parse_search_space(root: &Node) -> Result<SearchSpace, ProgramError> {
         "grid" => Method::Grid,
         "random" => Method::Random,
         "tpe" => Method::Tpe,
+        "bayes" => Method::Bayes,
         "command" => Method::Command,
         other => {
             let e = err(method_node, format!("unknown search method `{other}`"));

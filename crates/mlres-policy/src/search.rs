@@ -180,6 +180,7 @@ pub fn propose(space: &SearchSpace, index: u64) -> Option<Config> {
             }
         }
         Method::Tpe => return Some(crate::tpe::suggest(space, &[], index)),
+        Method::Bayes => return Some(crate::gp::suggest_bayes(space, &[], index)),
         Method::Command => return None,
         Method::Random => {
             let base = splitmix64(space.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -205,6 +206,10 @@ pub fn propose_next(
 ) -> Option<(u64, Config)> {
     let seen: std::collections::BTreeSet<String> =
         history.iter().map(|o| crate::tpe::key(&o.config)).collect();
+    if space.method == Method::Bayes {
+        let c = crate::gp::suggest_bayes(space, history, index);
+        return (!seen.contains(&crate::tpe::key(&c))).then_some((index, c));
+    }
     if matches!(space.method, Method::Tpe | Method::Command) {
         // `method: command` proposes through its executable; what mlres itself suggests for
         // it (`mlres exp suggest`) comes from the TPE model of the same history. TPE repeats a

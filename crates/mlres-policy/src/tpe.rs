@@ -109,10 +109,10 @@ impl Default for Tuning {
 }
 
 /// A deterministic generator (splitmix64).
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -120,12 +120,12 @@ impl Rng {
         z ^ (z >> 31)
     }
     /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         #[allow(clippy::cast_precision_loss)]
         let v = (self.next() >> 11) as f64;
         v / (1u64 << 53) as f64
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         #[allow(clippy::cast_possible_truncation)]
         let i = ((u128::from(self.next()) * n as u128) >> 64) as usize;
         i
@@ -134,22 +134,22 @@ impl Rng {
 
 /// A point in proposer coordinates: numeric coordinates then category indices.
 #[derive(Clone, Debug)]
-struct Point {
-    u: Vec<f64>,
-    c: Vec<usize>,
+pub(crate) struct Point {
+    pub(crate) u: Vec<f64>,
+    pub(crate) c: Vec<usize>,
 }
 
-struct Space<'a> {
+pub(crate) struct Space<'a> {
     names: Vec<&'a str>,
     params: Vec<&'a Param>,
     /// Indices into `params` of numeric parameters.
-    num: Vec<usize>,
+    pub(crate) num: Vec<usize>,
     /// Indices into `params` of categoricals, with their number of values.
-    cat: Vec<(usize, usize)>,
+    pub(crate) cat: Vec<(usize, usize)>,
 }
 
 impl<'a> Space<'a> {
-    fn new(space: &'a SearchSpace) -> Self {
+    pub(crate) fn new(space: &'a SearchSpace) -> Self {
         let mut s = Space {
             names: Vec::new(),
             params: Vec::new(),
@@ -168,11 +168,11 @@ impl<'a> Space<'a> {
         s
     }
 
-    fn dims(&self) -> usize {
+    pub(crate) fn dims(&self) -> usize {
         self.num.len() + self.cat.len()
     }
 
-    fn encode(&self, config: &Config) -> Option<Point> {
+    pub(crate) fn encode(&self, config: &Config) -> Option<Point> {
         let mut u = Vec::with_capacity(self.num.len());
         for &i in &self.num {
             u.push(value_to_unit(self.params[i], config.get(self.names[i])?)?);
@@ -187,7 +187,7 @@ impl<'a> Space<'a> {
         Some(Point { u, c })
     }
 
-    fn decode(&self, pt: &Point) -> Config {
+    pub(crate) fn decode(&self, pt: &Point) -> Config {
         let mut out = Config::new();
         let (mut ni, mut ci) = (0, 0);
         for (i, p) in self.params.iter().enumerate() {
@@ -236,7 +236,7 @@ pub(crate) fn key(config: &Config) -> String {
 }
 
 /// The `i`-th point of a shifted Kronecker sequence in `d` dimensions (Roberts' R_d).
-fn kronecker(d: usize, i: u64, shift: &[f64]) -> Vec<f64> {
+pub(crate) fn kronecker(d: usize, i: u64, shift: &[f64]) -> Vec<f64> {
     // phi_d: the positive root of x^(d+1) = x + 1.
     let mut phi = 2.0f64;
     #[allow(clippy::cast_precision_loss, clippy::cast_possible_wrap)]

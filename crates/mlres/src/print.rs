@@ -288,6 +288,11 @@ pub fn program_summary(project: &mlres_engine::Project) {
                     .map(|c| c.argv.join(" "))
                     .unwrap_or_default()
             ),
+            (Method::Bayes, _) => println!(
+                "Search     bayes (Gaussian process) over {n} parameter(s), seed {}: max_jobs \
+                 bounds the trials",
+                s.seed
+            ),
             (Method::Tpe, _) => println!(
                 "Search     tpe (model-based) over {n} parameter(s), seed {}: max_jobs bounds the \
                  trials",
