@@ -248,11 +248,44 @@ fn summary(
         budget.push(format!("{} GPU-hours", cap(g, &|x| format!("{x:.2}"))));
     }
     s.push_str(&format!("- Budget: {}\n", budget.join(", ")));
-    if let Some(goal) = goal
-        && let Some(b) = crate::run::best_experiment(exps, goal)
-    {
+    // With `noise:` (as approved) the best is the incumbent's mean over its runs.
+    let noise = match doc["objective"].get("noise") {
+        Some(n) => !n.is_null(),
+        None => {
+            doc.is_null()
+                && project
+                    .program
+                    .objective
+                    .as_ref()
+                    .is_some_and(|o| o.noise.is_some())
+        }
+    };
+    let best = match goal {
+        Some(goal) => crate::keep::reported_best(
+            ledger,
+            campaign,
+            noise,
+            goal,
+            crate::run::best_experiment(exps, goal),
+        )?,
+        None => None,
+    };
+    if let Some(b) = best {
+        let mean = match (b.runs, &b.best_single) {
+            (Some(n), Some(one)) => format!(
+                " (the incumbent's mean over {n} run{}; best single run: experiment {} = {:.4})",
+                if n == 1 { "" } else { "s" },
+                one.id,
+                one.metric
+            ),
+            (Some(n), None) => format!(
+                " (the incumbent's mean over {n} run{})",
+                if n == 1 { "" } else { "s" }
+            ),
+            _ => String::new(),
+        };
         s.push_str(&format!(
-            "- Best: experiment {} (iter {}), {} = {:.4}, config {}\n",
+            "- Best: experiment {} (iter {}), {} = {:.4}{mean}, config {}\n",
             b.id,
             b.iter,
             md_text(&metric),
@@ -285,7 +318,7 @@ fn summary(
         Some(mlres_policy::Goal::Maximize) => Some("maximize"),
         None => None,
     };
-    let best = crate::report::best_points(&views, goal_name);
+    let best = crate::report::best_points(&views, goal_name, noise);
     let chart =
         crate::png::best_so_far_chart(&best.iter().map(|p| (p.iter, p.best)).collect::<Vec<_>>());
     if let (Some(_), Some(first), Some(last)) = (&chart, best.first(), best.last()) {
@@ -303,12 +336,15 @@ fn summary(
         md_text(&metric)
     ));
     // Rows in iteration order; "best so far" is the best among the rows up to this one, so a
-    // row never shows a value from an iteration after it (evaluation order can differ).
+    // row never shows a value from an iteration after it (evaluation order can differ). With
+    // `noise:` it is what the row's evaluation recorded: the incumbent's mean over its runs.
     let mut running: Option<f64> = None;
     for e in &views {
         let counts =
             e.decision.as_deref() != Some("anomalous") && e.status.as_deref() == Some("completed");
-        if let Some(goal) = goal
+        if noise {
+            running = e.best_so_far.or(running);
+        } else if let Some(goal) = goal
             && let Some(m) = e.metric.filter(|_| counts)
         {
             running = Some(match (running, goal) {

@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use mlres_ledger::{Campaign, Experiment};
+use mlres_ledger::{Campaign, Experiment, Ledger};
 use mlres_policy::{Goal, Objective, Run};
 use serde_json::{Value, json};
 
 use crate::EngineError;
 use crate::evaluate::KeepContext;
-use crate::run::{Engine, LoopEvent, SubmitRequest};
+use crate::run::{BestExperiment, BestSingle, Engine, LoopEvent, SubmitRequest, best_experiment};
 
 /// What the loop does next under `noise:`.
 #[derive(Debug, Clone)]
@@ -48,26 +48,85 @@ fn usable(e: &Experiment) -> Option<Run> {
     })
 }
 
+/// The latest kept experiment (chain order) and every usable run of the campaign.
+fn campaign_runs(ledger: &Ledger, campaign: &str) -> Result<CampaignRuns, EngineError> {
+    let exps = ledger.experiments(campaign)?;
+    let by_id: BTreeMap<i64, &Experiment> = exps.iter().map(|e| (e.id, e)).collect();
+    let mut incumbent = None;
+    for id in ledger.evaluation_order(campaign)?.into_iter().rev() {
+        if let Some(e) = by_id.get(&id)
+            && e.decision.as_deref() == Some("keep")
+        {
+            incumbent = usable(e);
+            break;
+        }
+    }
+    let runs = exps.iter().filter_map(usable).collect();
+    Ok(CampaignRuns {
+        incumbent,
+        runs,
+        exps,
+    })
+}
+
+/// Under `noise:`, the incumbent's mean over its runs ([`mlres_policy::incumbent_mean`]);
+/// `None` before anything was kept.
+pub(crate) fn mean_best(
+    ledger: &Ledger,
+    campaign: &str,
+) -> Result<Option<mlres_policy::MeanBest>, EngineError> {
+    let CampaignRuns {
+        incumbent, runs, ..
+    } = campaign_runs(ledger, campaign)?;
+    Ok(incumbent.map(|i| mlres_policy::incumbent_mean(&i, &runs)))
+}
+
+/// The campaign's best as status, the loop's summary and `runs/summary.md` report it. Without
+/// `noise:` it is `single`, the best single value (as always). With it, it is the incumbent
+/// (the latest kept experiment) with its mean over every run of its configuration as `metric`
+/// and their number as `runs`; `single` goes into `best_single`, so nothing is lost. The
+/// maximum of noisy values is biased upwards by selection (the winner's curse); the mean of
+/// the incumbent's repeats is not.
+pub(crate) fn reported_best(
+    ledger: &Ledger,
+    campaign: &str,
+    noise: bool,
+    goal: Goal,
+    single: Option<BestExperiment>,
+) -> Result<Option<BestExperiment>, EngineError> {
+    if !noise {
+        return Ok(single);
+    }
+    let CampaignRuns {
+        incumbent,
+        runs,
+        exps,
+    } = campaign_runs(ledger, campaign)?;
+    let Some(inc) = incumbent else {
+        return Ok(single);
+    };
+    let Some(mut best) = exps
+        .iter()
+        .find(|e| e.id == inc.id)
+        .and_then(|e| best_experiment(std::slice::from_ref(e), goal))
+    else {
+        return Ok(single);
+    };
+    let m = mlres_policy::incumbent_mean(&inc, &runs);
+    best.metric = m.mean;
+    best.runs = Some(m.runs);
+    best.best_single = single.map(|s| BestSingle {
+        id: s.id,
+        iter: s.iter,
+        metric: s.metric,
+    });
+    Ok(Some(best))
+}
+
 impl Engine {
     /// The latest kept experiment (chain order) and every usable run of the campaign.
     fn incumbent_and_runs(&self, campaign: &str) -> Result<CampaignRuns, EngineError> {
-        let exps = self.ledger.experiments(campaign)?;
-        let by_id: BTreeMap<i64, &Experiment> = exps.iter().map(|e| (e.id, e)).collect();
-        let mut incumbent = None;
-        for id in self.ledger.evaluation_order(campaign)?.into_iter().rev() {
-            if let Some(e) = by_id.get(&id)
-                && e.decision.as_deref() == Some("keep")
-            {
-                incumbent = usable(e);
-                break;
-            }
-        }
-        let runs = exps.iter().filter_map(usable).collect();
-        Ok(CampaignRuns {
-            incumbent,
-            runs,
-            exps,
-        })
+        campaign_runs(&self.ledger, campaign)
     }
 
     /// What a decision on `exp` is taken against. Without `noise:` only the best kept value

@@ -49,7 +49,8 @@ pub use outputs::{
 pub use project::{ApprovalStatus, Project, approval_status, require_approval};
 pub use retention::{DEFAULT_KEEP_ATTEMPTS, MIN_KEEP_ATTEMPTS, Pruned};
 pub use run::{
-    CampaignStart, Engine, EngineConfig, LoopEvent, LoopOptions, LoopSummary, StatusReport,
-    StopOutcome, SubmitOverrides, SubmitRequest, Suggestion, proposal_history,
+    BestExperiment, BestSingle, CampaignStart, Engine, EngineConfig, LoopEvent, LoopOptions,
+    LoopSummary, StatusReport, StopOutcome, SubmitOverrides, SubmitRequest, Suggestion,
+    proposal_history, search_history,
 };
 pub use slurm::{SUPERVISOR_JWT_ENV, SUPERVISOR_VALUES_ENV, SlurmSettings, slurm_time_limit_secs};

@@ -77,6 +77,10 @@ pub struct Objective {
     pub metric: Option<String>,
     pub goal: Option<String>,
     pub target: Option<f64>,
+    /// The objective declares `noise:`: the best so far is the incumbent's mean over its
+    /// runs (as each evaluation recorded it), not the best single value.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub noise: bool,
 }
 
 /// One budget: how much is used of how much (`max` null: the envelope sets no cap).
@@ -314,10 +318,28 @@ pub fn gauges(
     ])
 }
 
-pub(crate) fn best_points(exps: &[ExperimentView], goal: Option<&str>) -> Vec<BestPoint> {
+/// Best so far after each experiment, in iteration order. With `noise` it is what each
+/// evaluation recorded (the incumbent's mean over its runs, which can fall as repeats come
+/// in); without it, the best single value among the rows up to there.
+pub(crate) fn best_points(
+    exps: &[ExperimentView],
+    goal: Option<&str>,
+    noise: bool,
+) -> Vec<BestPoint> {
     let mut out = Vec::new();
     let mut best: Option<f64> = None;
     for e in exps {
+        if noise {
+            best = e.best_so_far.or(best);
+            if let Some(b) = best {
+                out.push(BestPoint {
+                    iter: e.iter,
+                    exp: e.id,
+                    best: b,
+                });
+            }
+            continue;
+        }
         let counts =
             e.decision.as_deref() != Some("anomalous") && e.status.as_deref() == Some("completed");
         if let (Some(m), true) = (e.metric, counts) {
@@ -404,6 +426,7 @@ pub fn collect(ledger: &Ledger, campaign: &str) -> Result<ReportData, EngineErro
         metric: doc["objective"]["metric"].as_str().map(String::from),
         goal: doc["objective"]["goal"].as_str().map(String::from),
         target: doc["objective"]["target"].as_f64(),
+        noise: doc["objective"].get("noise").is_some_and(|n| !n.is_null()),
     };
     let experiments = experiment_views(ledger, campaign, true)?;
     let budget = gauges(ledger, campaign, &experiments)?;
@@ -423,7 +446,7 @@ pub fn collect(ledger: &Ledger, campaign: &str) -> Result<ReportData, EngineErro
     };
     Ok(ReportData {
         format: REPORT_FORMAT,
-        best_so_far: best_points(&experiments, objective.goal.as_deref()),
+        best_so_far: best_points(&experiments, objective.goal.as_deref(), objective.noise),
         audit: audit(ledger, campaign, approval.as_ref().map(|a| a.id))?,
         campaign: CampaignView {
             id: c.id.clone(),
@@ -548,6 +571,7 @@ pub struct Watch {
     rows: BTreeMap<i64, ExperimentView>,
     log_lens: BTreeMap<i64, u64>,
     goal: Option<String>,
+    noise: bool,
 }
 
 fn row_key(e: &ExperimentView) -> Value {
@@ -566,6 +590,7 @@ impl Watch {
             campaign: data.campaign.id.clone(),
             last_seq: data.audit.events.iter().map(|e| e.seq).max().unwrap_or(0),
             goal: data.objective.goal.clone(),
+            noise: data.objective.noise,
             ..Watch::default()
         };
         for e in &data.experiments {
@@ -651,7 +676,7 @@ impl Watch {
                 program_hash: c.program_hash.clone(),
             },
             budget: gauges(ledger, &self.campaign, &views)?,
-            best_so_far: best_points(&views, self.goal.as_deref()),
+            best_so_far: best_points(&views, self.goal.as_deref(), self.noise),
             params,
             experiments,
             curves_updated,

@@ -71,11 +71,10 @@ pub struct Engine {
 }
 
 /// Evaluation streaks of a campaign up to chain position `after_seq`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Streaks {
     after_seq: u64,
-    since_improvement: u32,
-    consecutive_failures: u32,
+    streaks: mlres_policy::Streaks,
 }
 
 /// An experiment submitted by an agent (or the loop's proposer).
@@ -164,6 +163,9 @@ pub enum LoopEvent {
         decision: String,
         reason: String,
         best: Option<f64>,
+        /// With `noise:`: `best` is the incumbent's mean over this many runs.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        best_runs: Option<u32>,
     },
     Refused {
         code: String,
@@ -230,6 +232,22 @@ pub struct BestExperiment {
     pub config: Value,
     pub hypothesis: String,
     pub checkpoint: Option<PathBuf>,
+    /// With `noise:`: `metric` is the incumbent's mean over this many runs of its
+    /// configuration (its own and its repeats), not a single value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runs: Option<u32>,
+    /// With `noise:`: the best single value, which selection biases upwards (the winner's
+    /// curse); what `metric` would be without `noise:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_single: Option<BestSingle>,
+}
+
+/// One experiment's single value (see [`BestExperiment::best_single`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct BestSingle {
+    pub id: i64,
+    pub iter: u32,
+    pub metric: f64,
 }
 
 /// `mlres loop status` as data.
@@ -1305,6 +1323,7 @@ impl Engine {
                     decision: rec.decision.clone(),
                     reason,
                     best: rec.best_so_far,
+                    best_runs: best_runs(&rec),
                 });
                 self.log_offsets.remove(&exp.id);
                 return Ok(());
@@ -1431,6 +1450,40 @@ impl Engine {
             }),
             _ => best,
         };
+        // With `noise:` the best so far recorded is the incumbent's mean after this decision
+        // (a keep starts a new incumbent, a repeat adds to its runs), and the evidence says
+        // of how many runs, with the best single kept value beside it.
+        let mut evidence = ev.evidence.clone();
+        let best_so_far = if objective.noise.is_some() {
+            let this = ev
+                .metric
+                .filter(|m| m.is_finite())
+                .filter(|_| status == "completed" && ev.decision != Decision::Anomalous)
+                .map(|value| mlres_policy::Run {
+                    id: exp.id,
+                    config: ctx.config.clone(),
+                    value,
+                });
+            let incumbent = match ev.decision {
+                Decision::Keep => this.clone(),
+                _ => ctx.incumbent.clone(),
+            };
+            match incumbent {
+                Some(inc) => {
+                    let mut runs = ctx.runs.clone();
+                    runs.extend(this);
+                    let m = mlres_policy::incumbent_mean(&inc, &runs);
+                    if let Some(e) = evidence.as_mut() {
+                        e.best_runs = Some(m.runs);
+                        e.best_single = new_best;
+                    }
+                    Some(m.mean)
+                }
+                None => new_best,
+            }
+        } else {
+            new_best
+        };
         let metrics: serde_json::Map<String, Value> = ev
             .metrics
             .iter()
@@ -1448,11 +1501,8 @@ impl Engine {
             metrics: Value::Object(metrics),
             decision: decision_name(ev.decision).to_string(),
             reason: ev.reason.clone(),
-            best_so_far: new_best,
-            evidence: ev
-                .evidence
-                .as_ref()
-                .and_then(|e| serde_json::to_value(e).ok()),
+            best_so_far,
+            evidence: evidence.as_ref().and_then(|e| serde_json::to_value(e).ok()),
         };
         Ok((rec, ev.reason))
     }
@@ -1479,6 +1529,7 @@ impl Engine {
                 decision: rec.decision.clone(),
                 reason,
                 best: rec.best_so_far,
+                best_runs: best_runs(&rec),
             });
         }
         Ok(self.ledger.experiment(exp_id)?.unwrap_or(exp))
@@ -1487,31 +1538,37 @@ impl Engine {
     /// Loop facts for the stop rules, derived from the ledger alone.
     fn facts(&mut self, campaign: &Campaign, exhausted: bool) -> Result<LoopFacts, EngineError> {
         let u = self.ledger.usage(&campaign.id)?;
-        let best = self.best_metric(&campaign.id)?;
+        let objective = self.objective()?.clone();
+        // With `noise:` the best is the incumbent's mean over its runs (the target is reached
+        // by that mean), else the best kept value.
+        let (best, best_runs) = if objective.noise.is_some() {
+            match crate::keep::mean_best(&self.ledger, &campaign.id)? {
+                Some(m) => (Some(m.mean), Some(m.runs)),
+                None => (None, None),
+            }
+        } else {
+            (self.best_metric(&campaign.id)?, None)
+        };
         // Streaks since the last keep and of failures, kept incrementally from the chain (its
         // order; clock time can tie): each call reads only evaluations it has not seen, so the
         // loop's cost does not grow with the campaign. Other processes' evaluations are in the
-        // chain too, so the counts stay exact.
-        let mut st = self.streaks.get(&campaign.id).copied().unwrap_or_default();
+        // chain too, so the counts stay exact. Under `noise:` a repeat of the incumbent is not
+        // a new hypothesis: it does not advance `patience` ([`mlres_policy::Streaks`]).
+        let mut st = self.streaks.remove(&campaign.id).unwrap_or_default();
         for (seq, e) in self.ledger.evaluations_after(&campaign.id, st.after_seq)? {
             st.after_seq = seq;
-            if e.decision.as_deref() == Some("keep") {
-                st.since_improvement = 0;
-            } else {
-                st.since_improvement += 1;
-            }
-            // A pruned job was stopped on purpose: not a failure.
-            let failed = !matches!(e.status.as_deref(), Some("completed" | "pruned"))
-                || e.decision.as_deref() == Some("anomalous");
-            if failed {
-                st.consecutive_failures += 1;
-            } else {
-                st.consecutive_failures = 0;
-            }
+            st.streaks.observe(
+                &objective,
+                &mlres_policy::config_key(&e.config),
+                e.decision.as_deref(),
+                e.status.as_deref(),
+            );
         }
+        let (since_improvement, consecutive_failures) = (
+            st.streaks.since_improvement,
+            st.streaks.consecutive_failures,
+        );
         self.streaks.insert(campaign.id.clone(), st);
-        let (since_improvement, consecutive_failures) =
-            (st.since_improvement, st.consecutive_failures);
         let stop_requested = self
             .ledger
             .campaign(&campaign.id)?
@@ -1525,6 +1582,7 @@ impl Engine {
                 in_flight: u.in_flight,
             },
             best,
+            best_runs,
             since_improvement,
             consecutive_failures,
             stop_requested,
@@ -1621,11 +1679,11 @@ impl Engine {
     pub fn suggest(&self, n: usize) -> Result<Vec<Suggestion>, EngineError> {
         require_approval(&self.ledger, &self.project)?;
         let space = self.space()?.clone();
-        let goal = self.objective()?.goal;
+        let objective = self.objective()?.clone();
         let (mut next, mut history) = match self.current_campaign()? {
             Some(c) if c.status == "active" => (
                 self.ledger.max_proposal_index(&c.id)?.map_or(0, |m| m + 1),
-                proposal_history(&self.ledger.experiments(&c.id)?, goal),
+                search_history(&self.ledger.experiments(&c.id)?, &objective),
             ),
             _ => (0, Vec::new()),
         };
@@ -1780,7 +1838,7 @@ impl Engine {
                 } else {
                     Vec::new()
                 };
-                let history = proposal_history(&exps, objective.goal);
+                let history = search_history(&exps, &objective);
                 let proposal = if space.method == mlres_policy::Method::Command {
                     match self.command_proposal(&space, &objective, &exps, &history, &facts.usage) {
                         Ok((hypothesis, config)) => Some((next, config, hypothesis)),
@@ -1915,7 +1973,13 @@ impl Engine {
             });
         }
         let exps = self.ledger.experiments(&campaign.id)?;
-        let best = best_experiment(&exps, objective.goal);
+        let best = crate::keep::reported_best(
+            &self.ledger,
+            &campaign.id,
+            objective.noise.is_some(),
+            objective.goal,
+            best_experiment(&exps, objective.goal),
+        )?;
         Ok(LoopSummary {
             campaign: campaign.id.clone(),
             start,
@@ -2207,8 +2271,11 @@ impl Engine {
         let usage = self.ledger.usage(&c.id)?;
         report.budget = budget_json(env, &usage, self.slurm_gpus_if());
         if let Some(o) = &objective {
-            // The best is always a kept experiment (keep = improved on the best so far).
-            report.best = best_experiment(&self.ledger.kept_experiments(&c.id)?, o.goal);
+            // The best is always a kept experiment (keep = improved on the best so far); with
+            // `noise:` the incumbent with its mean over its runs.
+            let single = best_experiment(&self.ledger.kept_experiments(&c.id)?, o.goal);
+            report.best =
+                crate::keep::reported_best(&self.ledger, &c.id, o.noise.is_some(), o.goal, single)?;
         }
         report.in_flight = self
             .ledger
@@ -2332,6 +2399,14 @@ fn budget_json(
     v
 }
 
+/// With `noise:`: how many runs an evaluation's recorded best so far is the mean of.
+fn best_runs(rec: &EvalRecord) -> Option<u32> {
+    rec.evidence
+        .as_ref()
+        .and_then(|e| e["best_runs"].as_u64())
+        .and_then(|n| u32::try_from(n).ok())
+}
+
 /// Whether an experiment's metric may be a campaign's best: a completed job, not anomalous.
 pub(crate) fn counts_for_best(e: &Experiment) -> bool {
     e.decision.as_deref() != Some("anomalous") && e.status.as_deref() == Some("completed")
@@ -2371,6 +2446,8 @@ pub(crate) fn best_experiment(exps: &[Experiment], goal: Goal) -> Option<BestExp
             config: e.config.clone(),
             hypothesis: e.hypothesis.clone(),
             checkpoint,
+            runs: None,
+            best_single: None,
         }
     })
 }
@@ -2428,6 +2505,47 @@ pub fn proposal_history(exps: &[Experiment], goal: Goal) -> Vec<mlres_policy::Ob
             Some(mlres_policy::Observation { config, outcome })
         })
         .collect()
+}
+
+/// [`proposal_history`] as the search method sees it. Under `noise:` a configuration run
+/// several times (the incumbent and its repeats) is one observation, its runs' mean (pending
+/// while none has completed, failed when all failed): repeats of the incumbent measure noise,
+/// they are not trials of the search, so they neither count towards a proposer's trials (TPE's
+/// startup) nor weigh its model once per seed. Without `noise:` it is [`proposal_history`].
+pub fn search_history(
+    exps: &[Experiment],
+    objective: &Objective,
+) -> Vec<mlres_policy::Observation> {
+    use mlres_policy::Outcome;
+    let history = proposal_history(exps, objective.goal);
+    if objective.noise.is_none() {
+        return history;
+    }
+    let mut out: Vec<mlres_policy::Observation> = Vec::with_capacity(history.len());
+    let mut done: Vec<Vec<f64>> = Vec::with_capacity(history.len());
+    let mut at: BTreeMap<String, usize> = BTreeMap::new();
+    for o in history {
+        let key = mlres_policy::config_key(&Value::Object(o.config.clone()));
+        let i = *at.entry(key).or_insert_with(|| {
+            out.push(mlres_policy::Observation {
+                config: o.config.clone(),
+                outcome: Outcome::Failed,
+            });
+            done.push(Vec::new());
+            out.len() - 1
+        });
+        match o.outcome {
+            Outcome::Done(l) => done[i].push(l),
+            Outcome::Pending => out[i].outcome = Outcome::Pending,
+            Outcome::Failed => {}
+        }
+    }
+    for (o, d) in out.iter_mut().zip(done) {
+        if !d.is_empty() {
+            o.outcome = Outcome::Done(d.iter().sum::<f64>() / d.len() as f64);
+        }
+    }
+    out
 }
 
 fn hypothesis_for(

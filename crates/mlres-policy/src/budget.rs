@@ -268,8 +268,11 @@ pub fn decide(objective: &Objective, metric: Option<f64>, best: Option<f64>) -> 
 pub struct LoopFacts {
     /// Budget consumed.
     pub usage: Usage,
-    /// Best kept metric.
+    /// Best kept metric; with `noise:` the incumbent's mean over its runs.
     pub best: Option<f64>,
+    /// With `noise:`: how many runs `best` is the mean of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_runs: Option<u32>,
     /// Evaluated experiments since the last improvement.
     pub since_improvement: u32,
     /// Consecutive failed experiments.
@@ -288,10 +291,13 @@ pub struct LoopFacts {
 pub enum StopReason {
     /// The best metric reached the target.
     TargetReached {
-        /// Best metric.
+        /// Best metric (with `noise:`, the incumbent's mean).
         best: f64,
         /// Target.
         target: f64,
+        /// With `noise:`: how many runs `best` is the mean of.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        runs: Option<u32>,
     },
     /// A budget limit leaves no room for another experiment.
     BudgetExhausted {
@@ -323,9 +329,23 @@ pub enum StopReason {
 impl std::fmt::Display for StopReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StopReason::TargetReached { best, target } => {
-                write!(f, "target reached: best {best} meets the target {target}")
-            }
+            StopReason::TargetReached {
+                best,
+                target,
+                runs: None,
+            } => write!(f, "target reached: best {best} meets the target {target}"),
+            StopReason::TargetReached {
+                best,
+                target,
+                runs: Some(n),
+            } => write!(
+                f,
+                "target reached: the incumbent's mean {} over {n} run{} meets the target \
+                 {target}",
+                // A mean carries rounding noise (0.9499999999999998): 12 digits say it.
+                format!("{best:.12}").parse::<f64>().unwrap_or(*best),
+                if *n == 1 { "" } else { "s" }
+            ),
             StopReason::BudgetExhausted { limit, detail } => {
                 write!(f, "budget exhausted ({limit}): {detail}")
             }
@@ -364,8 +384,15 @@ pub fn stop_reason(objective: &Objective, env: &Envelope, facts: &LoopFacts) -> 
             Goal::Maximize => best >= target,
             Goal::Minimize => best <= target,
         };
-        if reached {
-            return Some(StopReason::TargetReached { best, target });
+        // With `noise:` `best` is the incumbent's mean, and it counts once the incumbent has
+        // all the runs `repeats` asks for: one lucky seed does not end the campaign.
+        let runs = objective.noise.map(|_| facts.best_runs.unwrap_or(1));
+        let enough = match (objective.noise, runs) {
+            (Some(n), Some(have)) => have >= n.repeats.unwrap_or(1),
+            _ => true,
+        };
+        if reached && enough {
+            return Some(StopReason::TargetReached { best, target, runs });
         }
     }
     if facts.consecutive_failures >= objective.max_consecutive_failures {

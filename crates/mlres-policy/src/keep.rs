@@ -180,6 +180,14 @@ pub struct Evidence {
     /// Set when the run repeated this experiment's configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_of: Option<i64>,
+    /// With `noise:`, after this decision: how many runs the recorded best so far (the
+    /// incumbent's mean, [`MeanBest`]) is the mean of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_runs: Option<u32>,
+    /// With `noise:`, after this decision: the best single kept value, which selection biases
+    /// upwards (the winner's curse); kept so that nothing is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_single: Option<f64>,
 }
 
 impl Evidence {
@@ -275,24 +283,16 @@ pub fn decide_noisy(
             },
         };
     };
-    let group: Vec<f64> = runs
-        .iter()
-        .filter(|r| r.config == inc.config)
-        .map(|r| r.value)
-        .collect();
-    let group = if group.is_empty() {
-        vec![inc.value]
-    } else {
-        group
-    };
-    let n_b = group.len();
-    let mean_b = group.iter().sum::<f64>() / n_b as f64;
+    let MeanBest {
+        mean: mean_b,
+        runs: n_b,
+    } = incumbent_mean(inc, runs);
     let delta = sign * (value - mean_b);
     let mut ev = Evidence {
         noise_model: model.into(),
         incumbent: Some(inc.id),
         incumbent_value: Some(mean_b),
-        incumbent_n: Some(n_b as u32),
+        incumbent_n: Some(n_b),
         delta: Some(delta),
         confidence: Some(noise.confidence),
         ..Evidence::default()
@@ -326,7 +326,7 @@ pub fn decide_noisy(
             }
         },
     };
-    let se = sd * (1.0 + 1.0 / n_b as f64).sqrt();
+    let se = sd * (1.0 + 1.0 / f64::from(n_b)).sqrt();
     let p = if se > 0.0 {
         let stat = delta / se;
         match df {
@@ -378,6 +378,89 @@ pub fn decide_noisy(
             ),
             evidence: ev,
         }
+    }
+}
+
+/// The campaign's best under `noise:`: the incumbent's mean over every run of its
+/// configuration (its own and its repeats), not the best single value, which is biased
+/// upwards by selection (the winner's curse).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MeanBest {
+    /// Mean of the runs.
+    pub mean: f64,
+    /// How many runs it is the mean of (at least 1).
+    pub runs: u32,
+}
+
+/// The mean of the runs of `incumbent`'s configuration in `runs` (the incumbent's own value
+/// alone when `runs` holds none of them).
+pub fn incumbent_mean(incumbent: &Run, runs: &[Run]) -> MeanBest {
+    let group: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.config == incumbent.config)
+        .map(|r| r.value)
+        .collect();
+    if group.is_empty() {
+        return MeanBest {
+            mean: incumbent.value,
+            runs: 1,
+        };
+    }
+    MeanBest {
+        mean: group.iter().sum::<f64>() / group.len() as f64,
+        runs: group.len() as u32,
+    }
+}
+
+/// The loop's streaks for its stop rules, folded over evaluations in chain order with
+/// [`Streaks::observe`].
+///
+/// What a run of the incumbent's own configuration advances under `noise:` (a repeat, run to
+/// measure seed noise, not a new hypothesis):
+/// - `since_improvement` (`patience`): no;
+/// - `consecutive_failures` (`max_consecutive_failures`): yes, as any job (a failed repeat is
+///   a failure, a completed one shows the job works);
+/// - the budget (`max_jobs`, walltime, cost, GPU-hours): yes, always (not counted here);
+/// - a proposer's index: no (a repeat carries none).
+///
+/// Without `noise:` every evaluation counts as before.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Streaks {
+    /// Evaluations since the last keep, repeats of the incumbent left out under `noise:`.
+    pub since_improvement: u32,
+    /// Consecutive failed (or anomalous) evaluations; a pruned job is not a failure.
+    pub consecutive_failures: u32,
+    /// The configuration ([`config_key`]) of the latest kept experiment.
+    pub incumbent_config: Option<String>,
+}
+
+impl Streaks {
+    /// One evaluation, in chain order: its configuration ([`config_key`]), decision and
+    /// outcome. Returns whether it was a repeat of the incumbent under `noise:`.
+    pub fn observe(
+        &mut self,
+        objective: &Objective,
+        config: &str,
+        decision: Option<&str>,
+        status: Option<&str>,
+    ) -> bool {
+        let failed =
+            !matches!(status, Some("completed" | "pruned")) || decision == Some("anomalous");
+        if failed {
+            self.consecutive_failures += 1;
+        } else {
+            self.consecutive_failures = 0;
+        }
+        if decision == Some("keep") {
+            self.since_improvement = 0;
+            self.incumbent_config = Some(config.to_string());
+            return false;
+        }
+        let repeat = objective.noise.is_some() && self.incumbent_config.as_deref() == Some(config);
+        if !repeat {
+            self.since_improvement += 1;
+        }
+        repeat
     }
 }
 

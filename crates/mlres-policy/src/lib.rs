@@ -55,8 +55,9 @@ pub use hub::{
     check_upload_source, contains_hf_token, credential_reason, token_breadth,
 };
 pub use keep::{
-    DEFAULT_CONFIDENCE, Evidence, MetricRange, NoiseModel, Run, Verdict, config_key, decide_noisy,
-    normal_sf, out_of_range, pooled_sd, range_hint, repeats_needed, student_t_sf,
+    DEFAULT_CONFIDENCE, Evidence, MeanBest, MetricRange, NoiseModel, Run, Streaks, Verdict,
+    config_key, decide_noisy, incumbent_mean, normal_sf, out_of_range, pooled_sd, range_hint,
+    repeats_needed, student_t_sf,
 };
 pub use metrics::{MAX_METRIC_KEYS, MetricScan, curve_point, parse_metric_line};
 pub use program::{

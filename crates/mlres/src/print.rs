@@ -457,10 +457,11 @@ pub fn status(r: &StatusReport) {
     }
     if let Some(best) = &r.best {
         println!(
-            "best:      experiment {} {} = {:.4} {}",
+            "best:      experiment {} {} = {:.4}{} {}",
             best.id,
             r.metric.clone().unwrap_or_default(),
             best.metric,
+            mean_note(best),
             best.config
         );
     }
@@ -505,6 +506,26 @@ pub fn status(r: &StatusReport) {
     }
 }
 
+/// With `noise:`: that the best is the incumbent's mean, over how many runs, and the best
+/// single run beside it. Empty without `noise:`.
+fn mean_note(b: &mlres_engine::BestExperiment) -> String {
+    let Some(n) = b.runs else {
+        return String::new();
+    };
+    let mut s = format!(
+        " (mean of {n} run{} of its configuration",
+        if n == 1 { "" } else { "s" }
+    );
+    if let Some(one) = &b.best_single {
+        s.push_str(&format!(
+            "; best single run: experiment {} = {:.4}",
+            one.id, one.metric
+        ));
+    }
+    s.push(')');
+    s
+}
+
 pub fn loop_summary(s: &LoopSummary, metric: Option<&str>) {
     let metric = metric.unwrap_or("metric");
     let how = if s.failed { "failed" } else { "finished" };
@@ -516,7 +537,7 @@ pub fn loop_summary(s: &LoopSummary, metric: Option<&str>) {
                 "Best configuration: {} (experiment {}, iter {})",
                 b.config, b.id, b.iter
             );
-            println!("Best {metric}: {:.4}", b.metric);
+            println!("Best {metric}: {:.4}{}", b.metric, mean_note(b));
             if let Some(m) = s.median_metric {
                 println!("Median {metric} of the sweep: {m:.4}");
             }
@@ -623,15 +644,19 @@ impl Progress {
                 decision,
                 reason,
                 best,
+                best_runs,
             } => {
                 self.done += 1;
                 if let Some(b) = &self.bar {
                     b.set_position(self.done);
                 }
                 self.line(format!(
-                    "  exp {exp} (iter {iter}) {decision}: metric {} ({reason}); best {}",
+                    "  exp {exp} (iter {iter}) {decision}: metric {} ({reason}); best {}{}",
                     fmt_metric(*metric),
-                    fmt_metric(*best)
+                    fmt_metric(*best),
+                    best_runs
+                        .map(|n| format!(" (mean of {n} run{})", if n == 1 { "" } else { "s" }))
+                        .unwrap_or_default()
                 ));
             }
             LoopEvent::Refused { code, message } => {

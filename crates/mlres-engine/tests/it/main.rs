@@ -3,6 +3,7 @@
 //! resume, concurrency) is tested through the real binary in `crates/mlres/tests/it`.
 
 mod code;
+mod keep;
 mod report;
 
 use std::io::Write;

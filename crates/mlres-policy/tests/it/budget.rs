@@ -301,7 +301,8 @@ fn stop_reason_truth_table() {
         stop_reason(&max, &e, &f),
         Some(StopReason::TargetReached {
             best: 0.9,
-            target: 0.9
+            target: 0.9,
+            runs: None
         })
     );
     let f = LoopFacts {
@@ -317,7 +318,8 @@ fn stop_reason_truth_table() {
         stop_reason(&min, &e, &f),
         Some(StopReason::TargetReached {
             best: 0.9,
-            target: 0.9
+            target: 0.9,
+            runs: None
         })
     );
     let f = LoopFacts {

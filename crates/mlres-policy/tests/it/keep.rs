@@ -3,9 +3,10 @@
 //! early stopping: parsing, the statistics, and the rules as plain functions.
 
 use mlres_policy::{
-    Decision, EarlyStop, Goal, MetricRange, NoiseModel, Objective, Run, approval_document,
-    asha_prune, config_key, curve_point, decide_noisy, normal_sf, out_of_range, parse_program,
-    pooled_sd, range_hint, student_t_sf,
+    Decision, EarlyStop, Goal, LoopFacts, MeanBest, MetricRange, NoiseModel, Objective, Run,
+    StopReason, Streaks, approval_document, asha_prune, config_key, curve_point, decide_noisy,
+    incumbent_mean, normal_sf, out_of_range, parse_program, pooled_sd, range_hint, stop_reason,
+    student_t_sf,
 };
 use serde_json::json;
 
@@ -467,6 +468,180 @@ fn a_real_improvement_of_four_noise_sds_is_kept_most_of_the_time() {
 }
 
 // ---------------------------------------------------------------- early stopping
+
+// ------------------------------------------- repeats, stop rules and the best under noise
+
+/// Folds evaluations (config, decision, outcome) into the loop's streaks.
+fn streaks(o: &Objective, evals: &[(&str, &str, &str)]) -> (Streaks, Vec<bool>) {
+    let mut st = Streaks::default();
+    let repeats = evals
+        .iter()
+        .map(|(c, d, s)| st.observe(o, c, Some(d), Some(s)))
+        .collect();
+    (st, repeats)
+}
+
+#[test]
+fn repeats_of_the_incumbent_do_not_advance_patience_but_failures_still_count() {
+    // The loop's order under `noise: {repeats: 3}`: a first result, two repeats of it, then
+    // changes. Only the changes are hypotheses.
+    let evals = [
+        ("{\"lr\":1}", "keep", "completed"),
+        ("{\"lr\":1}", "discard", "completed"),
+        ("{\"lr\":1}", "discard", "completed"),
+        ("{\"lr\":2}", "discard", "completed"),
+    ];
+    let noisy = objective(Goal::Maximize, measured(3));
+    let (st, repeats) = streaks(&noisy, &evals);
+    assert_eq!(repeats, [false, true, true, false]);
+    assert_eq!(st.since_improvement, 1, "{st:?}");
+    // Without `noise:` every evaluation counts, as before.
+    let plain = objective(Goal::Maximize, None);
+    let (st, repeats) = streaks(&plain, &evals);
+    assert_eq!(repeats, [false; 4]);
+    assert_eq!(st.since_improvement, 3, "{st:?}");
+
+    // A repeat that fails is a failure for the circuit breaker, and still not a hypothesis.
+    let (st, _) = streaks(
+        &noisy,
+        &[
+            ("{\"lr\":1}", "keep", "completed"),
+            ("{\"lr\":1}", "anomalous", "failed"),
+            ("{\"lr\":1}", "anomalous", "timed_out"),
+        ],
+    );
+    assert_eq!((st.since_improvement, st.consecutive_failures), (0, 2));
+    // A new keep makes its configuration the one that repeats; the old one is a change again.
+    let (st, repeats) = streaks(
+        &noisy,
+        &[
+            ("{\"lr\":1}", "keep", "completed"),
+            ("{\"lr\":2}", "keep", "completed"),
+            ("{\"lr\":2}", "discard", "completed"),
+            ("{\"lr\":1}", "discard", "completed"),
+        ],
+    );
+    assert_eq!(repeats, [false, false, true, false]);
+    assert_eq!(st.since_improvement, 1);
+    assert_eq!(st.incumbent_config.as_deref(), Some("{\"lr\":2}"));
+
+    // So `patience: 2` does not stop the loop on its repeats alone.
+    let (src, _) = program("metric: acc\ngoal: maximize\npatience: 2\nnoise: {repeats: 3}");
+    let p = parse_program(&src).unwrap();
+    let o = p.objective.clone().unwrap();
+    let facts = |since_improvement| LoopFacts {
+        since_improvement,
+        best: Some(0.9),
+        best_runs: Some(3),
+        next_timeout_secs: 60,
+        ..LoopFacts::default()
+    };
+    let (st, _) = streaks(&o, &evals[..3]);
+    assert_eq!(
+        stop_reason(&o, &p.envelope, &facts(st.since_improvement)),
+        None
+    );
+    let (st, _) = streaks(
+        &o,
+        &[
+            evals[0],
+            evals[1],
+            evals[2],
+            evals[3],
+            ("{\"lr\":3}", "discard", "completed"),
+        ],
+    );
+    assert!(matches!(
+        stop_reason(&o, &p.envelope, &facts(st.since_improvement)),
+        Some(StopReason::Patience {
+            since_improvement: 2,
+            patience: 2
+        })
+    ));
+}
+
+#[test]
+fn the_best_under_noise_is_the_incumbents_mean_and_says_of_how_many_runs() {
+    let runs = [
+        run(1, "a", 0.95),
+        run(2, "a", 0.90),
+        run(3, "b", 0.99),
+        run(4, "a", 0.91),
+    ];
+    let m = incumbent_mean(&runs[0], &runs);
+    assert_eq!(m.runs, 3);
+    assert!((m.mean - 0.92).abs() < 1e-12, "{m:?}");
+    // Before any repeat: the incumbent's own value, one run.
+    assert_eq!(
+        incumbent_mean(&run(9, "c", 0.5), &runs),
+        MeanBest { mean: 0.5, runs: 1 }
+    );
+}
+
+#[test]
+fn under_noise_the_target_is_reached_by_the_mean_once_the_incumbent_has_its_repeats() {
+    let (src, _) = program("metric: acc\ngoal: maximize\ntarget: 0.93\nnoise: {repeats: 3}");
+    let p = parse_program(&src).unwrap();
+    let o = p.objective.clone().unwrap();
+    let at = |best: f64, runs: u32| {
+        stop_reason(
+            &o,
+            &p.envelope,
+            &LoopFacts {
+                best: Some(best),
+                best_runs: Some(runs),
+                next_timeout_secs: 60,
+                ..LoopFacts::default()
+            },
+        )
+    };
+    // One lucky seed at 0.95 is not the target reached: its repeats come first.
+    assert_eq!(at(0.95, 1), None);
+    assert_eq!(at(0.95, 2), None);
+    // Its mean over three runs is what counts.
+    assert_eq!(at(0.92, 3), None);
+    let r = at(0.94, 3).expect("reached");
+    assert_eq!(
+        r,
+        StopReason::TargetReached {
+            best: 0.94,
+            target: 0.93,
+            runs: Some(3)
+        }
+    );
+    assert!(r.to_string().contains("mean 0.94 over 3 runs"), "{r}");
+    // A stated sd asks for no repeats: the incumbent's mean of what it has counts.
+    let (src, _) = program("metric: acc\ngoal: minimize\ntarget: 0.5\nnoise: {sd: 0.01}");
+    let p = parse_program(&src).unwrap();
+    let o = p.objective.clone().unwrap();
+    let f = LoopFacts {
+        best: Some(0.49),
+        best_runs: Some(1),
+        next_timeout_secs: 60,
+        ..LoopFacts::default()
+    };
+    assert!(matches!(
+        stop_reason(&o, &p.envelope, &f),
+        Some(StopReason::TargetReached { runs: Some(1), .. })
+    ));
+    // Without `noise:` the best single value counts, as before.
+    let (src, _) = program("metric: acc\ngoal: maximize\ntarget: 0.93");
+    let p = parse_program(&src).unwrap();
+    let o = p.objective.clone().unwrap();
+    let f = LoopFacts {
+        best: Some(0.95),
+        next_timeout_secs: 60,
+        ..LoopFacts::default()
+    };
+    assert_eq!(
+        stop_reason(&o, &p.envelope, &f),
+        Some(StopReason::TargetReached {
+            best: 0.95,
+            target: 0.93,
+            runs: None
+        })
+    );
+}
 
 fn asha() -> EarlyStop {
     EarlyStop {

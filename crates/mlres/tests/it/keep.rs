@@ -225,6 +225,137 @@ fn the_same_config_run_again_scoring_0_919_after_0_921_is_not_kept() {
     );
 }
 
+fn metric(e: &Value) -> f64 {
+    e["metric"].as_f64().unwrap()
+}
+
+#[test]
+fn repeats_of_the_incumbent_do_not_use_up_patience_and_the_best_is_their_mean() {
+    // `patience: 2` with `noise: {repeats: 3}`: the first result's two repeats are not
+    // hypotheses, so the loop goes on to two changes (grid points 2 and 3, the search's own
+    // proposals, none used up by the repeats) before patience ends it. Before, it stopped
+    // after the repeats alone, having tried one configuration.
+    let env = Env::new();
+    let fast = Fast {
+        values: "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]",
+        max_jobs: 14,
+        extra_objective: "noise: {repeats: 3}\npatience: 2",
+        ..Default::default()
+    };
+    env.write_program(&with_job(
+        &env,
+        &fast,
+        NOISE_JOB,
+        r#"["python3", "{project}/job.py", "{seed}", "{x}"]"#,
+    ));
+    env.approve();
+    let out = env.ok(&["loop", "run"]);
+    let s = env.json(&["loop", "status", "--json"]);
+    let exps = s["experiments"].as_array().unwrap();
+    assert_eq!(exps.len(), 5, "one result, two repeats, two changes: {s}");
+    let stop = s["campaign"]["stop_reason"].as_str().unwrap();
+    assert!(
+        stop.contains("no improvement in the last 2 experiments (patience 2)"),
+        "{stop}"
+    );
+    let hyp = |i: usize| exps[i]["hypothesis"].as_str().unwrap().to_string();
+    assert!(hyp(1).contains("run 2 of 3") && hyp(2).contains("run 3 of 3"));
+    assert!(hyp(0).starts_with("grid point 1/10"), "{}", hyp(0));
+    assert!(hyp(3).starts_with("grid point 2/10"), "{}", hyp(3));
+    assert!(hyp(4).starts_with("grid point 3/10"), "{}", hyp(4));
+    // They still spend budget: five jobs used.
+    assert_eq!(s["budget"]["jobs"]["used"].as_u64(), Some(5), "{s}");
+
+    // The best is the incumbent's mean over its three runs, not its lucky first value.
+    let mean = (metric(&exps[0]) + metric(&exps[1]) + metric(&exps[2])) / 3.0;
+    let best = &s["best"];
+    assert_eq!(best["id"], exps[0]["id"], "{best}");
+    assert!(
+        (best["metric"].as_f64().unwrap() - mean).abs() < 1e-9,
+        "{best}"
+    );
+    assert_eq!(best["runs"].as_u64(), Some(3), "{best}");
+    assert_eq!(best["best_single"]["id"], exps[0]["id"], "{best}");
+    assert_eq!(
+        best["best_single"]["metric"].as_f64(),
+        Some(metric(&exps[0]))
+    );
+    assert!(out.contains("mean of 3 runs of its configuration"), "{out}");
+    let text = env.ok(&["loop", "status"]);
+    assert!(
+        text.contains(&format!("= {mean:.4} (mean of 3 runs of its configuration")),
+        "{text}"
+    );
+    let md = std::fs::read_to_string(env.project.join("runs/summary.md")).unwrap();
+    assert!(md.contains("the incumbent's mean over 3 runs"), "{md}");
+    // Its table's "best so far" is the mean too, from the third run on.
+    let last = md.lines().find(|l| l.starts_with("| 5 | ")).unwrap();
+    assert!(last.contains(&format!("| discard | {mean:.4} |")), "{last}");
+    // An evaluation records the incumbent's mean as the best so far, and of how many runs.
+    let e = env.json(&["exp", "status", &exps[4]["id"].to_string(), "--json"]);
+    assert!(
+        (e["best_so_far"].as_f64().unwrap() - mean).abs() < 1e-9,
+        "{e}"
+    );
+    assert_eq!(e["evidence"]["best_runs"].as_u64(), Some(3), "{e}");
+    assert_eq!(
+        e["evidence"]["best_single"].as_f64(),
+        Some(metric(&exps[0]))
+    );
+}
+
+#[test]
+fn under_noise_the_target_is_reached_by_the_incumbents_mean_not_one_lucky_seed() {
+    let run = |script: &'static str, extra: &'static str| {
+        let env = Env::new();
+        let fast = Fast {
+            script,
+            max_jobs: 6,
+            extra_objective: extra,
+            ..Default::default()
+        };
+        env.write_program(&fast.program());
+        env.approve();
+        env.ok(&["loop", "run"]);
+        env.json(&["loop", "status", "--json"])
+    };
+    // Seed (= experiment id) 1 scores 0.95, every other 0.90: the target 0.93 was one lucky
+    // run. Its mean over three runs is 0.9167, so the loop goes on to its budget.
+    let lucky = "if [ {seed} = 1 ]; then echo score=0.95; else echo score=0.90; fi";
+    let s = run(lucky, "target: 0.93\nnoise: {repeats: 3}");
+    let stop = s["campaign"]["stop_reason"].as_str().unwrap();
+    assert!(stop.contains("max_jobs"), "{stop}");
+    assert_eq!(s["experiments"].as_array().unwrap().len(), 6, "{s}");
+    assert!(
+        (s["best"]["metric"].as_f64().unwrap() - 2.75 / 3.0).abs() < 1e-9,
+        "{s}"
+    );
+    assert_eq!(
+        s["best"]["best_single"]["metric"].as_f64(),
+        Some(0.95),
+        "{s}"
+    );
+    // Every seed at 0.95: reached once the incumbent has its three runs, and said so.
+    let s = run("echo score=0.95", "target: 0.93\nnoise: {repeats: 3}");
+    let stop = s["campaign"]["stop_reason"].as_str().unwrap();
+    assert!(
+        stop.contains("target reached: the incumbent's mean 0.95 over 3 runs"),
+        "{stop}"
+    );
+    assert_eq!(s["experiments"].as_array().unwrap().len(), 3, "{s}");
+    // Without `noise:` nothing changes: the lucky run reaches the target, and the best has
+    // neither `runs` nor `best_single`.
+    let s = run(lucky, "target: 0.93");
+    let stop = s["campaign"]["stop_reason"].as_str().unwrap();
+    assert_eq!(
+        stop, "target reached: best 0.95 meets the target 0.93",
+        "{s}"
+    );
+    assert_eq!(s["experiments"].as_array().unwrap().len(), 1, "{s}");
+    assert_eq!(s["best"]["metric"].as_f64(), Some(0.95));
+    assert!(s["best"].get("runs").is_none() && s["best"].get("best_single").is_none());
+}
+
 /// A learning curve: 9 steps, `score` = x · step / 9, a pause per step so the loop sees it run.
 const CURVE_JOB: &str = concat!(
     "import sys, time\n",
