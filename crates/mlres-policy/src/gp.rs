@@ -291,9 +291,9 @@ fn objective(theta: &[f64], d: &Data, dn: usize, prior: &Prior) -> (f64, Vec<f64
                 let r = r2.sqrt();
                 let base = 1.0 + SQRT5 * r + 5.0 / 3.0 * r2;
                 let common = kij / base * 5.0 / 3.0 * (1.0 + SQRT5 * r);
-                for m in 0..dn {
+                for (m, gm) in g.iter_mut().enumerate().take(dn) {
                     let z = (d.x[i][m] - d.x[j][m]) / h.ls[m];
-                    g[m] -= w * common * z * z;
+                    *gm -= w * common * z * z;
                 }
                 for m in 0..dc {
                     if d.c[i][m] != d.c[j][m] {
@@ -321,7 +321,10 @@ fn objective(theta: &[f64], d: &Data, dn: usize, prior: &Prior) -> (f64, Vec<f64
 }
 
 /// Minimises `f` from `x0` by L-BFGS with a backtracking line search.
-fn lbfgs(f: &dyn Fn(&[f64]) -> (f64, Vec<f64>), x0: Vec<f64>, iters: usize) -> (Vec<f64>, f64) {
+/// A function with its gradient.
+type Objective<'a> = &'a dyn Fn(&[f64]) -> (f64, Vec<f64>);
+
+fn lbfgs(f: Objective<'_>, x0: Vec<f64>, iters: usize) -> (Vec<f64>, f64) {
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     let mut x = x0;
     let (mut fx, mut g) = f(&x);
@@ -605,10 +608,6 @@ pub fn suggest_bayes_with(
     let Some(model) = Model::fit(data, dn, dc) else {
         return fallback(&mut rng);
     };
-    // The best predicted loss among completed trials, and the best trials to search near.
-    let incumbent = (0..model.d.y.len())
-        .map(|i| model.predict(&model.d.x[i], &model.d.c[i]).0)
-        .fold(f64::INFINITY, f64::min);
     let tops: Vec<Point> = order.iter().take(5).map(|&i| done[i].0.clone()).collect();
     // Kriging believer: running trials join at their predicted value.
     let pending: Vec<Point> = history
@@ -646,6 +645,11 @@ pub fn suggest_bayes_with(
             None => return fallback(&mut rng),
         }
     };
+    // The best predicted loss among the modelled trials, the believed ones included (else
+    // a running trial predicted to improve would keep its expected improvement).
+    let incumbent = (0..model.d.y.len())
+        .map(|i| model.predict(&model.d.x[i], &model.d.c[i]).0)
+        .fold(f64::INFINITY, f64::min);
     let acq = |p: &Point| -> f64 {
         let (m, s) = model.predict(&p.u, &p.c);
         let z = (incumbent - t.xi - m) / s;

@@ -303,7 +303,7 @@ impl MlresServer {
 
     #[tool(
         description = "The search proposer's next configurations for the active campaign (the \
-        approved search space's method: grid, random, or tpe, a model of what worked so far), \
+        approved search space's method: grid, random, or tpe / bayes, models of what worked so far), \
         without submitting anything. Start from one, add your own reasoning as the hypothesis, \
         and submit it with exp_submit. n defaults to 1 (at most 100).",
         annotations(read_only_hint = true, open_world_hint = false)

@@ -423,7 +423,7 @@ pub struct LoopStopArgs {
 #[derive(Subcommand, Debug)]
 pub enum ExpCmd {
     /// The proposer's next configurations for the active campaign (the approved search
-    /// space's method: grid, random or tpe), without submitting: pick one, add your own
+    /// space's method: grid, random, tpe or bayes), without submitting: pick one, add your own
     /// hypothesis, and `mlres exp submit` it.
     Suggest(ExpSuggestArgs),
     /// Validate a config against the approved search space, reserve budget and launch it.

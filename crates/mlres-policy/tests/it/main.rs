@@ -1,6 +1,7 @@
 //! Integration tests of mlres-policy.
 
 mod approval;
+mod bayes;
 mod budget;
 mod code;
 mod distributions;

@@ -6,7 +6,7 @@ use mlres_policy::{
 };
 use serde_json::Value;
 
-fn branin_space(method: Method, seed: u64) -> SearchSpace {
+pub(crate) fn branin_space(method: Method, seed: u64) -> SearchSpace {
     SearchSpace {
         method,
         parameters: [
@@ -32,7 +32,7 @@ fn branin_space(method: Method, seed: u64) -> SearchSpace {
     }
 }
 
-fn branin(c: &Config) -> f64 {
+pub(crate) fn branin(c: &Config) -> f64 {
     let (x1, x2) = (c["x1"].as_f64().expect("x1"), c["x2"].as_f64().expect("x2"));
     let pi = std::f64::consts::PI;
     let b = 5.1 / (4.0 * pi * pi);
@@ -42,7 +42,7 @@ fn branin(c: &Config) -> f64 {
 }
 
 /// Runs `n` sequential trials; returns the history.
-fn run(space: &SearchSpace, n: usize, f: impl Fn(&Config) -> f64) -> Vec<Observation> {
+pub(crate) fn run(space: &SearchSpace, n: usize, f: impl Fn(&Config) -> f64) -> Vec<Observation> {
     let mut history = Vec::new();
     let mut next = 0;
     for _ in 0..n {
@@ -57,7 +57,7 @@ fn run(space: &SearchSpace, n: usize, f: impl Fn(&Config) -> f64) -> Vec<Observa
     history
 }
 
-fn best(h: &[Observation]) -> f64 {
+pub(crate) fn best(h: &[Observation]) -> f64 {
     h.iter()
         .filter_map(|o| match o.outcome {
             Outcome::Done(l) => Some(l),
@@ -77,7 +77,7 @@ fn same_seed_same_proposals_other_seed_other_proposals() {
 }
 
 /// A config as the ledger gives it back: stored as JSON text and parsed again.
-fn stored(c: Config) -> Config {
+pub(crate) fn stored(c: Config) -> Config {
     serde_json::from_str(&serde_json::to_string(&c).expect("json")).expect("config")
 }
 
@@ -181,7 +181,7 @@ fn parallel_asks_with_pending_trials_spread_out() {
     }
 }
 
-fn hartmann6(c: &Config) -> f64 {
+pub(crate) fn hartmann6(c: &Config) -> f64 {
     const A: [[f64; 6]; 4] = [
         [10.0, 3.0, 17.0, 3.5, 1.7, 8.0],
         [0.05, 10.0, 17.0, 0.1, 8.0, 14.0],

@@ -288,3 +288,28 @@ fn parallel_tpe_never_proposes_a_running_config_again() {
     xs.sort();
     assert_eq!(xs, vec![1, 2, 3, 4, 5, 6], "{status}");
 }
+
+#[test]
+fn loop_runs_bayes_and_suggest_names_it() {
+    let env = Env::new();
+    env.write_program(&tpe_program(14).replace("method: tpe\n", "method: bayes\n"));
+    env.approve();
+    let s = env.json(&["exp", "suggest", "-n", "2", "--json"]);
+    assert_eq!(s["suggestions"][0]["method"], "bayes", "{s}");
+    env.ok(&["loop", "run"]);
+    let status = env.json(&["loop", "status", "--json"]);
+    let exps = status["experiments"].as_array().expect("experiments");
+    assert_eq!(exps.len(), 14, "{status}");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut best = i64::MIN;
+    for e in exps {
+        let c = &e["config"];
+        assert!(c["x"].is_i64() && c["b"].is_i64(), "{c}");
+        assert!(seen.insert(c.to_string()), "proposed twice: {c}");
+        best = best.max(e["metric"].as_f64().expect("metric") as i64);
+        let h = e["hypothesis"].as_str().unwrap_or("");
+        assert!(h.starts_with("bayes proposal #"), "{h}");
+    }
+    // The score is -(x-20)^2 - (b-100)^2/100: random configurations average far below this.
+    assert!(best > -60, "best score {best} after 14 trials: {status}");
+}
