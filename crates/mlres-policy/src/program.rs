@@ -527,7 +527,8 @@ impl Dist {
     /// The `distribution:` name this was written with, given whether it is quantised.
     pub fn wandb_name(&self, quantised: bool) -> &'static str {
         match (self, quantised) {
-            (Dist::LogUniform { .. }, _) => "q_log_uniform",
+            (Dist::LogUniform { .. }, false) => "log_uniform",
+            (Dist::LogUniform { .. }, true) => "q_log_uniform",
             (Dist::LogUniformValues { .. }, _) => "q_log_uniform_values",
             (Dist::InvLogUniform { .. }, _) => "inv_log_uniform",
             (Dist::InvLogUniformValues { .. }, _) => "inv_log_uniform_values",
@@ -2473,6 +2474,21 @@ fn parse_param(name: &str, key: &Node, node: &Node) -> Result<Param, ProgramErro
                 "for bounds written as values use `{dist}_values`, e.g. min: 16, max: 512"
             )));
         }
+        // Bounds such as 0.0001..0.1 are learning rates written as values: as exponents they
+        // would draw every value from [1.0001, 1.105]. Refused rather than silently searched.
+        if !inverse && min > 0.0 && max <= 1.0 && max >= 10.0 * min {
+            return Err(err(
+                m.require("min")?,
+                format!(
+                    "{dist} takes natural-log exponents as `min`/`max`: min: {min}, max: {max} \
+                     would draw values between e^{min} and e^{max}, all within [1, e] \
+                     (parameter `{name}`)"
+                ),
+            )
+            .with_help(format!(
+                "for bounds written as values use `{dist}_values`, e.g. min: {min}, max: {max}"
+            )));
+        }
         Ok(())
     };
     let shaped = |d: Dist, q: Option<(f64, bool)>| -> Result<Param, ProgramError> {
@@ -2610,7 +2626,9 @@ fn parse_param(name: &str, key: &Node, node: &Node) -> Result<Param, ProgramErro
                 if mu.abs() > 700.0 || sigma > 100.0 {
                     return Err(err(
                         dist_node,
-                        format!("{dist} with mu = {mu}, sigma = {sigma} overflows (parameter `{name}`)"),
+                        format!(
+                            "{dist} with mu = {mu}, sigma = {sigma} overflows (parameter `{name}`)"
+                        ),
                     ));
                 }
                 Dist::LogNormal { mu, sigma }
@@ -2621,12 +2639,20 @@ fn parse_param(name: &str, key: &Node, node: &Node) -> Result<Param, ProgramErro
         }
         "beta" | "q_beta" => {
             let quantised = dist == "q_beta";
-            only(if quantised { &["a", "b", "q"] } else { &["a", "b"] })?;
+            only(if quantised {
+                &["a", "b", "q"]
+            } else {
+                &["a", "b"]
+            })?;
             let (a, b) = (positive("a", 1.0)?, positive("b", 1.0)?);
             shaped(Dist::Beta { a, b }, quantised.then(quant).transpose()?)
         }
-        "log_uniform" => Err(err(dist_node, format!("distribution `log_uniform` is not supported (parameter `{name}`)"))
-            .with_help("did you mean `log_uniform_values`? (in W&B, `log_uniform` takes exponents as min/max; `log_uniform_values` takes the values themselves)")),
+        "log_uniform" => {
+            only(&["min", "max"])?;
+            let (min, max) = min_max_f()?;
+            exponents(min, max, false)?;
+            shaped(Dist::LogUniform { min, max }, None)
+        }
         other => {
             let e = err(
                 dist_node,

@@ -488,3 +488,46 @@ fn the_readme_distribution_examples_parse() {
         assert!(space.parameters.contains_key("p"), "{s}");
     }
 }
+
+#[test]
+fn log_uniform_takes_exponents_as_in_wandb() {
+    // ln(1e-4) .. ln(1e-1): a learning rate between 1e-4 and 0.1, log-uniformly.
+    let s = space_of(
+        "  lr: {distribution: log_uniform, min: -9.210340371976182, max: -2.302585092994046}",
+    );
+    assert_eq!(
+        s.parameters["lr"],
+        Param::Shaped {
+            dist: Dist::LogUniform {
+                min: -9.210_340_371_976_182,
+                max: -2.302_585_092_994_046
+            },
+            q: None,
+            int: false
+        }
+    );
+    let mut below_1e3 = 0;
+    for i in 0..400u64 {
+        let c = mlres_policy::propose(&s, i).expect("random proposes");
+        let v = c["lr"].as_f64().expect("a float");
+        assert!((1e-4 * 0.999_999..=0.1 * 1.000_001).contains(&v), "{v}");
+        if v < 1e-3 {
+            below_1e3 += 1;
+        }
+    }
+    // Log-uniform: a third of the mass is in [1e-4, 1e-3] (uniform on values would give 1%).
+    assert!(
+        (90..=180).contains(&below_1e3),
+        "{below_1e3}/400 below 1e-3"
+    );
+    let docu = mlres_policy::approval_document(&program(
+        "  lr: {distribution: log_uniform, min: -9.2, max: -2.3}",
+    ));
+    assert!(docu.contains("\"log_uniform\""), "{docu}");
+    // Exponents that would overflow are refused (the values form is named).
+    err_of(
+        "  x: {distribution: log_uniform, min: 16, max: 512}",
+        48,
+        "takes natural-log exponents",
+    );
+}

@@ -459,15 +459,18 @@ fn unknown_distribution_suggests() {
         ("Budget envelope", BASE),
         (
             "Search space",
-            "method: random\nparameters:\n  lr: {distribution: log_uniform, min: 1, max: 2}",
+            "method: random\nparameters:\n  lr: {distribution: log_uniform, min: 0.0001, max: 0.1}",
         ),
     ]);
-    let e = expect_err(&src, 17, 22, "distribution `log_uniform` is not supported");
+    // W&B's `log_uniform` takes exponents: these bounds are a learning rate written as
+    // values, which would draw everything from [1.0001, 1.105]. Refused, with the fix.
+    let e = expect_err(&src, 17, 40, "takes natural-log exponents");
+    assert!(e.message.contains("within [1, e]"), "{e}");
     assert!(
         e.help
             .as_deref()
             .unwrap_or("")
-            .contains("did you mean `log_uniform_values`?"),
+            .contains("use `log_uniform_values`, e.g. min: 0.0001, max: 0.1"),
         "{e}"
     );
     let (src, _) = doc(&[
@@ -524,10 +527,14 @@ fn search_space_shape_errors() {
     );
     let src = doc(&[
         ("Budget envelope", BASE),
-        ("Search space", "method: bayes\nparameters: {a: {value: 1}}"),
+        (
+            "Search space",
+            "method: hyperband\nparameters: {a: {value: 1}}",
+        ),
     ])
     .0;
-    expect_err(&src, 15, 9, "unknown search method `bayes`");
+    let e = expect_err(&src, 15, 9, "unknown search method `hyperband`");
+    assert!(e.help.as_deref().unwrap_or("").contains("bayes"), "{e}");
     let src = doc(&[
         ("Budget envelope", BASE),
         ("Search space", "method: grid\nparameters: {}"),
