@@ -173,6 +173,7 @@ def main():
     ap.add_argument("--ask", required=True, help="path of the search_ask binary")
     ap.add_argument("--data", required=True, help="LCBench surrogate folder")
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed+seeds-1")
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--methods", default="mlres-bayes,mlres-tpe,mlres-random,optuna-tpe,optuna-random")
     ap.add_argument("--problems", default="branin,hartmann6,lcbench-167168,lcbench-168329")
@@ -198,7 +199,7 @@ def main():
         print("|" + "---|" * (len(checkpoints) + 4))
         for m in methods:
             curves, props, walls, ttt = [], [], [], []
-            for seed in range(a.seeds):
+            for seed in range(a.first_seed, a.first_seed + a.seeds):
                 t0 = time.perf_counter()
                 if m.startswith("mlres-"):
                     vals, ps = run_mlres(asker, m[6:], params, f, goal, a.trials, seed, tuning)

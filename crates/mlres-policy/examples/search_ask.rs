@@ -110,6 +110,9 @@ fn main() {
                 if let Some(v) = f("stall_every") {
                     b.stall_every = v as u64;
                 }
+                if let Some(v) = o.get("from_observed").and_then(Value::as_bool) {
+                    b.from_observed = v;
+                }
             }
         }
         let start = std::time::Instant::now();

@@ -19,7 +19,7 @@
 //! 3. Trials still running are added at the model's own prediction (a "kriging believer":
 //!    the variance there collapses, so parallel workers do not all propose the same point).
 //! 4. The next point maximises the logarithm of expected improvement over the best
-//!    predicted loss among completed trials (stable far into the tail, so the search does not
+//!    loss observed so far (stable far into the tail, so the search does not
 //!    go flat once the model is confident). Candidates: uniform draws, and moves around the
 //!    best trials scaled by the fitted lengthscales; the best few are polished by projected
 //!    gradient steps, then every candidate is snapped to a real configuration, re-scored there,
@@ -65,12 +65,16 @@ pub struct BayesTuning {
     pub stall: usize,
     /// With `stall`: one proposal in this many comes from TPE while stalled.
     pub stall_every: u64,
+    /// Improvement is measured from the best observed (transformed) loss; else from the
+    /// best the model predicts at a modelled trial (smoother under noise, but it measured
+    /// more prone to settle: 87.8 against 88.0 on LCBench 167168 at 100 trials).
+    pub from_observed: bool,
 }
 
 impl Default for BayesTuning {
     /// Measured with `bench/search.sh` (see the README): 5 startup trials up to 6
-    /// dimensions, log-warped skewed losses, plain EI, TPE for one proposal in 3 after 8
-    /// trials without a new best.
+    /// dimensions, log-warped skewed losses, plain EI from the best observed loss, TPE for
+    /// one proposal in 3 after 8 trials without a new best.
     fn default() -> Self {
         BayesTuning {
             n_startup: None,
@@ -82,6 +86,7 @@ impl Default for BayesTuning {
             xi: 0.0,
             stall: 8,
             stall_every: 3,
+            from_observed: true,
         }
     }
 }
@@ -645,11 +650,15 @@ pub fn suggest_bayes_with(
             None => return fallback(&mut rng),
         }
     };
-    // The best predicted loss among the modelled trials, the believed ones included (else
-    // a running trial predicted to improve would keep its expected improvement).
-    let incumbent = (0..model.d.y.len())
-        .map(|i| model.predict(&model.d.x[i], &model.d.c[i]).0)
-        .fold(f64::INFINITY, f64::min);
+    // The best loss among the modelled trials, the believed ones included (else a running
+    // trial predicted to improve would keep its expected improvement).
+    let incumbent = if t.from_observed {
+        model.d.y.iter().copied().fold(f64::INFINITY, f64::min)
+    } else {
+        (0..model.d.y.len())
+            .map(|i| model.predict(&model.d.x[i], &model.d.c[i]).0)
+            .fold(f64::INFINITY, f64::min)
+    };
     let acq = |p: &Point| -> f64 {
         let (m, s) = model.predict(&p.u, &p.c);
         let z = (incumbent - t.xi - m) / s;
