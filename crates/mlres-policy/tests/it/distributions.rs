@@ -500,7 +500,7 @@ fn log_uniform_takes_exponents_as_in_wandb() {
         Param::Shaped {
             dist: Dist::LogUniform {
                 min: -9.210_340_371_976_182,
-                max: -2.302_585_092_994_046
+                max: -std::f64::consts::LN_10
             },
             q: None,
             int: false
