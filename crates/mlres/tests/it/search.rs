@@ -293,6 +293,11 @@ fn parallel_tpe_never_proposes_a_running_config_again() {
 fn loop_runs_bayes_and_suggest_names_it() {
     let env = Env::new();
     env.write_program(&tpe_program(14).replace("method: tpe\n", "method: bayes\n"));
+    let check = env.ok(&["check"]);
+    assert!(
+        check.contains("Search     bayes (Gaussian process) over 2 parameter(s), seed 3"),
+        "{check}"
+    );
     env.approve();
     let s = env.json(&["exp", "suggest", "-n", "2", "--json"]);
     assert_eq!(s["suggestions"][0]["method"], "bayes", "{s}");
