@@ -623,27 +623,17 @@ pub fn suggest_bayes_with(
     let model = if pending.is_empty() {
         model
     } else {
+        // Every running trial is believed at the completed trials' prediction (not at one
+        // another's), then the model is refactored with the same hyperparameters.
+        let believed: Vec<f64> = pending
+            .iter()
+            .map(|p| model.predict(&p.u, &p.c).0)
+            .collect();
         let Model { h, mut d, .. } = model;
-        let fitted = Model::with(
-            Hyp {
-                ls: h.ls.clone(),
-                lc: h.lc.clone(),
-                sf2: h.sf2,
-                sn2: h.sn2,
-            },
-            Data {
-                x: d.x.clone(),
-                c: d.c.clone(),
-                y: d.y.clone(),
-            },
-        );
-        if let Some(m) = fitted {
-            for p in &pending {
-                let mean = m.predict(&p.u, &p.c).0;
-                d.x.push(p.u.clone());
-                d.c.push(p.c.clone());
-                d.y.push(mean);
-            }
+        for (p, mean) in pending.iter().zip(believed) {
+            d.x.push(p.u.clone());
+            d.c.push(p.c.clone());
+            d.y.push(mean);
         }
         match Model::with(h, d) {
             Some(m) => m,
